@@ -1,0 +1,335 @@
+//! Compiles McpRoutes: checks each against the servers of its own namespace, gives each
+//! (host, path) to the oldest route claiming it, and keeps serving the last valid version
+//! of a route that has become invalid, so a bad edit never takes a working endpoint down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use regex::Regex;
+
+use super::{Inputs, ServerState, name_of, namespace_of};
+use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed};
+use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
+use crate::resources::{McpRoute, PREFIX_PATTERN, TOOL_NAME_PATTERN};
+
+const MAX_MOUNTS: usize = 64;
+const MAX_PATH: usize = 256;
+
+static PREFIX: LazyLock<Regex> = LazyLock::new(|| Regex::new(PREFIX_PATTERN).expect("valid regex"));
+static TOOL_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(TOOL_NAME_PATTERN).expect("valid regex"));
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
+});
+static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
+});
+
+/// What checking one route found.
+struct Checked {
+    config: Option<RouteConfig>,
+    path: Option<String>,
+    invalid: Vec<Problem>,
+    collisions: Vec<Problem>,
+    refs: Vec<Problem>,
+    refs_reason: &'static str,
+    /// False when the spec could not be read, so its references are unknown.
+    refs_checked: bool,
+}
+
+struct Candidate {
+    object: ObjectRef,
+    generation: Option<i64>,
+    created: Option<Time>,
+    checked: Checked,
+}
+
+pub(super) fn compile_all(
+    inputs: &Inputs,
+    servers: &BTreeMap<(String, String), ServerState>,
+    previous: Option<&GatewayConfig>,
+) -> (Vec<RouteConfig>, Vec<Outcome>) {
+    let mut candidates: Vec<Candidate> = inputs
+        .routes
+        .iter()
+        .map(|route| Candidate {
+            object: ObjectRef {
+                kind: Kind::McpRoute,
+                namespace: namespace_of(&route.metadata),
+                name: name_of(&route.metadata),
+            },
+            generation: route.metadata.generation,
+            created: route.metadata.creation_timestamp.clone(),
+            checked: check(route, servers, &inputs.discovered),
+        })
+        .collect();
+    candidates.extend(inputs.unreadable.iter().filter(|u| u.object.kind == Kind::McpRoute).map(|bad| Candidate {
+        object: bad.object.clone(),
+        generation: bad.generation,
+        created: None,
+        checked: Checked {
+            config: None,
+            path: None,
+            invalid: vec![bad.problem.clone()],
+            collisions: vec![],
+            refs: vec![],
+            refs_reason: reason::REF_NOT_FOUND,
+            refs_checked: false,
+        },
+    }));
+    // Oldest first: it wins a conflict. Without timestamps (local mode), by namespace and name.
+    candidates.sort_by(|a, b| (&a.created, &a.object).cmp(&(&b.created, &b.object)));
+
+    let mut claims: HashMap<(String, String), ObjectRef> = HashMap::new();
+    let mut routes = Vec::new();
+    let mut outcomes = Vec::new();
+    for candidate in candidates {
+        let Candidate { object, generation, checked, .. } = candidate;
+        let mut serving = Serving::Current;
+        let mut served = checked.config.clone();
+        if served.is_none() {
+            served = last_valid(previous, &object);
+            serving = if served.is_some() { Serving::LastValid } else { Serving::Nothing };
+        }
+        let mut conflicts = Vec::new();
+        if let Some(route) = &served {
+            let keys = claim_keys(route);
+            if let Some(owner) = keys.iter().find_map(|k| claims.get(k)) {
+                conflicts.push(Problem::new("spec.path", conflict_message(route, &object, owner)));
+                served = None;
+                serving = Serving::Nothing;
+            } else {
+                for k in keys {
+                    claims.insert(k, object.clone());
+                }
+            }
+        }
+
+        let accepted_failure = [
+            (reason::INVALID, &checked.invalid),
+            (reason::NAME_COLLISION, &checked.collisions),
+            (reason::PATH_CONFLICT, &conflicts),
+        ]
+        .into_iter()
+        .find(|(_, problems)| !problems.is_empty())
+        .map(|(reason, problems)| (reason, problems.as_slice()));
+        let mut conditions = vec![verdict(
+            condition::ACCEPTED,
+            reason::ACCEPTED,
+            accepted_failure,
+            "route is valid and its path is free",
+        )];
+        if checked.refs_checked {
+            conditions.push(verdict(
+                condition::RESOLVED_REFS,
+                reason::RESOLVED_REFS,
+                Some((checked.refs_reason, &checked.refs)),
+                "all mounted McpServers are usable",
+            ));
+        }
+        if serving == Serving::LastValid {
+            for c in conditions.iter_mut().filter(|c| !c.status) {
+                c.message.push_str(" (the last valid version of this route is still served)");
+            }
+        }
+        outcomes.push(Outcome { object, generation, conditions, path: checked.path, serving });
+        routes.extend(served);
+    }
+    routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    (routes, outcomes)
+}
+
+fn last_valid(previous: Option<&GatewayConfig>, object: &ObjectRef) -> Option<RouteConfig> {
+    previous?.routes.iter().find(|r| r.namespace == object.namespace && r.name == object.name).cloned()
+}
+
+/// The (host, path) pairs a route serves; `*` stands for "any host".
+fn claim_keys(route: &RouteConfig) -> Vec<(String, String)> {
+    if route.hostnames.is_empty() {
+        vec![("*".into(), route.path.clone())]
+    } else {
+        route.hostnames.iter().map(|h| (h.clone(), route.path.clone())).collect()
+    }
+}
+
+/// Names the older route only when it is of the same tenant: tenants never learn each
+/// other's names.
+fn conflict_message(route: &RouteConfig, object: &ObjectRef, owner: &ObjectRef) -> String {
+    if owner.namespace == object.namespace {
+        format!("path `{}` is already served by older McpRoute {}/{}", route.path, owner.namespace, owner.name)
+    } else {
+        format!("path `{}` is already served by an older route of another namespace", route.path)
+    }
+}
+
+fn check(
+    route: &McpRoute,
+    servers: &BTreeMap<(String, String), ServerState>,
+    discovered: &BTreeMap<(String, String), Vec<String>>,
+) -> Checked {
+    let namespace = namespace_of(&route.metadata);
+    let name = name_of(&route.metadata);
+    let spec = &route.spec;
+    let mut invalid = Vec::new();
+    let mut refs = Vec::new();
+    let mut refs_reason = reason::REF_NOT_READY;
+
+    let path = spec.path.clone().unwrap_or_else(|| format!("/{namespace}/{name}/mcp"));
+    if let Err(why) = check_path(&path) {
+        invalid.push(Problem::new("spec.path", why));
+    }
+    for (i, host) in spec.hostnames.iter().enumerate() {
+        if !HOSTNAME.is_match(host) || host.len() > 253 {
+            invalid.push(Problem::new(
+                format!("spec.hostnames[{i}]"),
+                format!("`{host}` is not a lowercase DNS name (optionally starting with '*.')"),
+            ));
+        }
+    }
+    if spec.mounts.is_empty() {
+        invalid.push(Problem::new("spec.mounts", "mounts must list at least one McpServer"));
+    } else if spec.mounts.len() > MAX_MOUNTS {
+        invalid.push(Problem::new("spec.mounts", format!("at most {MAX_MOUNTS} mounts are allowed")));
+    }
+
+    let mut prefixes: HashMap<&str, usize> = HashMap::new();
+    let mut mounts = Vec::with_capacity(spec.mounts.len());
+    for (i, mount) in spec.mounts.iter().enumerate() {
+        let field = format!("spec.mounts[{i}]");
+        if !DNS_SUBDOMAIN.is_match(&mount.server) || mount.server.len() > 253 {
+            invalid.push(Problem::new(
+                format!("{field}.server"),
+                format!("`{}` is not a valid McpServer name", mount.server),
+            ));
+            continue;
+        }
+        let prefix = mount.prefix.as_deref().unwrap_or(&mount.server);
+        if !prefix.is_empty() {
+            if !PREFIX.is_match(prefix) || prefix.len() > 63 {
+                let why = if mount.prefix.is_some() {
+                    format!("prefix `{prefix}` must be a lowercase RFC 1123 label (letters, digits, '-'; at most 63)")
+                } else {
+                    format!("the server name `{prefix}` is not a valid prefix; set {field}.prefix explicitly")
+                };
+                invalid.push(Problem::new(format!("{field}.prefix"), why));
+            } else if let Some(first) = prefixes.insert(prefix, i) {
+                invalid.push(Problem::new(
+                    format!("{field}.prefix"),
+                    format!("prefix `{prefix}` is already used by spec.mounts[{first}]"),
+                ));
+            }
+        }
+        let policy = ToolPolicy {
+            include: mount.tools.as_ref().map(|t| t.include.clone()).unwrap_or_default(),
+            exclude: mount.tools.as_ref().map(|t| t.exclude.clone()).unwrap_or_default(),
+            rename: mount.rename.clone(),
+        };
+        check_policy(&policy, &field, &mut invalid);
+        match servers.get(&(namespace.clone(), mount.server.clone())) {
+            None => {
+                refs_reason = reason::REF_NOT_FOUND;
+                refs.push(Problem::new(
+                    format!("{field}.server"),
+                    format!("McpServer `{}` does not exist in namespace {namespace}", mount.server),
+                ));
+            }
+            Some(Err(why)) => refs.push(Problem::new(format!("{field}.server"), why.clone())),
+            Some(Ok(upstream)) => mounts.push(MountConfig {
+                server: mount.server.clone(),
+                prefix: prefix.to_owned(),
+                tools: policy,
+                upstream: upstream.clone(),
+            }),
+        }
+    }
+
+    let collisions =
+        if invalid.is_empty() && refs.is_empty() { collisions(&namespace, &mounts, discovered) } else { Vec::new() };
+    let config = (invalid.is_empty() && refs.is_empty() && collisions.is_empty()).then(|| RouteConfig {
+        namespace,
+        name,
+        path: path.clone(),
+        hostnames: spec.hostnames.clone(),
+        mounts,
+    });
+    Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, refs_checked: true }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path `{path}` must start with '/'"));
+    }
+    if path.len() > MAX_PATH {
+        return Err(format!("path must be at most {MAX_PATH} characters"));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') {
+        return Err(format!("path `{path}` must not contain whitespace, '?' or '#'"));
+    }
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(format!("path `{path}` must not contain '.' or '..' segments"));
+    }
+    if path.starts_with("/.well-known/") {
+        return Err("paths under /.well-known/ are reserved for protocol metadata".into());
+    }
+    Ok(())
+}
+
+fn check_policy(policy: &ToolPolicy, field: &str, invalid: &mut Vec<Problem>) {
+    if let Err(e) = policy.matcher() {
+        invalid.push(Problem::new(format!("{field}.tools"), format!("invalid glob: {e}")));
+    }
+    let mut targets: HashMap<&str, &str> = HashMap::new();
+    for (from, to) in &policy.rename {
+        for name in [from, to] {
+            if !TOOL_NAME.is_match(name) {
+                invalid.push(Problem::new(
+                    format!("{field}.rename"),
+                    format!("`{name}` is not a tool name (1-128 letters, digits, '_', '-' or '.')"),
+                ));
+            }
+        }
+        if let Some(other) = targets.insert(to, from) {
+            invalid.push(Problem::new(
+                format!("{field}.rename"),
+                format!("`{other}` and `{from}` are both renamed to `{to}`"),
+            ));
+        }
+    }
+}
+
+/// Client-visible names exposed by two mounts, where the servers' tools are known.
+fn collisions(
+    namespace: &str,
+    mounts: &[MountConfig],
+    discovered: &BTreeMap<(String, String), Vec<String>>,
+) -> Vec<Problem> {
+    let mut owners: HashMap<String, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, mount) in mounts.iter().enumerate() {
+        let (Some(tools), Ok(matcher)) =
+            (discovered.get(&(namespace.to_owned(), mount.server.clone())), mount.tools.matcher())
+        else {
+            continue;
+        };
+        for tool in tools {
+            let Some(visible) = matcher.visible(tool) else {
+                continue;
+            };
+            let visible = prefixed(&mount.prefix, visible);
+            match owners.get(&visible) {
+                Some(&first) if first != i => problems.push(Problem::new(
+                    format!("spec.mounts[{i}]"),
+                    format!(
+                        "tool `{visible}` is also exposed by spec.mounts[{first}] (McpServer `{}`); \
+                         give one mount a prefix, or rename or exclude the tool",
+                        mounts[first].server
+                    ),
+                )),
+                _ => {
+                    owners.insert(visible, i);
+                }
+            }
+        }
+    }
+    problems
+}

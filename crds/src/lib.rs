@@ -1,0 +1,14 @@
+//! Manifold's API and what it means: the `McpServer` and `McpRoute` custom resources, the
+//! `GatewayConfig` model gateways execute, and `compile`, the pure function from resolved
+//! resources to config plus one outcome per object. No kube client, no HTTP, no IO.
+#![forbid(unsafe_code)]
+
+pub mod compile;
+pub mod config;
+pub mod crd;
+pub mod manifests;
+pub mod outcome;
+pub mod resources;
+
+pub use compile::{Compiled, Inputs, compile};
+pub use config::GatewayConfig;

@@ -1,0 +1,163 @@
+//! What compile says about each object: its conditions (types and reasons are constants here,
+//! in one place) and the problems behind them. The operator turns outcomes into `status`;
+//! local mode logs them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Condition types.
+pub mod condition {
+    /// The spec is valid and (for routes) its path is not taken by an older route.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Every referenced McpServer, Secret and ConfigMap exists and is usable.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// Every ready gateway replica serves the route (set by the operator).
+    pub const PROGRAMMED: &str = "Programmed";
+}
+
+/// Condition reasons.
+pub mod reason {
+    /// Positive reason of `Accepted`.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Positive reason of `ResolvedRefs`.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// A field is invalid.
+    pub const INVALID: &str = "Invalid";
+    /// An older route serves the same host and path.
+    pub const PATH_CONFLICT: &str = "PathConflict";
+    /// Two mounts expose the same client-visible tool name.
+    pub const NAME_COLLISION: &str = "NameCollision";
+    /// A referenced object does not exist.
+    pub const REF_NOT_FOUND: &str = "RefNotFound";
+    /// A referenced McpServer exists but is itself not accepted.
+    pub const REF_NOT_READY: &str = "RefNotReady";
+}
+
+/// The kinds compile reports on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// An McpServer.
+    McpServer,
+    /// An McpRoute.
+    McpRoute,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::McpServer => "McpServer",
+            Kind::McpRoute => "McpRoute",
+        })
+    }
+}
+
+/// Identity of a namespaced object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace (the tenant).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One thing wrong with an object, and where.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Field path, for example `spec.mounts[1].server`.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// One condition as compile decides it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Condition type (see [`condition`]).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Whether the condition holds.
+    pub status: bool,
+    /// CamelCase reason (see [`reason`]).
+    pub reason: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Everything compile has to say about one object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// The object.
+    pub object: ObjectRef,
+    /// The `metadata.generation` compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Its conditions.
+    pub conditions: Vec<Verdict>,
+    /// For routes: the effective path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What the gateways serve for it.
+    pub serving: Serving,
+}
+
+/// What the gateways serve for an object after this compile.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Serving {
+    /// This version.
+    Current,
+    /// The object is invalid now; its last valid version is still served.
+    LastValid,
+    /// Nothing.
+    Nothing,
+}
+
+impl Outcome {
+    /// True when every condition holds.
+    pub fn is_ok(&self) -> bool {
+        self.conditions.iter().all(|c| c.status)
+    }
+
+    /// One line per failed condition, each naming the object, for logs and CLI output.
+    pub fn failures(&self) -> impl Iterator<Item = String> + '_ {
+        self.conditions
+            .iter()
+            .filter(|c| !c.status)
+            .map(move |c| format!("{} {} ({}): {}", self.object, c.type_, c.reason, c.message))
+    }
+}
+
+/// Builds a verdict from the problems found for one condition.
+pub(crate) fn verdict(type_: &str, ok_reason: &str, failed: Option<(&str, &[Problem])>, ok_message: &str) -> Verdict {
+    match failed {
+        Some((reason, problems)) if !problems.is_empty() => Verdict {
+            type_: type_.into(),
+            status: false,
+            reason: reason.into(),
+            message: problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "),
+        },
+        _ => Verdict { type_: type_.into(), status: true, reason: ok_reason.into(), message: ok_message.into() },
+    }
+}

@@ -1,0 +1,23 @@
+//! The custom resources platform teams apply: `McpServer` (one sub-server) and `McpRoute`
+//! (one tenant endpoint mounting several sub-servers). Types here are what `kubectl explain`
+//! shows; CEL rules on them are what the API server rejects before any controller runs.
+
+mod route;
+mod server;
+mod status;
+
+pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
+pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};
+pub use status::{McpRouteStatus, McpServerStatus};
+
+/// API group of every Manifold resource.
+pub const GROUP: &str = "manifold.dev";
+/// The one served version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in manifests.
+pub const API_VERSION: &str = "manifold.dev/v1alpha1";
+
+/// RFC 1123 label: what a mount prefix must be, so that `<prefix>_<name>` splits at the first `_`.
+pub const PREFIX_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
+/// Characters and length MCP allows in a tool name (2025-11-25 revision).
+pub const TOOL_NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,128}$";

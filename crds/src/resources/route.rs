@@ -1,0 +1,88 @@
+//! `McpRoute`: one MCP endpoint for a tenant, mounting McpServers of its own namespace
+//! under prefixes, with per-mount tool filters and renames.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::status::McpRouteStatus;
+
+/// An MCP endpoint that merges the tools of several McpServers, each under its own prefix.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    doc = "McpRoute: one MCP endpoint for a tenant, mounting McpServers of its namespace under prefixes.",
+    group = "manifold.dev",
+    version = "v1alpha1",
+    kind = "McpRoute",
+    plural = "mcproutes",
+    shortname = "mcpr",
+    namespaced,
+    status = "McpRouteStatus",
+    printcolumn = r#"{"name":"Path","type":"string","jsonPath":".status.path"}"#,
+    printcolumn = r#"{"name":"Mounts","type":"string","jsonPath":".spec.mounts[*].server"}"#,
+    printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("size(self.mounts) >= 1").message("mounts must list at least one McpServer"))]
+#[x_kube(validation = Rule::new("self.mounts.all(m, (has(m.prefix) && m.prefix == '') || self.mounts.exists_one(n, (has(n.prefix) ? n.prefix : n.server) == (has(m.prefix) ? m.prefix : m.server)))").message("mount prefixes must be unique within a route (a missing prefix defaults to the server name)"))]
+#[serde(rename_all = "camelCase")]
+pub struct McpRouteSpec {
+    /// HTTP path of the endpoint. Defaults to `/<namespace>/<name>/mcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.matches('^/[^?#\\\\s]*$') && size(self) <= 256").message("path must start with '/', have no query, fragment or whitespace, and be at most 256 characters"))]
+    pub path: Option<String>,
+
+    /// Host names this route answers for (matched against the Host header, port ignored).
+    /// `*.example.com` matches one label. Empty: any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(h, h.matches('^(\\\\*\\\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))").message("hostnames must be lowercase DNS names, optionally starting with '*.'"))]
+    pub hostnames: Vec<String>,
+
+    /// The McpServers (of this route's namespace) whose tools this endpoint serves. At most 64.
+    #[schemars(length(max = 64))]
+    pub mounts: Vec<Mount>,
+}
+
+/// One sub-server mounted into a route.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.prefix) || (self.server.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') && size(self.server) <= 63)").message("the server name is not a valid prefix (lowercase letters, digits and '-'; at most 63); set prefix explicitly"))]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    /// Name of an McpServer in this route's namespace.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$') && size(self) <= 253").message("server must be the name of an McpServer (a DNS subdomain)"))]
+    pub server: String,
+
+    /// Clients see this server's tools as `<prefix>_<tool>`. Defaults to the server name.
+    /// Lowercase letters, digits and '-', so names split unambiguously at the first '_'.
+    /// The empty string mounts without a prefix; compile rejects names that then collide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self == '' || (self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') && size(self) <= 63)").message("prefix must be empty or a lowercase RFC 1123 label (letters, digits, '-'; at most 63)"))]
+    pub prefix: Option<String>,
+
+    /// Which of the server's tools to expose, by glob on the server's own tool names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolFilter>,
+
+    /// Renames applied before the prefix: server tool name -> name clients see (after the prefix).
+    /// Both must be tool names (1-128 letters, digits, '_', '-' or '.'); at most 256 entries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 256))]
+    pub rename: BTreeMap<String, String>,
+}
+
+/// Glob filters on the server's tool names (`*`, `?`, `[abc]`, `{a,b}`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolFilter {
+    /// Only tools matching one of these globs are exposed. Empty: all tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Tools matching one of these globs are hidden, even when included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}

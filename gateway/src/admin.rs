@@ -1,0 +1,47 @@
+//! The admin listener: `/healthz` (the process is up), `/readyz` (a config is loaded),
+//! `/metrics` (Prometheus text format) and `/status` (the config generation being served).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::Gateway;
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(gateway)
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    if gateway.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no config loaded yet")
+    }
+}
+
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())
+}
+
+async fn status(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    let config = gateway.snapshot.load().config.clone();
+    axum::Json(serde_json::json!({
+        "ready": gateway.ready.load(Ordering::Acquire),
+        "generation": config.generation,
+        "hash": config.hash,
+        "routes": config.routes.iter().map(|r| serde_json::json!({
+            "namespace": r.namespace, "name": r.name, "path": r.path, "mounts": r.mounts.len(),
+        })).collect::<Vec<_>>(),
+    }))
+}

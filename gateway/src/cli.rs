@@ -1,0 +1,104 @@
+//! Command-line arguments of `manifold-gateway`, logging set-up, and the run loop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::{ConfigSource, Settings};
+
+/// Manifold's MCP gateway: serves every tenant's MCP routes.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["manifests", "config"]))]
+pub struct Args {
+    /// Local mode: compile and serve every manifest (YAML) below DIR, reloading on change.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Serve a compiled GatewayConfig (from `manifold-operator render`), reloading on change.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the MCP listener.
+    #[arg(long, env = "MANIFOLD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the admin listener (/healthz, /readyz, /metrics, /status).
+    #[arg(long, env = "MANIFOLD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Close sessions idle for this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub session_idle_secs: u64,
+    /// How often to check the config source for changes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub watch_interval_ms: u64,
+    /// Log format.
+    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            max_body_bytes: self.max_body_bytes,
+            session_idle_timeout: Duration::from_secs(self.session_idle_secs),
+            watch_interval: Duration::from_millis(self.watch_interval_ms.max(50)),
+            ..Settings::default()
+        }
+    }
+
+    pub fn source(&self) -> ConfigSource {
+        match (&self.manifests, &self.config) {
+            (Some(dir), _) => ConfigSource::Manifests(dir.clone()),
+            (None, Some(file)) => ConfigSource::File(file.clone()),
+            (None, None) => unreachable!("clap requires one source"),
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM, then drains.
+pub async fn run(args: Args) -> std::io::Result<()> {
+    let mut running = crate::start(args.settings(), args.source()).await?;
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = running.stopped() => {}
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,224 @@
+//! The MCP endpoint over streamable HTTP. Finds the route for Host + path, checks the
+//! headers and the session, parses JSON-RPC, hands requests to `methods`, and maps every
+//! outcome to the HTTP status and JSON-RPC error the spec asks for, in this one place.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{ALLOW, CONTENT_TYPE, HOST};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::SUPPORTED_VERSIONS;
+use super::methods::{self, Answer};
+use super::session::Session;
+use crate::Gateway;
+use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
+use crate::snapshot::Route;
+use crate::upstream::Hello;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+
+/// Every request to the data-plane listener lands here.
+pub async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let snapshot = gateway.snapshot.load_full();
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_name);
+    let Some(route) = snapshot.route(host.as_deref(), uri.path()) else {
+        return plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", uri.path()));
+    };
+    match method {
+        Method::POST => post(&gateway, route, &headers, &body).await,
+        Method::DELETE => delete(&gateway, route, &headers).await,
+        // The standalone server-to-client stream is not offered yet; the spec allows 405.
+        _ => (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, HeaderValue::from_static("POST, DELETE"))]).into_response(),
+    }
+}
+
+async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: &[u8]) -> Response {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if !is_json {
+        return rpc_failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            RpcError::new(INVALID_REQUEST, "Content-Type must be application/json"),
+        );
+    }
+    // A client of a newer revision (fastmcp probes with `server/discover` at 2026-07-28) gets
+    // a 400 with a JSON-RPC error, its cue to fall back to `initialize`.
+    if let Some(v) = headers.get(PROTOCOL_VERSION).map(|v| v.to_str().unwrap_or(""))
+        && !SUPPORTED_VERSIONS.contains(&v)
+    {
+        let message = format!("unsupported MCP-Protocol-Version `{v}`; supported: {}", SUPPORTED_VERSIONS.join(", "));
+        return rpc_failure(StatusCode::BAD_REQUEST, None, RpcError::new(INVALID_REQUEST, message));
+    }
+    let incoming = match jsonrpc::parse(body) {
+        Ok(incoming) => incoming,
+        Err(error) => return rpc_failure(StatusCode::BAD_REQUEST, None, error),
+    };
+    let (id, method, params) = match incoming {
+        Incoming::Request { id, method, params } => (id, method, params),
+        Incoming::Notification { .. } | Incoming::Response => {
+            // Not relayed yet; a notification about an unknown session is still refused.
+            if let Err(refusal) = session(gateway, route, headers) {
+                return refusal.response(None);
+            }
+            return StatusCode::ACCEPTED.into_response();
+        }
+    };
+
+    let (answer, session) = if method == "initialize" {
+        initialize(gateway, route, params.as_deref())
+    } else {
+        let session = match session(gateway, route, headers) {
+            Ok(session) => session,
+            Err(refusal) => return refusal.response(Some(&id)),
+        };
+        (methods::dispatch(gateway, route, &session, &method, params.as_deref()).await, None)
+    };
+    gateway
+        .metrics
+        .requests
+        .with_label_values(&[
+            &route.config.namespace,
+            &route.config.name,
+            crate::metrics::method_label(&method),
+            answer.outcome(),
+        ])
+        .inc();
+    let body = match answer {
+        Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(&id, &result),
+        Answer::UpstreamError(error) => jsonrpc::raw_error(&id, &error),
+        Answer::Error(error) => jsonrpc::error(Some(&id), &error),
+        Answer::Unavailable(error) => return rpc_failure(StatusCode::SERVICE_UNAVAILABLE, Some(&id), error),
+    };
+    let mut response = json(StatusCode::OK, body);
+    if let Some(session) = session {
+        response
+            .headers_mut()
+            .insert(SESSION_ID, HeaderValue::from_str(&session.id).expect("session ids are header-safe"));
+    }
+    response
+}
+
+fn initialize(
+    gateway: &Gateway,
+    route: &Route,
+    params: Option<&serde_json::value::RawValue>,
+) -> (Answer, Option<Arc<Session>>) {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        protocol_version: String,
+    }
+    let requested = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
+        Some(Ok(params)) => params.protocol_version,
+        _ => {
+            return (
+                Answer::Error(RpcError::new(jsonrpc::INVALID_PARAMS, "initialize needs params.protocolVersion")),
+                None,
+            );
+        }
+    };
+    let version =
+        if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
+    let hello = Hello { protocol_version: version.clone() };
+    let key = (route.config.namespace.clone(), route.config.name.clone());
+    let Some(session) = gateway.sessions.create(key, hello) else {
+        return (
+            Answer::Unavailable(RpcError::new(
+                jsonrpc::INTERNAL_ERROR,
+                "this gateway holds its maximum number of sessions; retry later",
+            )),
+            None,
+        );
+    };
+    gateway.metrics.sessions.set(gateway.sessions.count() as i64);
+    tracing::info!(route = %route.id(), session = %session.id, %version, "session opened");
+    let result = serde_json::json!({
+        "protocolVersion": version,
+        "capabilities": { "tools": { "listChanged": false } },
+        "serverInfo": { "name": "manifold", "title": "Manifold MCP gateway", "version": env!("CARGO_PKG_VERSION") },
+        "instructions": format!("Tools of {} mounted server(s), each named <prefix>_<tool>.", route.mounts.len()),
+    });
+    (Answer::Result(jsonrpc::raw(&result)), Some(session))
+}
+
+async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
+    let session = match session(gateway, route, headers) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.response(None),
+    };
+    gateway.sessions.remove(&session.id);
+    gateway.metrics.sessions.set(gateway.sessions.count() as i64);
+    tracing::info!(route = %route.id(), session = %session.id, "session closed by client");
+    session.close().await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Why a request names no usable session.
+enum Refusal {
+    /// No `Mcp-Session-Id` header: 400, as the spec asks.
+    Missing,
+    /// Unknown, ended, or opened on another route: 404, so the client re-initializes.
+    NotFound,
+}
+
+impl Refusal {
+    fn response(self, id: Option<&serde_json::value::RawValue>) -> Response {
+        match self {
+            Refusal::Missing => rpc_failure(
+                StatusCode::BAD_REQUEST,
+                id,
+                RpcError::new(INVALID_REQUEST, "missing Mcp-Session-Id header; send initialize first"),
+            ),
+            Refusal::NotFound => rpc_failure(
+                StatusCode::NOT_FOUND,
+                id,
+                RpcError::new(INVALID_REQUEST, "session not found; initialize a new session"),
+            ),
+        }
+    }
+}
+
+/// The session named by the request, which must belong to this route.
+fn session(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Result<Arc<Session>, Refusal> {
+    let session_id = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(Refusal::Missing)?;
+    match gateway.sessions.get(session_id) {
+        Some(session) if session.route.0 == route.config.namespace && session.route.1 == route.config.name => {
+            Ok(session)
+        }
+        _ => Err(Refusal::NotFound),
+    }
+}
+
+fn host_name(host: &str) -> String {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response {
+    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], Body::from(body)).into_response()
+}
+
+fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, error: RpcError) -> Response {
+    json(status, jsonrpc::error(id, &error))
+}
+
+fn plain(status: StatusCode, message: String) -> Response {
+    (status, message).into_response()
+}

@@ -1,0 +1,192 @@
+//! The MCP methods a route answers: `ping`; `tools/list`, merged from every mount with names
+//! filtered, renamed and prefixed; `tools/call`, routed to the owning mount with the upstream
+//! name restored. An unreachable mount affects only its own tools.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::session::Session;
+use crate::Gateway;
+use crate::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use crate::snapshot::{Mount, Route};
+use crate::upstream::{Reply, UpstreamError};
+
+/// How many pages of one upstream's list the gateway follows before it stops trusting it.
+const MAX_PAGES: usize = 1000;
+
+/// What a method produced.
+pub enum Answer {
+    /// A result to send.
+    Result(Box<RawValue>),
+    /// A tool result reporting that the owning mount failed (`isError`).
+    MountFailed(Box<RawValue>),
+    /// An upstream's JSON-RPC error object, passed through.
+    UpstreamError(Box<RawValue>),
+    /// The gateway's own JSON-RPC error.
+    Error(RpcError),
+    /// The gateway cannot take the request now (HTTP 503).
+    Unavailable(RpcError),
+}
+
+impl Answer {
+    /// The metrics outcome label.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Answer::Result(_) => "ok",
+            Answer::MountFailed(_) => "upstream_error",
+            Answer::UpstreamError(_) | Answer::Error(_) => "error",
+            Answer::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+pub async fn dispatch(
+    gateway: &Gateway,
+    route: &Route,
+    session: &Session,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Answer {
+    match method {
+        "ping" => Answer::Result(raw(&json!({}))),
+        "tools/list" => list_tools(gateway, route, session, params).await,
+        "tools/call" => call_tool(gateway, route, session, params).await,
+        _ => Answer::Error(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("method `{method}` is not supported by this gateway"),
+        )),
+    }
+}
+
+async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params: Option<&RawValue>) -> Answer {
+    #[derive(Deserialize)]
+    struct Params {
+        cursor: Option<String>,
+    }
+    if let Some(Params { cursor: Some(cursor) }) = params.and_then(|p| serde_json::from_str(p.get()).ok()) {
+        // Every tool is returned on the first page, so no cursor of ours exists.
+        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("invalid cursor `{cursor}`")));
+    }
+    let lists =
+        futures::future::join_all(route.mounts.iter().map(|mount| mount_tools(gateway, route, session, mount))).await;
+    let mut tools = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (mount, list) in route.mounts.iter().zip(lists) {
+        let list = match list {
+            Ok(list) => list,
+            Err(error) => {
+                tracing::warn!(route = %route.id(), mount = %mount.config.server, %error, "tools/list failed on a mount; its tools are left out");
+                continue;
+            }
+        };
+        for mut tool in list {
+            let Some(Value::String(name)) = tool.get("name") else { continue };
+            let Some(visible) = mount.matcher.visible(name) else { continue };
+            let visible = manifold_api::config::prefixed(&mount.config.prefix, visible);
+            if seen.insert(visible.clone()) {
+                tool.insert("name".into(), Value::String(visible));
+                tools.push(tool);
+            }
+        }
+    }
+    Answer::Result(raw(&json!({ "tools": tools })))
+}
+
+/// Every tool of one mount, following the upstream's pagination to the end.
+async fn mount_tools(
+    gateway: &Gateway,
+    route: &Route,
+    session: &Session,
+    mount: &Mount,
+) -> Result<Vec<Map<String, Value>>, UpstreamError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Page {
+        tools: Vec<Map<String, Value>>,
+        next_cursor: Option<String>,
+    }
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor.as_ref().map(|c| raw(&json!({ "cursor": c })));
+        let page: Page = match request(gateway, route, session, mount, "tools/list", params.as_deref()).await? {
+            Reply::Result(result) => serde_json::from_str(result.get())
+                .map_err(|e| UpstreamError::Protocol(format!("invalid tools/list result: {e}")))?,
+            Reply::Error(error) => return Err(UpstreamError::Protocol(format!("tools/list failed: {}", error.get()))),
+        };
+        tools.extend(page.tools);
+        match page.next_cursor {
+            Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => cursor = Some(next),
+            _ => return Ok(tools),
+        }
+    }
+    Err(UpstreamError::Protocol(format!("tools/list did not end within {MAX_PAGES} pages")))
+}
+
+async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: Option<&RawValue>) -> Answer {
+    let mut fields: BTreeMap<String, Box<RawValue>> = match params.map(|p| serde_json::from_str(p.get())) {
+        Some(Ok(fields)) => fields,
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "tools/call needs params with a `name`")),
+    };
+    let name: String = match fields.get("name").map(|n| serde_json::from_str(n.get())) {
+        Some(Ok(name)) => name,
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "tools/call needs params.name, a string")),
+    };
+    let Some((mount, upstream_name)) = owner(gateway, route, session, &name).await else {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{name}`")));
+    };
+    fields.insert("name".into(), raw(&upstream_name));
+    let params = raw(&fields);
+    match request(gateway, route, session, mount, "tools/call", Some(&params)).await {
+        Ok(Reply::Result(result)) => Answer::Result(result),
+        Ok(Reply::Error(error)) => Answer::UpstreamError(error),
+        Err(error) => {
+            tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %name, %error, "tools/call failed upstream");
+            let text =
+                format!("tool `{name}` is unavailable: mounted server `{}` failed: {error}", mount.config.server);
+            Answer::MountFailed(raw(&json!({ "content": [{ "type": "text", "text": text }], "isError": true })))
+        }
+    }
+}
+
+/// The mount serving a client-visible tool name, and the tool's name there. The prefix
+/// decides directly; only when several unprefixed mounts could hold the name are their
+/// lists consulted.
+async fn owner<'a>(gateway: &Gateway, route: &'a Route, session: &Session, name: &str) -> Option<(&'a Mount, String)> {
+    let candidates = route.tool_candidates(name);
+    if candidates.len() <= 1 {
+        return candidates.first().map(|&(i, upstream)| (&route.mounts[i], upstream.to_owned()));
+    }
+    for (i, upstream) in candidates {
+        let mount = &route.mounts[i];
+        let tools = mount_tools(gateway, route, session, mount).await.unwrap_or_default();
+        if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) {
+            return Some((mount, upstream.to_owned()));
+        }
+    }
+    None
+}
+
+/// One upstream request, timed into the latency histogram.
+async fn request(
+    gateway: &Gateway,
+    route: &Route,
+    session: &Session,
+    mount: &Mount,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Reply, UpstreamError> {
+    let started = Instant::now();
+    let slot = session.slot(&mount.client);
+    let reply = mount.client.request(&slot, &session.hello, method, params).await;
+    gateway
+        .metrics
+        .upstream_seconds
+        .with_label_values(&[&route.config.namespace, &route.config.name, &mount.config.server, method])
+        .observe(started.elapsed().as_secs_f64());
+    reply
+}

@@ -1,0 +1,93 @@
+//! Prometheus metrics of the data plane. Labels are bounded: tenant (namespace), route,
+//! mount, method (known MCP methods, else "other") and outcome; never a session, a user or
+//! an argument.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    /// MCP requests by namespace, route, method and outcome.
+    pub requests: IntCounterVec,
+    /// Upstream request latency by namespace, route, mount and method.
+    pub upstream_seconds: HistogramVec,
+    /// Generation of the config being served.
+    pub config_generation: IntGauge,
+    /// Config loads by outcome (`applied`, `unchanged`, `rejected`).
+    pub config_loads: IntCounterVec,
+    /// Open client sessions.
+    pub sessions: IntGauge,
+}
+
+/// Methods that get their own label value.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+/// The method as a bounded label value.
+pub fn method_label(method: &str) -> &str {
+    if KNOWN_METHODS.contains(&method) || method.starts_with("notifications/") && method.len() < 48 {
+        method
+    } else {
+        "other"
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("manifold_requests_total", "MCP requests by tenant namespace, route, method and outcome"),
+            &["namespace", "route", "method", "outcome"],
+        )
+        .expect("valid metric");
+        let upstream_seconds = HistogramVec::new(
+            HistogramOpts::new("manifold_upstream_request_duration_seconds", "Latency of requests to mounted servers")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+            &["namespace", "route", "mount", "method"],
+        )
+        .expect("valid metric");
+        let config_generation =
+            IntGauge::new("manifold_config_generation", "Generation of the config being served").expect("valid metric");
+        let config_loads = IntCounterVec::new(
+            Opts::new("manifold_config_loads_total", "Config loads by outcome: applied, unchanged or rejected"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let sessions = IntGauge::new("manifold_sessions", "Open MCP client sessions").expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upstream_seconds.clone()),
+            Box::new(config_generation.clone()),
+            Box::new(config_loads.clone()),
+            Box::new(sessions.clone()),
+        ] {
+            registry.register(collector).expect("metric registers once");
+        }
+        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("metrics encode");
+        String::from_utf8(out).expect("metrics are UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

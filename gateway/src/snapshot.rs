@@ -1,0 +1,120 @@
+//! An immutable, ready-to-serve view of one `GatewayConfig`: routes indexed by path, tool
+//! matchers compiled, upstream clients built. Requests load it lock-free; a reload swaps the
+//! whole snapshot, and in-flight requests finish on the one they started with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use manifold_api::GatewayConfig;
+use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream};
+
+use crate::upstream::UpstreamClient;
+
+/// Everything served at one config generation.
+pub struct Snapshot {
+    pub config: Arc<GatewayConfig>,
+    by_path: HashMap<String, Vec<Arc<Route>>>,
+}
+
+/// One route, ready to serve.
+pub struct Route {
+    pub config: RouteConfig,
+    pub mounts: Vec<Mount>,
+    by_prefix: HashMap<String, usize>,
+    unprefixed: Vec<usize>,
+}
+
+/// One mounted sub-server.
+pub struct Mount {
+    pub config: MountConfig,
+    pub matcher: ToolMatcher,
+    pub client: Arc<UpstreamClient>,
+}
+
+/// Upstream clients by tenant and upstream, reused across reloads so connection pools and
+/// (through their ids) client sessions' upstream sessions survive unrelated config changes.
+#[derive(Default)]
+pub struct ClientPool(HashMap<(String, Upstream), Arc<UpstreamClient>>);
+
+impl Snapshot {
+    /// Nothing to serve yet.
+    pub fn empty() -> Self {
+        Snapshot { config: Arc::new(GatewayConfig::default()), by_path: HashMap::new() }
+    }
+
+    /// Builds a snapshot, reusing the pool's clients where the upstream is unchanged.
+    pub fn build(config: GatewayConfig, pool: &mut ClientPool, http: &reqwest::Client) -> Result<Self, String> {
+        let mut next = HashMap::new();
+        let mut by_path: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
+        for route in &config.routes {
+            let mut mounts = Vec::with_capacity(route.mounts.len());
+            for mount in &route.mounts {
+                let key = (route.namespace.clone(), mount.upstream.clone());
+                let client = match pool.0.get(&key).or_else(|| next.get(&key)) {
+                    Some(client) => Arc::clone(client),
+                    None => {
+                        let Upstream::Remote(remote) = &mount.upstream;
+                        let client = UpstreamClient::new(remote, http.clone()).map_err(|e| {
+                            format!("McpRoute {}/{} mount `{}`: {e}", route.namespace, route.name, mount.server)
+                        })?;
+                        Arc::new(client)
+                    }
+                };
+                next.insert(key, Arc::clone(&client));
+                let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
+                mounts.push(Mount { config: mount.clone(), matcher, client });
+            }
+            let by_prefix = route
+                .mounts
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.prefix.is_empty())
+                .map(|(i, m)| (m.prefix.clone(), i))
+                .collect();
+            let unprefixed =
+                route.mounts.iter().enumerate().filter(|(_, m)| m.prefix.is_empty()).map(|(i, _)| i).collect();
+            let route = Arc::new(Route { config: route.clone(), mounts, by_prefix, unprefixed });
+            by_path.entry(route.config.path.clone()).or_default().push(route);
+        }
+        pool.0 = next;
+        Ok(Snapshot { config: Arc::new(config), by_path })
+    }
+
+    /// The route serving `path` for `host` (port stripped, lowercase): an exact host name
+    /// first, then a `*.` wildcard, then a route for any host.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let candidates = self.by_path.get(path)?;
+        let host = host.unwrap_or("");
+        let wildcard = host.split_once('.').map(|(_, parent)| format!("*.{parent}"));
+        candidates
+            .iter()
+            .find(|r| r.config.hostnames.iter().any(|h| h == host))
+            .or_else(|| candidates.iter().find(|r| wildcard.as_ref().is_some_and(|w| r.config.hostnames.contains(w))))
+            .or_else(|| candidates.iter().find(|r| r.config.hostnames.is_empty()))
+    }
+}
+
+impl Route {
+    /// The mounts that may serve a client-visible tool name, with the upstream name on each:
+    /// the mount whose prefix the name carries, then the unprefixed mounts that could hold it.
+    pub fn tool_candidates<'a>(&'a self, name: &'a str) -> Vec<(usize, &'a str)> {
+        let mut candidates = Vec::new();
+        if let Some((prefix, rest)) = name.split_once('_')
+            && let Some(&i) = self.by_prefix.get(prefix)
+            && let Some(upstream) = self.mounts[i].matcher.upstream(rest)
+        {
+            candidates.push((i, upstream));
+        }
+        for &i in &self.unprefixed {
+            if let Some(upstream) = self.mounts[i].matcher.upstream(name) {
+                candidates.push((i, upstream));
+            }
+        }
+        candidates
+    }
+
+    /// `namespace/name`, for logs.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.config.namespace, self.config.name)
+    }
+}

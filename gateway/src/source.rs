@@ -1,0 +1,162 @@
+//! Where config comes from without a cluster: a directory of manifests compiled here, a
+//! precompiled GatewayConfig file (`manifold-operator render`), or manifests held in memory.
+//! The source is polled; a changed config is applied atomically, and a change that cannot
+//! be read keeps the last good config serving, with the reason logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use manifold_api::manifests::{self, Source};
+use manifold_api::outcome::Serving;
+use manifold_api::{GatewayConfig, compile};
+
+use crate::Gateway;
+use crate::snapshot::{ClientPool, Snapshot};
+
+/// A local config source.
+pub enum ConfigSource {
+    /// Every `*.yaml`, `*.yml` and `*.json` file below a directory: McpServers, McpRoutes,
+    /// Secrets and ConfigMaps, compiled by the gateway.
+    Manifests(PathBuf),
+    /// A compiled GatewayConfig (YAML or JSON).
+    File(PathBuf),
+    /// Manifests held in memory (the quickstart).
+    Embedded(Vec<Source>),
+}
+
+/// Loads config from a source into a gateway, remembering what it last applied.
+pub struct Loader {
+    source: ConfigSource,
+    pool: ClientPool,
+    http: reqwest::Client,
+    last_read: Option<u64>,
+}
+
+impl Loader {
+    pub fn new(source: ConfigSource, http: reqwest::Client) -> Self {
+        Loader { source, pool: ClientPool::default(), http, last_read: None }
+    }
+
+    /// Whether the source can change.
+    pub fn watches(&self) -> bool {
+        !matches!(self.source, ConfigSource::Embedded(_))
+    }
+
+    /// Reads the source and applies what changed.
+    pub fn poll(&mut self, gateway: &Gateway) {
+        let texts = match self.read() {
+            Ok(texts) => texts,
+            Err(error) => return self.reject(gateway, &error),
+        };
+        let read = fingerprint(&texts);
+        if self.last_read == Some(read) {
+            return;
+        }
+        self.last_read = Some(read);
+        let current = gateway.snapshot.load_full();
+        let previous = gateway.ready.load(Ordering::Acquire).then_some(current.config.as_ref());
+        let config = match &self.source {
+            ConfigSource::File(path) => match GatewayConfig::from_text(&texts[0].text) {
+                Ok(config) => config,
+                Err(error) => return self.reject(gateway, &format!("{}: {error}", path.display())),
+            },
+            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => match compile_manifests(&texts, previous) {
+                Ok(config) => config,
+                Err(error) => return self.reject(gateway, &error),
+            },
+        };
+        if previous.is_some_and(|p| p.hash == config.hash) {
+            gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
+            return;
+        }
+        let (generation, routes) = (config.generation, config.routes.len());
+        match Snapshot::build(config, &mut self.pool, &self.http) {
+            Ok(snapshot) => {
+                gateway.snapshot.store(Arc::new(snapshot));
+                gateway.ready.store(true, Ordering::Release);
+                gateway.metrics.config_generation.set(generation as i64);
+                gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
+                tracing::info!(generation, routes, "serving new config");
+            }
+            Err(error) => self.reject(gateway, &error),
+        }
+    }
+
+    fn reject(&self, gateway: &Gateway, error: &str) {
+        gateway.metrics.config_loads.with_label_values(&["rejected"]).inc();
+        let generation = gateway.snapshot.load().config.generation;
+        tracing::error!(%error, serving_generation = generation, "config change rejected; still serving the last good config");
+    }
+
+    fn read(&self) -> Result<Vec<Source>, String> {
+        match &self.source {
+            ConfigSource::Embedded(sources) => {
+                Ok(sources.iter().map(|s| Source { origin: s.origin.clone(), text: s.text.clone() }).collect())
+            }
+            ConfigSource::File(path) => Ok(vec![read_file(path)?]),
+            ConfigSource::Manifests(dir) => {
+                let mut files = Vec::new();
+                collect_files(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
+                files.sort();
+                files.iter().map(|path| read_file(path)).collect()
+            }
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Source, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Source { origin: path.display().to_string(), text })
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Compiles manifests, logging every object's outcome.
+fn compile_manifests(texts: &[Source], previous: Option<&GatewayConfig>) -> Result<GatewayConfig, String> {
+    let read = manifests::read(texts).map_err(|e| e.to_string())?;
+    for ignored in &read.ignored {
+        tracing::debug!(object = %ignored, "ignored: not a kind the gateway reads");
+    }
+    let compiled = compile(&read.inputs, previous);
+    for outcome in &compiled.outcomes {
+        if outcome.is_ok() {
+            tracing::info!(object = %outcome.object, path = outcome.path.as_deref(), "accepted");
+        } else {
+            for failure in outcome.failures() {
+                match outcome.serving {
+                    Serving::LastValid => {
+                        tracing::warn!(object = %outcome.object, "{failure}; still serving its last valid version")
+                    }
+                    _ => tracing::warn!(object = %outcome.object, "{failure}"),
+                }
+            }
+        }
+    }
+    Ok(compiled.config)
+}
+
+/// A cheap fingerprint of what was read, to skip recompiling an unchanged source.
+fn fingerprint(sources: &[Source]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    for source in sources {
+        source.origin.hash(&mut hasher);
+        source.text.hash(&mut hasher);
+    }
+    hasher.finish()
+}

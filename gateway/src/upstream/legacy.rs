@@ -1,0 +1,173 @@
+//! The legacy HTTP+SSE transport (protocol 2024-11-05): a long-lived GET stream announces a
+//! POST endpoint; requests are POSTed there and their answers arrive on the stream, matched
+//! to waiting requests by id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use super::sse::EventReader;
+use super::streamable::{describe, status_error};
+use super::{Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
+use crate::jsonrpc::Message;
+
+pub(super) struct Client {
+    pub http: reqwest::Client,
+    pub url: url::Url,
+    pub headers: HeaderMap,
+}
+
+/// An open SSE stream and the requests waiting for answers on it.
+pub(super) struct Session {
+    endpoint: url::Url,
+    waiting: Arc<Waiting>,
+    reader: AbortHandle,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Requests awaiting their answer; `None` once the stream has closed.
+#[derive(Default)]
+struct Waiting(Mutex<Option<HashMap<u64, oneshot::Sender<Message>>>>);
+
+impl Waiting {
+    fn register(&self, id: u64) -> Option<oneshot::Receiver<Message>> {
+        let (tx, rx) = oneshot::channel();
+        self.0.lock().expect("waiting lock").as_mut()?.insert(id, tx);
+        Some(rx)
+    }
+
+    fn forget(&self, id: u64) {
+        if let Some(map) = self.0.lock().expect("waiting lock").as_mut() {
+            map.remove(&id);
+        }
+    }
+
+    fn answer(&self, id: u64, message: Message) {
+        let sender = self.0.lock().expect("waiting lock").as_mut().and_then(|map| map.remove(&id));
+        if let Some(sender) = sender {
+            let _ = sender.send(message);
+        }
+    }
+
+    /// The stream is gone: every waiting request fails, and new ones are refused.
+    fn close(&self) {
+        self.0.lock().expect("waiting lock").take();
+    }
+}
+
+impl Client {
+    pub async fn open(&self, id: u64, params: &RawValue) -> Result<Session, UpstreamError> {
+        let response = self
+            .http
+            .get(self.url.clone())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unreachable(describe(e)))?;
+        if !response.status().is_success() {
+            return Err(status_error(response).await);
+        }
+        let mut events = EventReader::new(response.bytes_stream().boxed());
+        let endpoint = loop {
+            match events.next().await {
+                Some(Ok(event)) if event.event == "endpoint" => break event.data,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(describe(e))),
+                None => return Err(UpstreamError::Protocol("SSE stream ended before announcing its endpoint".into())),
+            }
+        };
+        let endpoint = self.endpoint(&endpoint)?;
+
+        let waiting = Arc::new(Waiting(Mutex::new(Some(HashMap::new()))));
+        let reader = tokio::spawn({
+            let waiting = waiting.clone();
+            async move {
+                while let Some(Ok(event)) = events.next().await {
+                    if !(event.event.is_empty() || event.event == "message") {
+                        continue;
+                    }
+                    // Server notifications and requests are not relayed yet.
+                    if let Ok(message) = serde_json::from_str::<Message>(&event.data)
+                        && message.method.is_none()
+                        && let Some(id) = message.id.as_ref().and_then(|id| id.get().parse::<u64>().ok())
+                    {
+                        waiting.answer(id, message);
+                    }
+                }
+                waiting.close();
+            }
+        })
+        .abort_handle();
+
+        let session = Session { endpoint, waiting, reader };
+        let version = negotiated_version(self.request(&session, id, "initialize", Some(params)).await?)?;
+        tracing::debug!(url = %self.url, %version, "legacy SSE upstream session opened");
+        self.post(&session, notification_body("notifications/initialized")).await?;
+        Ok(session)
+    }
+
+    pub async fn request(
+        &self,
+        session: &Session,
+        id: u64,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Reply, UpstreamError> {
+        let answer = session.waiting.register(id).ok_or(UpstreamError::SessionExpired)?;
+        let _forget = Forget(&session.waiting, id);
+        self.post(session, request_body(id, method, params)).await?;
+        let message = answer.await.map_err(|_| UpstreamError::SessionExpired)?;
+        reply_to(message, id).ok_or_else(|| UpstreamError::Protocol(format!("answer to request {id} has no result")))
+    }
+
+    async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
+        let response = self
+            .http
+            .post(session.endpoint.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unreachable(describe(e)))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Err(UpstreamError::SessionExpired),
+            status if status.is_success() => Ok(()),
+            _ => Err(status_error(response).await),
+        }
+    }
+
+    /// The announced endpoint, which must stay on the stream's origin: an upstream cannot
+    /// make the gateway send requests (and credentials) elsewhere.
+    fn endpoint(&self, announced: &str) -> Result<url::Url, UpstreamError> {
+        let endpoint = self
+            .url
+            .join(announced.trim())
+            .map_err(|e| UpstreamError::Protocol(format!("invalid endpoint `{announced}`: {e}")))?;
+        if endpoint.origin() != self.url.origin() {
+            return Err(UpstreamError::Protocol(format!("endpoint `{announced}` is on another origin")));
+        }
+        Ok(endpoint)
+    }
+}
+
+/// Removes a waiting request when its caller stops waiting (answered, failed or timed out).
+struct Forget<'a>(&'a Waiting, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}

@@ -1,0 +1,121 @@
+//! Server-sent events, parsed incrementally from a byte stream: how both upstream transports
+//! (streamable HTTP's SSE responses and the legacy SSE stream) deliver messages.
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+/// One dispatched event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Event {
+    /// `event:` field; empty means "message".
+    pub event: String,
+    /// `data:` lines joined by '\n'.
+    pub data: String,
+    /// `id:` field, if any.
+    pub id: Option<String>,
+}
+
+/// Reads events from a stream of byte chunks.
+pub struct EventReader<S> {
+    chunks: S,
+    buffer: BytesMut,
+    pending: Event,
+    has_data: bool,
+}
+
+/// Events larger than this end the stream: a broken or hostile upstream cannot make the
+/// gateway buffer without bound.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+impl<S, E> EventReader<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    pub fn new(chunks: S) -> Self {
+        EventReader { chunks, buffer: BytesMut::new(), pending: Event::default(), has_data: false }
+    }
+
+    /// The next complete event; `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<Result<Event, E>> {
+        loop {
+            while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line = self.buffer.split_to(end + 1);
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let Some(event) = self.feed(line) {
+                    return Some(Ok(event));
+                }
+            }
+            if self.buffer.len() > MAX_EVENT_BYTES {
+                return None;
+            }
+            match self.chunks.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(chunk.chunk()),
+                Some(Err(e)) => return Some(Err(e)),
+                None => return None,
+            }
+        }
+    }
+
+    fn feed(&mut self, line: &[u8]) -> Option<Event> {
+        if line.is_empty() {
+            let dispatch = self.has_data;
+            self.has_data = false;
+            let event = std::mem::take(&mut self.pending);
+            return dispatch.then_some(event);
+        }
+        let line = String::from_utf8_lossy(line);
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "event" => self.pending.event = value.to_owned(),
+            "data" => {
+                if self.has_data {
+                    self.pending.data.push('\n');
+                }
+                self.pending.data.push_str(value);
+                self.has_data = true;
+            }
+            "id" => self.pending.id = Some(value.to_owned()),
+            _ => {} // comments (": keep-alive") and `retry:`
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn events(chunks: &[&'static str]) -> Vec<Event> {
+        let stream = futures::stream::iter(chunks.iter().map(|c| Ok::<_, ()>(Bytes::from_static(c.as_bytes()))));
+        let mut reader = EventReader::new(stream);
+        let mut out = Vec::new();
+        while let Some(event) = reader.next().await {
+            out.push(event.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn parses_events_split_across_chunks() {
+        let got = events(&[
+            "event: endpoint\r\ndata: /messages?s",
+            "ession_id=1\r\n\r\n",
+            ": ping\n\nid: 7\ndata: {\"a\":\ndata: 1}\n\n",
+        ])
+        .await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].event, "endpoint");
+        assert_eq!(got[0].data, "/messages?session_id=1");
+        assert_eq!(got[1].id.as_deref(), Some("7"));
+        assert_eq!(got[1].data, "{\"a\":\n1}");
+    }
+
+    #[tokio::test]
+    async fn ignores_an_unterminated_last_event() {
+        assert!(events(&["data: partial"]).await.is_empty());
+    }
+}
