@@ -1,0 +1,83 @@
+//! The kind target: scenarios that need a real Kubernetes API server run when `kubectl`
+//! reaches a kind cluster (a laptop or CI with Docker and kind), and skip with a clear
+//! message everywhere else.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use crate::repo_root;
+
+/// A reachable kind cluster.
+pub struct Cluster {
+    kubectl: PathBuf,
+    context: String,
+}
+
+/// The kind cluster to use, or why there is none. The context is `$MANIFOLD_E2E_CONTEXT`,
+/// else the current context, which must be a kind one (`kind-*`): the suite never touches
+/// another cluster by accident.
+pub fn cluster() -> Result<Cluster, String> {
+    let kubectl = kubectl().ok_or("no kubectl found (set $KUBECTL, or run scripts/install-peers.sh)")?;
+    let context = match std::env::var("MANIFOLD_E2E_CONTEXT") {
+        Ok(context) => context,
+        Err(_) => {
+            let out = Command::new(&kubectl).args(["config", "current-context"]).output().map_err(|e| e.to_string())?;
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        }
+    };
+    if !context.starts_with("kind-") {
+        return Err(format!("current kube context `{context}` is not a kind cluster"));
+    }
+    let cluster = Cluster { kubectl, context };
+    let probe = cluster.kubectl(&["version", "--request-timeout=5s"], None);
+    if !probe.status.success() {
+        return Err(format!(
+            "kind cluster `{}` is not reachable: {}",
+            cluster.context,
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    Ok(cluster)
+}
+
+/// Prints why a kind scenario is skipped; returns the cluster when there is one.
+pub fn or_skip(scenario: &str) -> Option<Cluster> {
+    match cluster() {
+        Ok(cluster) => Some(cluster),
+        Err(why) => {
+            eprintln!("SKIPPED kind scenario `{scenario}`: {why}");
+            None
+        }
+    }
+}
+
+impl Cluster {
+    /// Runs kubectl in this cluster's context, with `stdin` as input.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(&self.kubectl)
+            .arg("--context")
+            .arg(&self.context)
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().expect("piped stdin").write_all(input.as_bytes()).expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+}
+
+fn kubectl() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("KUBECTL") {
+        return Some(PathBuf::from(path));
+    }
+    let bundled = repo_root().join(".peers/bin/kubectl");
+    if bundled.exists() {
+        return Some(bundled);
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join("kubectl")).find(|p| p.exists())
+}

@@ -1,0 +1,145 @@
+//! Real MCP peers, run as child processes from the repository's venv: FastMCP upstream
+//! servers (`e2e/peers/upstream.py`) and downstream clients (`e2e/peers/client.py`, driving
+//! the official `mcp` SDK or a FastMCP `Client` through a list of operations).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::repo_root;
+
+/// The venv's Python; panics with the set-up command when it is missing.
+pub fn python() -> PathBuf {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `scripts/install-peers.sh` (the README's test command, `make test`, does it)",
+        python.display()
+    );
+    python
+}
+
+/// A running FastMCP upstream; killed when dropped.
+pub struct Upstream {
+    child: Child,
+    pub port: u16,
+    profile: String,
+}
+
+impl Upstream {
+    /// Starts `e2e/peers/upstream.py --profile <profile>` and waits until it listens.
+    pub async fn start(profile: &str) -> Self {
+        Self::start_with(profile, &[]).await
+    }
+
+    /// Same, with extra arguments (for example `--transport sse`).
+    pub async fn start_with(profile: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(python())
+            .arg(repo_root().join("e2e/peers/upstream.py"))
+            .args(["--profile", profile])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start upstream.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("upstream `{profile}` did not start within 60s"))
+            .expect("read upstream stdout")
+            .unwrap_or_else(|| panic!("upstream `{profile}` exited before listening"));
+        let port = line
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from upstream `{profile}`: {line}"));
+        Upstream { child, port, profile: profile.to_owned() }
+    }
+
+    /// Its streamable HTTP endpoint.
+    pub fn mcp_url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Its legacy SSE endpoint.
+    pub fn sse_url(&self) -> String {
+        format!("http://127.0.0.1:{}/sse", self.port)
+    }
+
+    /// Stops it now (to test an upstream going away).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+        eprintln!("killed upstream `{}`", self.profile);
+    }
+}
+
+/// Which client library drives the session.
+#[derive(Clone, Copy, Debug)]
+pub enum Sdk {
+    /// The official Python SDK (`mcp`).
+    Mcp,
+    /// FastMCP's `Client`.
+    FastMcp,
+}
+
+impl Sdk {
+    pub const ALL: [Sdk; 2] = [Sdk::Mcp, Sdk::FastMcp];
+
+    fn arg(self) -> &'static str {
+        match self {
+            Sdk::Mcp => "mcp",
+            Sdk::FastMcp => "fastmcp",
+        }
+    }
+}
+
+/// Runs `ops` (a JSON array, see client.py) in one client session against `url`; returns one
+/// JSON value per operation. Panics on a fatal client error, with its message.
+pub async fn run_client(url: &str, sdk: Sdk, ops: Value) -> Vec<Value> {
+    let mut child = Command::new(python())
+        .arg(repo_root().join("e2e/peers/client.py"))
+        .args(["--url", url, "--sdk", sdk.arg(), "--timeout", "20"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start client.py");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(ops.to_string().as_bytes()).await.expect("write ops");
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("client finished within 120s")
+        .expect("client output");
+    let results: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("client printed non-JSON `{line}`: {e}")))
+        .collect();
+    if let Some(fatal) = results.iter().find_map(|r| r.get("fatal")) {
+        panic!("{sdk:?} client failed: {fatal}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    }
+    results
+}
+
+/// The sorted tool names of a `list_tools` result.
+pub fn tool_names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a tools list: {list}"))
+        .iter()
+        .map(|t| t["name"].as_str().expect("tool name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The first text content of a `call` result.
+pub fn text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
+}

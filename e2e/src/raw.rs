@@ -1,0 +1,73 @@
+//! A deliberately plain MCP client over raw HTTP, for checks the SDKs hide: status codes,
+//! headers, malformed input, and quick polling while config reloads.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// One session (or none yet) on one MCP URL.
+pub struct RawSession {
+    http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+}
+
+/// What came back.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl RawSession {
+    /// No session yet.
+    pub fn new(url: &str) -> Self {
+        RawSession { http: reqwest::Client::new(), url: url.to_owned(), session: None }
+    }
+
+    /// Initializes; panics unless the gateway answers with a session.
+    pub async fn initialize(url: &str) -> Self {
+        let mut raw = RawSession::new(url);
+        let answer = raw
+            .request("initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "initialize: {}", answer.body);
+        raw.session = Some(answer.headers["mcp-session-id"].to_str().unwrap().to_owned());
+        raw.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+        raw
+    }
+
+    /// Sends a request with id 1.
+    pub async fn request(&self, method: &str, params: Value) -> Answer {
+        self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()).await
+    }
+
+    /// POSTs a body as JSON with this session's id.
+    pub async fn post(&self, body: &str) -> Answer {
+        self.send(self.http.post(&self.url).header("content-type", "application/json").body(body.to_owned())).await
+    }
+
+    /// Sends any request with this session's headers.
+    pub async fn send(&self, mut request: reqwest::RequestBuilder) -> Answer {
+        request = request.header("accept", "application/json, text/event-stream");
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+
+    /// The sorted tool names this session sees (panics on an error).
+    pub async fn tool_names(&self) -> Vec<String> {
+        let answer = self.request("tools/list", json!({})).await;
+        assert_eq!(answer.status, StatusCode::OK, "tools/list: {}", answer.body);
+        crate::peers::tool_names(&answer.body["result"])
+    }
+
+    /// A client used elsewhere (DELETE, GET).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}

@@ -1,0 +1,105 @@
+//! Local stack, real peers: an upstream that is down, too slow, or killed mid-session fails
+//! only the calls that go to it, with an error result naming the mount; other mounts keep
+//! working in the same session.
+
+use manifold_e2e::LocalStack;
+use manifold_e2e::peers::{Sdk, Upstream, run_client, text, tool_names};
+use manifold_e2e::raw::RawSession;
+use serde_json::json;
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_down_or_slow_mount_fails_alone() {
+    let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
+    let manifests = format!(
+        r#"
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: alpha, namespace: acme}}
+spec: {{remote: {{url: "{alpha}", timeout: 1s}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: beta, namespace: acme}}
+spec: {{remote: {{url: "{beta}"}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: ghost, namespace: acme}}
+spec: {{remote: {{url: "http://127.0.0.1:{ghost}/mcp"}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpRoute
+metadata: {{name: tools, namespace: acme}}
+spec: {{mounts: [{{server: alpha}}, {{server: beta}}, {{server: ghost}}]}}
+"#,
+        alpha = alpha.mcp_url(),
+        beta = beta.mcp_url(),
+        ghost = closed_port(),
+    );
+    let stack = LocalStack::start(&manifests).await;
+    let url = stack.url("/acme/tools/mcp");
+    let r = run_client(
+        &url,
+        Sdk::Mcp,
+        json!([
+            {"op": "list_tools"},
+            {"op": "call", "name": "ghost_anything", "arguments": {}},
+            {"op": "call", "name": "alpha_slow", "arguments": {"seconds": 3}},
+            {"op": "call", "name": "beta_echo", "arguments": {"text": "still here"}},
+            {"op": "call", "name": "alpha_echo", "arguments": {"text": "after timeout"}},
+        ]),
+    )
+    .await;
+    let names = tool_names(&r[0]);
+    assert!(names.iter().all(|n| n.starts_with("alpha_") || n.starts_with("beta_")), "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(r[1]["isError"], true);
+    assert!(text(&r[1]).contains("mounted server `ghost` failed: cannot connect"), "{}", r[1]);
+    assert_eq!(r[2]["isError"], true);
+    assert!(text(&r[2]).contains("mounted server `alpha` failed: no answer within 1000 ms"), "{}", r[2]);
+    assert_eq!(text(&r[3]), "beta:still here");
+    assert_eq!(text(&r[4]), "alpha:after timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_killed_mid_session_fails_only_its_calls() {
+    let (alpha, mut beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
+    let manifests = format!(
+        r#"
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: alpha, namespace: acme}}
+spec: {{remote: {{url: "{}"}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: beta, namespace: acme}}
+spec: {{remote: {{url: "{}"}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpRoute
+metadata: {{name: tools, namespace: acme}}
+spec: {{mounts: [{{server: alpha}}, {{server: beta}}]}}
+"#,
+        alpha.mcp_url(),
+        beta.mcp_url()
+    );
+    let stack = LocalStack::start(&manifests).await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    let call = |name: &'static str| {
+        let session = &session;
+        async move { session.request("tools/call", json!({"name": name, "arguments": {"text": "x"}})).await.body }
+    };
+    assert_eq!(call("beta_echo").await["result"]["content"][0]["text"], "beta:x");
+    beta.kill().await;
+    let failed = call("beta_echo").await;
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    assert!(failed["result"]["content"][0]["text"].as_str().unwrap().contains("`beta`"), "{failed}");
+    assert_eq!(call("alpha_echo").await["result"]["content"][0]["text"], "alpha:x");
+    assert_eq!(session.tool_names().await.iter().filter(|n| n.starts_with("alpha_")).count(), 5);
+}

@@ -1,0 +1,185 @@
+//! Local stack, raw HTTP: what the SDKs hide. Status codes and JSON-RPC error codes for
+//! malformed input, sessions, headers and sizes; protocol version negotiation; admin
+//! endpoints and metrics.
+
+use manifold_e2e::LocalStack;
+use manifold_e2e::peers::Upstream;
+use manifold_e2e::raw::RawSession;
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn stack() -> (Upstream, LocalStack) {
+    let alpha = Upstream::start("alpha").await;
+    let manifests = format!(
+        r#"
+apiVersion: manifold.dev/v1alpha1
+kind: McpServer
+metadata: {{name: alpha, namespace: acme}}
+spec: {{remote: {{url: "{}"}}}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpRoute
+metadata: {{name: tools, namespace: acme}}
+spec: {{mounts: [{{server: alpha}}]}}
+---
+apiVersion: manifold.dev/v1alpha1
+kind: McpRoute
+metadata: {{name: other, namespace: acme}}
+spec: {{hostnames: [other.example.com], path: /acme/tools/mcp, mounts: [{{server: alpha, prefix: other}}]}}
+"#,
+        alpha.mcp_url()
+    );
+    let stack = LocalStack::start(&manifests).await;
+    (alpha, stack)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_the_specs_errors() {
+    let (_alpha, stack) = stack().await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+
+    let parse = session.post("{not json").await;
+    assert_eq!((parse.status, parse.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32700)));
+    assert_eq!(parse.body["id"], serde_json::Value::Null);
+    let no_version = session.post(r#"{"id":1,"method":"ping"}"#).await;
+    assert_eq!(no_version.body["error"]["code"], -32600);
+    let batch = session.post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).await;
+    assert_eq!(batch.body["error"]["code"], -32600);
+    let unknown_method = session.request("resources/unheard_of", json!({})).await;
+    assert_eq!((unknown_method.status, unknown_method.body["error"]["code"].as_i64()), (StatusCode::OK, Some(-32601)));
+    let no_name = session.request("tools/call", json!({"arguments": {}})).await;
+    assert_eq!(no_name.body["error"]["code"], -32602);
+    let bad_cursor = session.request("tools/list", json!({"cursor": "made-up"})).await;
+    assert_eq!(bad_cursor.body["error"]["code"], -32602);
+
+    let notification =
+        session.post(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9}}"#).await;
+    assert_eq!(notification.status, StatusCode::ACCEPTED);
+    let ping = session.request("ping", json!({})).await;
+    assert_eq!((ping.status, &ping.body["result"]), (StatusCode::OK, &json!({})));
+    assert_eq!(ping.body["id"], 1, "the client's id comes back");
+
+    let text = session.send(session.http().post(&session.url).header("content-type", "text/plain").body("{}")).await;
+    assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"alpha_echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(100_000)
+    );
+    assert_eq!(session.post(&huge).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let get = session.send(session.http().get(&session.url)).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_required_scoped_and_deletable() {
+    let (_alpha, stack) = stack().await;
+    let url = stack.url("/acme/tools/mcp");
+
+    let anonymous = RawSession::new(&url).request("tools/list", json!({})).await;
+    assert_eq!((anonymous.status, anonymous.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32600)));
+    let mut forged = RawSession::new(&url);
+    forged.session = Some("0123456789abcdef".into());
+    assert_eq!(forged.request("tools/list", json!({})).await.status, StatusCode::NOT_FOUND);
+
+    // A session belongs to the route it was opened on.
+    let session = RawSession::initialize(&url).await;
+    let mut elsewhere = RawSession::new(&url);
+    elsewhere.session = session.session.clone();
+    let cross = elsewhere
+        .send(
+            elsewhere
+                .http()
+                .post(&url)
+                .header("host", "other.example.com")
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::NOT_FOUND, "a session of one route is unknown to another");
+
+    assert_eq!(session.request("ping", json!({})).await.status, StatusCode::OK);
+    let deleted = session.send(session.http().delete(&url)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(session.request("ping", json!({})).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_paths_and_versions_are_routed_and_negotiated() {
+    let (_alpha, stack) = stack().await;
+    let url = stack.url("/acme/tools/mcp");
+
+    let by_host = RawSession::new(&url);
+    let answer = by_host
+        .send(by_host.http().post(&url).header("host", "OTHER.example.com:8443").header("content-type", "application/json").body(
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}).to_string(),
+        ))
+        .await;
+    assert_eq!(answer.body["result"]["protocolVersion"], "2025-06-18", "a supported version is echoed");
+    let mut other = RawSession::new(&url);
+    other.session = Some(answer.headers["mcp-session-id"].to_str().unwrap().to_owned());
+    let listed = other
+        .send(
+            other
+                .http()
+                .post(&url)
+                .header("host", "other.example.com")
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+        )
+        .await;
+    let names = manifold_e2e::peers::tool_names(&listed.body["result"]);
+    assert!(names.iter().all(|n| n.starts_with("other_")), "the host's own route serves it: {names:?}");
+
+    let future = RawSession::new(&url)
+        .request(
+            "initialize",
+            json!({"protocolVersion": "2099-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+        )
+        .await;
+    assert_eq!(future.body["result"]["protocolVersion"], "2025-11-25", "an unknown version gets our newest");
+    let discover = RawSession::new(&url)
+        .send(
+            reqwest::Client::new()
+                .post(&url)
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#),
+        )
+        .await;
+    assert_eq!(discover.status, StatusCode::BAD_REQUEST, "an unsupported revision header is refused");
+    assert!(discover.body["error"]["message"].as_str().unwrap().contains("2026-07-28"));
+
+    let nowhere = reqwest::get(stack.url("/no/such/route")).await.unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_endpoints_report_health_readiness_and_metrics() {
+    let (_alpha, stack) = stack().await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    session.request("tools/call", json!({"name": "alpha_echo", "arguments": {"text": "m"}})).await;
+    session.request("tools/call", json!({"name": "nope", "arguments": {}})).await;
+
+    assert_eq!(reqwest::get(stack.admin_url("/healthz")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(reqwest::get(stack.admin_url("/readyz")).await.unwrap().status(), StatusCode::OK);
+    let metrics = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"manifold_requests_total{method="tools/call",namespace="acme",outcome="ok",route="tools"} 1"#,
+        r#"manifold_requests_total{method="tools/call",namespace="acme",outcome="error",route="tools"} 1"#,
+        r#"manifold_requests_total{method="initialize",namespace="acme",outcome="ok",route="tools"} 1"#,
+        r#"manifold_upstream_request_duration_seconds_count{method="tools/call",mount="alpha",namespace="acme",route="tools"} 1"#,
+        "manifold_config_generation 1",
+        "manifold_sessions 1",
+    ] {
+        assert!(metrics.contains(expected), "missing `{expected}` in:\n{metrics}");
+    }
+    let status: serde_json::Value = reqwest::get(stack.admin_url("/status")).await.unwrap().json().await.unwrap();
+    assert_eq!((status["ready"].as_bool(), status["generation"].as_u64()), (Some(true), Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_with_no_valid_config_is_not_ready() {
+    let stack = LocalStack::start("kind: [broken").await;
+    assert_eq!(reqwest::get(stack.admin_url("/readyz")).await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reqwest::get(stack.admin_url("/healthz")).await.unwrap().status(), StatusCode::OK);
+}
