@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use manifold_api::manifests::{self, Source};
+use manifold_e2e::eventually;
 use manifold_e2e::peers::Upstream;
 use manifold_e2e::raw::RawSession;
-use manifold_e2e::eventually;
 use manifold_gateway::{ConfigSource, Settings};
 
 fn render(upstream: &Upstream, prefix: &str) -> String {
