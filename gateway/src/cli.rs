@@ -34,6 +34,9 @@ pub struct Args {
     /// How often to check the config source for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
+    /// Threads serving MCP (default: one per CPU).
+    #[arg(long, env = "MANIFOLD_WORKERS")]
+    pub workers: Option<usize>,
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -53,6 +56,7 @@ impl Args {
             max_body_bytes: self.max_body_bytes,
             session_idle_timeout: Duration::from_secs(self.session_idle_secs),
             watch_interval: Duration::from_millis(self.watch_interval_ms.max(50)),
+            workers: self.workers.unwrap_or(Settings::default().workers),
             ..Settings::default()
         }
     }

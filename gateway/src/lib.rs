@@ -18,7 +18,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::extract::DefaultBodyLimit;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +41,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Set once a config has been loaded.
     pub ready: AtomicBool,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// How a gateway runs.
@@ -55,6 +60,9 @@ pub struct Settings {
     pub max_sessions: usize,
     /// How often a local config source is checked for changes.
     pub watch_interval: Duration,
+    /// Threads serving MCP, each with its own single-threaded runtime and upstream
+    /// connections, so a request is handled start to finish without crossing threads.
+    pub workers: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +74,7 @@ impl Default for Settings {
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
             watch_interval: Duration::from_secs(1),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -79,6 +88,7 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    workers: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Running {
@@ -93,6 +103,9 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        for worker in self.workers {
+            let _ = worker.await;
+        }
     }
 
     /// Resolves when the gateway has stopped on its own (a listener failed).
@@ -103,43 +116,95 @@ impl Running {
 
 /// Loads the config once, binds both listeners and starts serving.
 pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<Running> {
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(std::io::Error::other)?;
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
         sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions),
         metrics: Metrics::new(),
         ready: AtomicBool::new(false),
+        max_body_bytes: settings.max_body_bytes,
     });
-    let mut loader = Loader::new(source, http);
+    let mut loader = Loader::new(source);
     loader.poll(&gateway);
 
-    let mcp_listener = TcpListener::bind(settings.listen).await?;
+    let mcp_listener = std::net::TcpListener::bind(settings.listen)?;
+    mcp_listener.set_nonblocking(true)?;
     let admin_listener = TcpListener::bind(settings.admin_listen).await?;
     let (mcp_addr, admin_addr) = (mcp_listener.local_addr()?, admin_listener.local_addr()?);
     let shutdown = CancellationToken::new();
 
-    let app = axum::Router::new()
-        .fallback(mcp::endpoint::handle)
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .with_state(Arc::clone(&gateway));
+    let mut workers = Vec::new();
+    for index in 0..settings.workers.max(1) {
+        workers.push(spawn_worker(index, mcp_listener.try_clone()?, Arc::clone(&gateway), shutdown.clone())?);
+    }
     let mut tasks = vec![
-        serve(mcp_listener, app, shutdown.clone()),
-        serve(admin_listener, admin::router(Arc::clone(&gateway)), shutdown.clone()),
+        serve_admin(admin_listener, admin::router(Arc::clone(&gateway)), shutdown.clone()),
         tokio::spawn(expire_sessions(Arc::clone(&gateway), shutdown.clone())),
     ];
     if loader.watches() {
         tasks.push(tokio::spawn(watch(loader, Arc::clone(&gateway), settings.watch_interval, shutdown.clone())));
     }
-    tracing::info!(%mcp_addr, %admin_addr, "gateway listening");
-    Ok(Running { mcp_addr, admin_addr, gateway, shutdown, tasks })
+    tracing::info!(%mcp_addr, %admin_addr, workers = workers.len(), "gateway listening");
+    Ok(Running { mcp_addr, admin_addr, gateway, shutdown, tasks, workers })
 }
 
-fn serve(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) -> JoinHandle<()> {
+/// A thread with its own single-threaded runtime, accepting MCP connections on a shared
+/// listener; the receiver resolves once it has drained and stopped.
+fn spawn_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name(format!("mcp-worker-{index}")).spawn(move || {
+        runtime.block_on(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => serve_mcp(listener, gateway, shutdown).await,
+                Err(error) => {
+                    tracing::error!(%error, "worker could not listen");
+                    shutdown.cancel();
+                }
+            }
+        });
+        let _ = done.send(());
+    })?;
+    Ok(stopped)
+}
+
+/// The MCP listener: plain hyper HTTP/1.1, one task per connection, drained on shutdown.
+async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: CancellationToken) {
+    let connections = GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = Arc::clone(&gateway);
+        let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request));
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(30), connections.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within 30s of shutdown");
+    }
+}
+
+fn serve_admin(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let stop = shutdown.clone();
         if let Err(error) =

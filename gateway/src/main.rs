@@ -3,7 +3,9 @@
 
 use clap::Parser;
 
-#[tokio::main]
+// MCP is served by per-core worker threads (see `Settings::workers`); this runtime only
+// runs the admin listener, the config watcher and session expiry.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = manifold_gateway::cli::Args::parse();
     manifold_gateway::cli::init_tracing(args.log_format);

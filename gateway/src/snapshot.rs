@@ -43,7 +43,7 @@ impl Snapshot {
     }
 
     /// Builds a snapshot, reusing the pool's clients where the upstream is unchanged.
-    pub fn build(config: GatewayConfig, pool: &mut ClientPool, http: &reqwest::Client) -> Result<Self, String> {
+    pub fn build(config: GatewayConfig, pool: &mut ClientPool) -> Result<Self, String> {
         let mut next = HashMap::new();
         let mut by_path: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
         for route in &config.routes {
@@ -54,7 +54,7 @@ impl Snapshot {
                     Some(client) => Arc::clone(client),
                     None => {
                         let Upstream::Remote(remote) = &mount.upstream;
-                        let client = UpstreamClient::new(remote, http.clone()).map_err(|e| {
+                        let client = UpstreamClient::new(remote).map_err(|e| {
                             format!("McpRoute {}/{} mount `{}`: {e}", route.namespace, route.name, mount.server)
                         })?;
                         Arc::new(client)

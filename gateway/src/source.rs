@@ -29,13 +29,12 @@ pub enum ConfigSource {
 pub struct Loader {
     source: ConfigSource,
     pool: ClientPool,
-    http: reqwest::Client,
     last_read: Option<u64>,
 }
 
 impl Loader {
-    pub fn new(source: ConfigSource, http: reqwest::Client) -> Self {
-        Loader { source, pool: ClientPool::default(), http, last_read: None }
+    pub fn new(source: ConfigSource) -> Self {
+        Loader { source, pool: ClientPool::default(), last_read: None }
     }
 
     /// Whether the source can change.
@@ -71,7 +70,7 @@ impl Loader {
             return;
         }
         let (generation, routes) = (config.generation, config.routes.len());
-        match Snapshot::build(config, &mut self.pool, &self.http) {
+        match Snapshot::build(config, &mut self.pool) {
             Ok(snapshot) => {
                 gateway.snapshot.store(Arc::new(snapshot));
                 gateway.ready.store(true, Ordering::Release);

@@ -2,14 +2,14 @@
 //! headers and the session, parses JSON-RPC, hands requests to `methods`, and maps every
 //! outcome to the HTTP status and JSON-RPC error the spec asks for, in this one place.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::header::{ALLOW, CONTENT_TYPE, HOST};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as RequestBody;
 
 use super::SUPPORTED_VERSIONS;
 use super::methods::{self, Answer};
@@ -22,24 +22,44 @@ use crate::upstream::Hello;
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
-/// Every request to the data-plane listener lands here.
-pub async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// A response of the MCP listener.
+pub type Response = http::Response<Full<Bytes>>;
+
+/// Every request to the MCP listener lands here.
+pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Result<Response, Infallible> {
+    let (parts, body) = request.into_parts();
     let snapshot = gateway.snapshot.load_full();
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_name);
-    let Some(route) = snapshot.route(host.as_deref(), uri.path()) else {
-        return plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", uri.path()));
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_name);
+    let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
+        return Ok(plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", parts.uri.path())));
     };
-    match method {
-        Method::POST => post(&gateway, route, &headers, &body).await,
-        Method::DELETE => delete(&gateway, route, &headers).await,
+    Ok(match parts.method {
+        Method::POST => match read_body(&gateway, &parts.headers, body).await {
+            Ok(body) => post(&gateway, route, &parts.headers, &body).await,
+            Err(response) => response,
+        },
+        Method::DELETE => delete(&gateway, route, &parts.headers).await,
         // The standalone server-to-client stream is not offered yet; the spec allows 405.
-        _ => (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, HeaderValue::from_static("POST, DELETE"))]).into_response(),
+        _ => {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST (or DELETE to end a session)".into());
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, DELETE"));
+            response
+        }
+    })
+}
+
+/// The request body, refused with 413 past the configured size.
+async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: RequestBody) -> Result<Bytes, Response> {
+    let limit = gateway.max_body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"));
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "the request body could not be read".into())),
     }
 }
 
@@ -74,7 +94,7 @@ async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: 
             if let Err(refusal) = session(gateway, route, headers) {
                 return refusal.response(None);
             }
-            return StatusCode::ACCEPTED.into_response();
+            return empty(StatusCode::ACCEPTED);
         }
     };
 
@@ -164,7 +184,7 @@ async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Respon
     gateway.metrics.sessions.set(gateway.sessions.count() as i64);
     tracing::info!(route = %route.id(), session = %session.id, "session closed by client");
     session.close().await;
-    StatusCode::NO_CONTENT.into_response()
+    empty(StatusCode::NO_CONTENT)
 }
 
 /// Why a request names no usable session.
@@ -212,7 +232,16 @@ fn host_name(host: &str) -> String {
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {
-    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], Body::from(body)).into_response()
+    let mut response = http::Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut response = http::Response::new(Full::default());
+    *response.status_mut() = status;
+    response
 }
 
 fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, error: RpcError) -> Response {
@@ -220,5 +249,8 @@ fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, err
 }
 
 fn plain(status: StatusCode, message: String) -> Response {
-    (status, message).into_response()
+    let mut response = http::Response::new(Full::new(Bytes::from(message)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
 }

@@ -5,27 +5,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::Full;
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
+use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
-use super::streamable::{describe, status_error};
+use super::streamable::{JSON, status_error};
 use super::{Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
 use crate::jsonrpc::Message;
 
 pub(super) struct Client {
-    pub http: reqwest::Client,
     pub url: url::Url,
     pub headers: HeaderMap,
 }
 
 /// An open SSE stream and the requests waiting for answers on it.
 pub(super) struct Session {
-    endpoint: url::Url,
+    endpoint: Uri,
     waiting: Arc<Waiting>,
     reader: AbortHandle,
 }
@@ -37,7 +38,6 @@ impl Drop for Session {
 }
 
 /// Requests awaiting their answer; `None` once the stream has closed.
-#[derive(Default)]
 struct Waiting(Mutex<Option<HashMap<u64, oneshot::Sender<Message>>>>);
 
 impl Waiting {
@@ -68,23 +68,17 @@ impl Waiting {
 
 impl Client {
     pub async fn open(&self, id: u64, params: &RawValue) -> Result<Session, UpstreamError> {
-        let response = self
-            .http
-            .get(self.url.clone())
-            .headers(self.headers.clone())
-            .header(ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unreachable(describe(e)))?;
+        let stream_uri = Uri::try_from(self.url.as_str()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let response = self.send(Method::GET, stream_uri, Bytes::new()).await?;
         if !response.status().is_success() {
             return Err(status_error(response).await);
         }
-        let mut events = EventReader::new(response.bytes_stream().boxed());
+        let mut events = EventReader::new(client::chunks(response));
         let endpoint = loop {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => break event.data,
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(UpstreamError::Unreachable(describe(e))),
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(client::describe(&e))),
                 None => return Err(UpstreamError::Protocol("SSE stream ended before announcing its endpoint".into())),
             }
         };
@@ -133,15 +127,7 @@ impl Client {
     }
 
     async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
-        let response = self
-            .http
-            .post(session.endpoint.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unreachable(describe(e)))?;
+        let response = self.send(Method::POST, session.endpoint.clone(), Bytes::from(body)).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Err(UpstreamError::SessionExpired),
             status if status.is_success() => Ok(()),
@@ -149,9 +135,26 @@ impl Client {
         }
     }
 
+    /// GET opens the event stream; POST carries one JSON-RPC message.
+    async fn send(&self, method: Method, uri: Uri, body: Bytes) -> Result<Response, UpstreamError> {
+        let mut request = Request::new(Full::new(body));
+        let (name, value) = match method {
+            Method::GET => (ACCEPT, HeaderValue::from_static("text/event-stream")),
+            _ => (CONTENT_TYPE, JSON),
+        };
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        for (header, header_value) in &self.headers {
+            headers.append(header, header_value.clone());
+        }
+        headers.insert(name, value);
+        HttpClient::current().send(request).await
+    }
+
     /// The announced endpoint, which must stay on the stream's origin: an upstream cannot
     /// make the gateway send requests (and credentials) elsewhere.
-    fn endpoint(&self, announced: &str) -> Result<url::Url, UpstreamError> {
+    fn endpoint(&self, announced: &str) -> Result<Uri, UpstreamError> {
         let endpoint = self
             .url
             .join(announced.trim())
@@ -159,7 +162,8 @@ impl Client {
         if endpoint.origin() != self.url.origin() {
             return Err(UpstreamError::Protocol(format!("endpoint `{announced}` is on another origin")));
         }
-        Ok(endpoint)
+        Uri::try_from(endpoint.as_str())
+            .map_err(|e| UpstreamError::Protocol(format!("invalid endpoint `{announced}`: {e}")))
     }
 }
 

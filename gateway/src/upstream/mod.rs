@@ -3,6 +3,7 @@
 //! opened lazily with `initialize` and reopened once, transparently, when the upstream has
 //! forgotten it (HTTP 404, or a closed SSE stream).
 
+pub mod client;
 mod legacy;
 pub mod sse;
 mod streamable;
@@ -11,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use manifold_api::config::{RemoteUpstream, Transport};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
@@ -89,9 +90,10 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// A client for `config`, sharing `http`'s connection pool.
-    pub fn new(config: &RemoteUpstream, http: reqwest::Client) -> Result<Self, String> {
+    /// A client for `config` (connections come from the calling thread's pool).
+    pub fn new(config: &RemoteUpstream) -> Result<Self, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
+        let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         let mut headers = HeaderMap::new();
         for header in &config.headers {
             let name =
@@ -102,8 +104,8 @@ impl UpstreamClient {
             headers.append(name, value);
         }
         let wire = match config.transport {
-            Transport::StreamableHttp => Wire::Streamable(streamable::Client { http, url, headers }),
-            Transport::Sse => Wire::Sse(legacy::Client { http, url, headers }),
+            Transport::StreamableHttp => Wire::Streamable(streamable::Client { uri, headers }),
+            Transport::Sse => Wire::Sse(legacy::Client { url, headers }),
         };
         Ok(UpstreamClient { wire, timeout: Duration::from_millis(config.timeout_ms), next_id: AtomicU64::new(1) })
     }

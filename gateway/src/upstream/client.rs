@@ -1,0 +1,97 @@
+//! The HTTP client toward upstreams: hyper's pooled client over TCP or TLS (rustls, with the
+//! system's roots, else Mozilla's), and nothing a general-purpose client adds on top: no
+//! redirects, no decompression, no cookies. This is the gateway's hot path.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::UpstreamError;
+
+/// An upstream response.
+pub type Response = hyper::Response<Incoming>;
+
+/// Largest upstream reply body the gateway reads into memory.
+const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone.
+///
+/// Each thread has its own ([`HttpClient::current`]): a pooled connection's task then runs on
+/// the thread that uses it, and a request never waits for another thread to wake up.
+#[derive(Clone)]
+pub struct HttpClient(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>);
+
+thread_local! {
+    static CURRENT: HttpClient = HttpClient::new();
+}
+
+impl HttpClient {
+    /// This thread's client.
+    pub fn current() -> Self {
+        CURRENT.with(Clone::clone)
+    }
+
+    pub fn new() -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+        tcp.set_keepalive(Some(Duration::from_secs(60)));
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let tls = match builder.with_provider_and_native_roots(provider.clone()) {
+            Ok(builder) => builder,
+            Err(error) => {
+                tracing::warn!(%error, "no usable system root certificates; trusting Mozilla's roots for https upstreams");
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_webpki_roots(provider)
+                    .expect("the bundled provider supports the default TLS versions")
+            }
+        };
+        let https = tls.https_or_http().enable_http1().enable_http2().wrap_connector(tcp);
+        HttpClient(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
+    }
+
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
+        self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(describe(&e)))
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The whole body of a reply, bounded.
+pub async fn body(response: Response) -> Result<Bytes, UpstreamError> {
+    let limited = http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => Err(UpstreamError::Unreachable(format!("reading the reply: {error}"))),
+    }
+}
+
+/// The body of a reply as a stream of chunks (SSE).
+pub fn chunks(response: Response) -> BodyDataStream<Incoming> {
+    BodyDataStream::new(response.into_body())
+}
+
+/// An error with its causes, for example "client error (Connect): tcp connect error:
+/// Connection refused".
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
