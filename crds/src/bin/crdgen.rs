@@ -1,4 +1,5 @@
 //! Writes the CRD YAML into `crds/manifests/` (or the directory given as the first argument).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

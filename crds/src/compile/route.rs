@@ -21,9 +21,9 @@ static TOOL_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(TOOL_NAME_PATTER
 static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
 });
-static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
-});
+/// A DNS name, or `*.` and a name of at least two labels (`*.com` would claim a whole TLD).
+static HOSTNAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(crate::resources::HOSTNAME_PATTERN).expect("valid regex"));
 
 /// What checking one route found.
 struct Checked {
@@ -77,10 +77,24 @@ pub(super) fn compile_all(
             refs_checked: false,
         },
     }));
-    // Oldest first: it wins a conflict. Without timestamps (local mode), by namespace and name.
-    candidates.sort_by(|a, b| (&a.created, &a.object).cmp(&(&b.created, &b.object)));
+    // Who wins a contested (host, path), in order: a route at its own default path (nobody
+    // else can take `/<namespace>/<name>/mcp`); the route already serving it (ownership is
+    // stable across reloads); the oldest; then by namespace and name (local mode has no
+    // timestamps).
+    let served_before: HashMap<(&str, &str), &RouteConfig> = previous
+        .map(|p| p.routes.iter().map(|r| ((r.namespace.as_str(), r.name.as_str()), r)).collect())
+        .unwrap_or_default();
+    let last_valid =
+        |object: &ObjectRef| served_before.get(&(object.namespace.as_str(), object.name.as_str())).copied();
+    let precedence = |c: &Candidate| {
+        let path = c.checked.path.as_deref();
+        let default = path == Some(default_path(&c.object.namespace, &c.object.name).as_str());
+        let serving = last_valid(&c.object).is_some_and(|r| Some(r.path.as_str()) == path);
+        (!default, !serving, c.created.clone(), c.object.clone())
+    };
+    candidates.sort_by_cached_key(precedence);
 
-    let mut claims: HashMap<(String, String), ObjectRef> = HashMap::new();
+    let mut claims: Vec<(String, String, ObjectRef)> = Vec::new();
     let mut routes = Vec::new();
     let mut outcomes = Vec::new();
     for candidate in candidates {
@@ -88,20 +102,24 @@ pub(super) fn compile_all(
         let mut serving = Serving::Current;
         let mut served = checked.config.clone();
         if served.is_none() {
-            served = last_valid(previous, &object);
+            served = last_valid(&object).cloned();
             serving = if served.is_some() { Serving::LastValid } else { Serving::Nothing };
         }
         let mut conflicts = Vec::new();
         if let Some(route) = &served {
-            let keys = claim_keys(route);
-            if let Some(owner) = keys.iter().find_map(|k| claims.get(k)) {
-                conflicts.push(Problem::new("spec.path", conflict_message(route, &object, owner)));
+            let hosts = host_patterns(route);
+            let taken = claims.iter().find(|(host, path, owner)| {
+                *path == route.path
+                    && hosts
+                        .iter()
+                        .any(|mine| mine == host || (owner.namespace != object.namespace && hosts_overlap(mine, host)))
+            });
+            if let Some((host, _, owner)) = taken {
+                conflicts.push(Problem::new("spec.path", conflict_message(route, host, &object, owner)));
                 served = None;
                 serving = Serving::Nothing;
             } else {
-                for k in keys {
-                    claims.insert(k, object.clone());
-                }
+                claims.extend(hosts.into_iter().map(|host| (host, route.path.clone(), object.clone())));
             }
         }
 
@@ -139,26 +157,35 @@ pub(super) fn compile_all(
     (routes, outcomes)
 }
 
-fn last_valid(previous: Option<&GatewayConfig>, object: &ObjectRef) -> Option<RouteConfig> {
-    previous?.routes.iter().find(|r| r.namespace == object.namespace && r.name == object.name).cloned()
+fn default_path(namespace: &str, name: &str) -> String {
+    format!("/{namespace}/{name}/mcp")
 }
 
-/// The (host, path) pairs a route serves; `*` stands for "any host".
-fn claim_keys(route: &RouteConfig) -> Vec<(String, String)> {
-    if route.hostnames.is_empty() {
-        vec![("*".into(), route.path.clone())]
-    } else {
-        route.hostnames.iter().map(|h| (h.clone(), route.path.clone())).collect()
-    }
+/// The host patterns a route serves; `*` stands for "any host".
+fn host_patterns(route: &RouteConfig) -> Vec<String> {
+    if route.hostnames.is_empty() { vec!["*".into()] } else { route.hostnames.clone() }
 }
 
-/// Names the older route only when it is of the same tenant: tenants never learn each
-/// other's names.
-fn conflict_message(route: &RouteConfig, object: &ObjectRef, owner: &ObjectRef) -> String {
+/// Whether some request Host could match both patterns. Across namespaces an overlap is a
+/// conflict (a host name overlaps "any host"): otherwise a tenant could take another's path
+/// for one host name. Within a namespace, a host-specific route beside the tenant's own
+/// any-host route is an override the tenant chose.
+fn hosts_overlap(a: &str, b: &str) -> bool {
+    let covers = |wildcard: &str, host: &str| {
+        wildcard.strip_prefix("*.").is_some_and(|parent| host.split_once('.').is_some_and(|(_, rest)| rest == parent))
+    };
+    a == "*" || b == "*" || a == b || covers(a, b) || covers(b, a)
+}
+
+/// Names the route holding the path only when it is of the same tenant: tenants never learn
+/// each other's names.
+fn conflict_message(route: &RouteConfig, host: &str, object: &ObjectRef, owner: &ObjectRef) -> String {
+    let at =
+        if host == "*" { format!("path `{}`", route.path) } else { format!("path `{}` (host `{host}`)", route.path) };
     if owner.namespace == object.namespace {
-        format!("path `{}` is already served by older McpRoute {}/{}", route.path, owner.namespace, owner.name)
+        format!("{at} is already served by McpRoute {}/{}", owner.namespace, owner.name)
     } else {
-        format!("path `{}` is already served by an older route of another namespace", route.path)
+        format!("{at} is already served by a route of another namespace")
     }
 }
 
@@ -174,7 +201,7 @@ fn check(
     let mut refs = Vec::new();
     let mut refs_reason = reason::REF_NOT_READY;
 
-    let path = spec.path.clone().unwrap_or_else(|| format!("/{namespace}/{name}/mcp"));
+    let path = spec.path.clone().unwrap_or_else(|| default_path(&namespace, &name));
     if let Err(why) = check_path(&path) {
         invalid.push(Problem::new("spec.path", why));
     }
@@ -182,7 +209,7 @@ fn check(
         if !HOSTNAME.is_match(host) || host.len() > 253 {
             invalid.push(Problem::new(
                 format!("spec.hostnames[{i}]"),
-                format!("`{host}` is not a lowercase DNS name (optionally starting with '*.')"),
+                format!("`{host}` is not a lowercase DNS name (or `*.` and a name of at least two labels)"),
             ));
         }
     }

@@ -87,7 +87,8 @@ fn remote_upstream(
     check_url(&remote.url).unwrap_or_else(|why| invalid.push(Problem::new("spec.remote.url", why)));
 
     let timeout = remote.timeout.map(Duration::from).unwrap_or(DEFAULT_TIMEOUT);
-    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+    let negative = remote.timeout.is_some_and(|t| t.is_negative());
+    if negative || timeout.is_zero() || timeout > MAX_TIMEOUT {
         invalid.push(Problem::new("spec.remote.timeout", "timeout must be greater than 0s and at most 1h"));
     }
 
@@ -120,8 +121,10 @@ fn remote_upstream(
             }
         };
         if let Some(value) = value {
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                invalid.push(Problem::new(field, "header value must not contain line breaks or NUL"));
+            // What HTTP allows in a field value: visible ASCII, spaces, tabs, and non-ASCII
+            // bytes; no other control characters.
+            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                invalid.push(Problem::new(field, "header value must not contain control characters or line breaks"));
             } else {
                 headers.push(Header { name: header.name.clone(), value });
             }

@@ -19,5 +19,7 @@ pub const API_VERSION: &str = "manifold.dev/v1alpha1";
 
 /// RFC 1123 label: what a mount prefix must be, so that `<prefix>_<name>` splits at the first `_`.
 pub const PREFIX_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
+/// A lowercase DNS name, or `*.` followed by a name of at least two labels.
+pub const HOSTNAME_PATTERN: &str = r"^(\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$";
 /// Characters and length MCP allows in a tool name (2025-11-25 revision).
 pub const TOOL_NAME_PATTERN: &str = "^[A-Za-z0-9_.-]{1,128}$";

@@ -38,7 +38,7 @@ pub struct McpRouteSpec {
     /// `*.example.com` matches one label. Empty: any host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 253)))]
-    #[x_kube(validation = Rule::new("self.all(h, h.matches('^(\\\\*\\\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))").message("hostnames must be lowercase DNS names, optionally starting with '*.'"))]
+    #[x_kube(validation = Rule::new("self.all(h, h.matches('^(\\\\*\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$'))").message("hostnames must be lowercase DNS names, or '*.' and a name of at least two labels"))]
     pub hostnames: Vec<String>,
 
     /// The McpServers (of this route's namespace) whose tools this endpoint serves. At most 64.
