@@ -52,6 +52,13 @@ def build_alpha() -> FastMCP:
         await asyncio.sleep(seconds)
         return "done"
 
+    @mcp.tool
+    def header(name: str) -> str:
+        """Return the value of an HTTP request header this server received ('' if absent)."""
+        from fastmcp.server.dependencies import get_http_headers
+
+        return get_http_headers(include_all=True).get(name.lower(), "")
+
     return mcp
 
 

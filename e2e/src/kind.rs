@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use crate::repo_root;
 
 /// A reachable kind cluster.
 pub struct Cluster {
@@ -17,7 +16,7 @@ pub struct Cluster {
 /// else the current context, which must be a kind one (`kind-*`): the suite never touches
 /// another cluster by accident.
 pub fn cluster() -> Result<Cluster, String> {
-    let kubectl = kubectl().ok_or("no kubectl found (set $KUBECTL, or run scripts/install-peers.sh)")?;
+    let kubectl = kubectl().ok_or("no kubectl found (put it on PATH or set $KUBECTL)")?;
     let context = match std::env::var("MANIFOLD_E2E_CONTEXT") {
         Ok(context) => context,
         Err(_) => {
@@ -74,10 +73,6 @@ impl Cluster {
 fn kubectl() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("KUBECTL") {
         return Some(PathBuf::from(path));
-    }
-    let bundled = repo_root().join(".peers/bin/kubectl");
-    if bundled.exists() {
-        return Some(bundled);
     }
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join("kubectl")).find(|p| p.exists())
 }

@@ -24,6 +24,11 @@ impl RawSession {
         RawSession { http: reqwest::Client::new(), url: url.to_owned(), session: None }
     }
 
+    /// An existing session, used from another task.
+    pub fn resume(url: &str, session: Option<String>) -> Self {
+        RawSession { session, ..RawSession::new(url) }
+    }
+
     /// Initializes; panics unless the gateway answers with a session.
     pub async fn initialize(url: &str) -> Self {
         let mut raw = RawSession::new(url);

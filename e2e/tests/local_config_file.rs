@@ -36,7 +36,13 @@ async fn serves_reloads_and_verifies_a_compiled_config() {
     let url = running.url("/acme/tools/mcp");
     assert!(RawSession::initialize(&url).await.tool_names().await.iter().all(|n| n.starts_with("first_")));
 
-    std::fs::write(&file, render(&alpha, "second")).unwrap();
+    let replace = |text: String| {
+        // Write then rename, so the gateway never reads a half-written file.
+        let tmp = dir.path().join(".config.yaml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    replace(render(&alpha, "second"));
     eventually("the new file served", Duration::from_secs(10), || async {
         let names = RawSession::initialize(&url).await.tool_names().await;
         names.iter().all(|n| n.starts_with("second_")).then_some(())
@@ -44,7 +50,8 @@ async fn serves_reloads_and_verifies_a_compiled_config() {
     .await;
 
     let tampered = render(&alpha, "third").replace("prefix: third", "prefix: evil");
-    std::fs::write(&file, tampered).unwrap();
+    assert!(tampered.contains("prefix: evil"), "the tampering took");
+    replace(tampered);
     let metrics = format!("http://{}/metrics", running.admin_addr);
     eventually("the tampered file rejected", Duration::from_secs(10), || async {
         let text = reqwest::get(&metrics).await.ok()?.text().await.ok()?;

@@ -71,6 +71,7 @@ async fn one_route_mounts_three_servers_for_both_client_sdks() {
             {"op": "call", "name": "beta_whoami", "arguments": {}},
             {"op": "call", "name": "old_reverse", "arguments": {"text": "abc"}},
             {"op": "ping"},
+            {"op": "call", "name": "alpha_header", "arguments": {"name": "X-Tenant"}},
         ]);
         let r = run_client(&url, sdk, ops).await;
         assert_eq!(
@@ -79,6 +80,7 @@ async fn one_route_mounts_three_servers_for_both_client_sdks() {
                 "alpha_add",
                 "alpha_echo",
                 "alpha_fail",
+                "alpha_header",
                 "alpha_slow",
                 "alpha_whoami",
                 "beta_echo",
@@ -106,5 +108,6 @@ async fn one_route_mounts_three_servers_for_both_client_sdks() {
             assert!(message.contains(name), "the error names the unknown tool: {message}");
         }
         assert_eq!(r[11], json!({"ok": true}));
+        assert_eq!(text(&r[12]), "acme", "the header from the Secret reaches alpha");
     }
 }

@@ -42,7 +42,11 @@ async fn malformed_requests_get_the_specs_errors() {
     assert_eq!((parse.status, parse.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32700)));
     assert_eq!(parse.body["id"], serde_json::Value::Null);
     let no_version = session.post(r#"{"id":1,"method":"ping"}"#).await;
-    assert_eq!(no_version.body["error"]["code"], -32600);
+    assert_eq!((no_version.status, no_version.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32600)));
+    let null_id = session.post(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).await;
+    assert_eq!(null_id.body["error"]["code"], -32600, "MCP forbids a null id: {}", null_id.body);
+    let wrong_shape = session.post(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).await;
+    assert_eq!(wrong_shape.body["error"]["code"], -32600);
     let batch = session.post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).await;
     assert_eq!(batch.body["error"]["code"], -32600);
     let unknown_method = session.request("resources/unheard_of", json!({})).await;

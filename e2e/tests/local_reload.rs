@@ -84,14 +84,18 @@ async fn a_request_in_flight_finishes_on_its_config() {
     let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
     let stack = LocalStack::start(&manifests(&alpha, &beta, "[{server: alpha}, {server: beta}]")).await;
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
-    let slow = session.request("tools/call", json!({"name": "alpha_slow", "arguments": {"seconds": 1.5}}));
-    let reload = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stack.rewrite(&manifests(&alpha, &beta, "[{server: beta}]"));
-        eventually("alpha unmounted", Duration::from_secs(10), || async { (stack.generation() == 2).then_some(()) })
-            .await;
-    };
-    let (answer, ()) = tokio::join!(slow, reload);
+    let slow = tokio::spawn({
+        let session = RawSession::resume(&session.url, session.session.clone());
+        async move { session.request("tools/call", json!({"name": "alpha_slow", "arguments": {"seconds": 2}})).await }
+    });
+    eventually("the slow call in flight", Duration::from_secs(10), || async {
+        (metric(&stack, "manifold_requests_in_flight").await >= 1.0).then_some(())
+    })
+    .await;
+    stack.rewrite(&manifests(&alpha, &beta, "[{server: beta}]"));
+    eventually("alpha unmounted", Duration::from_secs(10), || async { (stack.generation() == 2).then_some(()) }).await;
+    assert!(!slow.is_finished(), "the reload landed while the call was in flight");
+    let answer = slow.await.unwrap();
     assert_eq!(answer.body["result"]["content"][0]["text"], "done", "{}", answer.body);
     let after = session.request("tools/call", json!({"name": "alpha_echo", "arguments": {"text": "x"}})).await;
     assert_eq!(after.body["error"]["code"], -32602, "alpha is gone after the reload: {}", after.body);

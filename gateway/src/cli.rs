@@ -34,6 +34,9 @@ pub struct Args {
     /// How often to check the config source for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
+    /// Most client sessions this replica holds; `initialize` beyond it gets 503.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_sessions: usize,
     /// Threads serving MCP (default: one per CPU).
     #[arg(long, env = "MANIFOLD_WORKERS")]
     pub workers: Option<usize>,
@@ -57,7 +60,7 @@ impl Args {
             session_idle_timeout: Duration::from_secs(self.session_idle_secs),
             watch_interval: Duration::from_millis(self.watch_interval_ms.max(50)),
             workers: self.workers.unwrap_or(Settings::default().workers),
-            ..Settings::default()
+            max_sessions: self.max_sessions,
         }
     }
 

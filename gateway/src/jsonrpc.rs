@@ -21,7 +21,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub struct Message {
     #[serde(default)]
     jsonrpc: Option<String>,
-    #[serde(default)]
+    /// Raw, so that `"id": null` (which MCP forbids) is told apart from no id.
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<Box<RawValue>>,
     #[serde(default)]
     pub method: Option<String>,
@@ -63,8 +64,10 @@ pub fn parse(body: &[u8]) -> Result<Incoming, RpcError> {
     if first == Some(&b'[') {
         return Err(RpcError::new(INVALID_REQUEST, "JSON-RPC batches are not supported; send one message per request"));
     }
-    let message: Message =
-        serde_json::from_slice(body).map_err(|e| RpcError::new(PARSE_ERROR, format!("invalid JSON: {e}")))?;
+    let message: Message = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => RpcError::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}")),
+        _ => RpcError::new(PARSE_ERROR, format!("invalid JSON: {e}")),
+    })?;
     if message.jsonrpc.as_deref() != Some("2.0") {
         return Err(RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\""));
     }
@@ -82,6 +85,10 @@ pub fn parse(body: &[u8]) -> Result<Incoming, RpcError> {
             "a message needs `method` (request or notification) or `result`/`error` (response)",
         )),
     }
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
 }
 
 fn is_valid_id(id: &RawValue) -> bool {
@@ -142,6 +149,9 @@ mod tests {
         assert_eq!(parse(br#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).unwrap_err().code, INVALID_REQUEST);
         assert_eq!(parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#).unwrap_err().code, INVALID_REQUEST);
         assert_eq!(parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err().code, INVALID_REQUEST);
+        assert_eq!(parse(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).unwrap_err().code, INVALID_REQUEST);
+        assert_eq!(parse(br#""just a string""#).unwrap_err().code, INVALID_REQUEST);
+        assert_eq!(parse(br#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err().code, INVALID_REQUEST);
     }
 
     #[test]

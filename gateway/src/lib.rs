@@ -20,7 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -191,7 +191,11 @@ async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: Cance
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
         let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request));
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        // A client has 30 s to send its headers: slow clients cannot hold connections forever.
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -232,7 +236,7 @@ async fn expire_sessions(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         for session in gateway.sessions.expire() {
-            tracing::info!(session = %session.id, "session expired after idling");
+            tracing::info!(session = %session.log_id(), "session expired after idling");
             session.close().await;
         }
         gateway.metrics.sessions.set(gateway.sessions.count() as i64);

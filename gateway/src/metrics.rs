@@ -16,11 +16,17 @@ pub struct Metrics {
     pub config_loads: IntCounterVec,
     /// Open client sessions.
     pub sessions: IntGauge,
+    /// MCP requests being answered right now.
+    pub in_flight: IntGauge,
 }
 
 /// Methods that get their own label value.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
     "ping",
     "tools/list",
     "tools/call",
@@ -33,13 +39,10 @@ const KNOWN_METHODS: &[&str] = &[
     "logging/setLevel",
 ];
 
-/// The method as a bounded label value.
+/// The method as a bounded label value: clients choose method names, so anything else is
+/// `other`.
 pub fn method_label(method: &str) -> &str {
-    if KNOWN_METHODS.contains(&method) || method.starts_with("notifications/") && method.len() < 48 {
-        method
-    } else {
-        "other"
-    }
+    if KNOWN_METHODS.contains(&method) { method } else { "other" }
 }
 
 impl Metrics {
@@ -66,16 +69,19 @@ impl Metrics {
         )
         .expect("valid metric");
         let sessions = IntGauge::new("manifold_sessions", "Open MCP client sessions").expect("valid metric");
+        let in_flight =
+            IntGauge::new("manifold_requests_in_flight", "MCP requests being answered").expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_seconds.clone()),
             Box::new(config_generation.clone()),
             Box::new(config_loads.clone()),
             Box::new(sessions.clone()),
+            Box::new(in_flight.clone()),
         ] {
             registry.register(collector).expect("metric registers once");
         }
-        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions }
+        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions, in_flight }
     }
 
     /// The text exposition format.

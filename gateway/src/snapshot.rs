@@ -42,42 +42,23 @@ impl Snapshot {
         Snapshot { config: Arc::new(GatewayConfig::default()), by_path: HashMap::new() }
     }
 
-    /// Builds a snapshot, reusing the pool's clients where the upstream is unchanged.
-    pub fn build(config: GatewayConfig, pool: &mut ClientPool) -> Result<Self, String> {
+    /// Builds a snapshot, reusing the pool's clients where the upstream is unchanged. A route
+    /// the gateway cannot build (compile should have refused it) is left out and reported;
+    /// it never keeps the other routes from being served.
+    pub fn build(config: GatewayConfig, pool: &mut ClientPool) -> (Self, Vec<String>) {
         let mut next = HashMap::new();
         let mut by_path: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
+        let mut errors = Vec::new();
         for route in &config.routes {
-            let mut mounts = Vec::with_capacity(route.mounts.len());
-            for mount in &route.mounts {
-                let key = (route.namespace.clone(), mount.upstream.clone());
-                let client = match pool.0.get(&key).or_else(|| next.get(&key)) {
-                    Some(client) => Arc::clone(client),
-                    None => {
-                        let Upstream::Remote(remote) = &mount.upstream;
-                        let client = UpstreamClient::new(remote).map_err(|e| {
-                            format!("McpRoute {}/{} mount `{}`: {e}", route.namespace, route.name, mount.server)
-                        })?;
-                        Arc::new(client)
-                    }
-                };
-                next.insert(key, Arc::clone(&client));
-                let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
-                mounts.push(Mount { config: mount.clone(), matcher, client });
+            match Route::build(route, pool, &mut next) {
+                Ok(route) => by_path.entry(route.config.path.clone()).or_default().push(Arc::new(route)),
+                Err(error) => {
+                    errors.push(format!("McpRoute {}/{} is not served: {error}", route.namespace, route.name))
+                }
             }
-            let by_prefix = route
-                .mounts
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !m.prefix.is_empty())
-                .map(|(i, m)| (m.prefix.clone(), i))
-                .collect();
-            let unprefixed =
-                route.mounts.iter().enumerate().filter(|(_, m)| m.prefix.is_empty()).map(|(i, _)| i).collect();
-            let route = Arc::new(Route { config: route.clone(), mounts, by_prefix, unprefixed });
-            by_path.entry(route.config.path.clone()).or_default().push(route);
         }
         pool.0 = next;
-        Ok(Snapshot { config: Arc::new(config), by_path })
+        (Snapshot { config: Arc::new(config), by_path }, errors)
     }
 
     /// The route serving `path` for `host` (port stripped, lowercase): an exact host name
@@ -95,8 +76,39 @@ impl Snapshot {
 }
 
 impl Route {
+    fn build(
+        route: &RouteConfig,
+        pool: &ClientPool,
+        next: &mut HashMap<(String, Upstream), Arc<UpstreamClient>>,
+    ) -> Result<Self, String> {
+        let mut mounts = Vec::with_capacity(route.mounts.len());
+        for mount in &route.mounts {
+            let key = (route.namespace.clone(), mount.upstream.clone());
+            let client = match pool.0.get(&key).or_else(|| next.get(&key)) {
+                Some(client) => Arc::clone(client),
+                None => {
+                    let Upstream::Remote(remote) = &mount.upstream;
+                    Arc::new(UpstreamClient::new(remote).map_err(|e| format!("mount `{}`: {e}", mount.server))?)
+                }
+            };
+            let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
+            next.insert(key, Arc::clone(&client));
+            mounts.push(Mount { config: mount.clone(), matcher, client });
+        }
+        let by_prefix = route
+            .mounts
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.prefix.is_empty())
+            .map(|(i, m)| (m.prefix.clone(), i))
+            .collect();
+        let unprefixed = route.mounts.iter().enumerate().filter(|(_, m)| m.prefix.is_empty()).map(|(i, _)| i).collect();
+        Ok(Route { config: route.clone(), mounts, by_prefix, unprefixed })
+    }
+
     /// The mounts that may serve a client-visible tool name, with the upstream name on each:
-    /// the mount whose prefix the name carries, then the unprefixed mounts that could hold it.
+    /// the mount whose prefix the name carries and the unprefixed mounts that could hold it,
+    /// in mount order.
     pub fn tool_candidates<'a>(&'a self, name: &'a str) -> Vec<(usize, &'a str)> {
         let mut candidates = Vec::new();
         if let Some((prefix, rest)) = name.split_once('_')
@@ -110,6 +122,8 @@ impl Route {
                 candidates.push((i, upstream));
             }
         }
+        // Mount order decides between candidates, as it does in `tools/list`.
+        candidates.sort_unstable_by_key(|&(i, _)| i);
         candidates
     }
 

@@ -70,16 +70,15 @@ impl Loader {
             return;
         }
         let (generation, routes) = (config.generation, config.routes.len());
-        match Snapshot::build(config, &mut self.pool) {
-            Ok(snapshot) => {
-                gateway.snapshot.store(Arc::new(snapshot));
-                gateway.ready.store(true, Ordering::Release);
-                gateway.metrics.config_generation.set(generation as i64);
-                gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
-                tracing::info!(generation, routes, "serving new config");
-            }
-            Err(error) => self.reject(gateway, &error),
+        let (snapshot, errors) = Snapshot::build(config, &mut self.pool);
+        for error in errors {
+            tracing::error!(%error, "route left out of the config");
         }
+        gateway.snapshot.store(Arc::new(snapshot));
+        gateway.ready.store(true, Ordering::Release);
+        gateway.metrics.config_generation.set(generation as i64);
+        gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
+        tracing::info!(generation, routes, "serving new config");
     }
 
     fn reject(&self, gateway: &Gateway, error: &str) {

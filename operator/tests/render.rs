@@ -28,6 +28,25 @@ fn renders_the_quickstart_into_a_servable_config() {
 }
 
 #[test]
+fn every_example_renders_without_rejections() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut rendered = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let has_manifests = path.is_dir()
+            && std::fs::read_dir(&path).unwrap().any(|f| f.unwrap().path().extension().is_some_and(|e| e == "yaml"));
+        if !has_manifests {
+            continue;
+        }
+        let (code, yaml, stderr) = render(&["-f", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {stderr}", path.display());
+        assert!(!GatewayConfig::from_text(&yaml).unwrap().routes.is_empty(), "{} serves no route", path.display());
+        rendered += 1;
+    }
+    assert!(rendered >= 2, "expected the quickstart and multi-tenant examples, rendered {rendered}");
+}
+
+#[test]
 fn rejected_objects_are_reported_and_fail_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -58,7 +58,8 @@ pub struct Mount {
 
     /// Clients see this server's tools as `<prefix>_<tool>`. Defaults to the server name.
     /// Lowercase letters, digits and '-', so names split unambiguously at the first '_'.
-    /// The empty string mounts without a prefix; compile rejects names that then collide.
+    /// The empty string mounts without a prefix: compile rejects names that then collide when
+    /// the servers' tools are known; otherwise the first mount's tool wins and a warning is logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     #[x_kube(validation = Rule::new("self == '' || (self.matches('^[a-z0-9]([a-z0-9-]*[a-z0-9])?$') && size(self) <= 63)").message("prefix must be empty or a lowercase RFC 1123 label (letters, digits, '-'; at most 63)"))]

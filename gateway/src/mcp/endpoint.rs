@@ -20,6 +20,7 @@ use crate::snapshot::Route;
 use crate::upstream::Hello;
 
 const SESSION_ID: &str = "mcp-session-id";
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 /// A response of the MCP listener.
@@ -56,10 +57,15 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: RequestBody) ->
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "the request body could not be read".into())),
+    // A body trickled in byte by byte cannot hold a worker's connection for long.
+    let read = tokio::time::timeout(BODY_DEADLINE, Limited::new(body, limit).collect());
+    match read.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "the request body could not be read".into())),
+        Err(_) => {
+            Err(plain(StatusCode::REQUEST_TIMEOUT, format!("the request body took longer than {BODY_DEADLINE:?}")))
+        }
     }
 }
 
@@ -105,7 +111,10 @@ async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: 
             Ok(session) => session,
             Err(refusal) => return refusal.response(Some(&id)),
         };
-        (methods::dispatch(gateway, route, &session, &method, params.as_deref()).await, None)
+        gateway.metrics.in_flight.inc();
+        let answer = methods::dispatch(gateway, route, &session, &method, params.as_deref()).await;
+        gateway.metrics.in_flight.dec();
+        (answer, None)
     };
     gateway
         .metrics
@@ -165,7 +174,7 @@ fn initialize(
         );
     };
     gateway.metrics.sessions.set(gateway.sessions.count() as i64);
-    tracing::info!(route = %route.id(), session = %session.id, %version, "session opened");
+    tracing::info!(route = %route.id(), session = %session.log_id(), %version, "session opened");
     let result = serde_json::json!({
         "protocolVersion": version,
         "capabilities": { "tools": { "listChanged": false } },
@@ -182,7 +191,7 @@ async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Respon
     };
     gateway.sessions.remove(&session.id);
     gateway.metrics.sessions.set(gateway.sessions.count() as i64);
-    tracing::info!(route = %route.id(), session = %session.id, "session closed by client");
+    tracing::info!(route = %route.id(), session = %session.log_id(), "session closed by client");
     session.close().await;
     empty(StatusCode::NO_CONTENT)
 }

@@ -71,8 +71,14 @@ async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params:
         // Every tool is returned on the first page, so no cursor of ours exists.
         return Answer::Error(RpcError::new(INVALID_PARAMS, format!("invalid cursor `{cursor}`")));
     }
-    let lists =
-        futures::future::join_all(route.mounts.iter().map(|mount| mount_tools(gateway, route, session, mount))).await;
+    let lists = futures::future::join_all(route.mounts.iter().map(|mount| async move {
+        // One deadline for the whole listing: a slow mount cannot hold the route's list up
+        // for a timeout per page.
+        tokio::time::timeout(mount.client.timeout(), mount_tools(gateway, route, session, mount))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(mount.client.timeout().as_millis() as u64)))
+    }))
+    .await;
     let mut tools = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (mount, list) in route.mounts.iter().zip(lists) {
@@ -90,6 +96,8 @@ async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params:
             if seen.insert(visible.clone()) {
                 tool.insert("name".into(), Value::String(visible));
                 tools.push(tool);
+            } else {
+                tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %visible, "tool name already exposed by an earlier mount; this one is hidden");
             }
         }
     }
@@ -136,8 +144,18 @@ async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: 
         Some(Ok(name)) => name,
         _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "tools/call needs params.name, a string")),
     };
-    let Some((mount, upstream_name)) = owner(gateway, route, session, &name).await else {
-        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{name}`")));
+    let (mount, upstream_name) = match owner(gateway, route, session, &name).await {
+        Owner::Found(mount, upstream_name) => (mount, upstream_name),
+        Owner::Unknown => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{name}`"))),
+        Owner::Unavailable(servers) => {
+            let text = format!(
+                "tool `{name}` is unavailable: mounted server(s) {} could not be asked for it",
+                servers.join(", ")
+            );
+            return Answer::MountFailed(raw(
+                &json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
+            ));
+        }
     };
     fields.insert("name".into(), raw(&upstream_name));
     let params = raw(&fields);
@@ -147,28 +165,44 @@ async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: 
         Err(error) => {
             tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %name, %error, "tools/call failed upstream");
             let text =
-                format!("tool `{name}` is unavailable: mounted server `{}` failed: {error}", mount.config.server);
+                format!("tool `{name}` is unavailable: mounted server `{}` {}", mount.config.server, error.summary());
             Answer::MountFailed(raw(&json!({ "content": [{ "type": "text", "text": text }], "isError": true })))
         }
     }
 }
 
-/// The mount serving a client-visible tool name, and the tool's name there. The prefix
-/// decides directly; only when several unprefixed mounts could hold the name are their
-/// lists consulted.
-async fn owner<'a>(gateway: &Gateway, route: &'a Route, session: &Session, name: &str) -> Option<(&'a Mount, String)> {
+/// Who serves a client-visible tool name.
+enum Owner<'a> {
+    /// This mount, under this upstream name.
+    Found(&'a Mount, String),
+    /// No mount can have it.
+    Unknown,
+    /// Not found on the mounts that answered; these did not answer.
+    Unavailable(Vec<&'a str>),
+}
+
+/// The prefix decides directly; only when several mounts could hold the name are their
+/// lists consulted, in mount order (the order `tools/list` gives them precedence in).
+async fn owner<'a>(gateway: &Gateway, route: &'a Route, session: &Session, name: &str) -> Owner<'a> {
     let candidates = route.tool_candidates(name);
     if candidates.len() <= 1 {
-        return candidates.first().map(|&(i, upstream)| (&route.mounts[i], upstream.to_owned()));
+        return match candidates.first() {
+            Some(&(i, upstream)) => Owner::Found(&route.mounts[i], upstream.to_owned()),
+            None => Owner::Unknown,
+        };
     }
+    let mut silent = Vec::new();
     for (i, upstream) in candidates {
         let mount = &route.mounts[i];
-        let tools = mount_tools(gateway, route, session, mount).await.unwrap_or_default();
-        if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) {
-            return Some((mount, upstream.to_owned()));
+        match mount_tools(gateway, route, session, mount).await {
+            Ok(tools) if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) => {
+                return Owner::Found(mount, upstream.to_owned());
+            }
+            Ok(_) => {}
+            Err(_) => silent.push(mount.config.server.as_str()),
         }
     }
-    None
+    if silent.is_empty() { Owner::Unknown } else { Owner::Unavailable(silent) }
 }
 
 /// One upstream request, timed into the latency histogram.
@@ -181,7 +215,7 @@ async fn request(
     params: Option<&RawValue>,
 ) -> Result<Reply, UpstreamError> {
     let started = Instant::now();
-    let slot = session.slot(&mount.client);
+    let slot = session.slot(&mount.config.server, &mount.client);
     let reply = mount.client.request(&slot, &session.hello, method, params).await;
     gateway
         .metrics

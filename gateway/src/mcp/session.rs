@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::upstream::{Hello, Slot, UpstreamClient};
 
-/// Upstream slots by upstream client (keyed by its address, kept alive by the Arc held).
-type Slots = HashMap<usize, (Arc<UpstreamClient>, Arc<Slot>)>;
+/// Upstream slots by mounted server, with the client each was opened with.
+type Slots = HashMap<String, (Arc<UpstreamClient>, Arc<Slot>)>;
 
 /// One client session.
 pub struct Session {
@@ -23,18 +23,27 @@ pub struct Session {
 }
 
 impl Session {
-    /// The slot for `client`; a mount whose upstream changed gets a fresh one.
-    pub fn slot(&self, client: &Arc<UpstreamClient>) -> Arc<Slot> {
-        let key = Arc::as_ptr(client) as usize;
+    /// The slot for a mounted server. When a reload changed the server's upstream (its URL,
+    /// its credentials), the old upstream session is closed and a fresh slot replaces it.
+    pub fn slot(&self, server: &str, client: &Arc<UpstreamClient>) -> Arc<Slot> {
         let mut slots = self.slots.lock().expect("slots lock");
-        match slots.get(&key) {
-            Some((owner, slot)) if Arc::ptr_eq(owner, client) => Arc::clone(slot),
-            _ => {
-                let slot = Arc::new(Slot::default());
-                slots.insert(key, (Arc::clone(client), Arc::clone(&slot)));
-                slot
-            }
+        if let Some((owner, slot)) = slots.get(server)
+            && Arc::ptr_eq(owner, client)
+        {
+            return Arc::clone(slot);
         }
+        let slot = Arc::new(Slot::default());
+        if let Some((stale_client, stale_slot)) =
+            slots.insert(server.to_owned(), (Arc::clone(client), Arc::clone(&slot)))
+        {
+            tokio::spawn(async move { stale_client.close(&stale_slot).await });
+        }
+        slot
+    }
+
+    /// A prefix of the id, enough to follow a session in logs without handing out the token.
+    pub fn log_id(&self) -> &str {
+        &self.id[..8]
     }
 
     /// Ends every upstream session this client opened.

@@ -122,7 +122,11 @@ impl Client {
         let answer = session.waiting.register(id).ok_or(UpstreamError::SessionExpired)?;
         let _forget = Forget(&session.waiting, id);
         self.post(session, request_body(id, method, params)).await?;
-        let message = answer.await.map_err(|_| UpstreamError::SessionExpired)?;
+        // The upstream accepted the request: if the stream now closes, the request may have
+        // run, so it is not retried on a new session (a tool call must not run twice).
+        let message = answer
+            .await
+            .map_err(|_| UpstreamError::Unreachable("the SSE stream closed before the answer arrived".into()))?;
         reply_to(message, id).ok_or_else(|| UpstreamError::Protocol(format!("answer to request {id} has no result")))
     }
 

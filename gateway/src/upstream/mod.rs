@@ -1,5 +1,6 @@
-//! Clients for mounted sub-servers. One [`UpstreamClient`] per mount (sharing one connection
-//! pool); one [`Slot`] per (client session, mount) holding that client's upstream session,
+//! Clients for mounted sub-servers. One [`UpstreamClient`] per tenant and upstream config
+//! (connections come from the calling thread's pool); one [`Slot`] per (client session,
+//! mounted server) holding that client's upstream session,
 //! opened lazily with `initialize` and reopened once, transparently, when the upstream has
 //! forgotten it (HTTP 404, or a closed SSE stream).
 
@@ -47,6 +48,20 @@ pub enum UpstreamError {
     Protocol(String),
     #[error("the upstream session has expired")]
     SessionExpired,
+}
+
+impl UpstreamError {
+    /// What a client is told: the kind of failure, without upstream response bodies, TLS
+    /// details or addresses (those go to the log).
+    pub fn summary(&self) -> String {
+        match self {
+            UpstreamError::Unreachable(_) => "cannot connect".into(),
+            UpstreamError::Timeout(ms) => format!("no answer within {ms} ms"),
+            UpstreamError::Status { status, .. } => format!("answered HTTP {status}"),
+            UpstreamError::Protocol(_) => "did not answer as an MCP server".into(),
+            UpstreamError::SessionExpired => "lost its session".into(),
+        }
+    }
 }
 
 /// One client session's connection to one upstream.
@@ -141,6 +156,11 @@ impl UpstreamClient {
             let _ = tokio::time::timeout(self.timeout, client.close(session)).await;
         }
         // A legacy SSE session ends when its stream is dropped with the connection.
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn id(&self) -> u64 {

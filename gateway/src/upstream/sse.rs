@@ -19,6 +19,8 @@ pub struct Event {
 pub struct EventReader<S> {
     chunks: S,
     buffer: BytesMut,
+    /// How far `buffer` is known to hold no line break.
+    scanned: usize,
     pending: Event,
     has_data: bool,
 }
@@ -32,21 +34,24 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     pub fn new(chunks: S) -> Self {
-        EventReader { chunks, buffer: BytesMut::new(), pending: Event::default(), has_data: false }
+        EventReader { chunks, buffer: BytesMut::new(), scanned: 0, pending: Event::default(), has_data: false }
     }
 
-    /// The next complete event; `None` at the end of the stream.
+    /// The next complete event; `None` at the end of the stream, or when an event grows past
+    /// [`MAX_EVENT_BYTES`].
     pub async fn next(&mut self) -> Option<Result<Event, E>> {
         loop {
-            while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
-                let line = self.buffer.split_to(end + 1);
+            while let Some(offset) = self.buffer[self.scanned..].iter().position(|&b| b == b'\n') {
+                let line = self.buffer.split_to(self.scanned + offset + 1);
+                self.scanned = 0;
                 let line = line.strip_suffix(b"\n").unwrap_or(&line);
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if let Some(event) = self.feed(line) {
                     return Some(Ok(event));
                 }
             }
-            if self.buffer.len() > MAX_EVENT_BYTES {
+            self.scanned = self.buffer.len();
+            if self.buffer.len() + self.pending.data.len() > MAX_EVENT_BYTES {
                 return None;
             }
             match self.chunks.next().await {
@@ -112,6 +117,13 @@ mod tests {
         assert_eq!(got[0].data, "/messages?session_id=1");
         assert_eq!(got[1].id.as_deref(), Some("7"));
         assert_eq!(got[1].data, "{\"a\":\n1}");
+    }
+
+    #[tokio::test]
+    async fn ends_the_stream_on_an_oversized_event() {
+        let line: &'static str = Box::leak(format!("data: {}\n", "x".repeat(1024 * 1024)).into_boxed_str());
+        let chunks: Vec<&'static str> = std::iter::repeat_n(line, 17).collect();
+        assert!(events(&chunks).await.is_empty(), "17 MiB of data lines in one event is refused");
     }
 
     #[tokio::test]
