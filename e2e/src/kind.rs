@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-
 /// A reachable kind cluster.
 pub struct Cluster {
     kubectl: PathBuf,

@@ -44,6 +44,7 @@ impl Answer {
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(route = %route.id(), session = %session.log_id(), method = method))]
 pub async fn dispatch(
     gateway: &Gateway,
     route: &Route,

@@ -126,6 +126,7 @@ impl UpstreamClient {
     }
 
     /// Sends a request in the session held by `slot`, opening it first if needed.
+    #[tracing::instrument(level = "debug", skip_all, fields(method = method))]
     pub async fn request(
         &self,
         slot: &Slot,
@@ -167,6 +168,7 @@ impl UpstreamClient {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(version = %hello.protocol_version))]
     async fn open(&self, hello: &Hello) -> Result<Arc<Connection>, UpstreamError> {
         let params = initialize_params(hello);
         Ok(Arc::new(match &self.wire {
