@@ -6,6 +6,7 @@
 pub mod kind;
 pub mod peers;
 pub mod raw;
+pub mod yaml;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

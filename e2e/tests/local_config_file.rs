@@ -5,17 +5,14 @@
 use std::time::Duration;
 
 use manifold_api::manifests::{self, Source};
-use manifold_e2e::eventually;
 use manifold_e2e::peers::Upstream;
 use manifold_e2e::raw::RawSession;
+use manifold_e2e::{eventually, yaml};
 use manifold_gateway::{ConfigSource, Settings};
 
 fn render(upstream: &Upstream, prefix: &str) -> String {
-    let text = format!(
-        "apiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: alpha, namespace: acme}}\nspec: {{remote: {{url: \"{}\"}}}}\n---\n\
-         apiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: tools, namespace: acme}}\nspec: {{mounts: [{{server: alpha, prefix: {prefix}}}]}}\n",
-        upstream.mcp_url()
-    );
+    let text = yaml::server("alpha", &upstream.mcp_url(), "")
+        + &yaml::route("tools", &format!("mounts: [{{server: alpha, prefix: {prefix}}}]"));
     let read = manifests::read(&[Source { origin: "test".into(), text }]).unwrap();
     serde_yaml::to_string(&manifold_api::compile(&read.inputs, None).config).unwrap()
 }

@@ -2,39 +2,19 @@
 //! only the calls that go to it, with an error result naming the mount; other mounts keep
 //! working in the same session.
 
-use manifold_e2e::LocalStack;
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text, tool_names};
 use manifold_e2e::raw::RawSession;
+use manifold_e2e::{LocalStack, yaml};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_down_or_slow_mount_fails_alone() {
     let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
-    let manifests = format!(
-        r#"
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: alpha, namespace: acme}}
-spec: {{remote: {{url: "{alpha}", timeout: 3s}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: beta, namespace: acme}}
-spec: {{remote: {{url: "{beta}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: ghost, namespace: acme}}
-spec: {{remote: {{url: "http://127.0.0.1:1/mcp"}}}}  # port 1: nothing listens, connections are refused
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: tools, namespace: acme}}
-spec: {{mounts: [{{server: alpha}}, {{server: beta}}, {{server: ghost}}]}}
-"#,
-        alpha = alpha.mcp_url(),
-        beta = beta.mcp_url(),
-    );
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "timeout: 3s")
+        + &yaml::server("beta", &beta.mcp_url(), "")
+        // Port 1: nothing listens there, so connections are refused.
+        + &yaml::server("ghost", "http://127.0.0.1:1/mcp", "")
+        + &yaml::route("tools", "mounts: [{server: alpha}, {server: beta}, {server: ghost}]");
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/tools/mcp");
     let r = run_client(
@@ -68,26 +48,9 @@ spec: {{mounts: [{{server: alpha}}, {{server: beta}}, {{server: ghost}}]}}
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_killed_mid_session_fails_only_its_calls() {
     let (alpha, mut beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
-    let manifests = format!(
-        r#"
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: alpha, namespace: acme}}
-spec: {{remote: {{url: "{}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: beta, namespace: acme}}
-spec: {{remote: {{url: "{}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: tools, namespace: acme}}
-spec: {{mounts: [{{server: alpha}}, {{server: beta}}]}}
-"#,
-        alpha.mcp_url(),
-        beta.mcp_url()
-    );
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::server("beta", &beta.mcp_url(), "")
+        + &yaml::route("tools", "mounts: [{server: alpha}, {server: beta}]");
     let stack = LocalStack::start(&manifests).await;
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
     let call = |name: &'static str| {

@@ -2,52 +2,23 @@
 //! a tool name) and a legacy-SSE FastMCP server, driven by the official `mcp` client and by
 //! FastMCP's `Client`. Names, results and errors are asserted.
 
-use manifold_e2e::LocalStack;
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text, tool_names};
+use manifold_e2e::{LocalStack, yaml};
 use serde_json::json;
 
 fn manifests(alpha: &Upstream, beta: &Upstream, legacy: &Upstream) -> String {
-    format!(
-        r#"
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: alpha, namespace: acme}}
-spec:
-  remote:
-    url: {alpha}
-    headers: [{{name: X-Tenant, valueFrom: {{secretKeyRef: {{name: upstream-creds, key: tenant}}}}}}]
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: upstream-creds, namespace: acme}}
-stringData: {{tenant: acme}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: beta, namespace: acme}}
-spec: {{remote: {{url: "{beta}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: legacy, namespace: acme}}
-spec: {{remote: {{url: "{legacy}", transport: sse}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: tools, namespace: acme}}
-spec:
-  mounts:
-    - server: alpha
-    - server: beta
-      tools: {{exclude: [whoami]}}
-    - server: legacy
-      prefix: old
-      rename: {{reverse: backwards}}
-"#,
-        alpha = alpha.mcp_url(),
-        beta = beta.mcp_url(),
-        legacy = legacy.sse_url(),
-    )
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: upstream-creds, namespace: acme}\n\
+                  stringData: {tenant: acme}\n";
+    let tenant_header = "headers: [{name: X-Tenant, valueFrom: {secretKeyRef: {name: upstream-creds, key: tenant}}}]";
+    yaml::server("alpha", &alpha.mcp_url(), tenant_header)
+        + secret
+        + &yaml::server("beta", &beta.mcp_url(), "")
+        + &yaml::server("legacy", &legacy.sse_url(), "transport: sse")
+        + &yaml::route(
+            "tools",
+            "mounts: [{server: alpha}, {server: beta, tools: {exclude: [whoami]}}, \
+             {server: legacy, prefix: old, rename: {reverse: backwards}}]",
+        )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,33 +2,20 @@
 //! malformed input, sessions, headers and sizes; protocol version negotiation; admin
 //! endpoints and metrics.
 
-use manifold_e2e::LocalStack;
 use manifold_e2e::peers::Upstream;
 use manifold_e2e::raw::RawSession;
+use manifold_e2e::{LocalStack, yaml};
 use reqwest::StatusCode;
 use serde_json::json;
 
 async fn stack() -> (Upstream, LocalStack) {
     let alpha = Upstream::start("alpha").await;
-    let manifests = format!(
-        r#"
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: alpha, namespace: acme}}
-spec: {{remote: {{url: "{}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: tools, namespace: acme}}
-spec: {{mounts: [{{server: alpha}}]}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: other, namespace: acme}}
-spec: {{hostnames: [other.example.com], path: /acme/tools/mcp, mounts: [{{server: alpha, prefix: other}}]}}
-"#,
-        alpha.mcp_url()
-    );
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::route("tools", "mounts: [{server: alpha}]")
+        + &yaml::route(
+            "other",
+            "hostnames: [other.example.com], path: /acme/tools/mcp, mounts: [{server: alpha, prefix: other}]",
+        );
     let stack = LocalStack::start(&manifests).await;
     (alpha, stack)
 }

@@ -6,30 +6,13 @@ use std::time::Duration;
 
 use manifold_e2e::peers::Upstream;
 use manifold_e2e::raw::RawSession;
-use manifold_e2e::{LocalStack, eventually};
+use manifold_e2e::{LocalStack, eventually, yaml};
 use serde_json::json;
 
 fn manifests(alpha: &Upstream, beta: &Upstream, mounts: &str) -> String {
-    format!(
-        r#"
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: alpha, namespace: acme}}
-spec: {{remote: {{url: "{}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpServer
-metadata: {{name: beta, namespace: acme}}
-spec: {{remote: {{url: "{}"}}}}
----
-apiVersion: manifold.dev/v1alpha1
-kind: McpRoute
-metadata: {{name: tools, namespace: acme}}
-spec: {{mounts: {mounts}}}
-"#,
-        alpha.mcp_url(),
-        beta.mcp_url()
-    )
+    yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::server("beta", &beta.mcp_url(), "")
+        + &yaml::route("tools", &format!("mounts: {mounts}"))
 }
 
 async fn names(stack: &LocalStack) -> Vec<String> {

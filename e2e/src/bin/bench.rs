@@ -36,7 +36,7 @@ fn main() {
     let gateway = start_gateway(upstream);
     let load = runtime("load", 2);
     let direct_url = format!("http://{upstream}/mcp");
-    let route_url = format!("http://{gateway}/bench/route/mcp");
+    let route_url = format!("http://{gateway}/acme/route/mcp");
     let seconds = Duration::from_secs(args.seconds);
 
     let mut rows = Vec::new();
@@ -210,12 +210,8 @@ fn start_upstream() -> SocketAddr {
 
 /// A gateway with one route mounting the upstream, on its own runtime; returns its address.
 fn start_gateway(upstream: SocketAddr) -> SocketAddr {
-    let manifests = format!(
-        "apiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: math, namespace: bench}}\n\
-         spec: {{remote: {{url: \"http://{upstream}/mcp\"}}}}\n---\n\
-         apiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: route, namespace: bench}}\n\
-         spec: {{mounts: [{{server: math}}]}}\n"
-    );
+    let manifests = manifold_e2e::yaml::server("math", &format!("http://{upstream}/mcp"), "")
+        + &manifold_e2e::yaml::route("route", "mounts: [{server: math}]");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime("gateway", 2).block_on(async move {
