@@ -119,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, choices=sorted(PROFILES))
     parser.add_argument("--transport", choices=["http", "sse"])
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     args = parser.parse_args()
     transport = args.transport or ("sse" if args.profile == "legacy" else "http")
 
@@ -133,7 +134,7 @@ def main() -> None:
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     port = sock.getsockname()[1]
 
     # log_config=None keeps uvicorn off stdout (its default access log writes there).

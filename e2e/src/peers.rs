@@ -70,6 +70,14 @@ impl Upstream {
         format!("http://127.0.0.1:{}/sse", self.port)
     }
 
+    /// Starts the same profile again on the same port: a restarted server that has lost
+    /// its sessions.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let port = self.port.to_string();
+        *self = Upstream::start_with(&self.profile, &["--port", &port]).await;
+    }
+
     /// Stops it now (to test an upstream going away).
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;

@@ -65,3 +65,21 @@ async fn an_upstream_killed_mid_session_fails_only_its_calls() {
     assert_eq!(call("alpha_echo").await["result"]["content"][0]["text"], "alpha:x");
     assert_eq!(session.tool_names().await.iter().filter(|n| n.starts_with("alpha_")).count(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_lost_its_sessions_is_reopened_transparently() {
+    let mut alpha = Upstream::start("alpha").await;
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "") + &yaml::route("tools", "mounts: [{server: alpha}]");
+    let stack = LocalStack::start(&manifests).await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    let call = || session.request("tools/call", json!({"name": "alpha_echo", "arguments": {"text": "x"}}));
+    assert_eq!(call().await.body["result"]["content"][0]["text"], "alpha:x");
+    // The new process answers the old upstream session id with 404.
+    alpha.restart().await;
+    let after = call().await;
+    assert_eq!(
+        after.body["result"]["content"][0]["text"], "alpha:x",
+        "the client never sees the restart: {}",
+        after.body
+    );
+}

@@ -132,3 +132,66 @@ impl Route {
         format!("{}/{}", self.config.namespace, self.config.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use manifold_api::config::{RemoteUpstream, ToolPolicy, Transport};
+
+    use super::*;
+
+    fn route(name: &str, path: &str, hostnames: &[&str], prefixes: &[&str]) -> RouteConfig {
+        let upstream = Upstream::Remote(RemoteUpstream {
+            url: "http://127.0.0.1:1/mcp".into(),
+            transport: Transport::StreamableHttp,
+            headers: vec![],
+            timeout_ms: 1000,
+        });
+        RouteConfig {
+            namespace: "acme".into(),
+            name: name.into(),
+            path: path.into(),
+            hostnames: hostnames.iter().map(|h| (*h).into()).collect(),
+            mounts: prefixes
+                .iter()
+                .map(|p| MountConfig {
+                    server: format!("server-{p}"),
+                    prefix: (*p).into(),
+                    tools: ToolPolicy::default(),
+                    upstream: upstream.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn snapshot(routes: Vec<RouteConfig>) -> Snapshot {
+        let (snapshot, errors) = Snapshot::build(GatewayConfig::new(routes, None), &mut ClientPool::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        snapshot
+    }
+
+    #[test]
+    fn picks_exact_host_then_wildcard_then_any_host() {
+        let s = snapshot(vec![
+            route("any", "/mcp", &[], &["a"]),
+            route("exact", "/mcp", &["api.example.com"], &["b"]),
+            route("wild", "/mcp", &["*.example.com"], &["c"]),
+        ]);
+        let name = |host: Option<&str>| s.route(host, "/mcp").map(|r| r.config.name.clone());
+        assert_eq!(name(Some("api.example.com")).as_deref(), Some("exact"));
+        assert_eq!(name(Some("web.example.com")).as_deref(), Some("wild"));
+        assert_eq!(name(Some("deep.web.example.com")).as_deref(), Some("any"), "a wildcard covers one label");
+        assert_eq!(name(Some("other.org")).as_deref(), Some("any"));
+        assert_eq!(name(None).as_deref(), Some("any"));
+        assert!(s.route(Some("api.example.com"), "/other").is_none());
+    }
+
+    #[test]
+    fn resolves_tool_names_by_prefix_and_mount_order() {
+        let s = snapshot(vec![route("r", "/mcp", &[], &["a", "", "b"])]);
+        let r = s.route(None, "/mcp").unwrap();
+        assert_eq!(r.tool_candidates("a_search"), [(0, "search"), (1, "a_search")], "mount order decides");
+        assert_eq!(r.tool_candidates("b_x"), [(1, "b_x"), (2, "x")]);
+        assert_eq!(r.tool_candidates("plain"), [(1, "plain")]);
+        assert_eq!(r.tool_candidates("zz_top"), [(1, "zz_top")], "an unknown prefix can only be unprefixed");
+    }
+}

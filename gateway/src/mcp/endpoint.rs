@@ -263,3 +263,16 @@ fn plain(status: StatusCode, message: String) -> Response {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn host_names_lose_port_case_and_trailing_dot() {
+        assert_eq!(host_name("API.Example.com:8443"), "api.example.com");
+        assert_eq!(host_name("example.com."), "example.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("localhost"), "localhost");
+    }
+}
