@@ -5,10 +5,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming as RequestBody;
 
 use super::SUPPORTED_VERSIONS;
@@ -21,6 +21,8 @@ use crate::upstream::Hello;
 
 const SESSION_ID: &str = "mcp-session-id";
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How much of an oversized body is read and dropped before the connection is closed.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 /// A response of the MCP listener.
@@ -49,19 +51,30 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
     })
 }
 
-/// The request body, refused with 413 past the configured size.
-async fn read_body(gateway: &Gateway, headers: &HeaderMap, body: RequestBody) -> Result<Bytes, Response> {
+/// The request body, refused with 413 past the configured size. An oversized body is still
+/// read (and dropped, up to [`DRAIN_LIMIT`] more) so that the client, still writing it,
+/// receives the 413 instead of a broken connection.
+async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody) -> Result<Bytes, Response> {
     let limit = gateway.max_body_bytes;
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"));
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large());
-    }
+    let mut kept = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            seen += data.len();
+            if seen <= limit {
+                kept.extend_from_slice(&data);
+            } else if seen > limit.saturating_add(DRAIN_LIMIT) {
+                break;
+            }
+        }
+        Ok::<_, hyper::Error>(())
+    };
     // A body trickled in byte by byte cannot hold a worker's connection for long.
-    let read = tokio::time::timeout(BODY_DEADLINE, Limited::new(body, limit).collect());
-    match read.await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+    match tokio::time::timeout(BODY_DEADLINE, read).await {
+        Ok(Ok(())) if seen <= limit => Ok(kept.freeze()),
+        Ok(Ok(())) => Err(plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"))),
         Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "the request body could not be read".into())),
         Err(_) => {
             Err(plain(StatusCode::REQUEST_TIMEOUT, format!("the request body took longer than {BODY_DEADLINE:?}")))
