@@ -23,6 +23,9 @@ pub fn cluster() -> Result<Cluster, String> {
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         }
     };
+    if context.is_empty() {
+        return Err("kubectl has no current context (no cluster is configured)".into());
+    }
     if !context.starts_with("kind-") {
         return Err(format!("current kube context `{context}` is not a kind cluster"));
     }
