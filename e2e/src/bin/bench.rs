@@ -3,7 +3,8 @@
 //! directly, then through a gateway route, at 1 and at 8 concurrent clients, and prints
 //! throughput and latency side by side. Upstream, gateway and load generator each run on
 //! their own runtime in this process, sharing the machine's cores as separate processes
-//! would. Method and recorded figures: docs/benchmarks.md.
+//! would. A bare hyper pass-through proxy is measured beside them as the floor of the hop
+//! itself. Method and recorded figures: docs/benchmarks.md.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,24 +36,27 @@ fn main() {
     let upstream = start_upstream();
     let gateway = start_gateway(upstream);
     let load = runtime("load", 2);
+    let floor = start_floor(upstream);
+    let floor_url = format!("http://{floor}/mcp");
     let direct_url = format!("http://{upstream}/mcp");
     let route_url = format!("http://{gateway}/acme/route/mcp");
     let seconds = Duration::from_secs(args.seconds);
 
     let mut rows = Vec::new();
     for clients in [1, args.clients] {
-        let (mut direct, mut routed) = (Vec::new(), Vec::new());
+        let (mut direct, mut routed, mut floored) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.rounds.max(1) {
             direct.push(measured(|| load.block_on(run(&direct_url, "add", false, clients, seconds))));
             routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, clients, seconds))));
+            floored.push(measured(|| load.block_on(run(&floor_url, "add", false, clients, seconds))));
         }
-        rows.push((clients, median(direct), median(routed)));
+        rows.push((clients, median(direct), median(routed), median(floored)));
     }
 
-    println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, gateway, upstream |");
+    println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, proxy, upstream |");
     println!("|---|---|---|---|---|---|---|");
-    for (clients, direct, routed) in &rows {
-        for (name, r) in [("direct", direct), ("gateway", routed)] {
+    for (clients, direct, routed, floored) in &rows {
+        for (name, r) in [("direct", direct), ("bare hyper proxy", floored), ("gateway", routed)] {
             let cpu = |who: &str| r.cpu.get(who).copied().unwrap_or(0.0) / r.requests as f64;
             println!(
                 "| {clients} | {name} | {:.0} | {} | {} | {} | {:.0}, {:.0}, {:.0} |",
@@ -61,13 +65,13 @@ fn main() {
                 r.p(90),
                 r.p(99),
                 cpu("load"),
-                cpu("gateway"),
+                cpu("gateway") + cpu("bare-proxy"),
                 cpu("upstream")
             );
         }
     }
-    let (_, direct1, routed1) = &rows[0];
-    let (clients, direct_n, routed_n) = &rows[1];
+    let (_, direct1, routed1, _) = &rows[0];
+    let (clients, direct_n, routed_n, _) = &rows[1];
     println!();
     println!("added p50 at 1 client: {} µs (target ≤ 50)", routed1.p(50) as i64 - direct1.p(50) as i64);
     println!("throughput at {clients} clients: {:.2}× direct (target ≥ 0.70)", routed_n.rate / direct_n.rate);
@@ -109,6 +113,7 @@ fn thread_cpu() -> std::collections::HashMap<String, f64> {
         // The gateway's MCP workers count as the gateway.
         let name = match &stat[open + 1..close] {
             worker if worker.starts_with("mcp-worker") => "gateway".to_owned(),
+            worker if worker.starts_with("bare-proxy") => "bare-proxy".to_owned(),
             name => name.to_owned(),
         };
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
@@ -227,4 +232,58 @@ fn start_gateway(upstream: SocketAddr) -> SocketAddr {
         })
     });
     rx.recv().unwrap()
+}
+
+/// The floor of any hyper-based gateway: a pass-through proxy with no MCP logic at all (no
+/// parsing, sessions, routing or metrics), on per-core current-thread runtimes as the
+/// gateway's workers are. What the gateway costs beyond it is its own work.
+fn start_floor(upstream: SocketAddr) -> SocketAddr {
+    use http_body_util::{BodyExt, Full};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    for i in 0..2 {
+        let listener = listener.try_clone().unwrap();
+        std::thread::Builder::new()
+            .name(format!("bare-proxy-{i}"))
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+                        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+                    loop {
+                        let (stream, _) = listener.accept().await.unwrap();
+                        stream.set_nodelay(true).unwrap();
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            let service =
+                                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                                    let client = client.clone();
+                                    async move {
+                                        let (parts, body) = req.into_parts();
+                                        let body = body.collect().await.unwrap().to_bytes();
+                                        let mut up = hyper::Request::new(Full::new(body));
+                                        *up.method_mut() = parts.method;
+                                        *up.uri_mut() = format!("http://{upstream}/mcp").parse().unwrap();
+                                        *up.headers_mut() = parts.headers;
+                                        let resp = client.request(up).await.unwrap();
+                                        let (parts, body) = resp.into_parts();
+                                        let body = body.collect().await.unwrap().to_bytes();
+                                        Ok::<_, std::convert::Infallible>(hyper::Response::from_parts(
+                                            parts,
+                                            Full::new(body),
+                                        ))
+                                    }
+                                });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                })
+            })
+            .unwrap();
+    }
+    addr
 }
