@@ -84,43 +84,60 @@ pub(super) fn compile_all(
     let served_before: HashMap<(&str, &str), &RouteConfig> = previous
         .map(|p| p.routes.iter().map(|r| ((r.namespace.as_str(), r.name.as_str()), r)).collect())
         .unwrap_or_default();
-    let last_valid =
-        |object: &ObjectRef| served_before.get(&(object.namespace.as_str(), object.name.as_str())).copied();
-    let precedence = |c: &Candidate| {
-        let path = c.checked.path.as_deref();
+    // What each candidate would serve: this version, else its last valid one.
+    let mut candidates: Vec<(Candidate, Option<RouteConfig>, Serving)> = candidates
+        .into_iter()
+        .map(|c| {
+            let before = served_before.get(&(c.object.namespace.as_str(), c.object.name.as_str())).copied().cloned();
+            match (c.checked.config.clone(), before) {
+                (Some(config), _) => (c, Some(config), Serving::Current),
+                (None, Some(before)) => (c, Some(before), Serving::LastValid),
+                (None, None) => (c, None, Serving::Nothing),
+            }
+        })
+        .collect();
+    // Who wins a contested (host, path), in order: a route at its own default path (nobody
+    // else can have `/<namespace>/<name>/mcp`: custom paths of that shape are refused); the
+    // route already serving that path for at least these hosts (ownership is stable across
+    // reloads); the oldest, a route without a timestamp counting as newest; then by
+    // namespace and name (local mode has no timestamps).
+    let precedence = |(c, served, _): &(Candidate, Option<RouteConfig>, Serving)| {
+        let path = served.as_ref().map(|r| r.path.as_str());
         let default = path == Some(default_path(&c.object.namespace, &c.object.name).as_str());
-        let serving = last_valid(&c.object).is_some_and(|r| Some(r.path.as_str()) == path);
-        (!default, !serving, c.created.clone(), c.object.clone())
+        let before = served_before.get(&(c.object.namespace.as_str(), c.object.name.as_str()));
+        let serving = match (served, before) {
+            (Some(now), Some(before)) => {
+                let hosts_before = host_patterns(before);
+                now.path == before.path && host_patterns(now).iter().all(|h| hosts_before.contains(h))
+            }
+            _ => false,
+        };
+        (!default, !serving, c.created.is_none(), c.created.clone(), c.object.clone())
     };
     candidates.sort_by_cached_key(precedence);
 
     let mut claims: Vec<(String, String, ObjectRef)> = Vec::new();
     let mut routes = Vec::new();
     let mut outcomes = Vec::new();
-    for candidate in candidates {
+    for (candidate, mut served, mut serving) in candidates {
         let Candidate { object, generation, checked, .. } = candidate;
-        let mut serving = Serving::Current;
-        let mut served = checked.config.clone();
-        if served.is_none() {
-            served = last_valid(&object).cloned();
-            serving = if served.is_some() { Serving::LastValid } else { Serving::Nothing };
-        }
         let mut conflicts = Vec::new();
+        if let Some(route) = &served
+            && let Some(problem) = conflict(&claims, route, &object)
+        {
+            conflicts.push(problem);
+            // A new version that conflicts falls back to the last valid one, if that one fits.
+            let fallback = (serving == Serving::Current)
+                .then(|| served_before.get(&(object.namespace.as_str(), object.name.as_str())).copied())
+                .flatten()
+                .filter(|before| conflict(&claims, before, &object).is_none());
+            (served, serving) = match fallback {
+                Some(before) => (Some(before.clone()), Serving::LastValid),
+                None => (None, Serving::Nothing),
+            };
+        }
         if let Some(route) = &served {
-            let hosts = host_patterns(route);
-            let taken = claims.iter().find(|(host, path, owner)| {
-                *path == route.path
-                    && hosts
-                        .iter()
-                        .any(|mine| mine == host || (owner.namespace != object.namespace && hosts_overlap(mine, host)))
-            });
-            if let Some((host, _, owner)) = taken {
-                conflicts.push(Problem::new("spec.path", conflict_message(route, host, &object, owner)));
-                served = None;
-                serving = Serving::Nothing;
-            } else {
-                claims.extend(hosts.into_iter().map(|host| (host, route.path.clone(), object.clone())));
-            }
+            claims.extend(host_patterns(route).into_iter().map(|host| (host, route.path.clone(), object.clone())));
         }
 
         let accepted_failure = [
@@ -161,6 +178,14 @@ fn default_path(namespace: &str, name: &str) -> String {
     format!("/{namespace}/{name}/mcp")
 }
 
+/// The namespace whose default route paths `path` looks like (`/<namespace>/<name>/mcp`).
+fn default_shaped(path: &str) -> Option<&str> {
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let (namespace, name, mcp) = (segments.next()?, segments.next()?, segments.next()?);
+    (segments.next().is_none() && mcp == "mcp" && DNS_SUBDOMAIN.is_match(namespace) && DNS_SUBDOMAIN.is_match(name))
+        .then_some(namespace)
+}
+
 /// The host patterns a route serves; `*` stands for "any host".
 fn host_patterns(route: &RouteConfig) -> Vec<String> {
     if route.hostnames.is_empty() { vec!["*".into()] } else { route.hostnames.clone() }
@@ -175,6 +200,18 @@ fn hosts_overlap(a: &str, b: &str) -> bool {
         wildcard.strip_prefix("*.").is_some_and(|parent| host.split_once('.').is_some_and(|(_, rest)| rest == parent))
     };
     a == "*" || b == "*" || a == b || covers(a, b) || covers(b, a)
+}
+
+/// Why `route` cannot have its (host, path), if a route claimed earlier holds it.
+fn conflict(claims: &[(String, String, ObjectRef)], route: &RouteConfig, object: &ObjectRef) -> Option<Problem> {
+    let hosts = host_patterns(route);
+    let (host, _, owner) = claims.iter().find(|(host, path, owner)| {
+        *path == route.path
+            && hosts
+                .iter()
+                .any(|mine| mine == host || (owner.namespace != object.namespace && hosts_overlap(mine, host)))
+    })?;
+    Some(Problem::new("spec.path", conflict_message(route, host, object, owner)))
 }
 
 /// Names the route holding the path only when it is of the same tenant: tenants never learn
@@ -204,6 +241,11 @@ fn check(
     let path = spec.path.clone().unwrap_or_else(|| default_path(&namespace, &name));
     if let Err(why) = check_path(&path) {
         invalid.push(Problem::new("spec.path", why));
+    } else if let Some(other) = default_shaped(&path).filter(|ns| *ns != namespace) {
+        invalid.push(Problem::new(
+            "spec.path",
+            format!("paths of the form /{other}/<name>/mcp are the default paths of namespace {other}'s routes"),
+        ));
     }
     for (i, host) in spec.hostnames.iter().enumerate() {
         if !HOSTNAME.is_match(host) || host.len() > 253 {
