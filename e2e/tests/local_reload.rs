@@ -69,7 +69,7 @@ async fn a_request_in_flight_finishes_on_its_config() {
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
     let slow = tokio::spawn({
         let session = RawSession::resume(&session.url, session.session.clone());
-        async move { session.request("tools/call", json!({"name": "alpha_slow", "arguments": {"seconds": 4}})).await }
+        async move { session.request("tools/call", json!({"name": "alpha_slow", "arguments": {"seconds": 8}})).await }
     });
     eventually("the slow call in flight", Duration::from_secs(10), || async {
         (metric(&stack, "manifold_requests_in_flight").await >= 1.0).then_some(())

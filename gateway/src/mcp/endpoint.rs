@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming as RequestBody;
@@ -56,8 +56,16 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
 /// receives the 413 instead of a broken connection.
 async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody) -> Result<Bytes, Response> {
     let limit = gateway.max_body_bytes;
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"));
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let mut kept = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let waits_for_continue = headers.get(EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if declared
+        .is_some_and(|length| length > limit.saturating_add(DRAIN_LIMIT) || (length > limit && waits_for_continue))
+    {
+        // Refused before any of it is sent (100-continue) or too large to be worth reading.
+        return Err(too_large());
+    }
+    let mut kept = BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(64 * 1024));
     let mut seen = 0usize;
     let read = async {
         while let Some(frame) = body.frame().await {
@@ -74,7 +82,7 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody
     // A body trickled in byte by byte cannot hold a worker's connection for long.
     match tokio::time::timeout(BODY_DEADLINE, read).await {
         Ok(Ok(())) if seen <= limit => Ok(kept.freeze()),
-        Ok(Ok(())) => Err(plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"))),
+        Ok(Ok(())) => Err(too_large()),
         Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "the request body could not be read".into())),
         Err(_) => {
             Err(plain(StatusCode::REQUEST_TIMEOUT, format!("the request body took longer than {BODY_DEADLINE:?}")))
@@ -124,10 +132,8 @@ async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: 
             Ok(session) => session,
             Err(refusal) => return refusal.response(Some(&id)),
         };
-        gateway.metrics.in_flight.inc();
-        let answer = methods::dispatch(gateway, route, &session, &method, params.as_deref()).await;
-        gateway.metrics.in_flight.dec();
-        (answer, None)
+        let _in_flight = InFlight::new(&gateway.metrics.in_flight);
+        (methods::dispatch(gateway, route, &session, &method, params.as_deref()).await, None)
     };
     gateway
         .metrics
@@ -207,6 +213,23 @@ async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Respon
     tracing::info!(route = %route.id(), session = %session.log_id(), "session closed by client");
     session.close().await;
     empty(StatusCode::NO_CONTENT)
+}
+
+/// Counts a request in flight until dropped: also when the client goes away mid-call and the
+/// request's future is dropped.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Why a request names no usable session.

@@ -148,11 +148,8 @@ async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: 
     let (mount, upstream_name) = match owner(gateway, route, session, &name).await {
         Owner::Found(mount, upstream_name) => (mount, upstream_name),
         Owner::Unknown => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{name}`"))),
-        Owner::Unavailable(servers) => {
-            let text = format!(
-                "tool `{name}` is unavailable: mounted server(s) {} could not be asked for it",
-                servers.join(", ")
-            );
+        Owner::Unavailable(server) => {
+            let text = format!("tool `{name}` is unavailable: mounted server `{server}` could not be asked for it");
             return Answer::MountFailed(raw(
                 &json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
             ));
@@ -178,8 +175,8 @@ enum Owner<'a> {
     Found(&'a Mount, String),
     /// No mount can have it.
     Unknown,
-    /// Not found on the mounts that answered; these did not answer.
-    Unavailable(Vec<&'a str>),
+    /// A mount that may own it, and takes precedence, did not answer.
+    Unavailable(&'a str),
 }
 
 /// The prefix decides directly; only when several mounts could hold the name are their
@@ -192,18 +189,20 @@ async fn owner<'a>(gateway: &Gateway, route: &'a Route, session: &Session, name:
             None => Owner::Unknown,
         };
     }
-    let mut silent = Vec::new();
     for (i, upstream) in candidates {
         let mount = &route.mounts[i];
-        match mount_tools(gateway, route, session, mount).await {
-            Ok(tools) if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) => {
+        let listing = tokio::time::timeout(mount.client.timeout(), mount_tools(gateway, route, session, mount)).await;
+        match listing {
+            Ok(Ok(tools)) if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) => {
                 return Owner::Found(mount, upstream.to_owned());
             }
-            Ok(_) => {}
-            Err(_) => silent.push(mount.config.server.as_str()),
+            Ok(Ok(_)) => {}
+            // The mount that takes precedence did not answer: a later one must not get the
+            // call in its place.
+            _ => return Owner::Unavailable(mount.config.server.as_str()),
         }
     }
-    if silent.is_empty() { Owner::Unknown } else { Owner::Unavailable(silent) }
+    Owner::Unknown
 }
 
 /// One upstream request, timed into the latency histogram.

@@ -27,10 +27,15 @@ impl Session {
     /// its credentials), the old upstream session is closed and a fresh slot replaces it.
     pub fn slot(&self, server: &str, client: &Arc<UpstreamClient>) -> Arc<Slot> {
         let mut slots = self.slots.lock().expect("slots lock");
-        if let Some((owner, slot)) = slots.get(server)
-            && Arc::ptr_eq(owner, client)
-        {
-            return Arc::clone(slot);
+        if let Some((owner, slot)) = slots.get(server) {
+            if Arc::ptr_eq(owner, client) {
+                return Arc::clone(slot);
+            }
+            if owner.serial > client.serial {
+                // A request still on an older snapshot: it gets a slot of its own for this
+                // call, and the newer upstream session stays.
+                return Arc::new(Slot::default());
+            }
         }
         let slot = Arc::new(Slot::default());
         if let Some((stale_client, stale_slot)) =

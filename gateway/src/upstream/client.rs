@@ -17,9 +17,6 @@ use super::UpstreamError;
 /// An upstream response.
 pub type Response = hyper::Response<Incoming>;
 
-/// Largest upstream reply body the gateway reads into memory.
-const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
-
 /// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone.
 ///
 /// Each thread has its own ([`HttpClient::current`]): a pooled connection's task then runs on
@@ -71,7 +68,7 @@ impl Default for HttpClient {
 
 /// The whole body of a reply, bounded.
 pub async fn body(response: Response) -> Result<Bytes, UpstreamError> {
-    let limited = http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES);
+    let limited = http_body_util::Limited::new(response.into_body(), super::MAX_MESSAGE_BYTES);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => Err(UpstreamError::Unreachable(format!("reading the reply: {error}"))),

@@ -21,6 +21,9 @@ use tokio::sync::OnceCell;
 
 use crate::jsonrpc::Message;
 
+/// The largest message the gateway reads from an upstream, as a JSON body or one SSE event.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// What the gateway says about itself when it opens an upstream session on a client's behalf.
 #[derive(Debug)]
 pub struct Hello {
@@ -99,6 +102,8 @@ enum Wire {
 
 /// A client for one mounted remote MCP server.
 pub struct UpstreamClient {
+    /// Increases with every client built: a later config's client has a higher serial.
+    pub serial: u64,
     wire: Wire,
     timeout: Duration,
     next_id: AtomicU64,
@@ -122,7 +127,14 @@ impl UpstreamClient {
             Transport::StreamableHttp => Wire::Streamable(streamable::Client { uri, headers }),
             Transport::Sse => Wire::Sse(legacy::Client { url, headers }),
         };
-        Ok(UpstreamClient { wire, timeout: Duration::from_millis(config.timeout_ms), next_id: AtomicU64::new(1) })
+        static SERIALS: AtomicU64 = AtomicU64::new(0);
+        let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
+        Ok(UpstreamClient {
+            serial,
+            wire,
+            timeout: Duration::from_millis(config.timeout_ms),
+            next_id: AtomicU64::new(1),
+        })
     }
 
     /// Sends a request in the session held by `slot`, opening it first if needed.

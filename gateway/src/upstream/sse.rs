@@ -26,8 +26,8 @@ pub struct EventReader<S> {
 }
 
 /// Events larger than this end the stream: a broken or hostile upstream cannot make the
-/// gateway buffer without bound.
-const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// gateway buffer without bound. The same bound as a JSON reply's.
+const MAX_EVENT_BYTES: usize = super::MAX_MESSAGE_BYTES;
 
 impl<S, E> EventReader<S>
 where
@@ -122,8 +122,8 @@ mod tests {
     #[tokio::test]
     async fn ends_the_stream_on_an_oversized_event() {
         let line: &'static str = Box::leak(format!("data: {}\n", "x".repeat(1024 * 1024)).into_boxed_str());
-        let chunks: Vec<&'static str> = std::iter::repeat_n(line, 17).collect();
-        assert!(events(&chunks).await.is_empty(), "17 MiB of data lines in one event is refused");
+        let chunks: Vec<&'static str> = std::iter::repeat_n(line, 65).collect();
+        assert!(events(&chunks).await.is_empty(), "65 MiB of data lines in one event is refused");
     }
 
     #[tokio::test]
