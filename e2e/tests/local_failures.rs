@@ -14,7 +14,8 @@ async fn a_down_or_slow_mount_fails_alone() {
         + &yaml::server("beta", &beta.mcp_url(), "")
         // Port 1: nothing listens there, so connections are refused.
         + &yaml::server("ghost", "http://127.0.0.1:1/mcp", "")
-        + &yaml::route("tools", "mounts: [{server: alpha}, {server: beta}, {server: ghost}]");
+        + &yaml::route("tools", "mounts: [{server: alpha}, {server: beta}, {server: ghost}]")
+        + &yaml::route("dead", "mounts: [{server: ghost}]");
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/tools/mcp");
     let r = run_client(
@@ -43,6 +44,11 @@ async fn a_down_or_slow_mount_fails_alone() {
     );
     assert_eq!(text(&r[3]), "beta:still here");
     assert_eq!(text(&r[4]), "alpha:after timeout");
+
+    // With every mount down, tools/list says so instead of listing nothing.
+    let dead = RawSession::initialize(&stack.url("/acme/dead/mcp")).await.request("tools/list", json!({})).await;
+    assert_eq!(dead.body["error"]["code"], -32603, "{}", dead.body);
+    assert_eq!(dead.body["error"]["message"], "no mounted server answered tools/list: `ghost` (cannot connect)");
 }
 
 #[tokio::test(flavor = "multi_thread")]

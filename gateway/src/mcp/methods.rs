@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::session::Session;
 use crate::Gateway;
-use crate::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Reply, UpstreamError};
 
@@ -82,10 +82,12 @@ async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params:
     .await;
     let mut tools = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut failed = Vec::new();
     for (mount, list) in route.mounts.iter().zip(lists) {
         let list = match list {
             Ok(list) => list,
             Err(error) => {
+                failed.push(format!("`{}` ({})", mount.config.server, error.summary()));
                 tracing::warn!(route = %route.id(), mount = %mount.config.server, %error, "tools/list failed on a mount; its tools are left out");
                 continue;
             }
@@ -101,6 +103,11 @@ async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params:
                 tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %visible, "tool name already exposed by an earlier mount; this one is hidden");
             }
         }
+    }
+    if !route.mounts.is_empty() && failed.len() == route.mounts.len() {
+        // An empty list would hide the outage; say which servers did not answer.
+        let message = format!("no mounted server answered tools/list: {}", failed.join(", "));
+        return Answer::Error(RpcError::new(INTERNAL_ERROR, message));
     }
     Answer::Result(raw(&json!({ "tools": tools })))
 }
