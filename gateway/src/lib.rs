@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod cli;
+mod discover;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod metrics;
@@ -124,7 +125,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         max_body_bytes: settings.max_body_bytes,
     });
     let mut loader = Loader::new(source);
-    loader.poll(&gateway);
+    loader.poll(&gateway).await;
 
     let mcp_listener = std::net::TcpListener::bind(settings.listen)?;
     mcp_listener.set_nonblocking(true)?;
@@ -223,7 +224,7 @@ fn serve_admin(listener: TcpListener, app: axum::Router, shutdown: CancellationT
 async fn watch(mut loader: Loader, gateway: Arc<Gateway>, interval: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => loader.poll(&gateway),
+            _ = tokio::time::sleep(interval) => loader.poll(&gateway).await,
             _ = shutdown.cancelled() => return,
         }
     }

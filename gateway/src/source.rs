@@ -43,7 +43,7 @@ impl Loader {
     }
 
     /// Reads the source and applies what changed.
-    pub fn poll(&mut self, gateway: &Gateway) {
+    pub async fn poll(&mut self, gateway: &Gateway) {
         let texts = match self.read() {
             Ok(texts) => texts,
             Err(error) => return self.reject(gateway, &error),
@@ -60,7 +60,7 @@ impl Loader {
                 Ok(config) => config,
                 Err(error) => return self.reject(gateway, &format!("{}: {error}", path.display())),
             },
-            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => match compile_manifests(&texts, previous) {
+            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => match compile_manifests(&texts, previous).await {
                 Ok(config) => config,
                 Err(error) => return self.reject(gateway, &error),
             },
@@ -124,13 +124,18 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Compiles manifests, logging every object's outcome.
-fn compile_manifests(texts: &[Source], previous: Option<&GatewayConfig>) -> Result<GatewayConfig, String> {
-    let read = manifests::read(texts).map_err(|e| e.to_string())?;
+/// Compiles manifests, logging every object's outcome. Routes where tool names can collide
+/// are compiled again with what their servers offer (see `discover`).
+async fn compile_manifests(texts: &[Source], previous: Option<&GatewayConfig>) -> Result<GatewayConfig, String> {
+    let mut read = manifests::read(texts).map_err(|e| e.to_string())?;
     for ignored in &read.ignored {
         tracing::debug!(object = %ignored, "ignored: not a kind the gateway reads");
     }
-    let compiled = compile(&read.inputs, previous);
+    let mut compiled = compile(&read.inputs, previous);
+    read.inputs.discovered = crate::discover::discover(&compiled.config).await;
+    if !read.inputs.discovered.is_empty() {
+        compiled = compile(&read.inputs, previous);
+    }
     for outcome in &compiled.outcomes {
         if outcome.is_ok() {
             tracing::info!(object = %outcome.object, path = outcome.path.as_deref(), "accepted");

@@ -15,9 +15,6 @@ use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError,
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Reply, UpstreamError};
 
-/// How many pages of one upstream's list the gateway follows before it stops trusting it.
-const MAX_PAGES: usize = 1000;
-
 /// What a method produced.
 pub enum Answer {
     /// A result to send.
@@ -112,35 +109,22 @@ async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params:
     Answer::Result(raw(&json!({ "tools": tools })))
 }
 
-/// Every tool of one mount, following the upstream's pagination to the end.
+/// Every tool of one mount, timed into the latency histogram as one listing.
 async fn mount_tools(
     gateway: &Gateway,
     route: &Route,
     session: &Session,
     mount: &Mount,
 ) -> Result<Vec<Map<String, Value>>, UpstreamError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Page {
-        tools: Vec<Map<String, Value>>,
-        next_cursor: Option<String>,
-    }
-    let mut tools = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let params = cursor.as_ref().map(|c| raw(&json!({ "cursor": c })));
-        let page: Page = match request(gateway, route, session, mount, "tools/list", params.as_deref()).await? {
-            Reply::Result(result) => serde_json::from_str(result.get())
-                .map_err(|e| UpstreamError::Protocol(format!("invalid tools/list result: {e}")))?,
-            Reply::Error(error) => return Err(UpstreamError::Protocol(format!("tools/list failed: {}", error.get()))),
-        };
-        tools.extend(page.tools);
-        match page.next_cursor {
-            Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => cursor = Some(next),
-            _ => return Ok(tools),
-        }
-    }
-    Err(UpstreamError::Protocol(format!("tools/list did not end within {MAX_PAGES} pages")))
+    let started = Instant::now();
+    let slot = session.slot(&mount.config.server, &mount.client);
+    let tools = mount.client.list_tools(&slot, &session.hello).await;
+    gateway
+        .metrics
+        .upstream_seconds
+        .with_label_values(&[&route.config.namespace, &route.config.name, &mount.config.server, "tools/list"])
+        .observe(started.elapsed().as_secs_f64());
+    tools
 }
 
 async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: Option<&RawValue>) -> Answer {

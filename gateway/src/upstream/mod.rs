@@ -17,9 +17,13 @@ use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use manifold_api::config::{RemoteUpstream, Transport};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::jsonrpc::Message;
+
+/// How many pages of one upstream's list the gateway follows before it stops trusting it.
+const MAX_PAGES: usize = 1000;
 
 /// The largest message the gateway reads from an upstream, as a JSON body or one SSE event.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -160,6 +164,34 @@ impl UpstreamClient {
         tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
+    }
+
+    /// Every tool the upstream offers, following its pagination to the end.
+    pub async fn list_tools(&self, slot: &Slot, hello: &Hello) -> Result<Vec<Map<String, Value>>, UpstreamError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            tools: Vec<Map<String, Value>>,
+            next_cursor: Option<String>,
+        }
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = cursor.as_ref().map(|c| crate::jsonrpc::raw(&serde_json::json!({ "cursor": c })));
+            let page: Page = match self.request(slot, hello, "tools/list", params.as_deref()).await? {
+                Reply::Result(result) => serde_json::from_str(result.get())
+                    .map_err(|e| UpstreamError::Protocol(format!("invalid tools/list result: {e}")))?,
+                Reply::Error(error) => {
+                    return Err(UpstreamError::Protocol(format!("tools/list failed: {}", error.get())));
+                }
+            };
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => cursor = Some(next),
+                _ => return Ok(tools),
+            }
+        }
+        Err(UpstreamError::Protocol(format!("tools/list did not end within {MAX_PAGES} pages")))
     }
 
     /// Ends the session held by `slot`, if any (best effort: the client is gone either way).

@@ -1,0 +1,49 @@
+//! Discovery for local mode: the tools offered by the servers of routes that mount without a
+//! prefix, so compile can reject name collisions before a client sees them (in a cluster the
+//! operator's probe does this). Best effort, bounded in time: a server that does not answer
+//! is simply not checked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use manifold_api::GatewayConfig;
+use manifold_api::config::Upstream;
+use serde_json::Value;
+
+use crate::mcp::SUPPORTED_VERSIONS;
+use crate::upstream::{Hello, Slot, UpstreamClient};
+
+/// How long discovery may hold up a reload.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Tool names by (namespace, server), for the servers of routes where names can collide:
+/// routes with more than one mount, one of them unprefixed.
+pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<String>> {
+    let mut servers = BTreeMap::new();
+    for route in &config.routes {
+        if route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty()) {
+            for mount in &route.mounts {
+                let Upstream::Remote(remote) = &mount.upstream;
+                servers.insert((route.namespace.clone(), mount.server.clone()), remote.clone());
+            }
+        }
+    }
+    let probes = servers.into_iter().map(|(key, remote)| async move {
+        let client = UpstreamClient::new(&remote).ok()?;
+        let (slot, hello) = (Slot::default(), Hello { protocol_version: SUPPORTED_VERSIONS[0].into() });
+        let listed = tokio::time::timeout(DEADLINE, client.list_tools(&slot, &hello)).await;
+        client.close(&slot).await;
+        match listed {
+            Ok(Ok(tools)) => {
+                let names = tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned));
+                Some((key, names.collect()))
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(server = %key.1, %error, "discovery failed; collisions on this server are not checked");
+                None
+            }
+            Err(_) => None,
+        }
+    });
+    futures::future::join_all(probes).await.into_iter().flatten().collect()
+}
