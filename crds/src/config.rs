@@ -219,6 +219,13 @@ impl ToolMatcher {
     }
 }
 
+/// Whether a `*.` host pattern covers `host`: the wildcard stands for exactly one label
+/// (`*.example.com` covers `api.example.com`, not `example.com` nor `a.b.example.com`).
+/// Compile's conflict checks and the gateway's routing both use this, so they cannot disagree.
+pub fn wildcard_covers(pattern: &str, host: &str) -> bool {
+    pattern.strip_prefix("*.").is_some_and(|parent| host.split_once('.').is_some_and(|(_, rest)| rest == parent))
+}
+
 /// The client-visible name of a tool: `<prefix>_<name>`, or the name alone without a prefix.
 pub fn prefixed(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_owned() } else { format!("{prefix}_{name}") }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use manifold_api::GatewayConfig;
-use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream};
+use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wildcard_covers};
 
 use crate::upstream::UpstreamClient;
 
@@ -66,11 +66,10 @@ impl Snapshot {
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         let candidates = self.by_path.get(path)?;
         let host = host.unwrap_or("");
-        let wildcard = host.split_once('.').map(|(_, parent)| format!("*.{parent}"));
-        candidates
-            .iter()
-            .find(|r| r.config.hostnames.iter().any(|h| h == host))
-            .or_else(|| candidates.iter().find(|r| wildcard.as_ref().is_some_and(|w| r.config.hostnames.contains(w))))
+        let serves =
+            |matches: &dyn Fn(&str) -> bool| candidates.iter().find(|r| r.config.hostnames.iter().any(|h| matches(h)));
+        serves(&|pattern| pattern == host)
+            .or_else(|| serves(&|pattern| wildcard_covers(pattern, host)))
             .or_else(|| candidates.iter().find(|r| r.config.hostnames.is_empty()))
     }
 }

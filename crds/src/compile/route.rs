@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of};
-use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed};
+use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
 use crate::resources::{McpRoute, PREFIX_PATTERN, TOOL_NAME_PATTERN};
 
@@ -196,10 +196,7 @@ fn host_patterns(route: &RouteConfig) -> Vec<String> {
 /// for one host name. Within a namespace, a host-specific route beside the tenant's own
 /// any-host route is an override the tenant chose.
 fn hosts_overlap(a: &str, b: &str) -> bool {
-    let covers = |wildcard: &str, host: &str| {
-        wildcard.strip_prefix("*.").is_some_and(|parent| host.split_once('.').is_some_and(|(_, rest)| rest == parent))
-    };
-    a == "*" || b == "*" || a == b || covers(a, b) || covers(b, a)
+    a == "*" || b == "*" || a == b || wildcard_covers(a, b) || wildcard_covers(b, a)
 }
 
 /// Why `route` cannot have its (host, path), if a route claimed earlier holds it.
