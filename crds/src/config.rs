@@ -39,6 +39,9 @@ pub struct RouteConfig {
     /// Host names the route answers for; empty for any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
+    /// Browser origins allowed besides the addressed host; `*` for any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
     /// Mounted sub-servers, in the order the route lists them.
     pub mounts: Vec<MountConfig>,
 }

@@ -57,8 +57,18 @@ async fn malformed_requests_get_the_specs_errors() {
         "x".repeat(100_000)
     );
     assert_eq!(session.post(&huge).await.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let get = session.send(session.http().get(&session.url)).await;
-    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    let put = session.send(session.http().put(&session.url)).await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+    let json_only = reqwest::Client::new()
+        .get(&session.url)
+        .header("accept", "application/json")
+        .header("mcp-session-id", session.session.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_only.status(), StatusCode::NOT_ACCEPTABLE, "GET opens an event stream");
+    let bad_resume = session.send(session.http().get(&session.url).header("last-event-id", "99-99")).await;
+    assert_eq!(bad_resume.status, StatusCode::BAD_REQUEST, "an event id this session never sent");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,6 +37,10 @@ pub struct Args {
     /// Most client sessions this replica holds; `initialize` beyond it gets 503.
     #[arg(long, default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// Most items on one page of a merged list (tools/list and the like); clients follow
+    /// `nextCursor` for the rest.
+    #[arg(long, default_value_t = 500)]
+    pub list_page_size: usize,
     /// Threads serving MCP (default: one per CPU).
     #[arg(long, env = "MANIFOLD_WORKERS")]
     pub workers: Option<usize>,
@@ -61,6 +65,7 @@ impl Args {
             watch_interval: Duration::from_millis(self.watch_interval_ms.max(50)),
             workers: self.workers.unwrap_or(Settings::default().workers),
             max_sessions: self.max_sessions,
+            list_page_size: self.list_page_size.max(1),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use manifold_api::GatewayConfig;
 use manifold_api::config::Upstream;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::upstream::{Hello, Slot, UpstreamClient};
@@ -30,8 +30,9 @@ pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<
     }
     let probes = servers.into_iter().map(|(key, remote)| async move {
         let client = UpstreamClient::new(&remote).ok()?;
-        let (slot, hello) = (Slot::default(), Hello { protocol_version: SUPPORTED_VERSIONS[0].into() });
-        let listed = tokio::time::timeout(DEADLINE, client.list_tools(&slot, &hello)).await;
+        let hello = Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: Value::Object(Map::new()) };
+        let slot = Slot::detached();
+        let listed = tokio::time::timeout(DEADLINE, client.list_all(&slot, &hello, "tools/list", "tools")).await;
         client.close(&slot).await;
         match listed {
             Ok(Ok(tools)) => {

@@ -34,15 +34,22 @@ pub struct Message {
     pub error: Option<Box<RawValue>>,
 }
 
+impl Message {
+    /// Whether this is the response to request `id` (a number of the gateway's).
+    pub fn answers(&self, id: u64) -> bool {
+        self.method.is_none() && self.id.as_ref().is_some_and(|raw| raw.get().parse() == Ok(id))
+    }
+}
+
 /// What a client message is.
 #[derive(Debug)]
 pub enum Incoming {
     /// A request: answered with a response.
     Request { id: Box<RawValue>, method: String, params: Option<Box<RawValue>> },
     /// A notification: answered with 202.
-    Notification { method: String },
+    Notification { method: String, params: Option<Box<RawValue>> },
     /// A response to a request the server sent: answered with 202.
-    Response,
+    Response { id: Box<RawValue>, result: Option<Box<RawValue>>, error: Option<Box<RawValue>> },
 }
 
 /// A JSON-RPC error to send back: code and message (the id is supplied when writing).
@@ -78,8 +85,10 @@ pub fn parse(body: &[u8]) -> Result<Incoming, RpcError> {
     }
     match (message.id, message.method) {
         (Some(id), Some(method)) => Ok(Incoming::Request { id, method, params: message.params }),
-        (None, Some(method)) => Ok(Incoming::Notification { method }),
-        (Some(_), None) if message.result.is_some() || message.error.is_some() => Ok(Incoming::Response),
+        (None, Some(method)) => Ok(Incoming::Notification { method, params: message.params }),
+        (Some(id), None) if message.result.is_some() || message.error.is_some() => {
+            Ok(Incoming::Response { id, result: message.result, error: message.error })
+        }
         _ => Err(RpcError::new(
             INVALID_REQUEST,
             "a message needs `method` (request or notification) or `result`/`error` (response)",
@@ -118,6 +127,15 @@ pub fn error(id: Option<&RawValue>, error: &RpcError) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// `{"jsonrpc":"2.0","method":…,"params":…}`.
+pub fn notification(method: &str, params: Option<&RawValue>) -> Bytes {
+    let method = serde_json::to_string(method).expect("strings serialize");
+    Bytes::from(match params {
+        Some(params) => format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{}}}"#, params.get()),
+        None => format!(r#"{{"jsonrpc":"2.0","method":{method}}}"#),
+    })
+}
+
 /// An error response whose error object is passed through raw (from an upstream).
 pub fn raw_error(id: &RawValue, error: &RawValue) -> Bytes {
     Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#, id.get(), error.get()))
@@ -137,8 +155,9 @@ mod tests {
         let request = parse(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap();
         assert!(matches!(request, Incoming::Request { ref method, .. } if method == "ping"));
         let note = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
-        assert!(matches!(note, Incoming::Notification { ref method } if method == "notifications/initialized"));
-        assert!(matches!(parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap(), Incoming::Response));
+        assert!(matches!(note, Incoming::Notification { ref method, .. } if method == "notifications/initialized"));
+        let response = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
+        assert!(matches!(response, Incoming::Response { ref id, .. } if id.get() == r#""a""#));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Gateway {
     pub ready: AtomicBool,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Most items on one page of a merged list.
+    pub list_page_size: usize,
+    /// Whether the MCP listener is on a loopback address (Host names are then checked).
+    pub loopback: bool,
 }
 
 /// How a gateway runs.
@@ -61,6 +65,8 @@ pub struct Settings {
     pub max_sessions: usize,
     /// How often a local config source is checked for changes.
     pub watch_interval: Duration,
+    /// Most items on one page of a merged list (`tools/list` and the like).
+    pub list_page_size: usize,
     /// Threads serving MCP, each with its own single-threaded runtime and upstream
     /// connections, so a request is handled start to finish without crossing threads.
     pub workers: usize,
@@ -75,6 +81,7 @@ impl Default for Settings {
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
             watch_interval: Duration::from_secs(1),
+            list_page_size: 500,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -123,6 +130,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         metrics: Metrics::new(),
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,
+        list_page_size: settings.list_page_size,
+        loopback: settings.listen.ip().is_loopback(),
     });
     let mut loader = Loader::new(source);
     loader.poll(&gateway).await;

@@ -20,12 +20,12 @@ pub struct Snapshot {
 pub struct Route {
     pub config: RouteConfig,
     pub mounts: Vec<Mount>,
-    by_prefix: HashMap<String, usize>,
-    unprefixed: Vec<usize>,
 }
 
 /// One mounted sub-server.
 pub struct Mount {
+    /// Names this mount within its route (prefix and server), across reloads.
+    pub key: String,
     pub config: MountConfig,
     pub matcher: ToolMatcher,
     pub client: Arc<UpstreamClient>,
@@ -61,6 +61,11 @@ impl Snapshot {
         (Snapshot { config: Arc::new(config), by_path }, errors)
     }
 
+    /// A route by namespace and name.
+    pub fn route_named(&self, namespace: &str, name: &str) -> Option<&Arc<Route>> {
+        self.by_path.values().flatten().find(|r| r.config.namespace == namespace && r.config.name == name)
+    }
+
     /// The route serving `path` for `host` (port stripped, lowercase): an exact host name
     /// first, then a `*.` wildcard, then a route for any host.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
@@ -92,38 +97,10 @@ impl Route {
             };
             let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
             next.insert(key, Arc::clone(&client));
-            mounts.push(Mount { config: mount.clone(), matcher, client });
+            let key = format!("{}~{}", mount.prefix, mount.server);
+            mounts.push(Mount { key, config: mount.clone(), matcher, client });
         }
-        let by_prefix = route
-            .mounts
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.prefix.is_empty())
-            .map(|(i, m)| (m.prefix.clone(), i))
-            .collect();
-        let unprefixed = route.mounts.iter().enumerate().filter(|(_, m)| m.prefix.is_empty()).map(|(i, _)| i).collect();
-        Ok(Route { config: route.clone(), mounts, by_prefix, unprefixed })
-    }
-
-    /// The mounts that may serve a client-visible tool name, with the upstream name on each:
-    /// the mount whose prefix the name carries and the unprefixed mounts that could hold it,
-    /// in mount order.
-    pub fn tool_candidates<'a>(&'a self, name: &'a str) -> Vec<(usize, &'a str)> {
-        let mut candidates = Vec::new();
-        if let Some((prefix, rest)) = name.split_once('_')
-            && let Some(&i) = self.by_prefix.get(prefix)
-            && let Some(upstream) = self.mounts[i].matcher.upstream(rest)
-        {
-            candidates.push((i, upstream));
-        }
-        for &i in &self.unprefixed {
-            if let Some(upstream) = self.mounts[i].matcher.upstream(name) {
-                candidates.push((i, upstream));
-            }
-        }
-        // Mount order decides between candidates, as it does in `tools/list`.
-        candidates.sort_unstable_by_key(|&(i, _)| i);
-        candidates
+        Ok(Route { config: route.clone(), mounts })
     }
 
     /// `namespace/name`, for logs.
@@ -150,6 +127,7 @@ mod tests {
             name: name.into(),
             path: path.into(),
             hostnames: hostnames.iter().map(|h| (*h).into()).collect(),
+            allowed_origins: vec![],
             mounts: prefixes
                 .iter()
                 .map(|p| MountConfig {
@@ -186,11 +164,14 @@ mod tests {
 
     #[test]
     fn resolves_tool_names_by_prefix_and_mount_order() {
+        use crate::mcp::names::Kind::Tool;
         let s = snapshot(vec![route("r", "/mcp", &[], &["a", "", "b"])]);
         let r = s.route(None, "/mcp").unwrap();
-        assert_eq!(r.tool_candidates("a_search"), [(0, "search"), (1, "a_search")], "mount order decides");
-        assert_eq!(r.tool_candidates("b_x"), [(1, "b_x"), (2, "x")]);
-        assert_eq!(r.tool_candidates("plain"), [(1, "plain")]);
-        assert_eq!(r.tool_candidates("zz_top"), [(1, "zz_top")], "an unknown prefix can only be unprefixed");
+        let candidates = |name| -> Vec<(usize, String)> { r.candidates(Tool, name) };
+        let owned = |list: &[(usize, &str)]| list.iter().map(|&(i, n)| (i, n.to_owned())).collect::<Vec<_>>();
+        assert_eq!(candidates("a_search"), owned(&[(0, "search"), (1, "a_search")]), "mount order decides");
+        assert_eq!(candidates("b_x"), owned(&[(1, "b_x"), (2, "x")]));
+        assert_eq!(candidates("plain"), owned(&[(1, "plain")]));
+        assert_eq!(candidates("zz_top"), owned(&[(1, "zz_top")]), "an unknown prefix can only be unprefixed");
     }
 }

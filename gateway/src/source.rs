@@ -74,7 +74,8 @@ impl Loader {
         for error in errors {
             tracing::error!(%error, "route left out of the config");
         }
-        gateway.snapshot.store(Arc::new(snapshot));
+        let old = gateway.snapshot.swap(Arc::new(snapshot));
+        crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
         gateway.ready.store(true, Ordering::Release);
         gateway.metrics.config_generation.set(generation as i64);
         gateway.metrics.config_loads.with_label_values(&["applied"]).inc();

@@ -25,6 +25,9 @@ static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
 static HOSTNAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(crate::resources::HOSTNAME_PATTERN).expect("valid regex"));
 
+/// A browser origin: scheme and host (and port), nothing after.
+static ORIGIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^https?://[^/?# ]+$").expect("valid regex"));
+
 /// What checking one route found.
 struct Checked {
     config: Option<RouteConfig>,
@@ -252,6 +255,14 @@ fn check(
             ));
         }
     }
+    for (i, origin) in spec.allowed_origins.iter().enumerate() {
+        if !(origin == "*" || ORIGIN.is_match(origin)) || origin.len() > 253 {
+            invalid.push(Problem::new(
+                format!("spec.allowedOrigins[{i}]"),
+                format!("`{origin}` is not `*` or a scheme and host such as https://app.example.com"),
+            ));
+        }
+    }
     if spec.mounts.is_empty() {
         invalid.push(Problem::new("spec.mounts", "mounts must list at least one McpServer"));
     } else if spec.mounts.len() > MAX_MOUNTS {
@@ -316,6 +327,7 @@ fn check(
         name,
         path: path.clone(),
         hostnames: spec.hostnames.clone(),
+        allowed_origins: spec.allowed_origins.clone(),
         mounts,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, refs_checked: true }

@@ -29,7 +29,11 @@ fn mk_mount(server: &str, prefix: Option<&str>) -> Mount {
 }
 
 fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
-    McpRoute { metadata: meta(name), spec: McpRouteSpec { path: None, hostnames: vec![], mounts }, status: None }
+    McpRoute {
+        metadata: meta(name),
+        spec: McpRouteSpec { path: None, hostnames: vec![], allowed_origins: vec![], mounts },
+        status: None,
+    }
 }
 
 fn discovered(entries: &[(&str, &[&str])]) -> BTreeMap<(String, String), Vec<String>> {

@@ -41,6 +41,14 @@ pub struct McpRouteSpec {
     #[x_kube(validation = Rule::new("self.all(h, h.matches('^(\\\\*\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$'))").message("hostnames must be lowercase DNS names, or '*.' and a name of at least two labels"))]
     pub hostnames: Vec<String>,
 
+    /// Browser origins (`https://app.example.com`, or `*` for any) allowed to call this
+    /// endpoint. A request carrying an `Origin` header is refused unless its origin is listed
+    /// or is the host the request is addressed to. At most 32.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(o, o == '*' || o.matches('^https?://[^/?# ]+$'))").message("allowedOrigins entries must be `*` or a scheme and host such as https://app.example.com, with no path"))]
+    pub allowed_origins: Vec<String>,
+
     /// The McpServers (of this route's namespace) whose tools this endpoint serves. At most 64.
     #[schemars(length(max = 64))]
     pub mounts: Vec<Mount>,

@@ -1,32 +1,40 @@
 //! The MCP endpoint over streamable HTTP. Finds the route for Host + path, checks the
-//! headers and the session, parses JSON-RPC, hands requests to `methods`, and maps every
-//! outcome to the HTTP status and JSON-RPC error the spec asks for, in this one place.
+//! headers (Host, Origin, protocol version) and the session, parses JSON-RPC, and answers:
+//! requests through `methods` (as JSON, or as an event stream once an upstream sends
+//! something before its reply), the client's answers and notifications through `relay`, and
+//! GET with the session's standalone stream. Every outcome maps to the HTTP status and
+//! JSON-RPC error the spec asks for, in this one place.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST};
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming as RequestBody;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use super::SUPPORTED_VERSIONS;
-use super::methods::{self, Answer};
+use super::methods::{self, Answer, Call};
+use super::relay;
 use super::session::Session;
+use super::stream::SseBody;
 use crate::Gateway;
 use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
 use crate::snapshot::Route;
 use crate::upstream::Hello;
 
 const SESSION_ID: &str = "mcp-session-id";
+const LAST_EVENT_ID: &str = "last-event-id";
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How much of an oversized body is read and dropped before the connection is closed.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
-/// A response of the MCP listener.
-pub type Response = http::Response<Full<Bytes>>;
+/// A response of the MCP listener: one JSON body, or an event stream.
+pub type Response = http::Response<Either<Full<Bytes>, SseBody>>;
 
 /// Every request to the MCP listener lands here.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Result<Response, Infallible> {
@@ -36,19 +44,57 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
     let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
         return Ok(plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", parts.uri.path())));
     };
+    if let Err(refusal) =
+        check_host(&gateway, route, host.as_deref()).and_then(|()| check_origin(route, &parts.headers, host.as_deref()))
+    {
+        return Ok(rpc_failure(StatusCode::FORBIDDEN, None, RpcError::new(INVALID_REQUEST, refusal)));
+    }
     Ok(match parts.method {
         Method::POST => match read_body(&gateway, &parts.headers, body).await {
             Ok(body) => post(&gateway, route, &parts.headers, &body).await,
             Err(response) => response,
         },
+        Method::GET => get(&gateway, route, &parts.headers),
         Method::DELETE => delete(&gateway, route, &parts.headers).await,
-        // The standalone server-to-client stream is not offered yet; the spec allows 405.
         _ => {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST (or DELETE to end a session)".into());
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, DELETE"));
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE".into());
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             response
         }
     })
+}
+
+/// DNS rebinding protection: on a loopback listener, a route with no host names of its own
+/// answers only requests addressed to a loopback name.
+fn check_host(gateway: &Gateway, route: &Route, host: Option<&str>) -> Result<(), String> {
+    if !gateway.loopback || !route.config.hostnames.is_empty() {
+        return Ok(());
+    }
+    match host {
+        Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
+        Some(host) => Err(format!("Host `{host}` is not served on this loopback listener")),
+        None => Err("a Host header is required".into()),
+    }
+}
+
+/// A browser's request (it carries `Origin`) is accepted from the route's allowed origins,
+/// or from the host it is addressed to; anything else could be a page driving the
+/// user's browser against a local or internal gateway.
+fn check_origin(route: &Route, headers: &HeaderMap, host: Option<&str>) -> Result<(), String> {
+    let Some(origin) = headers.get(ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
+    let allowed = &route.config.allowed_origins;
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return Ok(());
+    }
+    let origin_host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    if origin_host.is_some()
+        && origin_host.as_deref().map(|h| h.trim_end_matches('.'))
+            == host.map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+    {
+        return Ok(());
+    }
+    Err(format!("Origin `{origin}` is not allowed on this route"))
 }
 
 /// The request body, refused with 413 past the configured size. An oversized body is still
@@ -90,7 +136,7 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody
     }
 }
 
-async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, body: &[u8]) -> Response {
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -116,47 +162,211 @@ async fn post(gateway: &Gateway, route: &Arc<Route>, headers: &HeaderMap, body: 
     };
     let (id, method, params) = match incoming {
         Incoming::Request { id, method, params } => (id, method, params),
-        Incoming::Notification { .. } | Incoming::Response => {
-            // Not relayed yet; a notification about an unknown session is still refused.
-            if let Err(refusal) = session(gateway, route, headers) {
-                return refusal.response(None);
-            }
-            return empty(StatusCode::ACCEPTED);
+        Incoming::Notification { method, params } => {
+            return match session(gateway, route, headers) {
+                Ok(session) => {
+                    notified(route, &session, &method, params.as_deref());
+                    empty(StatusCode::ACCEPTED)
+                }
+                Err(refusal) => refusal.response(None),
+            };
+        }
+        Incoming::Response { id, result, error } => {
+            return match session(gateway, route, headers) {
+                Ok(session) => {
+                    answered(route, &session, &id, result.as_deref(), error.as_deref());
+                    empty(StatusCode::ACCEPTED)
+                }
+                Err(refusal) => refusal.response(None),
+            };
         }
     };
 
-    let (answer, session) = if method == "initialize" {
-        initialize(gateway, route, params.as_deref())
-    } else {
-        let session = match session(gateway, route, headers) {
-            Ok(session) => session,
-            Err(refusal) => return refusal.response(Some(&id)),
-        };
-        let _in_flight = InFlight::new(&gateway.metrics.in_flight);
-        (methods::dispatch(gateway, route, &session, &method, params.as_deref()).await, None)
-    };
-    gateway
-        .metrics
-        .requests
-        .with_label_values(&[
-            &route.config.namespace,
-            &route.config.name,
-            crate::metrics::method_label(&method),
-            answer.outcome(),
-        ])
-        .inc();
-    let body = match answer {
-        Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(&id, &result),
-        Answer::UpstreamError(error) => jsonrpc::raw_error(&id, &error),
-        Answer::Error(error) => jsonrpc::error(Some(&id), &error),
-        Answer::Unavailable(error) => return rpc_failure(StatusCode::SERVICE_UNAVAILABLE, Some(&id), error),
-    };
-    let mut response = json(StatusCode::OK, body);
-    if let Some(session) = session {
-        response
-            .headers_mut()
-            .insert(SESSION_ID, HeaderValue::from_str(&session.id).expect("session ids are header-safe"));
+    if method == "initialize" {
+        let (answer, session) = initialize(gateway, route, params.as_deref());
+        count(gateway, route, &method, &answer);
+        let mut response = respond(&id, answer);
+        if let Some(session) = session {
+            response
+                .headers_mut()
+                .insert(SESSION_ID, HeaderValue::from_str(&session.id).expect("session ids are header-safe"));
+        }
+        return response;
     }
+    let session = match session(gateway, route, headers) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.response(Some(&id)),
+    };
+    request(gateway, route, session, id, method, params).await
+}
+
+/// Answers a request: as JSON when the upstream only replies, as an event stream as soon as
+/// it sends something first (progress, logging, a request of its own). A streamed exchange
+/// runs on even if the client disconnects, so that it can resume with `Last-Event-ID`.
+async fn request(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    session: Arc<Session>,
+    id: Box<RawValue>,
+    method: String,
+    params: Option<Box<RawValue>>,
+) -> Response {
+    let _in_flight = InFlight::new(&gateway.metrics.in_flight);
+    let (relay, mut relayed) = mpsc::unbounded_channel();
+    let call =
+        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session: Arc::clone(&session), id, relay };
+    let mut work = Box::pin(async move {
+        let answer = methods::dispatch(&call, &method, params.as_deref()).await;
+        count(&call.gateway, &call.route, &method, &answer);
+        (call.id, answer)
+    });
+    let first = tokio::select! {
+        biased;
+        Some(first) = relayed.recv() => first,
+        (id, answer) = &mut work => {
+            let early: Vec<Bytes> = std::iter::from_fn(|| relayed.try_recv().ok()).collect();
+            if early.is_empty() {
+                return respond(&id, answer);
+            }
+            let (stream, body) = session.streams.open();
+            for message in early {
+                session.streams.send(stream, &message);
+            }
+            session.streams.send(stream, &final_message(&id, answer));
+            session.streams.finish(stream);
+            return event_stream(body);
+        }
+    };
+    let (stream, body) = session.streams.open();
+    session.streams.send(stream, &first);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                Some(message) = relayed.recv() => session.streams.send(stream, &message),
+                (id, answer) = &mut work => {
+                    while let Ok(message) = relayed.try_recv() {
+                        session.streams.send(stream, &message);
+                    }
+                    session.streams.send(stream, &final_message(&id, answer));
+                    session.streams.finish(stream);
+                    return;
+                }
+            }
+        }
+    });
+    event_stream(body)
+}
+
+fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
+    let labels = [&*route.config.namespace, &route.config.name, crate::metrics::method_label(method), answer.outcome()];
+    gateway.metrics.requests.with_label_values(&labels).inc();
+}
+
+/// The JSON-RPC response for an answer.
+fn final_message(id: &RawValue, answer: Answer) -> Bytes {
+    match answer {
+        Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(id, &result),
+        Answer::UpstreamError(error) => jsonrpc::raw_error(id, &error),
+        Answer::Error(error) | Answer::Unavailable(error) => jsonrpc::error(Some(id), &error),
+    }
+}
+
+fn respond(id: &RawValue, answer: Answer) -> Response {
+    let status =
+        if matches!(answer, Answer::Unavailable(_)) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    json(status, final_message(id, answer))
+}
+
+/// A notification from the client: cancellation goes to the upstream running the request,
+/// a change of roots to every upstream the client uses; the rest concerns only the gateway.
+fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<&RawValue>) {
+    let posts: Vec<_> = match (method, params) {
+        ("notifications/cancelled", Some(params)) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Cancelled {
+                request_id: Box<RawValue>,
+            }
+            let Ok(Cancelled { request_id }) = serde_json::from_str(params.get()) else { return };
+            let Some((key, upstream_id)) = session.in_flight(request_id.get()) else { return };
+            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            vec![(client, slot, relay::cancelled(upstream_id, params))]
+        }
+        ("notifications/roots/list_changed", _) => {
+            let body = jsonrpc::notification(method, None);
+            let body = String::from_utf8(body.to_vec()).expect("JSON is UTF-8");
+            session.all_slots().into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
+        }
+        _ => return,
+    };
+    let route = route.id();
+    tokio::spawn(async move {
+        for (client, slot, body) in posts {
+            if let Err(error) = client.post(&slot, body).await {
+                tracing::debug!(%route, %error, "a client notification did not reach its upstream");
+            }
+        }
+    });
+}
+
+/// The client's answer to an upstream's request (sampling, elicitation, roots), sent to that
+/// upstream under its own id.
+fn answered(route: &Route, session: &Arc<Session>, id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) {
+    let Some((key, upstream_id)) = relay::from_client_id(id) else {
+        tracing::debug!(route = %route.id(), id = %id.get(), "a response to no request of ours was dropped");
+        return;
+    };
+    let Some((client, slot)) = session.existing_slot(&key) else { return };
+    let body = relay::answer(&upstream_id, result, error);
+    let route = route.id();
+    tokio::spawn(async move {
+        if let Err(error) = client.post(&slot, body).await {
+            tracing::warn!(%route, %error, "a client's answer did not reach its upstream");
+        }
+    });
+}
+
+/// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier
+/// stream). Opening it also opens each mount's upstream stream, so what upstreams send on
+/// their own reaches the client.
+fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
+    let accepts_stream = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream") || v.contains("*/*"));
+    if !accepts_stream {
+        return plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET opens an event stream: Accept must allow text/event-stream".into(),
+        );
+    }
+    let session = match session(gateway, route, headers) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.response(None),
+    };
+    let last_event = headers.get(LAST_EVENT_ID).and_then(|v| v.to_str().ok());
+    let Some(body) = session.streams.listen(last_event) else {
+        return plain(StatusCode::BAD_REQUEST, "Last-Event-ID names no event of this session".into());
+    };
+    for mount in &route.mounts {
+        let (client, slot, session) = (Arc::clone(&mount.client), session.slot(mount), Arc::clone(&session));
+        let server = mount.config.server.clone();
+        tokio::spawn(async move {
+            if let Err(error) = client.listen(&slot, &session.hello).await {
+                tracing::warn!(mount = %server, %error, "cannot listen to an upstream's own messages");
+            }
+        });
+    }
+    event_stream(body)
+}
+
+fn event_stream(body: SseBody) -> Response {
+    let mut response = http::Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -169,9 +379,11 @@ fn initialize(
     #[serde(rename_all = "camelCase")]
     struct Params {
         protocol_version: String,
+        #[serde(default)]
+        capabilities: serde_json::Value,
     }
-    let requested = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
-        Some(Ok(params)) => params.protocol_version,
+    let (requested, capabilities) = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
+        Some(Ok(params)) => (params.protocol_version, params.capabilities),
         _ => {
             return (
                 Answer::Error(RpcError::new(jsonrpc::INVALID_PARAMS, "initialize needs params.protocolVersion")),
@@ -181,7 +393,7 @@ fn initialize(
     };
     let version =
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
-    let hello = Hello { protocol_version: version.clone() };
+    let hello = Hello { protocol_version: version.clone(), capabilities };
     let key = (route.config.namespace.clone(), route.config.name.clone());
     let Some(session) = gateway.sessions.create(key, hello) else {
         return (
@@ -196,9 +408,18 @@ fn initialize(
     tracing::info!(route = %route.id(), session = %session.log_id(), %version, "session opened");
     let result = serde_json::json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false } },
+        "capabilities": {
+            "tools": { "listChanged": true },
+            "prompts": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "logging": {},
+            "completions": {},
+        },
         "serverInfo": { "name": "manifold", "title": "Manifold MCP gateway", "version": env!("CARGO_PKG_VERSION") },
-        "instructions": format!("Tools of {} mounted server(s), each named <prefix>_<tool>.", route.mounts.len()),
+        "instructions": format!(
+            "Tools, prompts and resources of {} mounted server(s): names are <prefix>_<name>, URIs <scheme>://<prefix>/<rest>.",
+            route.mounts.len()
+        ),
     });
     (Answer::Result(jsonrpc::raw(&result)), Some(session))
 }
@@ -277,14 +498,14 @@ fn host_name(host: &str) -> String {
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {
-    let mut response = http::Response::new(Full::new(body));
+    let mut response = http::Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 fn empty(status: StatusCode) -> Response {
-    let mut response = http::Response::new(Full::default());
+    let mut response = http::Response::new(Either::Left(Full::default()));
     *response.status_mut() = status;
     response
 }
@@ -294,7 +515,7 @@ fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, err
 }
 
 fn plain(status: StatusCode, message: String) -> Response {
-    let mut response = http::Response::new(Full::new(Bytes::from(message)));
+    let mut response = http::Response::new(Either::Left(Full::new(Bytes::from(message))));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

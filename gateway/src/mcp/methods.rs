@@ -1,19 +1,29 @@
-//! The MCP methods a route answers: `ping`; `tools/list`, merged from every mount with names
-//! filtered, renamed and prefixed; `tools/call`, routed to the owning mount with the upstream
-//! name restored. An unreachable mount affects only its own tools.
+//! The MCP methods a route answers. Lists are merged from every mount (`lists`); a request
+//! about one component (`tools/call`, `prompts/get`, `resources/read`, subscriptions,
+//! `completion/complete`) is routed to the mount that owns it, with the upstream's name or
+//! URI restored; `logging/setLevel` goes to every mount; `ping` is answered here. A mount that
+//! fails affects only its own components.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Deserialize;
+use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
+use super::lists;
+use super::names::Kind;
+use super::relay;
 use super::session::Session;
 use crate::Gateway;
 use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
 use crate::snapshot::{Mount, Route};
-use crate::upstream::{Reply, UpstreamError};
+use crate::upstream::{Observer, Reply, UpstreamError};
+
+/// MCP's code for a resource that does not exist.
+const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// What a method produced.
 pub enum Answer {
@@ -41,18 +51,72 @@ impl Answer {
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(route = %route.id(), session = %session.log_id(), method = method))]
-pub async fn dispatch(
-    gateway: &Gateway,
-    route: &Route,
-    session: &Session,
-    method: &str,
-    params: Option<&RawValue>,
-) -> Answer {
+/// One client request being answered.
+pub struct Call {
+    pub gateway: Arc<Gateway>,
+    pub route: Arc<Route>,
+    pub session: Arc<Session>,
+    /// The client's request id, raw.
+    pub id: Box<RawValue>,
+    /// Messages upstreams send while answering (progress, logging, their own requests),
+    /// rewritten for the client's response stream.
+    pub relay: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Call {
+    /// Times one upstream exchange into the latency histogram.
+    pub fn observe(&self, mount: &Mount, method: &str, started: Instant) {
+        let labels = [&*self.route.config.namespace, &self.route.config.name, &mount.config.server, method];
+        self.gateway.metrics.upstream_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Relays what an upstream sends during a request to the client's stream, and records the
+/// upstream id so the client can cancel it.
+pub struct Forward<'a> {
+    call: &'a Call,
+    mount: &'a Mount,
+}
+
+impl<'a> Forward<'a> {
+    pub fn new(call: &'a Call, mount: &'a Mount) -> Self {
+        Forward { call, mount }
+    }
+}
+
+impl Observer for Forward<'_> {
+    fn sent(&self, id: u64) {
+        self.call.session.started(self.call.id.get(), &self.mount.key, id);
+    }
+
+    fn message(&self, message: crate::jsonrpc::Message) {
+        if let Some(message) = relay::to_client(&self.mount.key, &self.mount.config.prefix, message) {
+            let _ = self.call.relay.send(message);
+        }
+    }
+}
+
+impl Drop for Forward<'_> {
+    fn drop(&mut self) {
+        self.call.session.ended(self.call.id.get());
+    }
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(route = %call.route.id(), session = %call.session.log_id(), method = method))]
+pub async fn dispatch(call: &Call, method: &str, params: Option<&RawValue>) -> Answer {
     match method {
         "ping" => Answer::Result(raw(&json!({}))),
-        "tools/list" => list_tools(gateway, route, session, params).await,
-        "tools/call" => call_tool(gateway, route, session, params).await,
+        "tools/list" => lists::page(call, Kind::Tool, params).await,
+        "prompts/list" => lists::page(call, Kind::Prompt, params).await,
+        "resources/list" => lists::page(call, Kind::Resource, params).await,
+        "resources/templates/list" => lists::page(call, Kind::Template, params).await,
+        "tools/call" => routed(call, Kind::Tool, method, params).await,
+        "prompts/get" => routed(call, Kind::Prompt, method, params).await,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            routed(call, Kind::Resource, method, params).await
+        }
+        "completion/complete" => complete(call, params).await,
+        "logging/setLevel" => set_level(call, params).await,
         _ => Answer::Error(RpcError::new(
             METHOD_NOT_FOUND,
             format!("method `{method}` is not supported by this gateway"),
@@ -60,107 +124,120 @@ pub async fn dispatch(
     }
 }
 
-async fn list_tools(gateway: &Gateway, route: &Route, session: &Session, params: Option<&RawValue>) -> Answer {
-    #[derive(Deserialize)]
-    struct Params {
-        cursor: Option<String>,
-    }
-    if let Some(Params { cursor: Some(cursor) }) = params.and_then(|p| serde_json::from_str(p.get()).ok()) {
-        // Every tool is returned on the first page, so no cursor of ours exists.
-        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("invalid cursor `{cursor}`")));
-    }
-    let lists = futures::future::join_all(route.mounts.iter().map(|mount| async move {
-        // One deadline for the whole listing: a slow mount cannot hold the route's list up
-        // for a timeout per page.
-        tokio::time::timeout(mount.client.timeout(), mount_tools(gateway, route, session, mount))
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(mount.client.timeout().as_millis() as u64)))
-    }))
-    .await;
-    let mut tools = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut failed = Vec::new();
-    for (mount, list) in route.mounts.iter().zip(lists) {
-        let list = match list {
-            Ok(list) => list,
-            Err(error) => {
-                failed.push(format!("`{}` ({})", mount.config.server, error.summary()));
-                tracing::warn!(route = %route.id(), mount = %mount.config.server, %error, "tools/list failed on a mount; its tools are left out");
-                continue;
-            }
-        };
-        for mut tool in list {
-            let Some(Value::String(name)) = tool.get("name") else { continue };
-            let Some(visible) = mount.matcher.visible(name) else { continue };
-            let visible = manifold_api::config::prefixed(&mount.config.prefix, visible);
-            if seen.insert(visible.clone()) {
-                tool.insert("name".into(), Value::String(visible));
-                tools.push(tool);
-            } else {
-                tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %visible, "tool name already exposed by an earlier mount; this one is hidden");
-            }
-        }
-    }
-    if !route.mounts.is_empty() && failed.len() == route.mounts.len() {
-        // An empty list would hide the outage; say which servers did not answer.
-        let message = format!("no mounted server answered tools/list: {}", failed.join(", "));
-        return Answer::Error(RpcError::new(INTERNAL_ERROR, message));
-    }
-    Answer::Result(raw(&json!({ "tools": tools })))
-}
-
-/// Every tool of one mount, timed into the latency histogram as one listing.
-async fn mount_tools(
-    gateway: &Gateway,
-    route: &Route,
-    session: &Session,
-    mount: &Mount,
-) -> Result<Vec<Map<String, Value>>, UpstreamError> {
-    let started = Instant::now();
-    let slot = session.slot(&mount.config.server, &mount.client);
-    let tools = mount.client.list_tools(&slot, &session.hello).await;
-    gateway
-        .metrics
-        .upstream_seconds
-        .with_label_values(&[&route.config.namespace, &route.config.name, &mount.config.server, "tools/list"])
-        .observe(started.elapsed().as_secs_f64());
-    tools
-}
-
-async fn call_tool(gateway: &Gateway, route: &Route, session: &Session, params: Option<&RawValue>) -> Answer {
+/// A request about one component, named in `params` by `name` (tools, prompts) or `uri`.
+async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>) -> Answer {
+    let field = if kind == Kind::Resource { "uri" } else { "name" };
     let mut fields: BTreeMap<String, Box<RawValue>> = match params.map(|p| serde_json::from_str(p.get())) {
         Some(Ok(fields)) => fields,
-        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "tools/call needs params with a `name`")),
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{method} needs params with `{field}`"))),
     };
-    let name: String = match fields.get("name").map(|n| serde_json::from_str(n.get())) {
+    let visible: String = match fields.get(field).map(|n| serde_json::from_str(n.get())) {
         Some(Ok(name)) => name,
-        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "tools/call needs params.name, a string")),
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{method} needs params.{field}, a string"))),
     };
-    let (mount, upstream_name) = match owner(gateway, route, session, &name).await {
-        Owner::Found(mount, upstream_name) => (mount, upstream_name),
-        Owner::Unknown => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{name}`"))),
-        Owner::Unavailable(server) => {
-            let text = format!("tool `{name}` is unavailable: mounted server `{server}` could not be asked for it");
-            return Answer::MountFailed(raw(
-                &json!({ "content": [{ "type": "text", "text": text }], "isError": true }),
-            ));
+    let (mount, upstream) = match owner(call, kind, &visible).await {
+        Owner::Found(mount, upstream) => (mount, upstream),
+        Owner::Unknown => return unknown(kind, &visible),
+        Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
+    };
+    fields.insert(field.into(), raw(&upstream));
+    forward(call, kind, mount, method, &raw(&fields), &visible).await
+}
+
+/// `completion/complete` goes where the prompt or resource template it completes lives.
+async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
+    let mut params: Map<String, Value> = match params.map(|p| serde_json::from_str(p.get())) {
+        Some(Ok(params)) => params,
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, "completion/complete needs params with `ref`")),
+    };
+    let reference = params.get_mut("ref").and_then(Value::as_object_mut);
+    let Some(reference) = reference else {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, "completion/complete needs params.ref, an object"));
+    };
+    let (kind, field) = match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => (Kind::Prompt, "name"),
+        Some("ref/resource") => (Kind::Template, "uri"),
+        other => {
+            let message = format!("params.ref.type must be `ref/prompt` or `ref/resource`, not {other:?}");
+            return Answer::Error(RpcError::new(INVALID_PARAMS, message));
         }
     };
-    fields.insert("name".into(), raw(&upstream_name));
-    let params = raw(&fields);
-    match request(gateway, route, session, mount, "tools/call", Some(&params)).await {
+    let Some(visible) = reference.get(field).and_then(Value::as_str).map(str::to_owned) else {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("params.ref.{field} must be a string")));
+    };
+    let (mount, upstream) = match owner(call, kind, &visible).await {
+        Owner::Found(mount, upstream) => (mount, upstream),
+        Owner::Unknown => return unknown(kind, &visible),
+        Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
+    };
+    reference.insert(field.into(), Value::String(upstream));
+    forward(call, kind, mount, "completion/complete", &raw(&params), &visible).await
+}
+
+/// Sends a routed request to its mount and maps the outcome.
+async fn forward(call: &Call, kind: Kind, mount: &Mount, method: &str, params: &RawValue, visible: &str) -> Answer {
+    let slot = call.session.slot(mount);
+    let started = Instant::now();
+    let reply =
+        mount.client.request(&slot, &call.session.hello, method, Some(params), &Forward::new(call, mount)).await;
+    call.observe(mount, method, started);
+    match reply {
         Ok(Reply::Result(result)) => Answer::Result(result),
         Ok(Reply::Error(error)) => Answer::UpstreamError(error),
         Err(error) => {
-            tracing::warn!(route = %route.id(), mount = %mount.config.server, tool = %name, %error, "tools/call failed upstream");
-            let text =
-                format!("tool `{name}` is unavailable: mounted server `{}` {}", mount.config.server, error.summary());
-            Answer::MountFailed(raw(&json!({ "content": [{ "type": "text", "text": text }], "isError": true })))
+            tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{method} failed upstream");
+            unavailable(kind, visible, &mount.config.server, &error.summary())
         }
     }
 }
 
-/// Who serves a client-visible tool name.
+/// `logging/setLevel` applies to every mount; servers without logging are left alone.
+async fn set_level(call: &Call, params: Option<&RawValue>) -> Answer {
+    let Some(params) = params else {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, "logging/setLevel needs params.level"));
+    };
+    let replies = futures::future::join_all(call.route.mounts.iter().map(|mount| async move {
+        let slot = call.session.slot(mount);
+        let forward = Forward::new(call, mount);
+        let reply = mount.client.request(&slot, &call.session.hello, "logging/setLevel", Some(params), &forward).await;
+        (mount, reply)
+    }))
+    .await;
+    for (mount, reply) in replies {
+        match reply {
+            Ok(Reply::Result(_)) => {}
+            Ok(Reply::Error(error)) => {
+                tracing::debug!(mount = %mount.config.server, error = %error.get(), "logging/setLevel refused by a mount")
+            }
+            Err(error) => tracing::warn!(mount = %mount.config.server, %error, "logging/setLevel failed on a mount"),
+        }
+    }
+    Answer::Result(raw(&json!({})))
+}
+
+fn unknown(kind: Kind, visible: &str) -> Answer {
+    Answer::Error(match kind {
+        Kind::Tool => RpcError::new(INVALID_PARAMS, format!("Unknown tool: `{visible}`")),
+        Kind::Prompt => RpcError::new(INVALID_PARAMS, format!("Unknown prompt: `{visible}`")),
+        Kind::Resource | Kind::Template => {
+            RpcError::new(RESOURCE_NOT_FOUND, format!("Resource not found: `{visible}`"))
+        }
+    })
+}
+
+/// The owning mount failed: a tool reports it in its result (`isError`), as tool failures
+/// are reported to models; everything else gets a JSON-RPC error naming the mount.
+fn unavailable(kind: Kind, visible: &str, server: &str, why: &str) -> Answer {
+    let text = format!("{} `{visible}` is unavailable: mounted server `{server}` {why}", kind.noun());
+    match kind {
+        Kind::Tool => {
+            Answer::MountFailed(raw(&json!({ "content": [{ "type": "text", "text": text }], "isError": true })))
+        }
+        _ => Answer::Error(RpcError::new(INTERNAL_ERROR, text)),
+    }
+}
+
+/// Who serves a client-visible name.
 enum Owner<'a> {
     /// This mount, under this upstream name.
     Found(&'a Mount, String),
@@ -171,47 +248,90 @@ enum Owner<'a> {
 }
 
 /// The prefix decides directly; only when several mounts could hold the name are their
-/// lists consulted, in mount order (the order `tools/list` gives them precedence in).
-async fn owner<'a>(gateway: &Gateway, route: &'a Route, session: &Session, name: &str) -> Owner<'a> {
-    let candidates = route.tool_candidates(name);
+/// lists consulted, in mount order (the order lists give them precedence in).
+async fn owner<'a>(call: &'a Call, kind: Kind, visible: &str) -> Owner<'a> {
+    let route: &'a Route = &call.route;
+    let candidates = route.candidates(kind, visible);
     if candidates.len() <= 1 {
-        return match candidates.first() {
-            Some(&(i, upstream)) => Owner::Found(&route.mounts[i], upstream.to_owned()),
+        return match candidates.into_iter().next() {
+            Some((i, upstream)) => Owner::Found(&route.mounts[i], upstream),
             None => Owner::Unknown,
         };
     }
     for (i, upstream) in candidates {
         let mount = &route.mounts[i];
-        let listing = tokio::time::timeout(mount.client.timeout(), mount_tools(gateway, route, session, mount)).await;
-        match listing {
-            Ok(Ok(tools)) if tools.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(upstream)) => {
-                return Owner::Found(mount, upstream.to_owned());
-            }
-            Ok(Ok(_)) => {}
+        match holds(call, mount, kind, &upstream).await {
+            Ok(true) => return Owner::Found(mount, upstream),
+            Ok(false) => {}
             // The mount that takes precedence did not answer: a later one must not get the
-            // call in its place.
-            _ => return Owner::Unavailable(mount.config.server.as_str()),
+            // request in its place.
+            Err(_) => return Owner::Unavailable(&mount.config.server),
         }
     }
     Owner::Unknown
 }
 
-/// One upstream request, timed into the latency histogram.
-async fn request(
-    gateway: &Gateway,
-    route: &Route,
-    session: &Session,
-    mount: &Mount,
-    method: &str,
-    params: Option<&RawValue>,
-) -> Result<Reply, UpstreamError> {
-    let started = Instant::now();
-    let slot = session.slot(&mount.config.server, &mount.client);
-    let reply = mount.client.request(&slot, &session.hello, method, params).await;
-    gateway
-        .metrics
-        .upstream_seconds
-        .with_label_values(&[&route.config.namespace, &route.config.name, &mount.config.server, method])
-        .observe(started.elapsed().as_secs_f64());
-    reply
+/// Whether a mount's upstream lists `upstream` (for resources, also as a template match).
+async fn holds(call: &Call, mount: &Mount, kind: Kind, upstream: &str) -> Result<bool, UpstreamError> {
+    let slot = call.session.slot(mount);
+    let hello = &call.session.hello;
+    let list = |kind: Kind| {
+        let listing = mount.client.list_all(&slot, hello, kind.list_method(), kind.items());
+        async move {
+            tokio::time::timeout(mount.client.timeout(), listing)
+                .await
+                .unwrap_or(Err(UpstreamError::Timeout(mount.client.timeout().as_millis() as u64)))
+        }
+    };
+    let named = |items: &[Map<String, Value>], kind: Kind, matches: &dyn Fn(&str) -> bool| {
+        items.iter().any(|item| item.get(kind.key()).and_then(Value::as_str).is_some_and(matches))
+    };
+    match kind {
+        Kind::Tool | Kind::Prompt | Kind::Template => Ok(named(&list(kind).await?, kind, &|n| n == upstream)),
+        Kind::Resource => {
+            if named(&list(Kind::Resource).await?, kind, &|n| n == upstream) {
+                return Ok(true);
+            }
+            let templates = list(Kind::Template).await?;
+            Ok(named(&templates, Kind::Template, &|template| template_matches(template, upstream)))
+        }
+    }
+}
+
+/// Whether `uri` is an expansion of an RFC 6570 template: its literal parts in order, each
+/// expression standing for at least one character.
+fn template_matches(template: &str, uri: &str) -> bool {
+    let mut rest = uri;
+    let mut parts = template.split('{');
+    let Some(head) = parts.next() else { return false };
+    let Some(after) = rest.strip_prefix(head) else { return false };
+    rest = after;
+    for part in parts {
+        let Some((_, literal)) = part.split_once('}') else { return false };
+        if literal.is_empty() {
+            rest = "";
+            continue;
+        }
+        // The expression takes at least one character, up to the next occurrence of the literal.
+        match rest.get(1..).and_then(|tail| tail.find(literal)) {
+            Some(at) => rest = &rest[1 + at + literal.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty() || template.ends_with('}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_matches;
+
+    #[test]
+    fn uris_match_templates() {
+        assert!(template_matches("test://template/{id}/data", "test://template/42/data"));
+        assert!(template_matches("file:///{path}", "file:///etc/hosts"));
+        assert!(template_matches("demo://static", "demo://static"));
+        assert!(!template_matches("test://template/{id}/data", "test://template//data"));
+        assert!(!template_matches("test://template/{id}/data", "test://other/42/data"));
+        assert!(!template_matches("test://template/{id}/data", "test://template/42/data/more"));
+    }
 }

@@ -1,10 +1,39 @@
-//! The MCP front end: `endpoint` speaks streamable HTTP to clients, `methods` answers each
-//! JSON-RPC method by fanning out to or routing into the route's mounts, `session` keeps
-//! client sessions.
+//! The MCP front end: `endpoint` speaks streamable HTTP to clients; `methods` answers each
+//! JSON-RPC method by routing into the route's mounts, `lists` merges and pages their lists,
+//! `names` maps names and URIs between clients and mounts, and `relay` carries what is not a
+//! request and its reply; `session` keeps client sessions and `stream` their event streams.
 
 pub mod endpoint;
+mod lists;
 mod methods;
+pub mod names;
+mod relay;
 pub mod session;
+mod stream;
+
+use crate::Gateway;
+use crate::snapshot::Snapshot;
 
 /// Protocol revisions served to clients, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// After a reload, tells every listening client whose route now exposes something else
+/// (mounts added, removed or changed, or the route gone) that its lists changed.
+pub fn announce_changes(gateway: &Gateway, old: &Snapshot, new: &Snapshot) {
+    for session in gateway.sessions.all() {
+        let (namespace, name) = (&session.route.0, &session.route.1);
+        let before = old.route_named(namespace, name).map(|r| &r.config.mounts);
+        let after = new.route_named(namespace, name).map(|r| &r.config.mounts);
+        if before == after {
+            continue;
+        }
+        for method in [
+            "notifications/tools/list_changed",
+            "notifications/prompts/list_changed",
+            "notifications/resources/list_changed",
+        ] {
+            session.streams.send(stream::STANDALONE, &crate::jsonrpc::notification(method, None));
+        }
+        tracing::debug!(session = %session.log_id(), route = %format!("{namespace}/{name}"), "told the client its lists changed");
+    }
+}

@@ -1,15 +1,19 @@
 //! Client sessions: created by `initialize`, named by the `Mcp-Session-Id` header, ended by
-//! DELETE or by idling out. Each holds the client's negotiated revision and one upstream
-//! slot per mounted client. In memory for now, all behind this module.
+//! DELETE or by idling out. Each holds the client's negotiated revision, one upstream slot
+//! per mount, its event streams, and the requests it has in flight upstream. In memory for
+//! now, all behind this module.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::relay;
+use super::stream::{STANDALONE, Streams};
+use crate::snapshot::Mount;
 use crate::upstream::{Hello, Slot, UpstreamClient};
 
-/// Upstream slots by mounted server, with the client each was opened with.
+/// Upstream slots by mount key, with the client each was opened with.
 type Slots = HashMap<String, (Arc<UpstreamClient>, Arc<Slot>)>;
 
 /// One client session.
@@ -18,32 +22,71 @@ pub struct Session {
     /// The route it was opened on, as (namespace, name).
     pub route: (String, String),
     pub hello: Hello,
+    pub streams: Streams,
+    /// Requests in flight upstream, by the client's id: the mount key and the upstream id,
+    /// so that the client's `notifications/cancelled` reaches the right upstream request.
+    in_flight: Mutex<HashMap<Box<str>, (String, u64)>>,
     last_seen: AtomicU64,
     slots: Mutex<Slots>,
 }
 
 impl Session {
-    /// The slot for a mounted server. When a reload changed the server's upstream (its URL,
-    /// its credentials), the old upstream session is closed and a fresh slot replaces it.
-    pub fn slot(&self, server: &str, client: &Arc<UpstreamClient>) -> Arc<Slot> {
+    /// The slot for a mount. When a reload changed the mount's upstream (its URL, its
+    /// credentials), the old upstream session is closed and a fresh slot replaces it.
+    pub fn slot(self: &Arc<Self>, mount: &Mount) -> Arc<Slot> {
+        let client = &mount.client;
         let mut slots = self.slots.lock().expect("slots lock");
-        if let Some((owner, slot)) = slots.get(server) {
+        if let Some((owner, slot)) = slots.get(&mount.key) {
             if Arc::ptr_eq(owner, client) {
                 return Arc::clone(slot);
             }
             if owner.serial > client.serial {
                 // A request still on an older snapshot: it gets a slot of its own for this
                 // call, and the newer upstream session stays.
-                return Arc::new(Slot::default());
+                return Arc::new(Slot::detached());
             }
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot::new(self.inbox(mount)));
         if let Some((stale_client, stale_slot)) =
-            slots.insert(server.to_owned(), (Arc::clone(client), Arc::clone(&slot)))
+            slots.insert(mount.key.clone(), (Arc::clone(client), Arc::clone(&slot)))
         {
             tokio::spawn(async move { stale_client.close(&stale_slot).await });
         }
         slot
+    }
+
+    /// The open slot for a mount key, if the client has used that mount.
+    pub fn existing_slot(&self, key: &str) -> Option<(Arc<UpstreamClient>, Arc<Slot>)> {
+        self.slots.lock().expect("slots lock").get(key).cloned()
+    }
+
+    /// Every open slot.
+    pub fn all_slots(&self) -> Vec<(Arc<UpstreamClient>, Arc<Slot>)> {
+        self.slots.lock().expect("slots lock").values().cloned().collect()
+    }
+
+    /// Unsolicited messages of a mount's upstream go to the standalone stream.
+    fn inbox(self: &Arc<Self>, mount: &Mount) -> crate::upstream::Inbox {
+        let session: Weak<Session> = Arc::downgrade(self);
+        let (key, prefix) = (mount.key.clone(), mount.config.prefix.clone());
+        Arc::new(move |message| {
+            if let (Some(session), Some(message)) = (session.upgrade(), relay::to_client(&key, &prefix, message)) {
+                session.streams.send(STANDALONE, &message);
+            }
+        })
+    }
+
+    pub fn started(&self, client_id: &str, key: &str, upstream_id: u64) {
+        self.in_flight.lock().expect("in-flight lock").insert(client_id.into(), (key.to_owned(), upstream_id));
+    }
+
+    pub fn ended(&self, client_id: &str) {
+        self.in_flight.lock().expect("in-flight lock").remove(client_id);
+    }
+
+    /// The mount key and upstream id of a request the client has in flight.
+    pub fn in_flight(&self, client_id: &str) -> Option<(String, u64)> {
+        self.in_flight.lock().expect("in-flight lock").get(client_id).cloned()
     }
 
     /// A prefix of the id, enough to follow a session in logs without handing out the token.
@@ -77,6 +120,8 @@ impl Sessions {
             id: uuid::Uuid::new_v4().simple().to_string(),
             route,
             hello,
+            streams: Streams::default(),
+            in_flight: Mutex::default(),
             last_seen: AtomicU64::new(self.now()),
             slots: Mutex::default(),
         });
@@ -102,12 +147,18 @@ impl Sessions {
         self.map.lock().expect("sessions lock").len()
     }
 
-    /// Removes and returns sessions idle for longer than the timeout.
+    /// Every session, for announcements.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.map.lock().expect("sessions lock").values().cloned().collect()
+    }
+
+    /// Removes and returns sessions idle for longer than the timeout. A client listening on
+    /// its standalone stream is not idle.
     pub fn expire(&self) -> Vec<Arc<Session>> {
         let cutoff = self.now().saturating_sub(self.idle_timeout.as_secs());
         let mut expired = Vec::new();
         self.map.lock().expect("sessions lock").retain(|_, s| {
-            let keep = s.last_seen.load(Ordering::Relaxed) >= cutoff;
+            let keep = s.last_seen.load(Ordering::Relaxed) >= cutoff || s.streams.has_listener();
             if !keep {
                 expired.push(Arc::clone(s));
             }

@@ -16,7 +16,7 @@ use tokio::task::AbortHandle;
 use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
 use super::streamable::{JSON, status_error};
-use super::{Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
+use super::{Inbox, Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
 use crate::jsonrpc::Message;
 
 pub(super) struct Client {
@@ -67,7 +67,9 @@ impl Waiting {
 }
 
 impl Client {
-    pub async fn open(&self, id: u64, params: &RawValue) -> Result<Session, UpstreamError> {
+    /// Opens the stream and the session; messages on the stream that answer no request of
+    /// the gateway's go to `inbox`.
+    pub async fn open(&self, id: u64, params: &RawValue, inbox: Inbox) -> Result<Session, UpstreamError> {
         let stream_uri = Uri::try_from(self.url.as_str()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         let response = self.send(Method::GET, stream_uri, Bytes::new()).await?;
         if !response.status().is_success() {
@@ -92,12 +94,10 @@ impl Client {
                     if !(event.event.is_empty() || event.event == "message") {
                         continue;
                     }
-                    // Server notifications and requests are not relayed yet.
-                    if let Ok(message) = serde_json::from_str::<Message>(&event.data)
-                        && message.method.is_none()
-                        && let Some(id) = message.id.as_ref().and_then(|id| id.get().parse::<u64>().ok())
-                    {
-                        waiting.answer(id, message);
+                    let Ok(message) = serde_json::from_str::<Message>(&event.data) else { continue };
+                    match message.id.as_ref().and_then(|id| id.get().parse::<u64>().ok()) {
+                        Some(id) if message.method.is_none() => waiting.answer(id, message),
+                        _ => inbox(message),
                     }
                 }
                 waiting.close();
@@ -130,7 +130,8 @@ impl Client {
         reply_to(message, id).ok_or_else(|| UpstreamError::Protocol(format!("answer to request {id} has no result")))
     }
 
-    async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
+    /// Sends one message to the session's endpoint; its answer, if any, comes on the stream.
+    pub async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
         let response = self.send(Method::POST, session.endpoint.clone(), Bytes::from(body)).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Err(UpstreamError::SessionExpired),

@@ -2,14 +2,16 @@
 //! (connections come from the calling thread's pool); one [`Slot`] per (client session,
 //! mounted server) holding that client's upstream session,
 //! opened lazily with `initialize` and reopened once, transparently, when the upstream has
-//! forgotten it (HTTP 404, or a closed SSE stream).
+//! forgotten it (HTTP 404, or a closed SSE stream). What an upstream sends besides replies
+//! (notifications, its own requests) goes to an [`Observer`] of the request it belongs to,
+//! or, from the upstream's standalone stream, to the slot's [`Inbox`].
 
 pub mod client;
 mod legacy;
 pub mod sse;
 mod streamable;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
+use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
 
@@ -33,6 +36,31 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Hello {
     /// Protocol revision negotiated with the client; offered to the upstream.
     pub protocol_version: String,
+    /// The capabilities the client declared.
+    pub capabilities: Value,
+}
+
+/// Sees one upstream exchange as it happens: the id the request went out with (again, if it
+/// is re-sent on a new session), and every message the upstream sends on the request's
+/// stream that is not its reply.
+pub trait Observer: Sync {
+    fn sent(&self, _id: u64) {}
+    fn message(&self, _message: Message) {}
+}
+
+/// An observer that keeps nothing: for the gateway's own requests.
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
+
+/// Where a slot's unsolicited upstream messages go (its standalone stream; all messages of a
+/// legacy SSE upstream that are not replies).
+pub type Inbox = Arc<dyn Fn(Message) + Send + Sync>;
+
+/// One page of an upstream's list.
+pub struct Page {
+    pub items: Vec<Map<String, Value>>,
+    pub next_cursor: Option<String>,
 }
 
 /// An upstream's answer to a request: a raw result or a raw JSON-RPC error object.
@@ -72,30 +100,62 @@ impl UpstreamError {
 }
 
 /// One client session's connection to one upstream.
-enum Connection {
+enum Wired {
     Streamable(streamable::Session),
     Sse(legacy::Session),
 }
 
+struct Connection {
+    wired: Wired,
+    /// The standalone stream's reader, once one is open; stopped with the connection.
+    listener: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get_mut().expect("listener lock").take() {
+            listener.abort();
+        }
+    }
+}
+
 /// Where a client session keeps its connection to one mount.
-#[derive(Default)]
-pub struct Slot(Mutex<Arc<OnceCell<Arc<Connection>>>>);
+pub struct Slot {
+    cell: Mutex<Arc<OnceCell<Arc<Connection>>>>,
+    inbox: Inbox,
+    /// Whether the client listens for unsolicited messages: every connection opened in this
+    /// slot then opens the upstream's standalone stream too.
+    listening: AtomicBool,
+}
 
 impl Slot {
+    pub fn new(inbox: Inbox) -> Self {
+        Slot { cell: Mutex::default(), inbox, listening: AtomicBool::new(false) }
+    }
+
+    /// A slot whose unsolicited messages are dropped.
+    pub fn detached() -> Self {
+        Slot::new(Arc::new(|_| {}))
+    }
+
     fn cell(&self) -> Arc<OnceCell<Arc<Connection>>> {
-        self.0.lock().expect("slot lock").clone()
+        self.cell.lock().expect("slot lock").clone()
+    }
+
+    fn current(&self) -> Option<Arc<Connection>> {
+        self.cell().get().cloned()
     }
 
     /// Forgets `stale`, unless another request already replaced it.
     fn reset(&self, stale: &Arc<Connection>) {
-        let mut cell = self.0.lock().expect("slot lock");
+        let mut cell = self.cell.lock().expect("slot lock");
         if cell.get().is_some_and(|current| Arc::ptr_eq(current, stale)) {
             *cell = Arc::new(OnceCell::new());
         }
     }
 
     fn take(&self) -> Option<Arc<Connection>> {
-        std::mem::take(&mut *self.0.lock().expect("slot lock")).get().cloned()
+        std::mem::take(&mut *self.cell.lock().expect("slot lock")).get().cloned()
     }
 }
 
@@ -149,13 +209,13 @@ impl UpstreamClient {
         hello: &Hello,
         method: &str,
         params: Option<&RawValue>,
+        observer: &dyn Observer,
     ) -> Result<Reply, UpstreamError> {
         let attempt = async {
             for retry in [false, true] {
-                let cell = slot.cell();
-                let connection = cell.get_or_try_init(|| self.open(hello)).await?;
-                match self.send(connection, method, params).await {
-                    Err(UpstreamError::SessionExpired) if !retry => slot.reset(connection),
+                let connection = self.connection(slot, hello).await?;
+                match self.send(&connection, method, params, observer).await {
+                    Err(UpstreamError::SessionExpired) if !retry => slot.reset(&connection),
                     other => return other,
                 }
             }
@@ -166,38 +226,111 @@ impl UpstreamClient {
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
     }
 
-    /// Every tool the upstream offers, following its pagination to the end.
-    pub async fn list_tools(&self, slot: &Slot, hello: &Hello) -> Result<Vec<Map<String, Value>>, UpstreamError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Page {
-            tools: Vec<Map<String, Value>>,
-            next_cursor: Option<String>,
+    /// One page of a list (`tools/list`, `prompts/list`, ...): the items under `items` and
+    /// the cursor of the next page.
+    pub async fn list_page(
+        &self,
+        slot: &Slot,
+        hello: &Hello,
+        method: &str,
+        items: &str,
+        cursor: Option<&str>,
+        observer: &dyn Observer,
+    ) -> Result<Result<Page, Box<RawValue>>, UpstreamError> {
+        let params = cursor.map(|c| crate::jsonrpc::raw(&serde_json::json!({ "cursor": c })));
+        match self.request(slot, hello, method, params.as_deref(), observer).await? {
+            Reply::Result(result) => {
+                let mut page: Map<String, Value> = serde_json::from_str(result.get())
+                    .map_err(|e| UpstreamError::Protocol(format!("invalid {method} result: {e}")))?;
+                let list = match page.remove(items) {
+                    Some(Value::Array(list)) => list,
+                    _ => return Err(UpstreamError::Protocol(format!("{method} result has no `{items}` list"))),
+                };
+                let items =
+                    list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None });
+                let next_cursor = match page.remove("nextCursor") {
+                    Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
+                    _ => None,
+                };
+                Ok(Ok(Page { items: items.collect(), next_cursor }))
+            }
+            Reply::Error(error) => Ok(Err(error)),
         }
-        let mut tools = Vec::new();
+    }
+
+    /// Every item of a list, following its pagination to the end.
+    pub async fn list_all(
+        &self,
+        slot: &Slot,
+        hello: &Hello,
+        method: &str,
+        items: &str,
+    ) -> Result<Vec<Map<String, Value>>, UpstreamError> {
+        let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let params = cursor.as_ref().map(|c| crate::jsonrpc::raw(&serde_json::json!({ "cursor": c })));
-            let page: Page = match self.request(slot, hello, "tools/list", params.as_deref()).await? {
-                Reply::Result(result) => serde_json::from_str(result.get())
-                    .map_err(|e| UpstreamError::Protocol(format!("invalid tools/list result: {e}")))?,
-                Reply::Error(error) => {
-                    return Err(UpstreamError::Protocol(format!("tools/list failed: {}", error.get())));
-                }
-            };
-            tools.extend(page.tools);
+            let page = self
+                .list_page(slot, hello, method, items, cursor.as_deref(), &Unobserved)
+                .await?
+                .map_err(|error| UpstreamError::Protocol(format!("{method} failed: {}", error.get())))?;
+            all.extend(page.items);
             match page.next_cursor {
-                Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => cursor = Some(next),
-                _ => return Ok(tools),
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
             }
         }
-        Err(UpstreamError::Protocol(format!("tools/list did not end within {MAX_PAGES} pages")))
+        Err(UpstreamError::Protocol(format!("{method} did not end within {MAX_PAGES} pages")))
+    }
+
+    /// Sends one message that gets no reply (a notification, or the client's answer to the
+    /// upstream's request) in the session held by `slot`. Never opens a session: a message
+    /// about an exchange the upstream no longer knows has nowhere to go.
+    pub async fn post(&self, slot: &Slot, body: String) -> Result<(), UpstreamError> {
+        let connection = slot.current().ok_or(UpstreamError::SessionExpired)?;
+        let post = async {
+            match (&self.wire, &connection.wired) {
+                (Wire::Streamable(client), Wired::Streamable(session)) => client.post(session, body).await,
+                (Wire::Sse(client), Wired::Sse(session)) => client.post(session, body).await,
+                _ => unreachable!("a connection is opened by the client that uses it"),
+            }
+        };
+        tokio::time::timeout(self.timeout, post)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
+    }
+
+    /// Opens the session held by `slot` if needed, and from now on keeps the upstream's
+    /// standalone stream open with it, delivering to the slot's inbox.
+    pub async fn listen(&self, slot: &Slot, hello: &Hello) -> Result<(), UpstreamError> {
+        slot.listening.store(true, Ordering::Relaxed);
+        let connection = tokio::time::timeout(self.timeout, self.connection(slot, hello))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))?;
+        self.start_listening(slot, &connection);
+        Ok(())
+    }
+
+    fn start_listening(&self, slot: &Slot, connection: &Connection) {
+        // A legacy SSE session's one stream already delivers everything to the inbox.
+        let (Wire::Streamable(client), Wired::Streamable(session)) = (&self.wire, &connection.wired) else { return };
+        let mut listener = connection.listener.lock().expect("listener lock");
+        if listener.is_none() && session.is_stateful() {
+            let task = client.listen(session, Arc::clone(&slot.inbox));
+            *listener = Some(tokio::spawn(task).abort_handle());
+        }
+    }
+
+    /// The open connection in `slot`, opened now if there is none.
+    async fn connection(&self, slot: &Slot, hello: &Hello) -> Result<Arc<Connection>, UpstreamError> {
+        let cell = slot.cell();
+        let connection = cell.get_or_try_init(|| self.open(hello, slot)).await?;
+        Ok(Arc::clone(connection))
     }
 
     /// Ends the session held by `slot`, if any (best effort: the client is gone either way).
     pub async fn close(&self, slot: &Slot) {
         let Some(connection) = slot.take() else { return };
-        if let (Wire::Streamable(client), Connection::Streamable(session)) = (&self.wire, connection.as_ref()) {
+        if let (Wire::Streamable(client), Wired::Streamable(session)) = (&self.wire, &connection.wired) {
             let _ = tokio::time::timeout(self.timeout, client.close(session)).await;
         }
         // A legacy SSE session ends when its stream is dropped with the connection.
@@ -213,12 +346,17 @@ impl UpstreamClient {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(version = %hello.protocol_version))]
-    async fn open(&self, hello: &Hello) -> Result<Arc<Connection>, UpstreamError> {
+    async fn open(&self, hello: &Hello, slot: &Slot) -> Result<Arc<Connection>, UpstreamError> {
         let params = initialize_params(hello);
-        Ok(Arc::new(match &self.wire {
-            Wire::Streamable(client) => Connection::Streamable(client.open(self.id(), &params).await?),
-            Wire::Sse(client) => Connection::Sse(client.open(self.id(), &params).await?),
-        }))
+        let wired = match &self.wire {
+            Wire::Streamable(client) => Wired::Streamable(client.open(self.id(), &params).await?),
+            Wire::Sse(client) => Wired::Sse(client.open(self.id(), &params, Arc::clone(&slot.inbox)).await?),
+        };
+        let connection = Arc::new(Connection { wired, listener: Mutex::default() });
+        if slot.listening.load(Ordering::Relaxed) {
+            self.start_listening(slot, &connection);
+        }
+        Ok(connection)
     }
 
     async fn send(
@@ -226,22 +364,26 @@ impl UpstreamClient {
         connection: &Connection,
         method: &str,
         params: Option<&RawValue>,
+        observer: &dyn Observer,
     ) -> Result<Reply, UpstreamError> {
         let id = self.id();
-        match (&self.wire, connection) {
-            (Wire::Streamable(client), Connection::Streamable(session)) => {
-                client.request(Some(session), id, method, params).await.map(|(reply, _)| reply)
+        observer.sent(id);
+        match (&self.wire, &connection.wired) {
+            (Wire::Streamable(client), Wired::Streamable(session)) => {
+                client.request(Some(session), id, method, params, observer).await.map(|(reply, _)| reply)
             }
-            (Wire::Sse(client), Connection::Sse(session)) => client.request(session, id, method, params).await,
+            (Wire::Sse(client), Wired::Sse(session)) => client.request(session, id, method, params).await,
             _ => unreachable!("a connection is opened by the client that uses it"),
         }
     }
 }
 
+/// The gateway introduces itself to upstreams with the capabilities its client declared
+/// (sampling, elicitation, roots): their requests are relayed to that client.
 fn initialize_params(hello: &Hello) -> Box<RawValue> {
     crate::jsonrpc::raw(&serde_json::json!({
         "protocolVersion": hello.protocol_version,
-        "capabilities": {},
+        "capabilities": hello.capabilities,
         "clientInfo": { "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") },
     }))
 }
@@ -274,10 +416,14 @@ fn notification_body(method: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","method":{}}}"#, serde_json::to_string(method).expect("strings serialize"))
 }
 
+/// How long a broken standalone stream waits before it is reopened, growing per failure.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << failures.min(7)))
+}
+
 /// The reply in `message` if it answers request `id`.
 fn reply_to(message: Message, id: u64) -> Option<Reply> {
-    let answers = message.id.as_ref().is_some_and(|raw| raw.get() == id.to_string()) && message.method.is_none();
-    if !answers {
+    if !message.answers(id) {
         return None;
     }
     match (message.result, message.error) {

@@ -9,7 +9,10 @@ use serde_json::value::RawValue;
 
 use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
-use super::{Reply, UpstreamError, excerpt, negotiated_version, notification_body, reply_to, request_body};
+use super::{
+    Inbox, Observer, Reply, Unobserved, UpstreamError, backoff, excerpt, negotiated_version, notification_body,
+    reply_to, request_body,
+};
 use crate::jsonrpc::Message;
 
 pub(super) const SESSION_ID: &str = "mcp-session-id";
@@ -17,31 +20,95 @@ const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub(super) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const JSON_OR_STREAM: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 
+#[derive(Clone)]
 pub(super) struct Client {
     pub uri: Uri,
     pub headers: HeaderMap,
 }
 
 /// An upstream session: its id (none for stateless servers) and negotiated revision.
+#[derive(Clone)]
 pub(super) struct Session {
     id: Option<HeaderValue>,
     version: HeaderValue,
 }
 
+impl Session {
+    /// Whether the upstream keeps a session (and so may have a standalone stream).
+    pub fn is_stateful(&self) -> bool {
+        self.id.is_some()
+    }
+}
+
 impl Client {
     pub async fn open(&self, id: u64, params: &RawValue) -> Result<Session, UpstreamError> {
-        let (reply, headers) = self.request(None, id, "initialize", Some(params)).await?;
+        let (reply, headers) = self.request(None, id, "initialize", Some(params), &Unobserved).await?;
         let version = negotiated_version(reply)?;
         let session = Session {
             id: headers.get(SESSION_ID).cloned(),
             version: HeaderValue::try_from(version)
                 .map_err(|_| UpstreamError::Protocol("protocol version is not a header value".into()))?,
         };
-        let response = self.send(Method::POST, Some(&session), notification_body("notifications/initialized")).await?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
+        self.post(&session, notification_body("notifications/initialized")).await?;
         Ok(session)
+    }
+
+    /// Sends a message that gets no reply: a notification or an answer to the upstream.
+    pub async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
+        let response = self.send(Method::POST, Some(session), body).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND if session.is_stateful() => Err(UpstreamError::SessionExpired),
+            status if status.is_success() => Ok(()),
+            _ => Err(status_error(response).await),
+        }
+    }
+
+    /// Keeps the session's standalone stream (GET) open and delivers its messages to `inbox`,
+    /// reopening it with `Last-Event-ID` when it breaks. Ends when the upstream offers no
+    /// stream (405) or has forgotten the session (404).
+    pub fn listen(&self, session: &Session, inbox: Inbox) -> impl Future<Output = ()> + Send + 'static {
+        let (client, session) = (self.clone(), session.clone());
+        async move {
+            let mut last_event: Option<HeaderValue> = None;
+            let mut failures = 0u32;
+            loop {
+                let mut request = client.request_to(Method::GET, Some(&session), Bytes::new());
+                request.headers_mut().insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+                request.headers_mut().remove(CONTENT_TYPE);
+                if let Some(id) = &last_event {
+                    request.headers_mut().insert("last-event-id", id.clone());
+                }
+                match HttpClient::current().send(request).await {
+                    Ok(response) if response.status().is_success() => {
+                        failures = 0;
+                        let mut events = EventReader::new(client::chunks(response));
+                        while let Some(Ok(event)) = events.next().await {
+                            if let Some(id) = event.id.as_deref().and_then(|id| HeaderValue::try_from(id).ok()) {
+                                last_event = Some(id);
+                            }
+                            if let Ok(message) = serde_json::from_str::<Message>(&event.data) {
+                                inbox(message);
+                            }
+                        }
+                    }
+                    Ok(response)
+                        if matches!(response.status(), StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND) =>
+                    {
+                        tracing::debug!(status = %response.status(), "upstream offers no standalone stream");
+                        return;
+                    }
+                    Ok(response) => {
+                        tracing::debug!(status = %response.status(), "upstream refused its standalone stream");
+                        failures += 1;
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "upstream standalone stream failed");
+                        failures += 1;
+                    }
+                }
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
     }
 
     /// Sends one request; returns the reply and the response headers.
@@ -51,6 +118,7 @@ impl Client {
         id: u64,
         method: &str,
         params: Option<&RawValue>,
+        observer: &dyn Observer,
     ) -> Result<(Reply, HeaderMap), UpstreamError> {
         let response = self.send(Method::POST, session, request_body(id, method, params)).await?;
         if response.status() == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
@@ -65,7 +133,8 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
         let headers = response.headers().clone();
-        let reply = if is_stream { read_stream(response, id).await? } else { read_json(response, id).await? };
+        let reply =
+            if is_stream { read_stream(response, id, observer).await? } else { read_json(response, id).await? };
         Ok((reply, headers))
     }
 
@@ -77,7 +146,11 @@ impl Client {
     }
 
     async fn send(&self, method: Method, session: Option<&Session>, body: String) -> Result<Response, UpstreamError> {
-        let mut request = Request::new(Full::new(Bytes::from(body)));
+        HttpClient::current().send(self.request_to(method, session, Bytes::from(body))).await
+    }
+
+    fn request_to(&self, method: Method, session: Option<&Session>, body: Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
@@ -93,7 +166,7 @@ impl Client {
                 headers.insert(SESSION_ID, id.clone());
             }
         }
-        HttpClient::current().send(request).await
+        request
     }
 }
 
@@ -104,15 +177,17 @@ async fn read_json(response: Response, id: u64) -> Result<Reply, UpstreamError> 
     reply_to(message, id).ok_or_else(|| UpstreamError::Protocol(format!("response does not answer request {id}")))
 }
 
-async fn read_stream(response: Response, id: u64) -> Result<Reply, UpstreamError> {
+async fn read_stream(response: Response, id: u64, observer: &dyn Observer) -> Result<Reply, UpstreamError> {
     let mut events = EventReader::new(client::chunks(response));
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| UpstreamError::Unreachable(client::describe(&e)))?;
-        // Notifications and server requests on this stream are not relayed yet; skip them.
-        if let Ok(message) = serde_json::from_str::<Message>(&event.data)
-            && let Some(reply) = reply_to(message, id)
-        {
-            return Ok(reply);
+        let Ok(message) = serde_json::from_str::<Message>(&event.data) else { continue };
+        if message.answers(id) {
+            if let Some(reply) = reply_to(message, id) {
+                return Ok(reply);
+            }
+        } else {
+            observer.message(message);
         }
     }
     Err(UpstreamError::Protocol(format!("stream ended without answering request {id}")))

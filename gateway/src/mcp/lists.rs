@@ -1,0 +1,167 @@
+//! Merged lists (`tools/list`, `prompts/list`, `resources/list`, `resources/templates/list`)
+//! served in pages. Mounts are read in order; a page takes up to the gateway's page size,
+//! following each upstream's own cursors, and the cursor handed to the client records where
+//! every mount stands (not started, at an upstream page and an offset in it, or done). Nothing
+//! is kept between pages, and nothing is ever cut off: the last page is the one without a
+//! `nextCursor`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::methods::{Answer, Call, Forward};
+use super::names::Kind;
+use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+
+/// Where a listing stands, per mount key; a mount not in it has not been read yet.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+struct Position {
+    /// The list this cursor belongs to.
+    list: String,
+    mounts: BTreeMap<String, At>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum At {
+    /// Reading the upstream page at `cursor` (none: the first), `skip` items already served.
+    Page {
+        cursor: Option<String>,
+        skip: usize,
+    },
+    Done,
+}
+
+impl Position {
+    fn decode(cursor: &str, kind: Kind) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let position: Position = serde_json::from_slice(&bytes).ok()?;
+        (position.list == kind.list_method()).then_some(position)
+    }
+
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("positions serialize"))
+    }
+}
+
+/// One page of the route's merged list.
+pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer {
+    #[derive(Deserialize)]
+    struct Params {
+        cursor: Option<String>,
+    }
+    let cursor = params.and_then(|p| serde_json::from_str::<Params>(p.get()).ok()).and_then(|p| p.cursor);
+    let mut position = match cursor.as_deref() {
+        None => Position { list: kind.list_method().into(), mounts: BTreeMap::new() },
+        Some(cursor) => match Position::decode(cursor, kind) {
+            Some(position) => position,
+            None => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("invalid cursor `{cursor}`"))),
+        },
+    };
+    let page_size = call.gateway.list_page_size.max(1);
+    let mut items = Vec::new();
+    let mut seen = HashSet::new();
+    let mut failed = Vec::new();
+    let mut answered = 0usize;
+    let route = &call.route;
+    'mounts: for mount in &route.mounts {
+        loop {
+            let at = position.mounts.get(&mount.key).cloned().unwrap_or(At::Page { cursor: None, skip: 0 });
+            let At::Page { cursor, skip } = at else { break };
+            if items.len() >= page_size {
+                break 'mounts;
+            }
+            let slot = call.session.slot(mount);
+            let forward = Forward::new(call, mount);
+            let started = std::time::Instant::now();
+            let listed = mount
+                .client
+                .list_page(&slot, &call.session.hello, kind.list_method(), kind.items(), cursor.as_deref(), &forward)
+                .await;
+            call.observe(mount, kind.list_method(), started);
+            let page = match listed {
+                Ok(Ok(page)) => page,
+                Ok(Err(error)) if error_code(&error) == Some(METHOD_NOT_FOUND) => {
+                    // The server offers no such components: nothing to list, nothing failed.
+                    answered += 1;
+                    position.mounts.insert(mount.key.clone(), At::Done);
+                    break;
+                }
+                Ok(Err(error)) => {
+                    fail(call, mount, kind, error.get(), &mut failed, "answered with an error");
+                    position.mounts.insert(mount.key.clone(), At::Done);
+                    break;
+                }
+                Err(error) => {
+                    fail(call, mount, kind, &error.to_string(), &mut failed, &error.summary());
+                    position.mounts.insert(mount.key.clone(), At::Done);
+                    break;
+                }
+            };
+            answered += 1;
+            let total = page.items.len();
+            let room = page_size - items.len();
+            let served = total.saturating_sub(skip).min(room);
+            for mut item in page.items.into_iter().skip(skip).take(served) {
+                let Some(Value::String(name)) = item.get(kind.key()) else { continue };
+                let Some(visible) = mount.visible(kind, name) else { continue };
+                if seen.insert(visible.clone()) {
+                    item.insert(kind.key().into(), Value::String(visible));
+                    items.push(item);
+                } else {
+                    tracing::warn!(route = %route.id(), mount = %mount.config.server, name = %visible, "already listed by an earlier mount; this one is hidden");
+                }
+            }
+            let next = if skip + served < total {
+                At::Page { cursor, skip: skip + served }
+            } else {
+                match page.next_cursor {
+                    Some(next) => At::Page { cursor: Some(next), skip: 0 },
+                    None => At::Done,
+                }
+            };
+            position.mounts.insert(mount.key.clone(), next);
+        }
+    }
+    if answered == 0 && !failed.is_empty() {
+        // An empty list would hide the outage; say which servers did not answer.
+        let message = format!("no mounted server answered {}: {}", kind.list_method(), failed.join(", "));
+        return Answer::Error(RpcError::new(INTERNAL_ERROR, message));
+    }
+    let more = route.mounts.iter().any(|m| position.mounts.get(&m.key) != Some(&At::Done));
+    let mut result = Map::new();
+    result.insert(kind.items().into(), Value::Array(items.into_iter().map(Value::Object).collect()));
+    if more {
+        result.insert("nextCursor".into(), json!(position.encode()));
+    }
+    Answer::Result(raw(&result))
+}
+
+fn fail(call: &Call, mount: &crate::snapshot::Mount, kind: Kind, error: &str, failed: &mut Vec<String>, why: &str) {
+    tracing::warn!(route = %call.route.id(), mount = %mount.config.server, %error, "{} failed on a mount; its items are left out", kind.list_method());
+    failed.push(format!("`{}` ({why})", mount.config.server));
+}
+
+fn error_code(error: &RawValue) -> Option<i64> {
+    serde_json::from_str::<Value>(error.get()).ok()?.get("code")?.as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_one_list() {
+        let mut position = Position { list: "tools/list".into(), mounts: BTreeMap::new() };
+        position.mounts.insert("a~alpha".into(), At::Done);
+        position.mounts.insert("~beta".into(), At::Page { cursor: Some("p2".into()), skip: 17 });
+        let cursor = position.encode();
+        assert_eq!(Position::decode(&cursor, Kind::Tool), Some(position));
+        assert_eq!(Position::decode(&cursor, Kind::Prompt), None, "a tools cursor is not a prompts cursor");
+        assert_eq!(Position::decode("not-a-cursor", Kind::Tool), None);
+        assert_eq!(Position::decode("", Kind::Tool), None);
+    }
+}

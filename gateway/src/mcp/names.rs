@@ -1,0 +1,156 @@
+//! Client-visible names and URIs, and back: what a mount's prefix does to each kind of
+//! component. Tools and prompts become `<prefix>_<name>` (tools also pass the mount's
+//! include, exclude and rename policy); resource URIs become `<scheme>://<prefix>/<rest>`,
+//! as FastMCP mounts them. Every mapping is reversible, so a name always routes back to its owner.
+
+use crate::snapshot::{Mount, Route};
+
+/// A kind of component a route merges from its mounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+    Template,
+}
+
+impl Kind {
+    pub fn list_method(self) -> &'static str {
+        match self {
+            Kind::Tool => "tools/list",
+            Kind::Prompt => "prompts/list",
+            Kind::Resource => "resources/list",
+            Kind::Template => "resources/templates/list",
+        }
+    }
+
+    /// What one item is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Prompt => "prompt",
+            Kind::Resource => "resource",
+            Kind::Template => "resource template",
+        }
+    }
+
+    /// The field of a list result holding the items.
+    pub fn items(self) -> &'static str {
+        match self {
+            Kind::Tool => "tools",
+            Kind::Prompt => "prompts",
+            Kind::Resource => "resources",
+            Kind::Template => "resourceTemplates",
+        }
+    }
+
+    /// The field of an item that names it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Tool | Kind::Prompt => "name",
+            Kind::Resource => "uri",
+            Kind::Template => "uriTemplate",
+        }
+    }
+}
+
+impl Mount {
+    /// What clients see for an upstream name, or None when the mount hides it.
+    pub fn visible(&self, kind: Kind, upstream: &str) -> Option<String> {
+        let prefix = &self.config.prefix;
+        match kind {
+            Kind::Tool => Some(manifold_api::config::prefixed(prefix, self.matcher.visible(upstream)?)),
+            Kind::Prompt => Some(manifold_api::config::prefixed(prefix, upstream)),
+            Kind::Resource | Kind::Template => Some(prefix_uri(prefix, upstream)),
+        }
+    }
+
+    /// The upstream name behind what clients see, if this mount can have it.
+    pub fn upstream(&self, kind: Kind, visible: &str) -> Option<String> {
+        let prefix = &self.config.prefix;
+        match kind {
+            Kind::Tool => self.matcher.upstream(unprefix_name(prefix, visible)?).map(str::to_owned),
+            Kind::Prompt => unprefix_name(prefix, visible).map(str::to_owned),
+            Kind::Resource | Kind::Template => unprefix_uri(prefix, visible),
+        }
+    }
+}
+
+impl Route {
+    /// The mounts that may serve a client-visible name, with the upstream name on each, in
+    /// mount order: the mount whose prefix the name carries, and the unprefixed mounts.
+    pub fn candidates(&self, kind: Kind, visible: &str) -> Vec<(usize, String)> {
+        self.mounts.iter().enumerate().filter_map(|(i, mount)| Some((i, mount.upstream(kind, visible)?))).collect()
+    }
+}
+
+fn unprefix_name<'a>(prefix: &str, visible: &'a str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(visible);
+    }
+    visible.strip_prefix(prefix)?.strip_prefix('_')
+}
+
+/// `scheme://rest` becomes `scheme://prefix/rest`; a URI without `//` after its scheme,
+/// `scheme:rest`, becomes `scheme:prefix/rest`.
+pub(crate) fn prefix_uri(prefix: &str, uri: &str) -> String {
+    if prefix.is_empty() {
+        return uri.to_owned();
+    }
+    match split_scheme(uri) {
+        Some((head, rest)) => format!("{head}{prefix}/{rest}"),
+        None => format!("{prefix}/{uri}"),
+    }
+}
+
+fn unprefix_uri(prefix: &str, visible: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return Some(visible.to_owned());
+    }
+    match split_scheme(visible) {
+        Some((head, rest)) => Some(format!("{head}{}", rest.strip_prefix(prefix)?.strip_prefix('/')?)),
+        None => visible.strip_prefix(prefix)?.strip_prefix('/').map(str::to_owned),
+    }
+}
+
+/// Splits `scheme://` or `scheme:` from the rest of a URI.
+fn split_scheme(uri: &str) -> Option<(&str, &str)> {
+    let colon = uri.find(':')?;
+    let scheme = &uri[..colon];
+    let valid = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !valid {
+        return None;
+    }
+    let end = if uri[colon + 1..].starts_with("//") { colon + 3 } else { colon + 1 };
+    Some(uri.split_at(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_gain_and_lose_the_prefix() {
+        for (uri, visible) in [
+            ("file:///etc/hosts", "file://docs//etc/hosts"),
+            ("demo://resource/static/1", "demo://docs/resource/static/1"),
+            ("urn:isbn:123", "urn:docs/isbn:123"),
+            ("test://template/{id}/data", "test://docs/template/{id}/data"),
+            ("no-scheme", "docs/no-scheme"),
+        ] {
+            assert_eq!(prefix_uri("docs", uri), visible);
+            assert_eq!(unprefix_uri("docs", visible).as_deref(), Some(uri), "{visible}");
+        }
+        assert_eq!(unprefix_uri("docs", "file://other/x"), None);
+        assert_eq!(unprefix_uri("docs", "file://docsx/x"), None);
+        assert_eq!(prefix_uri("", "file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn names_gain_and_lose_the_prefix() {
+        assert_eq!(unprefix_name("a", "a_search"), Some("search"));
+        assert_eq!(unprefix_name("a", "ab_search"), None);
+        assert_eq!(unprefix_name("", "a_search"), Some("a_search"));
+    }
+}

@@ -1,0 +1,110 @@
+//! Messages that are not a client's request and its reply: what upstreams send on their own
+//! (notifications, and requests such as `sampling/createMessage`, `elicitation/create` or
+//! `roots/list`) rewritten for the client, and the client's answers and notifications routed
+//! back. An upstream request's id becomes `"<mount key>~<upstream id>"` on the way out, so
+//! the client's answer finds its upstream with no state kept here.
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::names::prefix_uri;
+use crate::jsonrpc::{Message, raw};
+
+/// What the client sees of a message from the upstream of mount `key`; None for messages
+/// not meant for it (stray responses).
+pub fn to_client(key: &str, prefix: &str, message: Message) -> Option<Bytes> {
+    let method = message.method?;
+    let method_json = serde_json::to_string(&method).expect("strings serialize");
+    if let Some(id) = message.id {
+        let id = raw(&client_id(key, &id));
+        let params = message.params.map(|p| format!(r#","params":{}"#, p.get())).unwrap_or_default();
+        return Some(Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{},"method":{method_json}{params}}}"#, id.get())));
+    }
+    let params = match (method.as_str(), message.params) {
+        ("notifications/resources/updated", Some(params)) => Some(rewrite(&params, "uri", |uri| match uri {
+            Value::String(uri) => Value::String(prefix_uri(prefix, uri)),
+            other => other.clone(),
+        })),
+        ("notifications/cancelled", Some(params)) => {
+            Some(rewrite(&params, "requestId", |id| Value::String(client_id(key, &raw(id)))))
+        }
+        (_, params) => params,
+    };
+    Some(crate::jsonrpc::notification(&method, params.as_deref()))
+}
+
+/// The mount key and upstream id behind an id the gateway gave an upstream's request.
+pub fn from_client_id(id: &RawValue) -> Option<(String, Box<RawValue>)> {
+    let text: String = serde_json::from_str(id.get()).ok()?;
+    // A mount key is `<prefix>~<server>`, and neither part contains `~`.
+    let first = text.find('~')?;
+    let second = first + 1 + text[first + 1..].find('~')?;
+    Some((text[..second].to_owned(), serde_json::from_str(&text[second + 1..]).ok()?))
+}
+
+/// The client's answer to an upstream request, with the upstream's own id.
+pub fn answer(upstream_id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) -> String {
+    match (result, error) {
+        (Some(result), _) => format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, upstream_id.get(), result.get()),
+        (None, Some(error)) => format!(r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#, upstream_id.get(), error.get()),
+        (None, None) => unreachable!("a response has a result or an error"),
+    }
+}
+
+/// The client's `notifications/cancelled` for its request, sent as the upstream's id.
+pub fn cancelled(upstream_id: u64, params: &RawValue) -> String {
+    let params = rewrite(params, "requestId", |_| Value::from(upstream_id));
+    String::from_utf8(crate::jsonrpc::notification("notifications/cancelled", Some(&params)).to_vec())
+        .expect("JSON is UTF-8")
+}
+
+fn client_id(key: &str, upstream_id: &RawValue) -> String {
+    format!("{key}~{}", upstream_id.get())
+}
+
+/// `params` with one field replaced; params that are not an object pass unchanged.
+fn rewrite(params: &RawValue, field: &str, change: impl Fn(&Value) -> Value) -> Box<RawValue> {
+    let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(params.get()) else {
+        return params.to_owned();
+    };
+    if let Some(value) = object.get_mut(field) {
+        *value = change(value);
+    }
+    raw(&object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn upstream_requests_get_ids_that_route_back() {
+        let out = to_client("docs~everything", "docs", message(r#"{"jsonrpc":"2.0","id":7,"method":"roots/list"}"#));
+        let out: Value = serde_json::from_slice(&out.unwrap()).unwrap();
+        assert_eq!(out["id"], "docs~everything~7");
+        let (key, upstream) = from_client_id(&raw(&out["id"])).unwrap();
+        assert_eq!((key.as_str(), upstream.get()), ("docs~everything", "7"));
+
+        let string_id = to_client("~x", "", message(r#"{"jsonrpc":"2.0","id":"a~b","method":"ping"}"#)).unwrap();
+        let string_id: Value = serde_json::from_slice(&string_id).unwrap();
+        let (key, upstream) = from_client_id(&raw(&string_id["id"])).unwrap();
+        assert_eq!((key.as_str(), upstream.get()), ("~x", r#""a~b""#), "string ids survive, even with ~ inside");
+    }
+
+    #[test]
+    fn resource_updates_carry_the_client_side_uri() {
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}"#;
+        let out: Value = serde_json::from_slice(&to_client("docs~fs", "docs", message(note)).unwrap()).unwrap();
+        assert_eq!(out["params"]["uri"], "file://docs//a");
+    }
+
+    #[test]
+    fn stray_responses_are_dropped() {
+        assert!(to_client("k", "", message(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)).is_none());
+    }
+}
