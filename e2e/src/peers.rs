@@ -1,6 +1,8 @@
-//! Real MCP peers, run as child processes from the repository's venv: FastMCP upstream
-//! servers (`e2e/peers/upstream.py`) and downstream clients (`e2e/peers/client.py`, driving
-//! the official `mcp` SDK or a FastMCP `Client` through a list of operations).
+//! Real MCP peers, run as child processes: from the repository's venv, FastMCP upstream
+//! servers (`e2e/peers/upstream.py`), the conformance fixture (`conformance_fixture.py`) and
+//! downstream clients (`e2e/peers/client.py`, driving the official `mcp` SDK or a FastMCP
+//! `Client` through a list of operations); from `e2e/peers/node`, Node 22 and the npm peers
+//! (the conformance suite, MCP Inspector, the TypeScript SDK, server-everything).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -23,7 +25,30 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// A running FastMCP upstream; killed when dropped.
+/// The directory holding Node 22 and the npm peers' executables; panics with the set-up
+/// command when it is missing.
+pub fn node_bin() -> PathBuf {
+    let bin = repo_root().join("e2e/peers/node/node_modules/.bin");
+    assert!(
+        bin.join("node").exists(),
+        "{} is missing: run `scripts/install-peers.sh` (the README's test command, `make test`, does it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A command running an npm peer's executable under Node 22.
+pub fn node_command(executable: &str) -> Command {
+    let bin = node_bin();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&path)))
+        .expect("PATH entries join");
+    let mut command = Command::new(bin.join(executable));
+    command.env("PATH", path).kill_on_drop(true);
+    command
+}
+
+/// A running upstream server; killed when dropped.
 pub struct Upstream {
     child: Child,
     pub port: u16,
@@ -36,17 +61,29 @@ impl Upstream {
         Self::start_with(profile, &[]).await
     }
 
+    /// The conformance fixture: every tool, resource and prompt the conformance suite's
+    /// server scenarios call.
+    pub async fn conformance_fixture() -> Self {
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("e2e/peers/conformance_fixture.py"));
+        Self::spawn(command, "conformance").await
+    }
+
     /// Same, with extra arguments (for example `--transport sse`).
     pub async fn start_with(profile: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(python())
-            .arg(repo_root().join("e2e/peers/upstream.py"))
-            .args(["--profile", profile])
-            .args(args)
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("e2e/peers/upstream.py")).args(["--profile", profile]).args(args);
+        Self::spawn(command, profile).await
+    }
+
+    /// Runs a server that prints `LISTENING <port>` once it accepts connections.
+    pub async fn spawn(mut command: Command, profile: &str) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("start upstream.py");
+            .unwrap_or_else(|e| panic!("start upstream `{profile}`: {e}"));
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
@@ -76,6 +113,11 @@ impl Upstream {
         self.kill().await;
         let port = self.port.to_string();
         *self = Upstream::start_with(&self.profile, &["--port", &port]).await;
+    }
+
+    /// A URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Stops it now (to test an upstream going away).

@@ -11,6 +11,34 @@ pub struct RawSession {
     pub session: Option<String>,
 }
 
+/// The JSON-RPC messages of an event stream, as they arrive.
+pub struct Events {
+    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Events {
+    /// The next message, or None when the stream ends or `within` passes first.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<Value> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> =
+                    event.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                if !data.is_empty()
+                    && let Ok(message) = serde_json::from_str(&data.join("\n"))
+                {
+                    return Some(message);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
 /// What came back.
 pub struct Answer {
     pub status: StatusCode,
@@ -69,6 +97,17 @@ impl RawSession {
         let answer = self.request("tools/list", json!({})).await;
         assert_eq!(answer.status, StatusCode::OK, "tools/list: {}", answer.body);
         crate::peers::tool_names(&answer.body["result"])
+    }
+
+    /// Opens the session's standalone stream (GET); panics unless it is an event stream.
+    pub async fn listen(&self) -> Events {
+        let mut request = self.http.get(&self.url).header("accept", "text/event-stream");
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.expect("gateway answers");
+        assert_eq!(response.status(), StatusCode::OK, "GET stream: {}", response.status());
+        Events { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
     }
 
     /// A client used elsewhere (DELETE, GET).
