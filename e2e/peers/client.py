@@ -10,6 +10,20 @@ operation to stdout, one per line, flushed:
   {"op": "call", "name": N, "arguments": {...}} -> {"isError": b, "content": [...], "structuredContent": x|null}
   {"op": "ping"}                                -> {"ok": true}
 
+With --sdk mcp only (the client answers the server's requests: sampling with the
+text "sampled: <prompt>", elicitation by accepting with a value for every requested
+field, roots with file:///e2e):
+  {"op": "list", "kind": "tools|prompts|resources|templates"}
+                                                -> {"items": [...], "pages": <int>}
+  {"op": "call", ..., "progress": true}         -> as call, plus "progress": [{progress, total, message}]
+  {"op": "read", "uri": U}                      -> {"contents": [...]}
+  {"op": "get_prompt", "name": N, "arguments": {...}} -> {"messages": [...]}
+  {"op": "complete", "ref": {...}, "argument": {...}} -> {"completion": {...}}
+  {"op": "set_level", "level": L}               -> {"ok": true}
+  {"op": "subscribe", "uri": U} / {"op": "unsubscribe", "uri": U} -> {"ok": true}
+  {"op": "seen"}                                -> {"requests": [<methods the server asked>],
+                                                    "notifications": [<methods received>]}
+
 A JSON-RPC error answer prints {"error": {"code": <int>, "message": ...}}; any
 other exception inside one operation prints {"error": {"code": null, ...}} and
 the run continues. If connecting or initializing fails it prints
@@ -51,17 +65,100 @@ def call_output(is_error: bool, content: list[Any], structured: Any) -> dict[str
     }
 
 
+def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
+    """A value for every field an elicitation asks for, by its type."""
+    content: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if "enum" in prop:
+            content[name] = prop["enum"][0]
+        elif prop.get("oneOf"):
+            content[name] = prop["oneOf"][0].get("const")
+        else:
+            content[name] = {"string": "e2e", "number": 1, "integer": 1, "boolean": True}.get(
+                prop.get("type"), "e2e"
+            )
+    return content
+
+
 class McpSdk:
     """Official `mcp` SDK: streamable_http_client + ClientSession."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url, self.timeout = url, timeout
+        self.requests: list[str] = []
+        self.notifications: list[str] = []
 
     async def connect(self, stack: contextlib.AsyncExitStack) -> None:
+        from mcp import types
+
+        async def sampling(context: Any, params: Any) -> Any:
+            self.requests.append("sampling/createMessage")
+            first = params.messages[0].content
+            prompt = getattr(first, "text", "") if not isinstance(first, list) else ""
+            return types.CreateMessageResult(
+                role="assistant",
+                content=types.TextContent(type="text", text=f"sampled: {prompt}"),
+                model="e2e-model",
+                stop_reason="endTurn",
+            )
+
+        async def elicitation(context: Any, params: Any) -> Any:
+            self.requests.append("elicitation/create")
+            schema = getattr(params, "requested_schema", None) or {}
+            return types.ElicitResult(action="accept", content=answer_for(schema))
+
+        async def roots(context: Any) -> Any:
+            self.requests.append("roots/list")
+            return types.ListRootsResult(roots=[types.Root(uri="file:///e2e", name="e2e")])
+
+        async def logging(params: Any) -> None:
+            self.notifications.append("notifications/message")
+
+        async def handler(message: Any) -> None:
+            root = getattr(message, "root", message)
+            method = getattr(root, "method", None)
+            if method:
+                self.notifications.append(method)
+
         read, write = await stack.enter_async_context(streamable_http_client(self.url))
-        session = ClientSession(read, write, read_timeout_seconds=self.timeout)
+        session = ClientSession(
+            read,
+            write,
+            read_timeout_seconds=self.timeout,
+            sampling_callback=sampling,
+            elicitation_callback=elicitation,
+            list_roots_callback=roots,
+            logging_callback=logging,
+            message_handler=handler,
+        )
         self.session = await stack.enter_async_context(session)
         await self.session.initialize()
+
+    async def list_kind(self, kind: str) -> dict[str, Any]:
+        method, field = {
+            "tools": (self.session.list_tools, "tools"),
+            "prompts": (self.session.list_prompts, "prompts"),
+            "resources": (self.session.list_resources, "resources"),
+            "templates": (self.session.list_resource_templates, "resource_templates"),
+        }[kind]
+        items, cursor, pages = [], None, 0
+        while True:
+            params = PaginatedRequestParams(cursor=cursor) if cursor else None
+            result = await method(params=params)
+            pages += 1
+            items.extend(dump(i) for i in getattr(result, field))
+            cursor = result.next_cursor
+            if not cursor:
+                return {"items": items, "pages": pages}
+
+    async def call_with_progress(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        progress: list[dict[str, Any]] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append({"progress": value, "total": total, "message": message})
+
+        r = await self.session.call_tool(name, arguments, progress_callback=on_progress)
+        return {**call_output(r.is_error, r.content, r.structured_content), "progress": progress}
 
     async def list_tools(self) -> list[Any]:
         tools, cursor = [], None
@@ -112,11 +209,43 @@ async def run_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]
         kind = op.get("op")
         if kind == "list_tools":
             return {"tools": [dump(t) for t in await sdk.list_tools()]}
+        if kind == "call" and op.get("progress") and isinstance(sdk, McpSdk):
+            return await sdk.call_with_progress(op["name"], op.get("arguments") or {})
         if kind == "call":
             return await sdk.call(op["name"], op.get("arguments") or {})
         if kind == "ping":
             await sdk.ping()
             return {"ok": True}
+        if not isinstance(sdk, McpSdk):
+            raise ValueError(f"op {kind!r} needs --sdk mcp")
+        if kind == "list":
+            return await sdk.list_kind(op["kind"])
+        if kind == "read":
+            return dump(await sdk.session.read_resource(op["uri"]))
+        if kind == "get_prompt":
+            return dump(await sdk.session.get_prompt(op["name"], op.get("arguments")))
+        if kind == "complete":
+            from mcp import types
+
+            ref = op["ref"]
+            ref = (
+                types.PromptReference(**ref) if ref["type"] == "ref/prompt" else types.ResourceTemplateReference(**ref)
+            )
+            return dump(await sdk.session.complete(ref, op["argument"]))
+        if kind == "set_level":
+            await sdk.session.set_logging_level(op["level"])
+            return {"ok": True}
+        if kind == "subscribe":
+            await sdk.session.subscribe_resource(op["uri"])
+            return {"ok": True}
+        if kind == "unsubscribe":
+            await sdk.session.unsubscribe_resource(op["uri"])
+            return {"ok": True}
+        if kind == "sleep":
+            await asyncio.sleep(op["seconds"])
+            return {"ok": True}
+        if kind == "seen":
+            return {"requests": sdk.requests, "notifications": sdk.notifications}
         raise ValueError(f"unknown op: {kind!r}")
     except MCPError as e:
         return {"error": {"code": e.code, "message": e.message}}

@@ -69,6 +69,20 @@ impl Upstream {
         Self::spawn(command, "conformance").await
     }
 
+    /// `@modelcontextprotocol/server-everything` over streamable HTTP (`/mcp`).
+    pub async fn everything() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let mut command = node_command("mcp-server-everything");
+        command.arg("streamableHttp").env("PORT", port.to_string());
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start server-everything");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "server-everything did not listen within 60s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Upstream { child, port, profile: "everything".into() }
+    }
+
     /// Same, with extra arguments (for example `--transport sse`).
     pub async fn start_with(profile: &str, args: &[&str]) -> Self {
         let mut command = Command::new(python());
@@ -135,15 +149,33 @@ pub enum Sdk {
     Mcp,
     /// FastMCP's `Client`.
     FastMcp,
+    /// The official TypeScript SDK (`e2e/peers/node/client.mjs`).
+    TypeScript,
 }
 
 impl Sdk {
     pub const ALL: [Sdk; 2] = [Sdk::Mcp, Sdk::FastMcp];
 
-    fn arg(self) -> &'static str {
+    fn command(self, url: &str) -> Command {
         match self {
-            Sdk::Mcp => "mcp",
-            Sdk::FastMcp => "fastmcp",
+            Sdk::TypeScript => {
+                let mut command = node_command("node");
+                command.arg(repo_root().join("e2e/peers/node/client.mjs")).args(["--url", url]);
+                command
+            }
+            Sdk::Mcp | Sdk::FastMcp => {
+                let sdk = if matches!(self, Sdk::Mcp) { "mcp" } else { "fastmcp" };
+                let mut command = Command::new(python());
+                command.arg(repo_root().join("e2e/peers/client.py")).args([
+                    "--url",
+                    url,
+                    "--sdk",
+                    sdk,
+                    "--timeout",
+                    "20",
+                ]);
+                command
+            }
         }
     }
 }
@@ -151,15 +183,14 @@ impl Sdk {
 /// Runs `ops` (a JSON array, see client.py) in one client session against `url`; returns one
 /// JSON value per operation. Panics on a fatal client error, with its message.
 pub async fn run_client(url: &str, sdk: Sdk, ops: Value) -> Vec<Value> {
-    let mut child = Command::new(python())
-        .arg(repo_root().join("e2e/peers/client.py"))
-        .args(["--url", url, "--sdk", sdk.arg(), "--timeout", "20"])
+    let mut child = sdk
+        .command(url)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("start client.py");
+        .unwrap_or_else(|e| panic!("start the {sdk:?} client: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     stdin.write_all(ops.to_string().as_bytes()).await.expect("write ops");
     drop(stdin);

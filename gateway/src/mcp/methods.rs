@@ -182,13 +182,49 @@ async fn forward(call: &Call, kind: Kind, mount: &Mount, method: &str, params: &
         mount.client.request(&slot, &call.session.hello, method, Some(params), &Forward::new(call, mount)).await;
     call.observe(mount, method, started);
     match reply {
-        Ok(Reply::Result(result)) => Answer::Result(result),
+        Ok(Reply::Result(result)) => Answer::Result(client_side_uris(mount, method, result)),
         Ok(Reply::Error(error)) => Answer::UpstreamError(error),
         Err(error) => {
             tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{method} failed upstream");
             unavailable(kind, visible, &mount.config.server, &error.summary())
         }
     }
+}
+
+/// A result that names resources (the contents `resources/read` returns, resource links and
+/// embedded resources in tool results and prompt messages) names them as the client knows them,
+/// so that each can be read through the route. Results that cannot hold a URI are passed
+/// untouched, without being parsed.
+fn client_side_uris(mount: &Mount, method: &str, result: Box<RawValue>) -> Box<RawValue> {
+    let prefix = &mount.config.prefix;
+    if prefix.is_empty() || !result.get().contains("\"uri\"") {
+        return result;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else { return result };
+    let rewrite = |uri: &mut Value| {
+        if let Value::String(text) = uri {
+            *text = super::names::prefix_uri(prefix, text);
+        }
+    };
+    let blocks: Vec<&mut Value> = match method {
+        "resources/read" => value.get_mut("contents").and_then(Value::as_array_mut).into_iter().flatten().collect(),
+        "tools/call" => value.get_mut("content").and_then(Value::as_array_mut).into_iter().flatten().collect(),
+        "prompts/get" => value
+            .get_mut("messages")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get_mut("content"))
+            .collect(),
+        _ => return result,
+    };
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("resource") => block.get_mut("resource").and_then(|r| r.get_mut("uri")).map(rewrite),
+            _ => block.get_mut("uri").map(rewrite),
+        };
+    }
+    raw(&value)
 }
 
 /// `logging/setLevel` applies to every mount; servers without logging are left alone.
