@@ -814,6 +814,23 @@ ARG1_COMPLETIONS = ["test-value-1", "test-value-2", "testing", "other-value"]
 # The server.
 
 
+def wire_result(handler):
+    """Adapt a handler that returns a wire-form (camelCase) dict.
+
+    On 2026-07-28 every result carries `resultType`; the SDK's result models
+    default it, but a plain dict has to say it (the SDK rejects one without it
+    as an invalid result). Handshake-era results go out without it.
+    """
+
+    async def handle(ctx, params):
+        result = await handler(ctx, params)
+        if isinstance(result, dict) and era_of(ctx) == MODERN and "resultType" not in result:
+            result = {"resultType": "complete", **result}
+        return result
+
+    return handle
+
+
 class FixtureServer(Server[Any]):
     """Low-level server whose 2025 handshake also announces listChanged for tools, prompts and resources.
 
@@ -938,17 +955,17 @@ def build_server() -> FixtureServer:
             "server/discover": list_hint,
             "resources/read": CacheHint(ttl_ms=300_000, scope="private"),
         },
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
-        on_read_resource=read_resource,
+        on_list_tools=wire_result(list_tools),
+        on_call_tool=wire_result(call_tool),
+        on_list_resources=wire_result(list_resources),
+        on_list_resource_templates=wire_result(list_resource_templates),
+        on_read_resource=wire_result(read_resource),
         on_subscribe_resource=subscribe_resource,
         on_unsubscribe_resource=unsubscribe_resource,
         on_subscriptions_listen=ListenHandler(state.bus),
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
-        on_completion=complete,
+        on_list_prompts=wire_result(list_prompts),
+        on_get_prompt=wire_result(get_prompt),
+        on_completion=wire_result(complete),
         on_set_logging_level=set_logging_level,
     )
     # Seals/verifies the 2026 MRTR `requestState` (handlers see plaintext; a
