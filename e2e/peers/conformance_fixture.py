@@ -49,36 +49,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-# The fixture deliberately serves the deprecated 2025 features (logging,
-# sampling, elicitation requests); the SDK warns on each use.
-from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-
-warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
-
-import anyio  # noqa: E402
-import mcp_types as types  # noqa: E402
-import uvicorn  # noqa: E402
-from mcp_types import (  # noqa: E402
-    INVALID_PARAMS,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
-    JSONRPCMessage,
-)
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS  # noqa: E402
-from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext  # noqa: E402
-from mcp.server.models import InitializationOptions  # noqa: E402
-from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity  # noqa: E402
-from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId  # noqa: E402
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager  # noqa: E402
-from mcp.server.subscriptions import (  # noqa: E402
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp_types import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, JSONRPCMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
     ToolsListChanged,
 )
-from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+# The fixture deliberately serves the features 2026-07-28 deprecates (logging,
+# sampling and elicitation requests, roots); the SDK warns on each use.
+warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 log = logging.getLogger("conformance_fixture")
 
@@ -859,6 +854,7 @@ def build_server() -> FixtureServer:
 
     async def call_tool(ctx, params: types.CallToolRequestParams):
         tool = TOOLS_BY_NAME.get(params.name)
+        log.info("tools/call %s (protocol %s)", params.name, ctx.protocol_version)
         if tool is None or era_of(ctx) not in tool.eras:
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         return await tool.handler(ctx, dict(params.arguments or {}), state)

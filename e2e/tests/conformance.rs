@@ -58,3 +58,8 @@ fn failed_checks(dir: &Path) -> String {
 async fn conformance_2025_11_25() {
     suite("2025-11-25").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_2026_07_28() {
+    suite("2026-07-28").await;
+}

@@ -138,17 +138,44 @@ async fn hosts_paths_and_versions_are_routed_and_negotiated() {
         )
         .await;
     assert_eq!(future.body["result"]["protocolVersion"], "2025-11-25", "an unknown version gets our newest");
-    let discover = RawSession::new(&url)
-        .send(
-            reqwest::Client::new()
-                .post(&url)
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("content-type", "application/json")
-                .body(r#"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#),
-        )
-        .await;
-    assert_eq!(discover.status, StatusCode::BAD_REQUEST, "an unsupported revision header is refused");
-    assert!(discover.body["error"]["message"].as_str().unwrap().contains("2026-07-28"));
+    // The stateless revision on the same route: its checks, in the spec's order.
+    let stateless = |version: &str, method: &str, meta: serde_json::Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": {"_meta": meta}});
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", version)
+            .header("mcp-method", method)
+            .body(body.to_string())
+    };
+    let meta = |version: &str| json!({"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": {}});
+    let raw = RawSession::new(&url);
+    let discovered = raw.send(stateless("2026-07-28", "server/discover", meta("2026-07-28"))).await;
+    assert_eq!(discovered.status, StatusCode::OK, "{}", discovered.body);
+    assert_eq!(discovered.body["result"]["supportedVersions"], json!(["2026-07-28"]));
+    assert_eq!(discovered.body["result"]["resultType"], "complete");
+    assert!(discovered.headers.get("mcp-session-id").is_none(), "no sessions in the stateless revision");
+    let no_meta = raw.send(stateless("2026-07-28", "server/discover", json!(null))).await;
+    assert_eq!((no_meta.status, no_meta.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32602)));
+    assert_eq!(no_meta.body["id"], 7, "errors carry the request's id");
+    let mismatch = raw.send(stateless("2026-07-28", "server/discover", meta("2099-01-01"))).await;
+    assert_eq!((mismatch.status, mismatch.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32020)));
+    let future = raw.send(stateless("2099-01-01", "server/discover", meta("2099-01-01"))).await;
+    assert_eq!((future.status, future.body["error"]["code"].as_i64()), (StatusCode::BAD_REQUEST, Some(-32022)));
+    assert_eq!(future.body["error"]["data"], json!({"supported": ["2026-07-28"], "requested": "2099-01-01"}));
+    let removed = raw.send(stateless("2026-07-28", "ping", meta("2026-07-28"))).await;
+    assert_eq!((removed.status, removed.body["error"]["code"].as_i64()), (StatusCode::NOT_FOUND, Some(-32601)));
+    let listed = raw.send(stateless("2026-07-28", "tools/list", meta("2026-07-28"))).await;
+    let names = manifold_e2e::peers::tool_names(&listed.body["result"]);
+    assert!(names.contains(&"alpha_echo".to_owned()) && names.iter().all(|n| n.starts_with("alpha_")), "{names:?}");
+    assert_eq!(
+        (listed.body["result"]["ttlMs"].as_i64(), listed.body["result"]["cacheScope"].as_str()),
+        (Some(0), Some("private"))
+    );
+    let wrong_method =
+        raw.send(stateless("2026-07-28", "tools/list", meta("2026-07-28")).header("mcp-method", "prompts/list")).await;
+    assert_eq!(wrong_method.body["error"]["code"], -32020, "two Mcp-Method headers: {}", wrong_method.body);
 
     let nowhere = reqwest::get(stack.url("/no/such/route")).await.unwrap();
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);

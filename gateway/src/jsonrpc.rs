@@ -57,11 +57,13 @@ pub enum Incoming {
 pub struct RpcError {
     pub code: i64,
     pub message: String,
+    /// Structured detail (`error.data`), when the spec defines some for the code.
+    pub data: Option<serde_json::Value>,
 }
 
 impl RpcError {
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into() }
+        RpcError { code, message: message.into(), data: None }
     }
 }
 
@@ -119,10 +121,14 @@ pub fn result(id: &RawValue, result: &RawValue) -> Bytes {
 
 /// An error response; `id` is null when the request's id could not be read.
 pub fn error(id: Option<&RawValue>, error: &RpcError) -> Bytes {
+    let mut object = serde_json::json!({ "code": error.code, "message": error.message });
+    if let Some(data) = &error.data {
+        object["data"] = data.clone();
+    }
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": id.map(|id| serde_json::from_str::<serde_json::Value>(id.get()).unwrap_or_default()),
-        "error": { "code": error.code, "message": error.message },
+        "error": object,
     });
     Bytes::from(body.to_string())
 }

@@ -20,7 +20,7 @@ use super::SUPPORTED_VERSIONS;
 use super::methods::{self, Answer, Call};
 use super::relay;
 use super::session::Session;
-use super::stream::SseBody;
+use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
 use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
 use crate::snapshot::Route;
@@ -148,18 +148,32 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
             RpcError::new(INVALID_REQUEST, "Content-Type must be application/json"),
         );
     }
-    // A client of a newer revision (fastmcp probes with `server/discover` at 2026-07-28) gets
-    // a 400 with a JSON-RPC error, its cue to fall back to `initialize`.
-    if let Some(v) = headers.get(PROTOCOL_VERSION).map(|v| v.to_str().unwrap_or(""))
-        && !SUPPORTED_VERSIONS.contains(&v)
-    {
-        let message = format!("unsupported MCP-Protocol-Version `{v}`; supported: {}", SUPPORTED_VERSIONS.join(", "));
-        return rpc_failure(StatusCode::BAD_REQUEST, None, RpcError::new(INVALID_REQUEST, message));
-    }
     let incoming = match jsonrpc::parse(body) {
         Ok(incoming) => incoming,
         Err(error) => return rpc_failure(StatusCode::BAD_REQUEST, None, error),
     };
+    // No session and no session-era revision: the stateless revision (2026-07-28).
+    let sessionless = !headers.contains_key(SESSION_ID);
+    if let Incoming::Request { params, .. } = &incoming
+        && sessionless
+        && super::stateless::applies(headers, params.as_deref())
+    {
+        let Incoming::Request { id, method, params } = incoming else { unreachable!() };
+        return super::stateless::answer(gateway, route, headers, id, method, params).await;
+    }
+    if sessionless && !matches!(incoming, Incoming::Request { .. }) && super::stateless::applies(headers, None) {
+        // The stateless revision has no notifications for a server to act on.
+        return empty(StatusCode::ACCEPTED);
+    }
+    if let Some(v) = headers.get(PROTOCOL_VERSION).map(|v| v.to_str().unwrap_or(""))
+        && !SUPPORTED_VERSIONS.contains(&v)
+    {
+        let message = format!(
+            "unsupported MCP-Protocol-Version `{v}` for a session; supported: {}",
+            SUPPORTED_VERSIONS.join(", ")
+        );
+        return rpc_failure(StatusCode::BAD_REQUEST, None, RpcError::new(INVALID_REQUEST, message));
+    }
     let (id, method, params) = match incoming {
         Incoming::Request { id, method, params } => (id, method, params),
         Incoming::Notification { method, params } => {
@@ -185,7 +199,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
     if method == "initialize" {
         let (answer, session) = initialize(gateway, route, params.as_deref());
         count(gateway, route, &method, &answer);
-        let mut response = respond(&id, answer);
+        let mut response = respond(&id, answer, false);
         if let Some(session) = session {
             response
                 .headers_mut()
@@ -197,65 +211,106 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
         Ok(session) => session,
         Err(refusal) => return refusal.response(Some(&id)),
     };
-    request(gateway, route, session, id, method, params).await
+    let (relay, relayed) = mpsc::unbounded_channel();
+    let call = Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, id, relay, stateless: None };
+    request(call, method, params, relayed).await
 }
 
 /// Answers a request: as JSON when the upstream only replies, as an event stream as soon as
-/// it sends something first (progress, logging, a request of its own). A streamed exchange
-/// runs on even if the client disconnects, so that it can resume with `Last-Event-ID`.
-async fn request(
-    gateway: &Arc<Gateway>,
-    route: &Arc<Route>,
-    session: Arc<Session>,
-    id: Box<RawValue>,
+/// it sends something first (progress, logging, a request of its own). In a session, a
+/// streamed exchange runs on even if the client disconnects, so that it can resume with
+/// `Last-Event-ID`; a stateless exchange ends with its client's connection, which is how the
+/// stateless revision cancels.
+pub(super) async fn request(
+    call: Call,
     method: String,
     params: Option<Box<RawValue>>,
+    mut relayed: mpsc::UnboundedReceiver<Bytes>,
 ) -> Response {
+    let gateway = Arc::clone(&call.gateway);
     let _in_flight = InFlight::new(&gateway.metrics.in_flight);
-    let (relay, mut relayed) = mpsc::unbounded_channel();
-    let call =
-        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session: Arc::clone(&session), id, relay };
+    let session = Arc::clone(&call.session);
+    let stateless = call.stateless.is_some();
     let mut work = Box::pin(async move {
         let answer = methods::dispatch(&call, &method, params.as_deref()).await;
+        let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
         count(&call.gateway, &call.route, &method, &answer);
         (call.id, answer)
     });
-    let first = tokio::select! {
+    let mut early = Vec::new();
+    tokio::select! {
         biased;
-        Some(first) = relayed.recv() => first,
+        Some(first) = relayed.recv() => early.push(first),
         (id, answer) = &mut work => {
-            let early: Vec<Bytes> = std::iter::from_fn(|| relayed.try_recv().ok()).collect();
+            early.extend(std::iter::from_fn(|| relayed.try_recv().ok()));
             if early.is_empty() {
-                return respond(&id, answer);
+                return respond(&id, answer, stateless);
             }
-            let (stream, body) = session.streams.open();
+            let (outlet, body) = Outlet::open(&session, stateless);
             for message in early {
-                session.streams.send(stream, &message);
+                outlet.send(&message);
             }
-            session.streams.send(stream, &final_message(&id, answer));
-            session.streams.finish(stream);
+            outlet.send(&final_message(&id, answer));
+            outlet.finish(&session);
             return event_stream(body);
         }
     };
-    let (stream, body) = session.streams.open();
-    session.streams.send(stream, &first);
-    tokio::spawn(async move {
+    let (outlet, mut body) = Outlet::open(&session, stateless);
+    for message in early {
+        outlet.send(&message);
+    }
+    let task = tokio::spawn(async move {
         loop {
             tokio::select! {
                 biased;
-                Some(message) = relayed.recv() => session.streams.send(stream, &message),
+                Some(message) = relayed.recv() => outlet.send(&message),
                 (id, answer) = &mut work => {
                     while let Ok(message) = relayed.try_recv() {
-                        session.streams.send(stream, &message);
+                        outlet.send(&message);
                     }
-                    session.streams.send(stream, &final_message(&id, answer));
-                    session.streams.finish(stream);
+                    outlet.send(&final_message(&id, answer));
+                    outlet.finish(&session);
                     return;
                 }
             }
         }
     });
+    if stateless {
+        body.cancel_on_drop(task.abort_handle());
+    }
     event_stream(body)
+}
+
+/// Where a streamed answer goes: a stream of the client's session, or straight to a
+/// stateless client.
+enum Outlet {
+    Session(Arc<Session>, u64),
+    Direct(DirectSender),
+}
+
+impl Outlet {
+    fn open(session: &Arc<Session>, stateless: bool) -> (Outlet, SseBody) {
+        if stateless {
+            let (sender, body) = SseBody::direct();
+            (Outlet::Direct(sender), body)
+        } else {
+            let (stream, body) = session.streams.open();
+            (Outlet::Session(Arc::clone(session), stream), body)
+        }
+    }
+
+    fn send(&self, message: &[u8]) {
+        match self {
+            Outlet::Session(session, stream) => session.streams.send(*stream, message),
+            Outlet::Direct(sender) => sender.send(message),
+        }
+    }
+
+    fn finish(self, _session: &Session) {
+        if let Outlet::Session(session, stream) = self {
+            session.streams.finish(stream);
+        }
+    }
 }
 
 fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
@@ -267,14 +322,21 @@ fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
 fn final_message(id: &RawValue, answer: Answer) -> Bytes {
     match answer {
         Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(id, &result),
-        Answer::UpstreamError(error) => jsonrpc::raw_error(id, &error),
+        Answer::UpstreamError(error, _) => jsonrpc::raw_error(id, &error),
         Answer::Error(error) | Answer::Unavailable(error) => jsonrpc::error(Some(id), &error),
     }
 }
 
-fn respond(id: &RawValue, answer: Answer) -> Response {
-    let status =
-        if matches!(answer, Answer::Unavailable(_)) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
+    let status = match &answer {
+        Answer::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ if !stateless => StatusCode::OK,
+        // The stateless revision gives errors HTTP statuses: the gateway's own by code, an
+        // upstream's as the upstream gave it.
+        Answer::Error(error) => super::stateless::status(error.code),
+        Answer::UpstreamError(_, Some(status)) => StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+        _ => StatusCode::OK,
+    };
     json(status, final_message(id, answer))
 }
 
@@ -497,7 +559,7 @@ fn host_name(host: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-fn json(status: StatusCode, body: Bytes) -> Response {
+pub(super) fn json(status: StatusCode, body: Bytes) -> Response {
     let mut response = http::Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -510,7 +572,7 @@ fn empty(status: StatusCode) -> Response {
     response
 }
 
-fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, error: RpcError) -> Response {
+pub(super) fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, error: RpcError) -> Response {
     json(status, jsonrpc::error(id, &error))
 }
 

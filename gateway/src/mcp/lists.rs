@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::methods::{Answer, Call, Forward};
+use super::methods::{Answer, Call};
 use super::names::Kind;
 use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use crate::snapshot::Mount;
+use crate::upstream::{Page, Reply, UpstreamError};
 
 /// Where a listing stands, per mount key; a mount not in it has not been read yet.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
@@ -74,13 +76,8 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
             if items.len() >= page_size {
                 break 'mounts;
             }
-            let slot = call.session.slot(mount);
-            let forward = Forward::new(call, mount);
             let started = std::time::Instant::now();
-            let listed = mount
-                .client
-                .list_page(&slot, &call.session.hello, kind.list_method(), kind.items(), cursor.as_deref(), &forward)
-                .await;
+            let listed = list_page(call, mount, kind, cursor.as_deref()).await;
             call.observe(mount, kind.list_method(), started);
             let page = match listed {
                 Ok(Ok(page)) => page,
@@ -137,10 +134,51 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
     if more {
         result.insert("nextCursor".into(), json!(position.encode()));
     }
+    if call.stateless.is_some() {
+        // A merged list changes with any mount and with the config: not to be cached.
+        result.insert("resultType".into(), json!("complete"));
+        result.insert("ttlMs".into(), json!(0));
+        result.insert("cacheScope".into(), json!("private"));
+    }
     Answer::Result(raw(&result))
 }
 
-fn fail(call: &Call, mount: &crate::snapshot::Mount, kind: Kind, error: &str, failed: &mut Vec<String>, why: &str) {
+/// One upstream page: the items under the kind's field, and the next upstream cursor. An
+/// upstream's JSON-RPC error is returned as such.
+async fn list_page(
+    call: &Call,
+    mount: &Mount,
+    kind: Kind,
+    cursor: Option<&str>,
+) -> Result<Result<Page, Box<RawValue>>, UpstreamError> {
+    let mut params = Map::new();
+    if let Some(cursor) = cursor {
+        params.insert("cursor".into(), json!(cursor));
+    }
+    if let Some(stateless) = &call.stateless {
+        params.insert("_meta".into(), serde_json::from_str(stateless.meta.get()).unwrap_or_default());
+    }
+    let params = (!params.is_empty()).then(|| raw(&params));
+    let method = kind.list_method();
+    match call.request(mount, method, params.as_deref(), None).await?.0 {
+        Reply::Result(result) => {
+            let mut page: Map<String, Value> = serde_json::from_str(result.get())
+                .map_err(|e| UpstreamError::Protocol(format!("invalid {method} result: {e}")))?;
+            let Some(Value::Array(list)) = page.remove(kind.items()) else {
+                return Err(UpstreamError::Protocol(format!("{method} result has no `{}` list", kind.items())));
+            };
+            let items = list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None });
+            let next_cursor = match page.remove("nextCursor") {
+                Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
+                _ => None,
+            };
+            Ok(Ok(Page { items: items.collect(), next_cursor }))
+        }
+        Reply::Error(error) => Ok(Err(error)),
+    }
+}
+
+fn fail(call: &Call, mount: &Mount, kind: Kind, error: &str, failed: &mut Vec<String>, why: &str) {
     tracing::warn!(route = %call.route.id(), mount = %mount.config.server, %error, "{} failed on a mount; its items are left out", kind.list_method());
     failed.push(format!("`{}` ({why})", mount.config.server));
 }

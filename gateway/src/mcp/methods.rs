@@ -31,8 +31,9 @@ pub enum Answer {
     Result(Box<RawValue>),
     /// A tool result reporting that the owning mount failed (`isError`).
     MountFailed(Box<RawValue>),
-    /// An upstream's JSON-RPC error object, passed through.
-    UpstreamError(Box<RawValue>),
+    /// An upstream's JSON-RPC error object, passed through, with the upstream's HTTP status
+    /// when it answered in the stateless revision.
+    UpstreamError(Box<RawValue>, Option<u16>),
     /// The gateway's own JSON-RPC error.
     Error(RpcError),
     /// The gateway cannot take the request now (HTTP 503).
@@ -45,7 +46,7 @@ impl Answer {
         match self {
             Answer::Result(_) => "ok",
             Answer::MountFailed(_) => "upstream_error",
-            Answer::UpstreamError(_) | Answer::Error(_) => "error",
+            Answer::UpstreamError(..) | Answer::Error(_) => "error",
             Answer::Unavailable(_) => "unavailable",
         }
     }
@@ -61,14 +62,62 @@ pub struct Call {
     /// Messages upstreams send while answering (progress, logging, their own requests),
     /// rewritten for the client's response stream.
     pub relay: mpsc::UnboundedSender<Bytes>,
+    /// Set when the client speaks the stateless revision (2026-07-28).
+    pub stateless: Option<Stateless>,
+}
+
+/// What a stateless request carries for the upstreams that serve it too.
+pub struct Stateless {
+    /// The request's `_meta` (protocol version, client capabilities, client info, log level).
+    pub meta: Box<RawValue>,
+    /// The client's `Mcp-Param-*` headers, forwarded unchanged.
+    pub forwarded: http::HeaderMap,
+    /// Whether the client asked for log messages (`io.modelcontextprotocol/logLevel`).
+    pub wants_logs: bool,
 }
 
 impl Call {
+    /// One request to a mount, in the revision both sides speak: a stateless client's request
+    /// goes to a stateless upstream as it is; anything else goes through an upstream session,
+    /// the client's own or, for a stateless client, the gateway's bridge session.
+    pub async fn request(
+        &self,
+        mount: &Mount,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+    ) -> Result<(Reply, Option<u16>), UpstreamError> {
+        let forward = Forward::new(self, mount);
+        if let Some(stateless) = &self.stateless
+            && mount.client.speaks_stateless().await
+        {
+            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, &forward).await?;
+            return Ok((reply.0, Some(reply.1)));
+        }
+        let bridged = self.stateless.as_ref().and(params).map(session_params);
+        let params = bridged.as_deref().or(params);
+        let slot = self.session.slot(mount);
+        Ok((mount.client.request(&slot, &self.session.hello, method, params, &forward).await?, None))
+    }
+
     /// Times one upstream exchange into the latency histogram.
     pub fn observe(&self, mount: &Mount, method: &str, started: Instant) {
         let labels = [&*self.route.config.namespace, &self.route.config.name, &mount.config.server, method];
         self.gateway.metrics.upstream_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// A stateless request's params for an upstream session: without the stateless revision's
+/// `_meta` fields, which a session-era server must not mistake for its own.
+fn session_params(params: &RawValue) -> Box<RawValue> {
+    let Ok(mut params) = serde_json::from_str::<Map<String, Value>>(params.get()) else { return params.to_owned() };
+    if let Some(Value::Object(meta)) = params.get_mut("_meta") {
+        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+        if meta.is_empty() {
+            params.remove("_meta");
+        }
+    }
+    raw(&params)
 }
 
 /// Relays what an upstream sends during a request to the client's stream, and records the
@@ -90,6 +139,14 @@ impl Observer for Forward<'_> {
     }
 
     fn message(&self, message: crate::jsonrpc::Message) {
+        if let Some(stateless) = &self.call.stateless {
+            // The stateless revision has no server-to-client requests, and log messages only
+            // for clients that asked for them.
+            let is_log = message.method.as_deref() == Some("notifications/message");
+            if message.id.is_some() || (is_log && !stateless.wants_logs) {
+                return;
+            }
+        }
         if let Some(message) = relay::to_client(&self.mount.key, &self.mount.config.prefix, message) {
             let _ = self.call.relay.send(message);
         }
@@ -141,7 +198,7 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
         Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
     };
     fields.insert(field.into(), raw(&upstream));
-    forward(call, kind, mount, method, &raw(&fields), &visible).await
+    forward(call, kind, mount, method, &raw(&fields), &visible, Some(&upstream)).await
 }
 
 /// `completion/complete` goes where the prompt or resource template it completes lives.
@@ -171,19 +228,25 @@ async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
         Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
     };
     reference.insert(field.into(), Value::String(upstream));
-    forward(call, kind, mount, "completion/complete", &raw(&params), &visible).await
+    forward(call, kind, mount, "completion/complete", &raw(&params), &visible, None).await
 }
 
 /// Sends a routed request to its mount and maps the outcome.
-async fn forward(call: &Call, kind: Kind, mount: &Mount, method: &str, params: &RawValue, visible: &str) -> Answer {
-    let slot = call.session.slot(mount);
+async fn forward(
+    call: &Call,
+    kind: Kind,
+    mount: &Mount,
+    method: &str,
+    params: &RawValue,
+    visible: &str,
+    name: Option<&str>,
+) -> Answer {
     let started = Instant::now();
-    let reply =
-        mount.client.request(&slot, &call.session.hello, method, Some(params), &Forward::new(call, mount)).await;
+    let reply = call.request(mount, method, Some(params), name).await;
     call.observe(mount, method, started);
     match reply {
-        Ok(Reply::Result(result)) => Answer::Result(client_side_uris(mount, method, result)),
-        Ok(Reply::Error(error)) => Answer::UpstreamError(error),
+        Ok((Reply::Result(result), _)) => Answer::Result(client_side_uris(mount, method, result)),
+        Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),
         Err(error) => {
             tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{method} failed upstream");
             unavailable(kind, visible, &mount.config.server, &error.summary())

@@ -1,7 +1,8 @@
 //! The MCP front end: `endpoint` speaks streamable HTTP to clients; `methods` answers each
 //! JSON-RPC method by routing into the route's mounts, `lists` merges and pages their lists,
 //! `names` maps names and URIs between clients and mounts, and `relay` carries what is not a
-//! request and its reply; `session` keeps client sessions and `stream` their event streams.
+//! request and its reply; `session` keeps client sessions and `stream` their event streams;
+//! `stateless` serves the stateless revision (2026-07-28) beside the session-based ones.
 
 pub mod endpoint;
 mod lists;
@@ -9,6 +10,7 @@ mod methods;
 pub mod names;
 mod relay;
 pub mod session;
+mod stateless;
 mod stream;
 
 use crate::Gateway;

@@ -104,6 +104,9 @@ impl Session {
 /// All sessions of this replica.
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Per route, the session through which clients of the stateless revision (2026-07-28)
+    /// reach upstreams that only speak the session-based revisions: the gateway holds it.
+    bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
     started: Instant,
     idle_timeout: Duration,
     max: usize,
@@ -111,12 +114,32 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(idle_timeout: Duration, max: usize) -> Self {
-        Sessions { map: Mutex::default(), started: Instant::now(), idle_timeout, max }
+        Sessions { map: Mutex::default(), bridges: Mutex::default(), started: Instant::now(), idle_timeout, max }
     }
 
     /// Opens a session, or None when this replica holds its maximum.
     pub fn create(&self, route: (String, String), hello: Hello) -> Option<Arc<Session>> {
-        let session = Arc::new(Session {
+        let session = self.session(route, hello);
+        let mut map = self.map.lock().expect("sessions lock");
+        if map.len() >= self.max {
+            return None;
+        }
+        map.insert(session.id.clone(), Arc::clone(&session));
+        Some(session)
+    }
+
+    /// The gateway's own session for a route's stateless clients (see `bridges`). It offers
+    /// upstreams no client capabilities: the stateless revision has no server-to-client
+    /// requests to relay them with.
+    pub fn bridge(&self, route: &(String, String)) -> Arc<Session> {
+        let mut bridges = self.bridges.lock().expect("bridges lock");
+        let hello =
+            || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
+        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello())))
+    }
+
+    fn session(&self, route: (String, String), hello: Hello) -> Arc<Session> {
+        Arc::new(Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             route,
             hello,
@@ -124,13 +147,7 @@ impl Sessions {
             in_flight: Mutex::default(),
             last_seen: AtomicU64::new(self.now()),
             slots: Mutex::default(),
-        });
-        let mut map = self.map.lock().expect("sessions lock");
-        if map.len() >= self.max {
-            return None;
-        }
-        map.insert(session.id.clone(), Arc::clone(&session));
-        Some(session)
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {

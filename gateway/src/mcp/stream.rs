@@ -136,6 +136,24 @@ impl Streams {
 pub struct SseBody {
     events: mpsc::Receiver<Bytes>,
     keep_alive: tokio::time::Interval,
+    /// Work stopped when the client goes away (the stateless revision's cancellation).
+    cancel_on_drop: Option<tokio::task::AbortHandle>,
+}
+
+/// Feeds a [`SseBody::direct`] stream.
+pub struct DirectSender(mpsc::Sender<Bytes>);
+
+impl DirectSender {
+    /// Sends one JSON-RPC message as an event without an id.
+    pub fn send(&self, message: &[u8]) {
+        let mut frame = Vec::with_capacity(message.len() + 24);
+        frame.extend_from_slice(b"event: message\ndata: ");
+        frame.extend_from_slice(message);
+        frame.extend_from_slice(b"\n\n");
+        if self.0.try_send(Bytes::from(frame)).is_err() {
+            tracing::debug!("a client too slow for its event stream missed a message");
+        }
+    }
 }
 
 impl SseBody {
@@ -143,7 +161,26 @@ impl SseBody {
         let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keep_alive.reset();
-        SseBody { events, keep_alive }
+        SseBody { events, keep_alive, cancel_on_drop: None }
+    }
+
+    /// A stream outside any session (the stateless revision: no event ids, no resumption).
+    pub fn direct() -> (DirectSender, SseBody) {
+        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+        (DirectSender(tx), SseBody::new(rx))
+    }
+
+    /// Stops `task` when the client goes away before the stream ends.
+    pub fn cancel_on_drop(&mut self, task: tokio::task::AbortHandle) {
+        self.cancel_on_drop = Some(task);
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        if let Some(task) = self.cancel_on_drop.take() {
+            task.abort();
+        }
     }
 }
 

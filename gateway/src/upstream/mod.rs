@@ -25,6 +25,9 @@ use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
 
+/// The stateless protocol revision: no session, every request carries its own metadata.
+pub const STATELESS: &str = "2026-07-28";
+
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
 const MAX_PAGES: usize = 1000;
 
@@ -171,6 +174,8 @@ pub struct UpstreamClient {
     wire: Wire,
     timeout: Duration,
     next_id: AtomicU64,
+    /// Whether the upstream serves the stateless revision, once it has said so either way.
+    stateless: OnceCell<bool>,
 }
 
 impl UpstreamClient {
@@ -198,6 +203,7 @@ impl UpstreamClient {
             wire,
             timeout: Duration::from_millis(config.timeout_ms),
             next_id: AtomicU64::new(1),
+            stateless: OnceCell::new(),
         })
     }
 
@@ -226,38 +232,6 @@ impl UpstreamClient {
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
     }
 
-    /// One page of a list (`tools/list`, `prompts/list`, ...): the items under `items` and
-    /// the cursor of the next page.
-    pub async fn list_page(
-        &self,
-        slot: &Slot,
-        hello: &Hello,
-        method: &str,
-        items: &str,
-        cursor: Option<&str>,
-        observer: &dyn Observer,
-    ) -> Result<Result<Page, Box<RawValue>>, UpstreamError> {
-        let params = cursor.map(|c| crate::jsonrpc::raw(&serde_json::json!({ "cursor": c })));
-        match self.request(slot, hello, method, params.as_deref(), observer).await? {
-            Reply::Result(result) => {
-                let mut page: Map<String, Value> = serde_json::from_str(result.get())
-                    .map_err(|e| UpstreamError::Protocol(format!("invalid {method} result: {e}")))?;
-                let list = match page.remove(items) {
-                    Some(Value::Array(list)) => list,
-                    _ => return Err(UpstreamError::Protocol(format!("{method} result has no `{items}` list"))),
-                };
-                let items =
-                    list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None });
-                let next_cursor = match page.remove("nextCursor") {
-                    Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
-                    _ => None,
-                };
-                Ok(Ok(Page { items: items.collect(), next_cursor }))
-            }
-            Reply::Error(error) => Ok(Err(error)),
-        }
-    }
-
     /// Every item of a list, following its pagination to the end.
     pub async fn list_all(
         &self,
@@ -269,17 +243,68 @@ impl UpstreamClient {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let page = self
-                .list_page(slot, hello, method, items, cursor.as_deref(), &Unobserved)
-                .await?
-                .map_err(|error| UpstreamError::Protocol(format!("{method} failed: {}", error.get())))?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
+            let params = cursor.as_ref().map(|c| crate::jsonrpc::raw(&serde_json::json!({ "cursor": c })));
+            let mut page: Map<String, Value> =
+                match self.request(slot, hello, method, params.as_deref(), &Unobserved).await? {
+                    Reply::Result(result) => serde_json::from_str(result.get())
+                        .map_err(|e| UpstreamError::Protocol(format!("invalid {method} result: {e}")))?,
+                    Reply::Error(error) => {
+                        return Err(UpstreamError::Protocol(format!("{method} failed: {}", error.get())));
+                    }
+                };
+            if let Some(Value::Array(list)) = page.remove(items) {
+                all.extend(
+                    list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None }),
+                );
+            }
+            match page.remove("nextCursor") {
+                Some(Value::String(next)) if !next.is_empty() && cursor.as_ref() != Some(&next) => cursor = Some(next),
+                _ => return Ok(all),
             }
         }
         Err(UpstreamError::Protocol(format!("{method} did not end within {MAX_PAGES} pages")))
+    }
+
+    /// Whether the upstream serves the stateless revision (2026-07-28), asked once with
+    /// `server/discover`. An upstream that cannot be reached is asked again next time.
+    pub async fn speaks_stateless(&self) -> bool {
+        let Wire::Streamable(client) = &self.wire else { return false };
+        let probe = self.stateless.get_or_try_init(|| async {
+            match tokio::time::timeout(self.timeout, client.discover(self.id())).await {
+                Ok(Ok(supported)) => Ok(supported),
+                Ok(Err(UpstreamError::Unreachable(error))) => Err(error),
+                Ok(Err(_)) => Ok(false),
+                Err(_) => Err("server/discover timed out".to_owned()),
+            }
+        });
+        match probe.await {
+            Ok(supported) => *supported,
+            Err(error) => {
+                tracing::debug!(%error, "could not ask an upstream which revisions it serves");
+                false
+            }
+        }
+    }
+
+    /// Sends a request of the stateless revision: `params` carry the client's `_meta`, `name`
+    /// is the upstream's name for `Mcp-Name`, and `forwarded` holds the client's `Mcp-Param-*`
+    /// headers. Returns the reply with the upstream's HTTP status.
+    pub async fn stateless_request(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+        forwarded: &HeaderMap,
+        observer: &dyn Observer,
+    ) -> Result<(Reply, u16), UpstreamError> {
+        let Wire::Streamable(client) = &self.wire else {
+            return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
+        };
+        let id = self.id();
+        observer.sent(id);
+        tokio::time::timeout(self.timeout, client.stateless(id, method, params, name, forwarded, observer))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
     }
 
     /// Sends one message that gets no reply (a notification, or the client's answer to the

@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
 use super::{
-    Inbox, Observer, Reply, Unobserved, UpstreamError, backoff, excerpt, negotiated_version, notification_body,
-    reply_to, request_body,
+    Inbox, Observer, Reply, STATELESS, Unobserved, UpstreamError, backoff, excerpt, negotiated_version,
+    notification_body, reply_to, request_body,
 };
 use crate::jsonrpc::Message;
 
@@ -51,6 +51,76 @@ impl Client {
         };
         self.post(&session, notification_body("notifications/initialized")).await?;
         Ok(session)
+    }
+
+    /// Asks `server/discover` whether the upstream serves the stateless revision.
+    pub async fn discover(&self, id: u64) -> Result<bool, UpstreamError> {
+        let params = serde_json::json!({ "_meta": {
+            "io.modelcontextprotocol/protocolVersion": STATELESS,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": { "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") },
+        }});
+        let params = crate::jsonrpc::raw(&params);
+        match self.stateless(id, "server/discover", Some(&params), None, &HeaderMap::new(), &Unobserved).await? {
+            (Reply::Result(result), _) => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Discovered {
+                    #[serde(default)]
+                    supported_versions: Vec<String>,
+                }
+                let discovered: Discovered =
+                    serde_json::from_str(result.get()).unwrap_or(Discovered { supported_versions: vec![] });
+                Ok(discovered.supported_versions.iter().any(|v| v == STATELESS))
+            }
+            (Reply::Error(_), _) => Ok(false),
+        }
+    }
+
+    /// One request of the stateless revision, its headers mirrored from the body. A JSON-RPC
+    /// error comes back as a reply whatever the HTTP status (servers differ on it).
+    pub async fn stateless(
+        &self,
+        id: u64,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+        forwarded: &HeaderMap,
+        observer: &dyn Observer,
+    ) -> Result<(Reply, u16), UpstreamError> {
+        let mut request = self.request_to(Method::POST, None, Bytes::from(request_body(id, method, params)));
+        let headers = request.headers_mut();
+        headers.insert(PROTOCOL_VERSION, HeaderValue::from_static(STATELESS));
+        headers.insert(
+            "mcp-method",
+            HeaderValue::try_from(method)
+                .map_err(|_| UpstreamError::Protocol("method is not a header value".into()))?,
+        );
+        if let Some(name) = name {
+            headers.insert("mcp-name", header_value(name));
+        }
+        for (header, value) in forwarded {
+            headers.append(header, value.clone());
+        }
+        let response = HttpClient::current().send(request).await?;
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        if content_type.starts_with("text/event-stream") {
+            return Ok((read_stream(response, id, observer).await?, status));
+        }
+        if !content_type.starts_with("application/json") {
+            return Err(status_error(response).await);
+        }
+        let body = client::body(response).await?;
+        let message: Message = serde_json::from_slice(&body)
+            .map_err(|e| UpstreamError::Protocol(format!("invalid JSON-RPC response ({e}): {}", excerpt(&body))))?;
+        // An error before the request was read may carry a null id; it still answers this request.
+        let reply = match (message.result, message.error) {
+            (Some(result), _) => Reply::Result(result),
+            (None, Some(error)) => Reply::Error(error),
+            (None, None) => return Err(UpstreamError::Protocol(format!("response does not answer request {id}"))),
+        };
+        Ok((reply, status))
     }
 
     /// Sends a message that gets no reply: a notification or an answer to the upstream.
@@ -191,6 +261,24 @@ async fn read_stream(response: Response, id: u64, observer: &dyn Observer) -> Re
         }
     }
     Err(UpstreamError::Protocol(format!("stream ended without answering request {id}")))
+}
+
+/// A header value as the stateless revision encodes it: plain visible ASCII as it is,
+/// anything else as `=?base64?<base64 of the UTF-8>?=`.
+fn header_value(text: &str) -> HeaderValue {
+    use base64::Engine;
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && text.trim() == text
+        && !(text.starts_with("=?base64?") && text.ends_with("?="));
+    let encoded;
+    let text = if plain {
+        text
+    } else {
+        encoded = format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(text));
+        &encoded
+    };
+    HeaderValue::try_from(text).expect("visible ASCII is a header value")
 }
 
 pub(super) async fn status_error(response: Response) -> UpstreamError {

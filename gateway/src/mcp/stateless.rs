@@ -1,0 +1,242 @@
+//! The stateless revision (2026-07-28), served on the same endpoint as the session-based
+//! ones. A request carries its own metadata (`params._meta`) and mirrors it in headers; the
+//! gateway checks both in the order the spec gives, answers `server/discover` itself, and
+//! routes the rest like any request: to upstreams that speak this revision as it is, to the
+//! others through the route's bridge session.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::endpoint::{Response, request};
+use super::methods::{Answer, Call, Stateless};
+use crate::Gateway;
+use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, raw};
+use crate::snapshot::Route;
+use crate::upstream::STATELESS;
+
+/// A header disagrees with the body, or is missing.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// The server needs a client capability the request did not declare.
+pub const MISSING_CAPABILITY: i64 = -32021;
+/// The requested revision is not served.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// Methods of the stateless revision the gateway serves; everything else gets 404.
+const METHODS: &[&str] = &[
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+];
+
+/// Whether a request without a session speaks the stateless revision: its
+/// `MCP-Protocol-Version` is not one of the session-based revisions, or, with no such header,
+/// its `_meta` names a protocol version.
+pub fn applies(headers: &HeaderMap, params: Option<&RawValue>) -> bool {
+    match headers.get("mcp-protocol-version") {
+        Some(version) => !super::SUPPORTED_VERSIONS.contains(&version.to_str().unwrap_or("")),
+        None => params.is_some_and(|p| p.get().contains(META_VERSION)),
+    }
+}
+
+/// Answers one request of the stateless revision.
+pub async fn answer(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    headers: &HeaderMap,
+    id: Box<RawValue>,
+    method: String,
+    params: Option<Box<RawValue>>,
+) -> Response {
+    let meta = match check(headers, &method, params.as_deref()) {
+        Ok(meta) => meta,
+        Err(error) => return super::endpoint::rpc_failure(status(error.code), Some(&id), error),
+    };
+    if !METHODS.contains(&method.as_str()) {
+        let error = RpcError::new(METHOD_NOT_FOUND, format!("method `{method}` is not served in revision {STATELESS}"));
+        return super::endpoint::rpc_failure(StatusCode::NOT_FOUND, Some(&id), error);
+    }
+    if method == "server/discover" {
+        return super::endpoint::json(StatusCode::OK, crate::jsonrpc::result(&id, &discover(route)));
+    }
+    let wants_logs = meta.get(META_LOG_LEVEL).is_some();
+    let forwarded = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let stateless = Stateless { meta: raw(&meta), forwarded, wants_logs };
+    let session = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
+    let (relay, relayed) = mpsc::unbounded_channel();
+    let call =
+        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, id, relay, stateless: Some(stateless) };
+    request(call, method, params, relayed).await
+}
+
+/// The checks of the spec, in its order: `_meta` (400, -32602), the version header against
+/// it (-32020), the version (-32022), `Mcp-Method` and `Mcp-Name` (-32020).
+fn check(headers: &HeaderMap, method: &str, params: Option<&RawValue>) -> Result<Map<String, Value>, RpcError> {
+    let params: Map<String, Value> = match params.map(|p| serde_json::from_str(p.get())) {
+        Some(Ok(params)) => params,
+        _ => Map::new(),
+    };
+    let meta = match params.get("_meta") {
+        Some(Value::Object(meta))
+            if meta.get(META_VERSION).is_some_and(Value::is_string) && meta.contains_key(META_CAPABILITIES) =>
+        {
+            meta.clone()
+        }
+        _ => {
+            return Err(RpcError::new(
+                INVALID_PARAMS,
+                format!("params._meta must carry `{META_VERSION}` and `{META_CAPABILITIES}`"),
+            ));
+        }
+    };
+    let version = meta[META_VERSION].as_str().unwrap_or_default();
+    let header = |name: &str| -> Result<Option<String>, RpcError> {
+        let mut values = headers.get_all(name).iter();
+        let value = values.next().map(|v| decode(v.to_str().unwrap_or("").trim()));
+        if values.next().is_some() {
+            return Err(RpcError::new(HEADER_MISMATCH, format!("the {name} header appears more than once")));
+        }
+        Ok(value)
+    };
+    if header("mcp-protocol-version")?.as_deref() != Some(version) {
+        return Err(RpcError::new(
+            HEADER_MISMATCH,
+            format!("the MCP-Protocol-Version header does not match _meta's `{version}`"),
+        ));
+    }
+    if version != STATELESS {
+        return Err(RpcError {
+            code: UNSUPPORTED_VERSION,
+            message: format!("protocol version `{version}` is not supported"),
+            data: Some(json!({ "supported": [STATELESS], "requested": version })),
+        });
+    }
+    if header("mcp-method")?.as_deref() != Some(method) {
+        return Err(RpcError::new(
+            HEADER_MISMATCH,
+            format!("the Mcp-Method header does not match the method `{method}`"),
+        ));
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.get("name"),
+        "resources/read" => params.get("uri"),
+        _ => None,
+    };
+    if let Some(Value::String(name)) = named
+        && header("mcp-name")?.as_deref() != Some(name.as_str())
+    {
+        return Err(RpcError::new(HEADER_MISMATCH, format!("the Mcp-Name header does not match `{name}`")));
+    }
+    Ok(meta)
+}
+
+/// A header value as the stateless revision encodes it: `=?base64?…?=` or plain text. A
+/// sentinel that does not decode to UTF-8 stays as it is, and then matches nothing.
+fn decode(value: &str) -> String {
+    use base64::Engine;
+    if let Some(encoded) = value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?="))
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded)
+        && let Ok(text) = String::from_utf8(bytes)
+    {
+        return text;
+    }
+    value.to_owned()
+}
+
+fn discover(route: &Route) -> Box<RawValue> {
+    raw(&json!({
+        "resultType": "complete",
+        "supportedVersions": [STATELESS],
+        "capabilities": { "tools": {}, "prompts": {}, "resources": {}, "completions": {} },
+        "instructions": format!(
+            "Tools, prompts and resources of {} mounted server(s): names are <prefix>_<name>, URIs <scheme>://<prefix>/<rest>.",
+            route.mounts.len()
+        ),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": { "io.modelcontextprotocol/serverInfo": { "name": "manifold", "version": env!("CARGO_PKG_VERSION") } },
+    }))
+}
+
+/// Every result of the stateless revision says what it is (`resultType`), and a read says how
+/// long it may be cached. Results of upstreams of this revision already do and pass
+/// untouched; the others gain the fields without being parsed.
+pub fn stamp(method: &str, answer: Answer) -> Answer {
+    let stamp = |result: Box<RawValue>| {
+        let text = result.get();
+        let mut fields = String::new();
+        if !text.contains("\"resultType\"") {
+            fields.push_str(r#""resultType":"complete","#);
+        }
+        if method == "resources/read" && !text.contains("\"ttlMs\"") {
+            fields.push_str(r#""ttlMs":0,"cacheScope":"private","#);
+        }
+        let Some(rest) = text.trim_start().strip_prefix('{') else { return result };
+        if fields.is_empty() {
+            return result;
+        }
+        if rest.trim_start().starts_with('}') {
+            fields.pop();
+        }
+        RawValue::from_string(format!("{{{fields}{rest}")).unwrap_or(result)
+    };
+    match answer {
+        Answer::Result(result) => Answer::Result(stamp(result)),
+        Answer::MountFailed(result) => Answer::MountFailed(stamp(result)),
+        other => other,
+    }
+}
+
+/// The HTTP status of the gateway's own errors in the stateless revision.
+pub fn status(code: i64) -> StatusCode {
+    match code {
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        PARSE_ERROR | INVALID_REQUEST | INVALID_PARAMS | HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_gain_a_result_type_once() {
+        let stamped =
+            |method, text: &str| match stamp(method, Answer::Result(RawValue::from_string(text.into()).unwrap())) {
+                Answer::Result(result) => result.get().to_owned(),
+                _ => unreachable!(),
+            };
+        assert_eq!(stamped("tools/call", r#"{"content":[]}"#), r#"{"resultType":"complete","content":[]}"#);
+        assert_eq!(stamped("tools/call", "{}"), r#"{"resultType":"complete"}"#);
+        assert_eq!(stamped("tools/call", r#"{"resultType":"input_required"}"#), r#"{"resultType":"input_required"}"#);
+        let read = stamped("resources/read", r#"{"contents":[]}"#);
+        assert_eq!(read, r#"{"resultType":"complete","ttlMs":0,"cacheScope":"private","contents":[]}"#);
+    }
+
+    #[test]
+    fn header_values_decode() {
+        assert_eq!(decode("=?base64?ZWNobw==?="), "echo");
+        assert_eq!(decode("=?base64?!!?="), "=?base64?!!?=");
+        assert_eq!(decode("plain"), "plain");
+    }
+}
