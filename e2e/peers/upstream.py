@@ -1,6 +1,7 @@
 """FastMCP upstream server for Manifold's end-to-end tests.
 
 Usage: upstream.py --profile alpha|beta|legacy|bulk [--transport http|sse]
+                   [--only-stateless | --only-sessions] [--port N]
 
 The script binds 127.0.0.1 on a free port itself, prints exactly one line
 `LISTENING <port>` to stdout once uvicorn accepts connections, then serves
@@ -117,6 +118,50 @@ def build_bulk() -> FastMCP:
 PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy, "bulk": build_bulk}
 
 
+LEGACY_VERSIONS = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
+
+
+def only_stateless(app):
+    """The app as a server of the stateless revision (2026-07-28) only: a request without
+    that revision's protocol header (`initialize`, a session's GET or DELETE) gets what a
+    modern-only server answers, 404 with JSON-RPC -32601 (405 for GET and DELETE)."""
+
+    async def gate(scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            version = headers.get(b"mcp-protocol-version", b"").decode()
+            if not version or version in LEGACY_VERSIONS:
+                status, body = (405, b"") if scope["method"] in ("GET", "DELETE") else (
+                    404,
+                    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32601,"message":"Method not found"}}',
+                )
+                await send({"type": "http.response.start", "status": status,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return gate
+
+
+def only_sessions(app):
+    """The app as a server of the session-based revisions only, as servers before
+    2026-07-28 are: a request with the stateless revision's protocol header gets 400."""
+
+    async def gate(scope, receive, send):
+        if scope["type"] == "http":
+            version = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode()
+            if version and version not in LEGACY_VERSIONS:
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body":
+                            b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Bad Request: Unsupported protocol version"}}'})
+                return
+        await app(scope, receive, send)
+
+    return gate
+
+
 class AnnouncingServer(uvicorn.Server):
     """uvicorn server that prints `LISTENING <port>` once it is serving."""
 
@@ -135,6 +180,10 @@ def main() -> None:
     parser.add_argument("--profile", required=True, choices=sorted(PROFILES))
     parser.add_argument("--transport", choices=["http", "sse"])
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--only-stateless", action="store_true",
+                        help="serve only the stateless revision 2026-07-28 (refuse initialize)")
+    parser.add_argument("--only-sessions", action="store_true",
+                        help="serve only the session-based revisions (refuse 2026-07-28)")
     args = parser.parse_args()
     transport = args.transport or ("sse" if args.profile == "legacy" else "http")
 
@@ -146,6 +195,10 @@ def main() -> None:
 
     # host_origin_protection=False: the gateway may forward any Host header.
     app = PROFILES[args.profile]().http_app(transport=transport, host_origin_protection=False)
+    if args.only_stateless:
+        app = only_stateless(app)
+    if args.only_sessions:
+        app = only_sessions(app)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -53,6 +53,8 @@ pub struct Upstream {
     child: Child,
     pub port: u16,
     profile: String,
+    /// The arguments it was started with, to restart it the same way.
+    args: Vec<String>,
 }
 
 impl Upstream {
@@ -80,14 +82,16 @@ impl Upstream {
             assert!(tokio::time::Instant::now() < deadline, "server-everything did not listen within 60s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Upstream { child, port, profile: "everything".into() }
+        Upstream { child, port, profile: "everything".into(), args: vec![] }
     }
 
     /// Same, with extra arguments (for example `--transport sse`).
     pub async fn start_with(profile: &str, args: &[&str]) -> Self {
         let mut command = Command::new(python());
         command.arg(repo_root().join("e2e/peers/upstream.py")).args(["--profile", profile]).args(args);
-        Self::spawn(command, profile).await
+        let mut upstream = Self::spawn(command, profile).await;
+        upstream.args = args.iter().map(|a| (*a).to_owned()).collect();
+        upstream
     }
 
     /// Runs a server that prints `LISTENING <port>` once it accepts connections.
@@ -108,7 +112,7 @@ impl Upstream {
             .strip_prefix("LISTENING ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from upstream `{profile}`: {line}"));
-        Upstream { child, port, profile: profile.to_owned() }
+        Upstream { child, port, profile: profile.to_owned(), args: vec![] }
     }
 
     /// Its streamable HTTP endpoint.
@@ -126,7 +130,12 @@ impl Upstream {
     pub async fn restart(&mut self) {
         self.kill().await;
         let port = self.port.to_string();
-        *self = Upstream::start_with(&self.profile, &["--port", &port]).await;
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).filter(|a| *a != "--port").collect();
+        if let Some(i) = self.args.iter().position(|a| a == "--port") {
+            args.retain(|a| *a != self.args[i + 1]);
+        }
+        args.extend(["--port", &port]);
+        *self = Upstream::start_with(&self.profile, &args).await;
     }
 
     /// A URL on this server.

@@ -23,7 +23,7 @@ async fn inspector(url: &str, args: &[&str]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn inspector_cli_lists_and_calls_tools_in_the_2025_era() {
+async fn inspector_cli_lists_and_calls_tools_in_both_eras() {
     let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
     let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
         + &yaml::server("beta", &beta.mcp_url(), "")
@@ -31,14 +31,20 @@ async fn inspector_cli_lists_and_calls_tools_in_the_2025_era() {
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/tools/mcp");
 
-    let era = ["--protocol-era", "legacy"];
-    let listed = inspector(&url, &[&era[..], &["--method", "tools/list"]].concat()).await;
-    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"alpha_echo") && names.contains(&"beta_multiply"), "{names:?}");
-    let called = inspector(
-        &url,
-        &[&era[..], &["--method", "tools/call", "--tool-name", "beta_multiply", "--tool-arg", "a=6", "b=7"]].concat(),
-    )
-    .await;
-    assert_eq!(called["content"][0]["text"], "42", "{called}");
+    // `legacy` is the session-based revisions (initialize), `modern` the stateless 2026-07-28.
+    for era in ["legacy", "modern"] {
+        let era = ["--protocol-era", era];
+        let listed = inspector(&url, &[&era[..], &["--method", "tools/list"]].concat()).await;
+        let names: Vec<&str> =
+            listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"alpha_echo") && names.contains(&"beta_multiply"), "{era:?}: {names:?}");
+        let call = ["--method", "tools/call", "--tool-name", "beta_multiply", "--tool-arg", "a=6", "b=7"];
+        let called = inspector(&url, &[&era[..], &call[..]].concat()).await;
+        assert_eq!(called["content"][0]["text"], "42", "{era:?}: {called}");
+    }
+    let metrics = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("manifold_requests_total") && l.contains("method=\"server/discover\"")),
+        "the modern era discovered the route"
+    );
 }

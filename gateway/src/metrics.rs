@@ -23,6 +23,7 @@ pub struct Metrics {
 /// Methods that get their own label value.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
+    "server/discover",
     "notifications/initialized",
     "notifications/cancelled",
     "notifications/progress",
@@ -33,6 +34,8 @@ const KNOWN_METHODS: &[&str] = &[
     "resources/list",
     "resources/read",
     "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
     "prompts/list",
     "prompts/get",
     "completion/complete",

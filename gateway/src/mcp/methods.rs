@@ -94,10 +94,21 @@ impl Call {
             let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, &forward).await?;
             return Ok((reply.0, Some(reply.1)));
         }
-        let bridged = self.stateless.as_ref().and(params).map(session_params);
-        let params = bridged.as_deref().or(params);
-        let slot = self.session.slot(mount);
-        Ok((mount.client.request(&slot, &self.session.hello, method, params, &forward).await?, None))
+        if !mount.client.refuses_sessions() {
+            let bridged = self.stateless.as_ref().and(params).map(session_params);
+            let slot = self.session.slot(mount);
+            let session_params = bridged.as_deref().or(params);
+            match mount.client.request(&slot, &self.session.hello, method, session_params, &forward).await {
+                Err(_) if mount.client.refuses_sessions() => {}
+                reply => return Ok((reply?, None)),
+            }
+        }
+        // An upstream of the stateless revision only, asked for a session's client: the
+        // request carries what the client declared in its session.
+        let params = stateless_params(params, &self.session.hello);
+        let reply =
+            mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
+        Ok((reply.0, Some(reply.1)))
     }
 
     /// Times one upstream exchange into the latency histogram.
@@ -105,6 +116,23 @@ impl Call {
         let labels = [&*self.route.config.namespace, &self.route.config.name, &mount.config.server, method];
         self.gateway.metrics.upstream_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// A session client's params as a request of the stateless revision: `_meta` says what the
+/// client declared when it initialized.
+fn stateless_params(params: Option<&RawValue>, hello: &crate::upstream::Hello) -> Box<RawValue> {
+    let mut params: Map<String, Value> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+    let meta = params.entry("_meta").or_insert_with(|| json!({}));
+    if let Value::Object(meta) = meta {
+        meta.insert("io.modelcontextprotocol/protocolVersion".into(), json!(crate::upstream::STATELESS));
+        let capabilities = if hello.capabilities.is_object() { hello.capabilities.clone() } else { json!({}) };
+        meta.insert("io.modelcontextprotocol/clientCapabilities".into(), capabilities);
+        meta.insert(
+            "io.modelcontextprotocol/clientInfo".into(),
+            json!({ "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") }),
+        );
+    }
+    raw(&params)
 }
 
 /// A stateless request's params for an upstream session: without the stateless revision's

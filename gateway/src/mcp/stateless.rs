@@ -70,6 +70,8 @@ pub async fn answer(
         return super::endpoint::rpc_failure(StatusCode::NOT_FOUND, Some(&id), error);
     }
     if method == "server/discover" {
+        let labels = [&*route.config.namespace, &route.config.name, "server/discover", "ok"];
+        gateway.metrics.requests.with_label_values(&labels).inc();
         return super::endpoint::json(StatusCode::OK, crate::jsonrpc::result(&id, &discover(route)));
     }
     let wants_logs = meta.get(META_LOG_LEVEL).is_some();

@@ -176,6 +176,8 @@ pub struct UpstreamClient {
     next_id: AtomicU64,
     /// Whether the upstream serves the stateless revision, once it has said so either way.
     stateless: OnceCell<bool>,
+    /// Set once the upstream, serving the stateless revision, refused a session.
+    refuses_sessions: AtomicBool,
 }
 
 impl UpstreamClient {
@@ -204,6 +206,7 @@ impl UpstreamClient {
             timeout: Duration::from_millis(config.timeout_ms),
             next_id: AtomicU64::new(1),
             stateless: OnceCell::new(),
+            refuses_sessions: AtomicBool::new(false),
         })
     }
 
@@ -284,6 +287,11 @@ impl UpstreamClient {
                 false
             }
         }
+    }
+
+    /// Whether the upstream serves only the stateless revision (it refused a session).
+    pub fn refuses_sessions(&self) -> bool {
+        self.refuses_sessions.load(Ordering::Relaxed)
     }
 
     /// Sends a request of the stateless revision: `params` carry the client's `_meta`, `name`
@@ -374,7 +382,19 @@ impl UpstreamClient {
     async fn open(&self, hello: &Hello, slot: &Slot) -> Result<Arc<Connection>, UpstreamError> {
         let params = initialize_params(hello);
         let wired = match &self.wire {
-            Wire::Streamable(client) => Wired::Streamable(client.open(self.id(), &params).await?),
+            Wire::Streamable(client) => match client.open(self.id(), &params).await {
+                Ok(session) => Wired::Streamable(session),
+                Err(error) => {
+                    // A server of the stateless revision only refuses `initialize`: its
+                    // clients' requests go to it statelessly from now on.
+                    if !matches!(error, UpstreamError::Unreachable(_) | UpstreamError::Timeout(_))
+                        && self.speaks_stateless().await
+                    {
+                        self.refuses_sessions.store(true, Ordering::Relaxed);
+                    }
+                    return Err(error);
+                }
+            },
             Wire::Sse(client) => Wired::Sse(client.open(self.id(), &params, Arc::clone(&slot.inbox)).await?),
         };
         let connection = Arc::new(Connection { wired, listener: Mutex::default() });

@@ -13,6 +13,8 @@ pub struct Event {
     pub data: String,
     /// `id:` field, if any.
     pub id: Option<String>,
+    /// `retry:` field: how long to wait before reconnecting, in milliseconds.
+    pub retry: Option<u64>,
 }
 
 /// Reads events from a stream of byte chunks.
@@ -64,7 +66,9 @@ where
 
     fn feed(&mut self, line: &[u8]) -> Option<Event> {
         if line.is_empty() {
-            let dispatch = self.has_data;
+            // An event with no data (a priming event: an id and a retry hint) still carries
+            // them to the reader.
+            let dispatch = self.has_data || self.pending.id.is_some() || self.pending.retry.is_some();
             self.has_data = false;
             let event = std::mem::take(&mut self.pending);
             return dispatch.then_some(event);
@@ -84,7 +88,8 @@ where
                 self.has_data = true;
             }
             "id" => self.pending.id = Some(value.to_owned()),
-            _ => {} // comments (": keep-alive") and `retry:`
+            "retry" => self.pending.retry = value.parse().ok(),
+            _ => {} // comments (": keep-alive")
         }
         None
     }

@@ -1,6 +1,8 @@
 //! Streamable HTTP toward an upstream: one POST per message, answered with JSON or with an
 //! SSE stream that carries the response; the upstream's session id rides in a header.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
@@ -18,6 +20,8 @@ use crate::jsonrpc::Message;
 pub(super) const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub(super) const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// How often a request's broken event stream is resumed before the request fails.
+const MAX_RESUMES: usize = 5;
 const JSON_OR_STREAM: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 
 #[derive(Clone)]
@@ -106,7 +110,7 @@ impl Client {
         let status = response.status().as_u16();
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         if content_type.starts_with("text/event-stream") {
-            return Ok((read_stream(response, id, observer).await?, status));
+            return Ok((self.read_stream(response, None, id, observer).await?, status));
         }
         if !content_type.starts_with("application/json") {
             return Err(status_error(response).await);
@@ -203,8 +207,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
         let headers = response.headers().clone();
-        let reply =
-            if is_stream { read_stream(response, id, observer).await? } else { read_json(response, id).await? };
+        let reply = if is_stream {
+            self.read_stream(response, session, id, observer).await?
+        } else {
+            read_json(response, id).await?
+        };
         Ok((reply, headers))
     }
 
@@ -238,6 +245,53 @@ impl Client {
         }
         request
     }
+
+    /// Reads a request's event stream up to its reply. A stream of a session that breaks
+    /// before the reply is resumed with `Last-Event-ID`, as the spec has servers close streams
+    /// (after a `retry:` hint) and replay on a GET.
+    async fn read_stream(
+        &self,
+        mut response: Response,
+        session: Option<&Session>,
+        id: u64,
+        observer: &dyn Observer,
+    ) -> Result<Reply, UpstreamError> {
+        let mut last_event: Option<HeaderValue> = None;
+        let mut retry = Duration::from_millis(100);
+        for _ in 0..=MAX_RESUMES {
+            let mut events = EventReader::new(client::chunks(response));
+            while let Some(event) = events.next().await {
+                let event = event.map_err(|e| UpstreamError::Unreachable(client::describe(&e)))?;
+                if let Some(event_id) = event.id.as_deref().and_then(|e| HeaderValue::try_from(e).ok()) {
+                    last_event = Some(event_id);
+                }
+                if let Some(ms) = event.retry {
+                    retry = Duration::from_millis(ms.min(10_000));
+                }
+                let Ok(message) = serde_json::from_str::<Message>(&event.data) else { continue };
+                if message.answers(id) {
+                    if let Some(reply) = reply_to(message, id) {
+                        return Ok(reply);
+                    }
+                } else {
+                    observer.message(message);
+                }
+            }
+            let (Some(session), Some(event_id)) = (session.filter(|s| s.is_stateful()), last_event.clone()) else {
+                break;
+            };
+            tokio::time::sleep(retry).await;
+            let mut request = self.request_to(Method::GET, Some(session), Bytes::new());
+            request.headers_mut().insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            request.headers_mut().remove(CONTENT_TYPE);
+            request.headers_mut().insert("last-event-id", event_id);
+            response = HttpClient::current().send(request).await?;
+            if !response.status().is_success() {
+                return Err(status_error(response).await);
+            }
+        }
+        Err(UpstreamError::Protocol(format!("stream ended without answering request {id}")))
+    }
 }
 
 async fn read_json(response: Response, id: u64) -> Result<Reply, UpstreamError> {
@@ -245,22 +299,6 @@ async fn read_json(response: Response, id: u64) -> Result<Reply, UpstreamError> 
     let message: Message = serde_json::from_slice(&body)
         .map_err(|e| UpstreamError::Protocol(format!("invalid JSON-RPC response ({e}): {}", excerpt(&body))))?;
     reply_to(message, id).ok_or_else(|| UpstreamError::Protocol(format!("response does not answer request {id}")))
-}
-
-async fn read_stream(response: Response, id: u64, observer: &dyn Observer) -> Result<Reply, UpstreamError> {
-    let mut events = EventReader::new(client::chunks(response));
-    while let Some(event) = events.next().await {
-        let event = event.map_err(|e| UpstreamError::Unreachable(client::describe(&e)))?;
-        let Ok(message) = serde_json::from_str::<Message>(&event.data) else { continue };
-        if message.answers(id) {
-            if let Some(reply) = reply_to(message, id) {
-                return Ok(reply);
-            }
-        } else {
-            observer.message(message);
-        }
-    }
-    Err(UpstreamError::Protocol(format!("stream ended without answering request {id}")))
 }
 
 /// A header value as the stateless revision encodes it: plain visible ASCII as it is,
