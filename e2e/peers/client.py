@@ -21,8 +21,10 @@ field, roots with file:///e2e):
   {"op": "complete", "ref": {...}, "argument": {...}} -> {"completion": {...}}
   {"op": "set_level", "level": L}               -> {"ok": true}
   {"op": "subscribe", "uri": U} / {"op": "unsubscribe", "uri": U} -> {"ok": true}
+  {"op": "sleep", "seconds": S}                 -> {"ok": true}
   {"op": "seen"}                                -> {"requests": [<methods the server asked>],
-                                                    "notifications": [<methods received>]}
+                                                    "notifications": [<methods received, with
+                                                    the URI for resource updates>]}
 
 A JSON-RPC error answer prints {"error": {"code": <int>, "message": ...}}; any
 other exception inside one operation prints {"error": {"code": null, ...}} and
@@ -117,8 +119,9 @@ class McpSdk:
         async def handler(message: Any) -> None:
             root = getattr(message, "root", message)
             method = getattr(root, "method", None)
+            uri = getattr(getattr(root, "params", None), "uri", None)
             if method:
-                self.notifications.append(method)
+                self.notifications.append(f"{method} {uri}" if uri else method)
 
         read, write = await stack.enter_async_context(streamable_http_client(self.url))
         session = ClientSession(

@@ -68,6 +68,7 @@ async fn exercise(sdk: Sdk, url: &str, direct: &[Value], routed: Vec<Value>) {
             {"op": "read", "uri": first_resource},
             {"op": "get_prompt", "name": "every_simple-prompt", "arguments": {}},
             {"op": "call", "name": "alpha_echo", "arguments": {"text": "hi"}},
+            {"op": "call", "name": "every_get-roots-list", "arguments": {}},
             {"op": "seen"},
         ]),
     )
@@ -82,9 +83,35 @@ async fn exercise(sdk: Sdk, url: &str, direct: &[Value], routed: Vec<Value>) {
     assert_eq!(results[3]["contents"][0]["uri"], first_resource, "the client-side URI comes back: {}", results[3]);
     assert!(results[4]["messages"].as_array().is_some_and(|m| !m.is_empty()), "{}", results[4]);
     assert_eq!(manifold_e2e::peers::text(&results[5]), "alpha:hi");
-    let asked = results[6]["requests"].as_array().unwrap();
-    assert!(
-        asked.contains(&json!("sampling/createMessage")) && asked.contains(&json!("elicitation/create")),
-        "{asked:?}"
-    );
+    assert!(text(6).contains("file:///e2e"), "{sdk:?}: the client's roots reach the tool: {}", results[6]);
+    let asked = results[7]["requests"].as_array().unwrap_or_else(|| panic!("{sdk:?}: {results:?}"));
+    for method in ["sampling/createMessage", "elicitation/create", "roots/list"] {
+        assert!(asked.contains(&json!(method)), "{sdk:?} was asked {method}: {asked:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_updates_reach_subscribers_with_the_client_side_uri() {
+    let everything = Upstream::everything().await;
+    let manifests = yaml::server("everything", &everything.mcp_url(), "timeout: 30s")
+        + &yaml::route("agents", "mounts: [{server: everything, prefix: every}]");
+    let stack = LocalStack::start(&manifests).await;
+    let uri = "demo://every/resource/static/document/architecture.md";
+    let results = run_client(
+        &stack.url("/acme/agents/mcp"),
+        Sdk::Mcp,
+        json!([
+            {"op": "subscribe", "uri": uri},
+            {"op": "call", "name": "every_toggle-subscriber-updates", "arguments": {}},
+            // server-everything sends an update at once and then every 5 s, on its own stream.
+            {"op": "sleep", "seconds": 6},
+            {"op": "unsubscribe", "uri": uri},
+            {"op": "seen"},
+        ]),
+    )
+    .await;
+    assert_eq!(results[0], json!({"ok": true}), "subscribe: {}", results[0]);
+    let seen = results[4]["notifications"].as_array().unwrap();
+    let update = format!("notifications/resources/updated {uri}");
+    assert!(seen.contains(&json!(update)), "the update names the URI the client subscribed to: {seen:?}");
 }

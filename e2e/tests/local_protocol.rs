@@ -11,7 +11,7 @@ use serde_json::json;
 async fn stack() -> (Upstream, LocalStack) {
     let alpha = Upstream::start("alpha").await;
     let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
-        + &yaml::route("tools", "mounts: [{server: alpha}]")
+        + &yaml::route("tools", "allowedOrigins: [\"https://app.example.com\"], mounts: [{server: alpha}]")
         + &yaml::route(
             "other",
             "hostnames: [other.example.com], path: /acme/tools/mcp, mounts: [{server: alpha, prefix: other}]",
@@ -176,6 +176,28 @@ async fn hosts_paths_and_versions_are_routed_and_negotiated() {
     let wrong_method =
         raw.send(stateless("2026-07-28", "tools/list", meta("2026-07-28")).header("mcp-method", "prompts/list")).await;
     assert_eq!(wrong_method.body["error"]["code"], -32020, "two Mcp-Method headers: {}", wrong_method.body);
+
+    // Browsers and DNS rebinding: Origin and Host are checked before anything else.
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let session = RawSession::initialize(&url).await;
+    let from = |origin: &str| {
+        session.http().post(&url).header("content-type", "application/json").header("origin", origin).body(ping)
+    };
+    assert_eq!(session.send(from("http://evil.example.com")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(session.send(from("https://app.example.com")).await.status, StatusCode::OK, "an allowed origin");
+    let own = format!("http://{}", stack.gateway.mcp_addr);
+    assert_eq!(session.send(from(&own)).await.status, StatusCode::OK, "the addressed host's own origin");
+    let rebound = session
+        .send(
+            session
+                .http()
+                .post(&url)
+                .header("host", "evil.example.com")
+                .header("content-type", "application/json")
+                .body(ping),
+        )
+        .await;
+    assert_eq!(rebound.status, StatusCode::FORBIDDEN, "a loopback listener answers only loopback names");
 
     let nowhere = reqwest::get(stack.url("/no/such/route")).await.unwrap();
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
