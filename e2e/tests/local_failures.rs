@@ -89,3 +89,27 @@ async fn an_upstream_that_lost_its_sessions_is_reopened_transparently() {
         after.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_request_ends_without_an_answer() {
+    let alpha = Upstream::start("alpha").await;
+    let manifests =
+        yaml::server("alpha", &alpha.mcp_url(), "timeout: 60s") + &yaml::route("tools", "mounts: [{server: alpha}]");
+    let stack = LocalStack::start(&manifests).await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    let slow = RawSession::resume(&session.url, session.session.clone());
+    let call = tokio::spawn(async move {
+        let body = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+                          "params": {"name": "alpha_slow", "arguments": {"seconds": 30}}});
+        slow.post(&body.to_string()).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let cancelled = session
+        .post(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":41,"reason":"changed my mind"}}"#)
+        .await;
+    assert_eq!(cancelled.status, reqwest::StatusCode::ACCEPTED);
+    // Well before the tool's 30 s: the gateway stopped waiting, and sent no answer.
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), call).await.expect("ended").unwrap();
+    assert!(!answer.body.to_string().contains("done"), "no answer for a cancelled request: {}", answer.body);
+    assert_eq!(session.request("ping", json!({})).await.status, reqwest::StatusCode::OK, "the session goes on");
+}

@@ -231,10 +231,26 @@ pub(super) async fn request(
     let _in_flight = InFlight::new(&gateway.metrics.in_flight);
     let session = Arc::clone(&call.session);
     let stateless = call.stateless.is_some();
+    // A session's client may cancel the request (`notifications/cancelled`); then no answer
+    // is sent, as the spec asks.
+    let cancel = (!stateless).then(|| session.track(call.id.get()));
     let mut work = Box::pin(async move {
-        let answer = methods::dispatch(&call, &method, params.as_deref()).await;
-        let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
-        count(&call.gateway, &call.route, &method, &answer);
+        let dispatched = methods::dispatch(&call, &method, params.as_deref());
+        let answer = match &cancel {
+            Some(cancel) => tokio::select! {
+                answer = dispatched => Some(answer),
+                () = cancel.cancelled() => None,
+            },
+            None => Some(dispatched.await),
+        };
+        if cancel.is_some() {
+            call.session.untrack(call.id.get());
+        }
+        let answer = answer.map(|answer| {
+            let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
+            count(&call.gateway, &call.route, &method, &answer);
+            answer
+        });
         (call.id, answer)
     });
     let mut early = Vec::new();
@@ -243,16 +259,20 @@ pub(super) async fn request(
         Some(first) = relayed.recv() => early.push(first),
         (id, answer) = &mut work => {
             early.extend(std::iter::from_fn(|| relayed.try_recv().ok()));
-            if early.is_empty() {
-                return respond(&id, answer, stateless);
+            match answer {
+                Some(answer) if early.is_empty() => return respond(&id, answer, stateless),
+                answer => {
+                    let (outlet, body) = Outlet::open(&session, stateless);
+                    for message in early {
+                        outlet.send(&message);
+                    }
+                    if let Some(answer) = answer {
+                        outlet.send(&final_message(&id, answer));
+                    }
+                    outlet.finish(&session);
+                    return event_stream(body);
+                }
             }
-            let (outlet, body) = Outlet::open(&session, stateless);
-            for message in early {
-                outlet.send(&message);
-            }
-            outlet.send(&final_message(&id, answer));
-            outlet.finish(&session);
-            return event_stream(body);
         }
     };
     let (outlet, mut body) = Outlet::open(&session, stateless);
@@ -268,7 +288,9 @@ pub(super) async fn request(
                     while let Ok(message) = relayed.try_recv() {
                         outlet.send(&message);
                     }
-                    outlet.send(&final_message(&id, answer));
+                    if let Some(answer) = answer {
+                        outlet.send(&final_message(&id, answer));
+                    }
                     outlet.finish(&session);
                     return;
                 }
@@ -351,7 +373,7 @@ fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<
                 request_id: Box<RawValue>,
             }
             let Ok(Cancelled { request_id }) = serde_json::from_str(params.get()) else { return };
-            let Some((key, upstream_id)) = session.in_flight(request_id.get()) else { return };
+            let Some((key, upstream_id)) = session.cancel(request_id.get()) else { return };
             let Some((client, slot)) = session.existing_slot(&key) else { return };
             vec![(client, slot, relay::cancelled(upstream_id, params))]
         }

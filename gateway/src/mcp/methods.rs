@@ -163,7 +163,11 @@ impl<'a> Forward<'a> {
 
 impl Observer for Forward<'_> {
     fn sent(&self, id: u64) {
-        self.call.session.started(self.call.id.get(), &self.mount.key, id);
+        // A stateless request shares the route's bridge session with other clients (and
+        // their ids): it is cancelled by closing its connection instead.
+        if self.call.stateless.is_none() {
+            self.call.session.started(self.call.id.get(), &self.mount.key, id);
+        }
     }
 
     fn message(&self, message: crate::jsonrpc::Message) {
@@ -178,12 +182,6 @@ impl Observer for Forward<'_> {
         if let Some(message) = relay::to_client(&self.mount.key, &self.mount.config.prefix, message) {
             let _ = self.call.relay.send(message);
         }
-    }
-}
-
-impl Drop for Forward<'_> {
-    fn drop(&mut self) {
-        self.call.session.ended(self.call.id.get());
     }
 }
 

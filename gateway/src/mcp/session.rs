@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::relay;
 use super::stream::{STANDALONE, Streams};
 use crate::snapshot::Mount;
@@ -23,9 +25,9 @@ pub struct Session {
     pub route: (String, String),
     pub hello: Hello,
     pub streams: Streams,
-    /// Requests in flight upstream, by the client's id: the mount key and the upstream id,
-    /// so that the client's `notifications/cancelled` reaches the right upstream request.
-    in_flight: Mutex<HashMap<Box<str>, (String, u64)>>,
+    /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
+    /// stops the gateway's work and reaches the right upstream request.
+    in_flight: Mutex<HashMap<Box<str>, Flight>>,
     last_seen: AtomicU64,
     slots: Mutex<Slots>,
 }
@@ -76,17 +78,32 @@ impl Session {
         })
     }
 
-    pub fn started(&self, client_id: &str, key: &str, upstream_id: u64) {
-        self.in_flight.lock().expect("in-flight lock").insert(client_id.into(), (key.to_owned(), upstream_id));
+    /// Tracks a client request until [`Session::untrack`]; the token fires if the client
+    /// cancels it.
+    pub fn track(&self, client_id: &str) -> CancellationToken {
+        let flight = Flight::default();
+        let cancel = flight.cancel.clone();
+        self.in_flight.lock().expect("in-flight lock").insert(client_id.into(), flight);
+        cancel
     }
 
-    pub fn ended(&self, client_id: &str) {
+    /// Records where a tracked request went upstream (the latest, if it went to several).
+    pub fn started(&self, client_id: &str, key: &str, upstream_id: u64) {
+        if let Some(flight) = self.in_flight.lock().expect("in-flight lock").get_mut(client_id) {
+            flight.upstream = Some((key.to_owned(), upstream_id));
+        }
+    }
+
+    pub fn untrack(&self, client_id: &str) {
         self.in_flight.lock().expect("in-flight lock").remove(client_id);
     }
 
-    /// The mount key and upstream id of a request the client has in flight.
-    pub fn in_flight(&self, client_id: &str) -> Option<(String, u64)> {
-        self.in_flight.lock().expect("in-flight lock").get(client_id).cloned()
+    /// Cancels a request the client has in flight; returns the mount key and upstream id it
+    /// went to, if any.
+    pub fn cancel(&self, client_id: &str) -> Option<(String, u64)> {
+        let flight = self.in_flight.lock().expect("in-flight lock").remove(client_id)?;
+        flight.cancel.cancel();
+        flight.upstream
     }
 
     /// A prefix of the id, enough to follow a session in logs without handing out the token.
@@ -99,6 +116,13 @@ impl Session {
         let slots: Vec<_> = self.slots.lock().expect("slots lock").drain().map(|(_, v)| v).collect();
         futures::future::join_all(slots.iter().map(|(client, slot)| client.close(slot))).await;
     }
+}
+
+/// A client request in flight: how to stop it, and where it went upstream.
+#[derive(Default)]
+struct Flight {
+    cancel: CancellationToken,
+    upstream: Option<(String, u64)>,
 }
 
 /// All sessions of this replica.
