@@ -18,6 +18,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// The messages of a response's event stream.
+    pub fn of(response: reqwest::Response) -> Self {
+        Events { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
     /// The next message, or None when the stream ends or `within` passes first.
     pub async fn next(&mut self, within: std::time::Duration) -> Option<Value> {
         use futures::StreamExt;
@@ -107,7 +112,7 @@ impl RawSession {
         }
         let response = request.send().await.expect("gateway answers");
         assert_eq!(response.status(), StatusCode::OK, "GET stream: {}", response.status());
-        Events { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+        Events::of(response)
     }
 
     /// A client used elsewhere (DELETE, GET).

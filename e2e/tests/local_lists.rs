@@ -97,3 +97,43 @@ async fn a_reload_that_removes_a_mount_tells_connected_clients() {
     let quiet: Option<Value> = events.next(Duration::from_millis(500)).await;
     assert!(quiet.is_none(), "nothing changed for this route, nothing announced: {quiet:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_is_announced_to_stateless_listeners_they_asked_for() {
+    let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
+    let manifests = |mounts: &str| {
+        yaml::server("alpha", &alpha.mcp_url(), "")
+            + &yaml::server("beta", &beta.mcp_url(), "")
+            + &yaml::route("tools", &format!("mounts: {mounts}"))
+    };
+    let stack = LocalStack::start(&manifests("[{server: alpha}, {server: beta}]")).await;
+    let body = json!({"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen", "params": {
+        "notifications": {"toolsListChanged": true},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}},
+    }});
+    let response = reqwest::Client::new()
+        .post(stack.url("/acme/tools/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut events = manifold_e2e::raw::Events::of(response);
+    let ack = events.next(Duration::from_secs(5)).await.expect("an acknowledgement first");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(ack["params"]["notifications"], json!({"toolsListChanged": true}), "what will be sent");
+    assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+
+    let generation = stack.generation();
+    stack.rewrite(&manifests("[{server: alpha}]"));
+    eventually("the reload", Duration::from_secs(10), || async { (stack.generation() > generation).then_some(()) })
+        .await;
+    let changed = events.next(Duration::from_secs(1)).await.expect("announced within a second of the reload");
+    assert_eq!(changed["method"], "notifications/tools/list_changed");
+    assert_eq!(changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "listen-1");
+    let more = events.next(Duration::from_millis(500)).await;
+    assert!(more.is_none(), "prompts and resources were not asked for: {more:?}");
+}

@@ -61,6 +61,11 @@ impl Snapshot {
         (Snapshot { config: Arc::new(config), by_path }, errors)
     }
 
+    /// Every route.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.by_path.values().flatten()
+    }
+
     /// A route by namespace and name.
     pub fn route_named(&self, namespace: &str, name: &str) -> Option<&Arc<Route>> {
         self.by_path.values().flatten().find(|r| r.config.namespace == namespace && r.config.name == name)

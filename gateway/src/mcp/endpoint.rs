@@ -446,7 +446,7 @@ fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
     event_stream(body)
 }
 
-fn event_stream(body: SseBody) -> Response {
+pub(super) fn event_stream(body: SseBody) -> Response {
     let mut response = http::Response::new(Either::Right(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

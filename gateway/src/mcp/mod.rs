@@ -20,8 +20,21 @@ use crate::snapshot::Snapshot;
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// After a reload, tells every listening client whose route now exposes something else
-/// (mounts added, removed or changed, or the route gone) that its lists changed.
+/// (mounts added, removed or changed, or the route gone) that its lists changed: session
+/// clients on their standalone stream, stateless clients on their `subscriptions/listen`.
 pub fn announce_changes(gateway: &Gateway, old: &Snapshot, new: &Snapshot) {
+    let routes: std::collections::BTreeSet<(String, String)> = old
+        .routes()
+        .chain(new.routes())
+        .map(|route| (route.config.namespace.clone(), route.config.name.clone()))
+        .collect();
+    for (namespace, name) in &routes {
+        let before = old.route_named(namespace, name).map(|r| &r.config.mounts);
+        let after = new.route_named(namespace, name).map(|r| &r.config.mounts);
+        if before != after {
+            gateway.sessions.listeners.announce(&(namespace.clone(), name.clone()));
+        }
+    }
     for session in gateway.sessions.all() {
         let (namespace, name) = (&session.route.0, &session.route.1);
         let before = old.route_named(namespace, name).map(|r| &r.config.mounts);

@@ -131,6 +131,8 @@ pub struct Sessions {
     /// Per route, the session through which clients of the stateless revision (2026-07-28)
     /// reach upstreams that only speak the session-based revisions: the gateway holds it.
     bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
+    /// Stateless clients listening for changes (`subscriptions/listen`).
+    pub listeners: super::stateless::Listeners,
     started: Instant,
     idle_timeout: Duration,
     max: usize,
@@ -138,7 +140,14 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(idle_timeout: Duration, max: usize) -> Self {
-        Sessions { map: Mutex::default(), bridges: Mutex::default(), started: Instant::now(), idle_timeout, max }
+        Sessions {
+            map: Mutex::default(),
+            bridges: Mutex::default(),
+            listeners: Default::default(),
+            started: Instant::now(),
+            idle_timeout,
+            max,
+        }
     }
 
     /// Opens a session, or None when this replica holds its maximum.

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::endpoint::{Response, request};
 use super::methods::{Answer, Call, Stateless};
+use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
 use crate::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, raw};
 use crate::snapshot::Route;
@@ -29,9 +30,12 @@ const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
 /// Methods of the stateless revision the gateway serves; everything else gets 404.
 const METHODS: &[&str] = &[
     "server/discover",
+    "subscriptions/listen",
     "tools/list",
     "tools/call",
     "prompts/list",
@@ -73,6 +77,9 @@ pub async fn answer(
         let labels = [&*route.config.namespace, &route.config.name, "server/discover", "ok"];
         gateway.metrics.requests.with_label_values(&labels).inc();
         return super::endpoint::json(StatusCode::OK, crate::jsonrpc::result(&id, &discover(route)));
+    }
+    if method == "subscriptions/listen" {
+        return listen(gateway, route, headers, id, meta, params.as_deref());
     }
     let wants_logs = meta.get(META_LOG_LEVEL).is_some();
     let forwarded = headers
@@ -166,7 +173,12 @@ fn discover(route: &Route) -> Box<RawValue> {
     raw(&json!({
         "resultType": "complete",
         "supportedVersions": [STATELESS],
-        "capabilities": { "tools": {}, "prompts": {}, "resources": {}, "completions": {} },
+        "capabilities": {
+            "tools": { "listChanged": true },
+            "prompts": { "listChanged": true },
+            "resources": { "listChanged": true, "subscribe": true },
+            "completions": {},
+        },
         "instructions": format!(
             "Tools, prompts and resources of {} mounted server(s): names are <prefix>_<name>, URIs <scheme>://<prefix>/<rest>.",
             route.mounts.len()
@@ -175,6 +187,179 @@ fn discover(route: &Route) -> Box<RawValue> {
         "cacheScope": "private",
         "_meta": { "io.modelcontextprotocol/serverInfo": { "name": "manifold", "version": env!("CARGO_PKG_VERSION") } },
     }))
+}
+
+/// What a `subscriptions/listen` asks to hear about.
+#[derive(serde::Deserialize, serde::Serialize, Default, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tools_list_changed: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    prompts_list_changed: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    resources_list_changed: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resource_subscriptions: Vec<String>,
+}
+
+impl Filter {
+    fn wants(&self, method: &str) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools_list_changed,
+            "notifications/prompts/list_changed" => self.prompts_list_changed,
+            "notifications/resources/list_changed" => self.resources_list_changed,
+            "notifications/resources/updated" => !self.resource_subscriptions.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// One stateless client listening for changes.
+struct Listener {
+    route: (String, String),
+    id: Box<RawValue>,
+    filter: Filter,
+    sender: DirectSender,
+}
+
+/// The stateless clients listening for changes on this replica.
+#[derive(Default)]
+pub struct Listeners(std::sync::Mutex<Vec<Listener>>);
+
+impl Listeners {
+    /// Tells the listeners of a route that the gateway's config changed what it exposes.
+    pub fn announce(&self, route: &(String, String)) {
+        let mut listeners = self.0.lock().expect("listeners lock");
+        listeners.retain(|l| !l.sender.is_closed());
+        for listener in listeners.iter().filter(|l| &l.route == route) {
+            for method in [
+                "notifications/tools/list_changed",
+                "notifications/prompts/list_changed",
+                "notifications/resources/list_changed",
+            ] {
+                if listener.filter.wants(method) {
+                    listener.sender.send(&tagged(method, Map::new(), &listener.id));
+                }
+            }
+        }
+    }
+}
+
+/// A notification of a listen stream, tagged with the stream's subscription id.
+fn tagged(method: &str, mut params: Map<String, Value>, id: &RawValue) -> Vec<u8> {
+    let id: Value = serde_json::from_str(id.get()).unwrap_or_default();
+    let meta = params.entry("_meta").or_insert_with(|| json!({}));
+    if let Value::Object(meta) = meta {
+        meta.insert(SUBSCRIPTION_ID.into(), id);
+    }
+    serde_json::to_vec(&json!({ "jsonrpc": "2.0", "method": method, "params": params })).expect("JSON serializes")
+}
+
+/// `subscriptions/listen`: a stream that first acknowledges what it will carry, then carries
+/// the list changes of the route (from config reloads, and from the mounts that serve this
+/// revision, which the gateway listens to for as long as the client does) and updates of the
+/// subscribed resources, each tagged with the request's id. It ends when the client closes it.
+fn listen(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    headers: &HeaderMap,
+    id: Box<RawValue>,
+    meta: Map<String, Value>,
+    params: Option<&RawValue>,
+) -> Response {
+    let accepts_stream = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    if !accepts_stream {
+        let error = RpcError::new(
+            INVALID_REQUEST,
+            "subscriptions/listen answers with an event stream: Accept must allow text/event-stream",
+        );
+        return super::endpoint::rpc_failure(StatusCode::NOT_ACCEPTABLE, Some(&id), error);
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default)]
+        notifications: Filter,
+    }
+    let filter =
+        params.and_then(|p| serde_json::from_str::<Params>(p.get()).ok()).map(|p| p.notifications).unwrap_or_default();
+    let (sender, mut body) = SseBody::direct();
+    let mut acknowledged = Map::new();
+    acknowledged.insert("notifications".into(), serde_json::to_value(&filter).expect("filters serialize"));
+    sender.send(&tagged("notifications/subscriptions/acknowledged", acknowledged, &id));
+
+    let route_key = (route.config.namespace.clone(), route.config.name.clone());
+    let relays: Vec<_> = route
+        .mounts
+        .iter()
+        .map(|mount| {
+            let upstream_filter = Filter {
+                resource_subscriptions: filter
+                    .resource_subscriptions
+                    .iter()
+                    .filter_map(|uri| mount.upstream(super::names::Kind::Resource, uri))
+                    .collect(),
+                ..filter.clone()
+            };
+            (Arc::clone(&mount.client), mount.config.prefix.clone(), upstream_filter)
+        })
+        .collect();
+    let relay_sender = DirectSender::clone(&sender);
+    let (relay_id, relay_meta) = (id.clone(), meta);
+    let task = tokio::spawn(async move {
+        let relays = relays.into_iter().map(|(client, prefix, filter)| {
+            let (sender, id, meta) = (&relay_sender, &relay_id, &relay_meta);
+            async move {
+                if !client.speaks_stateless().await {
+                    return;
+                }
+                let params = raw(&json!({ "notifications": filter, "_meta": meta }));
+                let relay = ListenRelay { sender, id, prefix: &prefix, filter: &filter };
+                if let Err(error) = client.stateless_stream("subscriptions/listen", &params, &relay).await {
+                    tracing::debug!(%error, "an upstream's listen stream ended");
+                }
+            }
+        });
+        futures::future::join_all(relays).await;
+        // Keep the stream open for config changes after the upstreams' streams end.
+        std::future::pending::<()>().await;
+    });
+    body.cancel_on_drop(task.abort_handle());
+    gateway.sessions.listeners.0.lock().expect("listeners lock").push(Listener {
+        route: route_key,
+        id,
+        filter,
+        sender,
+    });
+    super::endpoint::event_stream(body)
+}
+
+/// Relays an upstream's listen stream to the client's: changes it asked for, tagged with the
+/// client's subscription id, resource URIs in the client's form.
+struct ListenRelay<'a> {
+    sender: &'a DirectSender,
+    id: &'a RawValue,
+    prefix: &'a str,
+    filter: &'a Filter,
+}
+
+impl crate::upstream::Observer for ListenRelay<'_> {
+    fn message(&self, message: crate::jsonrpc::Message) {
+        let Some(method) = message.method.as_deref() else { return };
+        if message.id.is_some() || !self.filter.wants(method) {
+            return;
+        }
+        let mut params: Map<String, Value> =
+            message.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        if let Some(Value::String(uri)) = params.get_mut("uri") {
+            *uri = super::names::prefix_uri(self.prefix, uri);
+        }
+        self.sender.send(&tagged(method, params, self.id));
+    }
 }
 
 /// Every result of the stateless revision says what it is (`resultType`), and a read says how

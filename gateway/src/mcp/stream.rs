@@ -141,9 +141,15 @@ pub struct SseBody {
 }
 
 /// Feeds a [`SseBody::direct`] stream.
+#[derive(Clone)]
 pub struct DirectSender(mpsc::Sender<Bytes>);
 
 impl DirectSender {
+    /// Whether the client has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     /// Sends one JSON-RPC message as an event without an id.
     pub fn send(&self, message: &[u8]) {
         let mut frame = Vec::with_capacity(message.len() + 24);

@@ -315,6 +315,21 @@ impl UpstreamClient {
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
     }
 
+    /// Holds a long-lived stateless request open (`subscriptions/listen`): every message the
+    /// upstream sends on it goes to `observer` until the upstream ends it. Only connecting is
+    /// bounded by the timeout.
+    pub async fn stateless_stream(
+        &self,
+        method: &str,
+        params: &RawValue,
+        observer: &dyn Observer,
+    ) -> Result<(), UpstreamError> {
+        let Wire::Streamable(client) = &self.wire else {
+            return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
+        };
+        client.stateless(self.id(), method, Some(params), None, &HeaderMap::new(), observer).await.map(|_| ())
+    }
+
     /// Sends one message that gets no reply (a notification, or the client's answer to the
     /// upstream's request) in the session held by `slot`. Never opens a session: a message
     /// about an exchange the upstream no longer knows has nowhere to go.
