@@ -25,7 +25,7 @@ pub struct Route {
 /// One mounted sub-server.
 pub struct Mount {
     /// Names this mount within its route (prefix and server), across reloads.
-    pub key: String,
+    pub key: Arc<str>,
     pub config: MountConfig,
     pub matcher: ToolMatcher,
     pub client: Arc<UpstreamClient>,
@@ -102,7 +102,7 @@ impl Route {
             };
             let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
             next.insert(key, Arc::clone(&client));
-            let key = format!("{}~{}", mount.prefix, mount.server);
+            let key = Arc::from(format!("{}~{}", mount.prefix, mount.server));
             mounts.push(Mount { key, config: mount.clone(), matcher, client });
         }
         Ok(Route { config: route.clone(), mounts })
@@ -172,7 +172,9 @@ mod tests {
         use crate::mcp::names::Kind::Tool;
         let s = snapshot(vec![route("r", "/mcp", &[], &["a", "", "b"])]);
         let r = s.route(None, "/mcp").unwrap();
-        let candidates = |name| -> Vec<(usize, String)> { r.candidates(Tool, name) };
+        let candidates = |name| -> Vec<(usize, String)> {
+            r.candidates(Tool, name).into_iter().map(|(i, n)| (i, n.into_owned())).collect()
+        };
         let owned = |list: &[(usize, &str)]| list.iter().map(|&(i, n)| (i, n.to_owned())).collect::<Vec<_>>();
         assert_eq!(candidates("a_search"), owned(&[(0, "search"), (1, "a_search")]), "mount order decides");
         assert_eq!(candidates("b_x"), owned(&[(1, "b_x"), (2, "x")]));

@@ -236,14 +236,15 @@ pub(super) async fn request(
     let cancel = (!stateless).then(|| session.track(call.id.get()));
     let mut work = Box::pin(async move {
         let dispatched = methods::dispatch(&call, &method, params.as_deref());
-        let answer = match &cancel {
-            Some(cancel) => tokio::select! {
+        let tracked = cancel.is_some();
+        let answer = match cancel {
+            Some(cancelled) => tokio::select! {
                 answer = dispatched => Some(answer),
-                () = cancel.cancelled() => None,
+                Ok(()) = cancelled => None,
             },
             None => Some(dispatched.await),
         };
-        if cancel.is_some() {
+        if tracked {
             call.session.untrack(call.id.get());
         }
         let answer = answer.map(|answer| {

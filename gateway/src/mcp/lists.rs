@@ -71,7 +71,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
     let route = &call.route;
     'mounts: for mount in &route.mounts {
         loop {
-            let at = position.mounts.get(&mount.key).cloned().unwrap_or(At::Page { cursor: None, skip: 0 });
+            let at = position.mounts.get(&*mount.key).cloned().unwrap_or(At::Page { cursor: None, skip: 0 });
             let At::Page { cursor, skip } = at else { break };
             if items.len() >= page_size {
                 break 'mounts;
@@ -84,17 +84,17 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
                 Ok(Err(error)) if error_code(&error) == Some(METHOD_NOT_FOUND) => {
                     // The server offers no such components: nothing to list, nothing failed.
                     answered += 1;
-                    position.mounts.insert(mount.key.clone(), At::Done);
+                    position.mounts.insert(mount.key.to_string(), At::Done);
                     break;
                 }
                 Ok(Err(error)) => {
                     fail(call, mount, kind, error.get(), &mut failed, "answered with an error");
-                    position.mounts.insert(mount.key.clone(), At::Done);
+                    position.mounts.insert(mount.key.to_string(), At::Done);
                     break;
                 }
                 Err(error) => {
                     fail(call, mount, kind, &error.to_string(), &mut failed, &error.summary());
-                    position.mounts.insert(mount.key.clone(), At::Done);
+                    position.mounts.insert(mount.key.to_string(), At::Done);
                     break;
                 }
             };
@@ -120,7 +120,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
                     None => At::Done,
                 }
             };
-            position.mounts.insert(mount.key.clone(), next);
+            position.mounts.insert(mount.key.to_string(), next);
         }
     }
     if answered == 0 && !failed.is_empty() {
@@ -128,7 +128,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         let message = format!("no mounted server answered {}: {}", kind.list_method(), failed.join(", "));
         return Answer::Error(RpcError::new(INTERNAL_ERROR, message));
     }
-    let more = route.mounts.iter().any(|m| position.mounts.get(&m.key) != Some(&At::Done));
+    let more = route.mounts.iter().any(|m| position.mounts.get(&*m.key) != Some(&At::Done));
     let mut result = Map::new();
     result.insert(kind.items().into(), Value::Array(items.into_iter().map(Value::Object).collect()));
     if more {

@@ -4,6 +4,7 @@
 //! URI restored; `logging/setLevel` goes to every mount; `ping` is answered here. A mount that
 //! fails affects only its own components.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -253,7 +254,7 @@ async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
         Owner::Unknown => return unknown(kind, &visible),
         Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
     };
-    reference.insert(field.into(), Value::String(upstream));
+    reference.insert(field.into(), Value::String(upstream.into_owned()));
     forward(call, kind, mount, "completion/complete", &raw(&params), &visible, None).await
 }
 
@@ -365,7 +366,7 @@ fn unavailable(kind: Kind, visible: &str, server: &str, why: &str) -> Answer {
 /// Who serves a client-visible name.
 enum Owner<'a> {
     /// This mount, under this upstream name.
-    Found(&'a Mount, String),
+    Found(&'a Mount, Cow<'a, str>),
     /// No mount can have it.
     Unknown,
     /// A mount that may own it, and takes precedence, did not answer.
@@ -374,7 +375,7 @@ enum Owner<'a> {
 
 /// The prefix decides directly; only when several mounts could hold the name are their
 /// lists consulted, in mount order (the order lists give them precedence in).
-async fn owner<'a>(call: &'a Call, kind: Kind, visible: &str) -> Owner<'a> {
+async fn owner<'a>(call: &'a Call, kind: Kind, visible: &'a str) -> Owner<'a> {
     let route: &'a Route = &call.route;
     let candidates = route.candidates(kind, visible);
     if candidates.len() <= 1 {

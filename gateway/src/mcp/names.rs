@@ -3,6 +3,8 @@
 //! include, exclude and rename policy); resource URIs become `<scheme>://<prefix>/<rest>`,
 //! as FastMCP mounts them. Every mapping is reversible, so a name always routes back to its owner.
 
+use std::borrow::Cow;
+
 use crate::snapshot::{Mount, Route};
 
 /// A kind of component a route merges from its mounts.
@@ -65,13 +67,14 @@ impl Mount {
         }
     }
 
-    /// The upstream name behind what clients see, if this mount can have it.
-    pub fn upstream(&self, kind: Kind, visible: &str) -> Option<String> {
+    /// The upstream name behind what clients see, if this mount can have it (borrowed where
+    /// no new text is needed: this is on every routed request's path).
+    pub fn upstream<'a>(&'a self, kind: Kind, visible: &'a str) -> Option<Cow<'a, str>> {
         let prefix = &self.config.prefix;
         match kind {
-            Kind::Tool => self.matcher.upstream(unprefix_name(prefix, visible)?).map(str::to_owned),
-            Kind::Prompt => unprefix_name(prefix, visible).map(str::to_owned),
-            Kind::Resource | Kind::Template => unprefix_uri(prefix, visible),
+            Kind::Tool => self.matcher.upstream(unprefix_name(prefix, visible)?).map(Cow::Borrowed),
+            Kind::Prompt => unprefix_name(prefix, visible).map(Cow::Borrowed),
+            Kind::Resource | Kind::Template => unprefix_uri(prefix, visible).map(Cow::Owned),
         }
     }
 }
@@ -79,7 +82,7 @@ impl Mount {
 impl Route {
     /// The mounts that may serve a client-visible name, with the upstream name on each, in
     /// mount order: the mount whose prefix the name carries, and the unprefixed mounts.
-    pub fn candidates(&self, kind: Kind, visible: &str) -> Vec<(usize, String)> {
+    pub fn candidates<'a>(&'a self, kind: Kind, visible: &'a str) -> Vec<(usize, Cow<'a, str>)> {
         self.mounts.iter().enumerate().filter_map(|(i, mount)| Some((i, mount.upstream(kind, visible)?))).collect()
     }
 }

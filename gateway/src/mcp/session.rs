@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::oneshot;
 
 use super::relay;
 use super::stream::{STANDALONE, Streams};
@@ -27,7 +27,7 @@ pub struct Session {
     pub streams: Streams,
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
     /// stops the gateway's work and reaches the right upstream request.
-    in_flight: Mutex<HashMap<Box<str>, Flight>>,
+    in_flight: Mutex<HashMap<u64, Flight>>,
     last_seen: AtomicU64,
     slots: Mutex<Slots>,
 }
@@ -38,7 +38,7 @@ impl Session {
     pub fn slot(self: &Arc<Self>, mount: &Mount) -> Arc<Slot> {
         let client = &mount.client;
         let mut slots = self.slots.lock().expect("slots lock");
-        if let Some((owner, slot)) = slots.get(&mount.key) {
+        if let Some((owner, slot)) = slots.get(&*mount.key) {
             if Arc::ptr_eq(owner, client) {
                 return Arc::clone(slot);
             }
@@ -50,7 +50,7 @@ impl Session {
         }
         let slot = Arc::new(Slot::new(self.inbox(mount)));
         if let Some((stale_client, stale_slot)) =
-            slots.insert(mount.key.clone(), (Arc::clone(client), Arc::clone(&slot)))
+            slots.insert(mount.key.to_string(), (Arc::clone(client), Arc::clone(&slot)))
         {
             tokio::spawn(async move { stale_client.close(&stale_slot).await });
         }
@@ -70,7 +70,7 @@ impl Session {
     /// Unsolicited messages of a mount's upstream go to the standalone stream.
     fn inbox(self: &Arc<Self>, mount: &Mount) -> crate::upstream::Inbox {
         let session: Weak<Session> = Arc::downgrade(self);
-        let (key, prefix) = (mount.key.clone(), mount.config.prefix.clone());
+        let (key, prefix) = (Arc::clone(&mount.key), mount.config.prefix.clone());
         Arc::new(move |message| {
             if let (Some(session), Some(message)) = (session.upgrade(), relay::to_client(&key, &prefix, message)) {
                 session.streams.send(STANDALONE, &message);
@@ -78,31 +78,30 @@ impl Session {
         })
     }
 
-    /// Tracks a client request until [`Session::untrack`]; the token fires if the client
-    /// cancels it.
-    pub fn track(&self, client_id: &str) -> CancellationToken {
-        let flight = Flight::default();
-        let cancel = flight.cancel.clone();
-        self.in_flight.lock().expect("in-flight lock").insert(client_id.into(), flight);
-        cancel
+    /// Tracks a client request until [`Session::untrack`]; the receiver resolves if the
+    /// client cancels it.
+    pub fn track(&self, client_id: &str) -> oneshot::Receiver<()> {
+        let (cancel, cancelled) = oneshot::channel();
+        self.in_flight.lock().expect("in-flight lock").insert(flight_key(client_id), Flight { cancel, upstream: None });
+        cancelled
     }
 
     /// Records where a tracked request went upstream (the latest, if it went to several).
-    pub fn started(&self, client_id: &str, key: &str, upstream_id: u64) {
-        if let Some(flight) = self.in_flight.lock().expect("in-flight lock").get_mut(client_id) {
-            flight.upstream = Some((key.to_owned(), upstream_id));
+    pub fn started(&self, client_id: &str, key: &Arc<str>, upstream_id: u64) {
+        if let Some(flight) = self.in_flight.lock().expect("in-flight lock").get_mut(&flight_key(client_id)) {
+            flight.upstream = Some((Arc::clone(key), upstream_id));
         }
     }
 
     pub fn untrack(&self, client_id: &str) {
-        self.in_flight.lock().expect("in-flight lock").remove(client_id);
+        self.in_flight.lock().expect("in-flight lock").remove(&flight_key(client_id));
     }
 
     /// Cancels a request the client has in flight; returns the mount key and upstream id it
     /// went to, if any.
-    pub fn cancel(&self, client_id: &str) -> Option<(String, u64)> {
-        let flight = self.in_flight.lock().expect("in-flight lock").remove(client_id)?;
-        flight.cancel.cancel();
+    pub fn cancel(&self, client_id: &str) -> Option<(Arc<str>, u64)> {
+        let flight = self.in_flight.lock().expect("in-flight lock").remove(&flight_key(client_id))?;
+        let _ = flight.cancel.send(());
         flight.upstream
     }
 
@@ -119,10 +118,16 @@ impl Session {
 }
 
 /// A client request in flight: how to stop it, and where it went upstream.
-#[derive(Default)]
 struct Flight {
-    cancel: CancellationToken,
-    upstream: Option<(String, u64)>,
+    cancel: oneshot::Sender<()>,
+    upstream: Option<(Arc<str>, u64)>,
+}
+
+/// A client's request id (raw JSON) as a key: a hash, so that tracking a request costs no
+/// allocation. Ids are unique among a session's requests in flight.
+fn flight_key(client_id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(client_id)
 }
 
 /// All sessions of this replica.

@@ -301,7 +301,7 @@ fn listen(
                 resource_subscriptions: filter
                     .resource_subscriptions
                     .iter()
-                    .filter_map(|uri| mount.upstream(super::names::Kind::Resource, uri))
+                    .filter_map(|uri| mount.upstream(super::names::Kind::Resource, uri).map(|u| u.into_owned()))
                     .collect(),
                 ..filter.clone()
             };
