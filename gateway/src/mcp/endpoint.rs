@@ -364,7 +364,8 @@ fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
 }
 
 /// A notification from the client: cancellation goes to the upstream running the request,
-/// a change of roots to every upstream the client uses; the rest concerns only the gateway.
+/// progress on an upstream's request to that upstream, a change of roots to every upstream
+/// the client uses; the rest concerns only the gateway.
 fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<&RawValue>) {
     let posts: Vec<_> = match (method, params) {
         ("notifications/cancelled", Some(params)) => {
@@ -377,6 +378,11 @@ fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<
             let Some((key, upstream_id)) = session.cancel(request_id.get()) else { return };
             let Some((client, slot)) = session.existing_slot(&key) else { return };
             vec![(client, slot, relay::cancelled(upstream_id, params))]
+        }
+        ("notifications/progress", Some(params)) => {
+            let Some((key, body)) = relay::progress_to_upstream(params) else { return };
+            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            vec![(client, slot, body)]
         }
         ("notifications/roots/list_changed", _) => {
             let body = jsonrpc::notification(method, None);

@@ -18,7 +18,13 @@ pub fn to_client(key: &str, prefix: &str, message: Message) -> Option<Bytes> {
     let method_json = serde_json::to_string(&method).expect("strings serialize");
     if let Some(id) = message.id {
         let id = raw(&client_id(key, &id));
-        let params = message.params.map(|p| format!(r#","params":{}"#, p.get())).unwrap_or_default();
+        // A progress token the upstream gives its request comes back on the client's progress
+        // notifications: it gets the same form as ids, to find its way back.
+        let params = message.params.map(|p| match p.get().contains("\"progressToken\"") {
+            true => rewrite_meta_token(&p, |token| Value::String(client_id(key, &raw(token)))),
+            false => p,
+        });
+        let params = params.map(|p| format!(r#","params":{}"#, p.get())).unwrap_or_default();
         return Some(Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{},"method":{method_json}{params}}}"#, id.get())));
     }
     let params = match (method.as_str(), message.params) {
@@ -52,6 +58,21 @@ pub fn answer(upstream_id: &RawValue, result: Option<&RawValue>, error: Option<&
     }
 }
 
+/// The client's progress on an upstream's request: the mount key, and the notification with
+/// the upstream's own progress token.
+pub fn progress_to_upstream(params: &RawValue) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Progress {
+        progress_token: Box<RawValue>,
+    }
+    let Progress { progress_token } = serde_json::from_str(params.get()).ok()?;
+    let (key, token) = from_client_id(&progress_token)?;
+    let params = rewrite(params, "progressToken", |_| serde_json::from_str(token.get()).unwrap_or_default());
+    let body = crate::jsonrpc::notification("notifications/progress", Some(&params));
+    Some((key, String::from_utf8(body.to_vec()).expect("JSON is UTF-8")))
+}
+
 /// The client's `notifications/cancelled` for its request, sent as the upstream's id.
 pub fn cancelled(upstream_id: u64, params: &RawValue) -> String {
     let params = rewrite(params, "requestId", |_| Value::from(upstream_id));
@@ -61,6 +82,17 @@ pub fn cancelled(upstream_id: u64, params: &RawValue) -> String {
 
 fn client_id(key: &str, upstream_id: &RawValue) -> String {
     format!("{key}~{}", upstream_id.get())
+}
+
+/// `params` with `_meta.progressToken` replaced.
+fn rewrite_meta_token(params: &RawValue, change: impl Fn(&Value) -> Value) -> Box<RawValue> {
+    let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(params.get()) else {
+        return params.to_owned();
+    };
+    if let Some(token) = object.get_mut("_meta").and_then(|m| m.get_mut("progressToken")) {
+        *token = change(token);
+    }
+    raw(&object)
 }
 
 /// `params` with one field replaced; params that are not an object pass unchanged.
@@ -94,6 +126,17 @@ mod tests {
         let string_id: Value = serde_json::from_slice(&string_id).unwrap();
         let (key, upstream) = from_client_id(&raw(&string_id["id"])).unwrap();
         assert_eq!((key.as_str(), upstream.get()), ("~x", r#""a~b""#), "string ids survive, even with ~ inside");
+    }
+
+    #[test]
+    fn progress_on_an_upstream_request_finds_its_way_back() {
+        let request = r#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"_meta":{"progressToken":9},"maxTokens":5}}"#;
+        let out: Value = serde_json::from_slice(&to_client("~fs", "", message(request)).unwrap()).unwrap();
+        assert_eq!(out["params"]["_meta"]["progressToken"], "~fs~9");
+        let progress = raw(&serde_json::json!({"progressToken": "~fs~9", "progress": 1}));
+        let (key, body) = progress_to_upstream(&progress).unwrap();
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((key.as_str(), &body["params"]["progressToken"]), ("~fs", &serde_json::json!(9)));
     }
 
     #[test]
