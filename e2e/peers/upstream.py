@@ -20,7 +20,8 @@ import socket
 import sys
 
 import uvicorn
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
+from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
 from fastmcp.exceptions import ToolError
 
 
@@ -52,6 +53,19 @@ def build_alpha() -> FastMCP:
         """Sleep for the given number of seconds, then return 'done'."""
         await asyncio.sleep(seconds)
         return "done"
+
+    @mcp.tool
+    def greet(ctx: Context):
+        """Ask the user's name, then greet them. Only the stateless revision (2026-07-28) can
+        ask this way: the tool returns an InputRequiredResult and is called again with the
+        answer."""
+        answer = (ctx.input_responses or {}).get("name")
+        if answer is None:
+            schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+            ask = ElicitRequest(params=ElicitRequestFormParams(message="What is your name?", requested_schema=schema))
+            return InputRequiredResult(input_requests={"name": ask})
+        content = getattr(answer, "content", None) or {}
+        return f"Hello, {content.get('name', 'stranger')}!"
 
     @mcp.tool
     def header(name: str) -> str:

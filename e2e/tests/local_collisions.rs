@@ -27,5 +27,5 @@ async fn colliding_unprefixed_mounts_are_refused_and_filters_resolve_them() {
     assert_eq!(clash.status(), StatusCode::NOT_FOUND);
 
     let names = RawSession::initialize(&stack.url("/acme/apart/mcp")).await.tool_names().await;
-    assert_eq!(names, ["add", "echo", "fail", "header", "multiply", "slow", "whoami"]);
+    assert_eq!(names, ["add", "echo", "fail", "greet", "header", "multiply", "slow", "whoami"]);
 }

@@ -10,13 +10,15 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_of_either_era_reach_upstreams_of_either_era() {
-    let (mut sessions_only, stateless_only) = tokio::join!(
+    let (mut sessions_only, stateless_only, asking) = tokio::join!(
         Upstream::start_with("alpha", &["--only-sessions"]),
         Upstream::start_with("beta", &["--only-stateless"]),
+        Upstream::start_with("alpha", &["--only-stateless"]),
     );
     let manifests = yaml::server("alpha", &sessions_only.mcp_url(), "")
         + &yaml::server("beta", &stateless_only.mcp_url(), "")
-        + &yaml::route("eras", "mounts: [{server: alpha}, {server: beta}]");
+        + &yaml::server("gamma", &asking.mcp_url(), "")
+        + &yaml::route("eras", "mounts: [{server: alpha}, {server: beta}, {server: gamma}]");
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/eras/mcp");
 
@@ -35,6 +37,15 @@ async fn clients_of_either_era_reach_upstreams_of_either_era() {
         assert_eq!(text(&r[1]), "alpha:a", "{sdk:?}");
         assert_eq!(r[2]["structuredContent"], json!({"result": 42}), "{sdk:?}: {}", r[2]);
     }
+
+    // A stateless-only upstream asks for input the stateless way (InputRequiredResult); a
+    // session client is asked as sessions ask (elicitation/create), and the gateway retries
+    // with the answer.
+    let mut greeting =
+        run_client(&url, Sdk::Mcp, json!([{"op": "call", "name": "gamma_greet", "arguments": {}}, {"op": "seen"}]))
+            .await;
+    assert_eq!(text(&greeting[0]), "Hello, e2e!", "{}", greeting[0]);
+    assert_eq!(greeting.remove(1)["requests"], json!(["elicitation/create"]));
 
     // The session-only upstream restarts and forgets the bridge session: the next stateless
     // request opens a new one, unnoticed by the client.

@@ -51,6 +51,7 @@ async fn one_route_mounts_three_servers_for_both_client_sdks() {
                 "alpha_add",
                 "alpha_echo",
                 "alpha_fail",
+                "alpha_greet",
                 "alpha_header",
                 "alpha_slow",
                 "alpha_whoami",

@@ -133,6 +133,15 @@ pub fn error(id: Option<&RawValue>, error: &RpcError) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`.
+pub fn request(id: &str, method: &str, params: &RawValue) -> Bytes {
+    let (id, method) = (
+        serde_json::to_string(id).expect("strings serialize"),
+        serde_json::to_string(method).expect("strings serialize"),
+    );
+    Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{method},"params":{}}}"#, params.get()))
+}
+
 /// `{"jsonrpc":"2.0","method":…,"params":…}`.
 pub fn notification(method: &str, params: Option<&RawValue>) -> Bytes {
     let method = serde_json::to_string(method).expect("strings serialize");

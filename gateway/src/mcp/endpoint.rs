@@ -404,6 +404,11 @@ fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<
 /// The client's answer to an upstream's request (sampling, elicitation, roots), sent to that
 /// upstream under its own id.
 fn answered(route: &Route, session: &Arc<Session>, id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) {
+    if let Ok(own) = serde_json::from_str::<String>(id.get())
+        && session.answer(&own, (result.map(ToOwned::to_owned), error.map(ToOwned::to_owned)))
+    {
+        return;
+    }
     let Some((key, upstream_id)) = relay::from_client_id(id) else {
         tracing::debug!(route = %route.id(), id = %id.get(), "a response to no request of ours was dropped");
         return;

@@ -23,6 +23,9 @@ use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError,
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Observer, Reply, UpstreamError};
 
+/// How many times one request may come back asking for input before the gateway gives up.
+const MAX_INPUT_ROUNDS: usize = 8;
+
 /// MCP's code for a resource that does not exist.
 const RESOURCE_NOT_FOUND: i64 = -32002;
 
@@ -105,11 +108,62 @@ impl Call {
             }
         }
         // An upstream of the stateless revision only, asked for a session's client: the
-        // request carries what the client declared in its session.
-        let params = stateless_params(params, &self.session.hello);
-        let reply =
-            mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
-        Ok((reply.0, Some(reply.1)))
+        // request carries what the client declared in its session, and what the upstream asks
+        // of the client (`InputRequiredResult`) is asked as the session era asks it.
+        let mut params = stateless_params(params, &self.session.hello);
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let (reply, status) =
+                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
+            match &reply {
+                Reply::Result(result) if result.get().contains(r#""input_required""#) => {
+                    params = match self.fulfil(&params, result).await {
+                        Ok(params) => params,
+                        Err(error) => return Ok((Reply::Error(raw(&error)), Some(status))),
+                    };
+                }
+                _ => return Ok((reply, Some(status))),
+            }
+        }
+        let error = json!({ "code": INTERNAL_ERROR, "message": format!("{method} still needed input after {MAX_INPUT_ROUNDS} rounds") });
+        Ok((Reply::Error(raw(&error)), None))
+    }
+
+    /// Asks the session's client what an `InputRequiredResult` requests (sampling,
+    /// elicitation, roots), as requests on the call's stream, and returns the params of the
+    /// retry: the original ones with `inputResponses` and the echoed `requestState`.
+    async fn fulfil(&self, params: &RawValue, result: &RawValue) -> Result<Box<RawValue>, Value> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct InputRequired {
+            #[serde(default)]
+            input_requests: Map<String, Value>,
+            request_state: Option<Value>,
+        }
+        let required: InputRequired = serde_json::from_str(result.get())
+            .map_err(|e| json!({ "code": INTERNAL_ERROR, "message": format!("invalid InputRequiredResult: {e}") }))?;
+        let mut responses = Map::new();
+        for (key, request) in required.input_requests {
+            let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
+            let (id, answer) = self.session.ask();
+            let _ = self.relay.send(crate::jsonrpc::request(&id, &method, &raw(&params)));
+            match answer.await {
+                Ok((Some(result), _)) => responses.insert(key, serde_json::from_str(result.get()).unwrap_or_default()),
+                Ok((None, Some(error))) => return Err(serde_json::from_str(error.get()).unwrap_or_default()),
+                _ => {
+                    return Err(
+                        json!({ "code": INTERNAL_ERROR, "message": format!("the client did not answer {method}") }),
+                    );
+                }
+            };
+        }
+        let mut retry: Map<String, Value> = serde_json::from_str(params.get()).unwrap_or_default();
+        retry.insert("inputResponses".into(), Value::Object(responses));
+        match required.request_state {
+            Some(state) => retry.insert("requestState".into(), state),
+            None => retry.remove("requestState"),
+        };
+        Ok(raw(&retry))
     }
 
     /// Times one upstream exchange into the latency histogram.

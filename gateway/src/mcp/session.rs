@@ -28,9 +28,15 @@ pub struct Session {
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
     /// stops the gateway's work and reaches the right upstream request.
     in_flight: Mutex<HashMap<u64, Flight>>,
+    /// The gateway's own requests to the client (what a stateless upstream's
+    /// `InputRequiredResult` asks), waiting for the client's answer, by id.
+    asks: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
     last_seen: AtomicU64,
     slots: Mutex<Slots>,
 }
+
+/// A client's answer: its result or its error.
+pub type Answered = (Option<Box<serde_json::value::RawValue>>, Option<Box<serde_json::value::RawValue>>);
 
 impl Session {
     /// The slot for a mount. When a reload changed the mount's upstream (its URL, its
@@ -76,6 +82,27 @@ impl Session {
                 session.streams.send(STANDALONE, &message);
             }
         })
+    }
+
+    /// An id for a request of the gateway's own to the client, and the client's answer to come.
+    pub fn ask(&self) -> (String, oneshot::Receiver<Answered>) {
+        static ASKED: AtomicU64 = AtomicU64::new(0);
+        let id = format!("manifold-ask-{}", ASKED.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.asks.lock().expect("asks lock").insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    /// Delivers the client's answer to one of the gateway's own requests; false when `id` is
+    /// not one of them.
+    pub fn answer(&self, id: &str, answered: Answered) -> bool {
+        match self.asks.lock().expect("asks lock").remove(id) {
+            Some(waiting) => {
+                let _ = waiting.send(answered);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Tracks a client request until [`Session::untrack`]; the receiver resolves if the
@@ -183,6 +210,7 @@ impl Sessions {
             hello,
             streams: Streams::default(),
             in_flight: Mutex::default(),
+            asks: Mutex::default(),
             last_seen: AtomicU64::new(self.now()),
             slots: Mutex::default(),
         })
