@@ -113,3 +113,40 @@ async fn a_cancelled_request_ends_without_an_answer() {
     assert!(!answer.body.to_string().contains("done"), "no answer for a cancelled request: {}", answer.body);
     assert_eq!(session.request("ping", json!({})).await.status, reqwest::StatusCode::OK, "the session goes on");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stateless_client_cancels_by_closing_its_connection() {
+    let alpha = Upstream::start("alpha").await;
+    let manifests =
+        yaml::server("alpha", &alpha.mcp_url(), "timeout: 60s") + &yaml::route("tools", "mounts: [{server: alpha}]");
+    let stack = LocalStack::start(&manifests).await;
+    let in_flight = || async {
+        let text = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with("manifold_requests_in_flight"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "alpha_slow", "arguments": {"seconds": 30},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}},
+    }});
+    let request = reqwest::Client::new()
+        .post(stack.url("/acme/tools/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "alpha_slow")
+        .body(body.to_string())
+        .timeout(std::time::Duration::from_millis(1500))
+        .send();
+    let request = tokio::spawn(request);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(in_flight().await, Some(1.0), "the call is under way");
+    assert!(request.await.unwrap().is_err(), "the client gives up before the tool ends");
+    // The gateway drops its work with the connection instead of holding it for 30 s.
+    manifold_e2e::eventually("the request to end", std::time::Duration::from_secs(5), || async {
+        (in_flight().await == Some(0.0)).then_some(())
+    })
+    .await;
+}
