@@ -1059,6 +1059,11 @@ def main() -> None:
         action="store_true",
         help="reject requests whose Host/Origin is not localhost (off by default: the gateway checks)",
     )
+    parser.add_argument(
+        "--only-sessions",
+        action="store_true",
+        help="serve only the session-based revisions, as servers before 2026-07-28 do",
+    )
     args = parser.parse_args()
 
     logging.basicConfig(
@@ -1068,6 +1073,10 @@ def main() -> None:
     )
 
     app = build_app(args.dns_rebinding_protection)
+    if args.only_sessions:
+        from upstream import only_sessions  # the sibling peer script
+
+        app = only_sessions(app)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -65,9 +65,9 @@ impl Upstream {
 
     /// The conformance fixture: every tool, resource and prompt the conformance suite's
     /// server scenarios call.
-    pub async fn conformance_fixture() -> Self {
+    pub async fn conformance_fixture(args: &[&str]) -> Self {
         let mut command = Command::new(python());
-        command.arg(repo_root().join("e2e/peers/conformance_fixture.py"));
+        command.arg(repo_root().join("e2e/peers/conformance_fixture.py")).args(args);
         Self::spawn(command, "conformance").await
     }
 

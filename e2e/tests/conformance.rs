@@ -12,7 +12,7 @@ use manifold_e2e::{LocalStack, repo_root, yaml};
 use serde_json::Value;
 
 async fn suite(revision: &str) {
-    let fixture = Upstream::conformance_fixture().await;
+    let fixture = Upstream::conformance_fixture(&[]).await;
     let manifests = yaml::server("fixture", &fixture.mcp_url(), "timeout: 30s")
         + &yaml::route("conformance", "mounts: [{server: fixture, prefix: \"\"}]");
     let stack = LocalStack::start(&manifests).await;

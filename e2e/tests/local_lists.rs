@@ -137,3 +137,47 @@ async fn a_reload_is_announced_to_stateless_listeners_they_asked_for() {
     let more = events.next(Duration::from_millis(500)).await;
     assert!(more.is_none(), "prompts and resources were not asked for: {more:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_only_upstreams_own_changes_reach_stateless_listeners() {
+    let fixture = Upstream::conformance_fixture(&["--only-sessions"]).await;
+    let manifests = yaml::server("fixture", &fixture.mcp_url(), "")
+        + &yaml::route("tools", "mounts: [{server: fixture, prefix: fx}]");
+    let stack = LocalStack::start(&manifests).await;
+    let url = stack.url("/acme/tools/mcp");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let stateless = |method: &str, mut params: Value| {
+        params["_meta"] = meta.clone();
+        let name = params["name"].as_str().map(str::to_owned);
+        let body = json!({"jsonrpc": "2.0", "id": "l-1", "method": method, "params": params});
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        request.body(body.to_string())
+    };
+    let listening = stateless("subscriptions/listen", json!({"notifications": {"toolsListChanged": true}}));
+    let mut events = manifold_e2e::raw::Events::of(listening.send().await.unwrap());
+    let ack = events.next(Duration::from_secs(5)).await.expect("acknowledged");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+
+    // The fixture announces a change on its session's own stream, which the gateway's bridge
+    // session holds open once a stateless client listens (the first triggers may come before).
+    let mut changed = None;
+    for _ in 0..20 {
+        let trigger = stateless("tools/call", json!({"name": "fx_test_trigger_tool_change", "arguments": {}}));
+        assert!(trigger.send().await.unwrap().status().is_success());
+        changed = events.next(Duration::from_millis(500)).await;
+        if changed.is_some() {
+            break;
+        }
+    }
+    let changed = changed.expect("the upstream's change reaches the listener");
+    assert_eq!(changed["method"], "notifications/tools/list_changed");
+    assert_eq!(changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "l-1");
+}

@@ -28,6 +28,9 @@ pub struct Session {
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
     /// stops the gateway's work and reaches the right upstream request.
     in_flight: Mutex<HashMap<u64, Flight>>,
+    /// Set on a route's bridge session: the stateless listeners its upstreams' own messages
+    /// go to.
+    bridged_to: Option<Arc<super::stateless::Listeners>>,
     /// The gateway's own requests to the client (what a stateless upstream's
     /// `InputRequiredResult` asks), waiting for the client's answer, by id.
     asks: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
@@ -73,12 +76,16 @@ impl Session {
         self.slots.lock().expect("slots lock").values().cloned().collect()
     }
 
-    /// Unsolicited messages of a mount's upstream go to the standalone stream.
+    /// Unsolicited messages of a mount's upstream go to the standalone stream; a bridge
+    /// session's go to the route's stateless listeners.
     fn inbox(self: &Arc<Self>, mount: &Mount) -> crate::upstream::Inbox {
         let session: Weak<Session> = Arc::downgrade(self);
         let (key, prefix) = (Arc::clone(&mount.key), mount.config.prefix.clone());
         Arc::new(move |message| {
-            if let (Some(session), Some(message)) = (session.upgrade(), relay::to_client(&key, &prefix, message)) {
+            let Some(session) = session.upgrade() else { return };
+            if let Some(listeners) = &session.bridged_to {
+                listeners.relay(&session.route, &prefix, message);
+            } else if let Some(message) = relay::to_client(&key, &prefix, message) {
                 session.streams.send(STANDALONE, &message);
             }
         })
@@ -164,7 +171,7 @@ pub struct Sessions {
     /// reach upstreams that only speak the session-based revisions: the gateway holds it.
     bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
     /// Stateless clients listening for changes (`subscriptions/listen`).
-    pub listeners: super::stateless::Listeners,
+    pub listeners: Arc<super::stateless::Listeners>,
     started: Instant,
     idle_timeout: Duration,
     max: usize,
@@ -184,7 +191,7 @@ impl Sessions {
 
     /// Opens a session, or None when this replica holds its maximum.
     pub fn create(&self, route: (String, String), hello: Hello) -> Option<Arc<Session>> {
-        let session = self.session(route, hello);
+        let session = self.session(route, hello, None);
         let mut map = self.map.lock().expect("sessions lock");
         if map.len() >= self.max {
             return None;
@@ -200,11 +207,18 @@ impl Sessions {
         let mut bridges = self.bridges.lock().expect("bridges lock");
         let hello =
             || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
-        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello())))
+        let bridged_to = Some(Arc::clone(&self.listeners));
+        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello(), bridged_to)))
     }
 
-    fn session(&self, route: (String, String), hello: Hello) -> Arc<Session> {
+    fn session(
+        &self,
+        route: (String, String),
+        hello: Hello,
+        bridged_to: Option<Arc<super::stateless::Listeners>>,
+    ) -> Arc<Session> {
         Arc::new(Session {
+            bridged_to,
             id: uuid::Uuid::new_v4().simple().to_string(),
             route,
             hello,

@@ -246,6 +246,26 @@ impl Listeners {
     }
 }
 
+impl Listeners {
+    /// Relays what a session-only upstream announced on the route's bridge session to the
+    /// route's listeners that asked for it.
+    pub fn relay(&self, route: &(String, String), prefix: &str, message: crate::jsonrpc::Message) {
+        let Some(method) = message.method.as_deref() else { return };
+        if message.id.is_some() {
+            return;
+        }
+        let mut params: Map<String, Value> =
+            message.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        if let Some(Value::String(uri)) = params.get_mut("uri") {
+            *uri = super::names::prefix_uri(prefix, uri);
+        }
+        let listeners = self.0.lock().expect("listeners lock");
+        for listener in listeners.iter().filter(|l| &l.route == route && l.filter.wants(method)) {
+            listener.sender.send(&tagged(method, params.clone(), &listener.id));
+        }
+    }
+}
+
 /// A notification of a listen stream, tagged with the stream's subscription id.
 fn tagged(method: &str, mut params: Map<String, Value>, id: &RawValue) -> Vec<u8> {
     let id: Value = serde_json::from_str(id.get()).unwrap_or_default();
@@ -308,6 +328,19 @@ fn listen(
             (Arc::clone(&mount.client), mount.config.prefix.clone(), upstream_filter)
         })
         .collect();
+    // Session-only upstreams announce on their sessions' own streams: the bridge session
+    // keeps them open, and its messages go to the route's listeners.
+    let bridge = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
+    for mount in &route.mounts {
+        let (client, slot, bridge) = (Arc::clone(&mount.client), bridge.slot(mount), Arc::clone(&bridge));
+        tokio::spawn(async move {
+            if !client.speaks_stateless().await
+                && let Err(error) = client.listen(&slot, &bridge.hello).await
+            {
+                tracing::debug!(%error, "cannot listen to a session-only upstream's own messages");
+            }
+        });
+    }
     let relay_sender = DirectSender::clone(&sender);
     let (relay_id, relay_meta) = (id.clone(), meta);
     let task = tokio::spawn(async move {
