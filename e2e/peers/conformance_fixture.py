@@ -37,12 +37,10 @@ directly.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import logging
 import re
-import socket
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
@@ -51,7 +49,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import uvicorn
 from mcp_types import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY, JSONRPCMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server import CacheHint, NotificationOptions, Server, ServerRequestContext
@@ -70,6 +67,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from starlette.applications import Starlette
 from starlette.routing import Route
+
+from serving import only_sessions, serve
 
 # The fixture deliberately serves the features 2026-07-28 deprecates (logging,
 # sampling and elicitation requests, roots); the SDK warns on each use.
@@ -1038,19 +1037,6 @@ def build_app(dns_rebinding_protection: bool) -> Starlette:
     )
 
 
-class AnnouncingServer(uvicorn.Server):
-    """uvicorn server that prints `LISTENING <port>` once it is serving."""
-
-    def __init__(self, config: uvicorn.Config, port: int) -> None:
-        super().__init__(config)
-        self.announce_port = port
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            print(f"LISTENING {self.announce_port}", flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
@@ -1074,18 +1060,8 @@ def main() -> None:
 
     app = build_app(args.dns_rebinding_protection)
     if args.only_sessions:
-        from upstream import only_sessions  # the sibling peer script
-
         app = only_sessions(app)
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    port = sock.getsockname()[1]
-
-    # log_config=None keeps uvicorn off stdout (its default access log writes there).
-    config = uvicorn.Config(app, lifespan="on", log_config=None, timeout_graceful_shutdown=2)
-    asyncio.run(AnnouncingServer(config, port).serve(sockets=[sock]))
+    serve(app, args.port)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,25 @@ impl RawSession {
         &self.http
     }
 }
+
+/// A request of the stateless revision (2026-07-28): `params` gain the `_meta` a client with
+/// no capabilities sends, and the headers mirror the body (`Mcp-Name` from `params.name` or
+/// `params.uri`).
+pub fn stateless(url: &str, id: Value, method: &str, mut params: Value) -> reqwest::RequestBuilder {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).map(str::to_owned);
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = name.filter(|_| matches!(method, "tools/call" | "prompts/get" | "resources/read")) {
+        request = request.header("mcp-name", name);
+    }
+    request.body(body.to_string())
+}

@@ -126,18 +126,8 @@ async fn a_stateless_client_cancels_by_closing_its_connection() {
             .find(|l| l.starts_with("manifold_requests_in_flight"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
     };
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "alpha_slow", "arguments": {"seconds": 30},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}},
-    }});
-    let request = reqwest::Client::new()
-        .post(stack.url("/acme/tools/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "alpha_slow")
-        .body(body.to_string())
+    let params = json!({"name": "alpha_slow", "arguments": {"seconds": 30}});
+    let request = manifold_e2e::raw::stateless(&stack.url("/acme/tools/mcp"), json!(1), "tools/call", params)
         .timeout(std::time::Duration::from_millis(1500))
         .send();
     let request = tokio::spawn(request);

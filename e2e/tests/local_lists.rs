@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use manifold_e2e::peers::Upstream;
-use manifold_e2e::raw::RawSession;
+use manifold_e2e::raw::{RawSession, stateless};
 use manifold_e2e::{LocalStack, eventually, yaml};
 use serde_json::{Value, json};
 
@@ -53,14 +53,17 @@ async fn three_mounts_of_250_tools_list_exactly_750_across_pages() {
     assert_eq!(other_list.body["result"]["prompts"], json!([]), "{}", other_list.body);
 }
 
+/// alpha and beta, and route `tools` mounting `mounts`.
+fn manifests(alpha: &Upstream, beta: &Upstream, mounts: &str) -> String {
+    yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::server("beta", &beta.mcp_url(), "")
+        + &yaml::route("tools", &format!("mounts: {mounts}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_that_removes_a_mount_tells_connected_clients() {
     let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
-    let manifests = |mounts: &str| {
-        yaml::server("alpha", &alpha.mcp_url(), "")
-            + &yaml::server("beta", &beta.mcp_url(), "")
-            + &yaml::route("tools", &format!("mounts: {mounts}"))
-    };
+    let manifests = |mounts: &str| manifests(&alpha, &beta, mounts);
     let stack = LocalStack::start(&manifests("[{server: alpha}, {server: beta}]")).await;
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
     assert!(session.tool_names().await.iter().any(|n| n.starts_with("beta_")));
@@ -101,26 +104,11 @@ async fn a_reload_that_removes_a_mount_tells_connected_clients() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_is_announced_to_stateless_listeners_they_asked_for() {
     let (alpha, beta) = tokio::join!(Upstream::start("alpha"), Upstream::start("beta"));
-    let manifests = |mounts: &str| {
-        yaml::server("alpha", &alpha.mcp_url(), "")
-            + &yaml::server("beta", &beta.mcp_url(), "")
-            + &yaml::route("tools", &format!("mounts: {mounts}"))
-    };
+    let manifests = |mounts: &str| manifests(&alpha, &beta, mounts);
     let stack = LocalStack::start(&manifests("[{server: alpha}, {server: beta}]")).await;
-    let body = json!({"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen", "params": {
-        "notifications": {"toolsListChanged": true},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}},
-    }});
-    let response = reqwest::Client::new()
-        .post(stack.url("/acme/tools/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "subscriptions/listen")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let listen = json!({"notifications": {"toolsListChanged": true}});
+    let response = stateless(&stack.url("/acme/tools/mcp"), json!("listen-1"), "subscriptions/listen", listen);
+    let response = response.send().await.unwrap();
     let mut events = manifold_e2e::raw::Events::of(response);
     let ack = events.next(Duration::from_secs(5)).await.expect("an acknowledgement first");
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
@@ -145,22 +133,7 @@ async fn a_session_only_upstreams_own_changes_reach_stateless_listeners() {
         + &yaml::route("tools", "mounts: [{server: fixture, prefix: fx}]");
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/tools/mcp");
-    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
-    let stateless = |method: &str, mut params: Value| {
-        params["_meta"] = meta.clone();
-        let name = params["name"].as_str().map(str::to_owned);
-        let body = json!({"jsonrpc": "2.0", "id": "l-1", "method": method, "params": params});
-        let mut request = reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", method);
-        if let Some(name) = name {
-            request = request.header("mcp-name", name);
-        }
-        request.body(body.to_string())
-    };
+    let stateless = |method: &str, params: Value| stateless(&url, json!("l-1"), method, params);
     let listening = stateless("subscriptions/listen", json!({"notifications": {"toolsListChanged": true}}));
     let mut events = manifold_e2e::raw::Events::of(listening.send().await.unwrap());
     let ack = events.next(Duration::from_secs(5)).await.expect("acknowledged");
