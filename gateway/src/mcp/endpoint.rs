@@ -54,6 +54,14 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
             Ok(body) => post(&gateway, route, &parts.headers, &body).await,
             Err(response) => response,
         },
+        // The stateless revision has no standalone stream and no session to end.
+        Method::GET | Method::DELETE
+            if !parts.headers.contains_key(SESSION_ID) && super::stateless::applies(&parts.headers, None) =>
+        {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "revision 2026-07-28 is served over POST".into());
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            response
+        }
         Method::GET => get(&gateway, route, &parts.headers),
         Method::DELETE => delete(&gateway, route, &parts.headers).await,
         _ => {
