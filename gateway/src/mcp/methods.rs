@@ -145,11 +145,13 @@ impl Call {
         for (key, request) in required.input_requests {
             let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
             let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
-            let (id, answer) = self.session.ask();
-            let _ = self.relay.send(crate::jsonrpc::request(&id, &method, &raw(&params)));
-            match answer.await {
-                Ok((Some(result), _)) => responses.insert(key, serde_json::from_str(result.get()).unwrap_or_default()),
-                Ok((None, Some(error))) => return Err(serde_json::from_str(error.get()).unwrap_or_default()),
+            let mut ask = self.session.ask();
+            let _ = self.relay.send(crate::jsonrpc::request(&ask.id, &method, &raw(&params)));
+            match ask.answer().await {
+                Some((Some(result), _)) => {
+                    responses.insert(key, serde_json::from_str(result.get()).unwrap_or_default())
+                }
+                Some((None, Some(error))) => return Err(serde_json::from_str(error.get()).unwrap_or_default()),
                 _ => {
                     return Err(
                         json!({ "code": INTERNAL_ERROR, "message": format!("the client did not answer {method}") }),

@@ -38,6 +38,26 @@ pub struct Session {
     slots: Mutex<Slots>,
 }
 
+/// A request of the gateway's own to the client, waiting for its answer.
+pub struct Ask<'a> {
+    session: &'a Session,
+    pub id: String,
+    answer: Option<oneshot::Receiver<Answered>>,
+}
+
+impl Ask<'_> {
+    /// The client's answer; None if it can no longer come.
+    pub async fn answer(&mut self) -> Option<Answered> {
+        self.answer.take()?.await.ok()
+    }
+}
+
+impl Drop for Ask<'_> {
+    fn drop(&mut self) {
+        self.session.asks.lock().expect("asks lock").remove(&self.id);
+    }
+}
+
 /// A client's answer: its result or its error.
 pub type Answered = (Option<Box<serde_json::value::RawValue>>, Option<Box<serde_json::value::RawValue>>);
 
@@ -92,12 +112,13 @@ impl Session {
     }
 
     /// An id for a request of the gateway's own to the client, and the client's answer to come.
-    pub fn ask(&self) -> (String, oneshot::Receiver<Answered>) {
+    /// The request is forgotten when the returned [`Ask`] is dropped, answered or not.
+    pub fn ask(&self) -> Ask<'_> {
         static ASKED: AtomicU64 = AtomicU64::new(0);
         let id = format!("manifold-ask-{}", ASKED.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = oneshot::channel();
+        let (tx, answer) = oneshot::channel();
         self.asks.lock().expect("asks lock").insert(id.clone(), tx);
-        (id, rx)
+        Ask { session: self, id, answer: Some(answer) }
     }
 
     /// Delivers the client's answer to one of the gateway's own requests; false when `id` is

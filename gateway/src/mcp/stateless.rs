@@ -362,12 +362,11 @@ fn listen(
         std::future::pending::<()>().await;
     });
     body.cancel_on_drop(task.abort_handle());
-    gateway.sessions.listeners.0.lock().expect("listeners lock").push(Listener {
-        route: route_key,
-        id,
-        filter,
-        sender,
-    });
+    let mut listeners = gateway.sessions.listeners.0.lock().expect("listeners lock");
+    // Clients that went away are forgotten here, as new ones arrive.
+    listeners.retain(|l| !l.sender.is_closed());
+    listeners.push(Listener { route: route_key, id, filter, sender });
+    drop(listeners);
     super::endpoint::event_stream(body)
 }
 
