@@ -17,7 +17,38 @@ use super::methods::{Answer, Call};
 use super::names::Kind;
 use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
 use crate::snapshot::Mount;
-use crate::upstream::{Page, Reply, UpstreamError};
+use crate::upstream::{Reply, UpstreamError};
+
+/// One page of an upstream's list.
+struct Page {
+    items: Vec<Map<String, Value>>,
+    next_cursor: Option<String>,
+    /// How long the upstream lets the page be cached, and by whom (`ttlMs`, `cacheScope`);
+    /// none from servers of the session era.
+    cache: Cache,
+}
+
+/// A cache hint of the stateless revision; merged, the strictest wins.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cache {
+    ttl_ms: u64,
+    public: bool,
+}
+
+impl Cache {
+    const NONE: Cache = Cache { ttl_ms: 0, public: false };
+
+    fn of(page: &Map<String, Value>) -> Cache {
+        match (page.get("ttlMs").and_then(Value::as_u64), page.get("cacheScope").and_then(Value::as_str)) {
+            (Some(ttl_ms), Some(scope)) => Cache { ttl_ms, public: scope == "public" },
+            _ => Cache::NONE,
+        }
+    }
+
+    fn and(self, other: Cache) -> Cache {
+        Cache { ttl_ms: self.ttl_ms.min(other.ttl_ms), public: self.public && other.public }
+    }
+}
 
 /// Where a listing stands, per mount key; a mount not in it has not been read yet.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
@@ -68,6 +99,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
     let mut seen = HashSet::new();
     let mut failed = Vec::new();
     let mut answered = 0usize;
+    let mut cache: Option<Cache> = None;
     let route = &call.route;
     'mounts: for mount in &route.mounts {
         loop {
@@ -99,6 +131,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
                 }
             };
             answered += 1;
+            cache = Some(cache.map_or(page.cache, |c| c.and(page.cache)));
             let total = page.items.len();
             let room = page_size - items.len();
             let served = total.saturating_sub(skip).min(room);
@@ -135,10 +168,12 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         result.insert("nextCursor".into(), json!(position.encode()));
     }
     if call.stateless.is_some() {
-        // A merged list changes with any mount and with the config: not to be cached.
+        // A merged page may be cached as long as every mount it holds allows; a config change
+        // is announced to listeners either way.
+        let cache = cache.unwrap_or(Cache::NONE);
         result.insert("resultType".into(), json!("complete"));
-        result.insert("ttlMs".into(), json!(0));
-        result.insert("cacheScope".into(), json!("private"));
+        result.insert("ttlMs".into(), json!(cache.ttl_ms));
+        result.insert("cacheScope".into(), json!(if cache.public { "public" } else { "private" }));
     }
     Answer::Result(raw(&result))
 }
@@ -172,7 +207,7 @@ async fn list_page(
                 Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
                 _ => None,
             };
-            Ok(Ok(Page { items: items.collect(), next_cursor }))
+            Ok(Ok(Page { items: items.collect(), next_cursor, cache: Cache::of(&page) }))
         }
         Reply::Error(error) => Ok(Err(error)),
     }
@@ -190,6 +225,14 @@ fn error_code(error: &RawValue) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_strictest_cache_hint_wins() {
+        let hint = |ttl: u64, scope: &str| Cache::of(json!({"ttlMs": ttl, "cacheScope": scope}).as_object().unwrap());
+        assert_eq!(hint(300_000, "public").and(hint(60_000, "public")), Cache { ttl_ms: 60_000, public: true });
+        assert_eq!(hint(300_000, "public").and(hint(600_000, "private")), Cache { ttl_ms: 300_000, public: false });
+        assert_eq!(hint(300_000, "public").and(Cache::of(&Map::new())), Cache::NONE, "a session-era page has no hint");
+    }
 
     #[test]
     fn cursors_round_trip_and_belong_to_one_list() {

@@ -60,12 +60,6 @@ impl Observer for Unobserved {}
 /// legacy SSE upstream that are not replies).
 pub type Inbox = Arc<dyn Fn(Message) + Send + Sync>;
 
-/// One page of an upstream's list.
-pub struct Page {
-    pub items: Vec<Map<String, Value>>,
-    pub next_cursor: Option<String>,
-}
-
 /// An upstream's answer to a request: a raw result or a raw JSON-RPC error object.
 #[derive(Debug)]
 pub enum Reply {
