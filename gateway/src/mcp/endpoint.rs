@@ -275,10 +275,7 @@ pub(super) async fn request(
                     for message in early {
                         outlet.send(&message);
                     }
-                    if let Some(answer) = answer {
-                        outlet.send(&final_message(&id, answer));
-                    }
-                    outlet.finish(&session);
+                    outlet.conclude(&mut relayed, &id, answer);
                     return event_stream(body);
                 }
             }
@@ -293,16 +290,7 @@ pub(super) async fn request(
             tokio::select! {
                 biased;
                 Some(message) = relayed.recv() => outlet.send(&message),
-                (id, answer) = &mut work => {
-                    while let Ok(message) = relayed.try_recv() {
-                        outlet.send(&message);
-                    }
-                    if let Some(answer) = answer {
-                        outlet.send(&final_message(&id, answer));
-                    }
-                    outlet.finish(&session);
-                    return;
-                }
+                (id, answer) = &mut work => return outlet.conclude(&mut relayed, &id, answer),
             }
         }
     });
@@ -337,7 +325,15 @@ impl Outlet {
         }
     }
 
-    fn finish(self, _session: &Session) {
+    /// Sends what is still relayed and the answer (none for a cancelled request), and ends
+    /// the stream.
+    fn conclude(self, relayed: &mut mpsc::UnboundedReceiver<Bytes>, id: &RawValue, answer: Option<Answer>) {
+        while let Ok(message) = relayed.try_recv() {
+            self.send(&message);
+        }
+        if let Some(answer) = answer {
+            self.send(&final_message(id, answer));
+        }
         if let Outlet::Session(session, stream) = self {
             session.streams.finish(stream);
         }
