@@ -241,20 +241,16 @@ pub(super) async fn request(
     let stateless = call.stateless.is_some();
     // A session's client may cancel the request (`notifications/cancelled`); then no answer
     // is sent, as the spec asks.
-    let cancel = (!stateless).then(|| session.track(call.id.get()));
+    let tracked = (!stateless).then(|| session.track(call.id.get()));
     let mut work = Box::pin(async move {
         let dispatched = methods::dispatch(&call, &method, params.as_deref());
-        let tracked = cancel.is_some();
-        let answer = match cancel {
-            Some(cancelled) => tokio::select! {
+        let answer = match tracked {
+            Some(mut tracked) => tokio::select! {
                 answer = dispatched => Some(answer),
-                Ok(()) = cancelled => None,
+                Ok(()) = &mut tracked.cancelled => None,
             },
             None => Some(dispatched.await),
         };
-        if tracked {
-            call.session.untrack(call.id.get());
-        }
         let answer = answer.map(|answer| {
             let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
             count(&call.gateway, &call.route, &method, &answer);

@@ -133,12 +133,13 @@ impl Session {
         }
     }
 
-    /// Tracks a client request until [`Session::untrack`]; the receiver resolves if the
-    /// client cancels it.
-    pub fn track(&self, client_id: &str) -> oneshot::Receiver<()> {
+    /// Tracks a client request for as long as the returned [`Tracked`] lives (also when the
+    /// request is dropped because its client went away).
+    pub fn track(self: &Arc<Self>, client_id: &str) -> Tracked {
         let (cancel, cancelled) = oneshot::channel();
-        self.in_flight.lock().expect("in-flight lock").insert(flight_key(client_id), Flight { cancel, upstream: None });
-        cancelled
+        let key = flight_key(client_id);
+        self.in_flight.lock().expect("in-flight lock").insert(key, Flight { cancel, upstream: None });
+        Tracked { session: Arc::clone(self), key, cancelled }
     }
 
     /// Records where a tracked request went upstream (the latest, if it went to several).
@@ -146,10 +147,6 @@ impl Session {
         if let Some(flight) = self.in_flight.lock().expect("in-flight lock").get_mut(&flight_key(client_id)) {
             flight.upstream = Some((Arc::clone(key), upstream_id));
         }
-    }
-
-    pub fn untrack(&self, client_id: &str) {
-        self.in_flight.lock().expect("in-flight lock").remove(&flight_key(client_id));
     }
 
     /// Cancels a request the client has in flight; returns the mount key and upstream id it
@@ -169,6 +166,20 @@ impl Session {
     pub async fn close(&self) {
         let slots: Vec<_> = self.slots.lock().expect("slots lock").drain().map(|(_, v)| v).collect();
         futures::future::join_all(slots.iter().map(|(client, slot)| client.close(slot))).await;
+    }
+}
+
+/// A tracked client request.
+pub struct Tracked {
+    session: Arc<Session>,
+    key: u64,
+    /// Resolves if the client cancels the request.
+    pub cancelled: oneshot::Receiver<()>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.session.in_flight.lock().expect("in-flight lock").remove(&self.key);
     }
 }
 
