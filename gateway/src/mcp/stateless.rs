@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{Response, request};
 use super::methods::{Answer, Call, Stateless};
@@ -310,10 +310,11 @@ fn listen(
     let (sender, mut body) = SseBody::direct();
     let mut acknowledged = Map::new();
     acknowledged.insert("notifications".into(), serde_json::to_value(&filter).expect("filters serialize"));
-    sender.send(&tagged("notifications/subscriptions/acknowledged", acknowledged, &id));
+    let ack = tagged("notifications/subscriptions/acknowledged", acknowledged, &id);
 
     let route_key = (route.config.namespace.clone(), route.config.name.clone());
-    let relays: Vec<_> = route
+    let bridge = gateway.sessions.bridge(&route_key);
+    let mounts: Vec<_> = route
         .mounts
         .iter()
         .map(|mount| {
@@ -325,50 +326,68 @@ fn listen(
                     .collect(),
                 ..filter.clone()
             };
-            (Arc::clone(&mount.client), mount.config.prefix.clone(), upstream_filter)
+            (Arc::clone(&mount.client), mount.config.prefix.clone(), upstream_filter, bridge.slot(mount))
         })
         .collect();
-    // Session-only upstreams announce on their sessions' own streams: the bridge session
-    // keeps them open, and its messages go to the route's listeners.
-    let bridge = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
-    for mount in &route.mounts {
-        let (client, slot, bridge) = (Arc::clone(&mount.client), bridge.slot(mount), Arc::clone(&bridge));
-        tokio::spawn(async move {
-            if !client.speaks_stateless().await
-                && let Err(error) = client.listen(&slot, &bridge.hello).await
-            {
-                tracing::debug!(%error, "cannot listen to a session-only upstream's own messages");
-            }
-        });
-    }
-    let relay_sender = DirectSender::clone(&sender);
-    let (relay_id, relay_meta) = (id.clone(), meta);
+    let listeners = Arc::clone(&gateway.sessions.listeners);
     let task = tokio::spawn(async move {
-        let relays = relays.into_iter().map(|(client, prefix, filter)| {
-            let (sender, id, meta) = (&relay_sender, &relay_id, &relay_meta);
-            async move {
-                if !client.speaks_stateless().await {
-                    return;
+        let mut readies = Vec::new();
+        let relays: Vec<_> = mounts
+            .into_iter()
+            .map(|(client, prefix, upstream_filter, slot)| {
+                let (ready, is_ready) = oneshot::channel::<()>();
+                readies.push(is_ready);
+                let (sender, id, meta, bridge) = (&sender, &id, &meta, &bridge);
+                async move {
+                    if !client.speaks_stateless().await {
+                        // A session-only upstream announces on its session's own stream: the
+                        // bridge session keeps it open, and it reaches the route's listeners.
+                        drop(ready);
+                        if let Err(error) = client.listen(&slot, &bridge.hello).await {
+                            tracing::debug!(%error, "cannot listen to a session-only upstream's own messages");
+                        }
+                        return;
+                    }
+                    let params = raw(&json!({ "notifications": upstream_filter, "_meta": meta }));
+                    let relay = ListenRelay {
+                        sender,
+                        id,
+                        prefix: &prefix,
+                        filter: &upstream_filter,
+                        ready: std::sync::Mutex::new(Some(ready)),
+                    };
+                    if let Err(error) = client.stateless_stream("subscriptions/listen", &params, &relay).await {
+                        tracing::debug!(%error, "an upstream's listen stream ended");
+                    }
                 }
-                let params = raw(&json!({ "notifications": filter, "_meta": meta }));
-                let relay = ListenRelay { sender, id, prefix: &prefix, filter: &filter };
-                if let Err(error) = client.stateless_stream("subscriptions/listen", &params, &relay).await {
-                    tracing::debug!(%error, "an upstream's listen stream ended");
-                }
-            }
-        });
-        futures::future::join_all(relays).await;
+            })
+            .collect();
+        // The client is acknowledged once the upstreams are (or after a short wait), so that a
+        // change it causes right after the acknowledgement is not missed.
+        let acknowledge = async {
+            let _ = tokio::time::timeout(ACKNOWLEDGE_WAIT, futures::future::join_all(readies)).await;
+            sender.send(&ack);
+            let mut registered = listeners.0.lock().expect("listeners lock");
+            // Clients that went away are forgotten here, as new ones arrive.
+            registered.retain(|l| !l.sender.is_closed());
+            registered.push(Listener {
+                route: route_key.clone(),
+                id: id.clone(),
+                filter: filter.clone(),
+                sender: sender.clone(),
+            });
+        };
+        futures::future::join(futures::future::join_all(relays), acknowledge).await;
         // Keep the stream open for config changes after the upstreams' streams end.
         std::future::pending::<()>().await;
     });
     body.cancel_on_drop(task.abort_handle());
-    let mut listeners = gateway.sessions.listeners.0.lock().expect("listeners lock");
-    // Clients that went away are forgotten here, as new ones arrive.
-    listeners.retain(|l| !l.sender.is_closed());
-    listeners.push(Listener { route: route_key, id, filter, sender });
-    drop(listeners);
     super::endpoint::event_stream(body)
 }
+
+/// How long a `subscriptions/listen` waits for the upstreams' acknowledgements before it
+/// acknowledges the client anyway.
+const ACKNOWLEDGE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Relays an upstream's listen stream to the client's: changes it asked for, tagged with the
 /// client's subscription id, resource URIs in the client's form.
@@ -377,11 +396,19 @@ struct ListenRelay<'a> {
     id: &'a RawValue,
     prefix: &'a str,
     filter: &'a Filter,
+    /// Fired when the upstream acknowledges its subscription.
+    ready: std::sync::Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl crate::upstream::Observer for ListenRelay<'_> {
     fn message(&self, message: crate::jsonrpc::Message) {
         let Some(method) = message.method.as_deref() else { return };
+        if method == "notifications/subscriptions/acknowledged" {
+            if let Some(ready) = self.ready.lock().expect("ready lock").take() {
+                let _ = ready.send(());
+            }
+            return;
+        }
         if message.id.is_some() || !self.filter.wants(method) {
             return;
         }
