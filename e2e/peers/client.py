@@ -22,6 +22,9 @@ field, roots with file:///e2e):
   {"op": "set_level", "level": L}               -> {"ok": true}
   {"op": "subscribe", "uri": U} / {"op": "unsubscribe", "uri": U} -> {"ok": true}
   {"op": "sleep", "seconds": S}                 -> {"ok": true}
+  {"op": "wait_for", "notification": N, "seconds": S}
+                                                -> {"seen": true} once N (as "seen" lists it) has
+                                                   arrived, else {"seen": false, "notifications": [...]}
   {"op": "seen"}                                -> {"requests": [<methods the server asked>],
                                                     "notifications": [<methods received, with
                                                     the URI for resource updates>]}
@@ -247,6 +250,13 @@ async def run_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]
         if kind == "sleep":
             await asyncio.sleep(op["seconds"])
             return {"ok": True}
+        if kind == "wait_for":
+            deadline = asyncio.get_running_loop().time() + op["seconds"]
+            while op["notification"] not in sdk.notifications:
+                if asyncio.get_running_loop().time() > deadline:
+                    return {"seen": False, "notifications": sdk.notifications}
+                await asyncio.sleep(0.05)
+            return {"seen": True}
         if kind == "seen":
             return {"requests": sdk.requests, "notifications": sdk.notifications}
         raise ValueError(f"unknown op: {kind!r}")

@@ -104,14 +104,12 @@ async fn resource_updates_reach_subscribers_with_the_client_side_uri() {
             {"op": "subscribe", "uri": uri},
             {"op": "call", "name": "every_toggle-subscriber-updates", "arguments": {}},
             // server-everything sends an update at once and then every 5 s, on its own stream.
-            {"op": "sleep", "seconds": 6},
+            {"op": "wait_for", "notification": format!("notifications/resources/updated {uri}"), "seconds": 20},
             {"op": "unsubscribe", "uri": uri},
-            {"op": "seen"},
         ]),
     )
     .await;
     assert_eq!(results[0], json!({"ok": true}), "subscribe: {}", results[0]);
-    let seen = results[4]["notifications"].as_array().unwrap();
-    let update = format!("notifications/resources/updated {uri}");
-    assert!(seen.contains(&json!(update)), "the update names the URI the client subscribed to: {seen:?}");
+    assert_eq!(results[2]["seen"], true, "the update names the URI the client subscribed to: {}", results[2]);
+    assert_eq!(results[3], json!({"ok": true}), "unsubscribe: {}", results[3]);
 }
