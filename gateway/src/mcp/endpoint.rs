@@ -1,9 +1,8 @@
 //! The MCP endpoint over streamable HTTP. Finds the route for Host + path, checks the
-//! headers (Host, Origin, protocol version) and the session, parses JSON-RPC, and answers:
-//! requests through `methods` (as JSON, or as an event stream once an upstream sends
-//! something before its reply), the client's answers and notifications through `relay`, and
-//! GET with the session's standalone stream. Every outcome maps to the HTTP status and
-//! JSON-RPC error the spec asks for, in this one place.
+//! headers (Host, Origin, protocol version) and the session, parses JSON-RPC, and hands on:
+//! requests to `exchange` (the stateless revision's to `stateless` first), the client's
+//! answers and notifications to `relay`, GET to the session's standalone stream. The HTTP
+//! statuses and JSON-RPC errors of refusals are decided here, in this one place.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,14 +12,13 @@ use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, E
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming as RequestBody;
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::SUPPORTED_VERSIONS;
-use super::methods::{self, Answer, Call};
+use super::methods::{Answer, Call};
 use super::relay;
 use super::session::Session;
-use super::stream::{DirectSender, SseBody};
+use super::stream::SseBody;
 use crate::Gateway;
 use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
 use crate::snapshot::Route;
@@ -187,7 +185,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
         Incoming::Notification { method, params } => {
             return match session(gateway, route, headers) {
                 Ok(session) => {
-                    notified(route, &session, &method, params.as_deref());
+                    relay::notified(route, &session, &method, params.as_deref());
                     empty(StatusCode::ACCEPTED)
                 }
                 Err(refusal) => refusal.response(None),
@@ -196,7 +194,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
         Incoming::Response { id, result, error } => {
             return match session(gateway, route, headers) {
                 Ok(session) => {
-                    answered(route, &session, &id, result.as_deref(), error.as_deref());
+                    relay::answered(route, &session, &id, result.as_deref(), error.as_deref());
                     empty(StatusCode::ACCEPTED)
                 }
                 Err(refusal) => refusal.response(None),
@@ -206,8 +204,8 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
 
     if method == "initialize" {
         let (answer, session) = initialize(gateway, route, params.as_deref());
-        count(gateway, route, &method, &answer);
-        let mut response = respond(&id, answer, false);
+        super::exchange::count(gateway, route, &method, &answer);
+        let mut response = super::exchange::respond(&id, answer, false);
         if let Some(session) = session {
             response
                 .headers_mut()
@@ -221,206 +219,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
     };
     let (relay, relayed) = mpsc::unbounded_channel();
     let call = Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, id, relay, stateless: None };
-    request(call, method, params, relayed).await
-}
-
-/// Answers a request: as JSON when the upstream only replies, as an event stream as soon as
-/// it sends something first (progress, logging, a request of its own). In a session, a
-/// streamed exchange runs on even if the client disconnects, so that it can resume with
-/// `Last-Event-ID`; a stateless exchange ends with its client's connection, which is how the
-/// stateless revision cancels.
-pub(super) async fn request(
-    call: Call,
-    method: String,
-    params: Option<Box<RawValue>>,
-    mut relayed: mpsc::UnboundedReceiver<Bytes>,
-) -> Response {
-    let gateway = Arc::clone(&call.gateway);
-    let _in_flight = InFlight::new(&gateway.metrics.in_flight);
-    let session = Arc::clone(&call.session);
-    let stateless = call.stateless.is_some();
-    // A session's client may cancel the request (`notifications/cancelled`); then no answer
-    // is sent, as the spec asks.
-    let tracked = (!stateless).then(|| session.track(call.id.get()));
-    let mut work = Box::pin(async move {
-        let dispatched = methods::dispatch(&call, &method, params.as_deref());
-        let answer = match tracked {
-            Some(mut tracked) => tokio::select! {
-                answer = dispatched => Some(answer),
-                Ok(()) = &mut tracked.cancelled => None,
-            },
-            None => Some(dispatched.await),
-        };
-        let answer = answer.map(|answer| {
-            let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
-            count(&call.gateway, &call.route, &method, &answer);
-            answer
-        });
-        (call.id, answer)
-    });
-    let mut early = Vec::new();
-    tokio::select! {
-        biased;
-        Some(first) = relayed.recv() => early.push(first),
-        (id, answer) = &mut work => {
-            early.extend(std::iter::from_fn(|| relayed.try_recv().ok()));
-            match answer {
-                Some(answer) if early.is_empty() => return respond(&id, answer, stateless),
-                answer => {
-                    let (outlet, body) = Outlet::open(&session, stateless);
-                    for message in early {
-                        outlet.send(&message);
-                    }
-                    outlet.conclude(&mut relayed, &id, answer);
-                    return event_stream(body);
-                }
-            }
-        }
-    };
-    let (outlet, mut body) = Outlet::open(&session, stateless);
-    for message in early {
-        outlet.send(&message);
-    }
-    let task = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                biased;
-                Some(message) = relayed.recv() => outlet.send(&message),
-                (id, answer) = &mut work => return outlet.conclude(&mut relayed, &id, answer),
-            }
-        }
-    });
-    if stateless {
-        body.cancel_on_drop(task.abort_handle());
-    }
-    event_stream(body)
-}
-
-/// Where a streamed answer goes: a stream of the client's session, or straight to a
-/// stateless client.
-enum Outlet {
-    Session(Arc<Session>, u64),
-    Direct(DirectSender),
-}
-
-impl Outlet {
-    fn open(session: &Arc<Session>, stateless: bool) -> (Outlet, SseBody) {
-        if stateless {
-            let (sender, body) = SseBody::direct();
-            (Outlet::Direct(sender), body)
-        } else {
-            let (stream, body) = session.streams.open();
-            (Outlet::Session(Arc::clone(session), stream), body)
-        }
-    }
-
-    fn send(&self, message: &[u8]) {
-        match self {
-            Outlet::Session(session, stream) => session.streams.send(*stream, message),
-            Outlet::Direct(sender) => sender.send(message),
-        }
-    }
-
-    /// Sends what is still relayed and the answer (none for a cancelled request), and ends
-    /// the stream.
-    fn conclude(self, relayed: &mut mpsc::UnboundedReceiver<Bytes>, id: &RawValue, answer: Option<Answer>) {
-        while let Ok(message) = relayed.try_recv() {
-            self.send(&message);
-        }
-        if let Some(answer) = answer {
-            self.send(&final_message(id, answer));
-        }
-        if let Outlet::Session(session, stream) = self {
-            session.streams.finish(stream);
-        }
-    }
-}
-
-fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
-    let labels = [&*route.config.namespace, &route.config.name, crate::metrics::method_label(method), answer.outcome()];
-    gateway.metrics.requests.with_label_values(&labels).inc();
-}
-
-/// The JSON-RPC response for an answer.
-fn final_message(id: &RawValue, answer: Answer) -> Bytes {
-    match answer {
-        Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(id, &result),
-        Answer::UpstreamError(error, _) => jsonrpc::raw_error(id, &error),
-        Answer::Error(error) | Answer::Unavailable(error) => jsonrpc::error(Some(id), &error),
-    }
-}
-
-fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
-    let status = match &answer {
-        Answer::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ if !stateless => StatusCode::OK,
-        // The stateless revision gives errors HTTP statuses: the gateway's own by code, an
-        // upstream's as the upstream gave it.
-        Answer::Error(error) => super::stateless::status(error.code),
-        Answer::UpstreamError(_, Some(status)) => StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-        _ => StatusCode::OK,
-    };
-    json(status, final_message(id, answer))
-}
-
-/// A notification from the client: cancellation goes to the upstream running the request,
-/// progress on an upstream's request to that upstream, a change of roots to every upstream
-/// the client uses; the rest concerns only the gateway.
-fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<&RawValue>) {
-    let posts: Vec<_> = match (method, params) {
-        ("notifications/cancelled", Some(params)) => {
-            #[derive(serde::Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Cancelled {
-                request_id: Box<RawValue>,
-            }
-            let Ok(Cancelled { request_id }) = serde_json::from_str(params.get()) else { return };
-            let Some((key, upstream_id)) = session.cancel(request_id.get()) else { return };
-            let Some((client, slot)) = session.existing_slot(&key) else { return };
-            vec![(client, slot, relay::cancelled(upstream_id, params))]
-        }
-        ("notifications/progress", Some(params)) => {
-            let Some((key, body)) = relay::progress_to_upstream(params) else { return };
-            let Some((client, slot)) = session.existing_slot(&key) else { return };
-            vec![(client, slot, body)]
-        }
-        ("notifications/roots/list_changed", _) => {
-            let body = jsonrpc::notification(method, None);
-            let body = String::from_utf8(body.to_vec()).expect("JSON is UTF-8");
-            session.all_slots().into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
-        }
-        _ => return,
-    };
-    let route = route.id();
-    tokio::spawn(async move {
-        for (client, slot, body) in posts {
-            if let Err(error) = client.post(&slot, body).await {
-                tracing::debug!(%route, %error, "a client notification did not reach its upstream");
-            }
-        }
-    });
-}
-
-/// The client's answer to an upstream's request (sampling, elicitation, roots), sent to that
-/// upstream under its own id.
-fn answered(route: &Route, session: &Arc<Session>, id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) {
-    if let Ok(own) = serde_json::from_str::<String>(id.get())
-        && session.answer(&own, (result.map(ToOwned::to_owned), error.map(ToOwned::to_owned)))
-    {
-        return;
-    }
-    let Some((key, upstream_id)) = relay::from_client_id(id) else {
-        tracing::debug!(route = %route.id(), id = %id.get(), "a response to no request of ours was dropped");
-        return;
-    };
-    let Some((client, slot)) = session.existing_slot(&key) else { return };
-    let body = relay::answer(&upstream_id, result, error);
-    let route = route.id();
-    tokio::spawn(async move {
-        if let Err(error) = client.post(&slot, body).await {
-            tracing::warn!(%route, %error, "a client's answer did not reach its upstream");
-        }
-    });
+    super::exchange::request(call, method, params, relayed).await
 }
 
 /// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier
@@ -530,23 +329,6 @@ async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Respon
     tracing::info!(route = %route.id(), session = %session.log_id(), "session closed by client");
     session.close().await;
     empty(StatusCode::NO_CONTENT)
-}
-
-/// Counts a request in flight until dropped: also when the client goes away mid-call and the
-/// request's future is dropped.
-struct InFlight<'a>(&'a prometheus::IntGauge);
-
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a prometheus::IntGauge) -> Self {
-        gauge.inc();
-        InFlight(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Why a request names no usable session.

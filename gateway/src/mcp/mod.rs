@@ -1,10 +1,12 @@
-//! The MCP front end: `endpoint` speaks streamable HTTP to clients; `methods` answers each
+//! The MCP front end: `endpoint` speaks streamable HTTP to clients and `exchange` answers one
+//! request (JSON or an event stream); `methods` answers each
 //! JSON-RPC method by routing into the route's mounts, `lists` merges and pages their lists,
 //! `names` maps names and URIs between clients and mounts, and `relay` carries what is not a
 //! request and its reply; `session` keeps client sessions and `stream` their event streams;
 //! `stateless` serves the stateless revision (2026-07-28) beside the session-based ones.
 
 pub mod endpoint;
+mod exchange;
 mod lists;
 mod methods;
 pub mod names;

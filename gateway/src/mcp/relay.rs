@@ -4,12 +4,16 @@
 //! back. An upstream request's id becomes `"<mount key>~<upstream id>"` on the way out, so
 //! the client's answer finds its upstream with no state kept here.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::names::prefix_uri;
+use super::session::Session;
 use crate::jsonrpc::{Message, raw};
+use crate::snapshot::Route;
 
 /// What the client sees of a message from the upstream of mount `key`; None for messages
 /// not meant for it (stray responses).
@@ -104,6 +108,72 @@ fn rewrite(params: &RawValue, field: &str, change: impl Fn(&Value) -> Value) -> 
         *value = change(value);
     }
     raw(&object)
+}
+
+/// A notification from the client: cancellation goes to the upstream running the request,
+/// progress on an upstream's request to that upstream, a change of roots to every upstream
+/// the client uses; the rest concerns only the gateway.
+pub fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Option<&RawValue>) {
+    let posts: Vec<_> = match (method, params) {
+        ("notifications/cancelled", Some(params)) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Cancelled {
+                request_id: Box<RawValue>,
+            }
+            let Ok(Cancelled { request_id }) = serde_json::from_str(params.get()) else { return };
+            let Some((key, upstream_id)) = session.cancel(request_id.get()) else { return };
+            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            vec![(client, slot, cancelled(upstream_id, params))]
+        }
+        ("notifications/progress", Some(params)) => {
+            let Some((key, body)) = progress_to_upstream(params) else { return };
+            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            vec![(client, slot, body)]
+        }
+        ("notifications/roots/list_changed", _) => {
+            let body = crate::jsonrpc::notification(method, None);
+            let body = String::from_utf8(body.to_vec()).expect("JSON is UTF-8");
+            session.all_slots().into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
+        }
+        _ => return,
+    };
+    let route = route.id();
+    tokio::spawn(async move {
+        for (client, slot, body) in posts {
+            if let Err(error) = client.post(&slot, body).await {
+                tracing::debug!(%route, %error, "a client notification did not reach its upstream");
+            }
+        }
+    });
+}
+
+/// The client's answer to an upstream's request (sampling, elicitation, roots), sent to that
+/// upstream under its own id.
+pub fn answered(
+    route: &Route,
+    session: &Arc<Session>,
+    id: &RawValue,
+    result: Option<&RawValue>,
+    error: Option<&RawValue>,
+) {
+    if let Ok(own) = serde_json::from_str::<String>(id.get())
+        && session.answer(&own, (result.map(ToOwned::to_owned), error.map(ToOwned::to_owned)))
+    {
+        return;
+    }
+    let Some((key, upstream_id)) = from_client_id(id) else {
+        tracing::debug!(route = %route.id(), id = %id.get(), "a response to no request of ours was dropped");
+        return;
+    };
+    let Some((client, slot)) = session.existing_slot(&key) else { return };
+    let body = answer(&upstream_id, result, error);
+    let route = route.id();
+    tokio::spawn(async move {
+        if let Err(error) = client.post(&slot, body).await {
+            tracing::warn!(%route, %error, "a client's answer did not reach its upstream");
+        }
+    });
 }
 
 #[cfg(test)]

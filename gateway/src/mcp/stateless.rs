@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::endpoint::{Response, request};
+use super::endpoint::Response;
+use super::exchange::request;
 use super::methods::{Answer, Call, Stateless};
 use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
