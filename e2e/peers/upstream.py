@@ -111,6 +111,12 @@ def build_legacy() -> FastMCP:
         """Return the text reversed."""
         return text[::-1]
 
+    @mcp.tool
+    async def ask(ctx: Context) -> str:
+        """Ask the user's name (elicitation, a request to the client), then greet them."""
+        answer = await ctx.elicit("What is your name?", response_type=str)
+        return f"Hello, {getattr(answer, 'data', None) or 'stranger'}!"
+
     return mcp
 
 

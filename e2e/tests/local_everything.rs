@@ -113,3 +113,21 @@ async fn resource_updates_reach_subscribers_with_the_client_side_uri() {
     assert_eq!(results[2]["seen"], true, "the update names the URI the client subscribed to: {}", results[2]);
     assert_eq!(results[3], json!({"ok": true}), "unsubscribe: {}", results[3]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_sse_upstreams_requests_reach_the_client_and_its_answers_come_back() {
+    let legacy = Upstream::start("legacy").await;
+    let manifests = yaml::server("legacy", &legacy.sse_url(), "transport: sse")
+        + &yaml::route("old", "mounts: [{server: legacy, prefix: old}]");
+    let stack = LocalStack::start(&manifests).await;
+    // The elicitation comes on the legacy stream, reaches the client on its standalone
+    // stream, and the client's answer is POSTed to the legacy endpoint under the upstream's id.
+    let results = run_client(
+        &stack.url("/acme/old/mcp"),
+        Sdk::Mcp,
+        json!([{"op": "call", "name": "old_ask", "arguments": {}}, {"op": "seen"}]),
+    )
+    .await;
+    assert_eq!(manifold_e2e::peers::text(&results[0]), "Hello, e2e!", "{}", results[0]);
+    assert_eq!(results[1]["requests"], json!(["elicitation/create"]));
+}

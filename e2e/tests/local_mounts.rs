@@ -57,6 +57,7 @@ async fn one_route_mounts_three_servers_for_both_client_sdks() {
                 "alpha_whoami",
                 "beta_echo",
                 "beta_multiply",
+                "old_ask",
                 "old_backwards",
                 "old_echo"
             ],
