@@ -457,14 +457,7 @@ async fn owner<'a>(call: &'a Call, kind: Kind, visible: &'a str) -> Owner<'a> {
 async fn holds(call: &Call, mount: &Mount, kind: Kind, upstream: &str) -> Result<bool, UpstreamError> {
     let slot = call.session.slot(mount);
     let hello = &call.session.hello;
-    let list = |kind: Kind| {
-        let listing = mount.client.list_all(&slot, hello, kind.list_method(), kind.items());
-        async move {
-            tokio::time::timeout(mount.client.timeout(), listing)
-                .await
-                .unwrap_or(Err(UpstreamError::Timeout(mount.client.timeout().as_millis() as u64)))
-        }
-    };
+    let list = |kind: Kind| mount.client.within(mount.client.list_all(&slot, hello, kind.list_method(), kind.items()));
     let named = |items: &[Map<String, Value>], kind: Kind, matches: &dyn Fn(&str) -> bool| {
         items.iter().any(|item| item.get(kind.key()).and_then(Value::as_str).is_some_and(matches))
     };

@@ -224,7 +224,12 @@ impl UpstreamClient {
             }
             Err(UpstreamError::SessionExpired)
         };
-        tokio::time::timeout(self.timeout, attempt)
+        self.within(attempt).await
+    }
+
+    /// `work`, or a timeout error once the upstream's timeout has passed.
+    pub async fn within<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
     }
@@ -304,14 +309,12 @@ impl UpstreamClient {
         };
         let id = self.id();
         observer.sent(id);
-        tokio::time::timeout(self.timeout, client.stateless(id, method, params, name, forwarded, observer))
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
+        self.within(client.stateless(id, method, params, name, forwarded, observer)).await
     }
 
     /// Holds a long-lived stateless request open (`subscriptions/listen`): every message the
-    /// upstream sends on it goes to `observer` until the upstream ends it. Only connecting is
-    /// bounded by the timeout.
+    /// upstream sends on it goes to `observer` until the upstream ends it. It has no deadline
+    /// (connecting has the HTTP client's own).
     pub async fn stateless_stream(
         &self,
         method: &str,
@@ -336,18 +339,14 @@ impl UpstreamClient {
                 _ => unreachable!("a connection is opened by the client that uses it"),
             }
         };
-        tokio::time::timeout(self.timeout, post)
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))
+        self.within(post).await
     }
 
     /// Opens the session held by `slot` if needed, and from now on keeps the upstream's
     /// standalone stream open with it, delivering to the slot's inbox.
     pub async fn listen(&self, slot: &Slot, hello: &Hello) -> Result<(), UpstreamError> {
         slot.listening.store(true, Ordering::Relaxed);
-        let connection = tokio::time::timeout(self.timeout, self.connection(slot, hello))
-            .await
-            .unwrap_or(Err(UpstreamError::Timeout(self.timeout.as_millis() as u64)))?;
+        let connection = self.within(self.connection(slot, hello)).await?;
         self.start_listening(slot, &connection);
         Ok(())
     }
@@ -376,11 +375,6 @@ impl UpstreamClient {
             let _ = tokio::time::timeout(self.timeout, client.close(session)).await;
         }
         // A legacy SSE session ends when its stream is dropped with the connection.
-    }
-
-    /// How long one request may take.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     fn id(&self) -> u64 {
