@@ -27,14 +27,16 @@ pub async fn request(
     params: Option<Box<RawValue>>,
     mut relayed: mpsc::UnboundedReceiver<Bytes>,
 ) -> Response {
-    let gateway = Arc::clone(&call.gateway);
-    let _in_flight = InFlight::new(&gateway.metrics.in_flight);
     let session = Arc::clone(&call.session);
     let stateless = call.stateless.is_some();
     // A session's client may cancel the request (`notifications/cancelled`); then no answer
     // is sent, as the spec asks.
     let tracked = (!stateless).then(|| session.track(call.id.get()));
+    // Counted for as long as the exchange runs: also when it streams on after this handler has
+    // returned, and not after it was dropped with its client's connection.
+    let in_flight = InFlight::new(&call.gateway.metrics.in_flight);
     let mut work = Box::pin(async move {
+        let _in_flight = in_flight;
         let dispatched = methods::dispatch(&call, &method, params.as_deref());
         let answer = match tracked {
             Some(mut tracked) => tokio::select! {
@@ -157,16 +159,16 @@ pub fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
 
 /// Counts a request in flight until dropped: also when the client goes away mid-call and the
 /// request's future is dropped.
-struct InFlight<'a>(&'a prometheus::IntGauge);
+struct InFlight(prometheus::IntGauge);
 
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+impl InFlight {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
         gauge.inc();
-        InFlight(gauge)
+        InFlight(gauge.clone())
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
