@@ -93,14 +93,16 @@ fn check_origin(route: &Route, headers: &HeaderMap, host: Option<&str>) -> Resul
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
         return Ok(());
     }
-    let origin_host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-    if origin_host.is_some()
-        && origin_host.as_deref().map(|h| h.trim_end_matches('.'))
-            == host.map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-    {
+    if origin_is_host(origin, host) {
         return Ok(());
     }
     Err(format!("Origin `{origin}` is not allowed on this route"))
+}
+
+/// Whether an origin names the host a request is addressed to (`host` as [`host_name`] gives it).
+fn origin_is_host(origin: &str, host: Option<&str>) -> bool {
+    let origin_host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(host_name));
+    origin_host.is_some() && origin_host.as_deref() == host
 }
 
 /// The request body, refused with 413 past the configured size. An oversized body is still
@@ -401,7 +403,17 @@ fn plain(status: StatusCode, message: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::host_name;
+    use super::{host_name, origin_is_host};
+
+    #[test]
+    fn an_origin_of_the_addressed_host_is_its_own() {
+        let same = |origin: &str, host: &str| origin_is_host(origin, Some(&host_name(host)));
+        assert!(same("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same("https://MCP.example.com", "mcp.example.com."));
+        assert!(same("http://[::1]:6274", "[::1]:8080"), "IPv6 literals keep their brackets on both sides");
+        assert!(!same("http://evil.example.com", "127.0.0.1:8080"));
+        assert!(!same("null", "127.0.0.1"));
+    }
 
     #[test]
     fn host_names_lose_port_case_and_trailing_dot() {
