@@ -90,12 +90,18 @@ async fn an_upstream_that_lost_its_sessions_is_reopened_transparently() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancelled_request_ends_without_an_answer() {
+/// alpha, with time for its slow tool, on route `tools`.
+async fn slow_alpha() -> (Upstream, LocalStack) {
     let alpha = Upstream::start("alpha").await;
     let manifests =
         yaml::server("alpha", &alpha.mcp_url(), "timeout: 60s") + &yaml::route("tools", "mounts: [{server: alpha}]");
     let stack = LocalStack::start(&manifests).await;
+    (alpha, stack)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_request_ends_without_an_answer() {
+    let (_alpha, stack) = slow_alpha().await;
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
     let slow = RawSession::resume(&session.url, session.session.clone());
     let call = tokio::spawn(async move {
@@ -116,10 +122,7 @@ async fn a_cancelled_request_ends_without_an_answer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stateless_client_cancels_by_closing_its_connection() {
-    let alpha = Upstream::start("alpha").await;
-    let manifests =
-        yaml::server("alpha", &alpha.mcp_url(), "timeout: 60s") + &yaml::route("tools", "mounts: [{server: alpha}]");
-    let stack = LocalStack::start(&manifests).await;
+    let (_alpha, stack) = slow_alpha().await;
     let in_flight = || async {
         let text = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
         text.lines()
