@@ -50,6 +50,9 @@ impl Cache {
     }
 }
 
+/// Upstream pages read for one page of a merged list, at most; the rest follows its cursor.
+const MAX_READS_PER_PAGE: usize = 50;
+
 /// Where a listing stands, per mount key; a mount not in it has not been read yet.
 #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
 struct Position {
@@ -100,14 +103,18 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
     let mut failed = Vec::new();
     let mut answered = 0usize;
     let mut cache: Option<Cache> = None;
+    let mut reads = 0;
     let route = &call.route;
     'mounts: for mount in &route.mounts {
         loop {
             let at = position.mounts.get(&*mount.key).cloned().unwrap_or(At::Page { cursor: None, skip: 0 });
             let At::Page { cursor, skip } = at else { break };
-            if items.len() >= page_size {
+            // A page ends when full, or after enough upstream reads: pages of hidden items (or
+            // an upstream's cursors going round in circles) cannot hold the request forever.
+            if items.len() >= page_size || reads == MAX_READS_PER_PAGE {
                 break 'mounts;
             }
+            reads += 1;
             let started = std::time::Instant::now();
             let listed = list_page(call, mount, kind, cursor.as_deref()).await;
             call.observe(mount, kind.list_method(), started);
