@@ -99,15 +99,18 @@ pub async fn answer(
 /// The checks of the spec, in its order: `_meta` (400, -32602), the version header against
 /// it (-32020), the version (-32022), `Mcp-Method` and `Mcp-Name` (-32020).
 fn check(headers: &HeaderMap, method: &str, params: Option<&RawValue>) -> Result<Map<String, Value>, RpcError> {
-    let params: Map<String, Value> = match params.map(|p| serde_json::from_str(p.get())) {
-        Some(Ok(params)) => params,
-        _ => Map::new(),
-    };
-    let meta = match params.get("_meta") {
-        Some(Value::Object(meta))
-            if meta.get(META_VERSION).is_some_and(Value::is_string) && meta.contains_key(META_CAPABILITIES) =>
-        {
-            meta.clone()
+    /// What the checks read of the params; the arguments are skipped, not parsed.
+    #[derive(serde::Deserialize, Default)]
+    struct Envelope {
+        #[serde(rename = "_meta")]
+        meta: Option<Map<String, Value>>,
+        name: Option<Value>,
+        uri: Option<Value>,
+    }
+    let params: Envelope = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+    let meta = match params.meta {
+        Some(meta) if meta.get(META_VERSION).is_some_and(Value::is_string) && meta.contains_key(META_CAPABILITIES) => {
+            meta
         }
         _ => {
             return Err(RpcError::new(
@@ -145,8 +148,8 @@ fn check(headers: &HeaderMap, method: &str, params: Option<&RawValue>) -> Result
         ));
     }
     let named = match method {
-        "tools/call" | "prompts/get" => params.get("name"),
-        "resources/read" => params.get("uri"),
+        "tools/call" | "prompts/get" => params.name.as_ref(),
+        "resources/read" => params.uri.as_ref(),
         _ => None,
     };
     if let Some(Value::String(name)) = named
