@@ -54,17 +54,17 @@ pub fn from_client_id(id: &RawValue) -> Option<(String, Box<RawValue>)> {
 }
 
 /// The client's answer to an upstream request, with the upstream's own id.
-pub fn answer(upstream_id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) -> String {
+pub fn answer(upstream_id: &RawValue, result: Option<&RawValue>, error: Option<&RawValue>) -> Bytes {
     match (result, error) {
-        (Some(result), _) => format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, upstream_id.get(), result.get()),
-        (None, Some(error)) => format!(r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#, upstream_id.get(), error.get()),
+        (Some(result), _) => crate::jsonrpc::result(upstream_id, result),
+        (None, Some(error)) => crate::jsonrpc::raw_error(upstream_id, error),
         (None, None) => unreachable!("a response has a result or an error"),
     }
 }
 
 /// The client's progress on an upstream's request: the mount key, and the notification with
 /// the upstream's own progress token.
-pub fn progress_to_upstream(params: &RawValue) -> Option<(String, String)> {
+pub fn progress_to_upstream(params: &RawValue) -> Option<(String, Bytes)> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Progress {
@@ -73,15 +73,13 @@ pub fn progress_to_upstream(params: &RawValue) -> Option<(String, String)> {
     let Progress { progress_token } = serde_json::from_str(params.get()).ok()?;
     let (key, token) = from_client_id(&progress_token)?;
     let params = rewrite(params, "progressToken", |_| serde_json::from_str(token.get()).unwrap_or_default());
-    let body = crate::jsonrpc::notification("notifications/progress", Some(&params));
-    Some((key, String::from_utf8(body.to_vec()).expect("JSON is UTF-8")))
+    Some((key, crate::jsonrpc::notification("notifications/progress", Some(&params))))
 }
 
 /// The client's `notifications/cancelled` for its request, sent as the upstream's id.
-pub fn cancelled(upstream_id: u64, params: &RawValue) -> String {
+pub fn cancelled(upstream_id: u64, params: &RawValue) -> Bytes {
     let params = rewrite(params, "requestId", |_| Value::from(upstream_id));
-    String::from_utf8(crate::jsonrpc::notification("notifications/cancelled", Some(&params)).to_vec())
-        .expect("JSON is UTF-8")
+    crate::jsonrpc::notification("notifications/cancelled", Some(&params))
 }
 
 fn client_id(key: &str, upstream_id: &RawValue) -> String {
@@ -133,7 +131,6 @@ pub fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Opt
         }
         ("notifications/roots/list_changed", _) => {
             let body = crate::jsonrpc::notification(method, None);
-            let body = String::from_utf8(body.to_vec()).expect("JSON is UTF-8");
             session.all_slots().into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
         }
         _ => return,
@@ -205,7 +202,7 @@ mod tests {
         assert_eq!(out["params"]["_meta"]["progressToken"], "~fs~9");
         let progress = raw(&serde_json::json!({"progressToken": "~fs~9", "progress": 1}));
         let (key, body) = progress_to_upstream(&progress).unwrap();
-        let body: Value = serde_json::from_str(&body).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((key.as_str(), &body["params"]["progressToken"]), ("~fs", &serde_json::json!(9)));
     }
 

@@ -131,8 +131,8 @@ impl Client {
     }
 
     /// Sends one message to the session's endpoint; its answer, if any, comes on the stream.
-    pub async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
-        let response = self.send(Method::POST, session.endpoint.clone(), Bytes::from(body)).await?;
+    pub async fn post(&self, session: &Session, body: impl Into<Bytes>) -> Result<(), UpstreamError> {
+        let response = self.send(Method::POST, session.endpoint.clone(), body.into()).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Err(UpstreamError::SessionExpired),
             status if status.is_success() => Ok(()),

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use bytes::Bytes;
 use manifold_api::config::{RemoteUpstream, Transport};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -330,7 +331,7 @@ impl UpstreamClient {
     /// Sends one message that gets no reply (a notification, or the client's answer to the
     /// upstream's request) in the session held by `slot`. Never opens a session: a message
     /// about an exchange the upstream no longer knows has nowhere to go.
-    pub async fn post(&self, slot: &Slot, body: String) -> Result<(), UpstreamError> {
+    pub async fn post(&self, slot: &Slot, body: Bytes) -> Result<(), UpstreamError> {
         let connection = slot.current().ok_or(UpstreamError::SessionExpired)?;
         let post = async {
             match (&self.wire, &connection.wired) {

@@ -128,7 +128,7 @@ impl Client {
     }
 
     /// Sends a message that gets no reply: a notification or an answer to the upstream.
-    pub async fn post(&self, session: &Session, body: String) -> Result<(), UpstreamError> {
+    pub async fn post(&self, session: &Session, body: impl Into<Bytes>) -> Result<(), UpstreamError> {
         let response = self.send(Method::POST, Some(session), body).await?;
         match response.status() {
             StatusCode::NOT_FOUND if session.is_stateful() => Err(UpstreamError::SessionExpired),
@@ -222,8 +222,13 @@ impl Client {
         }
     }
 
-    async fn send(&self, method: Method, session: Option<&Session>, body: String) -> Result<Response, UpstreamError> {
-        HttpClient::current().send(self.request_to(method, session, Bytes::from(body))).await
+    async fn send(
+        &self,
+        method: Method,
+        session: Option<&Session>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response, UpstreamError> {
+        HttpClient::current().send(self.request_to(method, session, body.into())).await
     }
 
     fn request_to(&self, method: Method, session: Option<&Session>, body: Bytes) -> Request<Full<Bytes>> {
