@@ -11,9 +11,11 @@ pub fn server(name: &str, url: &str, remote: &str) -> String {
     )
 }
 
-/// An McpRoute with `spec` in flow style (for example `mounts: [{server: alpha}]`).
+/// An McpRoute with `spec` in flow style (for example `mounts: [{server: alpha}]`), open to
+/// anonymous callers unless `spec` sets `authentication`.
 pub fn route(name: &str, spec: &str) -> String {
+    let anonymous = if spec.contains("authentication:") { "" } else { "authentication: {allowAnonymous: true}, " };
     format!(
-        "---\napiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: {name}, namespace: acme}}\nspec: {{{spec}}}\n"
+        "---\napiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: {name}, namespace: acme}}\nspec: {{{anonymous}{spec}}}\n"
     )
 }

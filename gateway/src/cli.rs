@@ -44,6 +44,13 @@ pub struct Args {
     /// Threads serving MCP (default: one per CPU).
     #[arg(long, env = "MANIFOLD_WORKERS")]
     pub workers: Option<usize>,
+    /// Shortest time, in seconds, between two fetches of a JWKS caused by tokens naming
+    /// unknown key ids (a rotation is picked up at once; a flood of made-up ids is not).
+    #[arg(long, default_value_t = 10)]
+    pub jwks_refetch_secs: u64,
+    /// Append the audit log (JSON lines) to this file instead of stdout.
+    #[arg(long, env = "MANIFOLD_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -66,6 +73,8 @@ impl Args {
             workers: self.workers.unwrap_or(Settings::default().workers),
             max_sessions: self.max_sessions,
             list_page_size: self.list_page_size.max(1),
+            jwks_refetch_cooldown: Duration::from_secs(self.jwks_refetch_secs),
+            audit_log: self.audit_log.clone(),
         }
     }
 

@@ -15,6 +15,10 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// The gateway failed.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// No valid credential (with HTTP 401).
+pub const UNAUTHORIZED: i64 = -32001;
+/// The caller may not do this (HTTP 403 for a missing scope; a denied call, list or read).
+pub const FORBIDDEN: i64 = -32003;
 
 /// Any JSON-RPC message, as sent over the wire.
 #[derive(Deserialize, Debug)]

@@ -3,6 +3,7 @@
 //! servers through `upstream` clients; `admin` serves health, readiness and metrics.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod cli;
 mod discover;
@@ -48,6 +49,10 @@ pub struct Gateway {
     pub list_page_size: usize,
     /// Whether the MCP listener is on a loopback address (Host names are then checked).
     pub loopback: bool,
+    /// Shortest time between two JWKS fetches caused by tokens with unknown key ids.
+    pub jwks_refetch_cooldown: Duration,
+    /// Where audit events go.
+    pub audit: access::audit::Log,
 }
 
 /// How a gateway runs.
@@ -70,6 +75,10 @@ pub struct Settings {
     /// Threads serving MCP, each with its own single-threaded runtime and upstream
     /// connections, so a request is handled start to finish without crossing threads.
     pub workers: usize,
+    /// Shortest time between two JWKS fetches caused by tokens with unknown key ids.
+    pub jwks_refetch_cooldown: Duration,
+    /// File the audit log is appended to; none: stdout.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -83,6 +92,8 @@ impl Default for Settings {
             watch_interval: Duration::from_secs(1),
             list_page_size: 500,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            jwks_refetch_cooldown: Duration::from_secs(10),
+            audit_log: None,
         }
     }
 }
@@ -132,6 +143,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         max_body_bytes: settings.max_body_bytes,
         list_page_size: settings.list_page_size,
         loopback: settings.listen.ip().is_loopback(),
+        jwks_refetch_cooldown: settings.jwks_refetch_cooldown,
+        audit: access::audit::Log::open(settings.audit_log.as_ref())?,
     });
     let mut loader = Loader::new(source);
     loader.poll(&gateway).await;

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub sessions: IntGauge,
     /// MCP requests being answered right now.
     pub in_flight: IntGauge,
+    /// Requests refused by authentication or authorization, by namespace, route and reason
+    /// (`missing_credential`, `invalid_token`, `insufficient_scope`, `denied`).
+    pub refusals: IntCounterVec,
 }
 
 /// Methods that get their own label value.
@@ -74,8 +77,14 @@ impl Metrics {
         let sessions = IntGauge::new("manifold_sessions", "Open MCP client sessions").expect("valid metric");
         let in_flight =
             IntGauge::new("manifold_requests_in_flight", "MCP requests being answered").expect("valid metric");
+        let refusals = IntCounterVec::new(
+            Opts::new("manifold_access_refusals_total", "Requests refused by authentication or authorization"),
+            &["namespace", "route", "reason"],
+        )
+        .expect("valid metric");
         for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(refusals.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(upstream_seconds.clone()),
             Box::new(config_generation.clone()),
             Box::new(config_loads.clone()),
@@ -84,7 +93,7 @@ impl Metrics {
         ] {
             registry.register(collector).expect("metric registers once");
         }
-        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions, in_flight }
+        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions, in_flight, refusals }
     }
 
     /// The text exposition format.

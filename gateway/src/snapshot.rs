@@ -8,6 +8,7 @@ use std::sync::Arc;
 use manifold_api::GatewayConfig;
 use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wildcard_covers};
 
+use crate::access::{self, Access};
 use crate::upstream::UpstreamClient;
 
 /// Everything served at one config generation.
@@ -20,6 +21,8 @@ pub struct Snapshot {
 pub struct Route {
     pub config: RouteConfig,
     pub mounts: Vec<Mount>,
+    /// Who may call, and what they may do.
+    pub access: Access,
 }
 
 /// One mounted sub-server.
@@ -32,9 +35,13 @@ pub struct Mount {
 }
 
 /// Upstream clients by tenant and upstream, reused across reloads so connection pools and
-/// (through their ids) client sessions' upstream sessions survive unrelated config changes.
+/// (through their ids) client sessions' upstream sessions survive unrelated config changes;
+/// likewise fetched JWT key sets.
 #[derive(Default)]
-pub struct ClientPool(HashMap<(String, Upstream), Arc<UpstreamClient>>);
+pub struct ClientPool {
+    upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
+    key_sets: access::keys::Pool,
+}
 
 impl Snapshot {
     /// Nothing to serve yet.
@@ -57,7 +64,8 @@ impl Snapshot {
                 }
             }
         }
-        pool.0 = next;
+        pool.upstreams = next;
+        pool.key_sets.finish();
         (Snapshot { config: Arc::new(config), by_path }, errors)
     }
 
@@ -87,13 +95,13 @@ impl Snapshot {
 impl Route {
     fn build(
         route: &RouteConfig,
-        pool: &ClientPool,
+        pool: &mut ClientPool,
         next: &mut HashMap<(String, Upstream), Arc<UpstreamClient>>,
     ) -> Result<Self, String> {
         let mut mounts = Vec::with_capacity(route.mounts.len());
         for mount in &route.mounts {
             let key = (route.namespace.clone(), mount.upstream.clone());
-            let client = match pool.0.get(&key).or_else(|| next.get(&key)) {
+            let client = match pool.upstreams.get(&key).or_else(|| next.get(&key)) {
                 Some(client) => Arc::clone(client),
                 None => {
                     let Upstream::Remote(remote) = &mount.upstream;
@@ -105,7 +113,8 @@ impl Route {
             let key = Arc::from(format!("{}~{}", mount.prefix, mount.server));
             mounts.push(Mount { key, config: mount.clone(), matcher, client });
         }
-        Ok(Route { config: route.clone(), mounts })
+        let access = Access::build(route, &mut pool.key_sets)?;
+        Ok(Route { config: route.clone(), mounts, access })
     }
 
     /// `namespace/name`, for logs.
@@ -142,6 +151,9 @@ mod tests {
                     upstream: upstream.clone(),
                 })
                 .collect(),
+            authentication: manifold_api::config::AuthnConfig { allow_anonymous: true, ..Default::default() },
+            authorization: None,
+            audit_arguments: false,
         }
     }
 

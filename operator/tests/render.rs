@@ -51,7 +51,7 @@ fn rejected_objects_are_reported_and_fail_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("route.yaml"),
-        "apiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {name: r, namespace: acme}\nspec: {mounts: [{server: missing}]}\n",
+        "apiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {name: r, namespace: acme}\nspec: {authentication: {allowAnonymous: true}, mounts: [{server: missing}]}\n",
     )
     .unwrap();
     let (code, yaml, stderr) = render(&["-f", dir.path().to_str().unwrap()]);

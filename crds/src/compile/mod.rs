@@ -3,6 +3,7 @@
 //! is decided here, so errors surface in status instead of at request time, and one bad
 //! object never takes another tenant's route down.
 
+mod access;
 mod route;
 mod secrets;
 mod server;

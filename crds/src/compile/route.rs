@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use regex::Regex;
 
-use super::{Inputs, ServerState, name_of, namespace_of};
+use super::{Inputs, ServerState, name_of, namespace_of, secrets};
 use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
 use crate::resources::{McpRoute, PREFIX_PATTERN, TOOL_NAME_PATTERN};
@@ -52,6 +52,7 @@ pub(super) fn compile_all(
     servers: &BTreeMap<(String, String), ServerState>,
     previous: Option<&GatewayConfig>,
 ) -> (Vec<RouteConfig>, Vec<Outcome>) {
+    let secrets = secrets::Index::new(&inputs.secrets);
     let mut candidates: Vec<Candidate> = inputs
         .routes
         .iter()
@@ -63,7 +64,7 @@ pub(super) fn compile_all(
             },
             generation: route.metadata.generation,
             created: route.metadata.creation_timestamp.clone(),
-            checked: check(route, servers, &inputs.discovered),
+            checked: check(route, servers, &inputs.discovered, &secrets),
         })
         .collect();
     candidates.extend(inputs.unreadable.iter().filter(|u| u.object.kind == Kind::McpRoute).map(|bad| Candidate {
@@ -230,6 +231,7 @@ fn check(
     route: &McpRoute,
     servers: &BTreeMap<(String, String), ServerState>,
     discovered: &BTreeMap<(String, String), Vec<String>>,
+    secrets: &secrets::Index,
 ) -> Checked {
     let namespace = namespace_of(&route.metadata);
     let name = name_of(&route.metadata);
@@ -320,6 +322,11 @@ fn check(
         }
     }
 
+    let refs_before = refs.len();
+    let access = super::access::compile(spec, &namespace, secrets, &mut invalid, &mut refs);
+    if refs.len() > refs_before {
+        refs_reason = reason::REF_NOT_FOUND;
+    }
     let collisions =
         if invalid.is_empty() && refs.is_empty() { collisions(&namespace, &mounts, discovered) } else { Vec::new() };
     let config = (invalid.is_empty() && refs.is_empty() && collisions.is_empty()).then(|| RouteConfig {
@@ -329,6 +336,9 @@ fn check(
         hostnames: spec.hostnames.clone(),
         allowed_origins: spec.allowed_origins.clone(),
         mounts,
+        authentication: access.authentication,
+        authorization: access.authorization,
+        audit_arguments: access.audit_arguments,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, refs_checked: true }
 }

@@ -16,6 +16,22 @@ impl<'a> Index<'a> {
         Index(secrets.iter().map(|s| ((namespace_of(&s.metadata), name_of(&s.metadata)), s)).collect())
     }
 
+    /// Every key of Secret `name` in `namespace`, decoded to text.
+    pub(super) fn entries(&self, namespace: &str, name: &str) -> Result<BTreeMap<String, String>, String> {
+        let secret = self
+            .0
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .ok_or_else(|| format!("Secret `{name}` does not exist in namespace {namespace}"))?;
+        let mut entries = BTreeMap::new();
+        for (key, bytes) in secret.data.iter().flatten() {
+            let text = String::from_utf8(bytes.0.clone())
+                .map_err(|_| format!("key `{key}` of Secret `{name}` is not UTF-8 text"))?;
+            entries.insert(key.clone(), text);
+        }
+        entries.extend(secret.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(entries)
+    }
+
     /// The text of `reference` in `namespace`.
     pub(super) fn get(&self, namespace: &str, reference: &SecretKeyRef) -> Result<String, String> {
         let secret = self

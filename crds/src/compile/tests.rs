@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::*;
 use crate::config::{ToolPolicy, prefixed};
 use crate::outcome::{Serving, reason};
-use crate::resources::{McpRouteSpec, McpServerSpec, Mount, RemoteSource, ToolFilter};
+use crate::resources::{Authentication, McpRouteSpec, McpServerSpec, Mount, RemoteSource, ToolFilter};
 
 fn meta(name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.into()), namespace: Some("acme".into()), ..Default::default() }
@@ -31,7 +31,15 @@ fn mk_mount(server: &str, prefix: Option<&str>) -> Mount {
 fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
     McpRoute {
         metadata: meta(name),
-        spec: McpRouteSpec { path: None, hostnames: vec![], allowed_origins: vec![], mounts },
+        spec: McpRouteSpec {
+            path: None,
+            hostnames: vec![],
+            allowed_origins: vec![],
+            mounts,
+            authentication: Some(Authentication { allow_anonymous: true, ..Default::default() }),
+            authorization: None,
+            audit: None,
+        },
         status: None,
     }
 }

@@ -2,10 +2,15 @@
 //! (one tenant endpoint mounting several sub-servers). Types here are what `kubectl explain`
 //! shows; CEL rules on them are what the API server rejects before any controller runs.
 
+mod access;
 mod route;
 mod server;
 mod status;
 
+pub use access::{
+    Action, ApiKeys, Audit, Authentication, Authorization, AuthorizationRule, ClaimMappings, DecisionApi, Effect,
+    ExternalAuthorization, JwksSource, JwtAlgorithm, JwtProvider, OAuthMetadata, SecretRef,
+};
 pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
 pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};
 pub use status::{McpRouteStatus, McpServerStatus};

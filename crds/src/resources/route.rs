@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::access::{Audit, Authentication, Authorization};
 use super::status::McpRouteStatus;
 
 /// An MCP endpoint that merges the tools of several McpServers, each under its own prefix.
@@ -26,6 +27,7 @@ use super::status::McpRouteStatus;
 )]
 #[x_kube(validation = Rule::new("size(self.mounts) >= 1").message("mounts must list at least one McpServer"))]
 #[x_kube(validation = Rule::new("self.mounts.all(m, (has(m.prefix) && m.prefix == '') || self.mounts.exists_one(n, (has(n.prefix) ? n.prefix : n.server) == (has(m.prefix) ? m.prefix : m.server)))").message("mount prefixes must be unique within a route (a missing prefix defaults to the server name)"))]
+#[x_kube(validation = Rule::new("has(self.authentication)").message("authentication is required: list jwt providers or apiKeys, or set authentication.allowAnonymous: true"))]
 #[serde(rename_all = "camelCase")]
 pub struct McpRouteSpec {
     /// HTTP path of the endpoint. Defaults to `/<namespace>/<name>/mcp`.
@@ -52,6 +54,19 @@ pub struct McpRouteSpec {
     /// The McpServers (of this route's namespace) whose tools this endpoint serves. At most 64.
     #[schemars(length(max = 64))]
     pub mounts: Vec<Mount>,
+
+    /// Who may connect. Required: a route serves anonymous callers only when it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+
+    /// What each caller may list, call, get and read. Without it, every authenticated
+    /// caller may use everything the route mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+
+    /// What the audit log records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Audit>,
 }
 
 /// One sub-server mounted into a route.

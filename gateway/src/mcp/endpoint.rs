@@ -2,13 +2,18 @@
 //! headers (Host, Origin, protocol version) and the session, parses JSON-RPC, and hands on:
 //! requests to `exchange` (the stateless revision's to `stateless` first), the client's
 //! answers and notifications to `relay`, GET to the session's standalone stream. The HTTP
-//! statuses and JSON-RPC errors of refusals are decided here, in this one place.
+//! statuses and JSON-RPC errors of refusals are decided here, in this one place. Every
+//! request is authenticated (`access`) before its body is read; a session belongs to the
+//! principal that opened it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, ORIGIN};
+use http::header::{
+    ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CACHE_CONTROL, CONTENT_LENGTH,
+    CONTENT_TYPE, EXPECT, HOST, ORIGIN, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming as RequestBody;
@@ -20,6 +25,7 @@ use super::relay;
 use super::session::Session;
 use super::stream::SseBody;
 use crate::Gateway;
+use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
 use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
 use crate::snapshot::Route;
 use crate::upstream::Hello;
@@ -39,6 +45,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
     let (parts, body) = request.into_parts();
     let snapshot = gateway.snapshot.load_full();
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_name);
+    if let Some(resource_path) = parts.uri.path().strip_prefix(metadata::WELL_KNOWN) {
+        return Ok(protected_resource(&snapshot, host.as_deref(), resource_path, &parts.method, &parts.headers));
+    }
     let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
         return Ok(plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", parts.uri.path())));
     };
@@ -47,9 +56,14 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
     {
         return Ok(rpc_failure(StatusCode::FORBIDDEN, None, RpcError::new(INVALID_REQUEST, refusal)));
     }
+    // Before the body is read: an unauthenticated caller costs no more than its headers.
+    let principal = match route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown).await {
+        Ok(principal) => principal,
+        Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
+    };
     Ok(match parts.method {
         Method::POST => match read_body(&gateway, &parts.headers, body).await {
-            Ok(body) => post(&gateway, route, &parts.headers, &body).await,
+            Ok(body) => post(&gateway, route, &parts.headers, &body, principal).await,
             Err(response) => response,
         },
         // The stateless revision has no standalone stream and no session to end.
@@ -60,8 +74,8 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
             response
         }
-        Method::GET => get(&gateway, route, &parts.headers),
-        Method::DELETE => delete(&gateway, route, &parts.headers).await,
+        Method::GET => get(&gateway, route, &parts.headers, &principal),
+        Method::DELETE => delete(&gateway, route, &parts.headers, &principal).await,
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE".into());
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
@@ -144,7 +158,13 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody
     }
 }
 
-async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn post(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    headers: &HeaderMap,
+    body: &[u8],
+    principal: Arc<Principal>,
+) -> Response {
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -167,7 +187,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
         && super::stateless::applies(headers, params.as_deref())
     {
         let Incoming::Request { id, method, params } = incoming else { unreachable!() };
-        return super::stateless::answer(gateway, route, headers, id, method, params).await;
+        return super::stateless::answer(gateway, route, headers, principal, id, method, params).await;
     }
     if sessionless && !matches!(incoming, Incoming::Request { .. }) && super::stateless::applies(headers, None) {
         // The stateless revision has no notifications for a server to act on.
@@ -185,7 +205,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
     let (id, method, params) = match incoming {
         Incoming::Request { id, method, params } => (id, method, params),
         Incoming::Notification { method, params } => {
-            return match session(gateway, route, headers) {
+            return match session(gateway, route, headers, &principal) {
                 Ok(session) => {
                     relay::notified(route, &session, &method, params.as_deref());
                     empty(StatusCode::ACCEPTED)
@@ -194,7 +214,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
             };
         }
         Incoming::Response { id, result, error } => {
-            return match session(gateway, route, headers) {
+            return match session(gateway, route, headers, &principal) {
                 Ok(session) => {
                     relay::answered(route, &session, &id, result.as_deref(), error.as_deref());
                     empty(StatusCode::ACCEPTED)
@@ -205,7 +225,7 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
     };
 
     if method == "initialize" {
-        let (answer, session) = initialize(gateway, route, params.as_deref());
+        let (answer, session) = initialize(gateway, route, params.as_deref(), &principal);
         super::exchange::count(gateway, route, &method, &answer);
         let mut response = super::exchange::respond(&id, answer, false);
         if let Some(session) = session {
@@ -215,19 +235,20 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, headers: &HeaderMap, b
         }
         return response;
     }
-    let session = match session(gateway, route, headers) {
+    let session = match session(gateway, route, headers, &principal) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(Some(&id)),
     };
     let (relay, relayed) = mpsc::unbounded_channel();
-    let call = Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, id, relay, stateless: None };
+    let call =
+        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, principal, id, relay, stateless: None };
     super::exchange::request(call, method, params, relayed).await
 }
 
 /// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier
 /// stream). Opening it also opens each mount's upstream stream, so what upstreams send on
 /// their own reaches the client.
-fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
+fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Response {
     let accepts_stream = headers
         .get_all(ACCEPT)
         .iter()
@@ -239,7 +260,7 @@ fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
             "GET opens an event stream: Accept must allow text/event-stream".into(),
         );
     }
-    let session = match session(gateway, route, headers) {
+    let session = match session(gateway, route, headers, principal) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
@@ -271,6 +292,7 @@ fn initialize(
     gateway: &Gateway,
     route: &Route,
     params: Option<&serde_json::value::RawValue>,
+    principal: &Principal,
 ) -> (Answer, Option<Arc<Session>>) {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -292,7 +314,7 @@ fn initialize(
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
     let hello = Hello { protocol_version: version.clone(), capabilities };
     let key = (route.config.namespace.clone(), route.config.name.clone());
-    let Some(session) = gateway.sessions.create(key, hello) else {
+    let Some(session) = gateway.sessions.create(key, hello, principal.identity.clone()) else {
         return (
             Answer::Unavailable(RpcError::new(
                 jsonrpc::INTERNAL_ERROR,
@@ -302,7 +324,7 @@ fn initialize(
         );
     };
     gateway.metrics.sessions.set(gateway.sessions.count() as i64);
-    tracing::info!(route = %route.id(), session = %session.log_id(), %version, "session opened");
+    tracing::info!(route = %route.id(), session = %session.log_id(), principal = %principal.name, %version, "session opened");
     let result = serde_json::json!({
         "protocolVersion": version,
         "capabilities": {
@@ -321,8 +343,8 @@ fn initialize(
     (Answer::Result(jsonrpc::raw(&result)), Some(session))
 }
 
-async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Response {
-    let session = match session(gateway, route, headers) {
+async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Response {
+    let session = match session(gateway, route, headers, principal) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
@@ -358,15 +380,71 @@ impl Refusal {
     }
 }
 
-/// The session named by the request, which must belong to this route.
-fn session(gateway: &Gateway, route: &Route, headers: &HeaderMap) -> Result<Arc<Session>, Refusal> {
+/// The session named by the request, which must belong to this route and to this caller:
+/// a session id alone does not let another caller in (it is told the session does not exist).
+fn session(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Result<Arc<Session>, Refusal> {
     let session_id = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(Refusal::Missing)?;
     match gateway.sessions.get(session_id) {
-        Some(session) if session.route.0 == route.config.namespace && session.route.1 == route.config.name => {
+        Some(session)
+            if session.route.0 == route.config.namespace
+                && session.route.1 == route.config.name
+                && session.principal == principal.identity =>
+        {
             Ok(session)
         }
         _ => Err(Refusal::NotFound),
     }
+}
+
+/// 401 or 403, with the challenge that tells a client where to get a token.
+fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &AuthnRefusal) -> Response {
+    let (status, reason, message) = match refusal {
+        AuthnRefusal::Missing => {
+            (StatusCode::UNAUTHORIZED, "missing_credential", "authentication required: send Authorization: Bearer <token>".to_owned())
+        }
+        AuthnRefusal::Invalid(why) => (StatusCode::UNAUTHORIZED, "invalid_token", format!("invalid credential: {why}")),
+        AuthnRefusal::InsufficientScope(scopes) => (
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("insufficient scope: this route requires {}", scopes.join(" ")),
+        ),
+    };
+    let labels = [&*route.config.namespace, &route.config.name, reason];
+    gateway.metrics.refusals.with_label_values(&labels).inc();
+    let code = if status == StatusCode::FORBIDDEN { jsonrpc::FORBIDDEN } else { jsonrpc::UNAUTHORIZED };
+    let mut response = rpc_failure(status, None, RpcError::new(code, message));
+    let challenge = metadata::challenge(route, headers, refusal);
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// `GET /.well-known/oauth-protected-resource<route path>`: the route's RFC 9728 metadata,
+/// for routes that take credentials.
+fn protected_resource(
+    snapshot: &crate::snapshot::Snapshot,
+    host: Option<&str>,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let route = snapshot.route(host, path).filter(|r| r.access.authn.checks_credentials());
+    let Some(route) = route else {
+        return plain(StatusCode::NOT_FOUND, format!("no protected resource is served at {path}"));
+    };
+    let mut response = match *method {
+        Method::GET | Method::HEAD => {
+            json(StatusCode::OK, Bytes::from(metadata::document(route, headers).to_string()))
+        }
+        Method::OPTIONS => empty(StatusCode::NO_CONTENT),
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()),
+    };
+    // Public metadata: browser-based clients (MCP Inspector) read it cross-origin.
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("mcp-protocol-version"));
+    response
 }
 
 fn host_name(host: &str) -> String {

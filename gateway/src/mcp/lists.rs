@@ -142,9 +142,18 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
             let total = page.items.len();
             let room = page_size - items.len();
             let served = total.saturating_sub(skip).min(room);
-            for mut item in page.items.into_iter().skip(skip).take(served) {
+            let mut listed = Vec::with_capacity(served);
+            for item in page.items.into_iter().skip(skip).take(served) {
                 let Some(Value::String(name)) = item.get(kind.key()) else { continue };
                 let Some(visible) = mount.visible(kind, name) else { continue };
+                listed.push((visible, item));
+            }
+            // Only what the caller may use is shown.
+            let shown = shown(call, kind, &listed).await;
+            for ((visible, mut item), shown) in listed.into_iter().zip(shown) {
+                if !shown {
+                    continue;
+                }
                 if seen.insert(visible.clone()) {
                     item.insert(kind.key().into(), Value::String(visible));
                     items.push(item);
@@ -183,6 +192,17 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         result.insert("cacheScope".into(), json!(if cache.public { "public" } else { "private" }));
     }
     Answer::Result(raw(&result))
+}
+
+/// Which of a page's items the caller may see: all of them on an open route; else each as
+/// the route's authorization decides.
+async fn shown(call: &Call, kind: Kind, listed: &[(String, Map<String, Value>)]) -> Vec<bool> {
+    let access = &call.route.access;
+    if access.is_open() {
+        return vec![true; listed.len()];
+    }
+    let decisions = listed.iter().map(|(visible, _)| access.lists(&call.principal, kind, visible));
+    futures::future::join_all(decisions).await
 }
 
 /// One upstream page: the items under the kind's field, and the next upstream cursor. An

@@ -19,7 +19,9 @@ use super::names::Kind;
 use super::relay;
 use super::session::Session;
 use crate::Gateway;
-use crate::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use crate::access::{self, Principal};
+use crate::jsonrpc::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use manifold_api::config::Action;
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Observer, Reply, UpstreamError};
 
@@ -61,6 +63,8 @@ pub struct Call {
     pub gateway: Arc<Gateway>,
     pub route: Arc<Route>,
     pub session: Arc<Session>,
+    /// Who asks.
+    pub principal: Arc<Principal>,
     /// The client's request id, raw.
     pub id: Box<RawValue>,
     /// Messages upstreams send while answering (progress, logging, their own requests),
@@ -264,7 +268,9 @@ pub async fn dispatch(call: &Call, method: &str, params: Option<&RawValue>) -> A
     }
 }
 
-/// A request about one component, named in `params` by `name` (tools, prompts) or `uri`.
+/// A request about one component, named in `params` by `name` (tools, prompts) or `uri`:
+/// authorized on the name the client knows, routed to its mount, and (for calls, gets and
+/// reads) written to the audit log.
 async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>) -> Answer {
     let field = if kind == Kind::Resource { "uri" } else { "name" };
     let mut fields: BTreeMap<String, Box<RawValue>> = match params.map(|p| serde_json::from_str(p.get())) {
@@ -275,13 +281,52 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
         Some(Ok(name)) => name,
         _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{method} needs params.{field}, a string"))),
     };
-    let (mount, upstream) = match owner(call, kind, &visible).await {
-        Owner::Found(mount, upstream) => (mount, upstream),
-        Owner::Unknown => return unknown(kind, &visible),
-        Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
+    if kind == Kind::Resource
+        && let Err(why) = super::names::check_uri(&visible)
+    {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{why}: `{visible}`")));
+    }
+    let started = Instant::now();
+    let action = if kind == Kind::Resource { Action::Read } else { access::use_action(kind) };
+    let decision = call.route.access.decide(&call.principal, action, kind, &visible).await;
+    let (answer, mount) = if !decision.allowed() {
+        (denied(call, kind, action, &visible), None)
+    } else {
+        match owner(call, kind, &visible).await {
+            Owner::Found(mount, upstream) => {
+                fields.insert(field.into(), raw(&upstream));
+                let answer = forward(call, kind, mount, method, &raw(&fields), &visible, Some(&upstream)).await;
+                (answer, Some(mount.config.server.as_str()))
+            }
+            Owner::Unknown => (unknown(kind, &visible), None),
+            Owner::Unavailable(mount) => (unavailable(kind, &visible, mount, "could not be asked for it"), Some(mount)),
+        }
     };
-    fields.insert(field.into(), raw(&upstream));
-    forward(call, kind, mount, method, &raw(&fields), &visible, Some(&upstream)).await
+    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
+        let config = &call.route.config;
+        let arguments = fields.get("arguments").filter(|_| config.audit_arguments).map(|a| &**a);
+        call.gateway.audit.record(&access::audit::Event {
+            tenant: &config.namespace,
+            route: &config.name,
+            principal: &call.principal.name,
+            method,
+            target: &visible,
+            mount,
+            decision: decision.describe(),
+            outcome: if decision.allowed() { answer.outcome() } else { "denied" },
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            arguments,
+        });
+    }
+    answer
+}
+
+/// A request the route's authorization refuses: a JSON-RPC error naming the component.
+fn denied(call: &Call, kind: Kind, action: Action, visible: &str) -> Answer {
+    let labels = [&*call.route.config.namespace, &call.route.config.name, "denied"];
+    call.gateway.metrics.refusals.with_label_values(&labels).inc();
+    let message = format!("{} `{visible}`: {} is not allowed for this caller", kind.noun(), access::action_name(action));
+    Answer::Error(RpcError::new(FORBIDDEN, message))
 }
 
 /// `completion/complete` goes where the prompt or resource template it completes lives.
@@ -305,6 +350,11 @@ async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
     let Some(visible) = reference.get(field).and_then(Value::as_str).map(str::to_owned) else {
         return Answer::Error(RpcError::new(INVALID_PARAMS, format!("params.ref.{field} must be a string")));
     };
+    // Completing an argument reveals what the prompt or template offers: it needs get or read.
+    let action = access::use_action(kind);
+    if !call.route.access.decide(&call.principal, action, kind, &visible).await.allowed() {
+        return denied(call, kind, action, &visible);
+    }
     let (mount, upstream) = match owner(call, kind, &visible).await {
         Owner::Found(mount, upstream) => (mount, upstream),
         Owner::Unknown => return unknown(kind, &visible),

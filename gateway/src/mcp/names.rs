@@ -116,6 +116,26 @@ fn unprefix_uri(prefix: &str, visible: &str) -> Option<String> {
     }
 }
 
+/// Refuses a resource URI that could name something outside what its form says: dot
+/// segments (also percent-encoded), backslashes, control characters. Authorization globs and
+/// the mount prefix see the URI as written, so `file://docs/public/../secret` must not get
+/// through to a server that would normalize it.
+pub fn check_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.chars().any(|c| c.is_control() || c == '\\') {
+        return Err("a resource URI must not contain control characters or backslashes");
+    }
+    let lower = uri.to_ascii_lowercase();
+    if lower.contains("%5c") || lower.contains("%00") {
+        return Err("a resource URI must not contain encoded backslashes or NUL");
+    }
+    let decoded = lower.replace("%2e", ".").replace("%2f", "/");
+    let path = decoded.split(['?', '#']).next().unwrap_or_default();
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err("a resource URI must not contain `.` or `..` segments");
+    }
+    Ok(())
+}
+
 /// Splits `scheme://` or `scheme:` from the rest of a URI.
 fn split_scheme(uri: &str) -> Option<(&str, &str)> {
     let colon = uri.find(':')?;
@@ -148,6 +168,25 @@ mod tests {
         assert_eq!(unprefix_uri("docs", "file://other/x"), None);
         assert_eq!(unprefix_uri("docs", "file://docsx/x"), None);
         assert_eq!(prefix_uri("", "file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn uris_that_could_escape_are_refused() {
+        for bad in [
+            "file://docs/public/../secret",
+            "file://docs/..",
+            "file://docs/./x",
+            "file://docs/%2e%2e/secret",
+            "file://docs/%2E%2e%2fsecret",
+            "file://docs/a\\..\\b",
+            "file://docs/a%5c..",
+            "file://docs/a\u{0}",
+        ] {
+            assert!(check_uri(bad).is_err(), "{bad}");
+        }
+        for good in ["file://docs/a..b", "demo://docs/x?q=..", "file://docs//etc/hosts", "urn:docs/isbn:1"] {
+            assert_eq!(check_uri(good), Ok(()), "{good}");
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Session {
     pub id: String,
     /// The route it was opened on, as (namespace, name).
     pub route: (String, String),
+    /// Who opened it ([`Principal::identity`](crate::access::Principal::identity)): only
+    /// they may use it.
+    pub principal: String,
     pub hello: Hello,
     pub streams: Streams,
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
@@ -222,8 +225,8 @@ impl Sessions {
     }
 
     /// Opens a session, or None when this replica holds its maximum.
-    pub fn create(&self, route: (String, String), hello: Hello) -> Option<Arc<Session>> {
-        let session = self.session(route, hello, None);
+    pub fn create(&self, route: (String, String), hello: Hello, principal: String) -> Option<Arc<Session>> {
+        let session = self.session(route, hello, principal, None);
         let mut map = self.map.lock().expect("sessions lock");
         if map.len() >= self.max {
             return None;
@@ -240,19 +243,21 @@ impl Sessions {
         let hello =
             || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
         let bridged_to = Some(Arc::clone(&self.listeners));
-        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello(), bridged_to)))
+        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello(), String::new(), bridged_to)))
     }
 
     fn session(
         &self,
         route: (String, String),
         hello: Hello,
+        principal: String,
         bridged_to: Option<Arc<super::stateless::Listeners>>,
     ) -> Arc<Session> {
         Arc::new(Session {
             bridged_to,
             id: uuid::Uuid::new_v4().simple().to_string(),
             route,
+            principal,
             hello,
             streams: Streams::default(),
             in_flight: Mutex::default(),

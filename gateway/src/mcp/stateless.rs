@@ -62,6 +62,7 @@ pub async fn answer(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
     headers: &HeaderMap,
+    principal: Arc<crate::access::Principal>,
     id: Box<RawValue>,
     method: String,
     params: Option<Box<RawValue>>,
@@ -92,7 +93,7 @@ pub async fn answer(
     let session = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
     let (relay, relayed) = mpsc::unbounded_channel();
     let call =
-        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, id, relay, stateless: Some(stateless) };
+        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, principal, id, relay, stateless: Some(stateless) };
     request(call, method, params, relayed).await
 }
 

@@ -2,8 +2,11 @@
 //! Everything a gateway needs is resolved here (defaults filled, Secrets read), so a gateway
 //! never consults the Kubernetes API to serve a request.
 
+mod access;
+
 use std::collections::BTreeMap;
 
+pub use access::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +47,14 @@ pub struct RouteConfig {
     pub allowed_origins: Vec<String>,
     /// Mounted sub-servers, in the order the route lists them.
     pub mounts: Vec<MountConfig>,
+    /// Who may connect.
+    pub authentication: AuthnConfig,
+    /// What callers may do; none: everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthzConfig>,
+    /// Audit events carry the call's arguments.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit_arguments: bool,
 }
 
 /// One sub-server inside a route.
