@@ -1,6 +1,7 @@
 """Downstream MCP client driver for Manifold's end-to-end tests.
 
 Usage: client.py --url URL --sdk mcp|fastmcp [--mode auto|legacy] [--timeout SECONDS]
+                 [--header "Name: value" ...]   (headers: --sdk mcp)
 
 Reads a JSON array of operations from stdin, runs them in order in ONE MCP
 session (Streamable HTTP) against URL, and prints one JSON object per
@@ -88,8 +89,8 @@ def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
 class McpSdk:
     """Official `mcp` SDK: streamable_http_client + ClientSession."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url, self.timeout = url, timeout
+    def __init__(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
+        self.url, self.timeout, self.headers = url, timeout, headers or {}
         self.requests: list[str] = []
         self.notifications: list[str] = []
 
@@ -126,7 +127,10 @@ class McpSdk:
             if method:
                 self.notifications.append(f"{method} {uri}" if uri else method)
 
-        read, write = await stack.enter_async_context(streamable_http_client(self.url))
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        http_client = await stack.enter_async_context(create_mcp_http_client(headers=self.headers))
+        read, write = await stack.enter_async_context(streamable_http_client(self.url, http_client=http_client))
         session = ClientSession(
             read,
             write,
@@ -281,6 +285,8 @@ async def main() -> int:
                         help="fastmcp connect mode (ignored for --sdk mcp)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="per-request and initialize timeout in seconds")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                        help="an HTTP header sent on every request (--sdk mcp), for example a token")
     args = parser.parse_args()
 
     try:
@@ -292,7 +298,8 @@ async def main() -> int:
         return 1
 
     if args.sdk == "mcp":
-        sdk: McpSdk | FastMcpSdk = McpSdk(args.url, args.timeout)
+        headers = dict(h.split(":", 1) for h in args.header)
+        sdk: McpSdk | FastMcpSdk = McpSdk(args.url, args.timeout, {k.strip(): v.strip() for k, v in headers.items()})
     else:
         sdk = FastMcpSdk(args.url, args.timeout, args.mode)
 

@@ -6,6 +6,8 @@
 pub mod kind;
 pub mod peers;
 pub mod raw;
+pub mod stub;
+pub mod tokens;
 pub mod yaml;
 
 use std::future::Future;

@@ -192,8 +192,16 @@ impl Sdk {
 /// Runs `ops` (a JSON array, see client.py) in one client session against `url`; returns one
 /// JSON value per operation. Panics on a fatal client error, with its message.
 pub async fn run_client(url: &str, sdk: Sdk, ops: Value) -> Vec<Value> {
-    let mut child = sdk
-        .command(url)
+    run_client_with(url, sdk, &[], ops).await
+}
+
+/// Same, with HTTP headers (`Name: value`) on every request (Python `mcp` client only).
+pub async fn run_client_with(url: &str, sdk: Sdk, headers: &[String], ops: Value) -> Vec<Value> {
+    let mut command = sdk.command(url);
+    for header in headers {
+        command.args(["--header", header]);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -36,7 +36,8 @@ pub struct Key {
 
 impl Key {
     fn fits(&self, kid: Option<&str>, alg: Algorithm) -> bool {
-        (kid.is_none() || self.kid.as_deref() == kid)
+        // A key without an id (an HMAC secret, say) may have signed a token naming any.
+        (kid.is_none() || self.kid.is_none() || self.kid.as_deref() == kid)
             && self.decoding.family() == alg.family()
             && self.alg.is_none_or(|own| own == alg)
     }
