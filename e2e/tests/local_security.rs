@@ -177,7 +177,8 @@ async fn check(env: &Env, case: Case) -> Option<String> {
         Expect::Status(status, code, message) => (status, None, Some((code, message))),
         Expect::Ok => (200, None, None),
     };
-    let error = body.get("error").map(|e| (e["code"].as_i64().unwrap_or(0), e["message"].as_str().unwrap_or("").to_owned()));
+    let error =
+        body.get("error").map(|e| (e["code"].as_i64().unwrap_or(0), e["message"].as_str().unwrap_or("").to_owned()));
     let mut wrong = Vec::new();
     if status != want_status {
         wrong.push(format!("status {status}, wanted {want_status}"));
@@ -222,7 +223,11 @@ async fn every_attack_gets_its_exact_refusal() {
     let with = |changes: Value| {
         let mut c = ok.clone();
         for (k, v) in changes.as_object().unwrap() {
-            if v.is_null() { c.as_object_mut().unwrap().remove(k); } else { c[k] = v.clone(); }
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
         }
         c
     };

@@ -55,11 +55,7 @@ pub(super) fn compile(
         }
     };
     let authorization = spec.authorization.as_ref().map(|a| authz(a, namespace, secrets, invalid, refs));
-    Access {
-        authentication,
-        authorization,
-        audit_arguments: spec.audit.as_ref().is_some_and(|a| a.include_arguments),
-    }
+    Access { authentication, authorization, audit_arguments: spec.audit.as_ref().is_some_and(|a| a.include_arguments) }
 }
 
 fn authn(
@@ -71,7 +67,10 @@ fn authn(
 ) -> AuthnConfig {
     let field = "spec.authentication";
     if !spec.allow_anonymous && spec.jwt.is_empty() && spec.api_keys.is_none() {
-        invalid.push(Problem::new(field, "authentication must list jwt providers or apiKeys, or set allowAnonymous: true"));
+        invalid.push(Problem::new(
+            field,
+            "authentication must list jwt providers or apiKeys, or set allowAnonymous: true",
+        ));
     }
     let mut issuers: HashMap<&str, usize> = HashMap::new();
     let mut jwt = Vec::new();
@@ -143,7 +142,8 @@ fn jwt_provider(
             "list at least one audience (a token's `aud` must name this route's resource)",
         ));
     }
-    let algorithms = if provider.algorithms.is_empty() { vec![JwtAlgorithm::RS256] } else { provider.algorithms.clone() };
+    let algorithms =
+        if provider.algorithms.is_empty() { vec![JwtAlgorithm::RS256] } else { provider.algorithms.clone() };
     let hmac = algorithms.iter().any(|a| a.is_hmac());
     if hmac && algorithms.iter().any(|a| !a.is_hmac()) {
         invalid.push(Problem::new(
@@ -332,7 +332,8 @@ fn authz(
         for (field, globs) in globs {
             for glob in globs {
                 if let Err(e) = globset::Glob::new(glob) {
-                    invalid.push(Problem::new(format!("{at}.rules[{i}].{field}"), format!("invalid glob `{glob}`: {e}")));
+                    invalid
+                        .push(Problem::new(format!("{at}.rules[{i}].{field}"), format!("invalid glob `{glob}`: {e}")));
                 }
             }
         }

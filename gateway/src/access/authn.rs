@@ -46,7 +46,13 @@ pub enum Source {
 
 impl Principal {
     /// A principal; its identity follows from where the name comes from.
-    pub fn new(name: String, groups: Vec<String>, scopes: Vec<String>, claims: Map<String, Value>, source: Source) -> Self {
+    pub fn new(
+        name: String,
+        groups: Vec<String>,
+        scopes: Vec<String>,
+        claims: Map<String, Value>,
+        source: Source,
+    ) -> Self {
         let identity = match &source {
             Source::Anonymous => "anonymous".into(),
             Source::ApiKey => format!("api-key {name}"),
@@ -122,7 +128,8 @@ impl Authenticator {
         let mut header = None;
         if let Some(api_keys) = api_keys {
             for key in &api_keys.keys {
-                let hash = hex::decode(&key.sha256).map_err(|_| format!("API key of `{}` is not hashed", key.principal))?;
+                let hash =
+                    hex::decode(&key.sha256).map_err(|_| format!("API key of `{}` is not hashed", key.principal))?;
                 let principal =
                     Principal::new(key.principal.clone(), key.groups.clone(), vec![], Map::new(), Source::ApiKey);
                 keys.push((hash, Arc::new(principal)));
@@ -221,8 +228,8 @@ impl Authenticator {
         }
         // The issuer picks the provider (and so the keys); nothing else is trusted before
         // the signature is checked.
-        let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|_| Refusal::Invalid("malformed token"))?;
+        let unverified: Unverified =
+            jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| Refusal::Invalid("malformed token"))?;
         let provider = unverified
             .iss
             .and_then(|iss| self.providers.iter().find(|p| p.issuer == iss))
@@ -342,7 +349,9 @@ mod tests {
     fn bearer_is_strict() {
         assert_eq!(bearer(b"Bearer abc.def-ghi_~+/=="), Ok("abc.def-ghi_~+/=="));
         assert_eq!(bearer(b"bearer abc"), Ok("abc"), "the scheme is case-insensitive");
-        for bad in [&b"Bearerabc"[..], b"Bearer  abc", b"Bearer abc ", b"Bearer ", b"Basic abc", b"Bearer a b", b"Bearer ==="] {
+        for bad in
+            [&b"Bearerabc"[..], b"Bearer  abc", b"Bearer abc ", b"Bearer ", b"Basic abc", b"Bearer a b", b"Bearer ==="]
+        {
             assert!(bearer(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

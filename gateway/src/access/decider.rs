@@ -25,8 +25,11 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct Decider {
     config: ExternalConfig,
     tenant: String,
-    cache: Mutex<HashMap<(String, Action, &'static str, String), (bool, Instant)>>,
+    cache: Mutex<HashMap<Question, (bool, Instant)>>,
 }
+
+/// Who asks to do what to which component: (identity, action, resource type, target).
+type Question = (String, Action, &'static str, String);
 
 impl Decider {
     pub fn new(config: ExternalConfig, tenant: String) -> Self {

@@ -138,7 +138,11 @@ mod tests {
         let dev = principal("d", &["dev"], &[]);
         assert_eq!(r.decide(&contractor, Action::Call, Kind::Tool, "gh_delete_repo"), Decision::DeniedByRule(0));
         assert_eq!(r.decide(&contractor, Action::Call, Kind::Tool, "gh_list"), Decision::AllowedByRule(1));
-        assert_eq!(r.decide(&dev, Action::List, Kind::Tool, "gh_list"), Decision::AllowedByRule(1), "call implies list");
+        assert_eq!(
+            r.decide(&dev, Action::List, Kind::Tool, "gh_list"),
+            Decision::AllowedByRule(1),
+            "call implies list"
+        );
         assert_eq!(r.decide(&dev, Action::Get, Kind::Prompt, "gh_list"), Decision::NoRuleMatched);
         assert_eq!(r.decide(&dev, Action::Call, Kind::Tool, "jira_x"), Decision::NoRuleMatched);
         let svc = principal("svc-ci", &[], &[]);

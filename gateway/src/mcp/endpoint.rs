@@ -382,7 +382,12 @@ impl Refusal {
 
 /// The session named by the request, which must belong to this route and to this caller:
 /// a session id alone does not let another caller in (it is told the session does not exist).
-fn session(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Result<Arc<Session>, Refusal> {
+fn session(
+    gateway: &Gateway,
+    route: &Route,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<Arc<Session>, Refusal> {
     let session_id = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(Refusal::Missing)?;
     match gateway.sessions.get(session_id) {
         Some(session)
@@ -399,9 +404,11 @@ fn session(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Pr
 /// 401 or 403, with the challenge that tells a client where to get a token.
 fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &AuthnRefusal) -> Response {
     let (status, reason, message) = match refusal {
-        AuthnRefusal::Missing => {
-            (StatusCode::UNAUTHORIZED, "missing_credential", "authentication required: send Authorization: Bearer <token>".to_owned())
-        }
+        AuthnRefusal::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "missing_credential",
+            "authentication required: send Authorization: Bearer <token>".to_owned(),
+        ),
         AuthnRefusal::Invalid(why) => (StatusCode::UNAUTHORIZED, "invalid_token", format!("invalid credential: {why}")),
         AuthnRefusal::InsufficientScope(scopes) => (
             StatusCode::FORBIDDEN,
@@ -434,9 +441,7 @@ fn protected_resource(
         return plain(StatusCode::NOT_FOUND, format!("no protected resource is served at {path}"));
     };
     let mut response = match *method {
-        Method::GET | Method::HEAD => {
-            json(StatusCode::OK, Bytes::from(metadata::document(route, headers).to_string()))
-        }
+        Method::GET | Method::HEAD => json(StatusCode::OK, Bytes::from(metadata::document(route, headers).to_string())),
         Method::OPTIONS => empty(StatusCode::NO_CONTENT),
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()),
     };

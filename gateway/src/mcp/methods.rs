@@ -21,9 +21,9 @@ use super::session::Session;
 use crate::Gateway;
 use crate::access::{self, Principal};
 use crate::jsonrpc::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
-use manifold_api::config::Action;
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Observer, Reply, UpstreamError};
+use manifold_api::config::Action;
 
 /// How many times one request may come back asking for input before the gateway gives up.
 const MAX_INPUT_ROUNDS: usize = 8;
@@ -325,7 +325,8 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
 fn denied(call: &Call, kind: Kind, action: Action, visible: &str) -> Answer {
     let labels = [&*call.route.config.namespace, &call.route.config.name, "denied"];
     call.gateway.metrics.refusals.with_label_values(&labels).inc();
-    let message = format!("{} `{visible}`: {} is not allowed for this caller", kind.noun(), access::action_name(action));
+    let message =
+        format!("{} `{visible}`: {} is not allowed for this caller", kind.noun(), access::action_name(action));
     Answer::Error(RpcError::new(FORBIDDEN, message))
 }
 

@@ -243,7 +243,11 @@ impl Sessions {
         let hello =
             || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
         let bridged_to = Some(Arc::clone(&self.listeners));
-        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| self.session(route.clone(), hello(), String::new(), bridged_to)))
+        Arc::clone(
+            bridges
+                .entry(route.clone())
+                .or_insert_with(|| self.session(route.clone(), hello(), String::new(), bridged_to)),
+        )
     }
 
     fn session(

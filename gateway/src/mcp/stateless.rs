@@ -92,8 +92,15 @@ pub async fn answer(
     let stateless = Stateless { meta: raw(&meta), forwarded, wants_logs };
     let session = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
     let (relay, relayed) = mpsc::unbounded_channel();
-    let call =
-        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, principal, id, relay, stateless: Some(stateless) };
+    let call = Call {
+        gateway: Arc::clone(gateway),
+        route: Arc::clone(route),
+        session,
+        principal,
+        id,
+        relay,
+        stateless: Some(stateless),
+    };
     request(call, method, params, relayed).await
 }
 
