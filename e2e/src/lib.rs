@@ -42,6 +42,7 @@ impl LocalStack {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             watch_interval: Duration::from_millis(100),
             max_body_bytes: 64 * 1024,
+            audit_log: Some(dir.path().join("audit.log")),
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -67,6 +68,14 @@ impl LocalStack {
     /// URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.gateway.admin_addr)
+    }
+
+    /// The audit events written so far (the `audit` object of each line).
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("audit lines are JSON")["audit"].clone())
+            .collect()
     }
 
     /// The config generation being served.

@@ -112,9 +112,7 @@ async fn two_principals_see_and_call_different_tools_and_are_audited() {
         + keys
         + &route_with("{apiKeys: {secretRef: {name: keys}}}", rules)
             .replace("spec: {", "spec: {audit: {includeArguments: true}, ");
-    let audit = tempfile::NamedTempFile::new().unwrap();
-    let audit_path = audit.path().to_path_buf();
-    let stack = LocalStack::start_with(&manifests, |s| s.audit_log = Some(audit_path)).await;
+    let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/tools/mcp");
 
     let session = |key: &str, own: &str, other: &str| {
@@ -149,9 +147,7 @@ async fn two_principals_see_and_call_different_tools_and_are_audited() {
 
     // One audit event per call, allowed or not, with arguments (the route opted in).
     let events: Vec<Value> = eventually("four audit events", Duration::from_secs(5), || {
-        let text = std::fs::read_to_string(audit.path()).unwrap_or_default();
-        let events: Vec<Value> =
-            text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["audit"].clone()).collect();
+        let events = stack.audit();
         async move { (events.len() >= 4).then_some(events) }
     })
     .await;

@@ -223,6 +223,8 @@ fn start_gateway(upstream: SocketAddr) -> SocketAddr {
             let settings = Settings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 admin_listen: "127.0.0.1:0".parse().unwrap(),
+                // Audit lines are written (their cost is in the figures), not printed among them.
+                audit_log: Some("/dev/null".into()),
                 ..Settings::default()
             };
             let source = ConfigSource::Embedded(vec![Source { origin: "bench".into(), text: manifests }]);

@@ -37,14 +37,20 @@ pub struct Log(mpsc::Sender<String>);
 impl Log {
     /// Appends to `path`, or writes to stdout when there is none.
     pub fn open(path: Option<&PathBuf>) -> std::io::Result<Self> {
-        let mut out: Box<dyn Write + Send> = match path {
+        let out: Box<dyn Write + Send> = match path {
             Some(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
             None => Box::new(std::io::stdout()),
         };
+        let mut out = std::io::BufWriter::new(out);
         let (lines, received) = mpsc::channel::<String>();
         std::thread::Builder::new().name("audit-log".into()).spawn(move || {
-            for line in received {
-                if let Err(error) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+            // One flush per burst: under load, lines are written in batches.
+            while let Ok(line) = received.recv() {
+                let written = std::iter::once(line)
+                    .chain(std::iter::from_fn(|| received.try_recv().ok()))
+                    .try_for_each(|line| out.write_all(line.as_bytes()))
+                    .and_then(|()| out.flush());
+                if let Err(error) = written {
                     tracing::error!(%error, "writing the audit log failed");
                 }
             }
