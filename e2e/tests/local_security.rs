@@ -325,6 +325,20 @@ async fn every_attack_gets_its_exact_refusal() {
         Case { name: "a resource URI escaping its mount", request: bearer(env.read(TOOLS, "res://alpha/public/../../beta/secret"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/public/../../beta/secret`".into()) },
         Case { name: "an encoded escape", request: bearer(env.read(TOOLS, "res://alpha/%2e%2e/beta"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/%2e%2e/beta`".into()) },
         Case { name: "a resource of another mount", request: bearer(env.read(TOOLS, "res://beta/data"), &dev), route: TOOLS, expect: Expect::Rpc(-32003, "resource `res://beta/data`: read is not allowed for this caller".into()) },
+        Case {
+            name: "listening to a resource the caller may not read",
+            request: bearer(
+                stateless(
+                    &env.url(TOOLS),
+                    json!(1),
+                    "subscriptions/listen",
+                    json!({"notifications": {"resourceSubscriptions": ["res://beta/data"]}}),
+                ),
+                &dev,
+            ),
+            route: TOOLS,
+            expect: Expect::Rpc(-32003, "resource `res://beta/data`: read is not allowed for this caller".into()),
+        },
         // Origin.
         Case { name: "a spoofed Origin", request: bearer(call(TOOLS), &dev).header("origin", "http://evil.example"), route: TOOLS, expect: Expect::Status(403, -32600, "Origin `http://evil.example` is not allowed on this route".into()) },
         Case { name: "Origin null", request: bearer(call(TOOLS), &dev).header("origin", "null"), route: TOOLS, expect: Expect::Status(403, -32600, "Origin `null` is not allowed on this route".into()) },

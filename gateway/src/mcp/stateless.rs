@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
+use manifold_api::config::Action;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -81,6 +82,9 @@ pub async fn answer(
         return super::endpoint::json(StatusCode::OK, crate::jsonrpc::result(&id, &discover(route)));
     }
     if method == "subscriptions/listen" {
+        if let Err(error) = may_subscribe(route, &principal, params.as_deref()).await {
+            return super::endpoint::rpc_failure(status(error.code), Some(&id), error);
+        }
         return listen(gateway, route, headers, id, meta, params.as_deref());
     }
     let wants_logs = meta.get(META_LOG_LEVEL).is_some();
@@ -292,6 +296,30 @@ fn tagged(method: &str, mut params: Map<String, Value>, id: &RawValue) -> Vec<u8
 /// the list changes of the route (from config reloads, and from the mounts that serve this
 /// revision, which the gateway listens to for as long as the client does) and updates of the
 /// subscribed resources, each tagged with the request's id. It ends when the client closes it.
+/// A caller hears about updates only of resources it may read.
+async fn may_subscribe(
+    route: &Route,
+    principal: &crate::access::Principal,
+    params: Option<&RawValue>,
+) -> Result<(), RpcError> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default)]
+        notifications: Filter,
+    }
+    let Some(Params { notifications }) = params.and_then(|p| serde_json::from_str(p.get()).ok()) else {
+        return Ok(());
+    };
+    for uri in &notifications.resource_subscriptions {
+        let decision = route.access.decide(principal, Action::Read, super::names::Kind::Resource, uri).await;
+        if !decision.allowed() {
+            let message = format!("resource `{uri}`: read is not allowed for this caller");
+            return Err(RpcError::new(crate::jsonrpc::FORBIDDEN, message));
+        }
+    }
+    Ok(())
+}
+
 fn listen(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
