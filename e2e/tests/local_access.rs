@@ -322,3 +322,48 @@ async fn the_typescript_sdk_discovers_oauth_through_the_401() {
     assert!(fetched.contains(&"/.well-known/oauth-authorization-server".to_owned()), "{fetched:?}");
     assert!(!fetched.iter().any(|p| p == "/token" || p == "/register"), "nothing past discovery: {fetched:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_credentials_stay_with_their_tenant() {
+    // Two tenants mount the same server, each with its own credential from its own Secret;
+    // the callers' own credentials are never passed upstream.
+    let alpha = Upstream::start("alpha").await;
+    let tenant = |ns: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: upstream, namespace: {ns}}}\n\
+             stringData: {{token: {ns}-upstream-token, key: {ns}-caller-key-0123456789}}\n\
+             ---\napiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: alpha, namespace: {ns}}}\n\
+             spec: {{remote: {{url: \"{url}\", headers: [{{name: X-Upstream-Token, valueFrom: {{secretKeyRef: {{name: upstream, key: token}}}}}}]}}}}\n\
+             ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: callers, namespace: {ns}}}\n\
+             stringData: {{caller: {ns}-caller-key-0123456789}}\n\
+             ---\napiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: tools, namespace: {ns}}}\n\
+             spec: {{mounts: [{{server: alpha}}], authentication: {{apiKeys: {{secretRef: {{name: callers}}}}}}}}\n",
+            url = alpha.mcp_url()
+        )
+    };
+    let stack = LocalStack::start(&(tenant("acme") + &tenant("globex"))).await;
+    let header = |ns: &'static str, name: &'static str| {
+        let url = stack.url(&format!("/{ns}/tools/mcp"));
+        async move {
+            let response = manifold_e2e::raw::stateless(
+                &url,
+                json!(1),
+                "tools/call",
+                json!({"name": "alpha_header", "arguments": {"name": name}}),
+            )
+            .header("authorization", format!("Bearer {ns}-caller-key-0123456789"))
+            .send()
+            .await
+            .unwrap();
+            let body: Value = response.json().await.unwrap();
+            let content = body["result"]["content"].as_array().unwrap_or_else(|| panic!("no tool result: {body}"));
+            content.first().and_then(|c| c["text"].as_str()).unwrap_or_default().to_owned()
+        }
+    };
+    // Interleaved, so a shared connection or client would show.
+    for _ in 0..5 {
+        let (acme, globex) = tokio::join!(header("acme", "x-upstream-token"), header("globex", "x-upstream-token"));
+        assert_eq!((acme.as_str(), globex.as_str()), ("acme-upstream-token", "globex-upstream-token"));
+    }
+    assert_eq!(header("acme", "authorization").await, "", "the caller's credential is not forwarded");
+}
