@@ -3,8 +3,9 @@
 //! where the route allows it; anything else is a [`Refusal`]. Keys are compared as SHA-256
 //! hashes in constant time, over every key of the route.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -19,6 +20,10 @@ use super::keys::{self, KeySet};
 
 /// Longer bearer values are refused unread: no provider issues tokens this large.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// How long a verified token is trusted without verifying it again.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Verified tokens kept per route, at most.
+const MAX_VERIFIED: usize = 10_000;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +96,12 @@ pub struct Authenticator {
     required_scopes: Vec<String>,
     /// What the route's 401s point to (RFC 9728).
     pub metadata: ResourceMetadata,
+    /// Tokens verified recently, with their principal and until when they are trusted.
+    verified: Mutex<Verified>,
 }
+
+/// Token -> (its principal, trusted until).
+type Verified = HashMap<Box<str>, (Arc<Principal>, Instant)>;
 
 struct Provider {
     issuer: String,
@@ -146,6 +156,7 @@ impl Authenticator {
             api_key_header: header,
             required_scopes: required_scopes.clone(),
             metadata: metadata.clone(),
+            verified: Mutex::default(),
         })
     }
 
@@ -184,7 +195,7 @@ impl Authenticator {
             let token = bearer(value.as_bytes())?;
             let looks_like_jwt = token.bytes().filter(|&b| b == b'.').count() == 2;
             return match (looks_like_jwt && !self.providers.is_empty(), self.api_keys.is_empty()) {
-                (true, _) => self.verify_jwt(token, cooldown).await.map(Arc::new),
+                (true, _) => self.verified(token, cooldown).await,
                 (false, false) => self.api_key(token.as_bytes()),
                 (false, true) => Err(Refusal::Invalid("malformed token")),
             };
@@ -215,6 +226,33 @@ impl Authenticator {
             }
         }
         found.cloned().ok_or(Refusal::Invalid("invalid API key"))
+    }
+
+    /// A token's principal, from the cache of tokens verified recently, else verified now
+    /// (and cached until its `exp`, at most [`VERIFIED_FOR`], so that a key withdrawn from
+    /// the issuer's JWKS stops working soon after).
+    async fn verified(&self, token: &str, cooldown: Duration) -> Result<Arc<Principal>, Refusal> {
+        if let Some((principal, until)) = self.verified.lock().expect("verified tokens").get(token)
+            && Instant::now() < *until
+        {
+            return Ok(Arc::clone(principal));
+        }
+        let principal = Arc::new(self.verify_jwt(token, cooldown).await?);
+        let expires_in = principal
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .map(|exp| Duration::from_secs(exp.saturating_sub(jsonwebtoken::get_current_timestamp())));
+        let until = Instant::now() + expires_in.unwrap_or_default().min(VERIFIED_FOR);
+        let mut verified = self.verified.lock().expect("verified tokens");
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, (_, until)| Instant::now() < *until);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), (Arc::clone(&principal), until));
+        Ok(principal)
     }
 
     async fn verify_jwt(&self, token: &str, cooldown: Duration) -> Result<Principal, Refusal> {
