@@ -4,7 +4,8 @@
 //! throughput and latency side by side. Upstream, gateway and load generator each run on
 //! their own runtime in this process, sharing the machine's cores as separate processes
 //! would. A bare hyper pass-through proxy is measured beside them as the floor of the hop
-//! itself. Method and recorded figures: docs/benchmarks.md.
+//! itself, and a route that authenticates each call with a JWT beside the anonymous one.
+//! Method and recorded figures: docs/benchmarks.md.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -34,29 +35,36 @@ const CALL: &str =
 fn main() {
     let args = Args::parse();
     let upstream = start_upstream();
-    let gateway = start_gateway(upstream);
+    let signer = manifold_e2e::tokens::Signer::rsa("rsa-a", "bench");
+    let token = signer
+        .token(&json!({"iss": "bench", "aud": "bench", "sub": "bench", "exp": manifold_e2e::tokens::now() + 3600}));
+    let gateway = start_gateway(upstream, &manifold_e2e::tokens::jwks(&[&signer]).to_string());
     let load = runtime("load", 2);
     let floor = start_floor(upstream);
     let floor_url = format!("http://{floor}/mcp");
     let direct_url = format!("http://{upstream}/mcp");
     let route_url = format!("http://{gateway}/acme/route/mcp");
+    let secured_url = format!("http://{gateway}/acme/secured/mcp");
     let seconds = Duration::from_secs(args.seconds);
 
     let mut rows = Vec::new();
     for clients in [1, args.clients] {
-        let (mut direct, mut routed, mut floored) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut direct, mut routed, mut floored, mut secured) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.rounds.max(1) {
-            direct.push(measured(|| load.block_on(run(&direct_url, "add", false, clients, seconds))));
-            routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, clients, seconds))));
-            floored.push(measured(|| load.block_on(run(&floor_url, "add", false, clients, seconds))));
+            direct.push(measured(|| load.block_on(run(&direct_url, "add", false, None, clients, seconds))));
+            routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, None, clients, seconds))));
+            floored.push(measured(|| load.block_on(run(&floor_url, "add", false, None, clients, seconds))));
+            secured
+                .push(measured(|| load.block_on(run(&secured_url, "math_add", true, Some(&token), clients, seconds))));
         }
-        rows.push((clients, median(direct), median(routed), median(floored)));
+        rows.push((clients, median(direct), median(routed), median(floored), median(secured)));
     }
 
     println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, proxy, upstream |");
     println!("|---|---|---|---|---|---|---|");
-    for (clients, direct, routed, floored) in &rows {
-        for (name, r) in [("direct", direct), ("bare hyper proxy", floored), ("gateway", routed)] {
+    for (clients, direct, routed, floored, secured) in &rows {
+        let paths = [("direct", direct), ("bare hyper proxy", floored), ("gateway", routed), ("gateway, JWT", secured)];
+        for (name, r) in paths {
             let cpu = |who: &str| r.cpu.get(who).copied().unwrap_or(0.0) / r.requests as f64;
             println!(
                 "| {clients} | {name} | {:.0} | {} | {} | {} | {:.0}, {:.0}, {:.0} |",
@@ -70,11 +78,12 @@ fn main() {
             );
         }
     }
-    let (_, direct1, routed1, _) = &rows[0];
-    let (clients, direct_n, routed_n, _) = &rows[1];
+    let (_, direct1, routed1, _, secured1) = &rows[0];
+    let (clients, direct_n, routed_n, _, _) = &rows[1];
     println!();
     println!("added p50 at 1 client: {} µs (target ≤ 50)", routed1.p(50) as i64 - direct1.p(50) as i64);
     println!("throughput at {clients} clients: {:.2}× direct (target ≥ 0.70)", routed_n.rate / direct_n.rate);
+    println!("JWT authentication adds {} µs to the p50 at 1 client", secured1.p(50) as i64 - routed1.p(50) as i64);
 }
 
 struct Result {
@@ -130,14 +139,19 @@ impl Result {
 }
 
 /// `clients` loops calling `tool` as fast as answers come, each on its own connection (and,
-/// through the gateway, its own session).
-async fn run(url: &str, tool: &str, session: bool, clients: usize, seconds: Duration) -> Result {
+/// through the gateway, its own session), sending `token` as a bearer token when given.
+async fn run(url: &str, tool: &str, session: bool, token: Option<&str>, clients: usize, seconds: Duration) -> Result {
+    let token = token.map(str::to_owned);
     let body = CALL.replace("NAME", tool);
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (url, body) = (url.to_owned(), body.clone());
+            let (url, body, token) = (url.to_owned(), body.clone(), token.clone());
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+                let mut headers = reqwest::header::HeaderMap::new();
+                if let Some(token) = &token {
+                    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+                }
+                let http = reqwest::Client::builder().tcp_nodelay(true).default_headers(headers).build().unwrap();
                 let session_id = if session { Some(initialize(&http, &url).await) } else { None };
                 let call = || {
                     let mut request = http
@@ -213,10 +227,15 @@ fn start_upstream() -> SocketAddr {
     rx.recv().unwrap()
 }
 
-/// A gateway with one route mounting the upstream, on its own runtime; returns its address.
-fn start_gateway(upstream: SocketAddr) -> SocketAddr {
+/// A gateway with two routes mounting the upstream, one open and one taking JWTs signed by
+/// a key of `jwks`, on its own runtime; returns its address.
+fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
+    let secured = format!(
+        "mounts: [{{server: math}}], authentication: {{jwt: [{{issuer: bench, audiences: [bench], jwks: {{inline: '{jwks}'}}}}]}}"
+    );
     let manifests = manifold_e2e::yaml::server("math", &format!("http://{upstream}/mcp"), "")
-        + &manifold_e2e::yaml::route("route", "mounts: [{server: math}]");
+        + &manifold_e2e::yaml::route("route", "mounts: [{server: math}]")
+        + &manifold_e2e::yaml::route("secured", &secured);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime("gateway", 2).block_on(async move {

@@ -47,17 +47,25 @@ impl Decision {
     pub fn allowed(self) -> bool {
         matches!(self, Decision::Open | Decision::AllowedByRule(_) | Decision::AllowedByDecider)
     }
+}
 
-    /// The audit log's words for it.
-    pub fn describe(self) -> String {
+/// The audit log's words for a decision.
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decision::Open => "allow (no rules)".into(),
-            Decision::AllowedByRule(i) => format!("allow (rules[{i}])"),
-            Decision::DeniedByRule(i) => format!("deny (rules[{i}])"),
-            Decision::NoRuleMatched => "deny (no rule matched)".into(),
-            Decision::AllowedByDecider => "allow (external)".into(),
-            Decision::DeniedByDecider => "deny (external)".into(),
+            Decision::Open => f.write_str("allow (no rules)"),
+            Decision::AllowedByRule(i) => write!(f, "allow (rules[{i}])"),
+            Decision::DeniedByRule(i) => write!(f, "deny (rules[{i}])"),
+            Decision::NoRuleMatched => f.write_str("deny (no rule matched)"),
+            Decision::AllowedByDecider => f.write_str("allow (external)"),
+            Decision::DeniedByDecider => f.write_str("deny (external)"),
         }
+    }
+}
+
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

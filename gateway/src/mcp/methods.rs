@@ -312,7 +312,7 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
             method,
             target: &visible,
             mount,
-            decision: decision.describe(),
+            decision,
             outcome: if decision.allowed() { answer.outcome() } else { "denied" },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             arguments,
