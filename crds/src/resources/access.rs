@@ -17,8 +17,9 @@ use super::SecretKeyRef;
 #[x_kube(validation = Rule::new("(has(self.allowAnonymous) && self.allowAnonymous) || (has(self.jwt) && size(self.jwt) > 0) || has(self.apiKeys)").message("authentication must list jwt providers or apiKeys, or set allowAnonymous: true"))]
 #[serde(rename_all = "camelCase")]
 pub struct Authentication {
-    /// Serve callers that present no credential, as the principal `anonymous`. A credential
-    /// that is presented is still checked, and refused when invalid.
+    /// Serve callers that present no credential, as the principal `anonymous`. Where the
+    /// route also takes JWTs or API keys, a credential that is presented is still checked,
+    /// and refused when invalid.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_anonymous: bool,
 

@@ -11,8 +11,6 @@ pub mod keys;
 pub mod metadata;
 mod rules;
 
-use std::sync::Arc;
-
 use manifold_api::config::{Action, RouteConfig};
 
 pub use authn::{Principal, Refusal};
@@ -125,6 +123,3 @@ pub fn action_name(action: Action) -> &'static str {
         Action::List => "list",
     }
 }
-
-/// A principal shared by a request's work.
-pub type Caller = Arc<Principal>;
