@@ -323,7 +323,37 @@ async fn every_attack_gets_its_exact_refusal() {
         Case { name: "a caller no rule covers", request: bearer(call(TOOLS), &valid), route: TOOLS, expect: Expect::Rpc(-32003, "tool `alpha_echo`: call is not allowed for this caller".into()) },
         Case { name: "an API key's groups decide", request: call(TOOLS).header("x-api-key", OPS_KEY), route: TOOLS, expect: Expect::Rpc(-32003, "tool `alpha_echo`: call is not allowed for this caller".into()) },
         Case { name: "a resource URI escaping its mount", request: bearer(env.read(TOOLS, "res://alpha/public/../../beta/secret"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/public/../../beta/secret`".into()) },
-        Case { name: "an encoded escape", request: bearer(env.read(TOOLS, "res://alpha/%2e%2e/beta"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/%2e%2e/beta`".into()) },
+        Case { name: "an encoded escape", request: bearer(env.read(TOOLS, "res://alpha/%2e%2e/beta"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not percent-encode letters, digits or `-._~`: `res://alpha/%2e%2e/beta`".into()) },
+        Case { name: "a URI scheme in capitals", request: bearer(env.read(TOOLS, "RES://alpha/secret"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI's scheme must be lowercase: `RES://alpha/secret`".into()) },
+        Case { name: "a percent-encoded letter", request: bearer(env.read(TOOLS, "res://alpha/secr%65t"), &dev), route: TOOLS, expect: Expect::Status(400, -32602, "a resource URI must not percent-encode letters, digits or `-._~`: `res://alpha/secr%65t`".into()) },
+        Case {
+            name: "completing an escaping template",
+            request: bearer(
+                stateless(
+                    &env.url(TOOLS),
+                    json!(1),
+                    "completion/complete",
+                    json!({"ref": {"type": "ref/resource", "uri": "res://alpha/public/../secret/{x}"}, "argument": {"name": "x", "value": ""}}),
+                ),
+                &dev,
+            ),
+            route: TOOLS,
+            expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/public/../secret/{x}`".into()),
+        },
+        Case {
+            name: "listening to an escaping URI",
+            request: bearer(
+                stateless(
+                    &env.url(TOOLS),
+                    json!(1),
+                    "subscriptions/listen",
+                    json!({"notifications": {"resourceSubscriptions": ["res://alpha/../beta/data"]}}),
+                ),
+                &dev,
+            ),
+            route: TOOLS,
+            expect: Expect::Status(400, -32602, "a resource URI must not contain `.` or `..` segments: `res://alpha/../beta/data`".into()),
+        },
         Case { name: "a resource of another mount", request: bearer(env.read(TOOLS, "res://beta/data"), &dev), route: TOOLS, expect: Expect::Rpc(-32003, "resource `res://beta/data`: read is not allowed for this caller".into()) },
         Case {
             name: "listening to a resource the caller may not read",

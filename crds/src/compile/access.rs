@@ -85,6 +85,16 @@ fn authn(
         jwt.extend(jwt_provider(provider, &at, namespace, secrets, invalid, refs));
     }
     let api_keys = spec.api_keys.as_ref().and_then(|keys| api_keys(keys, namespace, secrets, invalid, refs));
+    let scopes = spec.required_scopes.iter().map(|s| ("requiredScopes", s));
+    let supported = spec.oauth.iter().flat_map(|o| o.scopes_supported.iter().map(|s| ("oauth.scopesSupported", s)));
+    for (list, scope) in scopes.chain(supported) {
+        // RFC 6749 scope-token: printable ASCII without space, `"` or `\`.
+        if scope.is_empty()
+            || !scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        {
+            invalid.push(Problem::new(format!("{field}.{list}"), format!("`{scope}` is not an OAuth scope token")));
+        }
+    }
     let oauth = spec.oauth.clone().unwrap_or_default();
     if let Some(resource) = &oauth.resource
         && !is_http_url(resource)
@@ -133,8 +143,8 @@ fn jwt_provider(
     refs: &mut Vec<Problem>,
 ) -> Option<JwtConfig> {
     let problems_before = invalid.len() + refs.len();
-    if provider.issuer.is_empty() {
-        invalid.push(Problem::new(format!("{at}.issuer"), "issuer must not be empty"));
+    if provider.issuer.is_empty() || provider.issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        invalid.push(Problem::new(format!("{at}.issuer"), "issuer must be non-empty, without whitespace"));
     }
     if provider.audiences.is_empty() || provider.audiences.iter().any(String::is_empty) {
         invalid.push(Problem::new(

@@ -100,8 +100,8 @@ pub struct Authenticator {
     verified: Mutex<Verified>,
 }
 
-/// Token -> (its principal, trusted until).
-type Verified = HashMap<Box<str>, (Arc<Principal>, Instant)>;
+/// SHA-256 of a token -> (its principal, trusted until).
+type Verified = HashMap<[u8; 32], (Arc<Principal>, Instant)>;
 
 struct Provider {
     issuer: String,
@@ -232,7 +232,8 @@ impl Authenticator {
     /// (and cached until its `exp`, at most [`VERIFIED_FOR`], so that a key withdrawn from
     /// the issuer's JWKS stops working soon after).
     async fn verified(&self, token: &str, cooldown: Duration) -> Result<Arc<Principal>, Refusal> {
-        if let Some((principal, until)) = self.verified.lock().expect("verified tokens").get(token)
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((principal, until)) = self.verified.lock().expect("verified tokens").get(&digest)
             && Instant::now() < *until
         {
             return Ok(Arc::clone(principal));
@@ -251,7 +252,7 @@ impl Authenticator {
                 verified.clear();
             }
         }
-        verified.insert(token.into(), (Arc::clone(&principal), until));
+        verified.insert(digest, (Arc::clone(&principal), until));
         Ok(principal)
     }
 

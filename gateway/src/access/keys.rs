@@ -219,7 +219,12 @@ pub fn parse_jwks(text: &[u8], symmetric: bool) -> Result<Vec<Key>, String> {
         }
         let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else { continue };
         let Ok(decoding) = DecodingKey::from_jwk(&jwk) else { continue };
-        let alg = jwk.common.key_algorithm.and_then(|a| Algorithm::try_from(a).ok());
+        // A key for something other than signing (`RSA-OAEP`, say) verifies nothing.
+        let alg = match jwk.common.key_algorithm.map(Algorithm::try_from) {
+            Some(Ok(alg)) => Some(alg),
+            Some(Err(_)) => continue,
+            None => None,
+        };
         keys.push(Key { kid: jwk.common.key_id.clone(), alg, decoding });
     }
     Ok(keys)

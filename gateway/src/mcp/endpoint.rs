@@ -443,7 +443,11 @@ fn protected_resource(
     let mut response = match *method {
         Method::GET | Method::HEAD => json(StatusCode::OK, Bytes::from(metadata::document(route, headers).to_string())),
         Method::OPTIONS => empty(StatusCode::NO_CONTENT),
-        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "use GET".into()),
+        _ => {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET".into());
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            response
+        }
     };
     // Public metadata: browser-based clients (MCP Inspector) read it cross-origin.
     let headers = response.headers_mut();

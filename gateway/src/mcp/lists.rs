@@ -187,6 +187,8 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         // A merged page may be cached as long as every mount it holds allows; a config change
         // is announced to listeners either way.
         let cache = cache.unwrap_or(Cache::NONE);
+        // A page filtered for this caller is its own, whatever the upstreams allow.
+        let cache = if route.access.is_open() { cache } else { Cache { public: false, ..cache } };
         result.insert("resultType".into(), json!("complete"));
         result.insert("ttlMs".into(), json!(cache.ttl_ms));
         result.insert("cacheScope".into(), json!(if cache.public { "public" } else { "private" }));

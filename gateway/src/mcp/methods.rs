@@ -286,6 +286,9 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
     {
         return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{why}: `{visible}`")));
     }
+    if visible.len() > super::names::MAX_TARGET_BYTES {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, "a name must be at most 2048 bytes"));
+    }
     let started = Instant::now();
     let action = if kind == Kind::Resource { Action::Read } else { access::use_action(kind) };
     let decision = call.route.access.decide(&call.principal, action, kind, &visible).await;
@@ -351,6 +354,14 @@ async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
     let Some(visible) = reference.get(field).and_then(Value::as_str).map(str::to_owned) else {
         return Answer::Error(RpcError::new(INVALID_PARAMS, format!("params.ref.{field} must be a string")));
     };
+    if kind == Kind::Template
+        && let Err(why) = super::names::check_uri(&visible)
+    {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{why}: `{visible}`")));
+    }
+    if visible.len() > super::names::MAX_TARGET_BYTES {
+        return Answer::Error(RpcError::new(INVALID_PARAMS, "a name must be at most 2048 bytes"));
+    }
     // Completing an argument reveals what the prompt or template offers: it needs get or read.
     let action = access::use_action(kind);
     if !call.route.access.decide(&call.principal, action, kind, &visible).await.allowed() {

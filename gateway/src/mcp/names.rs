@@ -121,6 +121,17 @@ fn unprefix_uri(prefix: &str, visible: &str) -> Option<String> {
 /// the mount prefix see the URI as written, so `file://docs/public/../secret` must not get
 /// through to a server that would normalize it.
 pub fn check_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.len() > MAX_TARGET_BYTES {
+        return Err("a resource URI must be at most 2048 bytes");
+    }
+    // Only the canonical spelling, so that globs and prefixes see what the server will: a
+    // lowercase scheme, and no percent-encoded letters, digits or `-._~`.
+    if split_scheme(uri).is_some_and(|(scheme, _)| scheme.bytes().any(|b| b.is_ascii_uppercase())) {
+        return Err("a resource URI's scheme must be lowercase");
+    }
+    if uri.as_bytes().windows(3).any(|w| w[0] == b'%' && encodes_unreserved(&w[1..])) {
+        return Err("a resource URI must not percent-encode letters, digits or `-._~`");
+    }
     if uri.chars().any(|c| c.is_control() || c == '\\') {
         return Err("a resource URI must not contain control characters or backslashes");
     }
@@ -128,12 +139,23 @@ pub fn check_uri(uri: &str) -> Result<(), &'static str> {
     if lower.contains("%5c") || lower.contains("%00") {
         return Err("a resource URI must not contain encoded backslashes or NUL");
     }
-    let decoded = lower.replace("%2e", ".").replace("%2f", "/");
+    let decoded = lower.replace("%2f", "/");
     let path = decoded.split(['?', '#']).next().unwrap_or_default();
     if path.split('/').any(|segment| segment == "." || segment == "..") {
         return Err("a resource URI must not contain `.` or `..` segments");
     }
     Ok(())
+}
+
+/// Names and URIs clients send are refused past this length.
+pub const MAX_TARGET_BYTES: usize = 2048;
+
+/// Whether two hex digits encode an unreserved character (RFC 3986).
+fn encodes_unreserved(hex: &[u8]) -> bool {
+    std::str::from_utf8(hex)
+        .ok()
+        .and_then(|h| u8::from_str_radix(h, 16).ok())
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// Splits `scheme://` or `scheme:` from the rest of a URI.
@@ -178,6 +200,8 @@ mod tests {
             "file://docs/./x",
             "file://docs/%2e%2e/secret",
             "file://docs/%2E%2e%2fsecret",
+            "FILE://docs/secret/x",
+            "file://docs/secr%65t/x",
             "file://docs/a\\..\\b",
             "file://docs/a%5c..",
             "file://docs/a\u{0}",

@@ -229,6 +229,18 @@ impl Filter {
             _ => false,
         }
     }
+
+    /// Whether this notification is one asked for: an update only of a subscribed resource
+    /// (the subscriptions were authorized; other updates on a shared upstream session were
+    /// not), with URIs of the same side as the filter's.
+    fn admits(&self, method: &str, params: &Map<String, Value>) -> bool {
+        self.wants(method)
+            && (method != "notifications/resources/updated"
+                || params
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .is_some_and(|uri| self.resource_subscriptions.iter().any(|s| s == uri)))
+    }
 }
 
 /// One stateless client listening for changes.
@@ -276,7 +288,7 @@ impl Listeners {
             *uri = super::names::prefix_uri(prefix, uri);
         }
         let listeners = self.0.lock().expect("listeners lock");
-        for listener in listeners.iter().filter(|l| &l.route == route && l.filter.wants(method)) {
+        for listener in listeners.iter().filter(|l| &l.route == route && l.filter.admits(method, &params)) {
             listener.sender.send(&tagged(method, params.clone(), &listener.id));
         }
     }
@@ -296,6 +308,9 @@ fn tagged(method: &str, mut params: Map<String, Value>, id: &RawValue) -> Vec<u8
 /// the list changes of the route (from config reloads, and from the mounts that serve this
 /// revision, which the gateway listens to for as long as the client does) and updates of the
 /// subscribed resources, each tagged with the request's id. It ends when the client closes it.
+/// Resource subscriptions one `subscriptions/listen` may hold.
+const MAX_SUBSCRIPTIONS: usize = 256;
+
 /// A caller hears about updates only of resources it may read.
 async fn may_subscribe(
     route: &Route,
@@ -310,7 +325,12 @@ async fn may_subscribe(
     let Some(Params { notifications }) = params.and_then(|p| serde_json::from_str(p.get()).ok()) else {
         return Ok(());
     };
+    if notifications.resource_subscriptions.len() > MAX_SUBSCRIPTIONS {
+        let message = format!("at most {MAX_SUBSCRIPTIONS} resource subscriptions per listen");
+        return Err(RpcError::new(INVALID_PARAMS, message));
+    }
     for uri in &notifications.resource_subscriptions {
+        super::names::check_uri(uri).map_err(|why| RpcError::new(INVALID_PARAMS, format!("{why}: `{uri}`")))?;
         let decision = route.access.decide(principal, Action::Read, super::names::Kind::Resource, uri).await;
         if !decision.allowed() {
             let message = format!("resource `{uri}`: read is not allowed for this caller");
@@ -449,11 +469,14 @@ impl crate::upstream::Observer for ListenRelay<'_> {
             }
             return;
         }
-        if message.id.is_some() || !self.filter.wants(method) {
+        if message.id.is_some() {
             return;
         }
         let mut params: Map<String, Value> =
             message.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        if !self.filter.admits(method, &params) {
+            return;
+        }
         if let Some(Value::String(uri)) = params.get_mut("uri") {
             *uri = super::names::prefix_uri(self.prefix, uri);
         }
@@ -504,6 +527,19 @@ pub fn status(code: i64) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listener_hears_updates_only_of_its_own_subscriptions() {
+        let filter: Filter =
+            serde_json::from_value(json!({"resourceSubscriptions": ["res://a/mine"], "toolsListChanged": true}))
+                .unwrap();
+        let params = |uri: &str| json!({ "uri": uri }).as_object().unwrap().clone();
+        assert!(filter.admits("notifications/resources/updated", &params("res://a/mine")));
+        assert!(!filter.admits("notifications/resources/updated", &params("res://a/theirs")));
+        assert!(!filter.admits("notifications/resources/updated", &Map::new()));
+        assert!(filter.admits("notifications/tools/list_changed", &Map::new()));
+        assert!(!filter.admits("notifications/prompts/list_changed", &Map::new()));
+    }
 
     #[test]
     fn results_gain_a_result_type_once() {
