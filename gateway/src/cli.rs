@@ -28,9 +28,18 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Close sessions idle for this many seconds.
+    /// Drop a session's in-memory state (and its upstream sessions) after this many idle
+    /// seconds; the client's next request brings it back from its token.
     #[arg(long, default_value_t = 3600)]
     pub session_idle_secs: u64,
+    /// Session keys: one base64-encoded 32-byte key per line, the current one first (every
+    /// replica needs the same file). Without it, a key is made up at start-up and sessions
+    /// do not survive a restart.
+    #[arg(long, env = "MANIFOLD_SESSION_KEYS_FILE", value_name = "FILE")]
+    pub session_keys: Option<PathBuf>,
+    /// Refuse sessions older than this many seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub session_max_age_secs: u64,
     /// How often to check the config source for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
@@ -75,6 +84,8 @@ impl Args {
             list_page_size: self.list_page_size.max(1),
             jwks_refetch_cooldown: Duration::from_secs(self.jwks_refetch_secs),
             audit_log: self.audit_log.clone(),
+            session_keys: self.session_keys.clone(),
+            session_max_age: Duration::from_secs(self.session_max_age_secs),
         }
     }
 

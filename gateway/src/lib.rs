@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::mcp::seal::KeyRing;
 use crate::mcp::session::Sessions;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
@@ -79,6 +80,11 @@ pub struct Settings {
     pub jwks_refetch_cooldown: Duration,
     /// File the audit log is appended to; none: stdout.
     pub audit_log: Option<std::path::PathBuf>,
+    /// File of session keys (base64, one per line, the current one first); none: a key made
+    /// up at start-up, so sessions do not survive a restart.
+    pub session_keys: Option<std::path::PathBuf>,
+    /// Sessions older than this are refused, whichever replica sees them.
+    pub session_max_age: Duration,
 }
 
 impl Default for Settings {
@@ -94,6 +100,8 @@ impl Default for Settings {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             jwks_refetch_cooldown: Duration::from_secs(10),
             audit_log: None,
+            session_keys: None,
+            session_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -135,9 +143,18 @@ impl Running {
 
 /// Loads the config once, binds both listeners and starts serving.
 pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<Running> {
+    let ring = match &settings.session_keys {
+        Some(path) => KeyRing::from_file(path).map_err(std::io::Error::other)?,
+        None => {
+            tracing::warn!(
+                "no --session-keys: sessions are sealed with a key made up now, and will not survive a restart"
+            );
+            KeyRing::generate()
+        }
+    };
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions),
+        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age),
         metrics: Metrics::new(),
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,

@@ -36,8 +36,10 @@ pub struct Principal {
     pub claims: Map<String, Value>,
     /// Who vouches for the name.
     pub source: Source,
-    /// Source and name in one string: sessions are bound to it.
+    /// Source and name in one string.
     pub identity: String,
+    /// A hash of the identity: what session tokens are bound to.
+    pub binding: String,
 }
 
 /// Where a principal's name comes from.
@@ -63,7 +65,8 @@ impl Principal {
             Source::ApiKey => format!("api-key {name}"),
             Source::Jwt(issuer) => format!("jwt {issuer} {name}"),
         };
-        Principal { name, groups, scopes, claims, source, identity }
+        let binding = crate::mcp::seal::binding(&identity);
+        Principal { name, groups, scopes, claims, source, identity, binding }
     }
 
     fn anonymous() -> Self {

@@ -314,7 +314,7 @@ fn initialize(
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
     let hello = Hello { protocol_version: version.clone(), capabilities };
     let key = (route.config.namespace.clone(), route.config.name.clone());
-    let Some(session) = gateway.sessions.create(key, hello, principal.identity.clone()) else {
+    let Some(session) = gateway.sessions.create(key, hello, principal.binding.clone()) else {
         return (
             Answer::Unavailable(RpcError::new(
                 jsonrpc::INTERNAL_ERROR,
@@ -393,7 +393,7 @@ fn session(
         Some(session)
             if session.route.0 == route.config.namespace
                 && session.route.1 == route.config.name
-                && session.principal == principal.identity =>
+                && session.principal == principal.binding =>
         {
             Ok(session)
         }

@@ -11,6 +11,7 @@ mod lists;
 mod methods;
 pub mod names;
 mod relay;
+pub mod seal;
 pub mod session;
 mod stateless;
 mod stream;

@@ -1,7 +1,9 @@
-//! Client sessions: created by `initialize`, named by the `Mcp-Session-Id` header, ended by
-//! DELETE or by idling out. Each holds the client's negotiated revision, one upstream slot
-//! per mount, its event streams, and the requests it has in flight upstream. In memory for
-//! now, all behind this module.
+//! Client sessions: created by `initialize`, named by the `Mcp-Session-Id` header (a sealed
+//! token, `seal`), ended by DELETE or by their maximum age. What defines a session (route,
+//! principal, revision, capabilities) is in its token, so any replica with the key ring
+//! serves it; what a replica keeps in memory is a cache it can lose: one upstream slot per
+//! mount, the event streams, the requests in flight. An entry idle for the idle timeout is
+//! dropped (its upstream sessions ended) and comes back from the token on the next request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::relay;
+use super::seal::{Claims, KeyRing};
 use super::stream::{STANDALONE, Streams};
 use crate::snapshot::Mount;
 use crate::upstream::{Hello, Slot, UpstreamClient};
@@ -23,9 +26,11 @@ pub struct Session {
     pub id: String,
     /// The route it was opened on, as (namespace, name).
     pub route: (String, String),
-    /// Who opened it ([`Principal::identity`](crate::access::Principal::identity)): only
-    /// they may use it.
+    /// Who opened it ([`Principal::binding`](crate::access::Principal::binding)): only they
+    /// may use it.
     pub principal: String,
+    /// When its token was issued, in seconds since the epoch.
+    issued: u64,
     pub hello: Hello,
     pub streams: Streams,
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
@@ -160,9 +165,10 @@ impl Session {
         flight.upstream
     }
 
-    /// A prefix of the id, enough to follow a session in logs without handing out the token.
+    /// A piece of the id, enough to follow a session in logs without handing out the token
+    /// (the end: a token's start is its format and key id, the same for many sessions).
     pub fn log_id(&self) -> &str {
-        &self.id[..8]
+        &self.id[self.id.len().saturating_sub(8)..]
     }
 
     /// Ends every upstream session this client opened.
@@ -210,10 +216,16 @@ pub struct Sessions {
     started: Instant,
     idle_timeout: Duration,
     max: usize,
+    /// Seals and opens session tokens.
+    ring: KeyRing,
+    /// Tokens are refused past this age.
+    max_age: Duration,
+    /// Tokens of sessions ended by DELETE on this replica, until they would have expired.
+    ended: Mutex<HashMap<String, u64>>,
 }
 
 impl Sessions {
-    pub fn new(idle_timeout: Duration, max: usize) -> Self {
+    pub fn new(idle_timeout: Duration, max: usize, ring: KeyRing, max_age: Duration) -> Self {
         Sessions {
             map: Mutex::default(),
             bridges: Mutex::default(),
@@ -221,18 +233,33 @@ impl Sessions {
             started: Instant::now(),
             idle_timeout,
             max,
+            ring,
+            max_age,
+            ended: Mutex::default(),
         }
     }
 
-    /// Opens a session, or None when this replica holds its maximum.
+    /// Opens a session bound to `principal` (a binding), or None when this replica holds its
+    /// maximum.
     pub fn create(&self, route: (String, String), hello: Hello, principal: String) -> Option<Arc<Session>> {
-        let session = self.session(route, hello, principal, None);
+        let claims = Claims {
+            route: format!("{}/{}", route.0, route.1),
+            principal,
+            version: hello.protocol_version.clone(),
+            capabilities: hello.capabilities.clone(),
+            issued: unix_now(),
+        };
+        let session = self.session(self.ring.seal(&claims), &claims, route, hello, None);
+        self.admit(session)
+    }
+
+    /// Keeps a session in this replica's cache, unless it holds its maximum.
+    fn admit(&self, session: Arc<Session>) -> Option<Arc<Session>> {
         let mut map = self.map.lock().expect("sessions lock");
         if map.len() >= self.max {
             return None;
         }
-        map.insert(session.id.clone(), Arc::clone(&session));
-        Some(session)
+        Some(Arc::clone(map.entry(session.id.clone()).or_insert(session)))
     }
 
     /// The gateway's own session for a route's stateless clients (see `bridges`). It offers
@@ -243,25 +270,34 @@ impl Sessions {
         let hello =
             || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
         let bridged_to = Some(Arc::clone(&self.listeners));
-        Arc::clone(
-            bridges
-                .entry(route.clone())
-                .or_insert_with(|| self.session(route.clone(), hello(), String::new(), bridged_to)),
-        )
+        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| {
+            // Never handed to a client: its id is a random name, not a token.
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let claims = Claims {
+                route: String::new(),
+                principal: String::new(),
+                version: String::new(),
+                capabilities: serde_json::Value::Null,
+                issued: unix_now(),
+            };
+            self.session(id, &claims, route.clone(), hello(), bridged_to)
+        }))
     }
 
     fn session(
         &self,
+        id: String,
+        claims: &Claims,
         route: (String, String),
         hello: Hello,
-        principal: String,
         bridged_to: Option<Arc<super::stateless::Listeners>>,
     ) -> Arc<Session> {
         Arc::new(Session {
             bridged_to,
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id,
             route,
-            principal,
+            principal: claims.principal.clone(),
+            issued: claims.issued,
             hello,
             streams: Streams::default(),
             in_flight: Mutex::default(),
@@ -271,14 +307,43 @@ impl Sessions {
         })
     }
 
+    /// The session a token names: this replica's entry, else the token opened (a session
+    /// another replica, or this one before a restart, began). None for a token that does
+    /// not open, is older than the maximum age, or was ended here.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.map.lock().expect("sessions lock").get(id).cloned()?;
+        let cached = self.map.lock().expect("sessions lock").get(id).cloned();
+        let session = match cached {
+            Some(session) => session,
+            None => {
+                if self.ended.lock().expect("ended lock").contains_key(id) {
+                    return None;
+                }
+                let claims = self.ring.open(id)?;
+                let (namespace, name) = claims.route.split_once('/')?;
+                let hello =
+                    Hello { protocol_version: claims.version.clone(), capabilities: claims.capabilities.clone() };
+                let route = (namespace.to_owned(), name.to_owned());
+                self.admit(self.session(id.to_owned(), &claims, route, hello, None))?
+            }
+        };
+        if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {
+            self.map.lock().expect("sessions lock").remove(id);
+            return None;
+        }
         session.last_seen.store(self.now(), Ordering::Relaxed);
         Some(session)
     }
 
+    /// Ends a session: its token is refused on this replica until it would have expired.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.lock().expect("sessions lock").remove(id)
+        let session = self.map.lock().expect("sessions lock").remove(id);
+        let mut ended = self.ended.lock().expect("ended lock");
+        let oldest = unix_now().saturating_sub(self.max_age.as_secs());
+        ended.retain(|_, issued| *issued >= oldest);
+        if let Some(session) = &session {
+            ended.insert(id.to_owned(), session.issued);
+        }
+        session
     }
 
     pub fn count(&self) -> usize {
@@ -308,4 +373,8 @@ impl Sessions {
     fn now(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -1,0 +1,182 @@
+//! Session tokens: the `Mcp-Session-Id` a client holds is the session itself, sealed with
+//! AES-256-GCM (aws-lc-rs) under the gateway's key ring, so that any replica holding the
+//! ring can open it and go on serving the session. A token names its route and the principal
+//! it is bound to (a hash), the negotiated revision, the client's capabilities and when it
+//! was issued. A token that does not open (tampered with, or sealed under a key no longer
+//! in the ring) is no session at all.
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Format of the sealed payload; a token of another format does not open.
+const FORMAT: u8 = 1;
+
+/// What a session token carries.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// The route, as `namespace/name`.
+    #[serde(rename = "r")]
+    pub route: String,
+    /// SHA-256 of the principal's identity, truncated, hex.
+    #[serde(rename = "p")]
+    pub principal: String,
+    /// The negotiated protocol revision.
+    #[serde(rename = "v")]
+    pub version: String,
+    /// The client's declared capabilities.
+    #[serde(rename = "c", default)]
+    pub capabilities: serde_json::Value,
+    /// Issued at, seconds since the epoch.
+    #[serde(rename = "t")]
+    pub issued: u64,
+}
+
+/// Keys that open tokens; the first also seals.
+pub struct KeyRing {
+    keys: Vec<(u8, LessSafeKey)>,
+}
+
+impl KeyRing {
+    /// One base64-encoded 32-byte key per line, the current one first; blank lines and
+    /// lines starting with `#` are skipped.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut keys = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bytes = STANDARD.decode(line).map_err(|_| format!("{}:{}: not base64", path.display(), i + 1))?;
+            let key: [u8; 32] =
+                bytes.try_into().map_err(|_| format!("{}:{}: a key must be 32 bytes", path.display(), i + 1))?;
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(format!("{} holds no key", path.display()));
+        }
+        Ok(Self::new(&keys))
+    }
+
+    /// A ring of one fresh random key: sessions last as long as this process.
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).expect("the system has randomness");
+        Self::new(&[key])
+    }
+
+    pub fn new(keys: &[[u8; 32]]) -> Self {
+        let keys = keys
+            .iter()
+            .map(|key| {
+                // A key is named by a byte of its hash: opening tries the keys of that name.
+                let id = Sha256::digest(key)[0];
+                (id, LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES key")))
+            })
+            .collect();
+        KeyRing { keys }
+    }
+
+    /// Seals claims under the current key: `format, key id, nonce, ciphertext+tag`, base64url.
+    pub fn seal(&self, claims: &Claims) -> String {
+        let (id, key) = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("the system has randomness");
+        let header = [FORMAT, *id];
+        let mut sealed = serde_json::to_vec(claims).expect("claims serialize");
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut sealed)
+            .expect("sealing cannot fail with a valid key");
+        let mut token = Vec::with_capacity(2 + NONCE_LEN + sealed.len());
+        token.extend_from_slice(&header);
+        token.extend_from_slice(&nonce);
+        token.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// The claims of a token sealed under any key of the ring; None for anything else.
+    pub fn open(&self, token: &str) -> Option<Claims> {
+        if token.len() > 4096 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() < 2 + NONCE_LEN || bytes[0] != FORMAT {
+            return None;
+        }
+        let (header, rest) = bytes.split_at(2);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        self.keys.iter().filter(|(id, _)| *id == header[1]).find_map(|(_, key)| {
+            let mut sealed = sealed.to_vec();
+            let plain = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut sealed).ok()?;
+            serde_json::from_slice(plain).ok()
+        })
+    }
+}
+
+/// What a session is bound to for a principal: a hash of its identity, so tokens do not
+/// carry names.
+pub fn binding(identity: &str) -> String {
+    hex::encode(&Sha256::digest(identity.as_bytes())[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            route: "acme/tools".into(),
+            principal: binding("api-key alice"),
+            version: "2025-11-25".into(),
+            capabilities: serde_json::json!({"sampling": {}}),
+            issued: 1_790_000_000,
+        }
+    }
+
+    #[test]
+    fn tokens_open_with_any_key_of_the_ring_and_nothing_else() {
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let token = KeyRing::new(&[old]).seal(&claims());
+        assert_eq!(KeyRing::new(&[old]).open(&token), Some(claims()));
+        assert_eq!(KeyRing::new(&[new, old]).open(&token), Some(claims()), "rotation: the old key still opens");
+        assert_eq!(KeyRing::new(&[new]).open(&token), None, "the old key dropped");
+        assert!(token.len() < 200, "compact: {} bytes", token.len());
+    }
+
+    #[test]
+    fn a_tampered_token_does_not_open() {
+        let ring = KeyRing::new(&[[7u8; 32]]);
+        let token = ring.seal(&claims());
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for at in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
+            bytes[at] ^= 1;
+            assert_eq!(ring.open(&URL_SAFE_NO_PAD.encode(&bytes)), None, "byte {at} flipped");
+            bytes[at] ^= 1;
+        }
+        assert_eq!(ring.open(&token[..token.len() - 2]), None);
+        assert_eq!(ring.open("not a token"), None);
+        assert_eq!(ring.open(""), None);
+    }
+
+    #[test]
+    fn key_files_hold_base64_keys_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(
+            &path,
+            format!("# current first\n{}\n\n{}\n", STANDARD.encode([2u8; 32]), STANDARD.encode([1u8; 32])),
+        )
+        .unwrap();
+        let token = KeyRing::new(&[[1u8; 32]]).seal(&claims());
+        assert!(KeyRing::from_file(&path).unwrap().open(&token).is_some());
+        std::fs::write(&path, "c2hvcnQ=\n").unwrap();
+        assert!(KeyRing::from_file(&path).err().unwrap().contains(":1: a key must be 32 bytes"));
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(KeyRing::from_file(&path).err().unwrap().contains("holds no key"));
+    }
+}
