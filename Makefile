@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers crds bench
+.PHONY: quickstart test peers crds bench bench-sessions
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -22,3 +22,7 @@ crds:
 # Gateway overhead against calling the upstream directly (see docs/benchmarks.md).
 bench:
 	cargo run --release -q -p manifold-e2e --bin bench
+
+# Cost of sealed session tokens and memory per idle session (see docs/benchmarks.md).
+bench-sessions:
+	cargo run --release -q -p manifold-e2e --bin bench_sessions

@@ -30,7 +30,8 @@ pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<
     }
     let probes = servers.into_iter().map(|(key, remote)| async move {
         let client = UpstreamClient::new(&remote).ok()?;
-        let hello = Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: Value::Object(Map::new()) };
+        let hello =
+            Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: crate::jsonrpc::raw(&Map::new()) };
         let slot = Slot::detached();
         let listed = tokio::time::timeout(DEADLINE, client.list_all(&slot, &hello, "tools/list", "tools")).await;
         client.close(&slot).await;

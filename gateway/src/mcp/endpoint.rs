@@ -298,11 +298,14 @@ fn initialize(
     #[serde(rename_all = "camelCase")]
     struct Params {
         protocol_version: String,
-        #[serde(default)]
-        capabilities: serde_json::Value,
+        capabilities: Option<Box<serde_json::value::RawValue>>,
     }
     let (requested, capabilities) = match params.map(|p| serde_json::from_str::<Params>(p.get())) {
-        Some(Ok(params)) => (params.protocol_version, params.capabilities),
+        Some(Ok(params)) => {
+            // Kept as the client wrote it, when it is an object (what upstreams are offered).
+            let declared = params.capabilities.filter(|c| c.get().trim_start().starts_with('{'));
+            (params.protocol_version, declared.unwrap_or_else(|| jsonrpc::raw(&serde_json::json!({}))))
+        }
         _ => {
             return (
                 Answer::Error(RpcError::new(jsonrpc::INVALID_PARAMS, "initialize needs params.protocolVersion")),

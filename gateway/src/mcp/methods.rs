@@ -186,7 +186,7 @@ fn stateless_params(params: Option<&RawValue>, hello: &crate::upstream::Hello) -
     let meta = params.entry("_meta").or_insert_with(|| json!({}));
     if let Value::Object(meta) = meta {
         meta.insert("io.modelcontextprotocol/protocolVersion".into(), json!(crate::upstream::STATELESS));
-        let capabilities = if hello.capabilities.is_object() { hello.capabilities.clone() } else { json!({}) };
+        let capabilities: Value = serde_json::from_str(hello.capabilities.get()).unwrap_or_else(|_| json!({}));
         meta.insert("io.modelcontextprotocol/clientCapabilities".into(), capabilities);
         meta.insert(
             "io.modelcontextprotocol/clientInfo".into(),

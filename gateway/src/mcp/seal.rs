@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 const FORMAT: u8 = 1;
 
 /// What a session token carries.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Claims {
     /// The route, as `namespace/name`.
     #[serde(rename = "r")]
@@ -28,9 +28,9 @@ pub struct Claims {
     /// The negotiated protocol revision.
     #[serde(rename = "v")]
     pub version: String,
-    /// The client's declared capabilities.
-    #[serde(rename = "c", default)]
-    pub capabilities: serde_json::Value,
+    /// The client's declared capabilities (a JSON object).
+    #[serde(rename = "c")]
+    pub capabilities: Box<serde_json::value::RawValue>,
     /// Issued at, seconds since the epoch.
     #[serde(rename = "t")]
     pub issued: u64,
@@ -133,7 +133,7 @@ mod tests {
             route: "acme/tools".into(),
             principal: binding("api-key alice"),
             version: "2025-11-25".into(),
-            capabilities: serde_json::json!({"sampling": {}}),
+            capabilities: serde_json::value::RawValue::from_string(r#"{"sampling":{}}"#.into()).unwrap(),
             issued: 1_790_000_000,
         }
     }
@@ -142,9 +142,14 @@ mod tests {
     fn tokens_open_with_any_key_of_the_ring_and_nothing_else() {
         let (old, new) = ([1u8; 32], [2u8; 32]);
         let token = KeyRing::new(&[old]).seal(&claims());
-        assert_eq!(KeyRing::new(&[old]).open(&token), Some(claims()));
-        assert_eq!(KeyRing::new(&[new, old]).open(&token), Some(claims()), "rotation: the old key still opens");
-        assert_eq!(KeyRing::new(&[new]).open(&token), None, "the old key dropped");
+        let opened = KeyRing::new(&[old]).open(&token).expect("opens");
+        assert_eq!((opened.route.as_str(), opened.principal.as_str()), ("acme/tools", claims().principal.as_str()));
+        assert_eq!(
+            (opened.version.as_str(), opened.capabilities.get(), opened.issued),
+            ("2025-11-25", r#"{"sampling":{}}"#, 1_790_000_000)
+        );
+        assert!(KeyRing::new(&[new, old]).open(&token).is_some(), "rotation: the old key still opens");
+        assert!(KeyRing::new(&[new]).open(&token).is_none(), "the old key dropped");
         assert!(token.len() < 200, "compact: {} bytes", token.len());
     }
 
@@ -155,12 +160,12 @@ mod tests {
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
         for at in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
             bytes[at] ^= 1;
-            assert_eq!(ring.open(&URL_SAFE_NO_PAD.encode(&bytes)), None, "byte {at} flipped");
+            assert!(ring.open(&URL_SAFE_NO_PAD.encode(&bytes)).is_none(), "byte {at} flipped");
             bytes[at] ^= 1;
         }
-        assert_eq!(ring.open(&token[..token.len() - 2]), None);
-        assert_eq!(ring.open("not a token"), None);
-        assert_eq!(ring.open(""), None);
+        assert!(ring.open(&token[..token.len() - 2]).is_none());
+        assert!(ring.open("not a token").is_none());
+        assert!(ring.open("").is_none());
     }
 
     #[test]

@@ -23,7 +23,8 @@ type Slots = HashMap<String, (Arc<UpstreamClient>, Arc<Slot>)>;
 
 /// One client session.
 pub struct Session {
-    pub id: String,
+    /// Its token (shared with the session table's key).
+    pub id: Arc<str>,
     /// The route it was opened on, as (namespace, name).
     pub route: (String, String),
     /// Who opened it ([`Principal::binding`](crate::access::Principal::binding)): only they
@@ -207,7 +208,7 @@ fn flight_key(client_id: &str) -> u64 {
 
 /// All sessions of this replica.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     /// Per route, the session through which clients of the stateless revision (2026-07-28)
     /// reach upstreams that only speak the session-based revisions: the gateway holds it.
     bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
@@ -249,7 +250,7 @@ impl Sessions {
             capabilities: hello.capabilities.clone(),
             issued: unix_now(),
         };
-        let session = self.session(self.ring.seal(&claims), &claims, route, hello, None);
+        let session = self.session(self.ring.seal(&claims).into(), &claims, route, hello, None);
         self.admit(session)
     }
 
@@ -267,8 +268,10 @@ impl Sessions {
     /// requests to relay them with.
     pub fn bridge(&self, route: &(String, String)) -> Arc<Session> {
         let mut bridges = self.bridges.lock().expect("bridges lock");
-        let hello =
-            || Hello { protocol_version: super::SUPPORTED_VERSIONS[0].into(), capabilities: serde_json::json!({}) };
+        let hello = || Hello {
+            protocol_version: super::SUPPORTED_VERSIONS[0].into(),
+            capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
+        };
         let bridged_to = Some(Arc::clone(&self.listeners));
         Arc::clone(bridges.entry(route.clone()).or_insert_with(|| {
             // Never handed to a client: its id is a random name, not a token.
@@ -277,16 +280,16 @@ impl Sessions {
                 route: String::new(),
                 principal: String::new(),
                 version: String::new(),
-                capabilities: serde_json::Value::Null,
+                capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
                 issued: unix_now(),
             };
-            self.session(id, &claims, route.clone(), hello(), bridged_to)
+            self.session(id.into(), &claims, route.clone(), hello(), bridged_to)
         }))
     }
 
     fn session(
         &self,
-        id: String,
+        id: Arc<str>,
         claims: &Claims,
         route: (String, String),
         hello: Hello,
@@ -323,7 +326,7 @@ impl Sessions {
                 let hello =
                     Hello { protocol_version: claims.version.clone(), capabilities: claims.capabilities.clone() };
                 let route = (namespace.to_owned(), name.to_owned());
-                self.admit(self.session(id.to_owned(), &claims, route, hello, None))?
+                self.admit(self.session(id.into(), &claims, route, hello, None))?
             }
         };
         if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {

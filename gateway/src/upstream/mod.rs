@@ -40,8 +40,9 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Hello {
     /// Protocol revision negotiated with the client; offered to the upstream.
     pub protocol_version: String,
-    /// The capabilities the client declared.
-    pub capabilities: Value,
+    /// The capabilities the client declared: a JSON object, kept as text (a session holds
+    /// it for its whole life, and a parsed map costs several times its size).
+    pub capabilities: Box<RawValue>,
 }
 
 /// Sees one upstream exchange as it happens: the id the request went out with (again, if it
