@@ -42,6 +42,13 @@ async fn echo(session: &RawSession, text_: &str) -> (u16, Value) {
     (answer.status.as_u16(), answer.body)
 }
 
+/// The `Mcp-Session-Id` alpha received for this client's requests.
+async fn upstream_session(session: &RawSession) -> String {
+    let answer =
+        session.request("tools/call", json!({"name": "alpha_header", "arguments": {"name": "mcp-session-id"}})).await;
+    text(&answer.body["result"]).to_owned()
+}
+
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,10 +63,14 @@ async fn a_session_goes_on_through_another_replica() {
     let (status, body) = echo(&on_a, "a").await;
     assert_eq!((status, text(&body["result"])), (200, "alpha:a"));
 
-    // The same token, sent to B: B has never seen it, and serves it.
+    // The same token, sent to B: B has never seen it, and serves it, in the same upstream
+    // session (the token carries it).
     let on_b = RawSession::resume(&b.url("/acme/tools/mcp"), on_a.session.clone());
     let (status, body) = echo(&on_b, "b").await;
     assert_eq!((status, text(&body["result"])), (200, "alpha:b"));
+    let (via_a, via_b) = (upstream_session(&on_a).await, upstream_session(&on_b).await);
+    assert!(via_a.len() >= 16, "alpha keeps sessions: `{via_a}`");
+    assert_eq!(via_a, via_b, "B goes on in the upstream session opened through A");
     let mut stream = on_b.listen().await;
 
     // A goes away; the session goes on through B, stream included.

@@ -277,7 +277,8 @@ async fn expire_sessions(gateway: Arc<Gateway>, shutdown: CancellationToken) {
         }
         for session in gateway.sessions.expire() {
             tracing::info!(session = %session.log_id(), "session expired after idling");
-            session.close().await;
+            let snapshot = gateway.snapshot.load();
+            session.close(snapshot.route_named(&session.route.0, &session.route.1).map(|r| &**r)).await;
         }
         gateway.metrics.sessions.set(gateway.sessions.count() as i64);
     }

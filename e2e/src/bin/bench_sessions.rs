@@ -1,17 +1,30 @@
 //! `make bench-sessions`: what sealed sessions cost. Seals and opens session tokens (the
 //! claims of a real route's session) and reports µs per token; then opens 100,000 idle
-//! sessions in a gateway's session table and reports the resident memory each adds.
+//! sessions in a gateway's session table and reports the resident memory each adds. Each
+//! session holds two mounts' upstream sessions, as after `initialize` on a two-mount route.
 //! Method and figures: docs/benchmarks.md.
 
 use std::time::{Duration, Instant};
 
 use manifold_gateway::mcp::seal::{Claims, KeyRing, binding};
 use manifold_gateway::mcp::session::Sessions;
-use manifold_gateway::upstream::Hello;
+use manifold_gateway::upstream::{Held, Hello};
 use serde_json::json;
 
 const TOKENS: usize = 200_000;
 const SESSIONS: usize = 100_000;
+
+/// Two mounts' upstream sessions, as a token carries them.
+fn upstreams() -> Vec<(String, Held)> {
+    ["github~github", "jira~jira"]
+        .into_iter()
+        .map(|key| (key.to_owned(), Held { id: uuid_like(key), version: "2025-11-25".into() }))
+        .collect()
+}
+
+fn uuid_like(seed: &str) -> String {
+    format!("{:032x}", seed.len() as u128 * 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)
+}
 
 fn main() {
     let ring = KeyRing::new(&[[7u8; 32], [8u8; 32]]);
@@ -24,6 +37,7 @@ fn main() {
         )
         .unwrap(),
         issued: 1_795_000_000,
+        upstreams: upstreams(),
     };
     let token = ring.seal(&claims);
     let started = Instant::now();
@@ -50,7 +64,8 @@ fn main() {
         let capabilities = serde_json::value::RawValue::from_string(r#"{"sampling":{}}"#.into()).unwrap();
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities };
         let principal = binding(&format!("api-key caller-{i}"));
-        kept.push(sessions.create(("acme".into(), "assistant".into()), hello, principal).expect("room").id.len());
+        let session = sessions.create(("acme".into(), "assistant".into()), hello, principal, upstreams());
+        kept.push(session.expect("room").id.len());
     }
     let per_session = (resident_bytes() - before) as f64 / SESSIONS as f64;
     println!("{SESSIONS} idle sessions: {per_session:.0} bytes of resident memory each (target ≤ 512)");

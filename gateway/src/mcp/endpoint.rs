@@ -225,7 +225,7 @@ async fn post(
     };
 
     if method == "initialize" {
-        let (answer, session) = initialize(gateway, route, params.as_deref(), &principal);
+        let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
         super::exchange::count(gateway, route, &method, &answer);
         let mut response = super::exchange::respond(&id, answer, false);
         if let Some(session) = session {
@@ -288,7 +288,7 @@ pub(super) fn event_stream(body: SseBody) -> Response {
     response
 }
 
-fn initialize(
+async fn initialize(
     gateway: &Gateway,
     route: &Route,
     params: Option<&serde_json::value::RawValue>,
@@ -317,7 +317,8 @@ fn initialize(
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
     let hello = Hello { protocol_version: version.clone(), capabilities };
     let key = (route.config.namespace.clone(), route.config.name.clone());
-    let Some(session) = gateway.sessions.create(key, hello, principal.binding.clone()) else {
+    let upstreams = open_upstreams(gateway, route, &hello).await;
+    let Some(session) = gateway.sessions.create(key, hello, principal.binding.clone(), upstreams) else {
         return (
             Answer::Unavailable(RpcError::new(
                 jsonrpc::INTERNAL_ERROR,
@@ -346,6 +347,32 @@ fn initialize(
     (Answer::Result(jsonrpc::raw(&result)), Some(session))
 }
 
+/// How long `initialize` waits for a mount's upstream session; one that takes longer is
+/// opened on the session's first request to that mount instead (and is not in the token).
+const EAGER_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens every mount's upstream session for a new client session, so that its token carries
+/// them and any replica goes on in them. Mounts that fail or are slow are left out.
+async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<(String, crate::upstream::Held)> {
+    let key = (route.config.namespace.clone(), route.config.name.clone());
+    let provisional = gateway.sessions.provisional(key, hello.clone());
+    let opened = route.mounts.iter().map(|mount| {
+        let slot = provisional.slot(mount);
+        async move {
+            match tokio::time::timeout(EAGER_OPEN, mount.client.hold(&slot, hello)).await {
+                Ok(Ok(Some(held))) => Some((mount.key.to_string(), held)),
+                Ok(Ok(None)) => None,
+                Ok(Err(error)) => {
+                    tracing::debug!(mount = %mount.config.server, %error, "upstream session not opened at initialize");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+    });
+    futures::future::join_all(opened).await.into_iter().flatten().collect()
+}
+
 async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Response {
     let session = match session(gateway, route, headers, principal) {
         Ok(session) => session,
@@ -354,7 +381,7 @@ async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal
     gateway.sessions.remove(&session.id);
     gateway.metrics.sessions.set(gateway.sessions.count() as i64);
     tracing::info!(route = %route.id(), session = %session.log_id(), "session closed by client");
-    session.close().await;
+    session.close(Some(route)).await;
     empty(StatusCode::NO_CONTENT)
 }
 

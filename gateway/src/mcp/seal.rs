@@ -13,6 +13,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::upstream::Held;
+
+/// Longer tokens are not opened (64 mounts with their upstream sessions fit well within).
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// Format of the sealed payload; a token of another format does not open.
 const FORMAT: u8 = 1;
 
@@ -34,6 +39,9 @@ pub struct Claims {
     /// Issued at, seconds since the epoch.
     #[serde(rename = "t")]
     pub issued: u64,
+    /// The upstream sessions opened for it, by mount key: any replica goes on in them.
+    #[serde(rename = "m", default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<(String, Held)>,
 }
 
 /// Keys that open tokens; the first also seals.
@@ -100,7 +108,7 @@ impl KeyRing {
 
     /// The claims of a token sealed under any key of the ring; None for anything else.
     pub fn open(&self, token: &str) -> Option<Claims> {
-        if token.len() > 4096 {
+        if token.len() > MAX_TOKEN_BYTES {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -135,6 +143,10 @@ mod tests {
             version: "2025-11-25".into(),
             capabilities: serde_json::value::RawValue::from_string(r#"{"sampling":{}}"#.into()).unwrap(),
             issued: 1_790_000_000,
+            upstreams: vec![(
+                "alpha~alpha".into(),
+                Held { id: "0123456789abcdef0123456789abcdef".into(), version: "2025-11-25".into() },
+            )],
         }
     }
 
@@ -150,7 +162,8 @@ mod tests {
         );
         assert!(KeyRing::new(&[new, old]).open(&token).is_some(), "rotation: the old key still opens");
         assert!(KeyRing::new(&[new]).open(&token).is_none(), "the old key dropped");
-        assert!(token.len() < 200, "compact: {} bytes", token.len());
+        assert_eq!(opened.upstreams, claims().upstreams);
+        assert!(token.len() < 300, "compact: {} bytes", token.len());
     }
 
     #[test]

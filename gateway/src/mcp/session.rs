@@ -16,7 +16,8 @@ use super::relay;
 use super::seal::{Claims, KeyRing};
 use super::stream::{STANDALONE, Streams};
 use crate::snapshot::Mount;
-use crate::upstream::{Hello, Slot, UpstreamClient};
+use crate::snapshot::Route;
+use crate::upstream::{Held, Hello, Slot, UpstreamClient};
 
 /// Upstream slots by mount key, with the client each was opened with.
 type Slots = HashMap<String, (Arc<UpstreamClient>, Arc<Slot>)>;
@@ -32,6 +33,10 @@ pub struct Session {
     pub principal: String,
     /// When its token was issued, in seconds since the epoch.
     issued: u64,
+    /// Opens its token again when a slot is first made for a mount: the upstream sessions
+    /// the token holds are read from it then, not kept beside it. None for the gateway's own
+    /// sessions, which have no token.
+    ring: Option<Arc<KeyRing>>,
     pub hello: Hello,
     pub streams: Streams,
     /// Requests in flight, by the client's id, so that the client's `notifications/cancelled`
@@ -87,6 +92,9 @@ impl Session {
             }
         }
         let slot = Arc::new(Slot::new(self.inbox(mount)));
+        if let Some((_, held)) = self.held().into_iter().find(|(key, _)| *key == *mount.key) {
+            client.resume(&slot, &held);
+        }
         if let Some((stale_client, stale_slot)) =
             slots.insert(mount.key.to_string(), (Arc::clone(client), Arc::clone(&slot)))
         {
@@ -172,10 +180,25 @@ impl Session {
         &self.id[self.id.len().saturating_sub(8)..]
     }
 
-    /// Ends every upstream session this client opened.
-    pub async fn close(&self) {
-        let slots: Vec<_> = self.slots.lock().expect("slots lock").drain().map(|(_, v)| v).collect();
+    /// Ends every upstream session this client has: those open in a slot, and those its
+    /// token holds that were never resumed here (found through the route's mounts).
+    pub async fn close(&self, route: Option<&Route>) {
+        let open: Vec<_> = self.slots.lock().expect("slots lock").drain().collect();
+        let unused: Vec<_> = self.held().into_iter().filter(|(key, _)| !open.iter().any(|(k, _)| k == key)).collect();
+        let mut slots: Vec<_> = open.into_iter().map(|(_, v)| v).collect();
+        for (key, held) in unused {
+            if let Some(mount) = route.and_then(|r| r.mounts.iter().find(|m| *m.key == *key)) {
+                let slot = Arc::new(Slot::detached());
+                mount.client.resume(&slot, &held);
+                slots.push((Arc::clone(&mount.client), slot));
+            }
+        }
         futures::future::join_all(slots.iter().map(|(client, slot)| client.close(slot))).await;
+    }
+
+    /// The upstream sessions the token holds, by mount key.
+    fn held(&self) -> Vec<(String, Held)> {
+        self.ring.as_ref().and_then(|ring| ring.open(&self.id)).map(|claims| claims.upstreams).unwrap_or_default()
     }
 }
 
@@ -218,7 +241,7 @@ pub struct Sessions {
     idle_timeout: Duration,
     max: usize,
     /// Seals and opens session tokens.
-    ring: KeyRing,
+    ring: Arc<KeyRing>,
     /// Tokens are refused past this age.
     max_age: Duration,
     /// Tokens of sessions ended by DELETE on this replica, until they would have expired.
@@ -234,24 +257,45 @@ impl Sessions {
             started: Instant::now(),
             idle_timeout,
             max,
-            ring,
+            ring: Arc::new(ring),
             max_age,
             ended: Mutex::default(),
         }
     }
 
-    /// Opens a session bound to `principal` (a binding), or None when this replica holds its
-    /// maximum.
-    pub fn create(&self, route: (String, String), hello: Hello, principal: String) -> Option<Arc<Session>> {
+    /// Opens a session bound to `principal` (a binding), holding the upstream sessions
+    /// already opened for it, or None when this replica holds its maximum.
+    pub fn create(
+        &self,
+        route: (String, String),
+        hello: Hello,
+        principal: String,
+        upstreams: Vec<(String, Held)>,
+    ) -> Option<Arc<Session>> {
         let claims = Claims {
             route: format!("{}/{}", route.0, route.1),
             principal,
             version: hello.protocol_version.clone(),
             capabilities: hello.capabilities.clone(),
             issued: unix_now(),
+            upstreams,
         };
         let session = self.session(self.ring.seal(&claims).into(), &claims, route, hello, None);
         self.admit(session)
+    }
+
+    /// A session outside the table, to open upstream sessions with before the session's
+    /// token (which carries them) exists.
+    pub fn provisional(&self, route: (String, String), hello: Hello) -> Arc<Session> {
+        let claims = Claims {
+            route: String::new(),
+            principal: String::new(),
+            version: String::new(),
+            capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
+            issued: unix_now(),
+            upstreams: Vec::new(),
+        };
+        self.session(uuid::Uuid::new_v4().simple().to_string().into(), &claims, route, hello, None)
     }
 
     /// Keeps a session in this replica's cache, unless it holds its maximum.
@@ -282,6 +326,7 @@ impl Sessions {
                 version: String::new(),
                 capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
                 issued: unix_now(),
+                upstreams: Vec::new(),
             };
             self.session(id.into(), &claims, route.clone(), hello(), bridged_to)
         }))
@@ -301,6 +346,7 @@ impl Sessions {
             route,
             principal: claims.principal.clone(),
             issued: claims.issued,
+            ring: if claims.route.is_empty() { None } else { Some(Arc::clone(&self.ring)) },
             hello,
             streams: Streams::default(),
             in_flight: Mutex::default(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use bytes::Bytes;
 use manifold_api::config::{RemoteUpstream, Transport};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -35,8 +35,19 @@ const MAX_PAGES: usize = 1000;
 /// The largest message the gateway reads from an upstream, as a JSON body or one SSE event.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// An upstream session as a session token carries it, so that any replica can go on in it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Held {
+    /// The upstream's `Mcp-Session-Id`.
+    #[serde(rename = "i")]
+    pub id: String,
+    /// The revision negotiated with the upstream.
+    #[serde(rename = "v")]
+    pub version: String,
+}
+
 /// What the gateway says about itself when it opens an upstream session on a client's behalf.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Hello {
     /// Protocol revision negotiated with the client; offered to the upstream.
     pub protocol_version: String,
@@ -227,6 +238,30 @@ impl UpstreamClient {
             Err(UpstreamError::SessionExpired)
         };
         self.within(attempt).await
+    }
+
+    /// Opens the slot's upstream session now, if it is not open, and returns what a session
+    /// token needs to go on in it elsewhere: none for upstreams whose sessions cannot be
+    /// resumed (legacy SSE ones live in their connection; stateless ones have none).
+    pub async fn hold(&self, slot: &Slot, hello: &Hello) -> Result<Option<Held>, UpstreamError> {
+        if matches!(self.wire, Wire::Sse(_)) {
+            return Ok(None);
+        }
+        let connection = self.within(self.connection(slot, hello)).await?;
+        Ok(match &connection.wired {
+            Wired::Streamable(session) => session.held(),
+            Wired::Sse(_) => None,
+        })
+    }
+
+    /// Puts in `slot` an upstream session opened elsewhere (another replica, or this one
+    /// before the session's entry was dropped). If it has ended meanwhile, the upstream's 404
+    /// opens a new one, as for any lost session.
+    pub fn resume(&self, slot: &Slot, held: &Held) {
+        let (Wire::Streamable(_), Some(session)) = (&self.wire, streamable::Session::resumed(held)) else { return };
+        let connection = Arc::new(Connection { wired: Wired::Streamable(session), listener: Mutex::default() });
+        let cell = OnceCell::new_with(Some(connection));
+        *slot.cell.lock().expect("slot lock") = Arc::new(cell);
     }
 
     /// `work`, or a timeout error once the upstream's timeout has passed.

@@ -42,6 +42,22 @@ impl Session {
     pub fn is_stateful(&self) -> bool {
         self.id.is_some()
     }
+
+    /// What another replica needs to go on in this session; none for a stateless server.
+    pub fn held(&self) -> Option<super::Held> {
+        Some(super::Held {
+            id: self.id.as_ref()?.to_str().ok()?.to_owned(),
+            version: self.version.to_str().ok()?.to_owned(),
+        })
+    }
+
+    /// A session opened elsewhere, resumed without `initialize`.
+    pub fn resumed(held: &super::Held) -> Option<Session> {
+        Some(Session {
+            id: Some(HeaderValue::try_from(&held.id).ok()?),
+            version: HeaderValue::try_from(&held.version).ok()?,
+        })
+    }
 }
 
 impl Client {
