@@ -1,7 +1,7 @@
 """Downstream MCP client driver for Manifold's end-to-end tests.
 
 Usage: client.py --url URL --sdk mcp|fastmcp [--mode auto|legacy] [--timeout SECONDS]
-                 [--header "Name: value" ...]   (headers: --sdk mcp)
+                 [--header "Name: value" ...] [--resume SESSION_ID]   (both: --sdk mcp)
 
 Reads a JSON array of operations from stdin, runs them in order in ONE MCP
 session (Streamable HTTP) against URL, and prints one JSON object per
@@ -89,8 +89,10 @@ def answer_for(schema: dict[str, Any]) -> dict[str, Any]:
 class McpSdk:
     """Official `mcp` SDK: streamable_http_client + ClientSession."""
 
-    def __init__(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
-        self.url, self.timeout, self.headers = url, timeout, headers or {}
+    def __init__(
+        self, url: str, timeout: float, headers: dict[str, str] | None = None, resume: str | None = None
+    ) -> None:
+        self.url, self.timeout, self.headers, self.resume = url, timeout, headers or {}, resume
         self.requests: list[str] = []
         self.notifications: list[str] = []
 
@@ -129,6 +131,21 @@ class McpSdk:
 
         from mcp.shared._httpx_utils import create_mcp_http_client
 
+        if self.resume:
+            # Go on in a session opened elsewhere (another process, another gateway replica):
+            # the transport starts with its id, and the handshake is not repeated.
+            from mcp.client import streamable_http
+
+            opened, version = self.resume, "2025-11-25"
+            original = streamable_http.StreamableHTTPTransport.__init__
+
+            def preset(transport: Any, *args: Any, **kwargs: Any) -> None:
+                original(transport, *args, **kwargs)
+                transport.session_id = opened
+                transport._protocol_version_header = version
+
+            streamable_http.StreamableHTTPTransport.__init__ = preset  # type: ignore[method-assign]
+
         http_client = await stack.enter_async_context(create_mcp_http_client(headers=self.headers))
         read, write = await stack.enter_async_context(streamable_http_client(self.url, http_client=http_client))
         session = ClientSession(
@@ -142,7 +159,8 @@ class McpSdk:
             message_handler=handler,
         )
         self.session = await stack.enter_async_context(session)
-        await self.session.initialize()
+        if not self.resume:
+            await self.session.initialize()
 
     async def list_kind(self, kind: str) -> dict[str, Any]:
         method, field = {
@@ -287,6 +305,8 @@ async def main() -> int:
                         help="per-request and initialize timeout in seconds")
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
                         help="an HTTP header sent on every request (--sdk mcp), for example a token")
+    parser.add_argument("--resume", metavar="SESSION_ID",
+                        help="go on in this existing session instead of initializing (--sdk mcp)")
     args = parser.parse_args()
 
     try:
@@ -299,7 +319,9 @@ async def main() -> int:
 
     if args.sdk == "mcp":
         headers = dict(h.split(":", 1) for h in args.header)
-        sdk: McpSdk | FastMcpSdk = McpSdk(args.url, args.timeout, {k.strip(): v.strip() for k, v in headers.items()})
+        sdk: McpSdk | FastMcpSdk = McpSdk(
+            args.url, args.timeout, {k.strip(): v.strip() for k, v in headers.items()}, args.resume
+        )
     else:
         sdk = FastMcpSdk(args.url, args.timeout, args.mode)
 

@@ -5,6 +5,7 @@
 
 pub mod kind;
 pub mod peers;
+pub mod process;
 pub mod raw;
 pub mod stub;
 pub mod tokens;

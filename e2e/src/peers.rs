@@ -195,12 +195,21 @@ pub async fn run_client(url: &str, sdk: Sdk, ops: Value) -> Vec<Value> {
     run_client_with(url, sdk, &[], ops).await
 }
 
+/// Runs `ops` with the Python `mcp` client in the existing session `session` (no
+/// `initialize`: `client.py --resume`).
+pub async fn run_client_resuming(url: &str, session: &str, ops: Value) -> Vec<Value> {
+    run_client_args(url, Sdk::Mcp, &["--resume".to_owned(), session.to_owned()], ops).await
+}
+
 /// Same, with HTTP headers (`Name: value`) on every request (Python `mcp` client only).
 pub async fn run_client_with(url: &str, sdk: Sdk, headers: &[String], ops: Value) -> Vec<Value> {
+    let args: Vec<String> = headers.iter().flat_map(|h| ["--header".to_owned(), h.clone()]).collect();
+    run_client_args(url, sdk, &args, ops).await
+}
+
+async fn run_client_args(url: &str, sdk: Sdk, args: &[String], ops: Value) -> Vec<Value> {
     let mut command = sdk.command(url);
-    for header in headers {
-        command.args(["--header", header]);
-    }
+    command.args(args);
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use manifold_e2e::peers::{Upstream, text};
+use manifold_e2e::peers::{Upstream, text, tool_names};
+use manifold_e2e::process::GatewayProcess;
 use manifold_e2e::raw::RawSession;
 use manifold_e2e::{LocalStack, eventually, yaml};
 use serde_json::{Value, json};
@@ -167,4 +168,56 @@ async fn tokens_that_are_no_session_get_404() {
         async move { (echo(&brief, "x").await.0 == 404).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_survives_its_gateway_process_being_killed() {
+    // Two gateway processes share a key ring; the Python `mcp` client carries a session
+    // opened through A over to B, which holds a GET stream for it; A is killed mid-session,
+    // and the session goes on through B.
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(&dir, "keys", &[[3; 32]]);
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("route.yaml"), manifests_of(&alpha)).unwrap();
+    let (mut a, b) = tokio::join!(GatewayProcess::start(&manifests, &keys), GatewayProcess::start(&manifests, &keys));
+
+    let opened = RawSession::initialize(&a.url("/acme/tools/mcp")).await;
+    let token = opened.session.clone().unwrap();
+    let (status, body) = echo(&opened, "through A").await;
+    assert_eq!((status, text(&body["result"])), (200, "alpha:through A"));
+    let upstream_via_a = upstream_session(&opened).await;
+
+    let on_b = RawSession::resume(&b.url("/acme/tools/mcp"), Some(token.clone()));
+    let mut stream = on_b.listen().await;
+
+    a.kill().await;
+    // B's stream for the session is still open: a config change reaches it.
+    std::fs::write(
+        manifests.join("route.yaml"),
+        (manifests_of(&alpha) + &yaml::server("beta", &alpha.mcp_url(), ""))
+            .replace("mounts: [{server: alpha}]", "mounts: [{server: alpha}, {server: beta}]"),
+    )
+    .unwrap();
+    let changed = stream.next(Duration::from_secs(15)).await.expect("a list change on B's stream");
+    assert!(changed["method"].as_str().unwrap().ends_with("list_changed"), "{changed}");
+
+    let ops = json!([
+        {"op": "call", "name": "alpha_echo", "arguments": {"text": "through B"}},
+        {"op": "call", "name": "alpha_header", "arguments": {"name": "mcp-session-id"}},
+        {"op": "list_tools"},
+    ]);
+    let results = manifold_e2e::peers::run_client_resuming(&b.url("/acme/tools/mcp"), &token, ops).await;
+    assert_eq!(text(&results[0]), "alpha:through B", "{}", results[0]);
+    assert_eq!(text(&results[1]), upstream_via_a, "the same upstream session, through B");
+    let tools = tool_names(&results[2]);
+    assert!(tools.contains(&"alpha_echo".to_owned()) && tools.contains(&"beta_echo".to_owned()), "{tools:?}");
+    // The Python client ends the session when it closes (DELETE): B refuses it from then on.
+    let (status, _) = echo(&on_b, "after the end").await;
+    assert_eq!(status, 404);
+}
+
+fn manifests_of(alpha: &Upstream) -> String {
+    yaml::server("alpha", &alpha.mcp_url(), "") + &yaml::route("tools", "mounts: [{server: alpha}]")
 }

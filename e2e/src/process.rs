@@ -1,0 +1,85 @@
+//! The real `manifold-gateway` binary as a child process, for scenarios where a gateway must
+//! die (killed, not shut down). The binary is built with cargo on first use, with the same
+//! profile and target directory as the tests.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::repo_root;
+
+/// The path of the built `manifold-gateway` binary.
+pub fn gateway_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = std::process::Command::new(cargo)
+                .current_dir(repo_root())
+                .args(["build", "-q", "-p", "manifold-gateway", "--bin", "manifold-gateway", "--message-format=json"])
+                .output()
+                .expect("run cargo build");
+            assert!(
+                output.status.success(),
+                "building manifold-gateway failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "manifold-gateway")
+                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .expect("cargo names the manifold-gateway executable")
+        })
+        .clone()
+}
+
+/// A gateway process serving a manifests directory.
+pub struct GatewayProcess {
+    child: Child,
+    pub mcp: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl GatewayProcess {
+    /// Starts `manifold-gateway --manifests DIR --session-keys KEYS` on free ports and waits
+    /// until it is ready.
+    pub async fn start(manifests: &Path, session_keys: &Path) -> Self {
+        let (mcp, admin) = (free_port(), free_port());
+        let child = Command::new(gateway_binary())
+            .arg("--manifests")
+            .arg(manifests)
+            .arg("--session-keys")
+            .arg(session_keys)
+            .args(["--listen", &mcp.to_string(), "--admin-listen", &admin.to_string(), "--workers", "1"])
+            .args(["--audit-log", "/dev/null"])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start manifold-gateway");
+        let process = GatewayProcess { child, mcp, admin };
+        let ready = format!("http://{admin}/readyz");
+        crate::eventually("the gateway process is ready", Duration::from_secs(30), || {
+            let ready = ready.clone();
+            async move { reqwest::get(&ready).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        process
+    }
+
+    /// `http://<mcp addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.mcp)
+    }
+
+    /// Kills the process (SIGKILL: no drain, no goodbye) and waits for it.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the gateway");
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
