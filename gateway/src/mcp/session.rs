@@ -280,22 +280,14 @@ impl Sessions {
             issued: unix_now(),
             upstreams,
         };
-        let session = self.session(self.ring.seal(&claims).into(), &claims, route, hello, None);
+        let session = self.session(self.ring.seal(&claims).into(), route, hello, Some(&claims), None);
         self.admit(session)
     }
 
     /// A session outside the table, to open upstream sessions with before the session's
     /// token (which carries them) exists.
     pub fn provisional(&self, route: (String, String), hello: Hello) -> Arc<Session> {
-        let claims = Claims {
-            route: String::new(),
-            principal: String::new(),
-            version: String::new(),
-            capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
-            issued: unix_now(),
-            upstreams: Vec::new(),
-        };
-        self.session(uuid::Uuid::new_v4().simple().to_string().into(), &claims, route, hello, None)
+        self.session(random_id(), route, hello, None, None)
     }
 
     /// Keeps a session in this replica's cache, unless it holds its maximum.
@@ -317,36 +309,30 @@ impl Sessions {
             capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
         };
         let bridged_to = Some(Arc::clone(&self.listeners));
-        Arc::clone(bridges.entry(route.clone()).or_insert_with(|| {
-            // Never handed to a client: its id is a random name, not a token.
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            let claims = Claims {
-                route: String::new(),
-                principal: String::new(),
-                version: String::new(),
-                capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
-                issued: unix_now(),
-                upstreams: Vec::new(),
-            };
-            self.session(id.into(), &claims, route.clone(), hello(), bridged_to)
-        }))
+        Arc::clone(
+            bridges
+                .entry(route.clone())
+                .or_insert_with(|| self.session(random_id(), route.clone(), hello(), None, bridged_to)),
+        )
     }
 
+    /// A session named by `id`: a client's, whose token holds `claims`, or (with none) one of
+    /// the gateway's own, never handed to a client and bound to nobody.
     fn session(
         &self,
         id: Arc<str>,
-        claims: &Claims,
         route: (String, String),
         hello: Hello,
+        claims: Option<&Claims>,
         bridged_to: Option<Arc<super::stateless::Listeners>>,
     ) -> Arc<Session> {
         Arc::new(Session {
             bridged_to,
             id,
             route,
-            principal: claims.principal.clone(),
-            issued: claims.issued,
-            ring: if claims.route.is_empty() { None } else { Some(Arc::clone(&self.ring)) },
+            principal: claims.map(|c| c.principal.clone()).unwrap_or_default(),
+            issued: claims.map_or_else(unix_now, |c| c.issued),
+            ring: claims.map(|_| Arc::clone(&self.ring)),
             hello,
             streams: Streams::default(),
             in_flight: Mutex::default(),
@@ -372,7 +358,7 @@ impl Sessions {
                 let hello =
                     Hello { protocol_version: claims.version.clone(), capabilities: claims.capabilities.clone() };
                 let route = (namespace.to_owned(), name.to_owned());
-                self.admit(self.session(id.into(), &claims, route, hello, None))?
+                self.admit(self.session(id.into(), route, hello, Some(&claims), None))?
             }
         };
         if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {
@@ -422,6 +408,11 @@ impl Sessions {
     fn now(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+/// A name for one of the gateway's own sessions: random, and no token.
+fn random_id() -> Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
 }
 
 fn unix_now() -> u64 {
