@@ -1,6 +1,6 @@
 //! The real `manifold-gateway` binary as a child process, for scenarios where a gateway must
-//! die (killed, not shut down). The binary is built with cargo on first use, with the same
-//! profile and target directory as the tests.
+//! die (killed, not shut down) or be measured from outside. The binary is built with cargo on
+//! first use, with the same profile (debug or release) and target directory as the caller.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -17,9 +17,11 @@ pub fn gateway_binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = (!cfg!(debug_assertions)).then_some("--release");
             let output = std::process::Command::new(cargo)
                 .current_dir(repo_root())
                 .args(["build", "-q", "-p", "manifold-gateway", "--bin", "manifold-gateway", "--message-format=json"])
+                .args(release)
                 .output()
                 .expect("run cargo build");
             assert!(
@@ -56,6 +58,8 @@ impl GatewayProcess {
             .arg(session_keys)
             .args(["--listen", &mcp.to_string(), "--admin-listen", &admin.to_string(), "--workers", "1"])
             .args(["--audit-log", "/dev/null"])
+            // Warnings and errors only, unless the caller asks for more.
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .kill_on_drop(true)
             .spawn()
             .expect("start manifold-gateway");
@@ -72,6 +76,15 @@ impl GatewayProcess {
     /// `http://<mcp addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.mcp)
+    }
+
+    /// The process's resident memory, in bytes (from /proc).
+    pub fn resident_bytes(&self) -> u64 {
+        let pid = self.child.id().expect("the gateway runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS in kB");
+        kib * 1024
     }
 
     /// Kills the process (SIGKILL: no drain, no goodbye) and waits for it.

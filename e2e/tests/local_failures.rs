@@ -79,7 +79,14 @@ async fn an_upstream_that_lost_its_sessions_is_reopened_transparently() {
     let stack = LocalStack::start(&manifests).await;
     let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
     let call = || session.request("tools/call", json!({"name": "alpha_echo", "arguments": {"text": "x"}}));
+    let upstream_session = || async {
+        let answer = session
+            .request("tools/call", json!({"name": "alpha_header", "arguments": {"name": "mcp-session-id"}}))
+            .await;
+        answer.body["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+    };
     assert_eq!(call().await.body["result"]["content"][0]["text"], "alpha:x");
+    let before = upstream_session().await;
     // The new process answers the old upstream session id with 404.
     alpha.restart().await;
     let after = call().await;
@@ -88,6 +95,10 @@ async fn an_upstream_that_lost_its_sessions_is_reopened_transparently() {
         "the client never sees the restart: {}",
         after.body
     );
+    // The replica remembers the new upstream session: the next calls go on in it.
+    let reopened = upstream_session().await;
+    assert_ne!(reopened, before);
+    assert_eq!(upstream_session().await, reopened);
 }
 
 /// alpha, with time for its slow tool, on route `tools`.

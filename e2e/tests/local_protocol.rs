@@ -67,7 +67,7 @@ async fn malformed_requests_get_the_specs_errors() {
         .await
         .unwrap();
     assert_eq!(json_only.status(), StatusCode::NOT_ACCEPTABLE, "GET opens an event stream");
-    let bad_resume = session.send(session.http().get(&session.url).header("last-event-id", "99-99")).await;
+    let bad_resume = session.send(session.http().get(&session.url).header("last-event-id", "0-99-99")).await;
     assert_eq!(bad_resume.status, StatusCode::BAD_REQUEST, "an event id this session never sent");
 }
 
@@ -219,7 +219,7 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
         r#"manifold_requests_total{method="initialize",namespace="acme",outcome="ok",route="tools"} 1"#,
         r#"manifold_upstream_request_duration_seconds_count{method="tools/call",mount="alpha",namespace="acme",route="tools"} 1"#,
         "manifold_config_generation 1",
-        "manifold_sessions 1",
+        "manifold_session_entries 1",
     ] {
         assert!(metrics.contains(expected), "missing `{expected}` in:\n{metrics}");
     }

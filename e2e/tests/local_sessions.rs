@@ -1,7 +1,9 @@
 //! Sessions that belong to no replica: a session opened on one gateway goes on through
 //! another sharing its key ring, also after the first has stopped; tokens that are tampered
 //! with, too old, for another route, of another principal, ended, or sealed under a key
-//! dropped from the ring are no session (404). Real FastMCP upstream.
+//! dropped from the ring are no session (404), each a case of its own; a deleted session's
+//! upstream sessions are ended; an idle session leaves nothing in a gateway's memory. Real
+//! FastMCP upstream.
 
 use std::time::Duration;
 
@@ -88,86 +90,184 @@ async fn a_session_goes_on_through_another_replica() {
     assert!(changed["method"].as_str().unwrap().ends_with("list_changed"), "{changed}");
 }
 
+fn assert_not_found(status: u16, body: &Value, case: &str) {
+    assert_eq!(status, 404, "{case}: {body}");
+    assert_eq!(body["error"]["message"], "session not found; initialize a new session", "{case}");
+}
+
+/// A replica with one key, and a session opened on its route `tools`.
+async fn one_replica(alpha: &Upstream, dir: &tempfile::TempDir, max_age: Duration) -> (LocalStack, RawSession) {
+    let stack = start(&manifests(alpha), &key_file(dir, "keys", &[[1; 32]]), max_age).await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    (stack, session)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn tokens_that_are_no_session_get_404() {
+async fn a_tampered_token_gets_404() {
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_stack, session) = one_replica(&alpha, &dir, DAY).await;
+    let token = session.session.clone().unwrap();
+    assert_eq!(echo(&session, "x").await.0, 200, "the token as sealed");
+    // One character changed anywhere: the format byte, the key id, the nonce, the sealed
+    // claims, the tag; also while the session is in use on this replica (it has an entry).
+    for at in [0, 2, 10, token.len() / 2, token.len() - 1] {
+        let mut bytes = token.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let forged = RawSession::resume(&session.url, Some(String::from_utf8(bytes).unwrap()));
+        let (status, body) = echo(&forged, "x").await;
+        assert_not_found(status, &body, &format!("tampered at {at}"));
+    }
+    for (case, forged) in
+        [("truncated", &token[..token.len() - 4]), ("extended", &format!("{token}AAAA")), ("empty", "")]
+    {
+        let (status, body) = echo(&RawSession::resume(&session.url, Some(forged.to_owned())), "x").await;
+        assert_not_found(status, &body, case);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_gets_404() {
+    // With a maximum age of one second, a token stops working.
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_stack, session) = one_replica(&alpha, &dir, Duration::from_secs(1)).await;
+    assert_eq!(echo(&session, "x").await.0, 200, "young enough");
+    eventually("the token expires", Duration::from_secs(10), || {
+        let session = RawSession::resume(&session.url, session.session.clone());
+        async move { (echo(&session, "x").await.0 == 404).then_some(()) }
+    })
+    .await;
+    let (status, body) = echo(&session, "x").await;
+    assert_not_found(status, &body, "expired");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_sealed_for_another_route_gets_404() {
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (stack, session) = one_replica(&alpha, &dir, DAY).await;
+    assert_eq!(echo(&session, "x").await.0, 200);
+    // Route `other` mounts the same server with the same name: only the route differs.
+    let elsewhere = RawSession::resume(&stack.url("/acme/other/mcp"), session.session.clone());
+    let (status, body) = echo(&elsewhere, "x").await;
+    assert_not_found(status, &body, "another route");
+    assert_eq!(echo(&session, "x").await.0, 200, "still a session on its own route");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_of_another_principal_gets_404() {
+    // A session opened with alice's API key, presented with bob's.
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (stack, _) = one_replica(&alpha, &dir, DAY).await;
+    let url = stack.url("/acme/keyed/mcp");
+    let client = RawSession::new(&url);
+    let post = |key: &str, token: Option<&str>, body: Value| {
+        let request = client
+            .http()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"))
+            .body(body.to_string());
+        match token {
+            Some(token) => request.header("mcp-session-id", token),
+            None => request,
+        }
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = client.send(post("alice-key-0123456789abcdef", None, initialize)).await;
+    let token = opened.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let bob = client.send(post("bob-key-0123456789abcdef", Some(&token), list.clone())).await;
+    assert_not_found(bob.status.as_u16(), &bob.body, "another principal");
+    let alice = client.send(post("alice-key-0123456789abcdef", Some(&token), list.clone())).await;
+    assert_eq!(alice.status, 200, "its own principal");
+    // Also while alice's session has an entry on this replica.
+    let bob = client.send(post("bob-key-0123456789abcdef", Some(&token), list)).await;
+    assert_not_found(bob.status.as_u16(), &bob.body, "another principal, session in use");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_keys_open_old_tokens_until_the_old_key_is_dropped() {
     let alpha = Upstream::start("alpha").await;
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = ([1u8; 32], [2u8; 32]);
-    let old_ring = key_file(&dir, "old", &[old]);
-    let rotated = key_file(&dir, "rotated", &[new, old]);
-    let dropped = key_file(&dir, "dropped", &[new]);
-    let stack = start(&manifests(&alpha), &old_ring, DAY).await;
-    let url = |route: &str| stack.url(&format!("/acme/{route}/mcp"));
-    let session = RawSession::initialize(&url("tools")).await;
+    let (stack, session) = one_replica(&alpha, &dir, DAY).await;
     let token = session.session.clone().unwrap();
-    let not_found = |status: u16, body: &Value, case: &str| {
-        assert_eq!(status, 404, "{case}: {body}");
-        assert_eq!(body["error"]["message"], "session not found; initialize a new session", "{case}");
-    };
+    let upstream_before = upstream_session(&session).await;
 
-    // Tampered: one character changed anywhere.
-    for at in [0, 2, token.len() / 2, token.len() - 1] {
-        let mut bytes = token.clone().into_bytes();
-        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-        let forged = RawSession::resume(&url("tools"), Some(String::from_utf8(bytes).unwrap()));
-        let (status, body) = echo(&forged, "x").await;
-        not_found(status, &body, &format!("tampered at {at}"));
-    }
-    // Sealed for another route.
-    let (status, body) = echo(&RawSession::resume(&url("other"), Some(token.clone())), "x").await;
-    not_found(status, &body, "another route");
-    // Another principal: a session opened with alice's key, used with bob's.
-    let keyed = RawSession::new(&url("keyed"));
-    let opened = keyed
-        .send(
-            keyed
-                .http()
-                .post(url("keyed"))
-                .header("content-type", "application/json")
-                .header("authorization", "Bearer alice-key-0123456789abcdef")
-                .body(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).to_string()),
-        )
-        .await;
-    let alice_token = opened.headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let as_bob = RawSession::resume(&url("keyed"), Some(alice_token.clone()));
-    let call = |key: &str| {
-        as_bob
-            .http()
-            .post(url("keyed"))
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {key}"))
-            .body(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string())
-    };
-    let bob = as_bob.send(call("bob-key-0123456789abcdef")).await;
-    not_found(bob.status.as_u16(), &bob.body, "another principal");
-    assert_eq!(as_bob.send(call("alice-key-0123456789abcdef")).await.status, 200, "its own principal");
+    // Step 1 and 2: a replica whose ring has a new current key opens old tokens, in the same
+    // upstream session.
+    let rotated = start(&manifests(&alpha), &key_file(&dir, "rotated", &[new, old]), DAY).await;
+    let old_token = RawSession::resume(&rotated.url("/acme/tools/mcp"), Some(token.clone()));
+    let (status, body) = echo(&old_token, "r").await;
+    assert_eq!((status, text(&body["result"])), (200, "alpha:r"), "the old key still opens");
+    assert_eq!(upstream_session(&old_token).await, upstream_before);
+    // New tokens are sealed with the new key: the old replica's ring cannot open them.
+    let fresh = RawSession::initialize(&rotated.url("/acme/tools/mcp")).await;
+    assert_eq!(echo(&fresh, "n").await.0, 200);
+    let (status, body) = echo(&RawSession::resume(&stack.url("/acme/tools/mcp"), fresh.session.clone()), "x").await;
+    assert_not_found(status, &body, "sealed with a key this ring lacks");
 
-    // Rotation: a replica whose ring has a new current key opens old tokens; one whose ring
-    // dropped the old key does not.
-    let after_rotation = start(&manifests(&alpha), &rotated, DAY).await;
-    let (status, _) = echo(&RawSession::resume(&after_rotation.url("/acme/tools/mcp"), Some(token.clone())), "r").await;
-    assert_eq!(status, 200, "the old key still opens");
-    let new_session = RawSession::initialize(&after_rotation.url("/acme/tools/mcp")).await;
-    let (status, _) = echo(&RawSession::resume(&url("tools"), new_session.session.clone()), "x").await;
-    assert_eq!(status, 404, "a ring without the new current key cannot open what it sealed");
-    let after_drop = start(&manifests(&alpha), &dropped, DAY).await;
-    let (status, body) = echo(&RawSession::resume(&after_drop.url("/acme/tools/mcp"), Some(token.clone())), "x").await;
-    not_found(status, &body, "old key dropped");
+    // Step 3: the old key dropped; its tokens are refused, the new ones go on.
+    let dropped = start(&manifests(&alpha), &key_file(&dir, "dropped", &[new]), DAY).await;
+    let (status, body) = echo(&RawSession::resume(&dropped.url("/acme/tools/mcp"), Some(token)), "x").await;
+    assert_not_found(status, &body, "old key dropped");
+    let (status, _) = echo(&RawSession::resume(&dropped.url("/acme/tools/mcp"), fresh.session.clone()), "x").await;
+    assert_eq!(status, 200, "the new key's tokens");
+}
 
-    // Ended by DELETE: the token is refused on the replica that ended it.
-    let ended = session.send(session.http().delete(url("tools"))).await;
-    assert_eq!(ended.status, 204);
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_session_reaches_no_live_upstream_session() {
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(&dir, "shared", &[[4; 32]]);
+    let (a, b) = (start(&manifests(&alpha), &keys, DAY).await, start(&manifests(&alpha), &keys, DAY).await);
+    let session = RawSession::initialize(&a.url("/acme/tools/mcp")).await;
+    let deleted_upstream = upstream_session(&session).await;
+    let replay_on_b = RawSession::resume(&b.url("/acme/tools/mcp"), session.session.clone());
+    assert_eq!(upstream_session(&replay_on_b).await, deleted_upstream, "B goes on in it while the session lives");
+
+    assert_eq!(session.send(session.http().delete(&session.url)).await.status, 204);
+    // The upstream session was ended at the upstream, not just forgotten.
+    let direct = reqwest::Client::new()
+        .post(alpha.mcp_url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &deleted_upstream)
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 404, "alpha no longer knows the deleted session's upstream session");
+    // The replica that ended it refuses the token.
     let (status, body) = echo(&session, "x").await;
-    not_found(status, &body, "ended");
+    assert_not_found(status, &body, "ended here");
+    // Another replica does not know of the DELETE: what the replayed token reaches there is
+    // a new upstream session, never the deleted one.
+    let (status, _) = echo(&replay_on_b, "replayed").await;
+    assert_eq!(status, 200);
+    let replayed_upstream = upstream_session(&replay_on_b).await;
+    assert_ne!(replayed_upstream, deleted_upstream, "the deleted upstream session stays ended");
+}
 
-    // Too old: with a maximum age of one second, a token stops working.
-    let short = start(&manifests(&alpha), &old_ring, Duration::from_secs(1)).await;
-    let brief = RawSession::initialize(&short.url("/acme/tools/mcp")).await;
-    eventually("the token expires", Duration::from_secs(10), || {
-        let brief = RawSession::resume(&brief.url, brief.session.clone());
-        async move { (echo(&brief, "x").await.0 == 404).then_some(()) }
-    })
-    .await;
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_session_leaves_nothing_in_the_gateway() {
+    let alpha = Upstream::start("alpha").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (stack, first) = one_replica(&alpha, &dir, DAY).await;
+    let entries = || async {
+        let metrics = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("manifold_session_entries ")).expect("the gauge").to_owned();
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    let second = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    assert_eq!(entries().await, 0, "initialize and notifications/initialized keep nothing: the token holds it all");
+    assert_eq!(echo(&first, "x").await.0, 200);
+    assert_eq!(entries().await, 1, "a request makes an entry, for the requests that follow");
+    assert_eq!(echo(&second, "y").await.0, 200);
+    assert_eq!(entries().await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,6 +290,8 @@ async fn a_session_survives_its_gateway_process_being_killed() {
     let upstream_via_a = upstream_session(&opened).await;
 
     let on_b = RawSession::resume(&b.url("/acme/tools/mcp"), Some(token.clone()));
+    let (status, body) = echo(&on_b, "through B").await;
+    assert_eq!((status, text(&body["result"])), (200, "alpha:through B"));
     let mut stream = on_b.listen().await;
 
     a.kill().await;

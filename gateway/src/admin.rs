@@ -31,6 +31,7 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    gateway.metrics.session_entries.set(gateway.sessions.count() as i64);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())
 }
 

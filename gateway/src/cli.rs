@@ -28,8 +28,10 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Drop a session's in-memory state (and its upstream sessions) after this many idle
-    /// seconds; the client's next request brings it back from its token.
+    /// End the upstream sessions a replica opened for a session itself (not carried in the
+    /// session's token: lazily opened mounts, upstream sessions opened again after a 404)
+    /// after this many idle seconds, and drop the session's entry. Entries holding nothing
+    /// but what the token says go after a minute.
     #[arg(long, default_value_t = 3600)]
     pub session_idle_secs: u64,
     /// Session keys: one base64-encoded 32-byte key per line, the current one first (every
@@ -43,7 +45,8 @@ pub struct Args {
     /// How often to check the config source for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
-    /// Most client sessions this replica holds; `initialize` beyond it gets 503.
+    /// Most session entries this replica keeps in memory (sessions in use here); beyond it,
+    /// sessions are served from their tokens alone, without cancellation or announcements.
     #[arg(long, default_value_t = 100_000)]
     pub max_sessions: usize,
     /// Most items on one page of a merged list (tools/list and the like); clients follow

@@ -65,9 +65,10 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
-    /// Sessions idle for this long are closed.
+    /// Upstream sessions a replica opened for a client session itself are ended after this
+    /// long unused (see `--session-idle-secs`).
     pub session_idle_timeout: Duration,
-    /// Most sessions one replica holds.
+    /// Most session entries one replica keeps in memory.
     pub max_sessions: usize,
     /// How often a local config source is checked for changes.
     pub watch_interval: Duration,
@@ -276,10 +277,8 @@ async fn expire_sessions(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         for session in gateway.sessions.expire() {
-            tracing::info!(session = %session.log_id(), "session expired after idling");
-            let snapshot = gateway.snapshot.load();
-            session.close(snapshot.route_named(&session.route.0, &session.route.1).map(|r| &**r)).await;
+            tracing::debug!(session = %session.log_id(), "session entry dropped after idling");
+            session.release().await;
         }
-        gateway.metrics.sessions.set(gateway.sessions.count() as i64);
     }
 }

@@ -14,8 +14,9 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     /// Config loads by outcome (`applied`, `unchanged`, `rejected`).
     pub config_loads: IntCounterVec,
-    /// Open client sessions.
-    pub sessions: IntGauge,
+    /// Client sessions held in this replica's memory (a session lives in its token; an
+    /// entry is what a replica keeps while the session is in use here).
+    pub session_entries: IntGauge,
     /// MCP requests being answered right now.
     pub in_flight: IntGauge,
     /// Requests refused by authentication or authorization, by namespace, route and reason
@@ -74,7 +75,9 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
-        let sessions = IntGauge::new("manifold_sessions", "Open MCP client sessions").expect("valid metric");
+        let session_entries =
+            IntGauge::new("manifold_session_entries", "MCP client sessions held in this replica's memory")
+                .expect("valid metric");
         let in_flight =
             IntGauge::new("manifold_requests_in_flight", "MCP requests being answered").expect("valid metric");
         let refusals = IntCounterVec::new(
@@ -88,12 +91,21 @@ impl Metrics {
             Box::new(upstream_seconds.clone()),
             Box::new(config_generation.clone()),
             Box::new(config_loads.clone()),
-            Box::new(sessions.clone()),
+            Box::new(session_entries.clone()),
             Box::new(in_flight.clone()),
         ] {
             registry.register(collector).expect("metric registers once");
         }
-        Metrics { registry, requests, upstream_seconds, config_generation, config_loads, sessions, in_flight, refusals }
+        Metrics {
+            registry,
+            requests,
+            upstream_seconds,
+            config_generation,
+            config_loads,
+            session_entries,
+            in_flight,
+            refusals,
+        }
     }
 
     /// The text exposition format.

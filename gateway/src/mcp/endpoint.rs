@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::SUPPORTED_VERSIONS;
 use super::methods::{Answer, Call};
 use super::relay;
-use super::session::Session;
+use super::session::{Keep, Session};
 use super::stream::SseBody;
 use crate::Gateway;
 use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
@@ -205,7 +205,7 @@ async fn post(
     let (id, method, params) = match incoming {
         Incoming::Request { id, method, params } => (id, method, params),
         Incoming::Notification { method, params } => {
-            return match session(gateway, route, headers, &principal) {
+            return match session(gateway, route, headers, &principal, Keep::No) {
                 Ok(session) => {
                     relay::notified(route, &session, &method, params.as_deref());
                     empty(StatusCode::ACCEPTED)
@@ -214,7 +214,7 @@ async fn post(
             };
         }
         Incoming::Response { id, result, error } => {
-            return match session(gateway, route, headers, &principal) {
+            return match session(gateway, route, headers, &principal, Keep::No) {
                 Ok(session) => {
                     relay::answered(route, &session, &id, result.as_deref(), error.as_deref());
                     empty(StatusCode::ACCEPTED)
@@ -235,7 +235,7 @@ async fn post(
         }
         return response;
     }
-    let session = match session(gateway, route, headers, &principal) {
+    let session = match session(gateway, route, headers, &principal, Keep::Yes) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(Some(&id)),
     };
@@ -260,7 +260,7 @@ fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Princi
             "GET opens an event stream: Accept must allow text/event-stream".into(),
         );
     }
-    let session = match session(gateway, route, headers, principal) {
+    let session = match session(gateway, route, headers, principal, Keep::Yes) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
@@ -318,16 +318,7 @@ async fn initialize(
     let hello = Hello { protocol_version: version.clone(), capabilities };
     let key = (route.config.namespace.clone(), route.config.name.clone());
     let upstreams = open_upstreams(gateway, route, &hello).await;
-    let Some(session) = gateway.sessions.create(key, hello, principal.binding.clone(), upstreams) else {
-        return (
-            Answer::Unavailable(RpcError::new(
-                jsonrpc::INTERNAL_ERROR,
-                "this gateway holds its maximum number of sessions; retry later",
-            )),
-            None,
-        );
-    };
-    gateway.metrics.sessions.set(gateway.sessions.count() as i64);
+    let session = gateway.sessions.create(key, hello, principal.binding.clone(), upstreams);
     tracing::info!(route = %route.id(), session = %session.log_id(), principal = %principal.name, %version, "session opened");
     let result = serde_json::json!({
         "protocolVersion": version,
@@ -374,12 +365,11 @@ async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<
 }
 
 async fn delete(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Response {
-    let session = match session(gateway, route, headers, principal) {
+    let session = match session(gateway, route, headers, principal, Keep::No) {
         Ok(session) => session,
         Err(refusal) => return refusal.response(None),
     };
-    gateway.sessions.remove(&session.id);
-    gateway.metrics.sessions.set(gateway.sessions.count() as i64);
+    gateway.sessions.remove(&session);
     tracing::info!(route = %route.id(), session = %session.log_id(), "session closed by client");
     session.close(Some(route)).await;
     empty(StatusCode::NO_CONTENT)
@@ -417,18 +407,11 @@ fn session(
     route: &Route,
     headers: &HeaderMap,
     principal: &Principal,
+    keep: Keep,
 ) -> Result<Arc<Session>, Refusal> {
     let session_id = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(Refusal::Missing)?;
-    match gateway.sessions.get(session_id) {
-        Some(session)
-            if session.route.0 == route.config.namespace
-                && session.route.1 == route.config.name
-                && session.principal == principal.binding =>
-        {
-            Ok(session)
-        }
-        _ => Err(Refusal::NotFound),
-    }
+    let route = (route.config.namespace.as_str(), route.config.name.as_str());
+    gateway.sessions.get(session_id, route, &principal.binding, keep).ok_or(Refusal::NotFound)
 }
 
 /// 401 or 403, with the challenge that tells a client where to get a token.

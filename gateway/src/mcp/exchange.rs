@@ -140,13 +140,12 @@ fn final_message(id: &RawValue, answer: Answer) -> Bytes {
     match answer {
         Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(id, &result),
         Answer::UpstreamError(error, _) => jsonrpc::raw_error(id, &error),
-        Answer::Error(error) | Answer::Unavailable(error) => jsonrpc::error(Some(id), &error),
+        Answer::Error(error) => jsonrpc::error(Some(id), &error),
     }
 }
 
 pub fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
     let status = match &answer {
-        Answer::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ if !stateless => StatusCode::OK,
         // The stateless revision gives errors HTTP statuses: the gateway's own by code, an
         // upstream's as the upstream gave it.

@@ -42,8 +42,6 @@ pub enum Answer {
     UpstreamError(Box<RawValue>, Option<u16>),
     /// The gateway's own JSON-RPC error.
     Error(RpcError),
-    /// The gateway cannot take the request now (HTTP 503).
-    Unavailable(RpcError),
 }
 
 impl Answer {
@@ -53,7 +51,6 @@ impl Answer {
             Answer::Result(_) => "ok",
             Answer::MountFailed(_) => "upstream_error",
             Answer::UpstreamError(..) | Answer::Error(_) => "error",
-            Answer::Unavailable(_) => "unavailable",
         }
     }
 }

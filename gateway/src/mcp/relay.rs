@@ -121,17 +121,17 @@ pub fn notified(route: &Route, session: &Arc<Session>, method: &str, params: Opt
             }
             let Ok(Cancelled { request_id }) = serde_json::from_str(params.get()) else { return };
             let Some((key, upstream_id)) = session.cancel(request_id.get()) else { return };
-            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            let Some((client, slot)) = session.used_slot(route, &key) else { return };
             vec![(client, slot, cancelled(upstream_id, params))]
         }
         ("notifications/progress", Some(params)) => {
             let Some((key, body)) = progress_to_upstream(params) else { return };
-            let Some((client, slot)) = session.existing_slot(&key) else { return };
+            let Some((client, slot)) = session.used_slot(route, &key) else { return };
             vec![(client, slot, body)]
         }
         ("notifications/roots/list_changed", _) => {
             let body = crate::jsonrpc::notification(method, None);
-            session.all_slots().into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
+            session.used_slots(route).into_iter().map(|(client, slot)| (client, slot, body.clone())).collect()
         }
         _ => return,
     };
@@ -163,7 +163,7 @@ pub fn answered(
         tracing::debug!(route = %route.id(), id = %id.get(), "a response to no request of ours was dropped");
         return;
     };
-    let Some((client, slot)) = session.existing_slot(&key) else { return };
+    let Some((client, slot)) = session.used_slot(route, &key) else { return };
     let body = answer(&upstream_id, result, error);
     let route = route.id();
     tokio::spawn(async move {

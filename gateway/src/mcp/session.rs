@@ -1,9 +1,10 @@
 //! Client sessions: created by `initialize`, named by the `Mcp-Session-Id` header (a sealed
 //! token, `seal`), ended by DELETE or by their maximum age. What defines a session (route,
-//! principal, revision, capabilities) is in its token, so any replica with the key ring
-//! serves it; what a replica keeps in memory is a cache it can lose: one upstream slot per
-//! mount, the event streams, the requests in flight. An entry idle for the idle timeout is
-//! dropped (its upstream sessions ended) and comes back from the token on the next request.
+//! principal, revision, capabilities, upstream sessions) is in its token, so any replica
+//! with the key ring serves it. What a replica keeps in memory is an entry it can lose: one
+//! upstream slot per mount used, the event streams, the requests in flight. Entries are made
+//! by requests and dropped when no longer needed (see [`Sessions`]); the next request
+//! brings the session back from its token.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,14 +104,18 @@ impl Session {
         slot
     }
 
-    /// The open slot for a mount key, if the client has used that mount.
-    pub fn existing_slot(&self, key: &str) -> Option<(Arc<UpstreamClient>, Arc<Slot>)> {
-        self.slots.lock().expect("slots lock").get(key).cloned()
+    /// The slot for the mount `key` names on `route`, if the client uses that mount: a slot
+    /// is open here, or the token holds an upstream session for it.
+    pub fn used_slot(self: &Arc<Self>, route: &Route, key: &str) -> Option<(Arc<UpstreamClient>, Arc<Slot>)> {
+        let mount = route.mounts.iter().find(|m| *m.key == *key)?;
+        let used =
+            self.slots.lock().expect("slots lock").contains_key(key) || self.held().iter().any(|(k, _)| k == key);
+        used.then(|| (Arc::clone(&mount.client), self.slot(mount)))
     }
 
-    /// Every open slot.
-    pub fn all_slots(&self) -> Vec<(Arc<UpstreamClient>, Arc<Slot>)> {
-        self.slots.lock().expect("slots lock").values().cloned().collect()
+    /// The slot of every mount of `route` the client uses (see [`Session::used_slot`]).
+    pub fn used_slots(self: &Arc<Self>, route: &Route) -> Vec<(Arc<UpstreamClient>, Arc<Slot>)> {
+        route.mounts.iter().filter_map(|mount| self.used_slot(route, &mount.key)).collect()
     }
 
     /// Unsolicited messages of a mount's upstream go to the standalone stream; a bridge
@@ -196,10 +201,50 @@ impl Session {
         futures::future::join_all(slots.iter().map(|(client, slot)| client.close(slot))).await;
     }
 
+    /// Ends the upstream sessions opened on this replica that the token does not carry
+    /// (lazily opened mounts, upstream sessions opened again after a 404): nobody else can
+    /// reach them. Those the token carries stay, for the client's next request, here or
+    /// on another replica.
+    pub async fn release(&self) {
+        let held = self.held();
+        let own: Vec<_> = self
+            .slots
+            .lock()
+            .expect("slots lock")
+            .drain()
+            .filter(|(key, (_, slot))| slot.holds_other_than(held_for(&held, key)))
+            .map(|(_, open)| open)
+            .collect();
+        futures::future::join_all(own.iter().map(|(client, slot)| client.close(slot))).await;
+    }
+
+    /// Whether a request is in flight, the client listens on its standalone stream, or the
+    /// gateway awaits one of the client's answers.
+    fn busy(&self) -> bool {
+        !self.in_flight.lock().expect("in-flight lock").is_empty()
+            || !self.asks.lock().expect("asks lock").is_empty()
+            || self.streams.has_listener()
+    }
+
+    /// Whether this replica opened an upstream session for the client that its token does
+    /// not carry.
+    fn holds_own(&self) -> bool {
+        let held = self.held();
+        self.slots
+            .lock()
+            .expect("slots lock")
+            .iter()
+            .any(|(key, (_, slot))| slot.holds_other_than(held_for(&held, key)))
+    }
+
     /// The upstream sessions the token holds, by mount key.
     fn held(&self) -> Vec<(String, Held)> {
         self.ring.as_ref().and_then(|ring| ring.open(&self.id)).map(|claims| claims.upstreams).unwrap_or_default()
     }
+}
+
+fn held_for<'a>(held: &'a [(String, Held)], key: &str) -> Option<&'a Held> {
+    held.iter().find(|(k, _)| k == key).map(|(_, held)| held)
 }
 
 /// A tracked client request.
@@ -229,7 +274,14 @@ fn flight_key(client_id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(client_id)
 }
 
-/// All sessions of this replica.
+/// How long an entry holding nothing but what its token says stays after its last request:
+/// it spares a busy client's requests from opening the token each time.
+const WARM: Duration = Duration::from_secs(60);
+
+/// The sessions this replica holds in memory. A session opened by `initialize` is not held:
+/// its token says all there is. An entry is made when a request arrives, and kept while the
+/// session has something only this replica knows (a request in flight, a listening stream,
+/// an upstream session opened here) and for [`WARM`] after its last request.
 pub struct Sessions {
     map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     /// Per route, the session through which clients of the stateless revision (2026-07-28)
@@ -238,7 +290,9 @@ pub struct Sessions {
     /// Stateless clients listening for changes (`subscriptions/listen`).
     pub listeners: Arc<super::stateless::Listeners>,
     started: Instant,
+    /// Upstream sessions opened here (not in the token) are ended after this long unused.
     idle_timeout: Duration,
+    /// Most entries; beyond it, sessions are served without one.
     max: usize,
     /// Seals and opens session tokens.
     ring: Arc<KeyRing>,
@@ -246,6 +300,16 @@ pub struct Sessions {
     max_age: Duration,
     /// Tokens of sessions ended by DELETE on this replica, until they would have expired.
     ended: Mutex<HashMap<String, u64>>,
+}
+
+/// Whether a request makes its session an entry of the table (see [`Sessions`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// A request, or a stream: it has state the session's next requests may need.
+    Yes,
+    /// A notification, a response, a DELETE: served from the entry if there is one, else
+    /// from the token alone.
+    No,
 }
 
 impl Sessions {
@@ -264,14 +328,14 @@ impl Sessions {
     }
 
     /// Opens a session bound to `principal` (a binding), holding the upstream sessions
-    /// already opened for it, or None when this replica holds its maximum.
+    /// already opened for it. Nothing of it stays in memory: its token holds it all.
     pub fn create(
         &self,
         route: (String, String),
         hello: Hello,
         principal: String,
         upstreams: Vec<(String, Held)>,
-    ) -> Option<Arc<Session>> {
+    ) -> Arc<Session> {
         let claims = Claims {
             route: format!("{}/{}", route.0, route.1),
             principal,
@@ -280,23 +344,13 @@ impl Sessions {
             issued: unix_now(),
             upstreams,
         };
-        let session = self.session(self.ring.seal(&claims).into(), route, hello, Some(&claims), None);
-        self.admit(session)
+        self.session(self.ring.seal(&claims).into(), route, hello, Some(&claims), None)
     }
 
     /// A session outside the table, to open upstream sessions with before the session's
     /// token (which carries them) exists.
     pub fn provisional(&self, route: (String, String), hello: Hello) -> Arc<Session> {
         self.session(random_id(), route, hello, None, None)
-    }
-
-    /// Keeps a session in this replica's cache, unless it holds its maximum.
-    fn admit(&self, session: Arc<Session>) -> Option<Arc<Session>> {
-        let mut map = self.map.lock().expect("sessions lock");
-        if map.len() >= self.max {
-            return None;
-        }
-        Some(Arc::clone(map.entry(session.id.clone()).or_insert(session)))
     }
 
     /// The gateway's own session for a route's stateless clients (see `bridges`). It offers
@@ -342,10 +396,12 @@ impl Sessions {
         })
     }
 
-    /// The session a token names: this replica's entry, else the token opened (a session
-    /// another replica, or this one before a restart, began). None for a token that does
-    /// not open, is older than the maximum age, or was ended here.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+    /// The session a token names on `route` (namespace, name) for `principal` (a binding):
+    /// this replica's entry, else the token opened (a session another replica began, or
+    /// this one before a restart or before its entry was dropped). None for a token that
+    /// does not open, is older than the maximum age, was ended here, or belongs to another
+    /// route or another caller: to them, the session does not exist.
+    pub fn get(&self, id: &str, route: (&str, &str), principal: &str, keep: Keep) -> Option<Arc<Session>> {
         let cached = self.map.lock().expect("sessions lock").get(id).cloned();
         let session = match cached {
             Some(session) => session,
@@ -354,13 +410,19 @@ impl Sessions {
                     return None;
                 }
                 let claims = self.ring.open(id)?;
-                let (namespace, name) = claims.route.split_once('/')?;
+                if claims.route.split_once('/') != Some(route) || claims.principal != principal {
+                    return None;
+                }
                 let hello =
                     Hello { protocol_version: claims.version.clone(), capabilities: claims.capabilities.clone() };
-                let route = (namespace.to_owned(), name.to_owned());
-                self.admit(self.session(id.into(), route, hello, Some(&claims), None))?
+                let session =
+                    self.session(id.into(), (route.0.to_owned(), route.1.to_owned()), hello, Some(&claims), None);
+                if keep == Keep::Yes { self.admit(session) } else { session }
             }
         };
+        if (session.route.0.as_str(), session.route.1.as_str()) != route || session.principal != principal {
+            return None;
+        }
         if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {
             self.map.lock().expect("sessions lock").remove(id);
             return None;
@@ -369,34 +431,44 @@ impl Sessions {
         Some(session)
     }
 
+    /// Keeps a session in this replica's table; when the table is full, the session is
+    /// served without an entry (it loses only what an entry would have kept).
+    fn admit(&self, session: Arc<Session>) -> Arc<Session> {
+        let mut map = self.map.lock().expect("sessions lock");
+        if map.len() >= self.max {
+            return session;
+        }
+        Arc::clone(map.entry(session.id.clone()).or_insert(session))
+    }
+
     /// Ends a session: its token is refused on this replica until it would have expired.
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.map.lock().expect("sessions lock").remove(id);
+    pub fn remove(&self, session: &Session) {
+        self.map.lock().expect("sessions lock").remove(&session.id);
         let mut ended = self.ended.lock().expect("ended lock");
         let oldest = unix_now().saturating_sub(self.max_age.as_secs());
         ended.retain(|_, issued| *issued >= oldest);
-        if let Some(session) = &session {
-            ended.insert(id.to_owned(), session.issued);
-        }
-        session
+        ended.insert(session.id.to_string(), session.issued);
     }
 
+    /// Entries in the table.
     pub fn count(&self) -> usize {
         self.map.lock().expect("sessions lock").len()
     }
 
-    /// Every session, for announcements.
+    /// Every entry, for announcements.
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.map.lock().expect("sessions lock").values().cloned().collect()
     }
 
-    /// Removes and returns sessions idle for longer than the timeout. A client listening on
-    /// its standalone stream is not idle.
+    /// Removes and returns the entries no longer needed: those holding nothing but their
+    /// token's contents after [`WARM`], the others after the idle timeout. An entry with a
+    /// request in flight or a listening client stays.
     pub fn expire(&self) -> Vec<Arc<Session>> {
-        let cutoff = self.now().saturating_sub(self.idle_timeout.as_secs());
+        let now = self.now();
         let mut expired = Vec::new();
         self.map.lock().expect("sessions lock").retain(|_, s| {
-            let keep = s.last_seen.load(Ordering::Relaxed) >= cutoff || s.streams.has_listener();
+            let idle = Duration::from_secs(now.saturating_sub(s.last_seen.load(Ordering::Relaxed)));
+            let keep = s.busy() || idle < WARM.min(self.idle_timeout) || (idle < self.idle_timeout && s.holds_own());
             if !keep {
                 expired.push(Arc::clone(s));
             }
@@ -417,4 +489,52 @@ fn random_id() -> Arc<str> {
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello { protocol_version: "2025-11-25".into(), capabilities: crate::jsonrpc::raw(&serde_json::json!({})) }
+    }
+
+    /// Sessions whose entries last no longer than the next expiry pass.
+    fn sessions() -> Sessions {
+        Sessions::new(Duration::ZERO, 10, KeyRing::generate(), Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn a_session_has_an_entry_only_while_requests_need_one() {
+        let sessions = sessions();
+        let token = sessions.create(("acme".into(), "tools".into()), hello(), "alice".into(), vec![]).id.clone();
+        assert_eq!(sessions.count(), 0, "initialize keeps nothing");
+        assert!(sessions.get(&token, ("acme", "tools"), "alice", Keep::No).is_some());
+        assert_eq!(sessions.count(), 0, "a notification keeps nothing");
+        let session = sessions.get(&token, ("acme", "tools"), "alice", Keep::Yes).unwrap();
+        assert_eq!(sessions.count(), 1, "a request does");
+
+        let in_flight = session.track("1");
+        assert!(sessions.expire().is_empty(), "a request in flight keeps the entry");
+        drop(in_flight);
+        assert_eq!(sessions.expire().len(), 1);
+        assert_eq!(sessions.count(), 0);
+        assert!(sessions.get(&token, ("acme", "tools"), "alice", Keep::Yes).is_some(), "the token brings it back");
+    }
+
+    #[test]
+    fn a_session_is_found_only_on_its_route_and_for_its_principal() {
+        let sessions = sessions();
+        let token = sessions.create(("acme".into(), "tools".into()), hello(), "alice".into(), vec![]).id.clone();
+        for keep in [Keep::No, Keep::Yes, Keep::No] {
+            // The second round finds the entry the first `Keep::Yes` made: the same checks hold.
+            assert!(sessions.get(&token, ("acme", "other"), "alice", keep).is_none(), "another route");
+            assert!(sessions.get(&token, ("globex", "tools"), "alice", keep).is_none(), "another tenant");
+            assert!(sessions.get(&token, ("acme", "tools"), "bob", keep).is_none(), "another principal");
+            assert!(sessions.get(&token, ("acme", "tools"), "alice", keep).is_some());
+        }
+        let session = sessions.get(&token, ("acme", "tools"), "alice", Keep::No).unwrap();
+        sessions.remove(&session);
+        assert!(sessions.get(&token, ("acme", "tools"), "alice", Keep::Yes).is_none(), "ended here");
+    }
 }

@@ -1,8 +1,10 @@
-//! The server-sent event streams of one client session. Stream 0 is the standalone stream a
-//! client opens with GET; every POST answered as a stream gets the next number. Each event
-//! carries an id `<stream>-<seq>` unique within the session, and the last events are kept so
-//! that a client reconnecting with `Last-Event-ID` gets what it missed, and then the rest of
-//! that stream if it is still running.
+//! The server-sent event streams of one client session, as one replica serves them. Stream 0
+//! is the standalone stream a client opens with GET; every POST answered as a stream gets
+//! the next number. Each event carries an id `<epoch>-<stream>-<seq>`, where the epoch is
+//! drawn at random for each session entry, so ids stay unique across replicas and across
+//! the entries one replica makes for a session over time. The last events are kept so that
+//! a client reconnecting with `Last-Event-ID` gets what it missed, and then the rest of that
+//! stream if it is still running.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -24,8 +26,18 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub const STANDALONE: u64 = 0;
 
-#[derive(Default)]
-pub struct Streams(Mutex<Inner>);
+pub struct Streams {
+    epoch: u32,
+    inner: Mutex<Inner>,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        let mut epoch = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut epoch).expect("the system has randomness");
+        Streams { epoch: u32::from_ne_bytes(epoch), inner: Mutex::default() }
+    }
+}
 
 #[derive(Default)]
 struct Inner {
@@ -49,7 +61,7 @@ struct Kept {
 impl Streams {
     /// A new stream answering a POST, and its client's end.
     pub fn open(&self) -> (u64, SseBody) {
-        let mut inner = self.0.lock().expect("streams lock");
+        let mut inner = self.inner.lock().expect("streams lock");
         inner.last_stream += 1;
         let stream = inner.last_stream;
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
@@ -59,11 +71,11 @@ impl Streams {
 
     /// Sends one JSON-RPC message on `stream`.
     pub fn send(&self, stream: u64, message: &[u8]) {
-        let mut inner = self.0.lock().expect("streams lock");
+        let mut inner = self.inner.lock().expect("streams lock");
         inner.last_seq += 1;
         let seq = inner.last_seq;
         let mut frame = Vec::with_capacity(message.len() + 32);
-        frame.extend_from_slice(format!("event: message\nid: {stream}-{seq}\ndata: ").as_bytes());
+        frame.extend_from_slice(format!("event: message\nid: {:08x}-{stream}-{seq}\ndata: ", self.epoch).as_bytes());
         frame.extend_from_slice(message);
         frame.extend_from_slice(b"\n\n");
         let frame = Bytes::from(frame);
@@ -87,7 +99,7 @@ impl Streams {
 
     /// Ends a POST stream: its client's body finishes after the events already sent.
     pub fn finish(&self, stream: u64) {
-        let mut inner = self.0.lock().expect("streams lock");
+        let mut inner = self.inner.lock().expect("streams lock");
         inner.listeners.remove(&stream);
         inner.finished.insert(stream);
         // Only streams whose events are still kept can be resumed.
@@ -96,17 +108,26 @@ impl Streams {
     }
 
     /// A client's GET: the standalone stream, or with `Last-Event-ID` the rest of the stream
-    /// that event was on. None when the id is not one of this session's.
+    /// that event was on. An event of the standalone stream sent by another entry of the
+    /// session (another replica's) opens the standalone stream afresh: what that entry kept
+    /// is gone. None when the id is not one of this session's, or names a request's stream
+    /// another entry served (its answer cannot come here).
     pub fn listen(&self, last_event: Option<&str>) -> Option<SseBody> {
         let resume = match last_event {
             None => None,
             Some(id) => {
-                let (stream, seq) = id.split_once('-')?;
-                Some((stream.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+                let mut parts = id.splitn(3, '-');
+                let epoch = u32::from_str_radix(parts.next()?, 16).ok()?;
+                let (stream, seq) = (parts.next()?.parse::<u64>().ok()?, parts.next()?.parse::<u64>().ok()?);
+                match (epoch == self.epoch, stream) {
+                    (true, _) => Some((stream, seq)),
+                    (false, STANDALONE) => None,
+                    (false, _) => return None,
+                }
             }
         };
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-        let mut inner = self.0.lock().expect("streams lock");
+        let mut inner = self.inner.lock().expect("streams lock");
         let (stream, missed): (u64, Vec<Bytes>) = match resume {
             None => (STANDALONE, std::mem::take(&mut inner.undelivered)),
             Some((stream, seq)) => {
@@ -128,7 +149,7 @@ impl Streams {
 
     /// Whether a client holds the standalone stream.
     pub fn has_listener(&self) -> bool {
-        self.0.lock().expect("streams lock").listeners.get(&STANDALONE).is_some_and(|l| !l.is_closed())
+        self.inner.lock().expect("streams lock").listeners.get(&STANDALONE).is_some_and(|l| !l.is_closed())
     }
 }
 
@@ -227,8 +248,10 @@ mod tests {
         let (b, mut body_b) = streams.open();
         streams.send(a, b"{}");
         streams.send(b, b"{}");
-        assert!(next(&mut body_a).await.contains("id: 1-1\n"));
-        assert!(next(&mut body_b).await.contains("id: 2-2\n"));
+        let epoch = format!("{:08x}", streams.epoch);
+        assert!(next(&mut body_a).await.contains(&format!("id: {epoch}-1-1\n")));
+        assert!(next(&mut body_b).await.contains(&format!("id: {epoch}-2-2\n")));
+        assert_ne!(Streams::default().epoch, streams.epoch, "another entry of the session numbers apart");
     }
 
     #[tokio::test]
@@ -239,14 +262,25 @@ mod tests {
         drop(body); // the client's connection broke
         streams.send(stream, b"2");
         streams.send(stream, b"3");
-        let mut resumed = streams.listen(Some(&format!("{stream}-1"))).unwrap();
+        let mut resumed = streams.listen(Some(&format!("{:08x}-{stream}-1", streams.epoch))).unwrap();
         assert!(next(&mut resumed).await.ends_with("data: 2\n\n"));
         assert!(next(&mut resumed).await.ends_with("data: 3\n\n"));
         streams.send(stream, b"4");
         assert!(next(&mut resumed).await.ends_with("data: 4\n\n"), "then the live rest of the stream");
         streams.finish(stream);
         assert!(resumed.frame().await.is_none());
-        assert!(streams.listen(Some("9-9")).is_none(), "an id this session never sent");
+        let epoch = streams.epoch;
+        assert!(streams.listen(Some(&format!("{epoch:08x}-9-9"))).is_none(), "an id this session never sent");
+        assert!(streams.listen(Some("9-9")).is_none(), "not an event id of ours");
+        let elsewhere = epoch.wrapping_add(1);
+        assert!(
+            streams.listen(Some(&format!("{elsewhere:08x}-{stream}-1"))).is_none(),
+            "another entry's request stream"
+        );
+        let mut fresh =
+            streams.listen(Some(&format!("{elsewhere:08x}-0-7"))).expect("another entry's standalone stream");
+        streams.send(STANDALONE, b"5");
+        assert!(next(&mut fresh).await.ends_with("data: 5\n\n"), "the standalone stream opens afresh");
     }
 
     #[tokio::test]

@@ -164,6 +164,16 @@ impl Slot {
         }
     }
 
+    /// Whether the slot holds an upstream session other than `held` (one opened on this
+    /// replica, which a token does not carry). A legacy SSE session always is.
+    pub fn holds_other_than(&self, held: Option<&Held>) -> bool {
+        match self.current().as_deref().map(|connection| &connection.wired) {
+            None => false,
+            Some(Wired::Sse(_)) => true,
+            Some(Wired::Streamable(session)) => session.held().is_some_and(|own| Some(&own) != held),
+        }
+    }
+
     fn take(&self) -> Option<Arc<Connection>> {
         std::mem::take(&mut *self.cell.lock().expect("slot lock")).get().cloned()
     }
