@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers crds bench bench-sessions
+.PHONY: quickstart test peers crds bench bench-sessions bench-openapi
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -26,3 +26,7 @@ bench:
 # Cost of sealed session tokens and memory per idle session (see docs/benchmarks.md).
 bench-sessions:
 	cargo run --release -q -p manifold-e2e --bin bench_sessions
+
+# Compile time and memory of a 1,000-operation OpenAPI document (see docs/benchmarks.md).
+bench-openapi:
+	cargo run --release -q -p manifold-e2e --bin bench_openapi

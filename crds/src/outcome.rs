@@ -14,6 +14,9 @@ pub mod condition {
     pub const RESOLVED_REFS: &str = "ResolvedRefs";
     /// Every ready gateway replica serves the route (set by the operator).
     pub const PROGRAMMED: &str = "Programmed";
+    /// Present, and true, when parts of an object are left out and the rest is served (an
+    /// OpenAPI operation that cannot be translated), as Gateway API routes report it.
+    pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
 }
 
 /// Condition reasons.
@@ -32,6 +35,8 @@ pub mod reason {
     pub const REF_NOT_FOUND: &str = "RefNotFound";
     /// A referenced McpServer exists but is itself not accepted.
     pub const REF_NOT_READY: &str = "RefNotReady";
+    /// Operations of an OpenAPI document are left out.
+    pub const OPERATIONS_SKIPPED: &str = "OperationsSkipped";
 }
 
 /// The kinds compile reports on.
@@ -135,17 +140,25 @@ pub enum Serving {
 }
 
 impl Outcome {
-    /// True when every condition holds.
+    /// True when nothing is wrong: every condition holds, and none says a part is left out.
     pub fn is_ok(&self) -> bool {
-        self.conditions.iter().all(|c| c.status)
+        self.conditions.iter().all(Verdict::is_good)
     }
 
-    /// One line per failed condition, each naming the object, for logs and CLI output.
+    /// One line per condition that says something is wrong, each naming the object, for logs
+    /// and CLI output.
     pub fn failures(&self) -> impl Iterator<Item = String> + '_ {
         self.conditions
             .iter()
-            .filter(|c| !c.status)
+            .filter(|c| !c.is_good())
             .map(move |c| format!("{} {} ({}): {}", self.object, c.type_, c.reason, c.message))
+    }
+}
+
+impl Verdict {
+    /// Whether the condition reports nothing wrong (`PartiallyInvalid` is good when false).
+    pub fn is_good(&self) -> bool {
+        self.status != (self.type_ == condition::PARTIALLY_INVALID)
     }
 }
 

@@ -71,6 +71,14 @@ impl Upstream {
         Self::spawn(command, "conformance").await
     }
 
+    /// A real REST app (`e2e/peers/rest_api.py --app <app>`: FastAPI served by uvicorn); its
+    /// OpenAPI document is at `/openapi.json`.
+    pub async fn rest_api(app: &str) -> Self {
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("e2e/peers/rest_api.py")).args(["--app", app]);
+        Self::spawn(command, app).await
+    }
+
     /// `@modelcontextprotocol/server-everything` over streamable HTTP (`/mcp`).
     pub async fn everything() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();

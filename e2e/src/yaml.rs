@@ -11,6 +11,22 @@ pub fn server(name: &str, url: &str, remote: &str) -> String {
     )
 }
 
+/// An McpServer whose source is `spec.openapi`, given as a block of YAML (its lines at any
+/// indentation, indented here).
+pub fn openapi_server(name: &str, openapi: &str) -> String {
+    let block: String = unindent(openapi).lines().map(|line| format!("    {line}\n")).collect();
+    format!(
+        "---\napiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: {name}, namespace: acme}}\n\
+         spec:\n  openapi:\n{block}"
+    )
+}
+
+/// `text` without the indentation its non-blank lines share.
+fn unindent(text: &str) -> String {
+    let indent = text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min();
+    text.lines().map(|l| l.get(indent.unwrap_or(0)..).unwrap_or("").trim_end()).collect::<Vec<_>>().join("\n")
+}
+
 /// An McpRoute with `spec` in flow style (for example `mounts: [{server: alpha}]`), open to
 /// anonymous callers unless `spec` sets `authentication`.
 pub fn route(name: &str, spec: &str) -> String {

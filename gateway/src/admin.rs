@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (a config is loaded),
-//! `/metrics` (Prometheus text format) and `/status` (the config generation being served).
+//! `/metrics` (Prometheus text format) and `/status` (the config generation being served, and
+//! what the last load said about each object).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,5 +45,6 @@ async fn status(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
         "routes": config.routes.iter().map(|r| serde_json::json!({
             "namespace": r.namespace, "name": r.name, "path": r.path, "mounts": r.mounts.len(),
         })).collect::<Vec<_>>(),
+        "report": &*gateway.report.lock().expect("report lock"),
     }))
 }

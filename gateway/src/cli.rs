@@ -42,6 +42,11 @@ pub struct Args {
     /// Refuse sessions older than this many seconds.
     #[arg(long, default_value_t = 24 * 3600)]
     pub session_max_age_secs: u64,
+    /// Let OpenAPI sub-servers and spec URLs reach link-local and cloud-metadata addresses
+    /// (169.254.0.0/16, fe80::/10, fd00:ec2::254), refused by default: that is where cloud
+    /// instance credentials are served.
+    #[arg(long)]
+    pub allow_link_local_upstreams: bool,
     /// How often to check the config source for changes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub watch_interval_ms: u64,
@@ -89,6 +94,7 @@ impl Args {
             audit_log: self.audit_log.clone(),
             session_keys: self.session_keys.clone(),
             session_max_age: Duration::from_secs(self.session_max_age_secs),
+            egress: crate::upstream::openapi::Egress { allow_link_local: self.allow_link_local_upstreams },
         }
     }
 

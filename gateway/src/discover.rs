@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use manifold_api::GatewayConfig;
-use manifold_api::config::Upstream;
 use serde_json::{Map, Value};
 
 use crate::mcp::SUPPORTED_VERSIONS;
@@ -23,13 +22,12 @@ pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<
     for route in &config.routes {
         if route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty()) {
             for mount in &route.mounts {
-                let Upstream::Remote(remote) = &mount.upstream;
-                servers.insert((route.namespace.clone(), mount.server.clone()), remote.clone());
+                servers.insert((route.namespace.clone(), mount.server.clone()), mount.upstream.clone());
             }
         }
     }
-    let probes = servers.into_iter().map(|(key, remote)| async move {
-        let client = UpstreamClient::new(&remote).ok()?;
+    let probes = servers.into_iter().map(|(key, upstream)| async move {
+        let client = UpstreamClient::new(&upstream, Default::default()).ok()?;
         let hello =
             Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: crate::jsonrpc::raw(&Map::new()) };
         let slot = Slot::detached();

@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod snapshot;
 pub mod source;
+mod specs;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -54,6 +55,9 @@ pub struct Gateway {
     pub jwks_refetch_cooldown: Duration,
     /// Where audit events go.
     pub audit: access::audit::Log,
+    /// What the last load said about each object (local mode compiles) and what could not
+    /// be built: `/status` shows it.
+    pub report: std::sync::Mutex<source::Report>,
 }
 
 /// How a gateway runs.
@@ -86,6 +90,8 @@ pub struct Settings {
     pub session_keys: Option<std::path::PathBuf>,
     /// Sessions older than this are refused, whichever replica sees them.
     pub session_max_age: Duration,
+    /// Where OpenAPI sub-servers and spec URLs may be called.
+    pub egress: upstream::openapi::Egress,
 }
 
 impl Default for Settings {
@@ -103,6 +109,7 @@ impl Default for Settings {
             audit_log: None,
             session_keys: None,
             session_max_age: Duration::from_secs(24 * 3600),
+            egress: Default::default(),
         }
     }
 }
@@ -163,8 +170,9 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         loopback: settings.listen.ip().is_loopback(),
         jwks_refetch_cooldown: settings.jwks_refetch_cooldown,
         audit: access::audit::Log::open(settings.audit_log.as_ref())?,
+        report: Default::default(),
     });
-    let mut loader = Loader::new(source);
+    let mut loader = Loader::new(source, settings.egress);
     loader.poll(&gateway).await;
 
     let mcp_listener = std::net::TcpListener::bind(settings.listen)?;

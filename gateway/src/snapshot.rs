@@ -41,6 +41,8 @@ pub struct Mount {
 pub struct ClientPool {
     upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
     key_sets: access::keys::Pool,
+    /// Where OpenAPI sub-servers may be called.
+    pub egress: crate::upstream::openapi::Egress,
 }
 
 impl Snapshot {
@@ -57,7 +59,7 @@ impl Snapshot {
         let mut by_path: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
         let mut errors = Vec::new();
         for route in &config.routes {
-            match Route::build(route, pool, &mut next) {
+            match Route::build(route, pool, &mut next, &mut errors) {
                 Ok(route) => by_path.entry(route.config.path.clone()).or_default().push(Arc::new(route)),
                 Err(error) => {
                     errors.push(format!("McpRoute {}/{} is not served: {error}", route.namespace, route.name))
@@ -97,16 +99,24 @@ impl Route {
         route: &RouteConfig,
         pool: &mut ClientPool,
         next: &mut HashMap<(String, Upstream), Arc<UpstreamClient>>,
+        errors: &mut Vec<String>,
     ) -> Result<Self, String> {
         let mut mounts = Vec::with_capacity(route.mounts.len());
         for mount in &route.mounts {
             let key = (route.namespace.clone(), mount.upstream.clone());
             let client = match pool.upstreams.get(&key).or_else(|| next.get(&key)) {
                 Some(client) => Arc::clone(client),
-                None => {
-                    let Upstream::Remote(remote) = &mount.upstream;
-                    Arc::new(UpstreamClient::new(remote).map_err(|e| format!("mount `{}`: {e}", mount.server))?)
-                }
+                None => match UpstreamClient::new(&mount.upstream, pool.egress) {
+                    Ok(client) => Arc::new(client),
+                    Err(error) => {
+                        // This mount only: the route's others go on.
+                        errors.push(format!(
+                            "route {}/{} mount `{}`: {error}",
+                            route.namespace, route.name, mount.server
+                        ));
+                        continue;
+                    }
+                },
             };
             let matcher = mount.tools.matcher().map_err(|e| format!("mount `{}`: {e}", mount.server))?;
             next.insert(key, Arc::clone(&client));

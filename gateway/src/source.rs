@@ -13,6 +13,8 @@ use manifold_api::{GatewayConfig, compile};
 
 use crate::Gateway;
 use crate::snapshot::{ClientPool, Snapshot};
+use crate::specs::Specs;
+use crate::upstream::openapi::Egress;
 
 /// A local config source.
 pub enum ConfigSource {
@@ -25,16 +27,31 @@ pub enum ConfigSource {
     Embedded(Vec<Source>),
 }
 
+/// What the last load reported, for `/status`.
+#[derive(Default, serde::Serialize)]
+pub struct Report {
+    /// What compile said about each object (local mode only: in a cluster, status holds it).
+    pub objects: Vec<manifold_api::outcome::Outcome>,
+    /// Routes or mounts the gateway could not build from the config, and why.
+    pub errors: Vec<String>,
+}
+
 /// Loads config from a source into a gateway, remembering what it last applied.
 pub struct Loader {
     source: ConfigSource,
     pool: ClientPool,
+    /// OpenAPI documents the manifests name by URL.
+    specs: Specs,
     last_read: Option<u64>,
 }
 
 impl Loader {
-    pub fn new(source: ConfigSource) -> Self {
-        Loader { source, pool: ClientPool::default(), last_read: None }
+    /// A loader for `source`, whose OpenAPI sub-servers (and spec URLs) are called only where
+    /// `egress` allows.
+    pub fn new(source: ConfigSource, egress: Egress) -> Self {
+        let mut pool = ClientPool::default();
+        pool.egress = egress;
+        Loader { source, pool, specs: Specs::new(egress), last_read: None }
     }
 
     /// Whether the source can change.
@@ -49,9 +66,10 @@ impl Loader {
             Err(error) => return self.reject(gateway, &error),
         };
         let read = fingerprint(&texts);
-        if self.last_read == Some(read) {
+        if self.last_read == Some(read) && !self.specs.due() {
             return;
         }
+        let unchanged = self.last_read == Some(read);
         self.last_read = Some(read);
         let current = gateway.snapshot.load_full();
         let previous = gateway.ready.load(Ordering::Acquire).then_some(current.config.as_ref());
@@ -60,10 +78,20 @@ impl Loader {
                 Ok(config) => config,
                 Err(error) => return self.reject(gateway, &format!("{}: {error}", path.display())),
             },
-            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => match compile_manifests(&texts, previous).await {
-                Ok(config) => config,
-                Err(error) => return self.reject(gateway, &error),
-            },
+            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => {
+                let mut read = match manifests::read(&texts) {
+                    Ok(read) => read,
+                    Err(error) => return self.reject(gateway, &error.to_string()),
+                };
+                let fetched = self.specs.refresh(&read.inputs.servers).await;
+                if unchanged && !fetched {
+                    return;
+                }
+                read.inputs.documents = self.specs.documents();
+                let (config, outcomes) = compile_manifests(read, previous).await;
+                gateway.report.lock().expect("report lock").objects = outcomes;
+                config
+            }
         };
         if previous.is_some_and(|p| p.hash == config.hash) {
             gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
@@ -71,9 +99,10 @@ impl Loader {
         }
         let (generation, routes) = (config.generation, config.routes.len());
         let (snapshot, errors) = Snapshot::build(config, &mut self.pool);
-        for error in errors {
-            tracing::error!(%error, "route left out of the config");
+        for error in &errors {
+            tracing::error!(%error, "left out of the config");
         }
+        gateway.report.lock().expect("report lock").errors = errors;
         let old = gateway.snapshot.swap(Arc::new(snapshot));
         crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
         gateway.ready.store(true, Ordering::Release);
@@ -127,8 +156,10 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Compiles manifests, logging every object's outcome. Routes where tool names can collide
 /// are compiled again with what their servers offer (see `discover`).
-async fn compile_manifests(texts: &[Source], previous: Option<&GatewayConfig>) -> Result<GatewayConfig, String> {
-    let mut read = manifests::read(texts).map_err(|e| e.to_string())?;
+async fn compile_manifests(
+    mut read: manifests::Manifests,
+    previous: Option<&GatewayConfig>,
+) -> (GatewayConfig, Vec<manifold_api::outcome::Outcome>) {
     for ignored in &read.ignored {
         tracing::debug!(object = %ignored, "ignored: not a kind the gateway reads");
     }
@@ -151,7 +182,7 @@ async fn compile_manifests(texts: &[Source], previous: Option<&GatewayConfig>) -
             }
         }
     }
-    Ok(compiled.config)
+    (compiled.config, compiled.outcomes)
 }
 
 /// A cheap fingerprint of what was read, to skip recompiling an unchanged source.

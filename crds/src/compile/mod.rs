@@ -4,6 +4,7 @@
 //! object never takes another tenant's route down.
 
 mod access;
+mod openapi;
 mod route;
 mod secrets;
 mod server;
@@ -33,6 +34,9 @@ pub struct Inputs {
     /// Tool names discovered on servers, by (namespace, server name), where known: lets
     /// compile reject name collisions between mounts before a client sees them.
     pub discovered: BTreeMap<(String, String), Vec<String>>,
+    /// OpenAPI documents fetched from `spec.openapi.url`, by URL: the text, or why it could
+    /// not be fetched. A URL missing here has not been fetched yet.
+    pub documents: BTreeMap<String, Result<String, String>>,
 }
 
 /// An object of ours whose fields do not parse.
@@ -63,7 +67,7 @@ pub fn compile(inputs: &Inputs, previous: Option<&GatewayConfig>) -> Compiled {
     let mut servers = BTreeMap::new();
 
     for server in &inputs.servers {
-        let (usable, outcome) = server::compile(server, &secrets);
+        let (usable, outcome) = server::compile(server, inputs, &secrets);
         servers.insert(key(&outcome.object), usable);
         outcomes.push(outcome);
     }
@@ -72,7 +76,14 @@ pub fn compile(inputs: &Inputs, previous: Option<&GatewayConfig>) -> Compiled {
         outcomes.push(server::unreadable(bad));
     }
 
-    let (routes, route_outcomes) = route::compile_all(inputs, &servers, previous);
+    // An OpenAPI server's tools are known here: no need to discover them.
+    let mut discovered = inputs.discovered.clone();
+    for (key, state) in &servers {
+        if let Ok(Upstream::OpenApi(api)) = state {
+            discovered.insert(key.clone(), api.tools.iter().map(|t| t.name.clone()).collect());
+        }
+    }
+    let (routes, route_outcomes) = route::compile_all(inputs, &servers, &discovered, previous);
     outcomes.extend(route_outcomes);
     outcomes.sort_by(|a, b| a.object.cmp(&b.object));
 

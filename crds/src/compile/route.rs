@@ -1,6 +1,8 @@
 //! Compiles McpRoutes: checks each against the servers of its own namespace, gives each
 //! (host, path) to the oldest route claiming it, and keeps serving the last valid version
 //! of a route that has become invalid, so a bad edit never takes a working endpoint down.
+//! A mounted server that is itself unusable costs the route only that mount (served in its
+//! last valid version when there is one): the other mounts go on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -36,6 +38,9 @@ struct Checked {
     collisions: Vec<Problem>,
     refs: Vec<Problem>,
     refs_reason: &'static str,
+    /// Mounts whose server is unusable: left out (or kept at their last valid version)
+    /// while the rest of the route is served.
+    degraded: Vec<Problem>,
     /// False when the spec could not be read, so its references are unknown.
     refs_checked: bool,
 }
@@ -50,6 +55,7 @@ struct Candidate {
 pub(super) fn compile_all(
     inputs: &Inputs,
     servers: &BTreeMap<(String, String), ServerState>,
+    discovered: &BTreeMap<(String, String), Vec<String>>,
     previous: Option<&GatewayConfig>,
 ) -> (Vec<RouteConfig>, Vec<Outcome>) {
     let secrets = secrets::Index::new(&inputs.secrets);
@@ -64,7 +70,7 @@ pub(super) fn compile_all(
             },
             generation: route.metadata.generation,
             created: route.metadata.creation_timestamp.clone(),
-            checked: check(route, servers, &inputs.discovered, &secrets),
+            checked: check(route, servers, discovered, &secrets, previous),
         })
         .collect();
     candidates.extend(inputs.unreadable.iter().filter(|u| u.object.kind == Kind::McpRoute).map(|bad| Candidate {
@@ -78,6 +84,7 @@ pub(super) fn compile_all(
             collisions: vec![],
             refs: vec![],
             refs_reason: reason::REF_NOT_FOUND,
+            degraded: vec![],
             refs_checked: false,
         },
     }));
@@ -159,10 +166,12 @@ pub(super) fn compile_all(
             "route is valid and its path is free",
         )];
         if checked.refs_checked {
+            let unresolved: Vec<Problem> = checked.refs.iter().chain(&checked.degraded).cloned().collect();
+            let reason = if checked.refs.is_empty() { reason::REF_NOT_READY } else { checked.refs_reason };
             conditions.push(verdict(
                 condition::RESOLVED_REFS,
                 reason::RESOLVED_REFS,
-                Some((checked.refs_reason, &checked.refs)),
+                Some((reason, &unresolved)),
                 "all mounted McpServers are usable",
             ));
         }
@@ -232,9 +241,12 @@ fn check(
     servers: &BTreeMap<(String, String), ServerState>,
     discovered: &BTreeMap<(String, String), Vec<String>>,
     secrets: &secrets::Index,
+    previous: Option<&GatewayConfig>,
 ) -> Checked {
     let namespace = namespace_of(&route.metadata);
     let name = name_of(&route.metadata);
+    let served_before = previous.and_then(|p| p.routes.iter().find(|r| r.namespace == namespace && r.name == name));
+    let mut degraded = Vec::new();
     let spec = &route.spec;
     let mut invalid = Vec::new();
     let mut refs = Vec::new();
@@ -312,7 +324,19 @@ fn check(
                     format!("McpServer `{}` does not exist in namespace {namespace}", mount.server),
                 ));
             }
-            Some(Err(why)) => refs.push(Problem::new(format!("{field}.server"), why.clone())),
+            Some(Err(why)) => {
+                // Another object's problem: this mount is out, or at its last valid version.
+                let last = served_before
+                    .and_then(|r| r.mounts.iter().find(|m| m.server == mount.server && m.prefix == prefix));
+                let kept = match last {
+                    Some(_) => " (its last valid version is still served; the route's other mounts go on)",
+                    None => " (the route's other mounts go on without it)",
+                };
+                degraded.push(Problem::new(format!("{field}.server"), format!("{why}{kept}")));
+                if let Some(last) = last {
+                    mounts.push(MountConfig { tools: policy, ..last.clone() });
+                }
+            }
             Some(Ok(upstream)) => mounts.push(MountConfig {
                 server: mount.server.clone(),
                 prefix: prefix.to_owned(),
@@ -340,7 +364,7 @@ fn check(
         authorization: access.authorization,
         audit_arguments: access.audit_arguments,
     });
-    Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, refs_checked: true }
+    Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
 }
 
 fn check_path(path: &str) -> Result<(), String> {

@@ -1,12 +1,16 @@
 //! Compiles one McpServer into the [`Upstream`] routes mount, checking its spec
-//! (`Accepted`) and reading the Secrets it references (`ResolvedRefs`).
+//! (`Accepted`), reading the Secrets, ConfigMaps and documents it references
+//! (`ResolvedRefs`), and for an OpenAPI source translating its document (operations that
+//! cannot be served are left out and named in `PartiallyInvalid`).
 
 use std::time::Duration;
 
+use base64::Engine;
+
 use super::{ServerState, Unreadable, name_of, namespace_of, secrets};
-use crate::config::{Header, RemoteUpstream, Upstream};
-use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
-use crate::resources::{McpServer, RemoteSource};
+use crate::config::{Header, OpenApiUpstream, RemoteUpstream, Upstream};
+use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, Verdict, condition, reason, verdict};
+use crate::resources::{ApiKeyLocation, HeaderSource, McpServer, OpenApiSource, RemoteSource, SecretKeyRef};
 
 /// Default per-request timeout toward an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,40 +29,61 @@ const RESERVED_HEADERS: &[&str] = &[
     "last-event-id",
 ];
 
-pub(super) fn compile(server: &McpServer, secrets: &secrets::Index) -> (ServerState, Outcome) {
+pub(super) fn compile(server: &McpServer, inputs: &super::Inputs, secrets: &secrets::Index) -> (ServerState, Outcome) {
     let namespace = namespace_of(&server.metadata);
     let object = ObjectRef { kind: Kind::McpServer, namespace: namespace.clone(), name: name_of(&server.metadata) };
-    let mut invalid = Vec::new();
-    let mut refs = Vec::new();
+    let mut found = Found::default();
 
-    let upstream = match &server.spec.remote {
-        Some(remote) => remote_upstream(remote, &namespace, secrets, &mut invalid, &mut refs),
-        None => {
-            invalid.push(Problem::new("spec", "exactly one source must be set: remote"));
+    let upstream = match (&server.spec.remote, &server.spec.openapi) {
+        (Some(remote), None) => remote_upstream(remote, &namespace, secrets, &mut found),
+        (None, Some(openapi)) => openapi_upstream(openapi, &namespace, inputs, secrets, &mut found),
+        _ => {
+            found.invalid.push(Problem::new("spec", "exactly one source must be set: remote or openapi"));
             None
         }
     };
 
+    let Found { invalid, refs, skipped } = found;
     let state = match upstream {
         Some(upstream) if invalid.is_empty() && refs.is_empty() => Ok(upstream),
         _ => Err(invalid.iter().chain(&refs).map(Problem::to_string).collect::<Vec<_>>().join("; ")),
     };
+    let mut conditions = vec![
+        verdict(condition::ACCEPTED, reason::ACCEPTED, Some((reason::INVALID, &invalid)), "spec is valid"),
+        verdict(
+            condition::RESOLVED_REFS,
+            reason::RESOLVED_REFS,
+            Some((reason::REF_NOT_FOUND, &refs)),
+            "all references resolved",
+        ),
+    ];
+    if state.is_ok() && !skipped.is_empty() {
+        conditions.push(Verdict {
+            type_: condition::PARTIALLY_INVALID.into(),
+            status: true,
+            reason: reason::OPERATIONS_SKIPPED.into(),
+            message: skipped.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "),
+        });
+    }
     let outcome = Outcome {
         generation: server.metadata.generation,
-        conditions: vec![
-            verdict(condition::ACCEPTED, reason::ACCEPTED, Some((reason::INVALID, &invalid)), "spec is valid"),
-            verdict(
-                condition::RESOLVED_REFS,
-                reason::RESOLVED_REFS,
-                Some((reason::REF_NOT_FOUND, &refs)),
-                "all references resolved",
-            ),
-        ],
+        conditions,
         path: None,
         serving: if state.is_ok() { Serving::Current } else { Serving::Nothing },
         object: object.clone(),
     };
     (state.map_err(|why| format!("{object} is not usable: {why}")), outcome)
+}
+
+/// What is wrong with a server, by the condition it affects.
+#[derive(Default)]
+struct Found {
+    /// The spec is invalid (`Accepted=False`).
+    invalid: Vec<Problem>,
+    /// A Secret, ConfigMap or document cannot be read (`ResolvedRefs=False`).
+    refs: Vec<Problem>,
+    /// Parts left out, the rest served (`PartiallyInvalid=True`).
+    skipped: Vec<Problem>,
 }
 
 /// The outcome of a server whose spec did not parse.
@@ -81,27 +106,44 @@ fn remote_upstream(
     remote: &RemoteSource,
     namespace: &str,
     secrets: &secrets::Index,
-    invalid: &mut Vec<Problem>,
-    refs: &mut Vec<Problem>,
+    found: &mut Found,
 ) -> Option<Upstream> {
-    check_url(&remote.url).unwrap_or_else(|why| invalid.push(Problem::new("spec.remote.url", why)));
+    check_url(&remote.url).unwrap_or_else(|why| found.invalid.push(Problem::new("spec.remote.url", why)));
+    let timeout_ms = timeout(remote.timeout, "spec.remote.timeout", &mut found.invalid);
+    let headers = headers(&remote.headers, "spec.remote.headers", namespace, secrets, found);
+    Some(Upstream::Remote(RemoteUpstream { url: remote.url.clone(), transport: remote.transport, headers, timeout_ms }))
+}
 
-    let timeout = remote.timeout.map(Duration::from).unwrap_or(DEFAULT_TIMEOUT);
-    let negative = remote.timeout.is_some_and(|t| t.is_negative());
-    if negative || timeout.is_zero() || timeout > MAX_TIMEOUT {
-        invalid.push(Problem::new("spec.remote.timeout", "timeout must be greater than 0s and at most 1h"));
+/// A timeout in milliseconds, the default filled in.
+fn timeout(timeout: Option<kube::core::Duration>, field: &str, invalid: &mut Vec<Problem>) -> u64 {
+    let resolved = timeout.map(Duration::from).unwrap_or(DEFAULT_TIMEOUT);
+    let negative = timeout.is_some_and(|t| t.is_negative());
+    if negative || resolved.is_zero() || resolved > MAX_TIMEOUT {
+        invalid.push(Problem::new(field, "timeout must be greater than 0s and at most 1h"));
     }
+    u64::try_from(resolved.as_millis()).unwrap_or(u64::MAX)
+}
 
-    let mut headers = Vec::with_capacity(remote.headers.len());
-    for (i, header) in remote.headers.iter().enumerate() {
-        let field = format!("spec.remote.headers[{i}]");
+/// Static headers, Secret values read; `field` is where they are listed.
+fn headers(
+    sources: &[HeaderSource],
+    field: &str,
+    namespace: &str,
+    secrets: &secrets::Index,
+    found: &mut Found,
+) -> Vec<Header> {
+    let mut headers = Vec::with_capacity(sources.len());
+    for (i, header) in sources.iter().enumerate() {
+        let field = format!("{field}[{i}]");
         let name_ok = !header.name.is_empty()
             && header.name.len() <= 128
             && header.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !name_ok {
-            invalid.push(Problem::new(format!("{field}.name"), "header name must be 1-128 letters, digits or '-'"));
+            found
+                .invalid
+                .push(Problem::new(format!("{field}.name"), "header name must be 1-128 letters, digits or '-'"));
         } else if RESERVED_HEADERS.contains(&header.name.to_ascii_lowercase().as_str()) {
-            invalid.push(Problem::new(
+            found.invalid.push(Problem::new(
                 format!("{field}.name"),
                 format!("header `{}` is set by the gateway and cannot be overridden", header.name),
             ));
@@ -111,12 +153,12 @@ fn remote_upstream(
             (None, Some(from)) => match secrets.get(namespace, &from.secret_key_ref) {
                 Ok(value) => Some(value.trim_end_matches(['\r', '\n']).to_owned()),
                 Err(why) => {
-                    refs.push(Problem::new(format!("{field}.valueFrom.secretKeyRef"), why));
+                    found.refs.push(Problem::new(format!("{field}.valueFrom.secretKeyRef"), why));
                     None
                 }
             },
             _ => {
-                invalid.push(Problem::new(field.clone(), "exactly one of value or valueFrom must be set"));
+                found.invalid.push(Problem::new(field.clone(), "exactly one of value or valueFrom must be set"));
                 None
             }
         };
@@ -124,19 +166,189 @@ fn remote_upstream(
             // What HTTP allows in a field value: visible ASCII, spaces, tabs, and non-ASCII
             // bytes; no other control characters.
             if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-                invalid.push(Problem::new(field, "header value must not contain control characters or line breaks"));
+                found
+                    .invalid
+                    .push(Problem::new(field, "header value must not contain control characters or line breaks"));
             } else {
                 headers.push(Header { name: header.name.clone(), value });
             }
         }
     }
+    headers
+}
 
-    Some(Upstream::Remote(RemoteUpstream {
-        url: remote.url.clone(),
-        transport: remote.transport,
+/// A REST API's components and how to call it.
+fn openapi_upstream(
+    source: &OpenApiSource,
+    namespace: &str,
+    inputs: &super::Inputs,
+    secrets: &secrets::Index,
+    found: &mut Found,
+) -> Option<Upstream> {
+    let (text, field) = document(source, namespace, inputs, found)?;
+    let translated = match super::openapi::translate(&text, field, &source.route_maps, &source.operations) {
+        Ok(translated) => translated,
+        Err(problems) => {
+            found.invalid.extend(problems);
+            return None;
+        }
+    };
+    found.skipped.extend(translated.skipped);
+
+    // Without `servers`, OpenAPI's default server is `/`: the origin the document came from.
+    let servers_url = translated.servers_url.clone().or_else(|| source.url.as_ref().map(|_| "/".to_owned()));
+    let base_url = match (&source.base_url, &servers_url) {
+        (Some(base), _) => Some(("spec.openapi.baseUrl", base.clone())),
+        (None, Some(servers)) => match (url::Url::parse(servers), &source.url) {
+            (Ok(_), _) => Some((field, servers.clone())),
+            // A relative server URL is relative to where the document was fetched from.
+            (Err(url::ParseError::RelativeUrlWithoutBase), Some(from)) => {
+                url::Url::parse(from).and_then(|from| from.join(servers)).ok().map(|u| (field, u.to_string()))
+            }
+            _ => {
+                found.invalid.push(Problem::new(
+                    "spec.openapi.baseUrl",
+                    format!("the document's servers[0].url `{servers}` is not an absolute URL: set baseUrl"),
+                ));
+                None
+            }
+        },
+        (None, None) => {
+            found.invalid.push(Problem::new("spec.openapi.baseUrl", "the document names no server: set baseUrl"));
+            None
+        }
+    };
+    let base_url = base_url.and_then(|(field, base)| match check_url(&base) {
+        Ok(()) => Some(base.trim_end_matches('/').to_owned()),
+        Err(why) => {
+            found.invalid.push(Problem::new(field, why));
+            None
+        }
+    })?;
+
+    let timeout_ms = timeout(source.timeout, "spec.openapi.timeout", &mut found.invalid);
+    let mut headers = headers(&source.headers, "spec.openapi.headers", namespace, secrets, found);
+    let mut query = Vec::new();
+    if let Some(auth) = &source.auth {
+        let secret = |reference: &SecretKeyRef, field: &str, found: &mut Found| match secrets.get(namespace, reference)
+        {
+            Ok(value) => Some(value.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(why) => {
+                found.refs.push(Problem::new(field, why));
+                None
+            }
+        };
+        let credential = if let Some(bearer) = &auth.bearer {
+            secret(&bearer.secret_key_ref, "spec.openapi.auth.bearer.secretKeyRef", found)
+                .map(|token| (ApiKeyLocation::Header, "Authorization".to_owned(), format!("Bearer {token}")))
+        } else if let Some(key) = &auth.api_key {
+            secret(&key.secret_key_ref, "spec.openapi.auth.apiKey.secretKeyRef", found)
+                .map(|value| (key.in_, key.name.clone(), value))
+        } else if let Some(basic) = &auth.basic {
+            let field = "spec.openapi.auth.basic.secretRef";
+            match secrets.entries(namespace, &basic.secret_ref.name) {
+                Ok(entries) => match (entries.get("username"), entries.get("password")) {
+                    (Some(user), Some(password)) => {
+                        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                        Some((ApiKeyLocation::Header, "Authorization".to_owned(), format!("Basic {pair}")))
+                    }
+                    _ => {
+                        found.refs.push(Problem::new(
+                            field,
+                            format!("Secret `{}` needs keys `username` and `password`", basic.secret_ref.name),
+                        ));
+                        None
+                    }
+                },
+                Err(why) => {
+                    found.refs.push(Problem::new(field, why));
+                    None
+                }
+            }
+        } else {
+            found.invalid.push(Problem::new("spec.openapi.auth", "exactly one of bearer, apiKey or basic must be set"));
+            None
+        };
+        match credential {
+            Some((ApiKeyLocation::Header, name, value)) => {
+                if headers.iter().any(|h| h.name.eq_ignore_ascii_case(&name)) {
+                    found.invalid.push(Problem::new(
+                        "spec.openapi.headers",
+                        format!("header `{name}` is set by spec.openapi.auth; remove it from headers"),
+                    ));
+                } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                    found.invalid.push(Problem::new(
+                        "spec.openapi.auth",
+                        "the credential holds control characters or line breaks",
+                    ));
+                } else {
+                    headers.push(Header { name, value });
+                }
+            }
+            Some((ApiKeyLocation::Query, name, value)) => query.push(Header { name, value }),
+            None => {}
+        }
+    }
+
+    Some(Upstream::OpenApi(OpenApiUpstream {
+        base_url,
+        timeout_ms,
         headers,
-        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        query,
+        tools: translated.tools,
+        resources: translated.resources,
+        templates: translated.templates,
     }))
+}
+
+/// The OpenAPI document's text and the field it came from.
+fn document(
+    source: &OpenApiSource,
+    namespace: &str,
+    inputs: &super::Inputs,
+    found: &mut Found,
+) -> Option<(String, &'static str)> {
+    match (&source.inline, &source.config_map_ref, &source.url) {
+        (Some(text), None, None) => Some((text.clone(), "spec.openapi.inline")),
+        (None, Some(reference), None) => {
+            let field = "spec.openapi.configMapRef";
+            let config_map = inputs.config_maps.iter().find(|c| {
+                super::namespace_of(&c.metadata) == namespace && super::name_of(&c.metadata) == reference.name
+            });
+            let text = match config_map {
+                None => Err(format!("ConfigMap `{}` does not exist in namespace {namespace}", reference.name)),
+                Some(config_map) => config_map
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(&reference.key))
+                    .cloned()
+                    .ok_or_else(|| format!("ConfigMap `{}` has no key `{}`", reference.name, reference.key)),
+            };
+            text.map_err(|why| found.refs.push(Problem::new(field, why))).ok().map(|text| (text, field))
+        }
+        (None, None, Some(url)) => {
+            let field = "spec.openapi.url";
+            if let Err(why) = check_url(url) {
+                found.invalid.push(Problem::new(field, why));
+                return None;
+            }
+            match inputs.documents.get(url) {
+                Some(Ok(text)) => Some((text.clone(), field)),
+                Some(Err(why)) => {
+                    found.refs.push(Problem::new(field, format!("cannot fetch `{url}`: {why}")));
+                    None
+                }
+                None => {
+                    found.refs.push(Problem::new(field, format!("`{url}` has not been fetched yet")));
+                    None
+                }
+            }
+        }
+        _ => {
+            found.invalid.push(Problem::new("spec.openapi", "exactly one of inline, configMapRef or url must be set"));
+            None
+        }
+    }
 }
 
 fn check_url(url: &str) -> Result<(), String> {

@@ -21,7 +21,7 @@ fn mk_server(name: &str) -> McpServer {
         headers: vec![],
         timeout: None,
     };
-    McpServer { metadata: meta(name), spec: McpServerSpec { remote: Some(remote) }, status: None }
+    McpServer { metadata: meta(name), spec: McpServerSpec { remote: Some(remote), openapi: None }, status: None }
 }
 
 fn mk_mount(server: &str, prefix: Option<&str>) -> Mount {

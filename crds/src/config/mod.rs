@@ -3,10 +3,12 @@
 //! never consults the Kubernetes API to serve a request.
 
 mod access;
+mod openapi;
 
 use std::collections::BTreeMap;
 
 pub use access::*;
+pub use openapi::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -99,6 +101,8 @@ impl ToolPolicy {
 pub enum Upstream {
     /// A remote MCP server.
     Remote(RemoteUpstream),
+    /// A REST API described by OpenAPI.
+    OpenApi(OpenApiUpstream),
 }
 
 /// A remote MCP server with its credentials resolved.

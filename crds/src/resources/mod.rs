@@ -3,6 +3,7 @@
 //! shows; CEL rules on them are what the API server rejects before any controller runs.
 
 mod access;
+mod openapi;
 mod route;
 mod server;
 mod status;
@@ -10,6 +11,10 @@ mod status;
 pub use access::{
     Action, ApiKeys, Audit, Authentication, Authorization, AuthorizationRule, ClaimMappings, DecisionApi, Effect,
     ExternalAuthorization, JwksSource, JwtAlgorithm, JwtProvider, OAuthMetadata, SecretRef,
+};
+pub use openapi::{
+    ApiAuth, ApiKeyAuth, ApiKeyLocation, BasicAuth, BearerAuth, ComponentType, ConfigMapKeyRef, HttpMethod,
+    OpenApiSource, OperationOverride, RouteMap,
 };
 pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
 pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};

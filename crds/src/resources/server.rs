@@ -1,5 +1,6 @@
-//! `McpServer`: one sub-server a route can mount. Exactly one source; today `remote`
-//! (an MCP server reached over streamable HTTP or legacy SSE), with OpenAPI to slot in beside it.
+//! `McpServer`: one sub-server a route can mount. Exactly one source: `remote` (an MCP
+//! server reached over streamable HTTP or legacy SSE) or `openapi` (a REST API described by
+//! OpenAPI, see `openapi.rs`).
 
 use kube::{CustomResource, KubeSchema, core::Duration};
 use schemars::JsonSchema;
@@ -10,7 +11,7 @@ use super::status::McpServerStatus;
 /// A sub-server that McpRoutes in the same namespace can mount under a prefix.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
-    doc = "McpServer: one MCP sub-server (a remote MCP server) that McpRoutes of its namespace can mount.",
+    doc = "McpServer: one MCP sub-server (a remote MCP server, or a REST API described by OpenAPI) that McpRoutes of its namespace can mount.",
     group = "manifold.dev",
     version = "v1alpha1",
     kind = "McpServer",
@@ -23,12 +24,17 @@ use super::status::McpServerStatus;
     printcolumn = r#"{"name":"Tools","type":"integer","jsonPath":".status.tools"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("[has(self.remote)].filter(s, s).size() == 1").message("exactly one source must be set: remote"))]
+#[x_kube(validation = Rule::new("[has(self.remote), has(self.openapi)].filter(s, s).size() == 1").message("exactly one source must be set: remote or openapi"))]
 #[serde(rename_all = "camelCase")]
 pub struct McpServerSpec {
     /// A remote MCP server, reached over streamable HTTP (default) or legacy SSE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteSource>,
+
+    /// A REST API described by an OpenAPI 3.0 or 3.1 document, its operations served as
+    /// tools, resources and resource templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<super::OpenApiSource>,
 }
 
 /// Where a remote MCP server lives and how to talk to it.

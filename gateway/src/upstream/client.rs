@@ -40,23 +40,26 @@ impl HttpClient {
         tcp.enforce_http(false);
         tcp.set_connect_timeout(Some(Duration::from_secs(10)));
         tcp.set_keepalive(Some(Duration::from_secs(60)));
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let tls = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(builder) => builder,
-            Err(error) => {
-                tracing::warn!(%error, "no usable system root certificates; trusting Mozilla's roots for https upstreams");
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_webpki_roots(provider)
-                    .expect("the bundled provider supports the default TLS versions")
-            }
-        };
-        let https = tls.https_or_http().enable_http1().enable_http2().wrap_connector(tcp);
+        let https = tls().https_or_http().enable_http1().enable_http2().wrap_connector(tcp);
         HttpClient(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
         self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(describe(&e)))
+    }
+}
+
+/// TLS toward upstreams: rustls, with the system's roots, else Mozilla's.
+pub fn tls() -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
+        Ok(builder) => builder,
+        Err(error) => {
+            tracing::warn!(%error, "no usable system root certificates; trusting Mozilla's roots for https upstreams");
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .expect("the bundled provider supports the default TLS versions")
+        }
     }
 }
 

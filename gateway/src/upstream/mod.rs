@@ -8,6 +8,7 @@
 
 pub mod client;
 mod legacy;
+pub mod openapi;
 pub mod sse;
 mod streamable;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use bytes::Bytes;
-use manifold_api::config::{RemoteUpstream, Transport};
+use manifold_api::config::{Transport, Upstream};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -182,9 +183,11 @@ impl Slot {
 enum Wire {
     Streamable(streamable::Client),
     Sse(legacy::Client),
+    /// A REST API, answered in the gateway: no sessions, no streams.
+    OpenApi(Box<openapi::Api>),
 }
 
-/// A client for one mounted remote MCP server.
+/// A client for one mounted sub-server.
 pub struct UpstreamClient {
     /// Increases with every client built: a later config's client has a higher serial.
     pub serial: u64,
@@ -198,32 +201,32 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// A client for `config` (connections come from the calling thread's pool).
-    pub fn new(config: &RemoteUpstream) -> Result<Self, String> {
-        let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
-        let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
-        let mut headers = HeaderMap::new();
-        for header in &config.headers {
-            let name =
-                HeaderName::try_from(header.name.as_str()).map_err(|e| format!("header `{}`: {e}", header.name))?;
-            let mut value =
-                HeaderValue::try_from(header.value.as_str()).map_err(|e| format!("header `{}`: {e}", header.name))?;
-            value.set_sensitive(true);
-            headers.append(name, value);
-        }
-        let wire = match config.transport {
-            Transport::StreamableHttp => Wire::Streamable(streamable::Client { uri, headers }),
-            Transport::Sse => Wire::Sse(legacy::Client { url, headers }),
+    /// A client for `config` (connections to remote MCP servers come from the calling
+    /// thread's pool; `egress` says where OpenAPI sub-servers may be called).
+    pub fn new(config: &Upstream, egress: openapi::Egress) -> Result<Self, String> {
+        let (wire, timeout_ms) = match config {
+            Upstream::Remote(remote) => (Self::remote(remote)?, remote.timeout_ms),
+            Upstream::OpenApi(api) => (Wire::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
         };
         static SERIALS: AtomicU64 = AtomicU64::new(0);
         let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
         Ok(UpstreamClient {
             serial,
             wire,
-            timeout: Duration::from_millis(config.timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
             next_id: AtomicU64::new(1),
             stateless: OnceCell::new(),
             refuses_sessions: AtomicBool::new(false),
+        })
+    }
+
+    fn remote(config: &manifold_api::config::RemoteUpstream) -> Result<Wire, String> {
+        let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
+        let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
+        let headers = header_map(&config.headers)?;
+        Ok(match config.transport {
+            Transport::StreamableHttp => Wire::Streamable(streamable::Client { uri, headers }),
+            Transport::Sse => Wire::Sse(legacy::Client { url, headers }),
         })
     }
 
@@ -237,6 +240,9 @@ impl UpstreamClient {
         params: Option<&RawValue>,
         observer: &dyn Observer,
     ) -> Result<Reply, UpstreamError> {
+        if let Wire::OpenApi(api) = &self.wire {
+            return self.within(api.answer(method, params)).await;
+        }
         let attempt = async {
             for retry in [false, true] {
                 let connection = self.connection(slot, hello).await?;
@@ -254,7 +260,7 @@ impl UpstreamClient {
     /// token needs to go on in it elsewhere: none for upstreams whose sessions cannot be
     /// resumed (legacy SSE ones live in their connection; stateless ones have none).
     pub async fn hold(&self, slot: &Slot, hello: &Hello) -> Result<Option<Held>, UpstreamError> {
-        if matches!(self.wire, Wire::Sse(_)) {
+        if matches!(self.wire, Wire::Sse(_) | Wire::OpenApi(_)) {
             return Ok(None);
         }
         let connection = self.within(self.connection(slot, hello)).await?;
@@ -317,6 +323,9 @@ impl UpstreamClient {
     /// Whether the upstream serves the stateless revision (2026-07-28), asked once with
     /// `server/discover`. An upstream that cannot be reached is asked again next time.
     pub async fn speaks_stateless(&self) -> bool {
+        if matches!(self.wire, Wire::OpenApi(_)) {
+            return true;
+        }
         let Wire::Streamable(client) = &self.wire else { return false };
         let probe = self.stateless.get_or_try_init(|| async {
             match tokio::time::timeout(self.timeout, client.discover(self.id())).await {
@@ -351,6 +360,9 @@ impl UpstreamClient {
         forwarded: &HeaderMap,
         observer: &dyn Observer,
     ) -> Result<(Reply, u16), UpstreamError> {
+        if let Wire::OpenApi(api) = &self.wire {
+            return self.within(api.answer(method, params)).await.map(|reply| (reply, 200));
+        }
         let Wire::Streamable(client) = &self.wire else {
             return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
         };
@@ -378,6 +390,9 @@ impl UpstreamClient {
     /// upstream's request) in the session held by `slot`. Never opens a session: a message
     /// about an exchange the upstream no longer knows has nowhere to go.
     pub async fn post(&self, slot: &Slot, body: Bytes) -> Result<(), UpstreamError> {
+        if matches!(self.wire, Wire::OpenApi(_)) {
+            return Ok(()); // notifications concern nothing an API does
+        }
         let connection = slot.current().ok_or(UpstreamError::SessionExpired)?;
         let post = async {
             match (&self.wire, &connection.wired) {
@@ -392,6 +407,9 @@ impl UpstreamClient {
     /// Opens the session held by `slot` if needed, and from now on keeps the upstream's
     /// standalone stream open with it, delivering to the slot's inbox.
     pub async fn listen(&self, slot: &Slot, hello: &Hello) -> Result<(), UpstreamError> {
+        if matches!(self.wire, Wire::OpenApi(_)) {
+            return Ok(()); // an API sends nothing of its own
+        }
         slot.listening.store(true, Ordering::Relaxed);
         let connection = self.within(self.connection(slot, hello)).await?;
         self.start_listening(slot, &connection);
@@ -446,6 +464,7 @@ impl UpstreamClient {
                 }
             },
             Wire::Sse(client) => Wired::Sse(client.open(self.id(), &params, Arc::clone(&slot.inbox)).await?),
+            Wire::OpenApi(_) => unreachable!("OpenAPI sub-servers have no sessions to open"),
         };
         let connection = Arc::new(Connection { wired, listener: Mutex::default() });
         if slot.listening.load(Ordering::Relaxed) {
@@ -471,6 +490,19 @@ impl UpstreamClient {
             _ => unreachable!("a connection is opened by the client that uses it"),
         }
     }
+}
+
+/// Configured headers as sent: values marked sensitive, so they never reach a log.
+fn header_map(headers: &[manifold_api::config::Header]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for header in headers {
+        let name = HeaderName::try_from(header.name.as_str()).map_err(|e| format!("header `{}`: {e}", header.name))?;
+        let mut value =
+            HeaderValue::try_from(header.value.as_str()).map_err(|e| format!("header `{}`: {e}", header.name))?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// The gateway introduces itself to upstreams with the capabilities its client declared
