@@ -43,6 +43,8 @@ pub struct Loader {
     /// OpenAPI documents the manifests name by URL.
     specs: Specs,
     last_read: Option<u64>,
+    /// The fingerprint of sources that did not parse.
+    rejected: Option<u64>,
 }
 
 impl Loader {
@@ -51,7 +53,7 @@ impl Loader {
     pub fn new(source: ConfigSource, egress: Egress) -> Self {
         let mut pool = ClientPool::default();
         pool.egress = egress;
-        Loader { source, pool, specs: Specs::new(egress), last_read: None }
+        Loader { source, pool, specs: Specs::new(egress), last_read: None, rejected: None }
     }
 
     /// Whether the source can change.
@@ -66,9 +68,12 @@ impl Loader {
             Err(error) => return self.reject(gateway, &error),
         };
         let read = fingerprint(&texts);
-        if self.last_read == Some(read) && !self.specs.due() {
+        // Unchanged sources are read again only to refetch a due document, and not at all
+        // after they were rejected (they would be rejected, and logged, every poll).
+        if self.last_read == Some(read) && (!self.specs.due() || self.rejected == Some(read)) {
             return;
         }
+        self.rejected = None;
         let unchanged = self.last_read == Some(read);
         self.last_read = Some(read);
         let current = gateway.snapshot.load_full();
@@ -81,7 +86,10 @@ impl Loader {
             ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => {
                 let mut read = match manifests::read(&texts) {
                     Ok(read) => read,
-                    Err(error) => return self.reject(gateway, &error.to_string()),
+                    Err(error) => {
+                        self.rejected = self.last_read;
+                        return self.reject(gateway, &error.to_string());
+                    }
                 };
                 let fetched = self.specs.refresh(&read.inputs.servers).await;
                 if unchanged && !fetched {

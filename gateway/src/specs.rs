@@ -15,6 +15,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
 /// How often a document is fetched again, unless its server says otherwise.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// The shortest interval between two fetches of one document.
+const MIN_REFRESH: Duration = manifold_api::compile::MIN_REFRESH;
 
 pub struct Specs {
     http: GuardedHttp,
@@ -41,13 +43,21 @@ impl Specs {
     /// Fetches the documents `servers` name that are new or due, and forgets the others.
     /// Returns whether any document's text (or error) changed.
     pub async fn refresh(&mut self, servers: &[McpServer]) -> bool {
+        // At least every 10 s, whatever a manifest says (CEL refuses less in a cluster; local
+        // manifests are not checked by an API server).
+        let interval = |o: &manifold_api::resources::OpenApiSource| {
+            o.refresh_interval.filter(|i| !i.is_negative()).map_or(DEFAULT_REFRESH, Duration::from).max(MIN_REFRESH)
+        };
         let wanted: HashMap<&str, Duration> = servers
             .iter()
             .filter_map(|s| s.spec.openapi.as_ref())
-            .filter_map(|o| Some((o.url.as_deref()?, o.refresh_interval.map_or(DEFAULT_REFRESH, Duration::from))))
+            .filter_map(|o| Some((o.url.as_deref()?, interval(o))))
             .collect();
         let before = self.fetched.len();
         self.fetched.retain(|url, _| wanted.contains_key(url.as_str()));
+        for (url, fetched) in &mut self.fetched {
+            fetched.every = wanted[url.as_str()];
+        }
         let mut changed = self.fetched.len() != before;
         let stale: Vec<(&str, Duration)> = wanted
             .iter()

@@ -15,6 +15,8 @@ use crate::resources::{ApiKeyLocation, HeaderSource, McpServer, OpenApiSource, R
 /// Default per-request timeout toward an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The shortest refresh interval of a fetched OpenAPI document.
+pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 
 /// Headers the gateway owns on every upstream request; a server may not override them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -203,7 +205,16 @@ fn openapi_upstream(
             (Ok(_), _) => Some((field, servers.clone())),
             // A relative server URL is relative to where the document was fetched from.
             (Err(url::ParseError::RelativeUrlWithoutBase), Some(from)) => {
-                url::Url::parse(from).and_then(|from| from.join(servers)).ok().map(|u| (field, u.to_string()))
+                match url::Url::parse(from).and_then(|from| from.join(servers)) {
+                    Ok(joined) => Some((field, joined.to_string())),
+                    Err(why) => {
+                        found.invalid.push(Problem::new(
+                            "spec.openapi.baseUrl",
+                            format!("the document's servers[0].url `{servers}` does not resolve against `{from}` ({why}): set baseUrl"),
+                        ));
+                        None
+                    }
+                }
             }
             _ => {
                 found.invalid.push(Problem::new(
@@ -227,6 +238,14 @@ fn openapi_upstream(
     })?;
 
     let timeout_ms = timeout(source.timeout, "spec.openapi.timeout", &mut found.invalid);
+    if let Some(every) = source.refresh_interval {
+        if source.url.is_none() {
+            let why = "refreshInterval applies only to a spec fetched from url";
+            found.invalid.push(Problem::new("spec.openapi.refreshInterval", why));
+        } else if every.is_negative() || Duration::from(every) < MIN_REFRESH {
+            found.invalid.push(Problem::new("spec.openapi.refreshInterval", "refreshInterval must be at least 10s"));
+        }
+    }
     let mut headers = headers(&source.headers, "spec.openapi.headers", namespace, secrets, found);
     let mut query = Vec::new();
     if let Some(auth) = &source.auth {
@@ -242,7 +261,24 @@ fn openapi_upstream(
             secret(&bearer.secret_key_ref, "spec.openapi.auth.bearer.secretKeyRef", found)
                 .map(|token| (ApiKeyLocation::Header, "Authorization".to_owned(), format!("Bearer {token}")))
         } else if let Some(key) = &auth.api_key {
+            let name_ok = !key.name.is_empty()
+                && key.name.len() <= 128
+                && key.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            let owned =
+                key.in_ == ApiKeyLocation::Header && RESERVED_HEADERS.contains(&key.name.to_ascii_lowercase().as_str());
+            if !name_ok {
+                found.invalid.push(Problem::new(
+                    "spec.openapi.auth.apiKey.name",
+                    "name must be 1-128 letters, digits, '_', '-' or '.'",
+                ));
+            } else if owned {
+                found.invalid.push(Problem::new(
+                    "spec.openapi.auth.apiKey.name",
+                    format!("header `{}` is set by the gateway and cannot carry an API key", key.name),
+                ));
+            }
             secret(&key.secret_key_ref, "spec.openapi.auth.apiKey.secretKeyRef", found)
+                .filter(|_| name_ok && !owned)
                 .map(|value| (key.in_, key.name.clone(), value))
         } else if let Some(basic) = &auth.basic {
             let field = "spec.openapi.auth.basic.secretRef";

@@ -37,6 +37,19 @@ pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 const EXCERPT_BYTES: usize = 2048;
 /// Redirects followed within the API's origin.
 const MAX_REDIRECTS: usize = 5;
+/// Headers a header parameter may not set: the connection's and the body's own.
+const OWNED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "cookie",
+    "authorization",
+    "accept",
+];
 
 /// Characters percent-encoded in a path segment or a header-borne value: all but RFC 3986's
 /// unreserved ones.
@@ -56,15 +69,22 @@ impl Egress {
         if self.allow_link_local {
             return None;
         }
+        // Alibaba Cloud's metadata service lives outside 169.254/16.
+        let metadata_v4 = |v4: std::net::Ipv4Addr| v4.is_link_local() || v4.octets() == [100, 100, 100, 200];
         let link_local = match ip {
-            IpAddr::V4(v4) => v4.is_link_local(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.is_link_local(),
-                None => {
-                    (v6.segments()[0] & 0xffc0) == 0xfe80
-                        || v6 == "fd00:ec2::254".parse::<std::net::Ipv6Addr>().unwrap()
-                }
-            },
+            IpAddr::V4(v4) => metadata_v4(v4),
+            IpAddr::V6(v6) => {
+                let [a, b, _, _, _, _, c, d] = v6.segments();
+                let embedded = std::net::Ipv4Addr::from(((c as u32) << 16) | d as u32);
+                // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64
+                // (64:ff9b::a.b.c.d) forms reach the same IPv4 address.
+                let wraps_v4 = v6.to_ipv4_mapped().is_some()
+                    || v6.segments()[..6] == [0; 6]
+                    || (a == 0x64 && b == 0xff9b && v6.segments()[2..6] == [0; 4]);
+                (wraps_v4 && metadata_v4(embedded))
+                    || (a & 0xffc0) == 0xfe80
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
         };
         link_local.then_some("a link-local or cloud-metadata address (allow with --allow-link-local-upstreams)")
     }
@@ -240,12 +260,24 @@ impl Api {
             let parameter = call.parameters.iter().find(|p| p.location == ParameterLocation::Path && p.name == name);
             let value = parameter.and_then(|p| arguments.get(&p.argument).filter(|v| !v.is_null()));
             match (parameter, value) {
-                (Some(parameter), Some(value)) => path.push_str(&path_value(parameter, value)),
+                (Some(parameter), Some(value)) => match path_value(parameter, value) {
+                    filled if filled.is_empty() => {
+                        return Err(format!("argument `{}` must not be empty", parameter.argument));
+                    }
+                    filled => path.push_str(&filled),
+                },
                 _ => return Err(format!("missing required argument `{name}`")),
             }
             rest = &rest[close + 1..];
         }
         path.push_str(rest);
+        // An argument fills a segment, never moves out of it: a `.` or `..` segment would reach
+        // a path the operation does not name (one a route map may exclude).
+        if path.split('/').any(|segment| segment == "." || segment == "..") {
+            let filled = call.parameters.iter().filter(|p| p.location == ParameterLocation::Path);
+            let names: Vec<&str> = filled.map(|p| p.argument.as_str()).collect();
+            return Err(format!("path arguments ({}) must not be `.` or `..`", names.join(", ")));
+        }
 
         let mut url = self.base.clone();
         url.set_path(&format!("{}{}", self.base.path().trim_end_matches('/'), path));
@@ -260,6 +292,10 @@ impl Api {
                 ParameterLocation::Header => {
                     let name = HeaderName::try_from(parameter.name.as_str())
                         .map_err(|_| format!("`{}` is not a valid header name", parameter.name))?;
+                    // Headers the connection or the server's credentials own stay theirs.
+                    if OWNED_HEADERS.contains(&name.as_str()) || self.headers.contains_key(&name) {
+                        continue;
+                    }
                     let value = HeaderValue::try_from(joined(value, ",", parameter.explode, "="))
                         .map_err(|_| format!("argument `{}` cannot be sent in a header", parameter.argument))?;
                     headers.insert(name, value);
@@ -274,7 +310,10 @@ impl Api {
             url.query_pairs_mut().extend_pairs(&query);
         }
         if !cookies.is_empty() {
-            let value = HeaderValue::try_from(cookies.join("; ")).map_err(|_| "a cookie value is not valid")?;
+            // After any cookie the server's configured headers send.
+            let configured = headers.get(COOKIE).and_then(|c| c.to_str().ok()).map(str::to_owned);
+            let all = configured.into_iter().chain(cookies).collect::<Vec<_>>().join("; ");
+            let value = HeaderValue::try_from(all).map_err(|_| "a cookie value is not valid")?;
             headers.insert(COOKIE, value);
         }
         headers.entry(ACCEPT).or_insert(HeaderValue::from_static("application/json, */*;q=0.8"));
@@ -335,6 +374,7 @@ async fn exchange(
     mut request: Request<Full<Bytes>>,
     limit: usize,
 ) -> Result<(StatusCode, String, Bytes), UpstreamError> {
+    let mut current = url::Url::parse(&request.uri().to_string()).unwrap_or_else(|_| origin.clone());
     for _ in 0..=MAX_REDIRECTS {
         let again = (request.method() == Method::GET || request.method() == Method::HEAD)
             .then(|| (request.method().clone(), request.headers().clone()));
@@ -345,7 +385,7 @@ async fn exchange(
             && let (Some((method, headers)), Some(location)) =
                 (again, response.headers().get(LOCATION).and_then(|l| l.to_str().ok()))
         {
-            let target = origin.join(location).map_err(|e| UpstreamError::Protocol(format!("bad redirect: {e}")))?;
+            let target = current.join(location).map_err(|e| UpstreamError::Protocol(format!("bad redirect: {e}")))?;
             if target.origin() != origin.origin() {
                 return Err(UpstreamError::Protocol(format!(
                     "redirected to another origin ({}), which is not followed",
@@ -358,6 +398,7 @@ async fn exchange(
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             *request.headers_mut() = headers;
+            current = target;
             continue;
         }
         let content_type = response
@@ -600,10 +641,15 @@ fn template_arguments(captures: &regex::Captures<'_>, names: &[String]) -> Map<S
         let Some(found) = captures.get(i + 1) else { continue };
         match name.strip_prefix('?') {
             Some(allowed) => {
-                let allowed: Vec<&str> = allowed.split(',').collect();
+                // Variable names are percent-encoded where RFC 6570 requires (`page%2Dsize`);
+                // the query carries the parameter's own name (`page-size`).
+                let allowed: Vec<(String, &str)> = allowed
+                    .split(',')
+                    .map(|v| (percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned(), v))
+                    .collect();
                 for (key, value) in url::form_urlencoded::parse(found.as_str().as_bytes()) {
-                    if allowed.contains(&key.as_ref()) {
-                        arguments.insert(key.into_owned(), Value::String(value.into_owned()));
+                    if let Some((_, variable)) = allowed.iter().find(|(name, _)| *name == key) {
+                        arguments.insert((*variable).to_owned(), Value::String(value.into_owned()));
                     }
                 }
             }
@@ -723,21 +769,78 @@ mod tests {
 
     #[test]
     fn templates_match_uris_and_give_their_variables() {
-        let (regex, names) = template_matcher("openapi://items/{item_id}/parts/{part}{?verbose,limit}").unwrap();
-        let captures = regex.captures("openapi://items/4%202/parts/x?verbose=true&other=1").unwrap();
+        let (regex, names) = template_matcher("openapi://items/{item_id}/parts/{part}{?verbose,page%2Dsize}").unwrap();
+        let captures = regex.captures("openapi://items/4%202/parts/x?verbose=true&other=1&page-size=5").unwrap();
         let arguments = template_arguments(&captures, &names);
-        assert_eq!(Value::Object(arguments), json!({"item_id": "4 2", "part": "x", "verbose": "true"}));
+        assert_eq!(
+            Value::Object(arguments),
+            json!({"item_id": "4 2", "part": "x", "verbose": "true", "page%2Dsize": "5"})
+        );
         assert!(regex.captures("openapi://items/4/parts").is_none());
         assert!(regex.captures("openapi://items/4/x/parts/y").is_none(), "a variable is one segment");
+    }
+
+    fn api(path: &str, parameters: Vec<ApiParameter>) -> (Api, ApiCall) {
+        let call = ApiCall { method: "GET".into(), path: path.into(), parameters, body: None };
+        let config = OpenApiUpstream {
+            base_url: "https://api.example.com/v1".into(),
+            timeout_ms: 1000,
+            headers: vec![manifold_api::config::Header { name: "X-Tenant".into(), value: "acme".into() }],
+            query: vec![],
+            tools: vec![],
+            resources: vec![],
+            templates: vec![],
+        };
+        (Api::new(&config, Egress::default()).unwrap(), call)
+    }
+
+    #[test]
+    fn path_arguments_cannot_leave_their_segment() {
+        let path = |name: &str| ApiParameter {
+            required: true,
+            ..parameter(name, ParameterLocation::Path, ParameterStyle::Simple, false)
+        };
+        let (api, call) = api("/repos/{owner}/{repo}/issues", vec![path("owner"), path("repo")]);
+        let request =
+            |owner: &str, repo: &str| api.request(&call, json!({"owner": owner, "repo": repo}).as_object().unwrap());
+        assert_eq!(request("octo", "a/b").unwrap().uri(), "https://api.example.com/v1/repos/octo/a%2Fb/issues");
+        for (owner, repo) in [("..", "admin"), (".", "x"), ("x", "..")] {
+            let refused = request(owner, repo).unwrap_err();
+            assert_eq!(refused, "path arguments (owner, repo) must not be `.` or `..`", "{owner} {repo}");
+        }
+        assert_eq!(request("", "x").unwrap_err(), "argument `owner` must not be empty");
+        assert_eq!(request("...", "x").unwrap().uri(), "https://api.example.com/v1/repos/.../x/issues");
+    }
+
+    #[test]
+    fn header_arguments_never_replace_owned_or_configured_headers() {
+        let header = |name: &str| parameter(name, ParameterLocation::Header, ParameterStyle::Simple, false);
+        let cookie = parameter("session", ParameterLocation::Cookie, ParameterStyle::Form, true);
+        let (api, call) = api("/x", vec![header("Host"), header("X-Tenant"), header("X-Trace"), cookie]);
+        let arguments = json!({"Host": "evil.example", "X-Tenant": "globex", "X-Trace": "t-1", "session": "a b"});
+        let request = api.request(&call, arguments.as_object().unwrap()).unwrap();
+        let headers = request.headers();
+        assert_eq!(headers.get("host"), None, "the connection's own");
+        assert_eq!(headers["x-tenant"], "acme", "the configured value stays");
+        assert_eq!(headers["x-trace"], "t-1");
+        assert_eq!(headers["cookie"], "session=a%20b");
     }
 
     #[test]
     fn link_local_and_metadata_addresses_are_refused_unless_allowed() {
         let strict = Egress::default();
-        for ip in ["169.254.169.254", "fd00:ec2::254", "fe80::1", "::ffff:169.254.1.1"] {
+        for ip in [
+            "169.254.169.254",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:169.254.1.1",
+            "::a9fe:a9fe",
+            "64:ff9b::169.254.169.254",
+        ] {
             assert!(strict.refuses(ip.parse().unwrap()).is_some(), "{ip}");
         }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "93.184.216.34"] {
+        for ip in ["127.0.0.1", "10.0.0.1", "::1", "93.184.216.34", "64:ff9b::8.8.8.8", "2001:db8::1"] {
             assert!(strict.refuses(ip.parse().unwrap()).is_none(), "{ip}");
         }
         assert!(Egress { allow_link_local: true }.refuses("169.254.169.254".parse().unwrap()).is_none());

@@ -100,9 +100,22 @@ fn parameter<'d>(root: &'d Value, value: &'d Value, at: &str) -> Result<Option<P
             return Err(Skip::new(format!("{at}/in"), message));
         }
     };
-    if location == ParameterLocation::Header
-        && ["accept", "content-type", "authorization"].contains(&&*name.to_ascii_lowercase())
-    {
+    // OpenAPI ignores these three; the rest belong to the connection, which the gateway
+    // owns (a caller choosing `Host` would pick another virtual host with the API's
+    // credentials).
+    const IGNORED: &[&str] = &[
+        "accept",
+        "content-type",
+        "authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+        "cookie",
+    ];
+    if location == ParameterLocation::Header && IGNORED.contains(&&*name.to_ascii_lowercase()) {
         return Ok(None);
     }
     let style = match param.str("style") {
