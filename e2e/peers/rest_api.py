@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Header, HTTPException, Query, Response
+from fastapi import FastAPI, Form, Header, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
 
@@ -70,6 +70,15 @@ def kitchen_app() -> FastAPI:
         x_request_id: Annotated[str | None, Header()] = None,
     ) -> dict:
         return {"q": q, "tags": tags or [], "limit": limit, "request_id": x_request_id}
+
+    @app.get("/whoami", operation_id="whoami", summary="What credentials arrived")
+    async def whoami(request: Request) -> dict:
+        return {
+            "authorization": request.headers.get("authorization"),
+            "x_api_key": request.headers.get("x-api-key"),
+            "x_tenant": request.headers.get("x-tenant"),
+            "query": dict(request.query_params),
+        }
 
     @app.get("/files/{name}", operation_id="get_file", summary="A path parameter that needs encoding")
     async def get_file(name: str) -> dict:

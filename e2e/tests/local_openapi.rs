@@ -5,6 +5,7 @@
 //! example of `@readme/oas-examples`, the GitHub REST API description) compiled and served;
 //! and bad documents reported by place while the route's other mounts go on.
 
+use base64::Engine;
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text, tool_names};
 use manifold_e2e::raw::RawSession;
 use manifold_e2e::stub::{Reply, Stub};
@@ -184,6 +185,57 @@ async fn calls_follow_the_wire_rules_of_a_real_api() {
     assert!(text(&huge).contains("exceeded"), "{}", text(&huge));
     let missing = call("kitchen_search", json!({"limit": 3})).await;
     assert_eq!((missing["isError"].as_bool(), text(&missing)), (Some(true), "missing required argument `q`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_secrets() {
+    let api = Upstream::rest_api("kitchen").await;
+    let document = api.url("/openapi.json");
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: kitchen, namespace: acme}\n\
+                  stringData: {token: tok-123, key: key-456, username: ann, password: 's3cret'}\n";
+    let server = |name: &str, auth: &str| {
+        yaml::openapi_server(
+            name,
+            &format!(
+                "url: {document}\nauth: {auth}\nheaders: [{{name: X-Tenant, valueFrom: {{secretKeyRef: {{name: kitchen, key: username}}}}}}]"
+            ),
+        )
+    };
+    let manifests = secret.to_owned()
+        + &server("bearer", "{bearer: {secretKeyRef: {name: kitchen, key: token}}}")
+        + &server("header-key", "{apiKey: {in: header, name: X-Api-Key, secretKeyRef: {name: kitchen, key: key}}}")
+        + &server("query-key", "{apiKey: {in: query, name: api_key, secretKeyRef: {name: kitchen, key: key}}}")
+        + &server("basic", "{basic: {secretRef: {name: kitchen}}}")
+        + &yaml::route(
+            "creds",
+            "mounts: [{server: bearer}, {server: header-key}, {server: query-key}, {server: basic}]",
+        );
+    let stack = LocalStack::start(&manifests).await;
+    let session = RawSession::initialize(&stack.url("/acme/creds/mcp")).await;
+    let whoami = |server: &'static str| {
+        let session = &session;
+        async move {
+            let name = format!("{server}_whoami");
+            session.request("tools/call", json!({"name": name, "arguments": {}})).await.body["result"]["structuredContent"].clone()
+        }
+    };
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("ann:s3cret"));
+    assert_eq!(
+        whoami("bearer").await,
+        json!({"authorization": "Bearer tok-123", "x_api_key": null, "x_tenant": "ann", "query": {}})
+    );
+    assert_eq!(
+        whoami("header-key").await,
+        json!({"authorization": null, "x_api_key": "key-456", "x_tenant": "ann", "query": {}})
+    );
+    assert_eq!(
+        whoami("query-key").await,
+        json!({"authorization": null, "x_api_key": null, "x_tenant": "ann", "query": {"api_key": "key-456"}})
+    );
+    assert_eq!(
+        whoami("basic").await,
+        json!({"authorization": basic, "x_api_key": null, "x_tenant": "ann", "query": {}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
