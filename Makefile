@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers crds bench bench-sessions bench-openapi
+.PHONY: quickstart test peers crds bench bench-sessions bench-openapi bench-publish
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -30,3 +30,7 @@ bench-sessions:
 # Compile time and memory of a 1,000-operation OpenAPI document (see docs/benchmarks.md).
 bench-openapi:
 	cargo run --release -q -p manifold-e2e --bin bench_openapi
+
+# World to published bytes: compile and shard 1,000 tenants (see docs/benchmarks.md).
+bench-publish:
+	cargo run --release -q -p manifold-e2e --bin bench_publish

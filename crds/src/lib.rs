@@ -8,6 +8,7 @@ pub mod config;
 pub mod crd;
 pub mod manifests;
 pub mod outcome;
+pub mod publish;
 pub mod resources;
 
 pub use compile::{Compiled, Inputs, compile};

@@ -1,17 +1,17 @@
 //! Command-line arguments of `manifold-gateway`, logging set-up, and the run loop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::{ConfigSource, Settings};
+use crate::{ConfigSource, KubeSource, Settings};
 
 /// Manifold's MCP gateway: serves every tenant's MCP routes.
 #[derive(Parser, Debug)]
 #[command(version, about)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["manifests", "config"]))]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["manifests", "config", "kube"]))]
 pub struct Args {
     /// Local mode: compile and serve every manifest (YAML) below DIR, reloading on change.
     #[arg(long, value_name = "DIR")]
@@ -19,6 +19,18 @@ pub struct Args {
     /// Serve a compiled GatewayConfig (from `manifold-operator render`), reloading on change.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Cluster mode: serve the config the operator publishes as Secrets in the gateway's own
+    /// namespace, watched through the Kubernetes API (needs get/list/watch on Secrets there).
+    #[arg(long)]
+    pub kube: bool,
+    /// With --kube: the gateway's namespace, where the operator publishes its config. Default:
+    /// the pod's service account namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// With --kube: the release whose config to serve (Secrets `<release>-gateway-config`,
+    /// `-1`…, labelled `manifold.dev/gateway-config=<release>`).
+    #[arg(long, env = "MANIFOLD_RELEASE", default_value = "manifold")]
+    pub release: String,
     /// Address of the MCP listener.
     #[arg(long, env = "MANIFOLD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -98,12 +110,53 @@ impl Args {
         }
     }
 
-    pub fn source(&self) -> ConfigSource {
+    /// The config source the arguments name; `--kube` makes a client from the pod's service
+    /// account or the kubeconfig (no request is made yet).
+    pub async fn source(&self) -> Result<ConfigSource, StartError> {
         match (&self.manifests, &self.config) {
-            (Some(dir), _) => ConfigSource::Manifests(dir.clone()),
-            (None, Some(file)) => ConfigSource::File(file.clone()),
-            (None, None) => unreachable!("clap requires one source"),
+            (Some(dir), _) => Ok(ConfigSource::Manifests(dir.clone())),
+            (None, Some(file)) => Ok(ConfigSource::File(file.clone())),
+            (None, None) => {
+                let namespace = namespace(self.namespace.as_deref(), Path::new(SERVICE_ACCOUNT_NAMESPACE))?;
+                let client = kube::Client::try_default().await.map_err(StartError::KubeClient)?;
+                Ok(ConfigSource::Kube(KubeSource { client, namespace, release: self.release.clone() }))
+            }
         }
+    }
+}
+
+/// Where a pod's namespace is mounted with its service account token.
+pub const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `--kube` without a namespace to watch.
+    #[error(
+        "--kube needs the gateway's namespace: pass --namespace, set POD_NAMESPACE (downward API: \
+         fieldRef metadata.namespace), or run in a pod with its service account mounted ({path} could not be read: {error})"
+    )]
+    NoNamespace { path: String, error: std::io::Error },
+    /// Which one is in the error's source.
+    #[error(
+        "--kube: no Kubernetes client configuration: run in a pod with its service account token mounted, or set \
+         KUBECONFIG"
+    )]
+    KubeClient(#[source] kube::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The namespace `--kube` watches: the flag (or `POD_NAMESPACE`), else the service account's.
+pub fn namespace(flag: Option<&str>, service_account: &Path) -> Result<String, StartError> {
+    if let Some(namespace) = flag.map(str::trim).filter(|n| !n.is_empty()) {
+        return Ok(namespace.to_owned());
+    }
+    let missing = |error| StartError::NoNamespace { path: service_account.display().to_string(), error };
+    let text = std::fs::read_to_string(service_account).map_err(missing)?;
+    match text.trim() {
+        "" => Err(missing(std::io::Error::other("the file is empty"))),
+        namespace => Ok(namespace.to_owned()),
     }
 }
 
@@ -118,8 +171,8 @@ pub fn init_tracing(format: LogFormat) {
 }
 
 /// Runs until Ctrl-C or SIGTERM, then drains.
-pub async fn run(args: Args) -> std::io::Result<()> {
-    let mut running = crate::start(args.settings(), args.source()).await?;
+pub async fn run(args: Args) -> Result<(), StartError> {
+    let mut running = crate::start(args.settings(), args.source().await?).await?;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         _ = running.stopped() => {}
@@ -141,5 +194,37 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_comes_from_the_flag_then_the_service_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("namespace");
+        assert_eq!(namespace(Some("gateways"), &file).unwrap(), "gateways");
+        let error = namespace(None, &file).unwrap_err().to_string();
+        assert!(
+            error.starts_with("--kube needs the gateway's namespace: pass --namespace, set POD_NAMESPACE"),
+            "{error}"
+        );
+        assert!(error.contains(&file.display().to_string()), "{error}");
+        std::fs::write(&file, "manifold-system\n").unwrap();
+        assert_eq!(namespace(None, &file).unwrap(), "manifold-system");
+        assert_eq!(namespace(Some(""), &file).unwrap(), "manifold-system");
+    }
+
+    #[test]
+    fn kube_is_a_source_and_names_a_release() {
+        let args = Args::try_parse_from(["manifold-gateway", "--kube", "--namespace", "gw"]).unwrap();
+        assert!(args.kube);
+        assert_eq!((args.namespace.as_deref(), args.release.as_str()), (Some("gw"), "manifold"));
+        let both = Args::try_parse_from(["manifold-gateway", "--kube", "--config", "c.yaml"]).unwrap_err();
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let none = Args::try_parse_from(["manifold-gateway"]).unwrap_err();
+        assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

@@ -1,6 +1,7 @@
-//! Manifold's data plane. A config source (`source`) compiles or loads a `GatewayConfig` into
-//! a `Snapshot`; the MCP endpoint (`mcp`) serves every route of the snapshot, reaching mounted
-//! servers through `upstream` clients; `admin` serves health, readiness and metrics.
+//! Manifold's data plane. A config source (`source`: local files, or `kube_source`: the
+//! Secrets the operator publishes) compiles or loads a `GatewayConfig` into a `Snapshot`; the
+//! MCP endpoint (`mcp`) serves every route of the snapshot, reaching mounted servers through
+//! `upstream` clients; `admin` serves health, readiness and metrics.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -8,6 +9,7 @@ pub mod admin;
 pub mod cli;
 mod discover;
 pub mod jsonrpc;
+pub mod kube_source;
 pub mod mcp;
 pub mod metrics;
 pub mod snapshot;
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::kube_source::KubeSource;
 use crate::mcp::seal::KeyRing;
 use crate::mcp::session::Sessions;
 use crate::metrics::Metrics;
@@ -172,8 +175,16 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         audit: access::audit::Log::open(settings.audit_log.as_ref())?,
         report: Default::default(),
     });
-    let mut loader = Loader::new(source, settings.egress);
-    loader.poll(&gateway).await;
+    // A local source is loaded before listening; the operator's Secrets are watched from
+    // now on, and the gateway is ready once they hold a config.
+    let (kube, loader) = match source {
+        ConfigSource::Kube(kube) => (Some(kube), None),
+        local => {
+            let mut loader = Loader::new(local, settings.egress);
+            loader.poll(&gateway).await;
+            (None, loader.watches().then_some(loader))
+        }
+    };
 
     let mcp_listener = std::net::TcpListener::bind(settings.listen)?;
     mcp_listener.set_nonblocking(true)?;
@@ -189,8 +200,11 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         serve_admin(admin_listener, admin::router(Arc::clone(&gateway)), shutdown.clone()),
         tokio::spawn(expire_sessions(Arc::clone(&gateway), shutdown.clone())),
     ];
-    if loader.watches() {
+    if let Some(loader) = loader {
         tasks.push(tokio::spawn(watch(loader, Arc::clone(&gateway), settings.watch_interval, shutdown.clone())));
+    }
+    if let Some(kube) = kube {
+        tasks.push(tokio::spawn(kube_source::run(kube, Arc::clone(&gateway), settings.egress, shutdown.clone())));
     }
     tracing::info!(%mcp_addr, %admin_addr, workers = workers.len(), "gateway listening");
     Ok(Running { mcp_addr, admin_addr, gateway, shutdown, tasks, workers })

@@ -1,7 +1,8 @@
-//! Where config comes from without a cluster: a directory of manifests compiled here, a
-//! precompiled GatewayConfig file (`manifold-operator render`), or manifests held in memory.
-//! The source is polled; a changed config is applied atomically, and a change that cannot
-//! be read keeps the last good config serving, with the reason logged.
+//! Where config comes from. Without a cluster: a directory of manifests compiled here, a
+//! precompiled GatewayConfig file (`manifold-operator render`), or manifests held in memory;
+//! such a source is polled by the `Loader`. In a cluster: the Secrets the operator publishes,
+//! watched by `kube_source`. Both hand a config to [`apply`], which swaps it in atomically; a
+//! change that cannot be read keeps the last good config serving, with the reason logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +13,12 @@ use manifold_api::outcome::Serving;
 use manifold_api::{GatewayConfig, compile};
 
 use crate::Gateway;
+use crate::kube_source::KubeSource;
 use crate::snapshot::{ClientPool, Snapshot};
 use crate::specs::Specs;
 use crate::upstream::openapi::Egress;
 
-/// A local config source.
+/// Where a gateway's config comes from.
 pub enum ConfigSource {
     /// Every `*.yaml`, `*.yml` and `*.json` file below a directory: McpServers, McpRoutes,
     /// Secrets and ConfigMaps, compiled by the gateway.
@@ -25,6 +27,9 @@ pub enum ConfigSource {
     File(PathBuf),
     /// Manifests held in memory (the quickstart).
     Embedded(Vec<Source>),
+    /// The config the operator publishes as Secrets in the gateway's namespace, watched
+    /// through the Kubernetes API (`--kube`).
+    Kube(KubeSource),
 }
 
 /// What the last load reported, for `/status`.
@@ -36,7 +41,7 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
-/// Loads config from a source into a gateway, remembering what it last applied.
+/// Loads config from a local source into a gateway, remembering what it last applied.
 pub struct Loader {
     source: ConfigSource,
     pool: ClientPool,
@@ -56,9 +61,9 @@ impl Loader {
         Loader { source, pool, specs: Specs::new(egress), last_read: None, rejected: None }
     }
 
-    /// Whether the source can change.
+    /// Whether the source can change (and is polled: a Kubernetes source is watched instead).
     pub fn watches(&self) -> bool {
-        !matches!(self.source, ConfigSource::Embedded(_))
+        matches!(self.source, ConfigSource::Manifests(_) | ConfigSource::File(_))
     }
 
     /// Reads the source and applies what changed.
@@ -100,23 +105,10 @@ impl Loader {
                 gateway.report.lock().expect("report lock").objects = outcomes;
                 config
             }
+            // `read` refuses it: the operator's Secrets are watched by `kube_source`.
+            ConfigSource::Kube(_) => return,
         };
-        if previous.is_some_and(|p| p.hash == config.hash) {
-            gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
-            return;
-        }
-        let (generation, routes) = (config.generation, config.routes.len());
-        let (snapshot, errors) = Snapshot::build(config, &mut self.pool);
-        for error in &errors {
-            tracing::error!(%error, "left out of the config");
-        }
-        gateway.report.lock().expect("report lock").errors = errors;
-        let old = gateway.snapshot.swap(Arc::new(snapshot));
-        crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
-        gateway.ready.store(true, Ordering::Release);
-        gateway.metrics.config_generation.set(generation as i64);
-        gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
-        tracing::info!(generation, routes, "serving new config");
+        apply(gateway, config, &mut self.pool);
     }
 
     fn reject(&self, gateway: &Gateway, error: &str) {
@@ -137,8 +129,32 @@ impl Loader {
                 files.sort();
                 files.iter().map(|path| read_file(path)).collect()
             }
+            ConfigSource::Kube(_) => Err("the operator's Secrets are watched, not polled".into()),
         }
     }
+}
+
+/// Serves `config`, whichever source it came from, unless it is the config served already:
+/// builds its snapshot (reusing the pool's upstream clients), swaps it in, tells sessions
+/// what changed, and marks the gateway ready.
+pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientPool) {
+    let served = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load_full());
+    if served.is_some_and(|s| s.config.hash == config.hash) {
+        gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
+        return;
+    }
+    let (generation, routes) = (config.generation, config.routes.len());
+    let (snapshot, errors) = Snapshot::build(config, pool);
+    for error in &errors {
+        tracing::error!(%error, "left out of the config");
+    }
+    gateway.report.lock().expect("report lock").errors = errors;
+    let old = gateway.snapshot.swap(Arc::new(snapshot));
+    crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
+    gateway.ready.store(true, Ordering::Release);
+    gateway.metrics.config_generation.set(generation as i64);
+    gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
+    tracing::info!(generation, routes, "serving new config");
 }
 
 fn read_file(path: &Path) -> Result<Source, String> {

@@ -1,9 +1,17 @@
 //! Manifold's operator. Today: `render`, which compiles manifests offline into the
 //! GatewayConfig a gateway serves (for GitOps review, CI checks, and `manifold-gateway
-//! --config`). The controller that reconciles a cluster comes next.
+//! --config`); `publish`, which writes a compiled config as the gateway-config Secrets; and
+//! `status`, which turns outcomes into status patches (none when nothing changed).
+//! The controller that watches a cluster and drives both comes next.
 #![forbid(unsafe_code)]
 
+pub mod leader;
+pub mod publish;
+pub mod reconcile;
 pub mod render;
+pub mod status;
+#[cfg(test)]
+mod testing;
 
 use clap::{Parser, Subcommand};
 

@@ -146,14 +146,20 @@ impl GatewayConfig {
     /// serves a truncated or hand-mangled file.
     pub fn from_text(text: &str) -> Result<Self, ConfigError> {
         let config: GatewayConfig = serde_yaml::from_str(text).map_err(ConfigError::Parse)?;
-        if config.format != FORMAT {
-            return Err(ConfigError::Format(config.format));
-        }
-        let actual = content_hash(&config.routes);
-        if actual != config.hash {
-            return Err(ConfigError::Hash { declared: config.hash, actual });
-        }
+        config.verify()?;
         Ok(config)
+    }
+
+    /// Checks the format and that the routes hash to the declared hash.
+    pub fn verify(&self) -> Result<(), ConfigError> {
+        if self.format != FORMAT {
+            return Err(ConfigError::Format(self.format));
+        }
+        let actual = content_hash(&self.routes);
+        if actual != self.hash {
+            return Err(ConfigError::Hash { declared: self.hash.clone(), actual });
+        }
+        Ok(())
     }
 }
 

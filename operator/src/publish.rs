@@ -1,0 +1,177 @@
+//! Publishing: a compiled config in, the gateway-config Secrets out, written with server-side
+//! apply. Only shards whose bytes changed are applied (each carries the hash of its own
+//! bytes), and shards past the new count are deleted, so an unchanged world costs no write
+//! and an edit in one tenant rewrites one shard.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use manifold_api::GatewayConfig;
+use manifold_api::publish::{
+    GENERATION_ANNOTATION, RELEASE_LABEL, SHARD_ANNOTATION, SHARD_HASH_ANNOTATION, secrets, shard_name,
+};
+
+/// The field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "manifold-operator";
+
+/// What a publish did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Shards applied (new or changed).
+    pub applied: usize,
+    /// Shards left as they were.
+    pub unchanged: usize,
+    /// Shards deleted (the config needs fewer than before).
+    pub deleted: usize,
+    /// Gzipped bytes of all shards.
+    pub bytes: usize,
+}
+
+/// Why a config could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// One tenant's routes do not fit in a Secret.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The API server refused or could not be reached.
+    #[error("writing the gateway config: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// Publishes `config` for `release` through `api` (namespaced to the gateway's namespace).
+pub async fn publish(api: &Api<Secret>, release: &str, config: &GatewayConfig) -> Result<Published, PublishError> {
+    let namespace = api.namespace().unwrap_or("default").to_owned();
+    let wanted = secrets(config, release, &namespace).map_err(PublishError::TooLarge)?;
+    let selector = format!("{RELEASE_LABEL}={release}");
+    let existing = api.list_metadata(&ListParams::default().labels(&selector)).await?;
+    let annotation = |annotations: Option<&'_ std::collections::BTreeMap<String, String>>, key: &str| {
+        annotations.and_then(|a| a.get(key)).cloned()
+    };
+    let mut published = Published::default();
+    for secret in &wanted {
+        let name = secret.metadata.name.clone().expect("shards are named");
+        published.bytes += secret.data.as_ref().map_or(0, |d| d.values().map(|v| v.0.len()).sum());
+        let current = existing.items.iter().find(|s| s.metadata.name.as_deref() == Some(&name));
+        // Same bytes, same place in the set, same generation: nothing to write.
+        let same = current.is_some_and(|c| {
+            let (now, then) = (c.metadata.annotations.as_ref(), secret.metadata.annotations.as_ref());
+            [SHARD_HASH_ANNOTATION, SHARD_ANNOTATION, GENERATION_ANNOTATION]
+                .iter()
+                .all(|key| annotation(now, key).is_some() && annotation(now, key) == annotation(then, key))
+        });
+        if same {
+            published.unchanged += 1;
+            continue;
+        }
+        // k8s-openapi writes `apiVersion` and `kind`, as an apply patch needs.
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret)).await?;
+        published.applied += 1;
+    }
+    // Shards of a larger config before: gone, last first (a gateway never sees a gap).
+    let mut stale: Vec<String> = existing
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .filter(|name| !(0..wanted.len()).any(|i| shard_name(release, i) == *name))
+        .collect();
+    stale.sort();
+    for name in stale.iter().rev() {
+        api.delete(name, &DeleteParams::default()).await?;
+        published.deleted += 1;
+    }
+    Ok(published)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use manifold_api::config::{AuthnConfig, RouteConfig};
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(tenants: &[&str]) -> GatewayConfig {
+        let routes = tenants
+            .iter()
+            .map(|t| RouteConfig {
+                namespace: (*t).into(),
+                name: "r".into(),
+                path: format!("/{t}/r/mcp"),
+                hostnames: vec![],
+                allowed_origins: vec![],
+                mounts: vec![],
+                authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
+                authorization: None,
+                audit_arguments: false,
+            })
+            .collect();
+        GatewayConfig::new(routes, None)
+    }
+
+    /// Runs `publish` against a mock API server that expects exactly `exchanges`.
+    async fn run(
+        config: &GatewayConfig,
+        exchanges: Vec<(Method, &str, serde_json::Value)>,
+    ) -> (Published, Vec<serde_json::Value>) {
+        let exchanges = exchanges.into_iter().map(|(m, u, a)| (m, u.to_owned(), a)).collect();
+        let (client, server) = crate::testing::api_server(exchanges);
+        let api: Api<Secret> = Api::namespaced(client, "manifold-system");
+        let published = publish(&api, "manifold", config).await.unwrap();
+        (published, server.await.unwrap())
+    }
+
+    const LIST: &str =
+        "/api/v1/namespaces/manifold-system/secrets?&labelSelector=manifold.dev%2Fgateway-config%3Dmanifold";
+    const APPLY: &str =
+        "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?&force=true&fieldManager=manifold-operator";
+
+    fn list(items: Vec<serde_json::Value>) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+
+    fn as_listed(secret: &Secret) -> serde_json::Value {
+        json!({"metadata": {"name": secret.metadata.name, "annotations": secret.metadata.annotations}})
+    }
+
+    #[tokio::test]
+    async fn a_new_config_is_applied_once() {
+        let config = config(&["acme"]);
+        let (published, bodies) =
+            run(&config, vec![(Method::GET, LIST, list(vec![])), (Method::PATCH, APPLY, json!({}))]).await;
+        assert_eq!(published.applied, 1);
+        let applied = &bodies[1];
+        assert_eq!((applied["apiVersion"].as_str(), applied["kind"].as_str()), (Some("v1"), Some("Secret")));
+        assert_eq!(applied["metadata"]["labels"]["manifold.dev/gateway-config"], "manifold");
+        assert_eq!(applied["metadata"]["annotations"]["manifold.dev/generation"], "1");
+        assert_eq!(applied["metadata"]["annotations"]["manifold.dev/hash"], config.hash);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_config_is_not_written() {
+        let config = config(&["acme"]);
+        let current = secrets(&config, "manifold", "manifold-system").unwrap();
+        let listed = list(current.iter().map(as_listed).collect());
+        let (published, _) = run(&config, vec![(Method::GET, LIST, listed)]).await;
+        assert_eq!(published, Published { applied: 0, unchanged: 1, deleted: 0, bytes: published.bytes });
+    }
+
+    #[tokio::test]
+    async fn a_changed_config_is_applied_and_extra_shards_deleted() {
+        let before = config(&["acme"]);
+        let mut listed: Vec<serde_json::Value> =
+            secrets(&before, "manifold", "manifold-system").unwrap().iter().map(as_listed).collect();
+        // A shard left from a larger config.
+        listed.push(json!({"metadata": {"name": "manifold-gateway-config-1", "annotations": {}}}));
+        let after = config(&["acme", "globex"]);
+        let delete = "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config-1?";
+        let (published, _) = run(
+            &after,
+            vec![
+                (Method::GET, LIST, list(listed)),
+                (Method::PATCH, APPLY, json!({})),
+                (Method::DELETE, delete, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            ],
+        )
+        .await;
+        assert_eq!((published.applied, published.deleted), (1, 1));
+    }
+}

@@ -1,0 +1,407 @@
+//! One reconcile: the world as the watches see it (McpServers, McpRoutes, the Secrets and
+//! ConfigMaps they reference, fetched documents) in; the published config and every
+//! object's status out, through the API server. Compile is the same pure function `render`
+//! runs. Nothing is written that would not change anything: the config only when its hash
+//! moves, a status only when it differs (timestamps aside).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use manifold_api::compile::{Inputs, compile};
+use manifold_api::outcome::{Kind, ObjectRef, Outcome};
+use manifold_api::resources::{McpRoute, McpServer};
+use manifold_api::{Compiled, GatewayConfig};
+
+use crate::publish::{PublishError, Published, publish};
+use crate::status::{patch_route, patch_server, route_status, server_status};
+
+/// What the watches hold.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    pub servers: Vec<McpServer>,
+    pub routes: Vec<McpRoute>,
+    /// Only Secrets an McpServer or McpRoute references.
+    pub secrets: Vec<Secret>,
+    /// Only ConfigMaps an McpServer references.
+    pub config_maps: Vec<ConfigMap>,
+    /// OpenAPI documents fetched from `spec.openapi.url`, by URL.
+    pub documents: BTreeMap<String, Result<String, String>>,
+}
+
+impl World {
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            servers: self.servers.clone(),
+            routes: self.routes.clone(),
+            secrets: self.secrets.clone(),
+            config_maps: self.config_maps.clone(),
+            documents: self.documents.clone(),
+            ..Inputs::default()
+        }
+    }
+}
+
+/// Reconciles worlds into the cluster, remembering what it last published.
+pub struct Reconciler {
+    client: Client,
+    /// The Helm release: names the config Secrets.
+    release: String,
+    /// The gateway's namespace, where the config is published.
+    namespace: String,
+    /// The config the gateways serve (compile keeps invalid routes at their last valid version).
+    served: Option<GatewayConfig>,
+    /// The status last written to each object: until the watch shows it, the object's own
+    /// copy is older, and writing the same again would be a write for nothing.
+    written: BTreeMap<ObjectRef, serde_json::Value>,
+}
+
+/// What one reconcile did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Config generation after it.
+    pub generation: u64,
+    /// None when the config's hash did not move (nothing was even read).
+    pub published: Option<Published>,
+    /// Status writes.
+    pub statuses: usize,
+}
+
+impl Reconciler {
+    pub fn new(client: Client, release: &str, namespace: &str) -> Self {
+        Reconciler {
+            client,
+            release: release.into(),
+            namespace: namespace.into(),
+            served: None,
+            written: BTreeMap::new(),
+        }
+    }
+
+    /// Compiles `world`, publishes the config if it changed, and writes the statuses that
+    /// changed. `now` stamps conditions that flip.
+    pub async fn reconcile(&mut self, world: &World, now: &Time) -> Result<Report, PublishError> {
+        let Compiled { config, outcomes } = compile(&world.inputs(), self.served.as_ref());
+        let published = if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) {
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+            Some(publish(&secrets, &self.release, &config).await?)
+        } else {
+            None
+        };
+        let generation = config.generation;
+        self.served = Some(config);
+        let statuses = self.write_statuses(world, &outcomes, now).await?;
+        Ok(Report { generation, published, statuses })
+    }
+
+    async fn write_statuses(&mut self, world: &World, outcomes: &[Outcome], now: &Time) -> Result<usize, PublishError> {
+        let mut written = 0;
+        for outcome in outcomes {
+            let object = &outcome.object;
+            let (namespace, name) = (&outcome.object.namespace, &outcome.object.name);
+            let matches = |ns: Option<String>, n: String| ns.as_deref() == Some(namespace.as_str()) && n == *name;
+            match outcome.object.kind {
+                Kind::McpServer => {
+                    let Some(server) = world.servers.iter().find(|s| matches(s.namespace(), s.name_any())) else {
+                        continue; // unreadable: not ours to write
+                    };
+                    if let Some(status) = server_status(outcome, server.status.as_ref(), now)
+                        && self.first_time(object, &status)
+                    {
+                        patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                        written += 1;
+                    }
+                }
+                Kind::McpRoute => {
+                    let Some(route) = world.routes.iter().find(|r| matches(r.namespace(), r.name_any())) else {
+                        continue;
+                    };
+                    if let Some(status) = route_status(outcome, route.status.as_ref(), now)
+                        && self.first_time(object, &status)
+                    {
+                        patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                        written += 1;
+                    }
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Whether `status` differs from what was last written to `object`, timestamps aside
+    /// (and remembers it).
+    fn first_time(&mut self, object: &ObjectRef, status: &impl serde::Serialize) -> bool {
+        let mut value = serde_json::to_value(status).expect("statuses serialize");
+        for condition in value["conditions"].as_array_mut().into_iter().flatten() {
+            condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
+        }
+        if self.written.get(object) == Some(&value) {
+            return false;
+        }
+        self.written.insert(object.clone(), value);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::testing::api_server;
+
+    fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn server(name: &str, remote: Value) -> McpServer {
+        object(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": name, "namespace": "acme", "generation": 1}, "spec": {"remote": remote}}))
+    }
+
+    fn route(name: &str, created: &str, spec: Value) -> McpRoute {
+        object(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
+            "metadata": {"name": name, "namespace": "acme", "generation": 1, "creationTimestamp": created}, "spec": spec}))
+    }
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_800_000_000).unwrap())
+    }
+
+    const LIST: &str =
+        "/api/v1/namespaces/manifold-system/secrets?&labelSelector=manifold.dev%2Fgateway-config%3Dmanifold";
+    const APPLY: &str =
+        "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?&force=true&fieldManager=manifold-operator";
+
+    fn list() -> (Method, String, Value) {
+        (Method::GET, LIST.into(), json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": []}))
+    }
+
+    fn apply() -> (Method, String, Value) {
+        (Method::PATCH, APPLY.into(), json!({}))
+    }
+
+    fn status_of(kind: &str, name: &str, answer: Value) -> (Method, String, Value) {
+        let uri =
+            format!("/apis/manifold.dev/v1alpha1/namespaces/acme/{kind}/{name}/status?&fieldManager=manifold-operator");
+        (Method::PATCH, uri, answer)
+    }
+
+    /// The condition `type_` of a status patch body.
+    fn condition<'a>(body: &'a Value, type_: &str) -> &'a Value {
+        body["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
+    }
+
+    /// Reconciles `world` once against a mock expecting `exchanges`; returns the report and
+    /// the request bodies.
+    async fn reconcile(
+        reconciler: &mut Option<Reconciler>,
+        world: &World,
+        exchanges: Vec<(Method, String, Value)>,
+    ) -> (Report, Vec<Value>) {
+        let (client, server) = api_server(exchanges);
+        let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
+        if let Some(previous) = reconciler.take() {
+            (fresh.served, fresh.written) = (previous.served, previous.written);
+        }
+        let report = fresh.reconcile(world, &now()).await.unwrap();
+        *reconciler = Some(fresh);
+        (report, server.await.unwrap())
+    }
+
+    fn weather() -> McpServer {
+        server("weather", json!({"url": "http://weather.acme.svc:8080/mcp"}))
+    }
+
+    fn store() -> McpRoute {
+        route(
+            "store",
+            "2026-01-01T00:00:00Z",
+            json!({"authentication": {"allowAnonymous": true}, "mounts": [{"server": "weather"}]}),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_new_route_is_published_once_with_its_statuses_and_then_nothing_is_written() {
+        let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let mut reconciler = None;
+        let (report, bodies) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        assert_eq!((report.generation, report.published.unwrap().applied, report.statuses), (1, 1, 2));
+        let config = &bodies[1]["metadata"]["annotations"];
+        assert_eq!(config["manifold.dev/generation"], "1");
+        let route = &bodies[3];
+        assert_eq!(route["status"]["path"], "/acme/store/mcp");
+        assert_eq!(route["status"]["observedGeneration"], 1);
+        for type_ in ["Accepted", "ResolvedRefs"] {
+            assert_eq!(
+                (condition(route, type_)["status"].as_str(), condition(route, type_)["observedGeneration"].as_i64()),
+                (Some("True"), Some(1))
+            );
+        }
+
+        // The same world again, before the watches show the new statuses, and after: no call.
+        let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
+        assert_eq!((report.published, report.statuses), (None, 0));
+        world.servers[0].status = Some(object(bodies[2]["status"].clone()));
+        world.routes[0].status = Some(object(bodies[3]["status"].clone()));
+        let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
+        assert_eq!((report.generation, report.published, report.statuses), (1, None, 0));
+    }
+
+    #[tokio::test]
+    async fn a_route_mounting_a_missing_server_says_which() {
+        let world = World { routes: vec![store()], ..World::default() };
+        let answer = serde_json::to_value(store()).unwrap();
+        let mut reconciler = None;
+        let (_, bodies) =
+            reconcile(&mut reconciler, &world, vec![list(), apply(), status_of("mcproutes", "store", answer)]).await;
+        let resolved = condition(&bodies[2], "ResolvedRefs");
+        assert_eq!((resolved["status"].as_str(), resolved["reason"].as_str()), (Some("False"), Some("RefNotFound")));
+        assert_eq!(resolved["message"], "spec.mounts[0].server: McpServer `weather` does not exist in namespace acme");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_republished() {
+        let keyed = server(
+            "weather",
+            json!({"url": "http://weather.acme.svc:8080/mcp", "headers": [{"name": "X-Api-Key", "valueFrom": {"secretKeyRef": {"name": "weather", "key": "key"}}}]}),
+        );
+        let secret = |key: &str| -> Secret {
+            object(
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "weather", "namespace": "acme"}, "stringData": {"key": key}}),
+            )
+        };
+        let mut world = World {
+            servers: vec![keyed.clone()],
+            routes: vec![store()],
+            secrets: vec![secret("one")],
+            ..World::default()
+        };
+        let answers = [serde_json::to_value(&keyed).unwrap(), serde_json::to_value(store()).unwrap()];
+        let mut reconciler = None;
+        let (_, first) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        world.secrets = vec![secret("two")];
+        let (report, again) = reconcile(&mut reconciler, &world, vec![list(), apply()]).await;
+        assert_eq!((report.generation, report.statuses), (2, 0), "a new generation, no status change");
+        assert_ne!(first[1]["data"], again[1]["data"], "the new key is in the published bytes");
+        assert_eq!(again[1]["metadata"]["annotations"]["manifold.dev/generation"], "2");
+    }
+
+    #[tokio::test]
+    async fn of_two_routes_claiming_one_path_the_older_wins() {
+        let spec = json!({"path": "/shared/mcp", "authentication": {"allowAnonymous": true}, "mounts": [{"server": "weather"}]});
+        let (older, newer) =
+            (route("first", "2026-01-01T00:00:00Z", spec.clone()), route("second", "2026-02-01T00:00:00Z", spec));
+        let world = World { servers: vec![weather()], routes: vec![newer.clone(), older.clone()], ..World::default() };
+        let mut reconciler = None;
+        let (_, bodies) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", serde_json::to_value(weather()).unwrap()),
+                status_of("mcproutes", "first", serde_json::to_value(&older).unwrap()),
+                status_of("mcproutes", "second", serde_json::to_value(&newer).unwrap()),
+            ],
+        )
+        .await;
+        assert_eq!(condition(&bodies[3], "Accepted")["status"], "True");
+        let refused = condition(&bodies[4], "Accepted");
+        assert_eq!((refused["status"].as_str(), refused["reason"].as_str()), (Some("False"), Some("PathConflict")));
+        assert!(refused["message"].as_str().unwrap().contains("acme/first"), "{refused}");
+    }
+}
+
+#[cfg(test)]
+mod same_compile {
+    use http::Method;
+    use k8s_openapi::jiff::Timestamp;
+    use manifold_api::manifests::{Source, read};
+
+    use super::*;
+    use crate::render::{Format, RenderArgs, render};
+    use crate::testing::api_server;
+
+    /// `render` of a manifests directory and the controller, given the same objects, publish
+    /// the same config: they share one compile.
+    #[tokio::test]
+    async fn render_and_the_controller_publish_the_same_config() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/multi-tenant");
+        let rendered = render(&RenderArgs { paths: vec![dir.clone()], output: Format::Json }).unwrap();
+        assert!(rendered.failures.is_empty(), "{:?}", rendered.failures);
+        let rendered: GatewayConfig = serde_json::from_str(&rendered.output).unwrap();
+
+        let mut sources = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            sources.push(Source { origin: path.display().to_string(), text: std::fs::read_to_string(&path).unwrap() });
+        }
+        let inputs = read(&sources).unwrap().inputs;
+        let world = World {
+            servers: inputs.servers,
+            routes: inputs.routes,
+            secrets: inputs.secrets,
+            config_maps: inputs.config_maps,
+            ..World::default()
+        };
+        // The statuses' answers are not looked at: any object will do.
+        let mut exchanges = vec![
+            (Method::GET, "/api/v1/namespaces/manifold-system/secrets?&labelSelector=manifold.dev%2Fgateway-config%3Dmanifold".to_owned(), serde_json::json!({"items": [], "metadata": {}})),
+            (Method::PATCH, "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?&force=true&fieldManager=manifold-operator".to_owned(), serde_json::json!({})),
+        ];
+        let objects = world
+            .servers
+            .iter()
+            .map(|s| ("mcpservers", s.namespace().unwrap(), s.name_any(), serde_json::to_value(s).unwrap()));
+        let objects: Vec<_> = objects
+            .chain(
+                world
+                    .routes
+                    .iter()
+                    .map(|r| ("mcproutes", r.namespace().unwrap(), r.name_any(), serde_json::to_value(r).unwrap())),
+            )
+            .collect();
+        let mut sorted = objects.clone();
+        // Outcomes come ordered by kind, then namespace and name.
+        sorted.sort_by(|a, b| (a.0 != "mcpservers", &a.1, &a.2).cmp(&(b.0 != "mcpservers", &b.1, &b.2)));
+        for (kind, namespace, name, answer) in sorted {
+            let uri = format!(
+                "/apis/manifold.dev/v1alpha1/namespaces/{namespace}/{kind}/{name}/status?&fieldManager=manifold-operator"
+            );
+            exchanges.push((Method::PATCH, uri, answer));
+        }
+        let (client, server) = api_server(exchanges);
+        let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
+        reconciler.reconcile(&world, &Time(Timestamp::from_second(1_800_000_000).unwrap())).await.unwrap();
+        let bodies = server.await.unwrap();
+        let published: Secret = serde_json::from_value(bodies[1].clone()).unwrap();
+        let controller = manifold_api::publish::assemble([&published]).unwrap();
+        assert_eq!(controller, rendered);
+    }
+}

@@ -1,0 +1,167 @@
+//! Status: an object's compile outcome in, the status it should show out — or nothing when
+//! what it shows already says the same. Conditions are compared without their timestamps, a
+//! condition's `lastTransitionTime` moves only when its status flips, and an unchanged
+//! status is never patched: a quiet world makes no writes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use manifold_api::outcome::{Outcome, Verdict};
+use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStatus};
+
+use crate::publish::FIELD_MANAGER;
+
+/// The conditions `verdicts` call for, given those the object shows now.
+pub fn conditions(verdicts: &[Verdict], generation: Option<i64>, current: &[Condition], now: &Time) -> Vec<Condition> {
+    verdicts
+        .iter()
+        .map(|verdict| {
+            let status = if verdict.status { "True" } else { "False" };
+            let before = current.iter().find(|c| c.type_ == verdict.type_);
+            let same = before.is_some_and(|c| {
+                c.status == status
+                    && c.reason == verdict.reason
+                    && c.message == verdict.message
+                    && c.observed_generation == generation
+            });
+            match before {
+                Some(before) if same => before.clone(),
+                _ => Condition {
+                    type_: verdict.type_.clone(),
+                    status: status.to_owned(),
+                    reason: verdict.reason.clone(),
+                    message: verdict.message.clone(),
+                    observed_generation: generation,
+                    last_transition_time: match before {
+                        Some(before) if before.status == status => before.last_transition_time.clone(),
+                        _ => now.clone(),
+                    },
+                },
+            }
+        })
+        .collect()
+}
+
+/// The status an McpServer should show, or None when it shows it already.
+pub fn server_status(outcome: &Outcome, current: Option<&McpServerStatus>, now: &Time) -> Option<McpServerStatus> {
+    let shown = current.cloned().unwrap_or_default();
+    let wanted = McpServerStatus {
+        observed_generation: outcome.generation,
+        conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
+        tools: shown.tools,
+    };
+    (wanted != shown).then_some(wanted)
+}
+
+/// The status an McpRoute should show, or None when it shows it already.
+pub fn route_status(outcome: &Outcome, current: Option<&McpRouteStatus>, now: &Time) -> Option<McpRouteStatus> {
+    let shown = current.cloned().unwrap_or_default();
+    let wanted = McpRouteStatus {
+        observed_generation: outcome.generation,
+        conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
+        path: outcome.path.clone(),
+        tools: shown.tools,
+    };
+    (wanted != shown).then_some(wanted)
+}
+
+/// Writes an McpServer's status (its `status` subresource, a merge patch).
+pub async fn patch_server(api: &Api<McpServer>, name: &str, status: &McpServerStatus) -> kube::Result<()> {
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await.map(|_| ())
+}
+
+/// Writes an McpRoute's status (its `status` subresource, a merge patch).
+pub async fn patch_route(api: &Api<McpRoute>, name: &str, status: &McpRouteStatus) -> kube::Result<()> {
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request, Response};
+    use k8s_openapi::jiff::Timestamp;
+    use kube::Client;
+    use kube::client::Body;
+    use manifold_api::outcome::{Kind, ObjectRef, Serving};
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+
+    fn time(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn outcome(accepted: bool, message: &str) -> Outcome {
+        Outcome {
+            object: ObjectRef { kind: Kind::McpRoute, namespace: "acme".into(), name: "store".into() },
+            generation: Some(3),
+            conditions: vec![
+                Verdict {
+                    type_: "Accepted".into(),
+                    status: accepted,
+                    reason: if accepted { "Accepted" } else { "Invalid" }.into(),
+                    message: message.into(),
+                },
+                Verdict {
+                    type_: "ResolvedRefs".into(),
+                    status: true,
+                    reason: "ResolvedRefs".into(),
+                    message: "all mounted McpServers are usable".into(),
+                },
+            ],
+            path: Some("/acme/store/mcp".into()),
+            serving: Serving::Current,
+        }
+    }
+
+    #[test]
+    fn an_unchanged_outcome_needs_no_status_write() {
+        let first = route_status(&outcome(true, "route is valid"), None, &time(100)).expect("a first status");
+        assert_eq!(first.observed_generation, Some(3));
+        assert_eq!(first.path.as_deref(), Some("/acme/store/mcp"));
+        assert_eq!(first.conditions[0].last_transition_time, time(100));
+        assert_eq!(
+            route_status(&outcome(true, "route is valid"), Some(&first), &time(200)),
+            None,
+            "timestamps aside, equal"
+        );
+    }
+
+    #[test]
+    fn transition_times_move_only_when_a_status_flips() {
+        let first = route_status(&outcome(true, "route is valid"), None, &time(100)).unwrap();
+        let reworded = route_status(&outcome(true, "route is valid, really"), Some(&first), &time(200)).unwrap();
+        assert_eq!(reworded.conditions[0].message, "route is valid, really");
+        assert_eq!(reworded.conditions[0].last_transition_time, time(100), "still True since 100");
+        let failed = route_status(&outcome(false, "spec.path: bad"), Some(&reworded), &time(300)).unwrap();
+        assert_eq!((failed.conditions[0].status.as_str(), failed.conditions[0].reason.as_str()), ("False", "Invalid"));
+        assert_eq!(failed.conditions[0].last_transition_time, time(300));
+        assert_eq!(failed.conditions[1], reworded.conditions[1], "ResolvedRefs did not change");
+    }
+
+    #[tokio::test]
+    async fn a_status_is_written_to_the_status_subresource() {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let status = route_status(&outcome(true, "route is valid"), None, &time(100)).unwrap();
+        let expected = serde_json::to_value(&status).unwrap();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(request.method(), Method::PATCH);
+            assert_eq!(
+                request.uri().to_string(),
+                "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?&fieldManager=manifold-operator"
+            );
+            assert_eq!(request.headers()["content-type"], "application/merge-patch+json");
+            let body: serde_json::Value =
+                serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+            assert_eq!(body, json!({ "status": expected }));
+            let route = json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
+                "metadata": {"name": "store", "namespace": "acme"}, "spec": {"mounts": [], "authentication": {}}});
+            send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&route).unwrap())).unwrap());
+        });
+        let api: Api<McpRoute> = Api::namespaced(Client::new(service, "acme"), "acme");
+        patch_route(&api, "store", &status).await.unwrap();
+        server.await.unwrap();
+    }
+}
