@@ -9,6 +9,7 @@ pub mod leader;
 pub mod publish;
 pub mod reconcile;
 pub mod render;
+pub mod run;
 pub mod status;
 #[cfg(test)]
 mod testing;
@@ -28,4 +29,7 @@ pub enum Command {
     /// Compile manifests (files or directories of YAML) into a GatewayConfig on stdout.
     /// Each object's outcome goes to stderr; the exit code is 1 when any object is rejected.
     Render(render::RenderArgs),
+    /// Run the controller: watch McpServers and McpRoutes, publish the gateways' config,
+    /// write status (the replica holding the Lease).
+    Run(run::RunArgs),
 }

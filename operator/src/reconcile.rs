@@ -4,7 +4,7 @@
 //! runs. Nothing is written that would not change anything: the config only when its hash
 //! moves, a status only when it differs (timestamps aside).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -42,6 +42,50 @@ impl World {
             ..Inputs::default()
         }
     }
+}
+
+/// The Secrets and ConfigMaps McpServers and McpRoutes reference, as (namespace, name).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct References {
+    pub secrets: BTreeSet<(String, String)>,
+    pub config_maps: BTreeSet<(String, String)>,
+}
+
+/// Every `secretRef`, `secretKeyRef` and `configMapRef` in the objects' specs (a reference
+/// names an object of the referrer's own namespace). Found by walking the specs, so a field
+/// added to the API is covered without a change here.
+pub fn references(servers: &[McpServer], routes: &[McpRoute]) -> References {
+    fn walk(value: &serde_json::Value, namespace: &str, found: &mut References) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    let name = inner.get("name").and_then(serde_json::Value::as_str);
+                    match (key.as_str(), name) {
+                        ("secretRef" | "secretKeyRef", Some(name)) => {
+                            found.secrets.insert((namespace.to_owned(), name.to_owned()));
+                        }
+                        ("configMapRef", Some(name)) => {
+                            found.config_maps.insert((namespace.to_owned(), name.to_owned()));
+                        }
+                        _ => walk(inner, namespace, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, namespace, found)),
+            _ => {}
+        }
+    }
+    let mut found = References::default();
+    let specs = servers
+        .iter()
+        .map(|s| (s.namespace(), serde_json::to_value(&s.spec)))
+        .chain(routes.iter().map(|r| (r.namespace(), serde_json::to_value(&r.spec))));
+    for (namespace, spec) in specs {
+        if let Ok(spec) = spec {
+            walk(&spec, namespace.as_deref().unwrap_or("default"), &mut found);
+        }
+    }
+    found
 }
 
 /// Reconciles worlds into the cluster, remembering what it last published.
@@ -261,6 +305,38 @@ mod tests {
         world.routes[0].status = Some(object(bodies[3]["status"].clone()));
         let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
         assert_eq!((report.generation, report.published, report.statuses), (1, None, 0));
+    }
+
+    #[test]
+    fn references_are_found_wherever_the_specs_hold_them() {
+        let keyed = server(
+            "weather",
+            json!({"url": "http://weather:8080/mcp", "headers": [{"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "weather-key", "key": "k"}}}]}),
+        );
+        let api: McpServer = object(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "pets", "namespace": "globex"},
+            "spec": {"openapi": {"configMapRef": {"name": "pets-doc", "key": "openapi.yaml"},
+                                  "auth": {"basic": {"secretRef": {"name": "pets-login"}}}}}}));
+        let guarded = route(
+            "store",
+            "2026-01-01T00:00:00Z",
+            json!({"authentication": {"apiKeys": {"secretRef": {"name": "keys"}}, "jwt": [{"issuer": "https://idp", "audiences": ["mcp"], "jwks": {"secretRef": {"name": "jwks", "key": "set"}}}]},
+                   "authorization": {"external": {"url": "http://pdp", "api": "permit", "secretRef": {"name": "permit", "key": "token"}}},
+                   "mounts": [{"server": "weather"}]}),
+        );
+        let found = references(&[keyed, api], &[guarded]);
+        let pairs = |names: &[(&str, &str)]| names.iter().map(|(n, m)| ((*n).to_owned(), (*m).to_owned())).collect();
+        assert_eq!(
+            found.secrets,
+            pairs(&[
+                ("acme", "jwks"),
+                ("acme", "keys"),
+                ("acme", "permit"),
+                ("acme", "weather-key"),
+                ("globex", "pets-login")
+            ])
+        );
+        assert_eq!(found.config_maps, pairs(&[("globex", "pets-doc")]));
     }
 
     #[tokio::test]

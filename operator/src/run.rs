@@ -1,0 +1,392 @@
+//! `manifold-operator run`: the controller loop.
+//!
+//! It watches McpServers and McpRoutes (in every namespace, or in those listed), and the
+//! metadata only of Secrets and ConfigMaps. A change marks the world dirty. Once a burst has
+//! been quiet for [`DEBOUNCE`], the replica holding the Lease gathers the world and
+//! reconciles it: it reads by name the Secrets and ConfigMaps the objects reference, then
+//! publishes and writes statuses. Followers keep their caches warm, and take over when the
+//! Lease expires. `/healthz`, `/readyz` and `/metrics` are served on the admin address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use manifold_api::resources::{McpRoute, McpServer};
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use tokio::time::Instant;
+
+use crate::leader::{Elector, LEASE_DURATION};
+use crate::reconcile::{Reconciler, World, references};
+
+/// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
+/// once make a handful of publishes, not 100.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The gateway's namespace, where the config is published and the Lease is held.
+    /// Default: `POD_NAMESPACE`, else the service account's namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The Helm release: names the config Secrets and the Lease.
+    #[arg(long, env = "MANIFOLD_RELEASE", default_value = "manifold")]
+    pub release: String,
+    /// Watch only these namespaces (repeatable); default: all.
+    #[arg(long = "watch-namespace", value_name = "NAMESPACE")]
+    pub watch_namespaces: Vec<String>,
+    /// This replica's name in the Lease. Default: `POD_NAME`, else the host name.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, default_value = "0.0.0.0:9091")]
+    pub admin_listen: SocketAddr,
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("cannot configure a Kubernetes client")?;
+    ensure_api(&client).await?;
+    let namespace = match &args.namespace {
+        Some(namespace) => namespace.clone(),
+        None => std::env::var("POD_NAMESPACE")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+            .map(|n| n.trim().to_owned())
+            .context("no --namespace, POD_NAMESPACE or service account namespace: say where the gateways run")?,
+    };
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("manifold-operator-{}", std::process::id()));
+
+    let metrics = Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
+    tokio::spawn(serve_admin(admin, Arc::clone(&ready), metrics.registry.clone()));
+
+    let (servers, server_events) = watch::<McpServer>(&client, &args.watch_namespaces);
+    let (routes, route_events) = watch::<McpRoute>(&client, &args.watch_namespaces);
+    // Metadata only: no Secret's data is cached, only that it changed.
+    let secret_events = changed_names(
+        watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default()),
+        Changed::Secret,
+    );
+    let config_map_events = changed_names(
+        watcher(Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()), watcher::Config::default()),
+        Changed::ConfigMap,
+    );
+    {
+        // Ready once the caches hold what the API server has.
+        let (servers, routes, ready) = (servers.clone(), routes.clone(), Arc::clone(&ready));
+        tokio::spawn(async move {
+            if servers.wait_until_ready().await.is_ok() && routes.wait_until_ready().await.is_ok() {
+                ready.store(true, Ordering::Release);
+            }
+        });
+    }
+    let mut events = stream::select_all([server_events, route_events, secret_events, config_map_events]);
+
+    let elector =
+        Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
+    let mut reconciler = Reconciler::new(client.clone(), &args.release, &namespace);
+    let mut leading = false;
+    let mut quiet_at: Option<Instant> = Some(Instant::now() + DEBOUNCE);
+    let mut lease = tokio::time::interval(LEASE_DURATION / 3);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    tracing::info!(%namespace, release = %args.release, %identity, "operator started");
+    loop {
+        tokio::select! {
+            Some(changed) = events.next() => {
+                // A Secret or ConfigMap matters only if something references it.
+                let referenced = || references(&cached(&servers), &cached(&routes));
+                let relevant = match &changed {
+                    Changed::Object => true,
+                    Changed::Secret(key) => referenced().secrets.contains(key),
+                    Changed::ConfigMap(key) => referenced().config_maps.contains(key),
+                };
+                if relevant {
+                    quiet_at = Some(Instant::now() + DEBOUNCE);
+                }
+            }
+            _ = lease.tick() => {
+                let was = leading;
+                leading = match elector.try_lead(MicroTime(Timestamp::now())).await {
+                    Ok(leads) => leads,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot renew the leader Lease; following until it can");
+                        false
+                    }
+                };
+                metrics.leader.set(i64::from(leading));
+                if leading && !was {
+                    tracing::info!(%identity, "leading: publishing and writing status from now on");
+                    quiet_at = Some(Instant::now());
+                }
+            }
+            _ = sleep_until(quiet_at), if leading && quiet_at.is_some() => {
+                quiet_at = None;
+                let world = gather(&client, &servers, &routes).await;
+                let now = Time(Timestamp::now());
+                match reconciler.reconcile(&world, &now).await {
+                    Ok(report) => {
+                        metrics.reconciles.with_label_values(&["ok"]).inc();
+                        tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, "reconciled");
+                    }
+                    Err(error) => {
+                        metrics.reconciles.with_label_values(&["error"]).inc();
+                        tracing::error!(%error, "reconcile failed; retrying in 5 s");
+                        quiet_at = Some(Instant::now() + Duration::from_secs(5));
+                    }
+                }
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Fails with what to do when the cluster does not serve Manifold's API.
+pub async fn ensure_api(client: &Client) -> anyhow::Result<()> {
+    let group = McpServer::group(&());
+    let version = McpServer::version(&());
+    match client.list_api_group_resources(&format!("{group}/{version}")).await {
+        Ok(resources) => {
+            for kind in ["mcpservers", "mcproutes"] {
+                if !resources.resources.iter().any(|r| r.name == kind) {
+                    bail!(
+                        "the cluster serves {group}/{version} without `{kind}`: install the current manifold-crds chart"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            bail!(
+                "the cluster does not serve {group}/{version}: install the manifold-crds chart (or `kubectl apply -f crds/manifests/`) first"
+            )
+        }
+        Err(error) => Err(error).context("cannot ask the API server which resources it serves"),
+    }
+}
+
+/// What changed.
+enum Changed {
+    Object,
+    Secret((String, String)),
+    ConfigMap((String, String)),
+}
+
+type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
+
+/// A reflector of `K` in the watched namespaces (all when none are listed), and its changes.
+fn watch<K>(client: &Client, namespaces: &[String]) -> (Store<K>, Changes)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces.iter().map(|n| Api::namespaced(client.clone(), n)).collect()
+    };
+    let watches = stream::select_all(apis.into_iter().map(|api| watcher(api, watcher::Config::default()).boxed()));
+    let changes = reflector::reflector(writer, watches)
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(_) => Some(Changed::Object),
+                Err(error) => {
+                    tracing::warn!(%error, "a watch failed; retrying");
+                    None
+                }
+            }
+        })
+        .boxed();
+    (store, changes)
+}
+
+/// The (namespace, name) of every object that changes, as `changed` says it.
+fn changed_names<K: Resource + Send + 'static>(
+    events: impl Stream<Item = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>> + Send + 'static,
+    changed: fn((String, String)) -> Changed,
+) -> Changes
+where
+    K::DynamicType: Default,
+{
+    events
+        .default_backoff()
+        .touched_objects()
+        .filter_map(move |object| async move {
+            let object = object.ok()?;
+            Some(changed((object.namespace().unwrap_or_default(), object.name_any())))
+        })
+        .boxed()
+}
+
+/// The objects a cache holds.
+fn cached<K: Resource + Clone>(store: &Store<K>) -> Vec<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.state().iter().map(|object| (**object).clone()).collect()
+}
+
+/// The world: the cached objects, and the Secrets and ConfigMaps they reference, read now.
+async fn gather(client: &Client, servers: &Store<McpServer>, routes: &Store<McpRoute>) -> World {
+    let (servers, routes) = (cached(servers), cached(routes));
+    let wanted = references(&servers, &routes);
+    let secrets = futures::future::join_all(wanted.secrets.iter().map(|(namespace, name)| async move {
+        Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await.ok().flatten()
+    }));
+    let config_maps = futures::future::join_all(wanted.config_maps.iter().map(|(namespace, name)| async move {
+        Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(name).await.ok().flatten()
+    }));
+    let (secrets, config_maps) = futures::join!(secrets, config_maps);
+    World {
+        servers,
+        routes,
+        secrets: secrets.into_iter().flatten().collect(),
+        config_maps: config_maps.into_iter().flatten().collect(),
+        ..World::default()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+/// The operator's own metrics.
+struct Metrics {
+    registry: Registry,
+    reconciles: IntCounterVec,
+    leader: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new("manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let leader =
+            IntGauge::new("manifold_operator_leader", "1 while this replica holds the Lease").expect("valid metric");
+        registry.register(Box::new(reconciles.clone())).expect("registers once");
+        registry.register(Box::new(leader.clone())).expect("registers once");
+        Metrics { registry, reconciles, leader }
+    }
+}
+
+async fn serve_admin(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>, registry: Registry) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    if ready {
+                        (axum::http::StatusCode::OK, "ready")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not reconciled yet")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let mut text = Vec::new();
+                let _ = TextEncoder::new().encode(&registry.gather(), &mut text);
+                async move { String::from_utf8(text).unwrap_or_default() }
+            }),
+        );
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::error!(%error, "the admin listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::api_server_with_status;
+
+    async fn check(status: u16, answer: serde_json::Value) -> anyhow::Result<()> {
+        let (client, server) =
+            api_server_with_status(vec![(Method::GET, "/apis/manifold.dev/v1alpha1".into(), status, answer)]);
+        let checked = ensure_api(&client).await;
+        server.await.unwrap();
+        checked
+    }
+
+    fn resources(names: &[&str]) -> serde_json::Value {
+        let resources: Vec<_> = names
+            .iter()
+            .map(|n| json!({"name": n, "singularName": "", "namespaced": true, "kind": "K", "verbs": ["get"]}))
+            .collect();
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": resources})
+    }
+
+    #[tokio::test]
+    async fn missing_crds_are_a_clear_startup_error() {
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"});
+        let error = check(404, not_found).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "the cluster does not serve manifold.dev/v1alpha1: install the manifold-crds chart (or `kubectl apply -f crds/manifests/`) first"
+        );
+        let error = check(200, resources(&["mcpservers"])).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "the cluster serves manifold.dev/v1alpha1 without `mcproutes`: install the current manifold-crds chart"
+        );
+        check(200, resources(&["mcpservers", "mcpservers/status", "mcproutes", "mcproutes/status"])).await.unwrap();
+    }
+}
