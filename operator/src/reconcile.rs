@@ -6,11 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
 use manifold_api::compile::{Inputs, compile};
+use manifold_api::outcome::condition::PARTIALLY_INVALID;
 use manifold_api::outcome::{Kind, ObjectRef, Outcome};
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
@@ -100,10 +103,12 @@ pub struct Reconciler {
     /// The status last written to each object: until the watch shows it, the object's own
     /// copy is older, and writing the same again would be a write for nothing.
     written: BTreeMap<ObjectRef, serde_json::Value>,
+    /// Records Kubernetes Events on condition transitions.
+    events: Recorder,
 }
 
 /// What one reconcile did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Report {
     /// Config generation after it.
     pub generation: u64,
@@ -111,23 +116,30 @@ pub struct Report {
     pub published: Option<Published>,
     /// Status writes.
     pub statuses: usize,
+    /// How long compile took.
+    pub compile: std::time::Duration,
 }
 
 impl Reconciler {
     pub fn new(client: Client, release: &str, namespace: &str) -> Self {
+        let reporter = Reporter { controller: crate::publish::FIELD_MANAGER.into(), instance: None };
+        let events = Recorder::new(client.clone(), reporter);
         Reconciler {
             client,
             release: release.into(),
             namespace: namespace.into(),
             served: None,
             written: BTreeMap::new(),
+            events,
         }
     }
 
     /// Compiles `world`, publishes the config if it changed, and writes the statuses that
     /// changed. `now` stamps conditions that flip.
     pub async fn reconcile(&mut self, world: &World, now: &Time) -> Result<Report, PublishError> {
+        let started = std::time::Instant::now();
         let Compiled { config, outcomes } = compile(&world.inputs(), self.served.as_ref());
+        let compile_time = started.elapsed();
         let published = if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
             Some(publish(&secrets, &self.release, &config).await?)
@@ -137,7 +149,7 @@ impl Reconciler {
         let generation = config.generation;
         self.served = Some(config);
         let statuses = self.write_statuses(world, &outcomes, now).await?;
-        Ok(Report { generation, published, statuses })
+        Ok(Report { generation, published, statuses, compile: compile_time })
     }
 
     async fn write_statuses(&mut self, world: &World, outcomes: &[Outcome], now: &Time) -> Result<usize, PublishError> {
@@ -155,6 +167,8 @@ impl Reconciler {
                         && self.first_time(object, &status)
                     {
                         patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                        let shown = server.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+                        self.record(&server.object_ref(&()), shown, &status.conditions).await;
                         written += 1;
                     }
                 }
@@ -166,12 +180,38 @@ impl Reconciler {
                         && self.first_time(object, &status)
                     {
                         patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                        let shown = route.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+                        self.record(&route.object_ref(&()), shown, &status.conditions).await;
                         written += 1;
                     }
                 }
             }
         }
         Ok(written)
+    }
+
+    /// An Event for each condition that flipped, or that appears saying something is wrong (a
+    /// new object that is fine makes no noise). Best effort: a lost Event loses nothing.
+    async fn record(&self, object: &ObjectReference, shown: &[Condition], now: &[Condition]) {
+        for condition in now {
+            let before = shown.iter().find(|c| c.type_ == condition.type_);
+            let good = (condition.status == "True") != (condition.type_ == PARTIALLY_INVALID);
+            if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && good) {
+                continue;
+            }
+            let mut note = format!("{}={}: {}", condition.type_, condition.status, condition.message);
+            note.truncate(note.floor_char_boundary(1024));
+            let event = Event {
+                type_: if good { EventType::Normal } else { EventType::Warning },
+                reason: condition.reason.clone(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = self.events.publish(&event, object).await {
+                tracing::debug!(%error, "an Event could not be recorded");
+            }
+        }
     }
 
     /// Whether `status` differs from what was last written to `object`, timestamps aside
@@ -300,11 +340,11 @@ mod tests {
 
         // The same world again, before the watches show the new statuses, and after: no call.
         let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
-        assert_eq!((report.published, report.statuses), (None, 0));
+        assert_eq!((&report.published, report.statuses), (&None, 0));
         world.servers[0].status = Some(object(bodies[2]["status"].clone()));
         world.routes[0].status = Some(object(bodies[3]["status"].clone()));
         let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
-        assert_eq!((report.generation, report.published, report.statuses), (1, None, 0));
+        assert_eq!((report.generation, &report.published, report.statuses), (1, &None, 0));
     }
 
     #[test]
@@ -344,8 +384,18 @@ mod tests {
         let world = World { routes: vec![store()], ..World::default() };
         let answer = serde_json::to_value(store()).unwrap();
         let mut reconciler = None;
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
         let (_, bodies) =
-            reconcile(&mut reconciler, &world, vec![list(), apply(), status_of("mcproutes", "store", answer)]).await;
+            reconcile(&mut reconciler, &world, vec![list(), apply(), status_of("mcproutes", "store", answer), event])
+                .await;
+        let recorded = &bodies[3];
+        assert_eq!((recorded["type"].as_str(), recorded["reason"].as_str()), (Some("Warning"), Some("RefNotFound")));
+        assert_eq!(recorded["regarding"]["name"], "store");
+        assert_eq!(recorded["reportingController"], "manifold-operator");
+        assert_eq!(
+            recorded["note"],
+            "ResolvedRefs=False: spec.mounts[0].server: McpServer `weather` does not exist in namespace acme"
+        );
         let resolved = condition(&bodies[2], "ResolvedRefs");
         assert_eq!((resolved["status"].as_str(), resolved["reason"].as_str()), (Some("False"), Some("RefNotFound")));
         assert_eq!(resolved["message"], "spec.mounts[0].server: McpServer `weather` does not exist in namespace acme");
@@ -404,9 +454,14 @@ mod tests {
                 status_of("mcpservers", "weather", serde_json::to_value(weather()).unwrap()),
                 status_of("mcproutes", "first", serde_json::to_value(&older).unwrap()),
                 status_of("mcproutes", "second", serde_json::to_value(&newer).unwrap()),
+                (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({})),
             ],
         )
         .await;
+        assert_eq!(
+            (bodies[5]["reason"].as_str(), bodies[5]["regarding"]["name"].as_str()),
+            (Some("PathConflict"), Some("second"))
+        );
         assert_eq!(condition(&bodies[3], "Accepted")["status"], "True");
         let refused = condition(&bodies[4], "Accepted");
         assert_eq!((refused["status"].as_str(), refused["reason"].as_str()), (Some("False"), Some("PathConflict")));

@@ -32,6 +32,36 @@ use crate::reconcile::{Reconciler, World, references};
 /// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
 /// once make a handful of publishes, not 100.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// The longest a change waits while others keep coming: a steady stream of changes cannot
+/// hold publishing off.
+pub const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// When to reconcile next.
+#[derive(Debug, Default)]
+struct Debounce {
+    /// The first change not reconciled yet.
+    pending_since: Option<Instant>,
+    due: Option<Instant>,
+}
+
+impl Debounce {
+    /// A change at `now`: reconcile once things are quiet for [`DEBOUNCE`], and at the
+    /// latest [`MAX_DELAY`] after the first change not reconciled yet.
+    fn changed(&mut self, now: Instant) {
+        let first = *self.pending_since.get_or_insert(now);
+        self.due = Some((now + DEBOUNCE).min(first + MAX_DELAY));
+    }
+
+    /// Reconcile at once (this replica just became leader).
+    fn now(&mut self, now: Instant) {
+        self.pending_since.get_or_insert(now);
+        self.due = Some(now);
+    }
+
+    fn reconciled(&mut self) {
+        *self = Debounce::default();
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -105,7 +135,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
     let mut reconciler = Reconciler::new(client.clone(), &args.release, &namespace);
     let mut leading = false;
-    let mut quiet_at: Option<Instant> = Some(Instant::now() + DEBOUNCE);
+    let mut debounce = Debounce::default();
+    debounce.changed(Instant::now());
     let mut lease = tokio::time::interval(LEASE_DURATION / 3);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -121,7 +152,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     Changed::ConfigMap(key) => referenced().config_maps.contains(key),
                 };
                 if relevant {
-                    quiet_at = Some(Instant::now() + DEBOUNCE);
+                    debounce.changed(Instant::now());
                 }
             }
             _ = lease.tick() => {
@@ -136,22 +167,26 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 metrics.leader.set(i64::from(leading));
                 if leading && !was {
                     tracing::info!(%identity, "leading: publishing and writing status from now on");
-                    quiet_at = Some(Instant::now());
+                    debounce.now(Instant::now());
                 }
             }
-            _ = sleep_until(quiet_at), if leading && quiet_at.is_some() => {
-                quiet_at = None;
+            _ = sleep_until(debounce.due), if leading && debounce.due.is_some() => {
+                debounce.reconciled();
                 let world = gather(&client, &servers, &routes).await;
                 let now = Time(Timestamp::now());
                 match reconciler.reconcile(&world, &now).await {
                     Ok(report) => {
                         metrics.reconciles.with_label_values(&["ok"]).inc();
+                        metrics.compile_seconds.observe(report.compile.as_secs_f64());
+                        if let Some(published) = &report.published {
+                            metrics.publish_bytes.set(published.bytes as i64);
+                        }
                         tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, "reconciled");
                     }
                     Err(error) => {
                         metrics.reconciles.with_label_values(&["error"]).inc();
                         tracing::error!(%error, "reconcile failed; retrying in 5 s");
-                        quiet_at = Some(Instant::now() + Duration::from_secs(5));
+                        debounce.due = Some(Instant::now() + Duration::from_secs(5));
                     }
                 }
             }
@@ -301,6 +336,8 @@ async fn shutdown_signal() {
 struct Metrics {
     registry: Registry,
     reconciles: IntCounterVec,
+    compile_seconds: prometheus::Histogram,
+    publish_bytes: IntGauge,
     leader: IntGauge,
 }
 
@@ -314,9 +351,19 @@ impl Metrics {
         .expect("valid metric");
         let leader =
             IntGauge::new("manifold_operator_leader", "1 while this replica holds the Lease").expect("valid metric");
+        let compile_seconds = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+            "manifold_operator_compile_seconds",
+            "Time to compile the world into gateway config",
+        ))
+        .expect("valid metric");
+        let publish_bytes =
+            IntGauge::new("manifold_operator_publish_bytes", "Gzipped bytes of the config last published")
+                .expect("valid metric");
         registry.register(Box::new(reconciles.clone())).expect("registers once");
+        registry.register(Box::new(compile_seconds.clone())).expect("registers once");
+        registry.register(Box::new(publish_bytes.clone())).expect("registers once");
         registry.register(Box::new(leader.clone())).expect("registers once");
-        Metrics { registry, reconciles, leader }
+        Metrics { registry, reconciles, compile_seconds, publish_bytes, leader }
     }
 }
 
@@ -372,6 +419,32 @@ mod tests {
             .map(|n| json!({"name": n, "singularName": "", "namespaced": true, "kind": "K", "verbs": ["get"]}))
             .collect();
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": resources})
+    }
+
+    /// How many reconciles `changes` (offsets from a start) lead to, the loop taking each due
+    /// reconcile as soon as it is due.
+    fn reconciles(changes: &[Duration]) -> usize {
+        let start = Instant::now();
+        let mut debounce = Debounce::default();
+        let mut count = 0;
+        for at in changes.iter().map(|offset| start + *offset) {
+            if debounce.due.is_some_and(|due| due <= at) {
+                debounce.reconciled();
+                count += 1;
+            }
+            debounce.changed(at);
+        }
+        count + usize::from(debounce.due.is_some())
+    }
+
+    #[test]
+    fn bursts_of_changes_make_a_handful_of_reconciles() {
+        let burst: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 2)).collect();
+        assert_eq!(reconciles(&burst), 1, "100 objects applied at once");
+        let steady: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 100)).collect();
+        assert_eq!(reconciles(&steady), 5, "a change every 100 ms for 10 s: every MAX_DELAY");
+        let apart: Vec<Duration> = (0..3).map(|i| Duration::from_secs(i * 10)).collect();
+        assert_eq!(reconciles(&apart), 3, "changes far apart each get theirs");
     }
 
     #[tokio::test]
