@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod leader;
+pub mod programmed;
 pub mod publish;
 pub mod reconcile;
 pub mod render;

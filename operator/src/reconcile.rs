@@ -13,11 +13,12 @@ use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use manifold_api::compile::{Inputs, compile};
-use manifold_api::outcome::condition::PARTIALLY_INVALID;
-use manifold_api::outcome::{Kind, ObjectRef, Outcome};
+use manifold_api::outcome::condition::{PARTIALLY_INVALID, PROGRAMMED};
+use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
 
+use crate::programmed::{self, Replica};
 use crate::publish::{PublishError, Published, publish};
 use crate::status::{patch_route, patch_server, route_status, server_status};
 
@@ -105,6 +106,17 @@ pub struct Reconciler {
     written: BTreeMap<ObjectRef, serde_json::Value>,
     /// Records Kubernetes Events on condition transitions.
     events: Recorder,
+    /// Per served route, the generation that last changed it (`Programmed` waits for every
+    /// replica to serve that one or later), when that was, and whether it is Programmed yet.
+    changed_in: BTreeMap<(String, String), Change>,
+}
+
+/// When a route last changed, and whether the gateways have caught up.
+#[derive(Clone, Debug)]
+struct Change {
+    generation: u64,
+    at: std::time::Instant,
+    programmed: bool,
 }
 
 /// What one reconcile did.
@@ -118,6 +130,10 @@ pub struct Report {
     pub statuses: usize,
     /// How long compile took.
     pub compile: std::time::Duration,
+    /// Served routes not Programmed yet: reconcile again soon to see the replicas catch up.
+    pub pending: usize,
+    /// For each route that became Programmed now, how long after its change.
+    pub programmed_after: Vec<std::time::Duration>,
 }
 
 impl Reconciler {
@@ -131,15 +147,39 @@ impl Reconciler {
             served: None,
             written: BTreeMap::new(),
             events,
+            changed_in: BTreeMap::new(),
         }
     }
 
     /// Compiles `world`, publishes the config if it changed, and writes the statuses that
-    /// changed. `now` stamps conditions that flip.
-    pub async fn reconcile(&mut self, world: &World, now: &Time) -> Result<Report, PublishError> {
+    /// changed. `replicas` are the ready gateway replicas and what they serve (for
+    /// `Programmed`); `now` stamps conditions that flip.
+    pub async fn reconcile(&mut self, world: &World, replicas: &[Replica], now: &Time) -> Result<Report, PublishError> {
         let started = std::time::Instant::now();
-        let Compiled { config, outcomes } = compile(&world.inputs(), self.served.as_ref());
+        let Compiled { config, mut outcomes } = compile(&world.inputs(), self.served.as_ref());
         let compile_time = started.elapsed();
+        self.track_changes(&config);
+        let (mut pending, mut programmed_after) = (0, Vec::new());
+        for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
+            let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
+            outcome.conditions.push(match self.changed_in.get_mut(&key) {
+                Some(change) => {
+                    let verdict = programmed::verdict(&key, change.generation, replicas);
+                    if verdict.status && !change.programmed {
+                        programmed_after.push(change.at.elapsed());
+                    }
+                    change.programmed = verdict.status;
+                    pending += usize::from(!verdict.status);
+                    verdict
+                }
+                None => Verdict {
+                    type_: PROGRAMMED.into(),
+                    status: false,
+                    reason: "NotServed".into(),
+                    message: "the route is not part of the gateways' config".into(),
+                },
+            });
+        }
         let published = if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) {
             let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
             Some(publish(&secrets, &self.release, &config).await?)
@@ -149,7 +189,7 @@ impl Reconciler {
         let generation = config.generation;
         self.served = Some(config);
         let statuses = self.write_statuses(world, &outcomes, now).await?;
-        Ok(Report { generation, published, statuses, compile: compile_time })
+        Ok(Report { generation, published, statuses, compile: compile_time, pending, programmed_after })
     }
 
     async fn write_statuses(&mut self, world: &World, outcomes: &[Outcome], now: &Time) -> Result<usize, PublishError> {
@@ -163,12 +203,13 @@ impl Reconciler {
                     let Some(server) = world.servers.iter().find(|s| matches(s.namespace(), s.name_any())) else {
                         continue; // unreadable: not ours to write
                     };
+                    let shown_before = self.last_written(object);
                     if let Some(status) = server_status(outcome, server.status.as_ref(), now)
                         && self.first_time(object, &status)
                     {
                         patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                        let shown = server.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-                        self.record(&server.object_ref(&()), shown, &status.conditions).await;
+                        let shown = server.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+                        self.record(&server.object_ref(&()), &shown_before, shown, &status.conditions).await;
                         written += 1;
                     }
                 }
@@ -176,12 +217,13 @@ impl Reconciler {
                     let Some(route) = world.routes.iter().find(|r| matches(r.namespace(), r.name_any())) else {
                         continue;
                     };
+                    let shown_before = self.last_written(object);
                     if let Some(status) = route_status(outcome, route.status.as_ref(), now)
                         && self.first_time(object, &status)
                     {
                         patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                        let shown = route.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-                        self.record(&route.object_ref(&()), shown, &status.conditions).await;
+                        let shown = route.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+                        self.record(&route.object_ref(&()), &shown_before, shown, &status.conditions).await;
                         written += 1;
                     }
                 }
@@ -190,13 +232,40 @@ impl Reconciler {
         Ok(written)
     }
 
+    /// Notes the generation in which each route of `config` last changed.
+    fn track_changes(&mut self, config: &GatewayConfig) {
+        let before: BTreeMap<(&str, &str), &manifold_api::config::RouteConfig> =
+            self.served.iter().flat_map(|c| &c.routes).map(|r| ((r.namespace.as_str(), r.name.as_str()), r)).collect();
+        let mut changed_in = BTreeMap::new();
+        for route in &config.routes {
+            let key = (route.namespace.clone(), route.name.clone());
+            let same = before.get(&(route.namespace.as_str(), route.name.as_str())) == Some(&route);
+            let change = match self.changed_in.get(&key) {
+                Some(change) if same => change.clone(),
+                _ => Change { generation: config.generation, at: std::time::Instant::now(), programmed: false },
+            };
+            changed_in.insert(key, change);
+        }
+        self.changed_in = changed_in;
+    }
+
     /// An Event for each condition that flipped, or that appears saying something is wrong (a
-    /// new object that is fine makes no noise). Best effort: a lost Event loses nothing.
-    async fn record(&self, object: &ObjectReference, shown: &[Condition], now: &[Condition]) {
+    /// new object that is fine makes no noise). What was shown before is what this replica
+    /// last wrote, else what the object shows. Best effort: a lost Event loses nothing.
+    async fn record(
+        &self,
+        object: &ObjectReference,
+        written: &Option<Vec<Condition>>,
+        shown: Vec<Condition>,
+        now: &[Condition],
+    ) {
+        let shown = written.clone().unwrap_or(shown);
         for condition in now {
             let before = shown.iter().find(|c| c.type_ == condition.type_);
             let good = (condition.status == "True") != (condition.type_ == PARTIALLY_INVALID);
-            if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && good) {
+            // A route is not Programmed at first: that is no news.
+            let expected = good || condition.type_ == PROGRAMMED;
+            if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && expected) {
                 continue;
             }
             let mut note = format!("{}={}: {}", condition.type_, condition.status, condition.message);
@@ -217,15 +286,25 @@ impl Reconciler {
     /// Whether `status` differs from what was last written to `object`, timestamps aside
     /// (and remembers it).
     fn first_time(&mut self, object: &ObjectRef, status: &impl serde::Serialize) -> bool {
-        let mut value = serde_json::to_value(status).expect("statuses serialize");
-        for condition in value["conditions"].as_array_mut().into_iter().flatten() {
-            condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
-        }
-        if self.written.get(object) == Some(&value) {
+        let value = serde_json::to_value(status).expect("statuses serialize");
+        let untimed = |value: &serde_json::Value| {
+            let mut value = value.clone();
+            for condition in value["conditions"].as_array_mut().into_iter().flatten() {
+                condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
+            }
+            value
+        };
+        if self.written.get(object).map(untimed) == Some(untimed(&value)) {
             return false;
         }
         self.written.insert(object.clone(), value);
         true
+    }
+
+    /// The conditions last written to `object`, if any.
+    fn last_written(&self, object: &ObjectRef) -> Option<Vec<Condition>> {
+        let conditions = self.written.get(object)?.get("conditions")?.clone();
+        serde_json::from_value(conditions).ok()
     }
 }
 
@@ -287,12 +366,22 @@ mod tests {
         world: &World,
         exchanges: Vec<(Method, String, Value)>,
     ) -> (Report, Vec<Value>) {
+        reconcile_with(reconciler, world, &[], exchanges).await
+    }
+
+    /// Same, with these gateway replicas.
+    async fn reconcile_with(
+        reconciler: &mut Option<Reconciler>,
+        world: &World,
+        replicas: &[Replica],
+        exchanges: Vec<(Method, String, Value)>,
+    ) -> (Report, Vec<Value>) {
         let (client, server) = api_server(exchanges);
         let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
         if let Some(previous) = reconciler.take() {
-            (fresh.served, fresh.written) = (previous.served, previous.written);
+            (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
         }
-        let report = fresh.reconcile(world, &now()).await.unwrap();
+        let report = fresh.reconcile(world, replicas, &now()).await.unwrap();
         *reconciler = Some(fresh);
         (report, server.await.unwrap())
     }
@@ -377,6 +466,48 @@ mod tests {
             ])
         );
         assert_eq!(found.config_maps, pairs(&[("globex", "pets-doc")]));
+    }
+
+    #[tokio::test]
+    async fn a_route_is_programmed_once_the_replicas_serve_its_generation() {
+        use crate::programmed::Serving;
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let replica = |generation| Replica {
+            admin: "10.0.0.1:9090".into(),
+            serving: Some(Serving { generation, routes: [("acme".to_owned(), "store".to_owned())].into() }),
+        };
+        let mut reconciler = None;
+        let (report, bodies) = reconcile_with(
+            &mut reconciler,
+            &world,
+            &[replica(0)],
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        let pending = condition(&bodies[3], "Programmed");
+        assert_eq!((pending["status"].as_str(), pending["reason"].as_str()), (Some("False"), Some("Pending")));
+        assert_eq!(pending["message"], "0 of 1 gateway replicas serve generation 1");
+        assert_eq!((report.pending, report.programmed_after.len()), (1, 0));
+
+        // The replica catches up: the route's status changes, and the transition is an Event.
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let (report, bodies) = reconcile_with(
+            &mut reconciler,
+            &world,
+            &[replica(1)],
+            vec![status_of("mcproutes", "store", answers[1].clone()), event],
+        )
+        .await;
+        let programmed = condition(&bodies[0], "Programmed");
+        assert_eq!((programmed["status"].as_str(), programmed["reason"].as_str()), (Some("True"), Some("Programmed")));
+        assert_eq!((bodies[1]["type"].as_str(), bodies[1]["reason"].as_str()), (Some("Normal"), Some("Programmed")));
+        assert_eq!((report.pending, report.programmed_after.len()), (0, 1));
     }
 
     #[tokio::test]
@@ -529,7 +660,7 @@ mod same_compile {
         }
         let (client, server) = api_server(exchanges);
         let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-        reconciler.reconcile(&world, &Time(Timestamp::from_second(1_800_000_000).unwrap())).await.unwrap();
+        reconciler.reconcile(&world, &[], &Time(Timestamp::from_second(1_800_000_000).unwrap())).await.unwrap();
         let bodies = server.await.unwrap();
         let published: Secret = serde_json::from_value(bodies[1].clone()).unwrap();
         let controller = manifold_api::publish::assemble([&published]).unwrap();

@@ -27,6 +27,7 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
 use crate::leader::{Elector, LEASE_DURATION};
+use crate::programmed;
 use crate::reconcile::{Reconciler, World, references};
 
 /// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
@@ -35,6 +36,9 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// The longest a change waits while others keep coming: a steady stream of changes cannot
 /// hold publishing off.
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// How often routes not Programmed yet are looked at again.
+pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
 
 /// When to reconcile next.
 #[derive(Debug, Default)]
@@ -173,11 +177,23 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             _ = sleep_until(debounce.due), if leading && debounce.due.is_some() => {
                 debounce.reconciled();
                 let world = gather(&client, &servers, &routes).await;
+                let gateways = format!("{}-gateway", args.release);
+                let replicas = programmed::replicas(&client, &namespace, &gateways, "admin").await.unwrap_or_else(|error| {
+                    tracing::warn!(%error, "cannot list the gateway's EndpointSlices; routes stay not Programmed");
+                    Vec::new()
+                });
                 let now = Time(Timestamp::now());
-                match reconciler.reconcile(&world, &now).await {
+                match reconciler.reconcile(&world, &replicas, &now).await {
                     Ok(report) => {
                         metrics.reconciles.with_label_values(&["ok"]).inc();
                         metrics.compile_seconds.observe(report.compile.as_secs_f64());
+                        for lag in &report.programmed_after {
+                            metrics.programmed_lag_seconds.observe(lag.as_secs_f64());
+                        }
+                        // Look again soon while replicas catch up.
+                        if report.pending > 0 {
+                            debounce.due = Some(Instant::now() + PROGRAMMED_POLL);
+                        }
                         if let Some(published) = &report.published {
                             metrics.publish_bytes.set(published.bytes as i64);
                         }
@@ -337,6 +353,7 @@ struct Metrics {
     registry: Registry,
     reconciles: IntCounterVec,
     compile_seconds: prometheus::Histogram,
+    programmed_lag_seconds: prometheus::Histogram,
     publish_bytes: IntGauge,
     leader: IntGauge,
 }
@@ -356,14 +373,20 @@ impl Metrics {
             "Time to compile the world into gateway config",
         ))
         .expect("valid metric");
+        let programmed_lag_seconds = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+            "manifold_operator_programmed_lag_seconds",
+            "Time from a route's change to every gateway replica serving it",
+        ))
+        .expect("valid metric");
         let publish_bytes =
             IntGauge::new("manifold_operator_publish_bytes", "Gzipped bytes of the config last published")
                 .expect("valid metric");
         registry.register(Box::new(reconciles.clone())).expect("registers once");
         registry.register(Box::new(compile_seconds.clone())).expect("registers once");
         registry.register(Box::new(publish_bytes.clone())).expect("registers once");
+        registry.register(Box::new(programmed_lag_seconds.clone())).expect("registers once");
         registry.register(Box::new(leader.clone())).expect("registers once");
-        Metrics { registry, reconciles, compile_seconds, publish_bytes, leader }
+        Metrics { registry, reconciles, compile_seconds, programmed_lag_seconds, publish_bytes, leader }
     }
 }
 

@@ -25,7 +25,10 @@ pub fn api_server_with_status(
     let server = tokio::spawn(async move {
         let mut bodies = Vec::new();
         for (method, uri, status, answer) in exchanges {
-            let (request, send) = handle.next_request().await.expect("the request expected next");
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), handle.next_request()).await;
+            let (request, send) = next
+                .unwrap_or_else(|_| panic!("no request came; expected {method} {uri}"))
+                .expect("the request expected next");
             assert_eq!((request.method(), request.uri().to_string()), (&method, uri));
             let bytes = request.into_body().collect_bytes().await.unwrap();
             bodies.push(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null));
