@@ -6,6 +6,8 @@
 pub mod compile;
 pub mod config;
 pub mod crd;
+pub mod documents;
+pub mod egress;
 pub mod manifests;
 pub mod outcome;
 pub mod publish;

@@ -5,6 +5,7 @@
 //! The controller that watches a cluster and drives both comes next.
 #![forbid(unsafe_code)]
 
+pub mod documents;
 pub mod leader;
 pub mod programmed;
 pub mod publish;

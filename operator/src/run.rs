@@ -22,10 +22,13 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use manifold_api::documents::MIN_REFRESH;
+use manifold_api::egress::Egress;
 use manifold_api::resources::{McpRoute, McpServer};
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
+use crate::documents::Fetcher;
 use crate::leader::{Elector, LEASE_DURATION};
 use crate::programmed;
 use crate::reconcile::{Reconciler, World, references};
@@ -85,6 +88,9 @@ pub struct RunArgs {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "0.0.0.0:9091")]
     pub admin_listen: SocketAddr,
+    /// Let spec URLs reach link-local and cloud-metadata addresses (refused by default).
+    #[arg(long)]
+    pub allow_link_local_upstreams: bool,
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
@@ -142,6 +148,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut debounce = Debounce::default();
     debounce.changed(Instant::now());
     let mut lease = tokio::time::interval(LEASE_DURATION / 3);
+    let mut fetcher = Fetcher::new(Egress { allow_link_local: args.allow_link_local_upstreams });
+    let mut refetch = tokio::time::interval(MIN_REFRESH);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     tracing::info!(%namespace, release = %args.release, %identity, "operator started");
@@ -174,9 +182,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     debounce.now(Instant::now());
                 }
             }
+            _ = refetch.tick() => {
+                if fetcher.documents.due(std::time::Instant::now()) {
+                    debounce.changed(Instant::now());
+                }
+            }
             _ = sleep_until(debounce.due), if leading && debounce.due.is_some() => {
                 debounce.reconciled();
-                let world = gather(&client, &servers, &routes).await;
+                let mut world = gather(&client, &servers, &routes).await;
+                for (url, error) in fetcher.refresh(&world.servers).await.kept {
+                    tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
+                }
+                world.documents = fetcher.documents.documents();
                 let gateways = format!("{}-gateway", args.release);
                 let replicas = programmed::replicas(&client, &namespace, &gateways, "admin").await.unwrap_or_else(|error| {
                     tracing::warn!(%error, "cannot list the gateway's EndpointSlices; routes stay not Programmed");

@@ -17,8 +17,6 @@ use crate::config::{GatewayConfig, Upstream};
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem};
 use crate::resources::{McpRoute, McpServer};
 
-pub use server::MIN_REFRESH;
-
 /// Everything compile reads, already fetched by the caller (the operator's resolver or the
 /// local manifests loader).
 #[derive(Clone, Debug, Default)]

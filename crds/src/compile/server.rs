@@ -15,8 +15,7 @@ use crate::resources::{ApiKeyLocation, HeaderSource, McpServer, OpenApiSource, R
 /// Default per-request timeout toward an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The shortest refresh interval of a fetched OpenAPI document.
-pub const MIN_REFRESH: Duration = Duration::from_secs(10);
+use crate::documents::MIN_REFRESH;
 
 /// Headers the gateway owns on every upstream request; a server may not override them.
 const RESERVED_HEADERS: &[&str] = &[

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+
+pub use manifold_api::egress::Egress;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,41 +56,6 @@ const OWNED_HEADERS: &[&str] = &[
 /// Characters percent-encoded in a path segment or a header-borne value: all but RFC 3986's
 /// unreserved ones.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Where the gateway may send requests to APIs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Egress {
-    /// Allow link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
-    /// fd00:ec2::254), refused by default: they are where cloud credentials live.
-    pub allow_link_local: bool,
-}
-
-impl Egress {
-    /// Why `ip` may not be called, if it may not.
-    pub fn refuses(self, ip: IpAddr) -> Option<&'static str> {
-        if self.allow_link_local {
-            return None;
-        }
-        // Alibaba Cloud's metadata service lives outside 169.254/16.
-        let metadata_v4 = |v4: std::net::Ipv4Addr| v4.is_link_local() || v4.octets() == [100, 100, 100, 200];
-        let link_local = match ip {
-            IpAddr::V4(v4) => metadata_v4(v4),
-            IpAddr::V6(v6) => {
-                let [a, b, _, _, _, _, c, d] = v6.segments();
-                let embedded = std::net::Ipv4Addr::from(((c as u32) << 16) | d as u32);
-                // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64
-                // (64:ff9b::a.b.c.d) forms reach the same IPv4 address.
-                let wraps_v4 = v6.to_ipv4_mapped().is_some()
-                    || v6.segments()[..6] == [0; 6]
-                    || (a == 0x64 && b == 0xff9b && v6.segments()[2..6] == [0; 4]);
-                (wraps_v4 && metadata_v4(embedded))
-                    || (a & 0xffc0) == 0xfe80
-                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-            }
-        };
-        link_local.then_some("a link-local or cloud-metadata address (allow with --allow-link-local-upstreams)")
-    }
-}
 
 /// A compiled REST API, ready to answer MCP requests.
 pub struct Api {
@@ -824,25 +791,5 @@ mod tests {
         assert_eq!(headers["x-tenant"], "acme", "the configured value stays");
         assert_eq!(headers["x-trace"], "t-1");
         assert_eq!(headers["cookie"], "session=a%20b");
-    }
-
-    #[test]
-    fn link_local_and_metadata_addresses_are_refused_unless_allowed() {
-        let strict = Egress::default();
-        for ip in [
-            "169.254.169.254",
-            "100.100.100.200",
-            "fd00:ec2::254",
-            "fe80::1",
-            "::ffff:169.254.1.1",
-            "::a9fe:a9fe",
-            "64:ff9b::169.254.169.254",
-        ] {
-            assert!(strict.refuses(ip.parse().unwrap()).is_some(), "{ip}");
-        }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "93.184.216.34", "64:ff9b::8.8.8.8", "2001:db8::1"] {
-            assert!(strict.refuses(ip.parse().unwrap()).is_none(), "{ip}");
-        }
-        assert!(Egress { allow_link_local: true }.refuses("169.254.169.254".parse().unwrap()).is_none());
     }
 }
