@@ -126,7 +126,8 @@ fn add(
 }
 
 /// Deserializes an object, naming the field at fault.
-fn typed<T: DeserializeOwned>(object: Value) -> Result<T, Problem> {
+/// `object` as a `T`, or the first field that does not fit and why.
+pub fn typed<T: DeserializeOwned>(object: Value) -> Result<T, Problem> {
     serde_path_to_error::deserialize(object).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "spec".to_owned() } else { path };

@@ -7,6 +7,7 @@
 
 pub mod documents;
 pub mod leader;
+pub mod probe;
 pub mod programmed;
 pub mod publish;
 pub mod reconcile;

@@ -12,12 +12,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
-use manifold_api::compile::{Inputs, compile};
+use manifold_api::compile::{Inputs, Unreadable, compile};
+use manifold_api::config::Upstream;
 use manifold_api::outcome::condition::{PARTIALLY_INVALID, PROGRAMMED};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
 
+use crate::probe::{self, Prober};
 use crate::programmed::{self, Replica};
 use crate::publish::{PublishError, Published, publish};
 use crate::status::{patch_route, patch_server, route_status, server_status};
@@ -33,19 +35,64 @@ pub struct World {
     pub config_maps: Vec<ConfigMap>,
     /// OpenAPI documents fetched from `spec.openapi.url`, by URL.
     pub documents: BTreeMap<String, Result<String, String>>,
+    /// McpServers and McpRoutes whose fields do not parse: reported in their own status,
+    /// never served anew, and no one else's concern.
+    pub unreadable: Vec<Unreadable>,
 }
 
 impl World {
-    fn inputs(&self) -> Inputs {
+    fn inputs(&self, discovered: BTreeMap<(String, String), Vec<String>>) -> Inputs {
         Inputs {
             servers: self.servers.clone(),
             routes: self.routes.clone(),
             secrets: self.secrets.clone(),
             config_maps: self.config_maps.clone(),
             documents: self.documents.clone(),
-            ..Inputs::default()
+            discovered,
+            unreadable: self.unreadable.clone(),
         }
     }
+
+    /// Every usable McpServer's compiled upstream (credentials read): what to probe.
+    pub fn servers_to_probe(&self) -> BTreeMap<(String, String), manifold_api::config::Upstream> {
+        compile(&self.inputs(BTreeMap::new()), None).servers
+    }
+}
+
+/// (tools, resources, prompts) of every usable server whose offer is known: OpenAPI ones
+/// from their compiled components, remote ones from their last successful probe.
+fn offers(
+    servers: &BTreeMap<(String, String), Upstream>,
+    probes: &Prober,
+) -> BTreeMap<(String, String), (u32, u32, u32)> {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    servers
+        .iter()
+        .filter_map(|(key, upstream)| match upstream {
+            Upstream::OpenApi(api) => {
+                Some((key.clone(), (count(api.tools.len()), count(api.resources.len() + api.templates.len()), 0)))
+            }
+            Upstream::Remote(_) => match probes.result(key) {
+                Some(Ok(o)) => Some((key.clone(), (count(o.tools.len()), o.resources, o.prompts))),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// A reference to an object known only by kind, namespace and name (one that does not parse).
+fn reference(object: &ObjectRef) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(manifold_api::resources::API_VERSION.into()),
+        kind: Some(object.kind.to_string()),
+        namespace: Some(object.namespace.clone()),
+        name: Some(object.name.clone()),
+        ..ObjectReference::default()
+    }
+}
+
+fn verdict(status: bool, reason: &str, message: &str) -> Verdict {
+    Verdict { type_: "Ready".into(), status, reason: reason.into(), message: message.into() }
 }
 
 /// The Secrets and ConfigMaps McpServers and McpRoutes reference, as (namespace, name).
@@ -99,6 +146,8 @@ pub struct Reconciler {
     release: String,
     /// The gateway's namespace, where the config is published.
     namespace: String,
+    /// Where clients reach the gateways (a route's `status.url` is this and its path).
+    pub gateway_url: String,
     /// The config the gateways serve (compile keeps invalid routes at their last valid version).
     served: Option<GatewayConfig>,
     /// The status last written to each object: until the watch shows it, the object's own
@@ -106,6 +155,10 @@ pub struct Reconciler {
     written: BTreeMap<ObjectRef, serde_json::Value>,
     /// Records Kubernetes Events on condition transitions.
     events: Recorder,
+    /// What each usable server offers as (tools, resources, prompts), and its tool names.
+    offered: BTreeMap<(String, String), (u32, u32, u32)>,
+    /// Tool names per server, for the tools a route's clients see.
+    tool_names: BTreeMap<(String, String), Vec<String>>,
     /// Per served route, the generation that last changed it (`Programmed` waits for every
     /// replica to serve that one or later), when that was, and whether it is Programmed yet.
     changed_in: BTreeMap<(String, String), Change>,
@@ -144,20 +197,55 @@ impl Reconciler {
             client,
             release: release.into(),
             namespace: namespace.into(),
+            gateway_url: format!("http://{release}-gateway.{namespace}.svc:8080"),
             served: None,
             written: BTreeMap::new(),
             events,
             changed_in: BTreeMap::new(),
+            offered: BTreeMap::new(),
+            tool_names: BTreeMap::new(),
         }
     }
 
     /// Compiles `world`, publishes the config if it changed, and writes the statuses that
     /// changed. `replicas` are the ready gateway replicas and what they serve (for
-    /// `Programmed`); `now` stamps conditions that flip.
-    pub async fn reconcile(&mut self, world: &World, replicas: &[Replica], now: &Time) -> Result<Report, PublishError> {
+    /// `Programmed`), `probes` what remote servers offer (for `Ready`, the counts, and name
+    /// collisions); `now` stamps conditions that flip.
+    pub async fn reconcile(
+        &mut self,
+        world: &World,
+        replicas: &[Replica],
+        probes: &Prober,
+        now: &Time,
+    ) -> Result<Report, PublishError> {
         let started = std::time::Instant::now();
-        let Compiled { config, mut outcomes } = compile(&world.inputs(), self.served.as_ref());
+        let Compiled { config, mut outcomes, servers } =
+            compile(&world.inputs(probes.discovered()), self.served.as_ref());
         let compile_time = started.elapsed();
+        let offered = offers(&servers, probes);
+        self.tool_names = servers
+            .iter()
+            .filter_map(|(key, upstream)| match upstream {
+                Upstream::OpenApi(api) => Some((key.clone(), api.tools.iter().map(|t| t.name.clone()).collect())),
+                Upstream::Remote(_) => probes.discovered().remove(key).map(|names| (key.clone(), names)),
+            })
+            .collect();
+        for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpServer) {
+            let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
+            outcome.conditions.push(match (servers.get(&key), offered.get(&key)) {
+                (Some(Upstream::Remote(_)), _) => match probes.result(&key) {
+                    Some(result) => probe::ready(result),
+                    None => verdict(false, "Probing", "not asked yet"),
+                },
+                (Some(Upstream::OpenApi(_)), Some(counts)) => verdict(
+                    true,
+                    "Ready",
+                    &format!("compiled from its OpenAPI document: {} tool(s), {} resource(s)", counts.0, counts.1),
+                ),
+                _ => verdict(false, "InvalidSpec", "the server is not usable: see Accepted and ResolvedRefs"),
+            });
+        }
+        self.offered = offered;
         self.track_changes(&config);
         let (mut pending, mut programmed_after) = (0, Vec::new());
         for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
@@ -189,6 +277,7 @@ impl Reconciler {
         let generation = config.generation;
         self.served = Some(config);
         let statuses = self.write_statuses(world, &outcomes, now).await?;
+
         Ok(Report { generation, published, statuses, compile: compile_time, pending, programmed_after })
     }
 
@@ -201,10 +290,21 @@ impl Reconciler {
             match outcome.object.kind {
                 Kind::McpServer => {
                     let Some(server) = world.servers.iter().find(|s| matches(s.namespace(), s.name_any())) else {
-                        continue; // unreadable: not ours to write
+                        // Unreadable: its status can still say why.
+                        let shown_before = self.last_written(object);
+                        if let Some(status) = server_status(outcome, None, None, now)
+                            && self.first_time(object, &status)
+                        {
+                            patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                            self.record(&reference(object), &shown_before, Vec::new(), &status.conditions).await;
+                            written += 1;
+                        }
+                        continue;
                     };
                     let shown_before = self.last_written(object);
-                    if let Some(status) = server_status(outcome, server.status.as_ref(), now)
+                    let key = (namespace.clone(), name.clone());
+                    let counts = self.offered.get(&key).copied();
+                    if let Some(status) = server_status(outcome, server.status.as_ref(), counts, now)
                         && self.first_time(object, &status)
                     {
                         patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
@@ -215,10 +315,19 @@ impl Reconciler {
                 }
                 Kind::McpRoute => {
                     let Some(route) = world.routes.iter().find(|r| matches(r.namespace(), r.name_any())) else {
+                        let shown_before = self.last_written(object);
+                        if let Some(status) = route_status(outcome, None, None, &self.gateway_url, now)
+                            && self.first_time(object, &status)
+                        {
+                            patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
+                            self.record(&reference(object), &shown_before, Vec::new(), &status.conditions).await;
+                            written += 1;
+                        }
                         continue;
                     };
                     let shown_before = self.last_written(object);
-                    if let Some(status) = route_status(outcome, route.status.as_ref(), now)
+                    let tools = self.visible_tools(namespace, name);
+                    if let Some(status) = route_status(outcome, route.status.as_ref(), tools, &self.gateway_url, now)
                         && self.first_time(object, &status)
                     {
                         patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
@@ -230,6 +339,18 @@ impl Reconciler {
             }
         }
         Ok(written)
+    }
+
+    /// How many tools a client of the route sees, when every mount's tools are known.
+    fn visible_tools(&self, namespace: &str, name: &str) -> Option<u32> {
+        let route = self.served.as_ref()?.routes.iter().find(|r| r.namespace == namespace && r.name == name)?;
+        let mut count = 0usize;
+        for mount in &route.mounts {
+            let names = self.tool_names.get(&(namespace.to_owned(), mount.server.clone()))?;
+            let matcher = mount.tools.matcher().ok()?;
+            count += names.iter().filter(|n| matcher.visible(n).is_some()).count();
+        }
+        u32::try_from(count).ok()
     }
 
     /// Notes the generation in which each route of `config` last changed.
@@ -263,8 +384,13 @@ impl Reconciler {
         for condition in now {
             let before = shown.iter().find(|c| c.type_ == condition.type_);
             let good = (condition.status == "True") != (condition.type_ == PARTIALLY_INVALID);
-            // A route is not Programmed at first: that is no news.
-            let expected = good || condition.type_ == PROGRAMMED;
+            // A route not Programmed yet, a server not probed yet: no news; nor is what
+            // follows from another condition's failure (that one has its Event).
+            let expected = good
+                || matches!(
+                    condition.reason.as_str(),
+                    "Pending" | "NoReplicas" | "NotServed" | "Probing" | "InvalidSpec"
+                );
             if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && expected) {
                 continue;
             }
@@ -380,8 +506,9 @@ mod tests {
         let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
         if let Some(previous) = reconciler.take() {
             (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
+            (fresh.offered, fresh.tool_names) = (previous.offered, previous.tool_names);
         }
-        let report = fresh.reconcile(world, replicas, &now()).await.unwrap();
+        let report = fresh.reconcile(world, replicas, &Prober::default(), &now()).await.unwrap();
         *reconciler = Some(fresh);
         (report, server.await.unwrap())
     }
@@ -419,6 +546,7 @@ mod tests {
         assert_eq!(config["manifold.dev/generation"], "1");
         let route = &bodies[3];
         assert_eq!(route["status"]["path"], "/acme/store/mcp");
+        assert_eq!(route["status"]["url"], "http://manifold-gateway.manifold-system.svc:8080/acme/store/mcp");
         assert_eq!(route["status"]["observedGeneration"], 1);
         for type_ in ["Accepted", "ResolvedRefs"] {
             assert_eq!(
@@ -508,6 +636,86 @@ mod tests {
         assert_eq!((programmed["status"].as_str(), programmed["reason"].as_str()), (Some("True"), Some("Programmed")));
         assert_eq!((bodies[1]["type"].as_str(), bodies[1]["reason"].as_str()), (Some("Normal"), Some("Programmed")));
         assert_eq!((report.pending, report.programmed_after.len()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(manifold_samples::serve(manifold_samples::Sample::Math, listener));
+        let math = server("math", json!({"url": format!("http://{address}/mcp")}));
+        let down = server("down", json!({"url": "http://127.0.0.1:1/mcp"}));
+        let calc = route(
+            "calc",
+            "2026-01-01T00:00:00Z",
+            json!({"authentication": {"allowAnonymous": true}, "mounts": [{"server": "math", "tools": {"exclude": ["about"]}}]}),
+        );
+        let world = World { servers: vec![down.clone(), math.clone()], routes: vec![calc.clone()], ..World::default() };
+        let mut prober = Prober::default();
+        prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
+
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let (client, server) = api_server(vec![
+            list(),
+            apply(),
+            status_of("mcpservers", "down", serde_json::to_value(&down).unwrap()),
+            event,
+            status_of("mcpservers", "math", serde_json::to_value(&math).unwrap()),
+            status_of("mcproutes", "calc", serde_json::to_value(&calc).unwrap()),
+        ]);
+        let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
+        reconciler.reconcile(&world, &[], &prober, &now()).await.unwrap();
+        let bodies = server.await.unwrap();
+        let unreachable = condition(&bodies[2], "Ready");
+        assert_eq!(
+            (unreachable["status"].as_str(), unreachable["reason"].as_str()),
+            (Some("False"), Some("Unreachable"))
+        );
+        assert_eq!((bodies[3]["type"].as_str(), bodies[3]["reason"].as_str()), (Some("Warning"), Some("Unreachable")));
+        let ready = condition(&bodies[4], "Ready");
+        assert_eq!(ready["message"], "offers 3 tool(s), 0 resource(s), 0 prompt(s)");
+        assert_eq!(
+            (bodies[4]["status"]["tools"].as_u64(), bodies[4]["status"]["prompts"].as_u64()),
+            (Some(3), Some(0))
+        );
+        assert_eq!(bodies[5]["status"]["tools"], 2, "what a client sees: `about` is excluded");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_server_is_told_in_its_status_and_the_rest_goes_on() {
+        let unreadable = Unreadable {
+            object: ObjectRef { kind: Kind::McpServer, namespace: "acme".into(), name: "typo".into() },
+            generation: Some(2),
+            problem: manifold_api::manifests::typed::<McpServer>(serde_yaml::to_value(json!({"apiVersion": "manifold.dev/v1alpha1",
+                "kind": "McpServer", "metadata": {"name": "typo"}, "spec": {"remote": {"url": "http://x", "transport": "websocket"}}})).unwrap())
+            .unwrap_err(),
+        };
+        let world =
+            World { servers: vec![weather()], routes: vec![store()], unreadable: vec![unreadable], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let mut reconciler = None;
+        let (report, bodies) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "typo", json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": "typo"}, "spec": {}})),
+                event,
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        assert_eq!(report.generation, 1, "the route is served");
+        let accepted = condition(&bodies[2], "Accepted");
+        assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("Invalid")));
+        assert!(
+            accepted["message"].as_str().unwrap().starts_with("spec.remote.transport: unknown variant `websocket`"),
+            "{accepted}"
+        );
+        assert_eq!(bodies[2]["status"]["observedGeneration"], 2);
     }
 
     #[tokio::test]
@@ -660,7 +868,15 @@ mod same_compile {
         }
         let (client, server) = api_server(exchanges);
         let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-        reconciler.reconcile(&world, &[], &Time(Timestamp::from_second(1_800_000_000).unwrap())).await.unwrap();
+        reconciler
+            .reconcile(
+                &world,
+                &[],
+                &crate::probe::Prober::default(),
+                &Time(Timestamp::from_second(1_800_000_000).unwrap()),
+            )
+            .await
+            .unwrap();
         let bodies = server.await.unwrap();
         let published: Secret = serde_json::from_value(bodies[1].clone()).unwrap();
         let controller = manifold_api::publish::assemble([&published]).unwrap();

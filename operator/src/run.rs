@@ -18,18 +18,22 @@ use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use manifold_api::compile::Unreadable;
 use manifold_api::documents::MIN_REFRESH;
 use manifold_api::egress::Egress;
+use manifold_api::outcome::{Kind, ObjectRef};
 use manifold_api::resources::{McpRoute, McpServer};
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
 use crate::documents::Fetcher;
 use crate::leader::{Elector, LEASE_DURATION};
+use crate::probe::Prober;
 use crate::programmed;
 use crate::reconcile::{Reconciler, World, references};
 
@@ -88,6 +92,10 @@ pub struct RunArgs {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "0.0.0.0:9091")]
     pub admin_listen: SocketAddr,
+    /// Where clients reach the gateways, for routes' `status.url`. Default: the gateway
+    /// Service, `http://<release>-gateway.<namespace>.svc:8080`.
+    #[arg(long)]
+    pub gateway_url: Option<String>,
     /// Let spec URLs reach link-local and cloud-metadata addresses (refused by default).
     #[arg(long)]
     pub allow_link_local_upstreams: bool,
@@ -144,11 +152,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let elector =
         Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
     let mut reconciler = Reconciler::new(client.clone(), &args.release, &namespace);
+    if let Some(url) = &args.gateway_url {
+        reconciler.gateway_url.clone_from(url);
+    }
     let mut leading = false;
     let mut debounce = Debounce::default();
     debounce.changed(Instant::now());
     let mut lease = tokio::time::interval(LEASE_DURATION / 3);
     let mut fetcher = Fetcher::new(Egress { allow_link_local: args.allow_link_local_upstreams });
+    let mut prober = Prober::default();
     let mut refetch = tokio::time::interval(MIN_REFRESH);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -157,7 +169,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             Some(changed) = events.next() => {
                 // A Secret or ConfigMap matters only if something references it.
-                let referenced = || references(&cached(&servers), &cached(&routes));
+                let referenced = || {
+                    references(&typed::<McpServer>(&servers, Kind::McpServer).0, &typed::<McpRoute>(&routes, Kind::McpRoute).0)
+                };
                 let relevant = match &changed {
                     Changed::Object => true,
                     Changed::Secret(key) => referenced().secrets.contains(key),
@@ -183,7 +197,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 }
             }
             _ = refetch.tick() => {
-                if fetcher.documents.due(std::time::Instant::now()) {
+                let now = std::time::Instant::now();
+                if fetcher.documents.due(now) || prober.due(now) {
                     debounce.changed(Instant::now());
                 }
             }
@@ -199,8 +214,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     tracing::warn!(%error, "cannot list the gateway's EndpointSlices; routes stay not Programmed");
                     Vec::new()
                 });
+                prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
                 let now = Time(Timestamp::now());
-                match reconciler.reconcile(&world, &replicas, &now).await {
+                match reconciler.reconcile(&world, &replicas, &prober, &now).await {
                     Ok(report) => {
                         metrics.reconciles.with_label_values(&["ok"]).inc();
                         metrics.compile_seconds.observe(report.compile.as_secs_f64());
@@ -264,22 +280,20 @@ enum Changed {
 
 type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
 
-/// A reflector of `K` in the watched namespaces (all when none are listed), and its changes.
-fn watch<K>(client: &Client, namespaces: &[String]) -> (Store<K>, Changes)
+/// A reflector of `K` objects in the watched namespaces (all when none are listed), and its
+/// changes. Objects are kept untyped: one whose fields do not parse must not stop the watch
+/// for everyone (it is reported in its own status, see [`typed`]).
+fn watch<K>(client: &Client, namespaces: &[String]) -> (Store<DynamicObject>, Changes)
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()>,
 {
-    let (store, writer) = reflector::store();
-    let apis: Vec<Api<K>> = if namespaces.is_empty() {
-        vec![Api::all(client.clone())]
+    let resource = ApiResource::erase::<K>(&());
+    let writer = reflector::store::Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
+        vec![Api::all_with(client.clone(), &resource)]
     } else {
-        namespaces.iter().map(|n| Api::namespaced(client.clone(), n)).collect()
+        namespaces.iter().map(|n| Api::namespaced_with(client.clone(), n, &resource)).collect()
     };
     let watches = stream::select_all(apis.into_iter().map(|api| watcher(api, watcher::Config::default()).boxed()));
     let changes = reflector::reflector(writer, watches)
@@ -315,17 +329,28 @@ where
         .boxed()
 }
 
-/// The objects a cache holds.
-fn cached<K: Resource + Clone>(store: &Store<K>) -> Vec<K>
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.state().iter().map(|object| (**object).clone()).collect()
+/// The objects a cache holds, as `K`, and those whose fields do not parse.
+fn typed<K: serde::de::DeserializeOwned>(store: &Store<DynamicObject>, kind: Kind) -> (Vec<K>, Vec<Unreadable>) {
+    let (mut objects, mut unreadable) = (Vec::new(), Vec::new());
+    for object in store.state() {
+        let value = serde_yaml::to_value(&*object).expect("objects serialize");
+        match manifold_api::manifests::typed::<K>(value) {
+            Ok(typed) => objects.push(typed),
+            Err(problem) => unreadable.push(Unreadable {
+                object: ObjectRef { kind, namespace: object.namespace().unwrap_or_default(), name: object.name_any() },
+                generation: object.metadata.generation,
+                problem,
+            }),
+        }
+    }
+    (objects, unreadable)
 }
 
 /// The world: the cached objects, and the Secrets and ConfigMaps they reference, read now.
-async fn gather(client: &Client, servers: &Store<McpServer>, routes: &Store<McpRoute>) -> World {
-    let (servers, routes) = (cached(servers), cached(routes));
+async fn gather(client: &Client, servers: &Store<DynamicObject>, routes: &Store<DynamicObject>) -> World {
+    let (servers, mut unreadable) = typed::<McpServer>(servers, Kind::McpServer);
+    let (routes, unreadable_routes) = typed::<McpRoute>(routes, Kind::McpRoute);
+    unreadable.extend(unreadable_routes);
     let wanted = references(&servers, &routes);
     let secrets = futures::future::join_all(wanted.secrets.iter().map(|(namespace, name)| async move {
         Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await.ok().flatten()
@@ -339,6 +364,7 @@ async fn gather(client: &Client, servers: &Store<McpServer>, routes: &Store<McpR
         routes,
         secrets: secrets.into_iter().flatten().collect(),
         config_maps: config_maps.into_iter().flatten().collect(),
+        unreadable,
         ..World::default()
     }
 }
@@ -475,6 +501,26 @@ mod tests {
             debounce.changed(at);
         }
         count + usize::from(debounce.due.is_some())
+    }
+
+    #[test]
+    fn an_object_whose_fields_do_not_parse_is_reported_not_fatal() {
+        let mut writer = reflector::store::Writer::new(ApiResource::erase::<McpServer>(&()));
+        for (name, remote) in [
+            ("good", json!({"url": "http://weather:8080/mcp"})),
+            ("bad", json!({"url": "http://weather:8080/mcp", "transport": "websocket"})),
+        ] {
+            let object: DynamicObject =
+                serde_json::from_value(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
+                "metadata": {"name": name, "namespace": "acme", "generation": 2}, "spec": {"remote": remote}}))
+                .unwrap();
+            writer.apply_watcher_event(&watcher::Event::Apply(object));
+        }
+        let (servers, unreadable) = typed::<McpServer>(&writer.as_reader(), Kind::McpServer);
+        assert_eq!(servers.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["good"]);
+        assert_eq!(unreadable.len(), 1);
+        assert_eq!((unreadable[0].object.name.as_str(), unreadable[0].generation), ("bad", Some(2)));
+        assert_eq!(unreadable[0].problem.field, "spec.remote.transport");
     }
 
     #[test]

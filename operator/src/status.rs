@@ -42,24 +42,45 @@ pub fn conditions(verdicts: &[Verdict], generation: Option<i64>, current: &[Cond
 }
 
 /// The status an McpServer should show, or None when it shows it already.
-pub fn server_status(outcome: &Outcome, current: Option<&McpServerStatus>, now: &Time) -> Option<McpServerStatus> {
+/// `offered` is (tools, resources, prompts) when known; the last known counts stay otherwise.
+pub fn server_status(
+    outcome: &Outcome,
+    current: Option<&McpServerStatus>,
+    offered: Option<(u32, u32, u32)>,
+    now: &Time,
+) -> Option<McpServerStatus> {
     let shown = current.cloned().unwrap_or_default();
+    let (tools, resources, prompts) = match offered {
+        Some((tools, resources, prompts)) => (Some(tools), Some(resources), Some(prompts)),
+        None => (shown.tools, shown.resources, shown.prompts),
+    };
     let wanted = McpServerStatus {
         observed_generation: outcome.generation,
         conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
-        tools: shown.tools,
+        tools,
+        resources,
+        prompts,
     };
     (wanted != shown).then_some(wanted)
 }
 
 /// The status an McpRoute should show, or None when it shows it already.
-pub fn route_status(outcome: &Outcome, current: Option<&McpRouteStatus>, now: &Time) -> Option<McpRouteStatus> {
+/// `tools` is how many tools a client sees, when every mount's tools are known; `gateway`
+/// the URL clients reach the gateways at.
+pub fn route_status(
+    outcome: &Outcome,
+    current: Option<&McpRouteStatus>,
+    tools: Option<u32>,
+    gateway: &str,
+    now: &Time,
+) -> Option<McpRouteStatus> {
     let shown = current.cloned().unwrap_or_default();
     let wanted = McpRouteStatus {
         observed_generation: outcome.generation,
         conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
         path: outcome.path.clone(),
-        tools: shown.tools,
+        url: outcome.path.as_ref().map(|path| format!("{}{path}", gateway.trim_end_matches('/'))),
+        tools: tools.or(shown.tools),
     };
     (wanted != shown).then_some(wanted)
 }
@@ -117,12 +138,14 @@ mod tests {
 
     #[test]
     fn an_unchanged_outcome_needs_no_status_write() {
-        let first = route_status(&outcome(true, "route is valid"), None, &time(100)).expect("a first status");
+        let first = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100))
+            .expect("a first status");
         assert_eq!(first.observed_generation, Some(3));
         assert_eq!(first.path.as_deref(), Some("/acme/store/mcp"));
+        assert_eq!(first.url.as_deref(), Some("http://gw/acme/store/mcp"));
         assert_eq!(first.conditions[0].last_transition_time, time(100));
         assert_eq!(
-            route_status(&outcome(true, "route is valid"), Some(&first), &time(200)),
+            route_status(&outcome(true, "route is valid"), Some(&first), None, "http://gw", &time(200)),
             None,
             "timestamps aside, equal"
         );
@@ -130,11 +153,14 @@ mod tests {
 
     #[test]
     fn transition_times_move_only_when_a_status_flips() {
-        let first = route_status(&outcome(true, "route is valid"), None, &time(100)).unwrap();
-        let reworded = route_status(&outcome(true, "route is valid, really"), Some(&first), &time(200)).unwrap();
+        let first = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100)).unwrap();
+        let reworded =
+            route_status(&outcome(true, "route is valid, really"), Some(&first), None, "http://gw", &time(200))
+                .unwrap();
         assert_eq!(reworded.conditions[0].message, "route is valid, really");
         assert_eq!(reworded.conditions[0].last_transition_time, time(100), "still True since 100");
-        let failed = route_status(&outcome(false, "spec.path: bad"), Some(&reworded), &time(300)).unwrap();
+        let failed =
+            route_status(&outcome(false, "spec.path: bad"), Some(&reworded), None, "http://gw", &time(300)).unwrap();
         assert_eq!((failed.conditions[0].status.as_str(), failed.conditions[0].reason.as_str()), ("False", "Invalid"));
         assert_eq!(failed.conditions[0].last_transition_time, time(300));
         assert_eq!(failed.conditions[1], reworded.conditions[1], "ResolvedRefs did not change");
@@ -143,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_status_is_written_to_the_status_subresource() {
         let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let status = route_status(&outcome(true, "route is valid"), None, &time(100)).unwrap();
+        let status = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100)).unwrap();
         let expected = serde_json::to_value(&status).unwrap();
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.unwrap();

@@ -57,6 +57,9 @@ pub struct Compiled {
     pub config: GatewayConfig,
     /// One outcome per McpServer and McpRoute, ordered by kind, namespace and name.
     pub outcomes: Vec<Outcome>,
+    /// Every usable McpServer's upstream, by (namespace, name), mounted or not: what the
+    /// operator probes.
+    pub servers: BTreeMap<(String, String), Upstream>,
 }
 
 /// Compiles `inputs`. `previous` is the config served until now: a route that has become
@@ -87,7 +90,8 @@ pub fn compile(inputs: &Inputs, previous: Option<&GatewayConfig>) -> Compiled {
     outcomes.extend(route_outcomes);
     outcomes.sort_by(|a, b| a.object.cmp(&b.object));
 
-    Compiled { config: GatewayConfig::new(routes, previous), outcomes }
+    let servers = servers.into_iter().filter_map(|(key, state)| state.ok().map(|upstream| (key, upstream))).collect();
+    Compiled { config: GatewayConfig::new(routes, previous), outcomes, servers }
 }
 
 /// A server as routes see it: its upstream, or a one-line reason it cannot be mounted.

@@ -17,6 +17,12 @@ pub struct McpServerStatus {
     /// Number of tools the server offered when last discovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<u32>,
+    /// Number of resources (fixed URIs) it offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<u32>,
+    /// Number of prompts it offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<u32>,
 }
 
 /// Observed state of an McpRoute.
@@ -32,6 +38,9 @@ pub struct McpRouteStatus {
     /// The path the route is served at (its default filled in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Where clients reach it: the gateway's URL and the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Number of tools a client of this route sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<u32>,
