@@ -138,12 +138,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         watcher(Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()), watcher::Config::default()),
         Changed::ConfigMap,
     );
+    let listed = Arc::new(tokio::sync::Notify::new());
     {
-        // Ready once the caches hold what the API server has.
-        let (servers, routes, ready) = (servers.clone(), routes.clone(), Arc::clone(&ready));
+        // Ready once the caches hold what the API server has (and the loop is told).
+        let (servers, routes, ready, listed) =
+            (servers.clone(), routes.clone(), Arc::clone(&ready), Arc::clone(&listed));
         tokio::spawn(async move {
             if servers.wait_until_ready().await.is_ok() && routes.wait_until_ready().await.is_ok() {
                 ready.store(true, Ordering::Release);
+                listed.notify_one();
             }
         });
     }
@@ -181,6 +184,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     debounce.changed(Instant::now());
                 }
             }
+            () = listed.notified() => {}
             _ = lease.tick() => {
                 let was = leading;
                 leading = match elector.try_lead(MicroTime(Timestamp::now())).await {
@@ -202,7 +206,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     debounce.changed(Instant::now());
                 }
             }
-            _ = sleep_until(debounce.due), if leading && debounce.due.is_some() => {
+            // Never before the caches have listed: an empty cache would publish an empty config.
+            _ = sleep_until(debounce.due), if leading && debounce.due.is_some() && ready.load(Ordering::Acquire) => {
                 debounce.reconciled();
                 let mut world = gather(&client, &servers, &routes).await;
                 for (url, error) in fetcher.refresh(&world.servers).await.kept {
