@@ -159,6 +159,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         reconciler.gateway_url.clone_from(url);
     }
     let mut leading = false;
+    let mut referenced: Option<crate::reconcile::References> = None;
     let mut debounce = Debounce::default();
     debounce.changed(Instant::now());
     let mut lease = tokio::time::interval(LEASE_DURATION / 3);
@@ -171,14 +172,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             Some(changed) = events.next() => {
-                // A Secret or ConfigMap matters only if something references it.
-                let referenced = || {
+                // A Secret or ConfigMap matters only if something references it (the
+                // references are worked out again only after McpServers or McpRoutes change).
+                let current = || {
                     references(&typed::<McpServer>(&servers, Kind::McpServer).0, &typed::<McpRoute>(&routes, Kind::McpRoute).0)
                 };
                 let relevant = match &changed {
-                    Changed::Object => true,
-                    Changed::Secret(key) => referenced().secrets.contains(key),
-                    Changed::ConfigMap(key) => referenced().config_maps.contains(key),
+                    Changed::Object => {
+                        referenced = None;
+                        true
+                    }
+                    Changed::Secret(key) => referenced.get_or_insert_with(current).secrets.contains(key),
+                    Changed::ConfigMap(key) => referenced.get_or_insert_with(current).config_maps.contains(key),
                 };
                 if relevant {
                     debounce.changed(Instant::now());
