@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use manifold_api::compile::{Inputs, Unreadable, compile};
 use manifold_api::config::Upstream;
 use manifold_api::outcome::condition::{PARTIALLY_INVALID, PROGRAMMED};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
+use manifold_api::publish::RELEASE_LABEL;
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
 
@@ -150,6 +151,8 @@ pub struct Reconciler {
     pub gateway_url: String,
     /// The config the gateways serve (compile keeps invalid routes at their last valid version).
     served: Option<GatewayConfig>,
+    /// Whether what was already published has been read (see `load_published`).
+    loaded: bool,
     /// The status last written to each object: until the watch shows it, the object's own
     /// copy is older, and writing the same again would be a write for nothing.
     written: BTreeMap<ObjectRef, serde_json::Value>,
@@ -199,6 +202,7 @@ impl Reconciler {
             namespace: namespace.into(),
             gateway_url: format!("http://{release}-gateway.{namespace}.svc:8080"),
             served: None,
+            loaded: false,
             written: BTreeMap::new(),
             events,
             changed_in: BTreeMap::new(),
@@ -218,6 +222,9 @@ impl Reconciler {
         probes: &Prober,
         now: &Time,
     ) -> Result<Report, PublishError> {
+        if !self.loaded {
+            self.load_published().await?;
+        }
         let started = std::time::Instant::now();
         let Compiled { config, mut outcomes, servers } =
             compile(&world.inputs(probes.discovered()), self.served.as_ref());
@@ -351,6 +358,30 @@ impl Reconciler {
             count += names.iter().filter(|n| matcher.visible(n).is_some()).count();
         }
         u32::try_from(count).ok()
+    }
+
+    /// Reads what is published already (by another replica, or by this operator before a
+    /// restart), so that generations go on from it and routes that are invalid now keep
+    /// their last valid versions instead of vanishing from the gateways.
+    async fn load_published(&mut self) -> Result<(), PublishError> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let selector = format!("{RELEASE_LABEL}={}", self.release);
+        let listed = secrets.list(&ListParams::default().labels(&selector)).await?;
+        match manifold_api::publish::assemble(&listed.items) {
+            Ok(config) => {
+                let now = std::time::Instant::now();
+                for route in &config.routes {
+                    let change = Change { generation: config.generation, at: now, programmed: false };
+                    self.changed_in.insert((route.namespace.clone(), route.name.clone()), change);
+                }
+                tracing::info!(generation = config.generation, "going on from the published config");
+                self.served = Some(config);
+            }
+            Err(manifold_api::publish::AssembleError::Missing) => {}
+            Err(error) => tracing::warn!(%error, "the published config cannot be read; starting afresh"),
+        }
+        self.loaded = true;
+        Ok(())
     }
 
     /// Notes the generation in which each route of `config` last changed.
@@ -500,17 +531,26 @@ mod tests {
         reconciler: &mut Option<Reconciler>,
         world: &World,
         replicas: &[Replica],
-        exchanges: Vec<(Method, String, Value)>,
+        mut exchanges: Vec<(Method, String, Value)>,
     ) -> (Report, Vec<Value>) {
+        let first = reconciler.is_none();
+        if first {
+            // A first reconcile starts by reading what is published (nothing, here).
+            exchanges.insert(0, list());
+        }
         let (client, server) = api_server(exchanges);
         let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
         if let Some(previous) = reconciler.take() {
             (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
-            (fresh.offered, fresh.tool_names) = (previous.offered, previous.tool_names);
+            (fresh.offered, fresh.tool_names, fresh.loaded) = (previous.offered, previous.tool_names, previous.loaded);
         }
         let report = fresh.reconcile(world, replicas, &Prober::default(), &now()).await.unwrap();
         *reconciler = Some(fresh);
-        (report, server.await.unwrap())
+        let mut bodies = server.await.unwrap();
+        if first {
+            bodies.remove(0);
+        }
+        (report, bodies)
     }
 
     fn weather() -> McpServer {
@@ -657,6 +697,7 @@ mod tests {
         let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
         let (client, server) = api_server(vec![
             list(),
+            list(),
             apply(),
             status_of("mcpservers", "down", serde_json::to_value(&down).unwrap()),
             event,
@@ -665,7 +706,8 @@ mod tests {
         ]);
         let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
         reconciler.reconcile(&world, &[], &prober, &now()).await.unwrap();
-        let bodies = server.await.unwrap();
+        let mut bodies = server.await.unwrap();
+        bodies.remove(0); // reading what is published
         let unreachable = condition(&bodies[2], "Ready");
         assert_eq!(
             (unreachable["status"].as_str(), unreachable["reason"].as_str()),
@@ -716,6 +758,36 @@ mod tests {
             "{accepted}"
         );
         assert_eq!(bodies[2]["status"]["observedGeneration"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_operator_goes_on_from_what_is_published() {
+        // Generation 5 is published, with the route valid; since then the route was broken.
+        let valid = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let compiled = compile(&valid.inputs(BTreeMap::new()), None);
+        let mut published = compiled.config.clone();
+        published.generation = 5;
+        let shards = manifold_api::publish::secrets(&published, "manifold", "manifold-system").unwrap();
+        let listed = json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": shards});
+        let mut broken = store();
+        broken.spec.path = Some("no-slash".into());
+        let world = World { servers: vec![weather()], routes: vec![broken.clone()], ..World::default() };
+
+        let (client, server) = api_server(vec![
+            (Method::GET, LIST.into(), listed),
+            status_of("mcpservers", "weather", serde_json::to_value(weather()).unwrap()),
+            status_of("mcproutes", "store", serde_json::to_value(&broken).unwrap()),
+            (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({})),
+        ]);
+        let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
+        let report = reconciler.reconcile(&world, &[], &Prober::default(), &now()).await.unwrap();
+        let bodies = server.await.unwrap();
+        assert_eq!((report.generation, &report.published), (5, &None), "nothing to publish: the route stays as it was");
+        let accepted = condition(&bodies[2], "Accepted");
+        assert_eq!(accepted["status"], "False");
+        assert!(
+            accepted["message"].as_str().unwrap().ends_with("(the last valid version of this route is still served)")
+        );
     }
 
     #[tokio::test]
@@ -841,8 +913,12 @@ mod same_compile {
             ..World::default()
         };
         // The statuses' answers are not looked at: any object will do.
+        let shards =
+            "/api/v1/namespaces/manifold-system/secrets?&labelSelector=manifold.dev%2Fgateway-config%3Dmanifold";
         let mut exchanges = vec![
-            (Method::GET, "/api/v1/namespaces/manifold-system/secrets?&labelSelector=manifold.dev%2Fgateway-config%3Dmanifold".to_owned(), serde_json::json!({"items": [], "metadata": {}})),
+            // What is published already (nothing), then the shards to compare with.
+            (Method::GET, shards.to_owned(), serde_json::json!({"items": [], "metadata": {}})),
+            (Method::GET, shards.to_owned(), serde_json::json!({"items": [], "metadata": {}})),
             (Method::PATCH, "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?&force=true&fieldManager=manifold-operator".to_owned(), serde_json::json!({})),
         ];
         let objects = world
@@ -878,7 +954,7 @@ mod same_compile {
             .await
             .unwrap();
         let bodies = server.await.unwrap();
-        let published: Secret = serde_json::from_value(bodies[1].clone()).unwrap();
+        let published: Secret = serde_json::from_value(bodies[2].clone()).unwrap();
         let controller = manifold_api::publish::assemble([&published]).unwrap();
         assert_eq!(controller, rendered);
     }
