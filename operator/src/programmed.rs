@@ -105,7 +105,8 @@ pub fn verdict(route: &(String, String), needed: u64, replicas: &[Replica]) -> V
             .filter(|r| r.serving.as_ref().is_some_and(|s| s.generation >= needed && s.routes.contains(route)))
             .count();
         if serving == replicas.len() {
-            (true, "Programmed", format!("served by {serving} gateway replica(s) at generation {needed} or later"))
+            // No replica count here: scaling the gateways must not rewrite every route's status.
+            (true, "Programmed", format!("served by every ready gateway replica at generation {needed} or later"))
         } else {
             let silent = replicas.iter().filter(|r| r.serving.is_none()).count();
             let why = if silent > 0 { format!("; {silent} did not answer") } else { String::new() };
@@ -154,7 +155,7 @@ mod tests {
         assert!(!verdict(&[replica(Some(4), false)]).0, "a generation without the route");
         assert_eq!(
             verdict(&[replica(Some(4), true), replica(Some(6), true)]),
-            (true, "Programmed".into(), "served by 2 gateway replica(s) at generation 4 or later".into())
+            (true, "Programmed".into(), "served by every ready gateway replica at generation 4 or later".into())
         );
     }
 

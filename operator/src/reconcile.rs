@@ -360,6 +360,15 @@ impl Reconciler {
         u32::try_from(count).ok()
     }
 
+    /// Forgets what this replica published and wrote, for when it leads again after another
+    /// replica did: the next reconcile starts from what is published.
+    pub fn forget(&mut self) {
+        self.loaded = false;
+        self.served = None;
+        self.written.clear();
+        self.changed_in.clear();
+    }
+
     /// Reads what is published already (by another replica, or by this operator before a
     /// restart), so that generations go on from it and routes that are invalid now keep
     /// their last valid versions instead of vanishing from the gateways.

@@ -202,6 +202,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 metrics.leader.set(i64::from(leading));
                 if leading && !was {
                     tracing::info!(%identity, "leading: publishing and writing status from now on");
+                    // Another replica may have led meanwhile: start again from what is published.
+                    reconciler.forget();
                     debounce.now(Instant::now());
                 }
             }
