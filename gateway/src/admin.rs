@@ -37,14 +37,25 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 async fn status(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let config = gateway.snapshot.load().config.clone();
+    let snapshot = gateway.snapshot.load();
+    // The routes actually built, not every route of the config: the operator's `Programmed`
+    // reads this, and a route left out of the snapshot is served to nobody.
+    let mut routes: Vec<_> = snapshot
+        .routes()
+        .map(|r| {
+            serde_json::json!({
+                "namespace": r.config.namespace, "name": r.config.name, "path": r.config.path, "mounts": r.mounts.len(),
+            })
+        })
+        .collect();
+    routes.sort_by(|a, b| {
+        (a["namespace"].as_str(), a["name"].as_str()).cmp(&(b["namespace"].as_str(), b["name"].as_str()))
+    });
     axum::Json(serde_json::json!({
         "ready": gateway.ready.load(Ordering::Acquire),
-        "generation": config.generation,
-        "hash": config.hash,
-        "routes": config.routes.iter().map(|r| serde_json::json!({
-            "namespace": r.namespace, "name": r.name, "path": r.path, "mounts": r.mounts.len(),
-        })).collect::<Vec<_>>(),
+        "generation": snapshot.config.generation,
+        "hash": snapshot.config.hash,
+        "routes": routes,
         "report": &*gateway.report.lock().expect("report lock"),
     }))
 }
