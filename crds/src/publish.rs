@@ -43,13 +43,24 @@ struct ShardIn {
     routes: Vec<RouteConfig>,
 }
 
-/// The Secrets that carry `config` for `release` in `namespace`, in shard order; an error
-/// names a tenant whose routes alone do not fit in one Secret.
-pub fn secrets(config: &GatewayConfig, release: &str, namespace: &str) -> Result<Vec<Secret>, String> {
+/// A tenant whose routes alone do not fit in one Secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the routes of namespace {namespace} compress to {bytes} bytes, more than one Secret holds ({limit})")]
+pub struct TooLarge {
+    /// The tenant.
+    pub namespace: String,
+    /// Its routes, gzipped.
+    pub bytes: usize,
+    /// What a shard holds.
+    pub limit: usize,
+}
+
+/// The Secrets that carry `config` for `release` in `namespace`, in shard order.
+pub fn secrets(config: &GatewayConfig, release: &str, namespace: &str) -> Result<Vec<Secret>, TooLarge> {
     shard(config, release, namespace, MAX_SHARD_BYTES)
 }
 
-fn shard(config: &GatewayConfig, release: &str, namespace: &str, limit: usize) -> Result<Vec<Secret>, String> {
+fn shard(config: &GatewayConfig, release: &str, namespace: &str, limit: usize) -> Result<Vec<Secret>, TooLarge> {
     let mut by_namespace: BTreeMap<&str, Vec<&RouteConfig>> = BTreeMap::new();
     for route in &config.routes {
         by_namespace.entry(&route.namespace).or_default().push(route);
@@ -62,9 +73,7 @@ fn shard(config: &GatewayConfig, release: &str, namespace: &str, limit: usize) -
     for (tenant, routes) in &by_namespace {
         let size = gzip(routes).len();
         if size > limit {
-            return Err(format!(
-                "the routes of namespace {tenant} compress to {size} bytes, more than one Secret holds ({limit})"
-            ));
+            return Err(TooLarge { namespace: (*tenant).to_owned(), bytes: size, limit });
         }
         if filled + size > limit && filled > 0 {
             groups.push(Vec::new());
@@ -263,7 +272,8 @@ mod tests {
         let changed = shards.iter().zip(&again).filter(|(a, b)| bytes(a) != bytes(b)).count();
         assert_eq!(changed, 1);
         let one_tenant = shard(&config, "manifold", "ns", 100).unwrap_err();
-        assert!(one_tenant.starts_with("the routes of namespace t0000 compress to "), "{one_tenant}");
+        assert_eq!((one_tenant.namespace.as_str(), one_tenant.limit), ("t0000", 100));
+        assert!(one_tenant.to_string().starts_with("the routes of namespace t0000 compress to "), "{one_tenant}");
     }
 
     #[test]

@@ -215,6 +215,24 @@ async fn initial_load_serves_the_listed_config() {
 }
 
 #[tokio::test]
+async fn status_lists_only_the_routes_built() {
+    // A route the gateway cannot build (a tool glob compile would have refused): served to
+    // nobody, so `/status`, which the operator's `Programmed` reads, must not list it.
+    let mut broken = route("broken");
+    broken.mounts[0].tools.include = vec!["[".into()];
+    let config = GatewayConfig::new(vec![broken, route("tools")], None);
+    let (running, mut api) = start().await;
+    let _watch = serve_first(&mut api, &config).await;
+    eventually("ready", || ready(&running)).await;
+    let (_, body) = admin(running.admin_addr, "/status").await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let routes: Vec<&str> = body["routes"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(routes, ["tools"]);
+    assert_eq!(body["generation"], 1);
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_update_is_swapped_in() {
     let (running, mut api) = start().await;
     let (first, second) = generations();

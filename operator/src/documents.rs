@@ -49,12 +49,7 @@ impl Fetcher {
 /// One document's text, or why it could not be had.
 async fn fetch(http: &reqwest::Client, egress: Egress, url: String) -> Result<String, String> {
     let parsed = url::Url::parse(&url).map_err(|e| format!("invalid URL: {e}"))?;
-    let literal = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-        _ => None,
-    };
-    if let Some(why) = literal.and_then(|ip| egress.refuses(ip)) {
+    if let Some(why) = refused_literal(egress, &parsed) {
         return Err(format!("`{url}` is {why}"));
     }
     let response = http.get(parsed).send().await.map_err(|e| describe(&e))?;
@@ -87,8 +82,19 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why egress refuses `url`'s host, when it is an IP address (names are checked when
+/// resolved, by [`Guarded`]).
+pub(crate) fn refused_literal(egress: Egress, url: &url::Url) -> Option<String> {
+    let ip = match url.host()? {
+        url::Host::Ipv4(ip) => std::net::IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
+        url::Host::Domain(_) => return None,
+    };
+    egress.refuses(ip).map(str::to_owned)
+}
+
 /// The system resolver without the addresses egress refuses.
-struct Guarded(Egress);
+pub(crate) struct Guarded(pub(crate) Egress);
 
 impl reqwest::dns::Resolve for Guarded {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -1,32 +1,58 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease: every operator replica resolves and
-//! compiles, only the holder of the Lease publishes and writes status. A round reads the
-//! Lease and then creates it, renews it (ours), takes it over (expired), or leaves it (held
-//! by another replica, still fresh). Writes carry the read `resourceVersion`, so two replicas
-//! racing for an expired Lease cannot both win: the loser gets 409 and follows.
+//! compiles, only the holder of the Lease publishes and writes status.
+//!
+//! A round reads the Lease and then creates it, renews it (ours), takes it over (expired or
+//! released), or leaves it (held by another replica, still fresh). Writes carry the read
+//! `resourceVersion`, so two replicas racing for an expired Lease cannot both win: the loser
+//! gets 409 and follows. Expiry is judged on this replica's clock, from when it last saw the
+//! Lease change, never by comparing another machine's `renewTime` with ours.
+//!
+//! Rounds run in a task of their own ([`keep`]), so a long reconcile cannot let the Lease
+//! lapse unnoticed: the leader acts as one only until [`RENEW_DEADLINE`] after its last
+//! renewal, which ends before another replica may take over, and [`Leadership::leads`] is
+//! asked before every write.
 
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-/// How long a Lease holds without renewal (renew about every third of it).
+/// How long a Lease holds without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// How long after its last renewal the leader still writes: less than [`LEASE_DURATION`], so
+/// it has stopped before anyone else may start.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How often a round runs.
+pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
+
+/// What a replica last saw of the Lease, and when (on its own clock).
+#[derive(Clone, Debug, PartialEq)]
+struct Record {
+    holder: Option<String>,
+    renewed: Option<MicroTime>,
+    held: Option<i32>,
+}
 
 pub struct Elector {
     api: Api<Lease>,
     name: String,
     /// This replica (its pod name).
     identity: String,
+    observed: Option<(Record, Instant)>,
 }
 
 impl Elector {
     pub fn new(api: Api<Lease>, name: &str, identity: &str) -> Self {
-        Elector { api, name: name.into(), identity: identity.into() }
+        Elector { api, name: name.into(), identity: identity.into(), observed: None }
     }
 
-    /// One round at time `now`: whether this replica leads after it.
-    pub async fn try_lead(&self, now: MicroTime) -> kube::Result<bool> {
+    /// One round, `now` being the wall clock (written into the Lease) and `local` this
+    /// replica's monotonic clock: whether this replica leads after it.
+    pub async fn try_lead(&mut self, now: MicroTime, local: Instant) -> kube::Result<bool> {
         let seconds = i32::try_from(LEASE_DURATION.as_secs()).expect("a short duration");
         let Some(lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
@@ -40,15 +66,25 @@ impl Elector {
                     ..LeaseSpec::default()
                 }),
             };
-            return won(self.api.create(&PostParams::default(), &lease).await);
+            return self.won(self.api.create(&PostParams::default(), &lease).await, local);
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let ours = spec.holder_identity.as_deref() == Some(&self.identity);
-        let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
-            (Some(renewed), Some(held)) => renewed.0.as_second().saturating_add(i64::from(held)) < now.0.as_second(),
-            _ => true,
+        let record = Record {
+            holder: spec.holder_identity.clone().filter(|h| !h.is_empty()),
+            renewed: spec.renew_time.clone(),
+            held: spec.lease_duration_seconds,
         };
-        if !ours && !expired {
+        let seen_at = match &self.observed {
+            Some((seen, at)) if *seen == record => *at,
+            _ => {
+                self.observed = Some((record.clone(), local));
+                local
+            }
+        };
+        let ours = record.holder.as_deref() == Some(&self.identity);
+        let held = Duration::from_secs(u64::try_from(record.held.unwrap_or(seconds)).unwrap_or(0));
+        let free = record.holder.is_none() || local >= seen_at + held;
+        if !ours && !free {
             return Ok(false);
         }
         let mut taken = lease;
@@ -60,17 +96,106 @@ impl Elector {
         }
         spec.lease_duration_seconds = Some(seconds);
         spec.renew_time = Some(now);
-        won(self.api.replace(&self.name, &PostParams::default(), &taken).await)
+        self.won(self.api.replace(&self.name, &PostParams::default(), &taken).await, local)
+    }
+
+    /// Gives the Lease up, if this replica holds it, so that another takes over at once
+    /// instead of after [`LEASE_DURATION`].
+    pub async fn release(&mut self) -> kube::Result<()> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else { return Ok(()) };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(&self.identity) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        self.api.replace(&self.name, &PostParams::default(), &lease).await.map(|_| ())
+    }
+
+    /// A write that lost a race (409) means another replica leads.
+    fn won(&mut self, written: kube::Result<Lease>, local: Instant) -> kube::Result<bool> {
+        match written {
+            Ok(lease) => {
+                let spec = lease.spec.unwrap_or_default();
+                let record = Record {
+                    holder: spec.holder_identity.filter(|h| !h.is_empty()),
+                    renewed: spec.renew_time,
+                    held: spec.lease_duration_seconds,
+                };
+                self.observed = Some((record, local));
+                Ok(true)
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }
 
-/// A write that lost a race (409) means another replica leads.
-fn won(written: kube::Result<Lease>) -> kube::Result<bool> {
-    match written {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-        Err(error) => Err(error),
+/// Whether this replica leads, as far as the keeper of its Lease knows.
+#[derive(Clone, Debug)]
+pub struct Leadership(watch::Receiver<Option<Instant>>);
+
+impl Leadership {
+    /// A replica that always leads: for tools and tests that run one reconciler alone.
+    pub fn always() -> Self {
+        Leadership(watch::channel(Some(Instant::now() + Duration::from_secs(100 * 365 * 86_400))).1)
     }
+
+    /// A replica whose Lease lapsed.
+    #[cfg(test)]
+    pub(crate) fn lapsed() -> Self {
+        Leadership(watch::channel(None).1)
+    }
+
+    /// Whether this replica may write now.
+    pub fn leads(&self) -> bool {
+        self.0.borrow().is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Waits until leadership is won or lost (or renewed).
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs election rounds every [`RETRY_PERIOD`] until `stop` resolves, then gives the Lease up.
+pub fn keep(
+    mut elector: Elector,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> (Leadership, tokio::task::JoinHandle<()>) {
+    let (until, leadership) = watch::channel(None);
+    let task = tokio::spawn(async move {
+        tokio::pin!(stop);
+        loop {
+            let started = Instant::now();
+            let round = tokio::time::timeout(RETRY_PERIOD * 2, elector.try_lead(MicroTime(Timestamp::now()), started));
+            match round.await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
+                Ok(true) => {
+                    until.send_replace(Some(started + RENEW_DEADLINE));
+                }
+                Ok(false) => {
+                    until.send_if_modified(|until| until.take().is_some());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew the leader Lease; retrying");
+                    // The deadline lapses by itself; say so once it has.
+                    until.send_if_modified(|until| until.take_if(|u| *u <= Instant::now()).is_some());
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_PERIOD) => {}
+                () = &mut stop => break,
+            }
+        }
+        let led = until.send_replace(None).is_some();
+        if led && let Err(error) = elector.release().await {
+            tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
+        }
+    });
+    (Leadership(leadership), task)
 }
 
 #[cfg(test)]
@@ -96,12 +221,33 @@ mod tests {
                      "renewTime": at(renewed), "acquireTime": at(100), "leaseTransitions": transitions}})
     }
 
-    async fn round(me: &str, now: i64, exchanges: Vec<(Method, &str, u16, Value)>) -> (bool, Vec<Value>) {
-        let exchanges = exchanges.into_iter().map(|(m, u, s, a)| (m, u.to_owned(), s, a)).collect();
-        let (client, server) = api_server_with_status(exchanges);
-        let elector = Elector::new(Api::namespaced(client, "manifold-system"), "manifold-operator", me);
-        let leads = elector.try_lead(at(now)).await.unwrap();
-        (leads, server.await.unwrap())
+    /// An elector for `me`, and the local clock's start.
+    struct Replica {
+        me: &'static str,
+        observed: Option<(Record, Instant)>,
+        start: Instant,
+    }
+
+    impl Replica {
+        fn new(me: &'static str) -> Self {
+            Replica { me, observed: None, start: Instant::now() }
+        }
+
+        /// One round `after` seconds on this replica's clock, `now` on the wall clock.
+        async fn round(
+            &mut self,
+            now: i64,
+            after: u64,
+            exchanges: Vec<(Method, &str, u16, Value)>,
+        ) -> (bool, Vec<Value>) {
+            let exchanges = exchanges.into_iter().map(|(m, u, s, a)| (m, u.to_owned(), s, a)).collect();
+            let (client, server) = api_server_with_status(exchanges);
+            let mut elector = Elector::new(Api::namespaced(client, "manifold-system"), "manifold-operator", self.me);
+            elector.observed = self.observed.take();
+            let leads = elector.try_lead(at(now), self.start + Duration::from_secs(after)).await.unwrap();
+            self.observed = elector.observed;
+            (leads, server.await.unwrap())
+        }
     }
 
     fn not_found() -> Value {
@@ -111,34 +257,38 @@ mod tests {
     #[tokio::test]
     async fn the_first_replica_creates_the_lease_and_leads() {
         let created = lease("operator-a", 1000, 0);
-        let (leads, bodies) = round(
-            "operator-a",
-            1000,
-            vec![(Method::GET, LEASE, 404, not_found()), (Method::POST, LEASES, 201, created)],
-        )
-        .await;
+        let (leads, bodies) = Replica::new("operator-a")
+            .round(1000, 0, vec![(Method::GET, LEASE, 404, not_found()), (Method::POST, LEASES, 201, created)])
+            .await;
         assert!(leads);
         assert_eq!(bodies[1]["spec"]["holderIdentity"], "operator-a");
         assert_eq!(bodies[1]["spec"]["leaseDurationSeconds"], 15);
     }
 
     #[tokio::test]
-    async fn a_fresh_lease_of_another_replica_is_left_alone() {
-        let (leads, _) = round("operator-b", 1010, vec![(Method::GET, LEASE, 200, lease("operator-a", 1000, 0))]).await;
-        assert!(!leads, "a's lease is 10 s old of 15: b follows, and writes nothing");
+    async fn a_lease_of_another_replica_is_left_alone_while_it_changes() {
+        let mut b = Replica::new("operator-b");
+        // Its renewTime says long ago: another machine's clock, not to be compared with ours.
+        let (leads, _) = b.round(5000, 0, vec![(Method::GET, LEASE, 200, lease("operator-a", 1000, 0))]).await;
+        assert!(!leads, "first seen now: fresh for 15 s on b's clock");
+        let (leads, _) = b.round(5010, 10, vec![(Method::GET, LEASE, 200, lease("operator-a", 1008, 0))]).await;
+        assert!(!leads, "a renewed it meanwhile");
+        let (leads, _) = b.round(5020, 20, vec![(Method::GET, LEASE, 200, lease("operator-a", 1016, 0))]).await;
+        assert!(!leads, "and again");
     }
 
     #[tokio::test]
     async fn the_leader_renews_its_lease() {
-        let (leads, bodies) = round(
-            "operator-a",
-            1005,
-            vec![
-                (Method::GET, LEASE, 200, lease("operator-a", 1000, 0)),
-                (Method::PUT, &format!("{LEASE}?"), 200, lease("operator-a", 1005, 0)),
-            ],
-        )
-        .await;
+        let (leads, bodies) = Replica::new("operator-a")
+            .round(
+                1005,
+                0,
+                vec![
+                    (Method::GET, LEASE, 200, lease("operator-a", 1000, 0)),
+                    (Method::PUT, &format!("{LEASE}?"), 200, lease("operator-a", 1005, 0)),
+                ],
+            )
+            .await;
         assert!(leads);
         assert_eq!(
             (bodies[1]["spec"]["renewTime"].as_str(), bodies[1]["spec"]["leaseTransitions"].as_i64()),
@@ -148,32 +298,65 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_lease_changes_leader_and_a_lost_race_follows() {
-        let (leads, bodies) = round(
-            "operator-b",
-            1020,
-            vec![
-                (Method::GET, LEASE, 200, lease("operator-a", 1000, 0)),
-                (Method::PUT, &format!("{LEASE}?"), 200, lease("operator-b", 1020, 1)),
-            ],
-        )
-        .await;
-        assert!(leads, "a stopped renewing 20 s ago: b takes over");
+    async fn a_lease_unchanged_for_its_duration_changes_leader_and_a_lost_race_follows() {
+        let mut b = Replica::new("operator-b");
+        let stale = || (Method::GET, LEASE, 200, lease("operator-a", 1000, 0));
+        assert!(!b.round(1000, 0, vec![stale()]).await.0);
+        assert!(!b.round(1014, 14, vec![stale()]).await.0, "14 s unchanged: not yet");
+        let (leads, bodies) = b
+            .round(1016, 16, vec![stale(), (Method::PUT, &format!("{LEASE}?"), 200, lease("operator-b", 1016, 1))])
+            .await;
+        assert!(leads, "a stopped renewing 16 s ago on b's clock: b takes over");
         assert_eq!(
             (bodies[1]["spec"]["holderIdentity"].as_str(), bodies[1]["spec"]["leaseTransitions"].as_i64()),
             (Some("operator-b"), Some(1))
         );
 
         let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified"});
-        let (leads, _) = round(
-            "operator-c",
-            1020,
-            vec![
-                (Method::GET, LEASE, 200, lease("operator-a", 1000, 0)),
-                (Method::PUT, &format!("{LEASE}?"), 409, conflict),
-            ],
-        )
-        .await;
+        let mut c = Replica::new("operator-c");
+        assert!(!c.round(1000, 0, vec![stale()]).await.0);
+        let (leads, _) = c.round(1016, 16, vec![stale(), (Method::PUT, &format!("{LEASE}?"), 409, conflict)]).await;
         assert!(!leads, "c raced b for the same expired lease and lost");
+    }
+
+    #[tokio::test]
+    async fn a_released_lease_is_taken_at_once_and_only_its_holder_releases() {
+        let released = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "manifold-operator", "namespace": "manifold-system", "resourceVersion": "8"},
+            "spec": {"leaseDurationSeconds": 1, "renewTime": at(1000), "leaseTransitions": 0}});
+        let (leads, bodies) = Replica::new("operator-b")
+            .round(
+                1001,
+                0,
+                vec![
+                    (Method::GET, LEASE, 200, released),
+                    (Method::PUT, &format!("{LEASE}?"), 200, lease("operator-b", 1001, 1)),
+                ],
+            )
+            .await;
+        assert!(leads, "no holder: no need to wait");
+        assert_eq!(bodies[1]["spec"]["holderIdentity"], "operator-b");
+
+        let (client, server) = api_server_with_status(vec![
+            (Method::GET, LEASE.into(), 200, lease("operator-a", 1000, 0)),
+            (Method::PUT, format!("{LEASE}?"), 200, lease("operator-a", 1000, 0)),
+        ]);
+        Elector::new(Api::namespaced(client, "manifold-system"), "manifold-operator", "operator-a")
+            .release()
+            .await
+            .unwrap();
+        let bodies = server.await.unwrap();
+        assert_eq!(
+            (bodies[1]["spec"].get("holderIdentity"), bodies[1]["spec"]["leaseDurationSeconds"].as_i64()),
+            (None, Some(1))
+        );
+
+        let (client, server) =
+            api_server_with_status(vec![(Method::GET, LEASE.into(), 200, lease("operator-a", 1000, 0))]);
+        Elector::new(Api::namespaced(client, "manifold-system"), "manifold-operator", "operator-b")
+            .release()
+            .await
+            .unwrap();
+        server.await.unwrap();
     }
 }

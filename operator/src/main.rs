@@ -15,7 +15,7 @@ fn main() {
                 )
                 .init();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-            match runtime.block_on(manifold_operator::run::run(run)) {
+            match runtime.block_on(manifold_operator::run::run(run, manifold_operator::run::shutdown_signal())) {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("error: {error:#}");

@@ -10,14 +10,21 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use manifold_api::config::{RemoteUpstream, Transport, Upstream};
+use manifold_api::egress::Egress;
 use manifold_api::outcome::Verdict;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
 
+use crate::documents::{Guarded, refused_literal};
+
 /// How long one probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many servers are probed at once.
+const PROBES_AT_ONCE: usize = 16;
 /// How often a healthy server is asked again.
 pub const RECHECK: Duration = Duration::from_secs(300);
 
@@ -37,10 +44,16 @@ pub enum Failure {
     ProtocolError(String),
 }
 
-/// Asks one remote MCP server what it offers.
-pub async fn probe(remote: &RemoteUpstream) -> Result<Offered, Failure> {
+/// Asks one remote MCP server what it offers, within the egress rules: link-local and
+/// cloud-metadata addresses are not connected to (unless allowed), and redirects are not
+/// followed (one to such an address would get around the rule).
+pub async fn probe(remote: &RemoteUpstream, egress: Egress) -> Result<Offered, Failure> {
     if remote.transport == Transport::Sse {
         return Err(Failure::ProtocolError("legacy SSE servers are not probed".into()));
+    }
+    let url = url::Url::parse(&remote.url).map_err(|e| Failure::ProtocolError(format!("invalid URL: {e}")))?;
+    if let Some(why) = refused_literal(egress, &url) {
+        return Err(Failure::Unreachable(format!("`{}` is {why}", remote.url)));
     }
     let mut headers = reqwest::header::HeaderMap::new();
     for header in &remote.headers {
@@ -53,6 +66,8 @@ pub async fn probe(remote: &RemoteUpstream) -> Result<Offered, Failure> {
         headers.insert(name, value);
     }
     let http = reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(Guarded(egress)))
+        .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
         .timeout(PROBE_TIMEOUT)
         .build()
@@ -162,6 +177,7 @@ pub fn ready(result: &Result<Offered, Failure>) -> Verdict {
 /// Probe results, by (namespace, name), asked again on a schedule.
 #[derive(Default)]
 pub struct Prober {
+    egress: Egress,
     results: BTreeMap<(String, String), Probed>,
 }
 
@@ -185,6 +201,10 @@ impl Probed {
 }
 
 impl Prober {
+    pub fn new(egress: Egress) -> Self {
+        Prober { egress, results: BTreeMap::new() }
+    }
+
     /// Whether some server is due to be asked again at `now`.
     pub fn due(&self, now: Instant) -> bool {
         self.results.values().any(|p| p.next() <= now)
@@ -208,7 +228,16 @@ impl Prober {
             .filter(|(key, upstream)| self.results.get(**key).is_none_or(|p| p.asked != ***upstream || p.next() <= now))
             .map(|(key, upstream)| (*key, *upstream))
             .collect();
-        let asked = futures::future::join_all(stale.iter().map(|(_, upstream)| probe(upstream))).await;
+        let egress = self.egress;
+        // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
+        let probes: Vec<_> = stale
+            .iter()
+            .map(|(_, upstream)| {
+                let upstream = (*upstream).clone();
+                async move { probe(&upstream, egress).await }
+            })
+            .collect();
+        let asked: Vec<_> = futures::stream::iter(probes).buffered(PROBES_AT_ONCE).collect().await;
         for ((key, upstream), result) in stale.into_iter().zip(asked) {
             let previous = self.results.get(key);
             changed |= previous.map(|p| &p.result) != Some(&result);
@@ -249,7 +278,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(manifold_samples::serve(manifold_samples::Sample::Math, listener));
-        let offered = probe(&remote(format!("http://{address}{}", manifold_samples::MCP_PATH))).await.unwrap();
+        let offered =
+            probe(&remote(format!("http://{address}{}", manifold_samples::MCP_PATH)), Egress::default()).await.unwrap();
         let mut tools = offered.tools.clone();
         tools.sort();
         assert_eq!(tools, ["about", "add", "multiply"]);
@@ -259,8 +289,16 @@ mod tests {
     #[tokio::test]
     async fn failures_say_why() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let unreachable = probe(&remote(format!("http://{closed}/mcp"))).await.unwrap_err();
+        let unreachable = probe(&remote(format!("http://{closed}/mcp")), Egress::default()).await.unwrap_err();
         assert!(matches!(unreachable, Failure::Unreachable(_)), "{unreachable:?}");
+        let metadata = probe(&remote("http://169.254.169.254/mcp".into()), Egress::default()).await.unwrap_err();
+        assert_eq!(
+            metadata,
+            Failure::Unreachable(
+                "`http://169.254.169.254/mcp` is a link-local or cloud-metadata address (allow with --allow-link-local-upstreams)"
+                    .into()
+            )
+        );
 
         let app = axum::Router::new()
             .route("/locked", axum::routing::post(|| async { (axum::http::StatusCode::UNAUTHORIZED, "no") }))
@@ -268,9 +306,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let locked = probe(&remote(format!("http://{address}/locked"))).await.unwrap_err();
+        let locked = probe(&remote(format!("http://{address}/locked")), Egress::default()).await.unwrap_err();
         assert!(matches!(locked, Failure::Unauthorized(_)), "{locked:?}");
-        let teapot = probe(&remote(format!("http://{address}/teapot"))).await.unwrap_err();
+        let teapot = probe(&remote(format!("http://{address}/teapot")), Egress::default()).await.unwrap_err();
         assert!(matches!(teapot, Failure::ProtocolError(_)), "{teapot:?}");
         assert_eq!((ready(&Err(teapot)).reason.as_str()), "ProtocolError");
     }

@@ -1,14 +1,15 @@
-//! Publishing: a compiled config in, the gateway-config Secrets out, written with server-side
-//! apply. Only shards whose bytes changed are applied (each carries the hash of its own
+//! Publishing: a compiled config's shards in, the gateway-config Secrets out, written with
+//! server-side apply. Only shards whose bytes changed are applied (each carries the hash of its own
 //! bytes), and shards past the new count are deleted, so an unchanged world costs no write
 //! and an edit in one tenant rewrites one shard.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use manifold_api::GatewayConfig;
 use manifold_api::publish::{
-    GENERATION_ANNOTATION, RELEASE_LABEL, SHARD_ANNOTATION, SHARD_HASH_ANNOTATION, secrets, shard_name,
+    GENERATION_ANNOTATION, RELEASE_LABEL, SHARD_ANNOTATION, SHARD_HASH_ANNOTATION, shard_name,
 };
+
+use crate::leader::Leadership;
 
 /// The field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "manifold-operator";
@@ -26,28 +27,37 @@ pub struct Published {
     pub bytes: usize,
 }
 
-/// Why a config could not be published.
+/// Why a reconcile stopped before it was done.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// One tenant's routes do not fit in a Secret.
-    #[error("{0}")]
-    TooLarge(String),
+    /// This replica lost the Lease: another one writes now.
+    #[error("this replica no longer leads")]
+    NotLeading,
     /// The API server refused or could not be reached.
-    #[error("writing the gateway config: {0}")]
+    #[error("talking to the API server: {0}")]
     Api(#[from] kube::Error),
 }
 
-/// Publishes `config` for `release` through `api` (namespaced to the gateway's namespace).
-pub async fn publish(api: &Api<Secret>, release: &str, config: &GatewayConfig) -> Result<Published, PublishError> {
-    let namespace = api.namespace().unwrap_or("default").to_owned();
-    let wanted = secrets(config, release, &namespace).map_err(PublishError::TooLarge)?;
+/// Fails once this replica no longer leads: asked before every write.
+pub fn still_leading(leadership: &Leadership) -> Result<(), PublishError> {
+    if leadership.leads() { Ok(()) } else { Err(PublishError::NotLeading) }
+}
+
+/// Publishes the shards `wanted` (in order) for `release` through `api` (namespaced to the
+/// gateway's namespace), while `leadership` holds.
+pub async fn publish(
+    api: &Api<Secret>,
+    release: &str,
+    wanted: &[Secret],
+    leadership: &Leadership,
+) -> Result<Published, PublishError> {
     let selector = format!("{RELEASE_LABEL}={release}");
     let existing = api.list_metadata(&ListParams::default().labels(&selector)).await?;
     let annotation = |annotations: Option<&'_ std::collections::BTreeMap<String, String>>, key: &str| {
         annotations.and_then(|a| a.get(key)).cloned()
     };
     let mut published = Published::default();
-    for secret in &wanted {
+    for secret in wanted {
         let name = secret.metadata.name.clone().expect("shards are named");
         published.bytes += secret.data.as_ref().map_or(0, |d| d.values().map(|v| v.0.len()).sum());
         let current = existing.items.iter().find(|s| s.metadata.name.as_deref() == Some(&name));
@@ -63,6 +73,7 @@ pub async fn publish(api: &Api<Secret>, release: &str, config: &GatewayConfig) -
             continue;
         }
         // k8s-openapi writes `apiVersion` and `kind`, as an apply patch needs.
+        still_leading(leadership)?;
         api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret)).await?;
         published.applied += 1;
     }
@@ -75,6 +86,7 @@ pub async fn publish(api: &Api<Secret>, release: &str, config: &GatewayConfig) -
         .collect();
     stale.sort();
     for name in stale.iter().rev() {
+        still_leading(leadership)?;
         api.delete(name, &DeleteParams::default()).await?;
         published.deleted += 1;
     }
@@ -84,7 +96,9 @@ pub async fn publish(api: &Api<Secret>, release: &str, config: &GatewayConfig) -
 #[cfg(test)]
 mod tests {
     use http::Method;
+    use manifold_api::GatewayConfig;
     use manifold_api::config::{AuthnConfig, RouteConfig};
+    use manifold_api::publish::secrets;
     use serde_json::json;
 
     use super::*;
@@ -115,7 +129,8 @@ mod tests {
         let exchanges = exchanges.into_iter().map(|(m, u, a)| (m, u.to_owned(), a)).collect();
         let (client, server) = crate::testing::api_server(exchanges);
         let api: Api<Secret> = Api::namespaced(client, "manifold-system");
-        let published = publish(&api, "manifold", config).await.unwrap();
+        let shards = secrets(config, "manifold", "manifold-system").unwrap();
+        let published = publish(&api, "manifold", &shards, &Leadership::always()).await.unwrap();
         (published, server.await.unwrap())
     }
 

@@ -14,15 +14,16 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use manifold_api::compile::{Inputs, Unreadable, compile};
 use manifold_api::config::Upstream;
-use manifold_api::outcome::condition::{PARTIALLY_INVALID, PROGRAMMED};
+use manifold_api::outcome::condition::{ACCEPTED, PARTIALLY_INVALID, PROGRAMMED};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
-use manifold_api::publish::RELEASE_LABEL;
+use manifold_api::publish::{GENERATION_ANNOTATION, RELEASE_LABEL, SHARD_HASH_ANNOTATION, TooLarge, secrets};
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
 
+use crate::leader::Leadership;
 use crate::probe::{self, Prober};
 use crate::programmed::{self, Replica};
-use crate::publish::{PublishError, Published, publish};
+use crate::publish::{PublishError, Published, publish, still_leading};
 use crate::status::{patch_route, patch_server, route_status, server_status};
 
 /// What the watches hold.
@@ -149,13 +150,24 @@ pub struct Reconciler {
     namespace: String,
     /// Where clients reach the gateways (a route's `status.url` is this and its path).
     pub gateway_url: String,
+    /// Asked before every write: only the leader writes.
+    pub leadership: Leadership,
     /// The config the gateways serve (compile keeps invalid routes at their last valid version).
     served: Option<GatewayConfig>,
     /// Whether what was already published has been read (see `load_published`).
     loaded: bool,
-    /// The status last written to each object: until the watch shows it, the object's own
-    /// copy is older, and writing the same again would be a write for nothing.
-    written: BTreeMap<ObjectRef, serde_json::Value>,
+    /// The highest generation known to be published: generations only go up, even after a
+    /// publish was cut short or the Secrets were deleted.
+    floor: u64,
+    /// Each shard as last published (name, shard hash): what the Secret watch is compared with.
+    shards: BTreeMap<String, String>,
+    /// Whether the published Secrets must be checked against the config even though its
+    /// hash did not move (one was changed or deleted behind this replica's back).
+    verify: bool,
+    /// The status last written to each object (and the object's uid): until the watch shows
+    /// it, the object's own copy is older, and writing the same again would be a write for
+    /// nothing.
+    written: BTreeMap<ObjectRef, (Option<String>, serde_json::Value)>,
     /// Records Kubernetes Events on condition transitions.
     events: Recorder,
     /// What each usable server offers as (tools, resources, prompts), and its tool names.
@@ -184,6 +196,8 @@ pub struct Report {
     pub published: Option<Published>,
     /// Status writes.
     pub statuses: usize,
+    /// Status writes the API server refused (each logged): reconcile again soon.
+    pub failed: usize,
     /// How long compile took.
     pub compile: std::time::Duration,
     /// Served routes not Programmed yet: reconcile again soon to see the replicas catch up.
@@ -201,8 +215,12 @@ impl Reconciler {
             release: release.into(),
             namespace: namespace.into(),
             gateway_url: format!("http://{release}-gateway.{namespace}.svc:8080"),
+            leadership: Leadership::always(),
             served: None,
             loaded: false,
+            floor: 0,
+            shards: BTreeMap::new(),
+            verify: false,
             written: BTreeMap::new(),
             events,
             changed_in: BTreeMap::new(),
@@ -229,7 +247,76 @@ impl Reconciler {
         let Compiled { config, mut outcomes, servers } =
             compile(&world.inputs(probes.discovered()), self.served.as_ref());
         let compile_time = started.elapsed();
-        let offered = offers(&servers, probes);
+        let (config, shards, too_large) = self.fit(config);
+        for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
+            if let Some(error) = too_large.get(&outcome.object.namespace) {
+                let (namespace, name) = (&outcome.object.namespace, &outcome.object.name);
+                let kept = config.routes.iter().any(|r| r.namespace == *namespace && r.name == *name);
+                refuse_too_large(outcome, error, kept);
+            }
+        }
+        self.judge_servers(&mut outcomes, &servers, probes);
+        self.track_changes(&config);
+        let (pending, programmed_after) = self.judge_programmed(&mut outcomes, replicas);
+
+        let changed = self.served.as_ref().map(|c| &c.hash) != Some(&config.hash);
+        let published = if changed || self.verify {
+            // Raised first: should this publish be cut short, the next one goes on above it.
+            self.floor = self.floor.max(config.generation);
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+            let published = publish(&api, &self.release, &shards, &self.leadership).await?;
+            self.shards = shard_hashes(&shards);
+            self.verify = false;
+            Some(published)
+        } else {
+            None
+        };
+        let generation = config.generation;
+        self.served = Some(config);
+        let (statuses, failed) = self.write_statuses(world, &outcomes, now).await?;
+        // Objects gone, or shown with what was written: nothing to remember for them.
+        self.written.retain(|object, _| outcomes.iter().any(|o| o.object == *object));
+
+        Ok(Report { generation, published, statuses, failed, compile: compile_time, pending, programmed_after })
+    }
+
+    /// `config` as shards, with its generation above every one published before. A tenant
+    /// whose routes alone are too large for a Secret keeps what the gateways serve for it
+    /// now (else nothing), and is returned: its routes say so, and everyone else's are
+    /// published.
+    fn fit(&self, mut config: GatewayConfig) -> (GatewayConfig, Vec<Secret>, BTreeMap<String, TooLarge>) {
+        let mut too_large: BTreeMap<String, TooLarge> = BTreeMap::new();
+        loop {
+            if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) && config.generation <= self.floor {
+                config.generation = self.floor + 1;
+            }
+            let error = match secrets(&config, &self.release, &self.namespace) {
+                Ok(shards) => return (config, shards, too_large),
+                Err(error) => error,
+            };
+            let tenant = error.namespace.clone();
+            // Once only: should even what is served not fit any more, the tenant gets nothing.
+            let kept: Vec<_> = match too_large.contains_key(&tenant) {
+                false => {
+                    self.served.iter().flat_map(|c| &c.routes).filter(|r| r.namespace == tenant).cloned().collect()
+                }
+                true => Vec::new(),
+            };
+            let mut routes: Vec<_> = config.routes.into_iter().filter(|r| r.namespace != tenant).chain(kept).collect();
+            routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            config = GatewayConfig::new(routes, self.served.as_ref());
+            too_large.insert(tenant, error);
+        }
+    }
+
+    /// Adds each McpServer's `Ready` condition, and notes what the servers offer.
+    fn judge_servers(
+        &mut self,
+        outcomes: &mut [Outcome],
+        servers: &BTreeMap<(String, String), Upstream>,
+        probes: &Prober,
+    ) {
+        let offered = offers(servers, probes);
         self.tool_names = servers
             .iter()
             .filter_map(|(key, upstream)| match upstream {
@@ -253,7 +340,15 @@ impl Reconciler {
             });
         }
         self.offered = offered;
-        self.track_changes(&config);
+    }
+
+    /// Adds each McpRoute's `Programmed` condition; returns how many served routes are not
+    /// Programmed yet, and how long those that just became Programmed took.
+    fn judge_programmed(
+        &mut self,
+        outcomes: &mut [Outcome],
+        replicas: &[Replica],
+    ) -> (usize, Vec<std::time::Duration>) {
         let (mut pending, mut programmed_after) = (0, Vec::new());
         for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
             let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
@@ -275,77 +370,85 @@ impl Reconciler {
                 },
             });
         }
-        let published = if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) {
-            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-            Some(publish(&secrets, &self.release, &config).await?)
-        } else {
-            None
-        };
-        let generation = config.generation;
-        self.served = Some(config);
-        let statuses = self.write_statuses(world, &outcomes, now).await?;
-
-        Ok(Report { generation, published, statuses, compile: compile_time, pending, programmed_after })
+        (pending, programmed_after)
     }
 
-    async fn write_statuses(&mut self, world: &World, outcomes: &[Outcome], now: &Time) -> Result<usize, PublishError> {
-        let mut written = 0;
+    /// Writes the statuses that changed; returns how many were written and how many the API
+    /// server refused (logged; one object's refusal stops no one else's status).
+    async fn write_statuses(
+        &mut self,
+        world: &World,
+        outcomes: &[Outcome],
+        now: &Time,
+    ) -> Result<(usize, usize), PublishError> {
+        let (mut written, mut failed) = (0, 0);
         for outcome in outcomes {
             let object = &outcome.object;
-            let (namespace, name) = (&outcome.object.namespace, &outcome.object.name);
-            let matches = |ns: Option<String>, n: String| ns.as_deref() == Some(namespace.as_str()) && n == *name;
-            match outcome.object.kind {
+            let (namespace, name) = (&object.namespace, &object.name);
+            let key = (namespace.clone(), name.clone());
+            let same = |meta: &kube::core::ObjectMeta| {
+                meta.namespace.as_deref() == Some(namespace.as_str()) && meta.name.as_deref() == Some(name.as_str())
+            };
+            let shown_before = self.last_written(object);
+            // An object whose fields do not parse is not in the world: its status can still say why.
+            let (patched, uid, value, regarding, shown, conditions) = match object.kind {
                 Kind::McpServer => {
-                    let Some(server) = world.servers.iter().find(|s| matches(s.namespace(), s.name_any())) else {
-                        // Unreadable: its status can still say why.
-                        let shown_before = self.last_written(object);
-                        if let Some(status) = server_status(outcome, None, None, now)
-                            && self.first_time(object, &status)
-                        {
-                            patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                            self.record(&reference(object), &shown_before, Vec::new(), &status.conditions).await;
-                            written += 1;
-                        }
-                        continue;
-                    };
-                    let shown_before = self.last_written(object);
-                    let key = (namespace.clone(), name.clone());
+                    let server = world.servers.iter().find(|s| same(s.meta()));
+                    let current = server.and_then(|s| s.status.as_ref());
                     let counts = self.offered.get(&key).copied();
-                    if let Some(status) = server_status(outcome, server.status.as_ref(), counts, now)
-                        && self.first_time(object, &status)
-                    {
-                        patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                        let shown = server.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-                        self.record(&server.object_ref(&()), &shown_before, shown, &status.conditions).await;
-                        written += 1;
+                    let Some(status) = server_status(outcome, current, counts, now) else { continue };
+                    let uid = server.and_then(|s| s.meta().uid.clone());
+                    let value = serde_json::to_value(&status).expect("statuses serialize");
+                    if !self.differs(object, uid.as_deref(), &value) {
+                        continue;
                     }
+                    still_leading(&self.leadership)?;
+                    let patched = patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await;
+                    let regarding = server.map_or_else(|| reference(object), |s| s.object_ref(&()));
+                    let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
+                    (patched, uid, value, regarding, shown, status.conditions)
                 }
                 Kind::McpRoute => {
-                    let Some(route) = world.routes.iter().find(|r| matches(r.namespace(), r.name_any())) else {
-                        let shown_before = self.last_written(object);
-                        if let Some(status) = route_status(outcome, None, None, &self.gateway_url, now)
-                            && self.first_time(object, &status)
-                        {
-                            patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                            self.record(&reference(object), &shown_before, Vec::new(), &status.conditions).await;
-                            written += 1;
-                        }
+                    let route = world.routes.iter().find(|r| same(r.meta()));
+                    let current = route.and_then(|r| r.status.as_ref());
+                    let served = self.served_path(namespace, name);
+                    let tools = self.visible_tools(namespace, name);
+                    let Some(status) = route_status(outcome, current, served, tools, &self.gateway_url, now) else {
                         continue;
                     };
-                    let shown_before = self.last_written(object);
-                    let tools = self.visible_tools(namespace, name);
-                    if let Some(status) = route_status(outcome, route.status.as_ref(), tools, &self.gateway_url, now)
-                        && self.first_time(object, &status)
-                    {
-                        patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await?;
-                        let shown = route.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-                        self.record(&route.object_ref(&()), &shown_before, shown, &status.conditions).await;
-                        written += 1;
+                    let uid = route.and_then(|r| r.meta().uid.clone());
+                    let value = serde_json::to_value(&status).expect("statuses serialize");
+                    if !self.differs(object, uid.as_deref(), &value) {
+                        continue;
                     }
+                    still_leading(&self.leadership)?;
+                    let patched = patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await;
+                    let regarding = route.map_or_else(|| reference(object), |r| r.object_ref(&()));
+                    let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
+                    (patched, uid, value, regarding, shown, status.conditions)
+                }
+            };
+            match patched {
+                Ok(()) => {
+                    self.written.insert(object.clone(), (uid, value));
+                    self.record(&regarding, &shown_before, shown, &conditions).await;
+                    written += 1;
+                }
+                // Deleted meanwhile: its watch event follows.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => {
+                    tracing::warn!(%object, %error, "cannot write the status; retrying soon");
+                    failed += 1;
                 }
             }
         }
-        Ok(written)
+        Ok((written, failed))
+    }
+
+    /// The path the gateways serve a route at, if they serve it.
+    fn served_path(&self, namespace: &str, name: &str) -> Option<&str> {
+        let routes = &self.served.as_ref()?.routes;
+        routes.iter().find(|r| r.namespace == namespace && r.name == name).map(|r| r.path.as_str())
     }
 
     /// How many tools a client of the route sees, when every mount's tools are known.
@@ -365,8 +468,18 @@ impl Reconciler {
     pub fn forget(&mut self) {
         self.loaded = false;
         self.served = None;
+        self.shards.clear();
         self.written.clear();
         self.changed_in.clear();
+    }
+
+    /// A config Secret changed (`shard_hash` is its shard-hash annotation, None when it was
+    /// deleted): whether that is not what this replica published, in which case the next
+    /// reconcile checks the Secrets and writes what is missing or wrong.
+    pub fn shard_changed(&mut self, name: &str, shard_hash: Option<&str>) -> bool {
+        let differs = self.shards.get(name).map(String::as_str) != shard_hash;
+        self.verify |= differs;
+        differs
     }
 
     /// Reads what is published already (by another replica, or by this operator before a
@@ -376,6 +489,16 @@ impl Reconciler {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let selector = format!("{RELEASE_LABEL}={}", self.release);
         let listed = secrets.list(&ListParams::default().labels(&selector)).await?;
+        let annotation = |secret: &Secret, key: &str| secret.metadata.annotations.as_ref()?.get(key).cloned();
+        // Even shards of a publish cut short count: generations go on above them.
+        let highest =
+            listed.items.iter().filter_map(|s| annotation(s, GENERATION_ANNOTATION)?.parse::<u64>().ok()).max();
+        self.floor = self.floor.max(highest.unwrap_or(0));
+        self.shards = listed
+            .items
+            .iter()
+            .filter_map(|s| Some((s.metadata.name.clone()?, annotation(s, SHARD_HASH_ANNOTATION)?)))
+            .collect();
         match manifold_api::publish::assemble(&listed.items) {
             Ok(config) => {
                 let now = std::time::Instant::now();
@@ -387,7 +510,7 @@ impl Reconciler {
                 self.served = Some(config);
             }
             Err(manifold_api::publish::AssembleError::Missing) => {}
-            Err(error) => tracing::warn!(%error, "the published config cannot be read; starting afresh"),
+            Err(error) => tracing::warn!(%error, "the published config cannot be read; publishing it anew"),
         }
         self.loaded = true;
         Ok(())
@@ -449,10 +572,9 @@ impl Reconciler {
         }
     }
 
-    /// Whether `status` differs from what was last written to `object`, timestamps aside
-    /// (and remembers it).
-    fn first_time(&mut self, object: &ObjectRef, status: &impl serde::Serialize) -> bool {
-        let value = serde_json::to_value(status).expect("statuses serialize");
+    /// Whether `status` differs from what was last written to this `object` (the same uid),
+    /// timestamps aside.
+    fn differs(&self, object: &ObjectRef, uid: Option<&str>, status: &serde_json::Value) -> bool {
         let untimed = |value: &serde_json::Value| {
             let mut value = value.clone();
             for condition in value["conditions"].as_array_mut().into_iter().flatten() {
@@ -460,17 +582,41 @@ impl Reconciler {
             }
             value
         };
-        if self.written.get(object).map(untimed) == Some(untimed(&value)) {
-            return false;
+        match self.written.get(object) {
+            Some((written_uid, written)) => written_uid.as_deref() != uid || untimed(written) != untimed(status),
+            None => true,
         }
-        self.written.insert(object.clone(), value);
-        true
     }
 
     /// The conditions last written to `object`, if any.
     fn last_written(&self, object: &ObjectRef) -> Option<Vec<Condition>> {
-        let conditions = self.written.get(object)?.get("conditions")?.clone();
+        let conditions = self.written.get(object)?.1.get("conditions")?.clone();
         serde_json::from_value(conditions).ok()
+    }
+}
+
+/// Each shard's name and the hash of its bytes.
+fn shard_hashes(shards: &[Secret]) -> BTreeMap<String, String> {
+    shards
+        .iter()
+        .filter_map(|s| {
+            Some((s.metadata.name.clone()?, s.metadata.annotations.as_ref()?.get(SHARD_HASH_ANNOTATION)?.clone()))
+        })
+        .collect()
+}
+
+/// A route of a tenant too large to publish: not Accepted, whatever compile said.
+fn refuse_too_large(outcome: &mut Outcome, error: &TooLarge, kept: bool) {
+    let kept = if kept { " (the version the gateways served before stays)" } else { "" };
+    let refused = Verdict {
+        type_: ACCEPTED.into(),
+        status: false,
+        reason: "TooLarge".into(),
+        message: format!("{error}: split this namespace's routes, or make them smaller{kept}"),
+    };
+    match outcome.conditions.iter_mut().find(|c| c.type_ == ACCEPTED) {
+        Some(accepted) => *accepted = refused,
+        None => outcome.conditions.insert(0, refused),
     }
 }
 
@@ -481,7 +627,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::testing::api_server;
+    use crate::testing::{api_server, api_server_with_status};
 
     fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
         serde_json::from_value(value).unwrap()
@@ -515,8 +661,9 @@ mod tests {
     }
 
     fn status_of(kind: &str, name: &str, answer: Value) -> (Method, String, Value) {
-        let uri =
-            format!("/apis/manifold.dev/v1alpha1/namespaces/acme/{kind}/{name}/status?&fieldManager=manifold-operator");
+        let uri = format!(
+            "/apis/manifold.dev/v1alpha1/namespaces/acme/{kind}/{name}/status?&force=true&fieldManager=manifold-operator"
+        );
         (Method::PATCH, uri, answer)
     }
 
@@ -552,6 +699,7 @@ mod tests {
         if let Some(previous) = reconciler.take() {
             (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
             (fresh.offered, fresh.tool_names, fresh.loaded) = (previous.offered, previous.tool_names, previous.loaded);
+            (fresh.floor, fresh.shards, fresh.verify) = (previous.floor, previous.shards, previous.verify);
         }
         let report = fresh.reconcile(world, replicas, &Prober::default(), &now()).await.unwrap();
         *reconciler = Some(fresh);
@@ -886,6 +1034,182 @@ mod tests {
         let refused = condition(&bodies[4], "Accepted");
         assert_eq!((refused["status"].as_str(), refused["reason"].as_str()), (Some("False"), Some("PathConflict")));
         assert!(refused["message"].as_str().unwrap().contains("acme/first"), "{refused}");
+        assert_eq!(bodies[3]["status"]["url"], "http://manifold-gateway.manifold-system.svc:8080/shared/mcp");
+        let (path, url) = (bodies[4]["status"].get("path"), bodies[4]["status"].get("url"));
+        assert_eq!((path, url), (None, None), "the path is the older route's: the newer is reached nowhere");
+    }
+
+    /// An McpServer of `namespace` sending a header whose value is `value`, read from a Secret.
+    fn keyed_world(namespace: &str, value: String) -> (McpServer, McpRoute, Secret) {
+        let server = object(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "weather", "namespace": namespace, "generation": 1},
+            "spec": {"remote": {"url": "http://weather:8080/mcp", "headers": [{"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "key", "key": "k"}}}]}}}));
+        let route = object(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
+            "metadata": {"name": "store", "namespace": namespace, "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"authentication": {"allowAnonymous": true}, "mounts": [{"server": "weather"}]}}));
+        let secret = object(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "key", "namespace": namespace}, "stringData": {"k": value}}));
+        (server, route, secret)
+    }
+
+    #[tokio::test]
+    async fn a_tenant_too_large_for_a_secret_is_refused_and_the_others_are_published() {
+        // 2.5 MB that compresses to about 1.5 MB: globex's route alone cannot fit in a Secret.
+        let mut seed = 7u64;
+        let noise: String = (0..2_500_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + u8::try_from((seed >> 33) % 26).unwrap())
+            })
+            .collect();
+        let (acme_server, acme_route, acme_key) = keyed_world("acme", "small".into());
+        let (globex_server, globex_route, globex_key) = keyed_world("globex", noise);
+        let world = World {
+            servers: vec![acme_server.clone(), globex_server.clone()],
+            routes: vec![acme_route.clone(), globex_route.clone()],
+            secrets: vec![acme_key, globex_key],
+            ..World::default()
+        };
+        let status_in = |namespace: &str, kind: &str, name: &str, answer: Value| {
+            let uri = format!(
+                "/apis/manifold.dev/v1alpha1/namespaces/{namespace}/{kind}/{name}/status?&force=true&fieldManager=manifold-operator"
+            );
+            (Method::PATCH, uri, answer)
+        };
+        let event = |namespace: &str| {
+            (Method::POST, format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events?"), json!({}))
+        };
+        let mut reconciler = None;
+        let (report, bodies) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_in("acme", "mcpservers", "weather", serde_json::to_value(&acme_server).unwrap()),
+                status_in("globex", "mcpservers", "weather", serde_json::to_value(&globex_server).unwrap()),
+                status_in("acme", "mcproutes", "store", serde_json::to_value(&acme_route).unwrap()),
+                status_in("globex", "mcproutes", "store", serde_json::to_value(&globex_route).unwrap()),
+                event("globex"),
+            ],
+        )
+        .await;
+        assert_eq!(report.generation, 1);
+        let published: Secret = serde_json::from_value(bodies[1].clone()).unwrap();
+        let config = manifold_api::publish::assemble([&published]).unwrap();
+        assert_eq!(config.routes.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/acme/store/mcp"]);
+        assert_eq!(condition(&bodies[4], "Accepted")["status"], "True");
+        let refused = condition(&bodies[5], "Accepted");
+        assert_eq!((refused["status"].as_str(), refused["reason"].as_str()), (Some("False"), Some("TooLarge")));
+        assert!(
+            refused["message"].as_str().unwrap().starts_with("the routes of namespace globex compress to "),
+            "{refused}"
+        );
+        assert_eq!(bodies[5]["status"].get("url"), None, "not served");
+        assert_eq!(
+            (bodies[6]["reason"].as_str(), bodies[6]["regarding"]["namespace"].as_str()),
+            (Some("TooLarge"), Some("globex"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_status_write_is_tried_again_and_a_recreated_object_gets_its_status() {
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let uri = |kind: &str, name: &str| {
+            format!(
+                "/apis/manifold.dev/v1alpha1/namespaces/acme/{kind}/{name}/status?&force=true&fieldManager=manifold-operator"
+            )
+        };
+        let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "etcd is slow"});
+        let (client, server) = api_server_with_status(vec![
+            (Method::GET, LIST.into(), 200, list().2),
+            (Method::GET, LIST.into(), 200, list().2),
+            (Method::PATCH, APPLY.into(), 200, json!({})),
+            (Method::PATCH, uri("mcpservers", "weather"), 503, unavailable),
+            (Method::PATCH, uri("mcproutes", "store"), 200, answers[1].clone()),
+        ]);
+        let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
+        let report = fresh.reconcile(&world, &[], &Prober::default(), &now()).await.unwrap();
+        server.await.unwrap();
+        assert_eq!((report.statuses, report.failed), (1, 1), "one refusal stops no other status");
+        let mut reconciler = Some(fresh);
+        let (report, _) =
+            reconcile(&mut reconciler, &world, vec![status_of("mcpservers", "weather", answers[0].clone())]).await;
+        assert_eq!((report.statuses, report.failed), (1, 0), "the refused one is written next time");
+        let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
+        assert_eq!(report.statuses, 0);
+
+        // The route is deleted and created again under the same name, at the same generation.
+        let mut again = world.clone();
+        again.routes[0].metadata.uid = Some("another".into());
+        let (report, _) =
+            reconcile(&mut reconciler, &again, vec![status_of("mcproutes", "store", answers[1].clone())]).await;
+        assert_eq!(report.statuses, 1, "a new object: its status is new");
+    }
+
+    #[tokio::test]
+    async fn generations_go_on_above_a_publish_cut_short() {
+        // Shard 0 of 2 at generation 7 survived; shard 1 never came.
+        let valid = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let mut cut = compile(&valid.inputs(BTreeMap::new()), None).config;
+        cut.generation = 7;
+        let mut shard = manifold_api::publish::secrets(&cut, "manifold", "manifold-system").unwrap().remove(0);
+        shard.metadata.annotations.as_mut().unwrap().insert("manifold.dev/shard".into(), "0/2".into());
+        let listed = json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [shard]});
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let (client, server) = api_server(vec![
+            (Method::GET, LIST.into(), listed.clone()),
+            (Method::GET, LIST.into(), listed),
+            apply(),
+            status_of("mcpservers", "weather", answers[0].clone()),
+            status_of("mcproutes", "store", answers[1].clone()),
+        ]);
+        let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
+        let report = reconciler.reconcile(&valid, &[], &Prober::default(), &now()).await.unwrap();
+        let bodies = server.await.unwrap();
+        assert_eq!(report.generation, 8, "never back to 1: gateways would take it for old news");
+        assert_eq!(bodies[2]["metadata"]["annotations"]["manifold.dev/generation"], "8");
+        assert_eq!(bodies[2]["metadata"]["annotations"]["manifold.dev/shard"], "0/1");
+    }
+
+    #[tokio::test]
+    async fn a_replica_whose_lease_lapsed_writes_nothing() {
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let (client, server) = api_server(vec![list(), list()]);
+        let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
+        reconciler.leadership = Leadership::lapsed();
+        let result = reconciler.reconcile(&world, &[], &Prober::default(), &now()).await;
+        assert!(matches!(result, Err(PublishError::NotLeading)), "{result:?}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_config_secret_changed_behind_the_operators_back_is_written_again() {
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let mut reconciler = None;
+        let (_, first) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        let ours = first[1]["metadata"]["annotations"]["manifold.dev/shard-hash"].as_str().unwrap().to_owned();
+        let operator = reconciler.as_mut().unwrap();
+        assert!(!operator.shard_changed("manifold-gateway-config", Some(&ours)), "the watch showing our own write");
+        assert!(!operator.shard_changed("manifold-gateway-config-1", None), "a shard we deleted");
+        assert!(operator.shard_changed("manifold-gateway-config", None), "deleted by someone");
+        let (report, again) = reconcile(&mut reconciler, &world, vec![list(), apply()]).await;
+        assert_eq!((report.generation, report.published.unwrap().applied), (1, 1));
+        assert_eq!(again[1], first[1], "the same bytes at the same generation");
+        let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
+        assert_eq!(report.published, None, "checked once");
     }
 }
 
@@ -947,7 +1271,7 @@ mod same_compile {
         sorted.sort_by(|a, b| (a.0 != "mcpservers", &a.1, &a.2).cmp(&(b.0 != "mcpservers", &b.1, &b.2)));
         for (kind, namespace, name, answer) in sorted {
             let uri = format!(
-                "/apis/manifold.dev/v1alpha1/namespaces/{namespace}/{kind}/{name}/status?&fieldManager=manifold-operator"
+                "/apis/manifold.dev/v1alpha1/namespaces/{namespace}/{kind}/{name}/status?&force=true&fieldManager=manifold-operator"
             );
             exchanges.push((Method::PATCH, uri, answer));
         }

@@ -1,11 +1,12 @@
 //! `manifold-operator run`: the controller loop.
 //!
-//! It watches McpServers and McpRoutes (in every namespace, or in those listed), and the
-//! metadata only of Secrets and ConfigMaps. A change marks the world dirty. Once a burst has
-//! been quiet for [`DEBOUNCE`], the replica holding the Lease gathers the world and
-//! reconciles it: it reads by name the Secrets and ConfigMaps the objects reference, then
-//! publishes and writes statuses. Followers keep their caches warm, and take over when the
-//! Lease expires. `/healthz`, `/readyz` and `/metrics` are served on the admin address.
+//! It watches McpServers and McpRoutes (in every namespace, or in those listed), the
+//! metadata only of Secrets and ConfigMaps there, and the config Secrets it publishes. A
+//! change marks the world dirty. Once a burst has been quiet for [`DEBOUNCE`], the replica
+//! holding the Lease gathers the world and reconciles it: it reads by name the Secrets and
+//! ConfigMaps the objects reference, then publishes and writes statuses. Followers keep
+//! their caches warm, and take over when the Lease expires or is released. `/healthz`,
+//! `/readyz` and `/metrics` are served on the admin address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -27,14 +28,16 @@ use manifold_api::compile::Unreadable;
 use manifold_api::documents::MIN_REFRESH;
 use manifold_api::egress::Egress;
 use manifold_api::outcome::{Kind, ObjectRef};
+use manifold_api::publish::{RELEASE_LABEL, SHARD_HASH_ANNOTATION};
 use manifold_api::resources::{McpRoute, McpServer};
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
 use crate::documents::Fetcher;
-use crate::leader::{Elector, LEASE_DURATION};
+use crate::leader::{self, Elector};
 use crate::probe::Prober;
 use crate::programmed;
+use crate::publish::PublishError;
 use crate::reconcile::{Reconciler, World, references};
 
 /// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
@@ -44,8 +47,37 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// hold publishing off.
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// How often routes not Programmed yet are looked at again.
+/// How soon routes not Programmed yet are looked at again; the wait doubles, up to
+/// [`MAX_RETRY`], while nothing moves (gateways that never answer cost little).
 pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
+/// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`].
+pub const RETRY: Duration = Duration::from_secs(5);
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How many Secrets and ConfigMaps are read at once.
+const READS_AT_ONCE: usize = 16;
+
+/// A wait that doubles each time it is taken, up to [`MAX_RETRY`], until reset.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Self {
+        Backoff { first, next: first }
+    }
+
+    fn take(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_RETRY);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
 
 /// When to reconcile next.
 #[derive(Debug, Default)]
@@ -101,8 +133,9 @@ pub struct RunArgs {
     pub allow_link_local_upstreams: bool,
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+/// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary); the
+/// Lease is then given up, so another replica takes over at once.
+pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("cannot configure a Kubernetes client")?;
     ensure_api(&client).await?;
     let namespace = match &args.namespace {
@@ -127,17 +160,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     tokio::spawn(serve_admin(admin, Arc::clone(&ready), metrics.registry.clone()));
 
-    let (servers, server_events) = watch::<McpServer>(&client, &args.watch_namespaces);
-    let (routes, route_events) = watch::<McpRoute>(&client, &args.watch_namespaces);
+    let scope = &args.watch_namespaces;
+    let (servers, server_events) = watch::<McpServer>(&client, scope);
+    let (routes, route_events) = watch::<McpRoute>(&client, scope);
     // Metadata only: no Secret's data is cached, only that it changed.
-    let secret_events = changed_names(
-        watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default()),
-        Changed::Secret,
-    );
-    let config_map_events = changed_names(
-        watcher(Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()), watcher::Config::default()),
-        Changed::ConfigMap,
-    );
+    let secret_events = changed_names::<Secret>(&client, scope, Changed::Secret);
+    let config_map_events = changed_names::<ConfigMap>(&client, scope, Changed::ConfigMap);
+    let shard_events = own_shards(&client, &namespace, &args.release);
     let listed = Arc::new(tokio::sync::Notify::new());
     {
         // Ready once the caches hold what the API server has (and the loop is told).
@@ -150,11 +179,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let mut events = stream::select_all([server_events, route_events, secret_events, config_map_events]);
+    let mut events = stream::select_all([server_events, route_events, secret_events, config_map_events, shard_events]);
 
     let elector =
         Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let (mut leadership, keeper) = leader::keep(elector, {
+        let stop = Arc::clone(&stop);
+        async move { stop.notified().await }
+    });
     let mut reconciler = Reconciler::new(client.clone(), &args.release, &namespace);
+    reconciler.leadership = leadership.clone();
     if let Some(url) = &args.gateway_url {
         reconciler.gateway_url.clone_from(url);
     }
@@ -162,11 +197,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut referenced: Option<crate::reconcile::References> = None;
     let mut debounce = Debounce::default();
     debounce.changed(Instant::now());
-    let mut lease = tokio::time::interval(LEASE_DURATION / 3);
+    let (mut poll, mut retry) = (Backoff::new(PROGRAMMED_POLL), Backoff::new(RETRY));
     let mut fetcher = Fetcher::new(Egress { allow_link_local: args.allow_link_local_upstreams });
-    let mut prober = Prober::default();
+    let mut prober = Prober::new(Egress { allow_link_local: args.allow_link_local_upstreams });
     let mut refetch = tokio::time::interval(MIN_REFRESH);
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     tracing::info!(%namespace, release = %args.release, %identity, "operator started");
     loop {
@@ -174,9 +208,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             Some(changed) = events.next() => {
                 // A Secret or ConfigMap matters only if something references it (the
                 // references are worked out again only after McpServers or McpRoutes change).
-                let current = || {
-                    references(&typed::<McpServer>(&servers, Kind::McpServer).0, &typed::<McpRoute>(&routes, Kind::McpRoute).0)
-                };
+                let current = || references(&typed::<McpServer>(&servers, Kind::McpServer).0, &typed::<McpRoute>(&routes, Kind::McpRoute).0);
                 let relevant = match &changed {
                     Changed::Object => {
                         referenced = None;
@@ -184,27 +216,24 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     }
                     Changed::Secret(key) => referenced.get_or_insert_with(current).secrets.contains(key),
                     Changed::ConfigMap(key) => referenced.get_or_insert_with(current).config_maps.contains(key),
+                    Changed::Shard(name, hash) => reconciler.shard_changed(name, hash.as_deref()),
                 };
                 if relevant {
                     debounce.changed(Instant::now());
                 }
             }
             () = listed.notified() => {}
-            _ = lease.tick() => {
+            () = leadership.changed() => {
                 let was = leading;
-                leading = match elector.try_lead(MicroTime(Timestamp::now())).await {
-                    Ok(leads) => leads,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot renew the leader Lease; following until it can");
-                        false
-                    }
-                };
+                leading = leadership.leads();
                 metrics.leader.set(i64::from(leading));
                 if leading && !was {
                     tracing::info!(%identity, "leading: publishing and writing status from now on");
                     // Another replica may have led meanwhile: start again from what is published.
                     reconciler.forget();
                     debounce.now(Instant::now());
+                } else if was && !leading {
+                    tracing::info!(%identity, "no longer leading: following");
                 }
             }
             _ = refetch.tick() => {
@@ -216,7 +245,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             // Never before the caches have listed: an empty cache would publish an empty config.
             _ = sleep_until(debounce.due), if leading && debounce.due.is_some() && ready.load(Ordering::Acquire) => {
                 debounce.reconciled();
-                let mut world = gather(&client, &servers, &routes).await;
+                let mut world = match gather(&client, &servers, &routes).await {
+                    Ok(world) => world,
+                    Err(error) => {
+                        // Not knowing a Secret is not its absence: compile would call it missing.
+                        metrics.reconciles.with_label_values(&["error"]).inc();
+                        let wait = retry.take();
+                        tracing::error!(%error, retry_in = ?wait, "cannot read what the objects reference");
+                        debounce.due = Some(Instant::now() + wait);
+                        continue;
+                    }
+                };
                 for (url, error) in fetcher.refresh(&world.servers).await.kept {
                     tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
                 }
@@ -230,29 +269,42 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 let now = Time(Timestamp::now());
                 match reconciler.reconcile(&world, &replicas, &prober, &now).await {
                     Ok(report) => {
+                        retry.reset();
                         metrics.reconciles.with_label_values(&["ok"]).inc();
                         metrics.compile_seconds.observe(report.compile.as_secs_f64());
                         for lag in &report.programmed_after {
                             metrics.programmed_lag_seconds.observe(lag.as_secs_f64());
                         }
-                        // Look again soon while replicas catch up.
-                        if report.pending > 0 {
-                            debounce.due = Some(Instant::now() + PROGRAMMED_POLL);
-                        }
                         if let Some(published) = &report.published {
                             metrics.publish_bytes.set(published.bytes as i64);
                         }
-                        tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, "reconciled");
+                        // Look again while replicas catch up: soon after a change, then less
+                        // and less often while nothing moves.
+                        if report.published.is_some() || !report.programmed_after.is_empty() {
+                            poll.reset();
+                        }
+                        if report.pending > 0 {
+                            debounce.due = Some(Instant::now() + poll.take());
+                        }
+                        if report.failed > 0 {
+                            debounce.due = Some(debounce.due.unwrap_or(Instant::now() + RETRY).min(Instant::now() + RETRY));
+                        }
+                        tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, failed = report.failed, "reconciled");
                     }
+                    Err(PublishError::NotLeading) => tracing::warn!("the Lease lapsed during a reconcile; its writes stopped"),
                     Err(error) => {
                         metrics.reconciles.with_label_values(&["error"]).inc();
-                        tracing::error!(%error, "reconcile failed; retrying in 5 s");
-                        debounce.due = Some(Instant::now() + Duration::from_secs(5));
+                        let wait = retry.take();
+                        tracing::error!(%error, retry_in = ?wait, "reconcile failed");
+                        debounce.due = Some(Instant::now() + wait);
                     }
                 }
             }
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
+                // Give the Lease up, so another replica takes over at once.
+                stop.notify_one();
+                let _ = tokio::time::timeout(Duration::from_secs(5), keeper).await;
                 return Ok(());
             }
         }
@@ -288,63 +340,134 @@ enum Changed {
     Object,
     Secret((String, String)),
     ConfigMap((String, String)),
+    /// One of the config Secrets this operator publishes: its name, and its shard hash
+    /// (None once deleted).
+    Shard(String, Option<String>),
 }
 
 type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
 
-/// A reflector of `K` objects in the watched namespaces (all when none are listed), and its
-/// changes. Objects are kept untyped: one whose fields do not parse must not stop the watch
-/// for everyone (it is reported in its own status, see [`typed`]).
-fn watch<K>(client: &Client, namespaces: &[String]) -> (Store<DynamicObject>, Changes)
+/// The objects of one kind in the watched namespaces: one reflector per namespace (a
+/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one).
+#[derive(Clone)]
+pub struct Cache(Vec<Store<DynamicObject>>);
+
+impl Cache {
+    fn state(&self) -> impl Iterator<Item = Arc<DynamicObject>> + '_ {
+        self.0.iter().flat_map(Store::state)
+    }
+
+    async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        for store in &self.0 {
+            store.wait_until_ready().await?;
+        }
+        Ok(())
+    }
+}
+
+/// An Api for each watched namespace (`one`), or for all of them (`all`) when none are listed.
+fn scoped<A>(namespaces: &[String], all: impl Fn() -> A, one: impl Fn(&str) -> A) -> Vec<A> {
+    if namespaces.is_empty() { vec![all()] } else { namespaces.iter().map(|n| one(n)).collect() }
+}
+
+/// A cache of `K` objects in the watched namespaces, and its changes. Objects are kept
+/// untyped: one whose fields do not parse must not stop the watch for everyone (it is
+/// reported in its own status, see [`typed`]).
+fn watch<K>(client: &Client, namespaces: &[String]) -> (Cache, Changes)
 where
     K: Resource<DynamicType = ()>,
 {
     let resource = ApiResource::erase::<K>(&());
-    let writer = reflector::store::Writer::new(resource.clone());
-    let store = writer.as_reader();
-    let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
-        vec![Api::all_with(client.clone(), &resource)]
-    } else {
-        namespaces.iter().map(|n| Api::namespaced_with(client.clone(), n, &resource)).collect()
-    };
-    let watches = stream::select_all(apis.into_iter().map(|api| watcher(api, watcher::Config::default()).boxed()));
-    let changes = reflector::reflector(writer, watches)
-        .default_backoff()
-        .filter_map(|event| async move {
-            match event {
-                Ok(_) => Some(Changed::Object),
-                Err(error) => {
-                    tracing::warn!(%error, "a watch failed; retrying");
-                    None
-                }
-            }
-        })
-        .boxed();
-    (store, changes)
+    let (mut stores, mut changes) = (Vec::new(), Vec::new());
+    let apis = scoped(
+        namespaces,
+        || Api::<DynamicObject>::all_with(client.clone(), &resource),
+        |n| Api::namespaced_with(client.clone(), n, &resource),
+    );
+    for api in apis {
+        let writer = reflector::store::Writer::new(resource.clone());
+        stores.push(writer.as_reader());
+        let kind = resource.kind.clone();
+        changes.push(
+            reflector::reflector(writer, watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .filter_map(move |event| {
+                    let kind = kind.clone();
+                    async move {
+                        match event {
+                            Ok(_) => Some(Changed::Object),
+                            Err(error) => {
+                                tracing::warn!(%kind, %error, "a watch failed; retrying");
+                                None
+                            }
+                        }
+                    }
+                })
+                .boxed(),
+        );
+    }
+    (Cache(stores), stream::select_all(changes).boxed())
 }
 
-/// The (namespace, name) of every object that changes, as `changed` says it.
-fn changed_names<K: Resource + Send + 'static>(
-    events: impl Stream<Item = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>> + Send + 'static,
-    changed: fn((String, String)) -> Changed,
-) -> Changes
+/// The (namespace, name) of every `K` that changes in the watched namespaces, as `changed`
+/// says it. Metadata only, and nothing kept.
+fn changed_names<K>(client: &Client, namespaces: &[String], changed: fn((String, String)) -> Changed) -> Changes
 where
-    K::DynamicType: Default,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
 {
-    events
+    let apis =
+        scoped(namespaces, || Api::<PartialObjectMeta<K>>::all(client.clone()), |n| Api::namespaced(client.clone(), n));
+    let watches = apis.into_iter().map(|api| {
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .filter_map(move |event| async move {
+                let event = event
+                    .inspect_err(
+                        |error| tracing::warn!(kind = K::kind(&()).as_ref(), %error, "a watch failed; retrying"),
+                    )
+                    .ok()?;
+                match event {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                        Some(changed((o.namespace().unwrap_or_default(), o.name_any())))
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => None,
+                }
+            })
+            .boxed()
+    });
+    stream::select_all(watches).boxed()
+}
+
+/// Changes to the config Secrets of `release` in `namespace`: one deleted or edited behind
+/// the operator's back is written again.
+fn own_shards(client: &Client, namespace: &str, release: &str) -> Changes {
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().labels(&format!("{RELEASE_LABEL}={release}"));
+    watcher(api, config)
         .default_backoff()
-        .touched_objects()
-        .filter_map(move |object| async move {
-            let object = object.ok()?;
-            Some(changed((object.namespace().unwrap_or_default(), object.name_any())))
+        .filter_map(|event| async move {
+            let event = event
+                .inspect_err(|error| tracing::warn!(%error, "the watch of the config Secrets failed; retrying"))
+                .ok()?;
+            let hash = |o: &PartialObjectMeta<Secret>| o.annotations().get(SHARD_HASH_ANNOTATION).cloned();
+            match event {
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Some(Changed::Shard(o.name_any(), hash(&o))),
+                watcher::Event::Delete(o) => Some(Changed::Shard(o.name_any(), None)),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            }
         })
         .boxed()
 }
 
 /// The objects a cache holds, as `K`, and those whose fields do not parse.
-fn typed<K: serde::de::DeserializeOwned>(store: &Store<DynamicObject>, kind: Kind) -> (Vec<K>, Vec<Unreadable>) {
+fn typed<K: serde::de::DeserializeOwned>(cache: &Cache, kind: Kind) -> (Vec<K>, Vec<Unreadable>) {
     let (mut objects, mut unreadable) = (Vec::new(), Vec::new());
-    for object in store.state() {
+    for object in cache.state() {
         let value = serde_yaml::to_value(&*object).expect("objects serialize");
         match manifold_api::manifests::typed::<K>(value) {
             Ok(typed) => objects.push(typed),
@@ -358,27 +481,38 @@ fn typed<K: serde::de::DeserializeOwned>(store: &Store<DynamicObject>, kind: Kin
     (objects, unreadable)
 }
 
-/// The world: the cached objects, and the Secrets and ConfigMaps they reference, read now.
-async fn gather(client: &Client, servers: &Store<DynamicObject>, routes: &Store<DynamicObject>) -> World {
+/// The world: the cached objects, and the Secrets and ConfigMaps they reference, read now
+/// ([`READS_AT_ONCE`] at a time). Only "not found" means missing: any other failure fails
+/// the whole, as a reference reported missing would make routes lose their credentials.
+async fn gather(client: &Client, servers: &Cache, routes: &Cache) -> kube::Result<World> {
     let (servers, mut unreadable) = typed::<McpServer>(servers, Kind::McpServer);
     let (routes, unreadable_routes) = typed::<McpRoute>(routes, Kind::McpRoute);
     unreadable.extend(unreadable_routes);
     let wanted = references(&servers, &routes);
-    let secrets = futures::future::join_all(wanted.secrets.iter().map(|(namespace, name)| async move {
-        Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await.ok().flatten()
-    }));
-    let config_maps = futures::future::join_all(wanted.config_maps.iter().map(|(namespace, name)| async move {
-        Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(name).await.ok().flatten()
-    }));
-    let (secrets, config_maps) = futures::join!(secrets, config_maps);
-    World {
-        servers,
-        routes,
-        secrets: secrets.into_iter().flatten().collect(),
-        config_maps: config_maps.into_iter().flatten().collect(),
-        unreadable,
-        ..World::default()
-    }
+    let secrets = read_all::<Secret>(client, &wanted.secrets);
+    let config_maps = read_all::<ConfigMap>(client, &wanted.config_maps);
+    let (secrets, config_maps) = futures::try_join!(secrets, config_maps)?;
+    Ok(World { servers, routes, secrets, config_maps, unreadable, ..World::default() })
+}
+
+/// The objects named (namespace, name) that exist.
+async fn read_all<K>(client: &Client, names: &std::collections::BTreeSet<(String, String)>) -> kube::Result<Vec<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
+    let reads: Vec<_> = names
+        .iter()
+        .map(|(namespace, name)| {
+            let (api, name) = (Api::<K>::namespaced(client.clone(), namespace), name.clone());
+            async move { api.get_opt(&name).await }
+        })
+        .collect();
+    let found: Vec<Option<K>> = stream::iter(reads).buffered(READS_AT_ONCE).try_collect().await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -388,7 +522,8 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM (what Kubernetes sends a pod it stops) or Ctrl-C.
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -528,7 +663,7 @@ mod tests {
                 .unwrap();
             writer.apply_watcher_event(&watcher::Event::Apply(object));
         }
-        let (servers, unreadable) = typed::<McpServer>(&writer.as_reader(), Kind::McpServer);
+        let (servers, unreadable) = typed::<McpServer>(&Cache(vec![writer.as_reader()]), Kind::McpServer);
         assert_eq!(servers.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["good"]);
         assert_eq!(unreadable.len(), 1);
         assert_eq!((unreadable[0].object.name.as_str(), unreadable[0].generation), ("bad", Some(2)));
@@ -543,6 +678,40 @@ mod tests {
         assert_eq!(reconciles(&steady), 5, "a change every 100 ms for 10 s: every MAX_DELAY");
         let apart: Vec<Duration> = (0..3).map(|i| Duration::from_secs(i * 10)).collect();
         assert_eq!(reconciles(&apart), 3, "changes far apart each get theirs");
+    }
+
+    #[test]
+    fn waits_double_while_nothing_moves() {
+        let mut poll = Backoff::new(PROGRAMMED_POLL);
+        let waits: Vec<u64> = (0..7).map(|_| poll.take().as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
+        poll.reset();
+        assert_eq!(poll.take(), PROGRAMMED_POLL);
+    }
+
+    #[tokio::test]
+    async fn a_reference_that_cannot_be_read_fails_the_gather_not_the_reference() {
+        let mut writer = reflector::store::Writer::new(ApiResource::erase::<McpServer>(&()));
+        let keyed: DynamicObject = serde_json::from_value(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "weather", "namespace": "acme"},
+            "spec": {"remote": {"url": "http://weather:8080/mcp", "headers": [{"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "key", "key": "k"}}}]}}}))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(keyed));
+        let servers = Cache(vec![writer.as_reader()]);
+        let routes = Cache(vec![reflector::store::Writer::new(ApiResource::erase::<McpRoute>(&())).as_reader()]);
+        let throttled = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429, "message": "slow down"});
+        let (client, server) =
+            api_server_with_status(vec![(Method::GET, "/api/v1/namespaces/acme/secrets/key".into(), 429, throttled)]);
+        let gathered = gather(&client, &servers, &routes).await;
+        server.await.unwrap();
+        assert!(matches!(gathered, Err(kube::Error::Api(ref status)) if status.code == 429), "{gathered:?}");
+
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "no"});
+        let (client, server) =
+            api_server_with_status(vec![(Method::GET, "/api/v1/namespaces/acme/secrets/key".into(), 404, not_found)]);
+        let world = gather(&client, &servers, &routes).await.unwrap();
+        server.await.unwrap();
+        assert!(world.secrets.is_empty(), "missing is missing");
     }
 
     #[tokio::test]

@@ -65,11 +65,13 @@ pub fn server_status(
 }
 
 /// The status an McpRoute should show, or None when it shows it already.
-/// `tools` is how many tools a client sees, when every mount's tools are known; `gateway`
-/// the URL clients reach the gateways at.
+/// `served` is the path the gateways serve it at (None: not served, as when refused for a
+/// path another route holds); `tools` how many tools a client sees, when every mount's
+/// tools are known; `gateway` the URL clients reach the gateways at.
 pub fn route_status(
     outcome: &Outcome,
     current: Option<&McpRouteStatus>,
+    served: Option<&str>,
     tools: Option<u32>,
     gateway: &str,
     now: &Time,
@@ -78,23 +80,36 @@ pub fn route_status(
     let wanted = McpRouteStatus {
         observed_generation: outcome.generation,
         conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
-        path: outcome.path.clone(),
-        url: outcome.path.as_ref().map(|path| format!("{}{path}", gateway.trim_end_matches('/'))),
+        path: served.map(str::to_owned),
+        url: served.map(|path| format!("{}{path}", gateway.trim_end_matches('/'))),
         tools: tools.or(shown.tools),
     };
     (wanted != shown).then_some(wanted)
 }
 
-/// Writes an McpServer's status (its `status` subresource, a merge patch).
+/// Writes an McpServer's status (its `status` subresource).
 pub async fn patch_server(api: &Api<McpServer>, name: &str, status: &McpServerStatus) -> kube::Result<()> {
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await.map(|_| ())
+    apply_status::<McpServer>(api, name, status).await
 }
 
-/// Writes an McpRoute's status (its `status` subresource, a merge patch).
+/// Writes an McpRoute's status (its `status` subresource).
 pub async fn patch_route(api: &Api<McpRoute>, name: &str, status: &McpRouteStatus) -> kube::Result<()> {
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await.map(|_| ())
+    apply_status::<McpRoute>(api, name, status).await
+}
+
+/// Server-side apply of the whole status: a field this operator wrote before and leaves out
+/// now (a route's `url` once it is refused) is removed, which a merge patch cannot do.
+async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl serde::Serialize) -> kube::Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": { "name": name },
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await.map(|_| ())
 }
 
 #[cfg(test)]
@@ -138,14 +153,28 @@ mod tests {
 
     #[test]
     fn an_unchanged_outcome_needs_no_status_write() {
-        let first = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100))
-            .expect("a first status");
+        let first = route_status(
+            &outcome(true, "route is valid"),
+            None,
+            Some("/acme/store/mcp"),
+            None,
+            "http://gw",
+            &time(100),
+        )
+        .expect("a first status");
         assert_eq!(first.observed_generation, Some(3));
         assert_eq!(first.path.as_deref(), Some("/acme/store/mcp"));
         assert_eq!(first.url.as_deref(), Some("http://gw/acme/store/mcp"));
         assert_eq!(first.conditions[0].last_transition_time, time(100));
         assert_eq!(
-            route_status(&outcome(true, "route is valid"), Some(&first), None, "http://gw", &time(200)),
+            route_status(
+                &outcome(true, "route is valid"),
+                Some(&first),
+                Some("/acme/store/mcp"),
+                None,
+                "http://gw",
+                &time(200)
+            ),
             None,
             "timestamps aside, equal"
         );
@@ -153,35 +182,62 @@ mod tests {
 
     #[test]
     fn transition_times_move_only_when_a_status_flips() {
-        let first = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100)).unwrap();
-        let reworded =
-            route_status(&outcome(true, "route is valid, really"), Some(&first), None, "http://gw", &time(200))
-                .unwrap();
+        let first = route_status(
+            &outcome(true, "route is valid"),
+            None,
+            Some("/acme/store/mcp"),
+            None,
+            "http://gw",
+            &time(100),
+        )
+        .unwrap();
+        let reworded = route_status(
+            &outcome(true, "route is valid, really"),
+            Some(&first),
+            Some("/acme/store/mcp"),
+            None,
+            "http://gw",
+            &time(200),
+        )
+        .unwrap();
         assert_eq!(reworded.conditions[0].message, "route is valid, really");
         assert_eq!(reworded.conditions[0].last_transition_time, time(100), "still True since 100");
         let failed =
-            route_status(&outcome(false, "spec.path: bad"), Some(&reworded), None, "http://gw", &time(300)).unwrap();
+            route_status(&outcome(false, "spec.path: bad"), Some(&reworded), None, None, "http://gw", &time(300))
+                .unwrap();
         assert_eq!((failed.conditions[0].status.as_str(), failed.conditions[0].reason.as_str()), ("False", "Invalid"));
         assert_eq!(failed.conditions[0].last_transition_time, time(300));
         assert_eq!(failed.conditions[1], reworded.conditions[1], "ResolvedRefs did not change");
+        assert_eq!((failed.path, failed.url), (None, None), "no longer served, so reached nowhere");
     }
 
     #[tokio::test]
     async fn a_status_is_written_to_the_status_subresource() {
         let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let status = route_status(&outcome(true, "route is valid"), None, None, "http://gw", &time(100)).unwrap();
+        let status = route_status(
+            &outcome(true, "route is valid"),
+            None,
+            Some("/acme/store/mcp"),
+            None,
+            "http://gw",
+            &time(100),
+        )
+        .unwrap();
         let expected = serde_json::to_value(&status).unwrap();
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.unwrap();
             assert_eq!(request.method(), Method::PATCH);
             assert_eq!(
                 request.uri().to_string(),
-                "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?&fieldManager=manifold-operator"
+                "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?&force=true&fieldManager=manifold-operator"
             );
-            assert_eq!(request.headers()["content-type"], "application/merge-patch+json");
+            assert_eq!(request.headers()["content-type"], "application/apply-patch+yaml");
             let body: serde_json::Value =
                 serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
-            assert_eq!(body, json!({ "status": expected }));
+            assert_eq!(
+                body,
+                json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute", "metadata": {"name": "store"}, "status": expected})
+            );
             let route = json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
                 "metadata": {"name": "store", "namespace": "acme"}, "spec": {"mounts": [], "authentication": {}}});
             send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&route).unwrap())).unwrap());

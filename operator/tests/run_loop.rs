@@ -1,8 +1,9 @@
 //! `manifold-operator run` end to end against a stand-in for the Kubernetes API server over
 //! real HTTP (reached through a kubeconfig, as in a cluster): it checks the CRDs, takes the
 //! Lease, lists and watches, and publishes the config of what it finds; `/readyz` turns
-//! ready once its caches have listed. The stand-in serves one McpServer and one McpRoute
-//! and records every request.
+//! ready once its caches have listed. The stand-in holds an McpServer and an McpRoute in each
+//! of two tenant namespaces, keeps the Lease it is given, records every request, and can
+//! tell the operator's watch that its config Secret was deleted.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,17 +14,25 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-type Seen = Arc<Mutex<Vec<(Method, String, Value)>>>;
+const TENANTS: [&str; 2] = ["acme", "globex"];
 
-fn weather() -> Value {
+#[derive(Default)]
+struct Api {
+    seen: Mutex<Vec<(Method, String, Value)>>,
+    lease: Mutex<Option<Value>>,
+    /// Tells the watch of the config Secrets that the first shard was deleted.
+    delete_config: tokio::sync::Notify,
+}
+
+fn server(namespace: &str) -> Value {
     json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
-        "metadata": {"name": "weather", "namespace": "acme", "generation": 1, "resourceVersion": "5"},
+        "metadata": {"name": "weather", "namespace": namespace, "generation": 1, "resourceVersion": "5", "uid": format!("{namespace}-weather")},
         "spec": {"remote": {"url": "http://127.0.0.1:1/mcp"}}})
 }
 
-fn store() -> Value {
+fn route(namespace: &str) -> Value {
     json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
-        "metadata": {"name": "store", "namespace": "acme", "generation": 1, "resourceVersion": "6"},
+        "metadata": {"name": "store", "namespace": namespace, "generation": 1, "resourceVersion": "6", "uid": format!("{namespace}-store")},
         "spec": {"authentication": {"allowAnonymous": true}, "mounts": [{"server": "weather"}]}})
 }
 
@@ -31,122 +40,191 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items})
 }
 
-async fn api(seen: Seen, request: Request) -> Response {
+fn status(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason})
+}
+
+async fn serve(api: Arc<Api>, request: Request) -> Response {
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
-    seen.lock().unwrap().push((method.clone(), uri.to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    api.seen.lock().unwrap().push((method.clone(), uri.to_string(), body.clone()));
     let (path, query) = (uri.path(), uri.query().unwrap_or(""));
+    let json = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
     if query.contains("watch=true") {
-        // A watch that stays open and quiet.
+        if path == "/api/v1/namespaces/manifold-system/secrets" {
+            // The config Secrets' watch: quiet until the test deletes the first shard.
+            let api = Arc::clone(&api);
+            let deleted = async move {
+                api.delete_config.notified().await;
+                let event = json!({"type": "DELETED", "object": {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                    "metadata": {"name": "manifold-gateway-config", "namespace": "manifold-system", "resourceVersion": "11"}}});
+                Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{event}\n")))
+            };
+            let events = futures::StreamExt::chain(futures::stream::once(deleted), futures::stream::pending());
+            return Body::from_stream(events).into_response();
+        }
+        // Any other watch stays open and quiet.
         return Body::from_stream(futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>()).into_response();
     }
-    let json = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
-    match (method, path) {
-        (Method::GET, "/apis/manifold.dev/v1alpha1") => json(
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["apis", "manifold.dev", "v1alpha1"]) => json(
             StatusCode::OK,
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": [
                 {"name": "mcpservers", "singularName": "mcpserver", "namespaced": true, "kind": "McpServer", "verbs": ["list"]},
                 {"name": "mcproutes", "singularName": "mcproute", "namespaced": true, "kind": "McpRoute", "verbs": ["list"]}]}),
         ),
-        (Method::GET, "/apis/manifold.dev/v1alpha1/mcpservers") => {
-            json(StatusCode::OK, list("McpServerList", vec![weather()]))
+        // Lists of every namespace, or of one.
+        (&Method::GET, ["apis", "manifold.dev", "v1alpha1", kind]) => json(StatusCode::OK, tenant_list(kind, &TENANTS)),
+        (&Method::GET, ["apis", "manifold.dev", "v1alpha1", "namespaces", namespace, kind]) => {
+            json(StatusCode::OK, tenant_list(kind, &[namespace]))
         }
-        (Method::GET, "/apis/manifold.dev/v1alpha1/mcproutes") => {
-            json(StatusCode::OK, list("McpRouteList", vec![store()]))
+        (&Method::PATCH, ["apis", "manifold.dev", "v1alpha1", "namespaces", namespace, "mcpservers", _, "status"]) => {
+            json(StatusCode::OK, server(namespace))
         }
-        (Method::PATCH, "/apis/manifold.dev/v1alpha1/namespaces/acme/mcpservers/weather/status") => {
-            json(StatusCode::OK, weather())
+        (&Method::PATCH, ["apis", "manifold.dev", "v1alpha1", "namespaces", namespace, "mcproutes", _, "status"]) => {
+            json(StatusCode::OK, route(namespace))
         }
-        (Method::PATCH, "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status") => {
-            json(StatusCode::OK, store())
+        (
+            &Method::GET,
+            ["api", "v1", "secrets" | "configmaps"] | ["api", "v1", "namespaces", _, "secrets" | "configmaps"],
+        ) => json(StatusCode::OK, list("List", vec![])),
+        (&Method::GET, ["apis", "coordination.k8s.io", "v1", "namespaces", "manifold-system", "leases", _]) => {
+            match api.lease.lock().unwrap().clone() {
+                Some(lease) => json(StatusCode::OK, lease),
+                None => json(StatusCode::NOT_FOUND, status(404, "NotFound")),
+            }
         }
-        (Method::GET, "/api/v1/secrets" | "/api/v1/configmaps") => {
-            json(StatusCode::OK, list("PartialObjectMetadataList", vec![]))
+        (&Method::POST | &Method::PUT, ["apis", "coordination.k8s.io", ..]) => {
+            *api.lease.lock().unwrap() = Some(body.clone());
+            json(if method == Method::POST { StatusCode::CREATED } else { StatusCode::OK }, body)
         }
-        (Method::GET, "/apis/coordination.k8s.io/v1/namespaces/manifold-system/leases/manifold-operator") => json(
-            StatusCode::NOT_FOUND,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-        ),
-        (Method::POST, "/apis/coordination.k8s.io/v1/namespaces/manifold-system/leases") => json(
-            StatusCode::CREATED,
-            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "manifold-operator"}}),
-        ),
-        (Method::GET, "/api/v1/namespaces/manifold-system/secrets") => json(StatusCode::OK, list("SecretList", vec![])),
-        (Method::GET, "/apis/discovery.k8s.io/v1/namespaces/manifold-system/endpointslices") => {
+        (&Method::GET, ["apis", "discovery.k8s.io", "v1", "namespaces", "manifold-system", "endpointslices"]) => {
             json(StatusCode::OK, list("EndpointSliceList", vec![]))
         }
-        (Method::PATCH, _) => json(
-            StatusCode::OK,
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "acme"}}),
-        ),
-        (Method::POST, _) => json(StatusCode::CREATED, json!({})),
-        _ => {
-            json(StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}))
+        (&Method::PATCH, ["api", "v1", "namespaces", "manifold-system", "secrets", _]) => json(StatusCode::OK, body),
+        (&Method::POST, ["apis", "events.k8s.io", ..]) => json(StatusCode::CREATED, json!({})),
+        _ => json(StatusCode::NOT_FOUND, status(404, "NotFound")),
+    }
+}
+
+fn tenant_list(kind: &str, namespaces: &[&str]) -> Value {
+    match kind {
+        "mcpservers" => list("McpServerList", namespaces.iter().map(|n| server(n)).collect()),
+        "mcproutes" => list("McpRouteList", namespaces.iter().map(|n| route(n)).collect()),
+        _ => list("List", vec![]),
+    }
+}
+
+/// A stand-in API server, reached through a kubeconfig the operator reads.
+struct Cluster {
+    api: Arc<Api>,
+    _kubeconfig: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let api = Arc::new(Api::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback({
+            let api = Arc::clone(&api);
+            move |request: Request| serve(Arc::clone(&api), request)
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"http://{address}\"}}}}]\n\
+                 users: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n\
+                 current-context: fake\n"
+            ),
+        )
+        .unwrap();
+        // SAFETY: set before any operator of this binary starts, to the same value each time
+        // (the tests run one at a time, see `lock`); nothing else reads the environment.
+        unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
+        Cluster { api, _kubeconfig: dir }
+    }
+
+    fn requests(&self) -> Vec<(Method, String, Value)> {
+        self.api.seen.lock().unwrap().clone()
+    }
+
+    /// The bodies of the requests `method` made to paths starting with `prefix`.
+    fn sent(&self, method: &Method, prefix: &str) -> Vec<Value> {
+        self.requests().into_iter().filter(|(m, uri, _)| m == method && uri.starts_with(prefix)).map(|r| r.2).collect()
+    }
+
+    /// Waits until `done` holds of the requests so far.
+    async fn until(&self, what: &str, done: impl Fn(&Cluster) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            let requests: Vec<String> = self.requests().iter().map(|(m, uri, _)| format!("{m} {uri}")).collect();
+            assert!(tokio::time::Instant::now() < deadline, "no {what}; requests: {requests:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_controller_publishes_what_it_watches() {
-    let seen: Seen = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback({
-        let seen = Arc::clone(&seen);
-        move |request: Request| api(Arc::clone(&seen), request)
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+const CONFIG: &str = "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?";
 
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"http://{address}\"}}}}]\n\
-             users: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n\
-             current-context: fake\n"
-        ),
-    )
-    .unwrap();
-    // SAFETY: this test binary runs this one test; nothing else reads the environment.
-    unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let args = manifold_operator::run::RunArgs {
+fn args(admin: std::net::SocketAddr, watch_namespaces: &[&str]) -> manifold_operator::run::RunArgs {
+    manifold_operator::run::RunArgs {
         namespace: Some("manifold-system".into()),
         release: "manifold".into(),
-        watch_namespaces: vec![],
+        watch_namespaces: watch_namespaces.iter().map(|n| (*n).to_owned()).collect(),
         identity: Some("operator-0".into()),
         admin_listen: admin,
         gateway_url: None,
         allow_link_local_upstreams: false,
-    };
-    let running = tokio::spawn(async move { manifold_operator::run::run(&args).await });
-
-    let patched = |seen: &Seen, prefix: &str| {
-        seen.lock().unwrap().iter().find(|(m, uri, _)| *m == Method::PATCH && uri.starts_with(prefix)).cloned()
-    };
-    let applied = |seen: &Seen| patched(seen, "/api/v1/namespaces/manifold-system/secrets/manifold-gateway-config?");
-    let route_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while applied(&seen).is_none() || patched(&seen, route_status).is_none() {
-        assert!(!running.is_finished(), "the operator stopped: {:?}", running.await);
-        assert!(tokio::time::Instant::now() < deadline, "no publish; requests: {:#?}", seen.lock().unwrap());
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, _, secret) = applied(&seen).unwrap();
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret).unwrap();
-    let config = manifold_api::publish::assemble([&secret]).unwrap();
-    assert_eq!(config.routes.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/acme/store/mcp"]);
+}
 
-    let requests: Vec<String> = seen.lock().unwrap().iter().map(|(m, uri, _)| format!("{m} {uri}")).collect();
+/// The tests share the process environment (KUBECONFIG): one at a time.
+static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn published_paths(secret: &Value) -> Vec<String> {
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret.clone()).unwrap();
+    let config = manifold_api::publish::assemble([&secret]).unwrap();
+    config.routes.iter().map(|r| r.path.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_publishes_what_it_watches_and_gives_the_lease_up_when_stopped() {
+    let _one = LOCK.lock().await;
+    let cluster = Cluster::start().await;
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let args = args(admin, &[]);
+    let running = tokio::spawn(async move {
+        manifold_operator::run::run(&args, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let route_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?";
+    cluster
+        .until("publish and route status", |c| {
+            !c.sent(&Method::PATCH, CONFIG).is_empty() && !c.sent(&Method::PATCH, route_status).is_empty()
+        })
+        .await;
+    let applied = cluster.sent(&Method::PATCH, CONFIG);
+    assert_eq!(published_paths(&applied[0]), ["/acme/store/mcp", "/globex/store/mcp"]);
+
+    let requests: Vec<String> = cluster.requests().iter().map(|(m, uri, _)| format!("{m} {uri}")).collect();
     for expected in [
         "GET /apis/manifold.dev/v1alpha1",
         "POST /apis/coordination.k8s.io/v1/namespaces/manifold-system/leases?",
-        "PATCH /apis/manifold.dev/v1alpha1/namespaces/acme/mcpservers/weather/status?&fieldManager=manifold-operator",
+        "PATCH /apis/manifold.dev/v1alpha1/namespaces/acme/mcpservers/weather/status?&force=true&fieldManager=manifold-operator",
     ] {
         assert!(requests.iter().any(|r| r == expected), "`{expected}` in {requests:#?}");
     }
-    let (_, _, status) = patched(&seen, route_status).unwrap();
+    let status = &cluster.sent(&Method::PATCH, route_status)[0];
     let conditions: Vec<(&str, &str)> = status["status"]["conditions"]
         .as_array()
         .unwrap()
@@ -158,5 +236,35 @@ async fn the_controller_publishes_what_it_watches() {
     assert_eq!(ready.status(), 200);
     let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("manifold_operator_leader 1"), "{metrics}");
+
+    // Someone deletes the config Secret: the operator writes it again, unasked.
+    cluster.api.delete_config.notify_one();
+    cluster.until("second publish", |c| c.sent(&Method::PATCH, CONFIG).len() >= 2).await;
+    assert_eq!(cluster.sent(&Method::PATCH, CONFIG)[1], applied[0], "the same config, the same generation");
+
+    // Stopped, it releases the Lease so that another replica leads at once.
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let lease = cluster.api.lease.lock().unwrap().clone().unwrap();
+    assert_eq!((lease["spec"].get("holderIdentity"), lease["spec"]["leaseDurationSeconds"].as_i64()), (None, Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_watched_namespaces_are_all_published() {
+    let _one = LOCK.lock().await;
+    let cluster = Cluster::start().await;
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let args = args(admin, &TENANTS);
+    let running = tokio::spawn(async move { manifold_operator::run::run(&args, std::future::pending()).await });
+    cluster.until("publish", |c| !c.sent(&Method::PATCH, CONFIG).is_empty()).await;
+    assert_eq!(published_paths(&cluster.sent(&Method::PATCH, CONFIG)[0]), ["/acme/store/mcp", "/globex/store/mcp"]);
+    let requests: Vec<String> = cluster.requests().iter().map(|(m, uri, _)| format!("{m} {uri}")).collect();
+    for namespace in TENANTS {
+        for kind in ["secrets", "configmaps"] {
+            let watched = format!("GET /api/v1/namespaces/{namespace}/{kind}?&watch=true");
+            assert!(requests.iter().any(|r| r.starts_with(&watched)), "`{watched}` in {requests:#?}");
+        }
+    }
+    assert!(!requests.iter().any(|r| r.starts_with("GET /api/v1/secrets")), "no cluster-wide Secret watch");
     running.abort();
 }
