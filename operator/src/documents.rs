@@ -32,6 +32,8 @@ impl Fetcher {
         });
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(Guarded(egress)))
+            // A proxy would resolve names itself, past the guard.
+            .no_proxy()
             .redirect(same_origin)
             .timeout(FETCH_TIMEOUT)
             .build()

@@ -132,14 +132,23 @@ impl Elector {
     }
 }
 
+/// One unbroken stretch of leading: until when this replica may write, and which stretch
+/// it is (another replica may have led between two terms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Term {
+    until: Instant,
+    number: u64,
+}
+
 /// Whether this replica leads, as far as the keeper of its Lease knows.
 #[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<Option<Instant>>);
+pub struct Leadership(watch::Receiver<Option<Term>>);
 
 impl Leadership {
     /// A replica that always leads: for tools and tests that run one reconciler alone.
     pub fn always() -> Self {
-        Leadership(watch::channel(Some(Instant::now() + Duration::from_secs(100 * 365 * 86_400))).1)
+        let until = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+        Leadership(watch::channel(Some(Term { until, number: 1 })).1)
     }
 
     /// A replica whose Lease lapsed.
@@ -148,12 +157,23 @@ impl Leadership {
         Leadership(watch::channel(None).1)
     }
 
-    /// Whether this replica may write now.
-    pub fn leads(&self) -> bool {
-        self.0.borrow().is_some_and(|until| Instant::now() < until)
+    /// The term this replica leads in now, if it does.
+    pub fn term(&self) -> Option<u64> {
+        self.0.borrow().filter(|term| Instant::now() < term.until).map(|term| term.number)
     }
 
-    /// Waits until leadership is won or lost (or renewed).
+    /// Whether this replica may write now.
+    pub fn leads(&self) -> bool {
+        self.term().is_some()
+    }
+
+    /// How long this replica may still write, if it leads: a write must be done by then.
+    pub fn remaining(&self) -> Option<Duration> {
+        let until = self.0.borrow().map(|term| term.until)?;
+        until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
+    }
+
+    /// Waits until leadership is won, lost or renewed.
     pub async fn changed(&mut self) {
         if self.0.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -166,23 +186,34 @@ pub fn keep(
     mut elector: Elector,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> (Leadership, tokio::task::JoinHandle<()>) {
-    let (until, leadership) = watch::channel(None);
+    let (terms, leadership) = watch::channel(None::<Term>);
     let task = tokio::spawn(async move {
         tokio::pin!(stop);
+        let mut number = 0;
         loop {
             let started = Instant::now();
             let round = tokio::time::timeout(RETRY_PERIOD * 2, elector.try_lead(MicroTime(Timestamp::now()), started));
+            let current = *terms.borrow();
             match round.await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
                 Ok(true) => {
-                    until.send_replace(Some(started + RENEW_DEADLINE));
+                    // Led without a break: the same term, renewed. Else a new one, as
+                    // another replica may have led in between.
+                    let number = match current {
+                        Some(term) if term.until > started => term.number,
+                        _ => {
+                            number += 1;
+                            number
+                        }
+                    };
+                    terms.send_replace(Some(Term { until: started + RENEW_DEADLINE, number }));
                 }
                 Ok(false) => {
-                    until.send_if_modified(|until| until.take().is_some());
+                    terms.send_if_modified(|term| term.take().is_some());
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot renew the leader Lease; retrying");
                     // The deadline lapses by itself; say so once it has.
-                    until.send_if_modified(|until| until.take_if(|u| *u <= Instant::now()).is_some());
+                    terms.send_if_modified(|term| term.take_if(|t| t.until <= Instant::now()).is_some());
                 }
             }
             tokio::select! {
@@ -190,7 +221,7 @@ pub fn keep(
                 () = &mut stop => break,
             }
         }
-        let led = until.send_replace(None).is_some();
+        let led = terms.send_replace(None).is_some();
         if led && let Err(error) = elector.release().await {
             tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
         }

@@ -1,8 +1,8 @@
-//! Manifold's operator. Today: `render`, which compiles manifests offline into the
-//! GatewayConfig a gateway serves (for GitOps review, CI checks, and `manifold-gateway
-//! --config`); `publish`, which writes a compiled config as the gateway-config Secrets; and
-//! `status`, which turns outcomes into status patches (none when nothing changed).
-//! The controller that watches a cluster and drives both comes next.
+//! Manifold's operator: `render` compiles manifests offline into the GatewayConfig a gateway
+//! serves (for GitOps review, CI checks, and `manifold-gateway --config`); `run` is the
+//! controller: it watches the cluster (`watches`), elects a leader (`leader`), and
+//! reconciles (`reconcile`): compile, publish the gateway-config Secrets (`publish`), and
+//! write statuses (`status`) that say what clients see (`probe`, `programmed`).
 #![forbid(unsafe_code)]
 
 pub mod documents;
@@ -16,6 +16,7 @@ pub mod run;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod watches;
 
 use clap::{Parser, Subcommand};
 

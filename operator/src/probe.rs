@@ -67,6 +67,8 @@ pub async fn probe(remote: &RemoteUpstream, egress: Egress) -> Result<Offered, F
     }
     let http = reqwest::Client::builder()
         .dns_resolver(std::sync::Arc::new(Guarded(egress)))
+        // A proxy would resolve names itself, past the guard.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
         .timeout(PROBE_TIMEOUT)

@@ -3,6 +3,8 @@
 //! bytes), and shards past the new count are deleted, so an unchanged world costs no write
 //! and an edit in one tenant rewrites one shard.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use manifold_api::publish::{
@@ -38,43 +40,56 @@ pub enum PublishError {
     Api(#[from] kube::Error),
 }
 
-/// Fails once this replica no longer leads: asked before every write.
-pub fn still_leading(leadership: &Leadership) -> Result<(), PublishError> {
-    if leadership.leads() { Ok(()) } else { Err(PublishError::NotLeading) }
+/// Runs `write` while this replica leads: refused once it no longer does, and abandoned
+/// when its time as leader ends (another replica may write from then on).
+pub async fn while_leading<T>(
+    leadership: &Leadership,
+    write: impl Future<Output = kube::Result<T>>,
+) -> Result<T, PublishError> {
+    let left = leadership.remaining().ok_or(PublishError::NotLeading)?;
+    Ok(tokio::time::timeout(left, write).await.map_err(|_| PublishError::NotLeading)??)
+}
+
+/// What tells one published shard from another: its bytes, its place in the set, and its
+/// generation (None when an annotation is missing).
+pub fn fingerprint(annotations: &BTreeMap<String, String>) -> Option<String> {
+    let [bytes, place, generation] =
+        [SHARD_HASH_ANNOTATION, SHARD_ANNOTATION, GENERATION_ANNOTATION].map(|key| annotations.get(key));
+    Some(format!("{}@{} of generation {}", bytes?, place?, generation?))
 }
 
 /// Publishes the shards `wanted` (in order) for `release` through `api` (namespaced to the
-/// gateway's namespace), while `leadership` holds.
+/// gateway's namespace), while `leadership` holds. `shards` is kept up to date with the
+/// fingerprint of each shard there, even when a write fails part way.
 pub async fn publish(
     api: &Api<Secret>,
     release: &str,
     wanted: &[Secret],
     leadership: &Leadership,
+    shards: &mut BTreeMap<String, String>,
 ) -> Result<Published, PublishError> {
     let selector = format!("{RELEASE_LABEL}={release}");
     let existing = api.list_metadata(&ListParams::default().labels(&selector)).await?;
-    let annotation = |annotations: Option<&'_ std::collections::BTreeMap<String, String>>, key: &str| {
-        annotations.and_then(|a| a.get(key)).cloned()
-    };
+    *shards = existing
+        .items
+        .iter()
+        .filter_map(|s| Some((s.metadata.name.clone()?, fingerprint(s.metadata.annotations.as_ref()?)?)))
+        .collect();
     let mut published = Published::default();
     for secret in wanted {
         let name = secret.metadata.name.clone().expect("shards are named");
         published.bytes += secret.data.as_ref().map_or(0, |d| d.values().map(|v| v.0.len()).sum());
-        let current = existing.items.iter().find(|s| s.metadata.name.as_deref() == Some(&name));
+        let wanted = fingerprint(secret.metadata.annotations.as_ref().expect("shards are annotated"));
         // Same bytes, same place in the set, same generation: nothing to write.
-        let same = current.is_some_and(|c| {
-            let (now, then) = (c.metadata.annotations.as_ref(), secret.metadata.annotations.as_ref());
-            [SHARD_HASH_ANNOTATION, SHARD_ANNOTATION, GENERATION_ANNOTATION]
-                .iter()
-                .all(|key| annotation(now, key).is_some() && annotation(now, key) == annotation(then, key))
-        });
-        if same {
+        if shards.get(&name) == wanted.as_ref() {
             published.unchanged += 1;
             continue;
         }
         // k8s-openapi writes `apiVersion` and `kind`, as an apply patch needs.
-        still_leading(leadership)?;
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(secret)).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(secret);
+        while_leading(leadership, api.patch(&name, &params, &patch)).await?;
+        shards.extend(wanted.map(|fingerprint| (name, fingerprint)));
         published.applied += 1;
     }
     // Shards of a larger config before: gone, last first (a gateway never sees a gap).
@@ -86,8 +101,8 @@ pub async fn publish(
         .collect();
     stale.sort();
     for name in stale.iter().rev() {
-        still_leading(leadership)?;
-        api.delete(name, &DeleteParams::default()).await?;
+        while_leading(leadership, api.delete(name, &DeleteParams::default())).await?;
+        shards.remove(name);
         published.deleted += 1;
     }
     Ok(published)
@@ -130,7 +145,7 @@ mod tests {
         let (client, server) = crate::testing::api_server(exchanges);
         let api: Api<Secret> = Api::namespaced(client, "manifold-system");
         let shards = secrets(config, "manifold", "manifold-system").unwrap();
-        let published = publish(&api, "manifold", &shards, &Leadership::always()).await.unwrap();
+        let published = publish(&api, "manifold", &shards, &Leadership::always(), &mut BTreeMap::new()).await.unwrap();
         (published, server.await.unwrap())
     }
 

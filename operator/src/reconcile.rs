@@ -16,14 +16,14 @@ use manifold_api::compile::{Inputs, Unreadable, compile};
 use manifold_api::config::Upstream;
 use manifold_api::outcome::condition::{ACCEPTED, PARTIALLY_INVALID, PROGRAMMED};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
-use manifold_api::publish::{GENERATION_ANNOTATION, RELEASE_LABEL, SHARD_HASH_ANNOTATION, TooLarge, secrets};
+use manifold_api::publish::{GENERATION_ANNOTATION, HASH_ANNOTATION, RELEASE_LABEL, TooLarge, secrets};
 use manifold_api::resources::{McpRoute, McpServer};
 use manifold_api::{Compiled, GatewayConfig};
 
 use crate::leader::Leadership;
 use crate::probe::{self, Prober};
 use crate::programmed::{self, Replica};
-use crate::publish::{PublishError, Published, publish, still_leading};
+use crate::publish::{PublishError, Published, fingerprint, publish, while_leading};
 use crate::status::{patch_route, patch_server, route_status, server_status};
 
 /// What the watches hold.
@@ -156,10 +156,13 @@ pub struct Reconciler {
     served: Option<GatewayConfig>,
     /// Whether what was already published has been read (see `load_published`).
     loaded: bool,
-    /// The highest generation known to be published: generations only go up, even after a
-    /// publish was cut short or the Secrets were deleted.
+    /// The highest generation known to be published or served (and the hash of the config
+    /// published at it, when known): generations only go up, even after a publish was cut
+    /// short or the Secrets were deleted.
     floor: u64,
-    /// Each shard as last published (name, shard hash): what the Secret watch is compared with.
+    floor_hash: Option<String>,
+    /// Each shard there as far as this replica knows (name, [`fingerprint`]): what the
+    /// watch of the config Secrets is compared with.
     shards: BTreeMap<String, String>,
     /// Whether the published Secrets must be checked against the config even though its
     /// hash did not move (one was changed or deleted behind this replica's back).
@@ -219,6 +222,7 @@ impl Reconciler {
             served: None,
             loaded: false,
             floor: 0,
+            floor_hash: None,
             shards: BTreeMap::new(),
             verify: false,
             written: BTreeMap::new(),
@@ -243,6 +247,12 @@ impl Reconciler {
         if !self.loaded {
             self.load_published().await?;
         }
+        // A gateway may serve a generation whose Secrets are gone: never publish below it.
+        if let Some(served) = replicas.iter().filter_map(|r| r.serving.as_ref()).map(|s| s.generation).max()
+            && served > self.floor
+        {
+            (self.floor, self.floor_hash) = (served, None);
+        }
         let started = std::time::Instant::now();
         let Compiled { config, mut outcomes, servers } =
             compile(&world.inputs(probes.discovered()), self.served.as_ref());
@@ -256,26 +266,28 @@ impl Reconciler {
             }
         }
         self.judge_servers(&mut outcomes, &servers, probes);
-        self.track_changes(&config);
-        let (pending, programmed_after) = self.judge_programmed(&mut outcomes, replicas);
+        let mut changed_in = self.changes(&config);
+        let (pending, programmed_after) = judge_programmed(&mut changed_in, &mut outcomes, replicas);
 
-        let changed = self.served.as_ref().map(|c| &c.hash) != Some(&config.hash);
+        let changed = self.served.as_ref().map(|c| (&c.hash, c.generation)) != Some((&config.hash, config.generation));
         let published = if changed || self.verify {
             // Raised first: should this publish be cut short, the next one goes on above it.
-            self.floor = self.floor.max(config.generation);
+            (self.floor, self.floor_hash) = (config.generation, Some(config.hash.clone()));
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-            let published = publish(&api, &self.release, &shards, &self.leadership).await?;
-            self.shards = shard_hashes(&shards);
+            let published = publish(&api, &self.release, &shards, &self.leadership, &mut self.shards).await?;
             self.verify = false;
             Some(published)
         } else {
             None
         };
+        // Only now is this what the gateways are given.
         let generation = config.generation;
         self.served = Some(config);
+        self.changed_in = changed_in;
         let (statuses, failed) = self.write_statuses(world, &outcomes, now).await?;
-        // Objects gone, or shown with what was written: nothing to remember for them.
-        self.written.retain(|object, _| outcomes.iter().any(|o| o.object == *object));
+        // Objects gone: nothing to remember for them.
+        let present: BTreeSet<&ObjectRef> = outcomes.iter().map(|o| &o.object).collect();
+        self.written.retain(|object, _| present.contains(object));
 
         Ok(Report { generation, published, statuses, failed, compile: compile_time, pending, programmed_after })
     }
@@ -287,7 +299,14 @@ impl Reconciler {
     fn fit(&self, mut config: GatewayConfig) -> (GatewayConfig, Vec<Secret>, BTreeMap<String, TooLarge>) {
         let mut too_large: BTreeMap<String, TooLarge> = BTreeMap::new();
         loop {
-            if self.served.as_ref().map(|c| &c.hash) != Some(&config.hash) && config.generation <= self.floor {
+            // Below the floor, or at it with other content (a publish cut short, then the
+            // world changed back): a generation of its own.
+            let served = self.served.as_ref().is_some_and(|c| c.hash == config.hash);
+            let other_at_floor = match &self.floor_hash {
+                Some(hash) => *hash != config.hash,
+                None => !served,
+            };
+            if config.generation < self.floor || (config.generation == self.floor && other_at_floor) {
                 config.generation = self.floor + 1;
             }
             let error = match secrets(&config, &self.release, &self.namespace) {
@@ -342,37 +361,6 @@ impl Reconciler {
         self.offered = offered;
     }
 
-    /// Adds each McpRoute's `Programmed` condition; returns how many served routes are not
-    /// Programmed yet, and how long those that just became Programmed took.
-    fn judge_programmed(
-        &mut self,
-        outcomes: &mut [Outcome],
-        replicas: &[Replica],
-    ) -> (usize, Vec<std::time::Duration>) {
-        let (mut pending, mut programmed_after) = (0, Vec::new());
-        for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
-            let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
-            outcome.conditions.push(match self.changed_in.get_mut(&key) {
-                Some(change) => {
-                    let verdict = programmed::verdict(&key, change.generation, replicas);
-                    if verdict.status && !change.programmed {
-                        programmed_after.push(change.at.elapsed());
-                    }
-                    change.programmed = verdict.status;
-                    pending += usize::from(!verdict.status);
-                    verdict
-                }
-                None => Verdict {
-                    type_: PROGRAMMED.into(),
-                    status: false,
-                    reason: "NotServed".into(),
-                    message: "the route is not part of the gateways' config".into(),
-                },
-            });
-        }
-        (pending, programmed_after)
-    }
-
     /// Writes the statuses that changed; returns how many were written and how many the API
     /// server refused (logged; one object's refusal stops no one else's status).
     async fn write_statuses(
@@ -381,51 +369,67 @@ impl Reconciler {
         outcomes: &[Outcome],
         now: &Time,
     ) -> Result<(usize, usize), PublishError> {
+        let key = |meta: &kube::core::ObjectMeta| (meta.namespace.clone().unwrap_or_default(), meta.name.clone());
+        let servers: BTreeMap<_, &McpServer> = world.servers.iter().map(|s| (key(s.meta()), s)).collect();
+        let routes: BTreeMap<_, &McpRoute> = world.routes.iter().map(|r| (key(r.meta()), r)).collect();
         let (mut written, mut failed) = (0, 0);
         for outcome in outcomes {
             let object = &outcome.object;
             let (namespace, name) = (&object.namespace, &object.name);
-            let key = (namespace.clone(), name.clone());
-            let same = |meta: &kube::core::ObjectMeta| {
-                meta.namespace.as_deref() == Some(namespace.as_str()) && meta.name.as_deref() == Some(name.as_str())
-            };
-            let shown_before = self.last_written(object);
+            let at = (namespace.clone(), Some(name.clone()));
             // An object whose fields do not parse is not in the world: its status can still say why.
-            let (patched, uid, value, regarding, shown, conditions) = match object.kind {
+            let (uid, shown) = match object.kind {
                 Kind::McpServer => {
-                    let server = world.servers.iter().find(|s| same(s.meta()));
+                    let server = servers.get(&at);
+                    (server.and_then(|s| s.meta().uid.clone()), server.and_then(|s| s.status.as_ref()).map(to_json))
+                }
+                Kind::McpRoute => {
+                    let route = routes.get(&at);
+                    (route.and_then(|r| r.meta().uid.clone()), route.and_then(|r| r.status.as_ref()).map(to_json))
+                }
+            };
+            // The watch shows what was written: the object's own copy is the one to go by now
+            // (should anyone change it, it is set right).
+            if let (Some(shown), Some((written_uid, value))) = (&shown, self.written.get(object))
+                && *written_uid == uid
+                && untimed(shown) == untimed(value)
+            {
+                self.written.remove(object);
+            }
+            let shown_before = self.last_written(object);
+            let (patched, value, regarding, shown, conditions) = match object.kind {
+                Kind::McpServer => {
+                    let server = servers.get(&at).copied();
                     let current = server.and_then(|s| s.status.as_ref());
-                    let counts = self.offered.get(&key).copied();
+                    let counts = self.offered.get(&(namespace.clone(), name.clone())).copied();
                     let Some(status) = server_status(outcome, current, counts, now) else { continue };
-                    let uid = server.and_then(|s| s.meta().uid.clone());
-                    let value = serde_json::to_value(&status).expect("statuses serialize");
+                    let value = to_json(&status);
                     if !self.differs(object, uid.as_deref(), &value) {
                         continue;
                     }
-                    still_leading(&self.leadership)?;
-                    let patched = patch_server(&Api::namespaced(self.client.clone(), namespace), name, &status).await;
+                    let api = Api::namespaced(self.client.clone(), namespace);
+                    let patched = while_leading(&self.leadership, patch_server(&api, name, &status)).await;
                     let regarding = server.map_or_else(|| reference(object), |s| s.object_ref(&()));
                     let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
-                    (patched, uid, value, regarding, shown, status.conditions)
+                    (patched, value, regarding, shown, status.conditions)
                 }
                 Kind::McpRoute => {
-                    let route = world.routes.iter().find(|r| same(r.meta()));
+                    let route = routes.get(&at).copied();
                     let current = route.and_then(|r| r.status.as_ref());
                     let served = self.served_path(namespace, name);
                     let tools = self.visible_tools(namespace, name);
                     let Some(status) = route_status(outcome, current, served, tools, &self.gateway_url, now) else {
                         continue;
                     };
-                    let uid = route.and_then(|r| r.meta().uid.clone());
-                    let value = serde_json::to_value(&status).expect("statuses serialize");
+                    let value = to_json(&status);
                     if !self.differs(object, uid.as_deref(), &value) {
                         continue;
                     }
-                    still_leading(&self.leadership)?;
-                    let patched = patch_route(&Api::namespaced(self.client.clone(), namespace), name, &status).await;
+                    let api = Api::namespaced(self.client.clone(), namespace);
+                    let patched = while_leading(&self.leadership, patch_route(&api, name, &status)).await;
                     let regarding = route.map_or_else(|| reference(object), |r| r.object_ref(&()));
                     let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
-                    (patched, uid, value, regarding, shown, status.conditions)
+                    (patched, value, regarding, shown, status.conditions)
                 }
             };
             match patched {
@@ -434,8 +438,9 @@ impl Reconciler {
                     self.record(&regarding, &shown_before, shown, &conditions).await;
                     written += 1;
                 }
+                Err(PublishError::NotLeading) => return Err(PublishError::NotLeading),
                 // Deleted meanwhile: its watch event follows.
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(PublishError::Api(kube::Error::Api(status))) if status.code == 404 => {}
                 Err(error) => {
                     tracing::warn!(%object, %error, "cannot write the status; retrying soon");
                     failed += 1;
@@ -473,13 +478,19 @@ impl Reconciler {
         self.changed_in.clear();
     }
 
-    /// A config Secret changed (`shard_hash` is its shard-hash annotation, None when it was
+    /// A config Secret changed (`fingerprint` is its [`fingerprint`], None when it was
     /// deleted): whether that is not what this replica published, in which case the next
     /// reconcile checks the Secrets and writes what is missing or wrong.
-    pub fn shard_changed(&mut self, name: &str, shard_hash: Option<&str>) -> bool {
-        let differs = self.shards.get(name).map(String::as_str) != shard_hash;
+    pub fn shard_changed(&mut self, name: &str, fingerprint: Option<&str>) -> bool {
+        let differs = self.shards.get(name).map(String::as_str) != fingerprint;
         self.verify |= differs;
         differs
+    }
+
+    /// The config Secrets were listed anew (deletions during a gap show no event): the next
+    /// reconcile checks them.
+    pub fn check_published(&mut self) {
+        self.verify = true;
     }
 
     /// Reads what is published already (by another replica, or by this operator before a
@@ -491,13 +502,22 @@ impl Reconciler {
         let listed = secrets.list(&ListParams::default().labels(&selector)).await?;
         let annotation = |secret: &Secret, key: &str| secret.metadata.annotations.as_ref()?.get(key).cloned();
         // Even shards of a publish cut short count: generations go on above them.
-        let highest =
-            listed.items.iter().filter_map(|s| annotation(s, GENERATION_ANNOTATION)?.parse::<u64>().ok()).max();
-        self.floor = self.floor.max(highest.unwrap_or(0));
+        let highest = listed
+            .items
+            .iter()
+            .filter_map(|s| {
+                Some((annotation(s, GENERATION_ANNOTATION)?.parse::<u64>().ok()?, annotation(s, HASH_ANNOTATION)))
+            })
+            .max();
+        if let Some((generation, hash)) = highest
+            && generation >= self.floor
+        {
+            (self.floor, self.floor_hash) = (generation, hash);
+        }
         self.shards = listed
             .items
             .iter()
-            .filter_map(|s| Some((s.metadata.name.clone()?, annotation(s, SHARD_HASH_ANNOTATION)?)))
+            .filter_map(|s| Some((s.metadata.name.clone()?, fingerprint(s.metadata.annotations.as_ref()?)?)))
             .collect();
         match manifold_api::publish::assemble(&listed.items) {
             Ok(config) => {
@@ -516,8 +536,8 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Notes the generation in which each route of `config` last changed.
-    fn track_changes(&mut self, config: &GatewayConfig) {
+    /// The generation in which each route of `config` last changed.
+    fn changes(&self, config: &GatewayConfig) -> BTreeMap<(String, String), Change> {
         let before: BTreeMap<(&str, &str), &manifold_api::config::RouteConfig> =
             self.served.iter().flat_map(|c| &c.routes).map(|r| ((r.namespace.as_str(), r.name.as_str()), r)).collect();
         let mut changed_in = BTreeMap::new();
@@ -530,7 +550,7 @@ impl Reconciler {
             };
             changed_in.insert(key, change);
         }
-        self.changed_in = changed_in;
+        changed_in
     }
 
     /// An Event for each condition that flipped, or that appears saying something is wrong (a
@@ -566,7 +586,9 @@ impl Reconciler {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            if let Err(error) = self.events.publish(&event, object).await {
+            // Only the leader speaks; and not past its time.
+            let published = while_leading(&self.leadership, self.events.publish(&event, object)).await;
+            if let Err(error) = published {
                 tracing::debug!(%error, "an Event could not be recorded");
             }
         }
@@ -575,13 +597,6 @@ impl Reconciler {
     /// Whether `status` differs from what was last written to this `object` (the same uid),
     /// timestamps aside.
     fn differs(&self, object: &ObjectRef, uid: Option<&str>, status: &serde_json::Value) -> bool {
-        let untimed = |value: &serde_json::Value| {
-            let mut value = value.clone();
-            for condition in value["conditions"].as_array_mut().into_iter().flatten() {
-                condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
-            }
-            value
-        };
         match self.written.get(object) {
             Some((written_uid, written)) => written_uid.as_deref() != uid || untimed(written) != untimed(status),
             None => true,
@@ -595,14 +610,48 @@ impl Reconciler {
     }
 }
 
-/// Each shard's name and the hash of its bytes.
-fn shard_hashes(shards: &[Secret]) -> BTreeMap<String, String> {
-    shards
-        .iter()
-        .filter_map(|s| {
-            Some((s.metadata.name.clone()?, s.metadata.annotations.as_ref()?.get(SHARD_HASH_ANNOTATION)?.clone()))
-        })
-        .collect()
+/// Adds each McpRoute's `Programmed` condition; returns how many served routes are not
+/// Programmed yet, and how long those that just became Programmed took.
+fn judge_programmed(
+    changed_in: &mut BTreeMap<(String, String), Change>,
+    outcomes: &mut [Outcome],
+    replicas: &[Replica],
+) -> (usize, Vec<std::time::Duration>) {
+    let (mut pending, mut programmed_after) = (0, Vec::new());
+    for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
+        let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
+        outcome.conditions.push(match changed_in.get_mut(&key) {
+            Some(change) => {
+                let verdict = programmed::verdict(&key, change.generation, replicas);
+                if verdict.status && !change.programmed {
+                    programmed_after.push(change.at.elapsed());
+                }
+                change.programmed = verdict.status;
+                pending += usize::from(!verdict.status);
+                verdict
+            }
+            None => Verdict {
+                type_: PROGRAMMED.into(),
+                status: false,
+                reason: "NotServed".into(),
+                message: "the route is not part of the gateways' config".into(),
+            },
+        });
+    }
+    (pending, programmed_after)
+}
+
+fn to_json(status: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(status).expect("statuses serialize")
+}
+
+/// A status without its conditions' `lastTransitionTime`s.
+fn untimed(status: &serde_json::Value) -> serde_json::Value {
+    let mut status = status.clone();
+    for condition in status["conditions"].as_array_mut().into_iter().flatten() {
+        condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
+    }
+    status
 }
 
 /// A route of a tenant too large to publish: not Accepted, whatever compile said.
@@ -699,7 +748,8 @@ mod tests {
         if let Some(previous) = reconciler.take() {
             (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
             (fresh.offered, fresh.tool_names, fresh.loaded) = (previous.offered, previous.tool_names, previous.loaded);
-            (fresh.floor, fresh.shards, fresh.verify) = (previous.floor, previous.shards, previous.verify);
+            (fresh.floor, fresh.floor_hash) = (previous.floor, previous.floor_hash);
+            (fresh.shards, fresh.verify) = (previous.shards, previous.verify);
         }
         let report = fresh.reconcile(world, replicas, &Prober::default(), &now()).await.unwrap();
         *reconciler = Some(fresh);
@@ -1174,6 +1224,109 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_publish_is_retried_at_its_generation_and_a_change_back_gets_a_new_one() {
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let broken = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd"});
+        let (client, server) = api_server_with_status(vec![
+            (Method::GET, LIST.into(), 200, list().2),
+            (Method::GET, LIST.into(), 200, list().2),
+            (Method::PATCH, APPLY.into(), 500, broken.clone()),
+        ]);
+        let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
+        let failed = fresh.reconcile(&world, &[], &Prober::default(), &now()).await;
+        assert!(matches!(failed, Err(PublishError::Api(_))), "{failed:?}");
+        let first = server.await.unwrap();
+        let mut reconciler = Some(fresh);
+        let (report, again) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        assert_eq!(report.generation, 1, "the same config, tried again, keeps its generation");
+        assert_eq!(again[1], first[2]);
+
+        // A change whose publish is cut short, then the world goes back: generation 2 may be
+        // half out, so going back is generation 3, not 1 again.
+        let mut changed = world.clone();
+        changed.routes[0].spec.path = Some("/elsewhere/mcp".into());
+        let (client, server) = api_server_with_status(vec![
+            (Method::GET, LIST.into(), 200, list().2),
+            (Method::PATCH, APPLY.into(), 500, broken),
+        ]);
+        let mut cut = reconciler.take().unwrap();
+        cut.client = client.clone();
+        cut.events = Recorder::new(client, Reporter { controller: "manifold-operator".into(), instance: None });
+        assert!(cut.reconcile(&changed, &[], &Prober::default(), &now()).await.is_err());
+        server.await.unwrap();
+        reconciler = Some(cut);
+        let (report, back) = reconcile(&mut reconciler, &world, vec![list(), apply()]).await;
+        assert_eq!(
+            (report.generation, back[1]["metadata"]["annotations"]["manifold.dev/generation"].as_str()),
+            (3, Some("3"))
+        );
+    }
+
+    #[tokio::test]
+    async fn generations_go_on_above_what_the_gateways_serve() {
+        // The Secrets are gone, but a gateway still serves generation 57.
+        use crate::programmed::Serving;
+        let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let replica = Replica {
+            admin: "10.0.0.1:9090".into(),
+            serving: Some(Serving { generation: 57, routes: BTreeSet::new() }),
+        };
+        let mut reconciler = None;
+        let (report, bodies) = reconcile_with(
+            &mut reconciler,
+            &world,
+            &[replica],
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        assert_eq!(report.generation, 58);
+        assert_eq!(bodies[1]["metadata"]["annotations"]["manifold.dev/generation"], "58");
+    }
+
+    #[tokio::test]
+    async fn a_status_changed_by_someone_else_is_set_right() {
+        let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let mut reconciler = None;
+        let (_, bodies) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        world.routes[0].status = Some(object(bodies[3]["status"].clone()));
+        let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
+        assert_eq!(report.statuses, 0, "shown as written");
+        world.routes[0].status.as_mut().unwrap().url = Some("http://wrong".into());
+        let (report, fixed) =
+            reconcile(&mut reconciler, &world, vec![status_of("mcproutes", "store", answers[1].clone())]).await;
+        assert_eq!(report.statuses, 1);
+        assert_eq!(fixed[0]["status"], bodies[3]["status"]);
+    }
+
+    #[tokio::test]
     async fn a_replica_whose_lease_lapsed_writes_nothing() {
         let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
         let (client, server) = api_server(vec![list(), list()]);
@@ -1200,7 +1353,7 @@ mod tests {
             ],
         )
         .await;
-        let ours = first[1]["metadata"]["annotations"]["manifold.dev/shard-hash"].as_str().unwrap().to_owned();
+        let ours = fingerprint(&serde_json::from_value(first[1]["metadata"]["annotations"].clone()).unwrap()).unwrap();
         let operator = reconciler.as_mut().unwrap();
         assert!(!operator.shard_changed("manifold-gateway-config", Some(&ours)), "the watch showing our own write");
         assert!(!operator.shard_changed("manifold-gateway-config-1", None), "a shard we deleted");

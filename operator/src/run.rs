@@ -1,12 +1,11 @@
 //! `manifold-operator run`: the controller loop.
 //!
-//! It watches McpServers and McpRoutes (in every namespace, or in those listed), the
-//! metadata only of Secrets and ConfigMaps there, and the config Secrets it publishes. A
-//! change marks the world dirty. Once a burst has been quiet for [`DEBOUNCE`], the replica
-//! holding the Lease gathers the world and reconciles it: it reads by name the Secrets and
-//! ConfigMaps the objects reference, then publishes and writes statuses. Followers keep
-//! their caches warm, and take over when the Lease expires or is released. `/healthz`,
-//! `/readyz` and `/metrics` are served on the admin address.
+//! Changes come from the watches ([`crate::watches`]) and mark the world dirty. Once a burst
+//! has been quiet for [`DEBOUNCE`], the replica holding the Lease gathers the world and
+//! reconciles it ([`crate::reconcile`]): it reads the Secrets and ConfigMaps the objects
+//! reference, then publishes and writes statuses. Followers keep their caches warm, and
+//! take over when the Lease expires or is released. `/healthz`, `/readyz` and `/metrics`
+//! are served on the admin address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,30 +14,25 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use manifold_api::compile::Unreadable;
+use kube::{Api, Client, Resource};
 use manifold_api::documents::MIN_REFRESH;
 use manifold_api::egress::Egress;
-use manifold_api::outcome::{Kind, ObjectRef};
-use manifold_api::publish::{RELEASE_LABEL, SHARD_HASH_ANNOTATION};
+use manifold_api::outcome::Kind;
 use manifold_api::resources::{McpRoute, McpServer};
 use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
 use crate::documents::Fetcher;
-use crate::leader::{self, Elector};
+use crate::leader::{self, Elector, Leadership};
 use crate::probe::Prober;
-use crate::programmed;
+use crate::programmed::{self, Replica};
 use crate::publish::PublishError;
-use crate::reconcile::{Reconciler, World, references};
+use crate::reconcile::{Reconciler, References, World, references};
+use crate::watches::{self, Cache, Changed, Referenced};
 
 /// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
 /// once make a handful of publishes, not 100.
@@ -53,8 +47,6 @@ pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
 /// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`].
 pub const RETRY: Duration = Duration::from_secs(5);
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
-/// How many Secrets and ConfigMaps are read at once.
-const READS_AT_ONCE: usize = 16;
 
 /// A wait that doubles each time it is taken, up to [`MAX_RETRY`], until reset.
 #[derive(Debug)]
@@ -85,6 +77,8 @@ struct Debounce {
     /// The first change not reconciled yet.
     pending_since: Option<Instant>,
     due: Option<Instant>,
+    /// Not before this (a failure's backoff): changes do not bring a retry forward.
+    hold: Option<Instant>,
 }
 
 impl Debounce {
@@ -92,17 +86,36 @@ impl Debounce {
     /// latest [`MAX_DELAY`] after the first change not reconciled yet.
     fn changed(&mut self, now: Instant) {
         let first = *self.pending_since.get_or_insert(now);
-        self.due = Some((now + DEBOUNCE).min(first + MAX_DELAY));
+        let due = (now + DEBOUNCE).min(first + MAX_DELAY);
+        self.due = Some(self.hold.map_or(due, |hold| due.max(hold)));
     }
 
-    /// Reconcile at once (this replica just became leader).
+    /// Reconcile at once (this replica just became leader, or must start again).
     fn now(&mut self, now: Instant) {
         self.pending_since.get_or_insert(now);
+        self.hold = None;
         self.due = Some(now);
     }
 
-    fn reconciled(&mut self) {
-        *self = Debounce::default();
+    /// Look again after `wait`, unless a change comes first.
+    fn poll(&mut self, now: Instant, wait: Duration) {
+        self.due = Some(self.due.map_or(now + wait, |due| due.min(now + wait)));
+    }
+
+    /// Try again after `wait`, whatever comes meanwhile.
+    fn retry(&mut self, now: Instant, wait: Duration) {
+        self.hold = Some(now + wait);
+        self.due = self.hold;
+    }
+
+    /// A reconcile starts: what changed until now is in it.
+    fn started(&mut self) {
+        (self.pending_since, self.due) = (None, None);
+    }
+
+    /// It succeeded: no backoff holds.
+    fn succeeded(&mut self) {
+        self.hold = None;
     }
 }
 
@@ -160,13 +173,16 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     tokio::spawn(serve_admin(admin, Arc::clone(&ready), metrics.registry.clone()));
 
-    let scope = &args.watch_namespaces;
-    let (servers, server_events) = watch::<McpServer>(&client, scope);
-    let (routes, route_events) = watch::<McpRoute>(&client, scope);
-    // Metadata only: no Secret's data is cached, only that it changed.
-    let secret_events = changed_names::<Secret>(&client, scope, Changed::Secret);
-    let config_map_events = changed_names::<ConfigMap>(&client, scope, Changed::ConfigMap);
-    let shard_events = own_shards(&client, &namespace, &args.release);
+    let scope = watches::scope(&args.watch_namespaces);
+    let (servers, server_events) = watches::objects::<McpServer>(&client, &scope);
+    let (routes, route_events) = watches::objects::<McpRoute>(&client, &scope);
+    let mut events = stream::select_all([
+        server_events,
+        route_events,
+        watches::names::<Secret>(&client, &scope, Changed::Secret),
+        watches::names::<ConfigMap>(&client, &scope, Changed::ConfigMap),
+        watches::shards(&client, &namespace, &args.release),
+    ]);
     let listed = Arc::new(tokio::sync::Notify::new());
     {
         // Ready once the caches hold what the API server has (and the loop is told).
@@ -179,7 +195,6 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
             }
         });
     }
-    let mut events = stream::select_all([server_events, route_events, secret_events, config_map_events, shard_events]);
 
     let elector =
         Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
@@ -193,112 +208,45 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     if let Some(url) = &args.gateway_url {
         reconciler.gateway_url.clone_from(url);
     }
-    let mut leading = false;
-    let mut referenced: Option<crate::reconcile::References> = None;
-    let mut debounce = Debounce::default();
-    debounce.changed(Instant::now());
-    let (mut poll, mut retry) = (Backoff::new(PROGRAMMED_POLL), Backoff::new(RETRY));
-    let mut fetcher = Fetcher::new(Egress { allow_link_local: args.allow_link_local_upstreams });
-    let mut prober = Prober::new(Egress { allow_link_local: args.allow_link_local_upstreams });
+    let egress = Egress { allow_link_local: args.allow_link_local_upstreams };
+    let mut controller = Controller {
+        client,
+        gateways: format!("{}-gateway", args.release),
+        namespace,
+        servers,
+        routes,
+        reconciler,
+        leadership: leadership.clone(),
+        term: None,
+        referenced: None,
+        secrets: Referenced::default(),
+        config_maps: Referenced::default(),
+        fetcher: Fetcher::new(egress),
+        prober: Prober::new(egress),
+        replicas: Vec::new(),
+        debounce: Debounce::default(),
+        poll: Backoff::new(PROGRAMMED_POLL),
+        retry: Backoff::new(RETRY),
+        metrics,
+    };
+    controller.debounce.changed(Instant::now());
     let mut refetch = tokio::time::interval(MIN_REFRESH);
     tokio::pin!(shutdown);
-    tracing::info!(%namespace, release = %args.release, %identity, "operator started");
+    tracing::info!(namespace = %controller.namespace, release = %args.release, %identity, "operator started");
     loop {
         tokio::select! {
-            Some(changed) = events.next() => {
-                // A Secret or ConfigMap matters only if something references it (the
-                // references are worked out again only after McpServers or McpRoutes change).
-                let current = || references(&typed::<McpServer>(&servers, Kind::McpServer).0, &typed::<McpRoute>(&routes, Kind::McpRoute).0);
-                let relevant = match &changed {
-                    Changed::Object => {
-                        referenced = None;
-                        true
-                    }
-                    Changed::Secret(key) => referenced.get_or_insert_with(current).secrets.contains(key),
-                    Changed::ConfigMap(key) => referenced.get_or_insert_with(current).config_maps.contains(key),
-                    Changed::Shard(name, hash) => reconciler.shard_changed(name, hash.as_deref()),
-                };
-                if relevant {
-                    debounce.changed(Instant::now());
-                }
-            }
+            Some(changed) = events.next() => controller.changed(changed),
             () = listed.notified() => {}
-            () = leadership.changed() => {
-                let was = leading;
-                leading = leadership.leads();
-                metrics.leader.set(i64::from(leading));
-                if leading && !was {
-                    tracing::info!(%identity, "leading: publishing and writing status from now on");
-                    // Another replica may have led meanwhile: start again from what is published.
-                    reconciler.forget();
-                    debounce.now(Instant::now());
-                } else if was && !leading {
-                    tracing::info!(%identity, "no longer leading: following");
-                }
-            }
+            () = leadership.changed() => controller.leadership_changed(&identity),
             _ = refetch.tick() => {
                 let now = std::time::Instant::now();
-                if fetcher.documents.due(now) || prober.due(now) {
-                    debounce.changed(Instant::now());
+                if controller.fetcher.documents.due(now) || controller.prober.due(now) {
+                    controller.debounce.changed(Instant::now());
                 }
             }
             // Never before the caches have listed: an empty cache would publish an empty config.
-            _ = sleep_until(debounce.due), if leading && debounce.due.is_some() && ready.load(Ordering::Acquire) => {
-                debounce.reconciled();
-                let mut world = match gather(&client, &servers, &routes).await {
-                    Ok(world) => world,
-                    Err(error) => {
-                        // Not knowing a Secret is not its absence: compile would call it missing.
-                        metrics.reconciles.with_label_values(&["error"]).inc();
-                        let wait = retry.take();
-                        tracing::error!(%error, retry_in = ?wait, "cannot read what the objects reference");
-                        debounce.due = Some(Instant::now() + wait);
-                        continue;
-                    }
-                };
-                for (url, error) in fetcher.refresh(&world.servers).await.kept {
-                    tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
-                }
-                world.documents = fetcher.documents.documents();
-                let gateways = format!("{}-gateway", args.release);
-                let replicas = programmed::replicas(&client, &namespace, &gateways, "admin").await.unwrap_or_else(|error| {
-                    tracing::warn!(%error, "cannot list the gateway's EndpointSlices; routes stay not Programmed");
-                    Vec::new()
-                });
-                prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
-                let now = Time(Timestamp::now());
-                match reconciler.reconcile(&world, &replicas, &prober, &now).await {
-                    Ok(report) => {
-                        retry.reset();
-                        metrics.reconciles.with_label_values(&["ok"]).inc();
-                        metrics.compile_seconds.observe(report.compile.as_secs_f64());
-                        for lag in &report.programmed_after {
-                            metrics.programmed_lag_seconds.observe(lag.as_secs_f64());
-                        }
-                        if let Some(published) = &report.published {
-                            metrics.publish_bytes.set(published.bytes as i64);
-                        }
-                        // Look again while replicas catch up: soon after a change, then less
-                        // and less often while nothing moves.
-                        if report.published.is_some() || !report.programmed_after.is_empty() {
-                            poll.reset();
-                        }
-                        if report.pending > 0 {
-                            debounce.due = Some(Instant::now() + poll.take());
-                        }
-                        if report.failed > 0 {
-                            debounce.due = Some(debounce.due.unwrap_or(Instant::now() + RETRY).min(Instant::now() + RETRY));
-                        }
-                        tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, failed = report.failed, "reconciled");
-                    }
-                    Err(PublishError::NotLeading) => tracing::warn!("the Lease lapsed during a reconcile; its writes stopped"),
-                    Err(error) => {
-                        metrics.reconciles.with_label_values(&["error"]).inc();
-                        let wait = retry.take();
-                        tracing::error!(%error, retry_in = ?wait, "reconcile failed");
-                        debounce.due = Some(Instant::now() + wait);
-                    }
-                }
+            _ = sleep_until(controller.debounce.due), if controller.term.is_some() && ready.load(Ordering::Acquire) => {
+                controller.reconcile().await;
             }
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
@@ -308,6 +256,154 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
                 return Ok(());
             }
         }
+    }
+}
+
+/// The controller's state between events.
+struct Controller {
+    client: Client,
+    /// The gateway Service, and its namespace (where the config is published).
+    gateways: String,
+    namespace: String,
+    servers: Cache,
+    routes: Cache,
+    reconciler: Reconciler,
+    leadership: Leadership,
+    /// The term this replica leads in (None: following).
+    term: Option<u64>,
+    /// The Secrets and ConfigMaps referenced, worked out again after objects change.
+    referenced: Option<References>,
+    secrets: Referenced<Secret>,
+    config_maps: Referenced<ConfigMap>,
+    fetcher: Fetcher,
+    prober: Prober,
+    /// The gateway replicas as last found (kept when they cannot be listed).
+    replicas: Vec<Replica>,
+    debounce: Debounce,
+    poll: Backoff,
+    retry: Backoff,
+    metrics: Metrics,
+}
+
+impl Controller {
+    fn changed(&mut self, changed: Changed) {
+        let (servers, routes) = (&self.servers, &self.routes);
+        let current =
+            || references(&servers.typed::<McpServer>(Kind::McpServer).0, &routes.typed::<McpRoute>(Kind::McpRoute).0);
+        // A Secret or ConfigMap matters only if something references it.
+        let relevant = match &changed {
+            Changed::Object => {
+                self.referenced = None;
+                true
+            }
+            Changed::Secret(key) => {
+                self.secrets.changed(key);
+                self.referenced.get_or_insert_with(current).secrets.contains(key)
+            }
+            Changed::ConfigMap(key) => {
+                self.config_maps.changed(key);
+                self.referenced.get_or_insert_with(current).config_maps.contains(key)
+            }
+            Changed::Shard(name, fingerprint) => self.reconciler.shard_changed(name, fingerprint.as_deref()),
+            Changed::ShardsListed => {
+                self.reconciler.check_published();
+                true
+            }
+        };
+        if relevant {
+            self.debounce.changed(Instant::now());
+        }
+    }
+
+    fn leadership_changed(&mut self, identity: &str) {
+        let term = self.leadership.term();
+        self.metrics.leader.set(i64::from(term.is_some()));
+        if term.is_some() && term != self.term {
+            tracing::info!(%identity, "leading: publishing and writing status from now on");
+            // Another replica may have led meanwhile: start again from what is published.
+            self.reconciler.forget();
+            self.secrets.clear();
+            self.config_maps.clear();
+            self.debounce.now(Instant::now());
+        } else if term.is_none() && self.term.is_some() {
+            tracing::info!(%identity, "no longer leading: following");
+        }
+        self.term = term;
+    }
+
+    /// Gathers the world and reconciles it, and says when to look again.
+    async fn reconcile(&mut self) {
+        self.debounce.started();
+        let mut world = match self.gather().await {
+            Ok(world) => world,
+            Err(error) => {
+                // Not knowing a Secret is not its absence: compile would call it missing.
+                self.failed(&format!("cannot read what the objects reference: {error}"));
+                return;
+            }
+        };
+        for (url, error) in self.fetcher.refresh(&world.servers).await.kept {
+            tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
+        }
+        world.documents = self.fetcher.documents.documents();
+        match programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin").await {
+            Ok(replicas) => self.replicas = replicas,
+            Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
+        }
+        self.prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
+        let now = Time(Timestamp::now());
+        match self.reconciler.reconcile(&world, &self.replicas, &self.prober, &now).await {
+            Ok(report) => {
+                let metrics = &self.metrics;
+                metrics.reconciles.with_label_values(&["ok"]).inc();
+                metrics.compile_seconds.observe(report.compile.as_secs_f64());
+                for lag in &report.programmed_after {
+                    metrics.programmed_lag_seconds.observe(lag.as_secs_f64());
+                }
+                if let Some(published) = &report.published {
+                    metrics.publish_bytes.set(published.bytes as i64);
+                }
+                tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, failed = report.failed, "reconciled");
+                if report.failed > 0 {
+                    self.failed(&format!("{} status write(s) refused", report.failed));
+                    return;
+                }
+                self.retry.reset();
+                self.debounce.succeeded();
+                // Look again while replicas catch up: soon after a change, then less and
+                // less often while nothing moves.
+                if report.published.is_some() || !report.programmed_after.is_empty() {
+                    self.poll.reset();
+                }
+                if report.pending > 0 {
+                    self.debounce.poll(Instant::now(), self.poll.take());
+                }
+            }
+            // Whoever leads next starts afresh; should it be this replica again, at once.
+            Err(PublishError::NotLeading) => {
+                tracing::warn!("the Lease lapsed during a reconcile; its writes stopped");
+                self.debounce.now(Instant::now());
+            }
+            Err(error) => self.failed(&error.to_string()),
+        }
+    }
+
+    fn failed(&mut self, why: &str) {
+        self.metrics.reconciles.with_label_values(&["error"]).inc();
+        let wait = self.retry.take();
+        tracing::error!(retry_in = ?wait, "reconcile failed: {why}");
+        self.debounce.retry(Instant::now(), wait);
+    }
+
+    /// The world: the cached objects, and the Secrets and ConfigMaps they reference.
+    async fn gather(&mut self) -> kube::Result<World> {
+        let (servers, mut unreadable) = self.servers.typed::<McpServer>(Kind::McpServer);
+        let (routes, unreadable_routes) = self.routes.typed::<McpRoute>(Kind::McpRoute);
+        unreadable.extend(unreadable_routes);
+        let wanted = references(&servers, &routes);
+        let secrets = self.secrets.read(&self.client, &wanted.secrets).await?;
+        let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
+        Ok(World { servers, routes, secrets, config_maps, unreadable, ..World::default() })
     }
 }
 
@@ -333,186 +429,6 @@ pub async fn ensure_api(client: &Client) -> anyhow::Result<()> {
         }
         Err(error) => Err(error).context("cannot ask the API server which resources it serves"),
     }
-}
-
-/// What changed.
-enum Changed {
-    Object,
-    Secret((String, String)),
-    ConfigMap((String, String)),
-    /// One of the config Secrets this operator publishes: its name, and its shard hash
-    /// (None once deleted).
-    Shard(String, Option<String>),
-}
-
-type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
-
-/// The objects of one kind in the watched namespaces: one reflector per namespace (a
-/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one).
-#[derive(Clone)]
-pub struct Cache(Vec<Store<DynamicObject>>);
-
-impl Cache {
-    fn state(&self) -> impl Iterator<Item = Arc<DynamicObject>> + '_ {
-        self.0.iter().flat_map(Store::state)
-    }
-
-    async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        for store in &self.0 {
-            store.wait_until_ready().await?;
-        }
-        Ok(())
-    }
-}
-
-/// An Api for each watched namespace (`one`), or for all of them (`all`) when none are listed.
-fn scoped<A>(namespaces: &[String], all: impl Fn() -> A, one: impl Fn(&str) -> A) -> Vec<A> {
-    if namespaces.is_empty() { vec![all()] } else { namespaces.iter().map(|n| one(n)).collect() }
-}
-
-/// A cache of `K` objects in the watched namespaces, and its changes. Objects are kept
-/// untyped: one whose fields do not parse must not stop the watch for everyone (it is
-/// reported in its own status, see [`typed`]).
-fn watch<K>(client: &Client, namespaces: &[String]) -> (Cache, Changes)
-where
-    K: Resource<DynamicType = ()>,
-{
-    let resource = ApiResource::erase::<K>(&());
-    let (mut stores, mut changes) = (Vec::new(), Vec::new());
-    let apis = scoped(
-        namespaces,
-        || Api::<DynamicObject>::all_with(client.clone(), &resource),
-        |n| Api::namespaced_with(client.clone(), n, &resource),
-    );
-    for api in apis {
-        let writer = reflector::store::Writer::new(resource.clone());
-        stores.push(writer.as_reader());
-        let kind = resource.kind.clone();
-        changes.push(
-            reflector::reflector(writer, watcher(api, watcher::Config::default()))
-                .default_backoff()
-                .filter_map(move |event| {
-                    let kind = kind.clone();
-                    async move {
-                        match event {
-                            Ok(_) => Some(Changed::Object),
-                            Err(error) => {
-                                tracing::warn!(%kind, %error, "a watch failed; retrying");
-                                None
-                            }
-                        }
-                    }
-                })
-                .boxed(),
-        );
-    }
-    (Cache(stores), stream::select_all(changes).boxed())
-}
-
-/// The (namespace, name) of every `K` that changes in the watched namespaces, as `changed`
-/// says it. Metadata only, and nothing kept.
-fn changed_names<K>(client: &Client, namespaces: &[String], changed: fn((String, String)) -> Changed) -> Changes
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    let apis =
-        scoped(namespaces, || Api::<PartialObjectMeta<K>>::all(client.clone()), |n| Api::namespaced(client.clone(), n));
-    let watches = apis.into_iter().map(|api| {
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .filter_map(move |event| async move {
-                let event = event
-                    .inspect_err(
-                        |error| tracing::warn!(kind = K::kind(&()).as_ref(), %error, "a watch failed; retrying"),
-                    )
-                    .ok()?;
-                match event {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
-                        Some(changed((o.namespace().unwrap_or_default(), o.name_any())))
-                    }
-                    watcher::Event::Init | watcher::Event::InitDone => None,
-                }
-            })
-            .boxed()
-    });
-    stream::select_all(watches).boxed()
-}
-
-/// Changes to the config Secrets of `release` in `namespace`: one deleted or edited behind
-/// the operator's back is written again.
-fn own_shards(client: &Client, namespace: &str, release: &str) -> Changes {
-    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), namespace);
-    let config = watcher::Config::default().labels(&format!("{RELEASE_LABEL}={release}"));
-    watcher(api, config)
-        .default_backoff()
-        .filter_map(|event| async move {
-            let event = event
-                .inspect_err(|error| tracing::warn!(%error, "the watch of the config Secrets failed; retrying"))
-                .ok()?;
-            let hash = |o: &PartialObjectMeta<Secret>| o.annotations().get(SHARD_HASH_ANNOTATION).cloned();
-            match event {
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => Some(Changed::Shard(o.name_any(), hash(&o))),
-                watcher::Event::Delete(o) => Some(Changed::Shard(o.name_any(), None)),
-                watcher::Event::Init | watcher::Event::InitDone => None,
-            }
-        })
-        .boxed()
-}
-
-/// The objects a cache holds, as `K`, and those whose fields do not parse.
-fn typed<K: serde::de::DeserializeOwned>(cache: &Cache, kind: Kind) -> (Vec<K>, Vec<Unreadable>) {
-    let (mut objects, mut unreadable) = (Vec::new(), Vec::new());
-    for object in cache.state() {
-        let value = serde_yaml::to_value(&*object).expect("objects serialize");
-        match manifold_api::manifests::typed::<K>(value) {
-            Ok(typed) => objects.push(typed),
-            Err(problem) => unreadable.push(Unreadable {
-                object: ObjectRef { kind, namespace: object.namespace().unwrap_or_default(), name: object.name_any() },
-                generation: object.metadata.generation,
-                problem,
-            }),
-        }
-    }
-    (objects, unreadable)
-}
-
-/// The world: the cached objects, and the Secrets and ConfigMaps they reference, read now
-/// ([`READS_AT_ONCE`] at a time). Only "not found" means missing: any other failure fails
-/// the whole, as a reference reported missing would make routes lose their credentials.
-async fn gather(client: &Client, servers: &Cache, routes: &Cache) -> kube::Result<World> {
-    let (servers, mut unreadable) = typed::<McpServer>(servers, Kind::McpServer);
-    let (routes, unreadable_routes) = typed::<McpRoute>(routes, Kind::McpRoute);
-    unreadable.extend(unreadable_routes);
-    let wanted = references(&servers, &routes);
-    let secrets = read_all::<Secret>(client, &wanted.secrets);
-    let config_maps = read_all::<ConfigMap>(client, &wanted.config_maps);
-    let (secrets, config_maps) = futures::try_join!(secrets, config_maps)?;
-    Ok(World { servers, routes, secrets, config_maps, unreadable, ..World::default() })
-}
-
-/// The objects named (namespace, name) that exist.
-async fn read_all<K>(client: &Client, names: &std::collections::BTreeSet<(String, String)>) -> kube::Result<Vec<K>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
-    let reads: Vec<_> = names
-        .iter()
-        .map(|(namespace, name)| {
-            let (api, name) = (Api::<K>::namespaced(client.clone(), namespace), name.clone());
-            async move { api.get_opt(&name).await }
-        })
-        .collect();
-    let found: Vec<Option<K>> = stream::iter(reads).buffered(READS_AT_ONCE).try_collect().await?;
-    Ok(found.into_iter().flatten().collect())
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -642,32 +558,12 @@ mod tests {
         let mut count = 0;
         for at in changes.iter().map(|offset| start + *offset) {
             if debounce.due.is_some_and(|due| due <= at) {
-                debounce.reconciled();
+                debounce.started();
                 count += 1;
             }
             debounce.changed(at);
         }
         count + usize::from(debounce.due.is_some())
-    }
-
-    #[test]
-    fn an_object_whose_fields_do_not_parse_is_reported_not_fatal() {
-        let mut writer = reflector::store::Writer::new(ApiResource::erase::<McpServer>(&()));
-        for (name, remote) in [
-            ("good", json!({"url": "http://weather:8080/mcp"})),
-            ("bad", json!({"url": "http://weather:8080/mcp", "transport": "websocket"})),
-        ] {
-            let object: DynamicObject =
-                serde_json::from_value(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
-                "metadata": {"name": name, "namespace": "acme", "generation": 2}, "spec": {"remote": remote}}))
-                .unwrap();
-            writer.apply_watcher_event(&watcher::Event::Apply(object));
-        }
-        let (servers, unreadable) = typed::<McpServer>(&Cache(vec![writer.as_reader()]), Kind::McpServer);
-        assert_eq!(servers.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["good"]);
-        assert_eq!(unreadable.len(), 1);
-        assert_eq!((unreadable[0].object.name.as_str(), unreadable[0].generation), ("bad", Some(2)));
-        assert_eq!(unreadable[0].problem.field, "spec.remote.transport");
     }
 
     #[test]
@@ -689,29 +585,22 @@ mod tests {
         assert_eq!(poll.take(), PROGRAMMED_POLL);
     }
 
-    #[tokio::test]
-    async fn a_reference_that_cannot_be_read_fails_the_gather_not_the_reference() {
-        let mut writer = reflector::store::Writer::new(ApiResource::erase::<McpServer>(&()));
-        let keyed: DynamicObject = serde_json::from_value(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer",
-            "metadata": {"name": "weather", "namespace": "acme"},
-            "spec": {"remote": {"url": "http://weather:8080/mcp", "headers": [{"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "key", "key": "k"}}}]}}}))
-        .unwrap();
-        writer.apply_watcher_event(&watcher::Event::Apply(keyed));
-        let servers = Cache(vec![writer.as_reader()]);
-        let routes = Cache(vec![reflector::store::Writer::new(ApiResource::erase::<McpRoute>(&())).as_reader()]);
-        let throttled = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429, "message": "slow down"});
-        let (client, server) =
-            api_server_with_status(vec![(Method::GET, "/api/v1/namespaces/acme/secrets/key".into(), 429, throttled)]);
-        let gathered = gather(&client, &servers, &routes).await;
-        server.await.unwrap();
-        assert!(matches!(gathered, Err(kube::Error::Api(ref status)) if status.code == 429), "{gathered:?}");
-
-        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "no"});
-        let (client, server) =
-            api_server_with_status(vec![(Method::GET, "/api/v1/namespaces/acme/secrets/key".into(), 404, not_found)]);
-        let world = gather(&client, &servers, &routes).await.unwrap();
-        server.await.unwrap();
-        assert!(world.secrets.is_empty(), "missing is missing");
+    #[test]
+    fn changes_do_not_bring_a_retry_forward_but_do_bring_a_poll() {
+        let start = Instant::now();
+        let mut debounce = Debounce::default();
+        debounce.retry(start, Duration::from_secs(20));
+        debounce.changed(start + Duration::from_secs(1));
+        assert_eq!(debounce.due, Some(start + Duration::from_secs(20)), "a failure's backoff holds");
+        debounce.started();
+        debounce.succeeded();
+        debounce.poll(start + Duration::from_secs(30), Duration::from_secs(60));
+        debounce.changed(start + Duration::from_secs(31));
+        assert_eq!(
+            debounce.due,
+            Some(start + Duration::from_secs(31) + DEBOUNCE),
+            "a change does not wait for the poll"
+        );
     }
 
     #[tokio::test]
