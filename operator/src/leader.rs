@@ -140,26 +140,37 @@ struct Term {
     number: u64,
 }
 
-/// Whether this replica leads, as far as the keeper of its Lease knows.
+/// Whether this replica leads, as far as the keeper of its Lease knows; pinned to one term,
+/// whether it still leads in that term (work begun in a term must not go on in the next:
+/// another replica may have led in between).
 #[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<Option<Term>>);
+pub struct Leadership {
+    terms: watch::Receiver<Option<Term>>,
+    pinned: Option<u64>,
+}
 
 impl Leadership {
     /// A replica that always leads: for tools and tests that run one reconciler alone.
     pub fn always() -> Self {
         let until = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
-        Leadership(watch::channel(Some(Term { until, number: 1 })).1)
+        Leadership { terms: watch::channel(Some(Term { until, number: 1 })).1, pinned: None }
     }
 
     /// A replica whose Lease lapsed.
     #[cfg(test)]
     pub(crate) fn lapsed() -> Self {
-        Leadership(watch::channel(None).1)
+        Leadership { terms: watch::channel(None).1, pinned: None }
     }
 
     /// The term this replica leads in now, if it does.
     pub fn term(&self) -> Option<u64> {
-        self.0.borrow().filter(|term| Instant::now() < term.until).map(|term| term.number)
+        let term = (*self.terms.borrow()).filter(|term| Instant::now() < term.until)?;
+        self.pinned.is_none_or(|pinned| pinned == term.number).then_some(term.number)
+    }
+
+    /// The same, pinned to the current term: it leads only while that term lasts.
+    pub fn pinned(&self) -> Self {
+        Leadership { terms: self.terms.clone(), pinned: self.term().or(Some(0)) }
     }
 
     /// Whether this replica may write now.
@@ -169,13 +180,14 @@ impl Leadership {
 
     /// How long this replica may still write, if it leads: a write must be done by then.
     pub fn remaining(&self) -> Option<Duration> {
-        let until = self.0.borrow().map(|term| term.until)?;
+        self.term()?;
+        let until = self.terms.borrow().map(|term| term.until)?;
         until.checked_duration_since(Instant::now()).filter(|left| !left.is_zero())
     }
 
     /// Waits until leadership is won, lost or renewed.
     pub async fn changed(&mut self) {
-        if self.0.changed().await.is_err() {
+        if self.terms.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
     }
@@ -226,7 +238,7 @@ pub fn keep(
             tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
         }
     });
-    (Leadership(leadership), task)
+    (Leadership { terms: leadership, pinned: None }, task)
 }
 
 #[cfg(test)]
@@ -283,6 +295,20 @@ mod tests {
 
     fn not_found() -> Value {
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+    }
+
+    #[test]
+    fn work_pinned_to_a_term_stops_when_it_ends_even_if_a_new_one_begins() {
+        let until = Instant::now() + Duration::from_secs(10);
+        let (terms, receiver) = watch::channel(Some(Term { until, number: 1 }));
+        let leadership = Leadership { terms: receiver, pinned: None };
+        let reconcile = leadership.pinned();
+        assert!(reconcile.leads() && reconcile.remaining().is_some());
+        terms.send_replace(Some(Term { until, number: 2 }));
+        assert!(leadership.leads(), "this replica leads again");
+        assert!(!reconcile.leads() && reconcile.remaining().is_none(), "but not in the term the work began in");
+        terms.send_replace(None);
+        assert!(!leadership.pinned().leads(), "pinned while following: never leads");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use manifold_api::config::Upstream;
 use manifold_api::outcome::condition::{ACCEPTED, PARTIALLY_INVALID, PROGRAMMED};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome, Verdict};
 use manifold_api::publish::{GENERATION_ANNOTATION, HASH_ANNOTATION, RELEASE_LABEL, TooLarge, secrets};
-use manifold_api::resources::{McpRoute, McpServer};
+use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStatus};
 use manifold_api::{Compiled, GatewayConfig};
 
 use crate::leader::Leadership;
@@ -40,6 +40,8 @@ pub struct World {
     /// McpServers and McpRoutes whose fields do not parse: reported in their own status,
     /// never served anew, and no one else's concern.
     pub unreadable: Vec<Unreadable>,
+    /// Their uids and statuses, as far as those can be read.
+    pub unreadable_seen: BTreeMap<ObjectRef, (Option<String>, Option<serde_json::Value>)>,
 }
 
 impl World {
@@ -377,65 +379,59 @@ impl Reconciler {
             let object = &outcome.object;
             let (namespace, name) = (&object.namespace, &object.name);
             let at = (namespace.clone(), Some(name.clone()));
-            // An object whose fields do not parse is not in the world: its status can still say why.
-            let (uid, shown) = match object.kind {
-                Kind::McpServer => {
-                    let server = servers.get(&at);
-                    (server.and_then(|s| s.meta().uid.clone()), server.and_then(|s| s.status.as_ref()).map(to_json))
+            // The uid and status the watch shows. An object whose fields do not parse is not
+            // in the world, but its status can still say why.
+            let (regarding, uid, watched) = match (object.kind, servers.get(&at), routes.get(&at)) {
+                (Kind::McpServer, Some(s), _) => {
+                    (s.object_ref(&()), s.meta().uid.clone(), s.status.as_ref().map(to_json))
                 }
-                Kind::McpRoute => {
-                    let route = routes.get(&at);
-                    (route.and_then(|r| r.meta().uid.clone()), route.and_then(|r| r.status.as_ref()).map(to_json))
+                (Kind::McpRoute, _, Some(r)) => {
+                    (r.object_ref(&()), r.meta().uid.clone(), r.status.as_ref().map(to_json))
+                }
+                _ => {
+                    let (uid, status) = world.unreadable_seen.get(object).cloned().unwrap_or_default();
+                    (reference(object), uid, status)
                 }
             };
-            // The watch shows what was written: the object's own copy is the one to go by now
-            // (should anyone change it, it is set right).
-            if let (Some(shown), Some((written_uid, value))) = (&shown, self.written.get(object))
-                && *written_uid == uid
-                && untimed(shown) == untimed(value)
-            {
-                self.written.remove(object);
-            }
-            let shown_before = self.last_written(object);
-            let (patched, value, regarding, shown, conditions) = match object.kind {
+            // What this replica wrote, until the watch shows it: what the object shows then.
+            let unconfirmed = self.written.get(object).filter(|(written_uid, _)| *written_uid == uid).map(|w| &w.1);
+            let shown = match (unconfirmed, &watched) {
+                (Some(written), Some(watched)) if untimed(written) == untimed(watched) => {
+                    self.written.remove(object);
+                    watched.clone()
+                }
+                (Some(written), _) => written.clone(),
+                (None, watched) => watched.clone().unwrap_or(serde_json::Value::Null),
+            };
+            let api_namespace = || namespace.as_str();
+            let (patched, value, before, conditions) = match object.kind {
                 Kind::McpServer => {
-                    let server = servers.get(&at).copied();
-                    let current = server.and_then(|s| s.status.as_ref());
+                    let current: Option<McpServerStatus> = serde_json::from_value(shown).ok();
                     let counts = self.offered.get(&(namespace.clone(), name.clone())).copied();
-                    let Some(status) = server_status(outcome, current, counts, now) else { continue };
-                    let value = to_json(&status);
-                    if !self.differs(object, uid.as_deref(), &value) {
-                        continue;
-                    }
-                    let api = Api::namespaced(self.client.clone(), namespace);
+                    let Some(status) = server_status(outcome, current.as_ref(), counts, now) else { continue };
+                    let api = Api::namespaced(self.client.clone(), api_namespace());
                     let patched = while_leading(&self.leadership, patch_server(&api, name, &status)).await;
-                    let regarding = server.map_or_else(|| reference(object), |s| s.object_ref(&()));
-                    let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
-                    (patched, value, regarding, shown, status.conditions)
+                    let before = current.map(|s| s.conditions).unwrap_or_default();
+                    (patched, to_json(&status), before, status.conditions)
                 }
                 Kind::McpRoute => {
-                    let route = routes.get(&at).copied();
-                    let current = route.and_then(|r| r.status.as_ref());
+                    let current: Option<McpRouteStatus> = serde_json::from_value(shown).ok();
                     let served = self.served_path(namespace, name);
                     let tools = self.visible_tools(namespace, name);
-                    let Some(status) = route_status(outcome, current, served, tools, &self.gateway_url, now) else {
+                    let Some(status) = route_status(outcome, current.as_ref(), served, tools, &self.gateway_url, now)
+                    else {
                         continue;
                     };
-                    let value = to_json(&status);
-                    if !self.differs(object, uid.as_deref(), &value) {
-                        continue;
-                    }
-                    let api = Api::namespaced(self.client.clone(), namespace);
+                    let api = Api::namespaced(self.client.clone(), api_namespace());
                     let patched = while_leading(&self.leadership, patch_route(&api, name, &status)).await;
-                    let regarding = route.map_or_else(|| reference(object), |r| r.object_ref(&()));
-                    let shown = current.map(|s| s.conditions.clone()).unwrap_or_default();
-                    (patched, value, regarding, shown, status.conditions)
+                    let before = current.map(|s| s.conditions).unwrap_or_default();
+                    (patched, to_json(&status), before, status.conditions)
                 }
             };
             match patched {
                 Ok(()) => {
                     self.written.insert(object.clone(), (uid, value));
-                    self.record(&regarding, &shown_before, shown, &conditions).await;
+                    self.record(&regarding, &before, &conditions).await;
                     written += 1;
                 }
                 Err(PublishError::NotLeading) => return Err(PublishError::NotLeading),
@@ -556,14 +552,7 @@ impl Reconciler {
     /// An Event for each condition that flipped, or that appears saying something is wrong (a
     /// new object that is fine makes no noise). What was shown before is what this replica
     /// last wrote, else what the object shows. Best effort: a lost Event loses nothing.
-    async fn record(
-        &self,
-        object: &ObjectReference,
-        written: &Option<Vec<Condition>>,
-        shown: Vec<Condition>,
-        now: &[Condition],
-    ) {
-        let shown = written.clone().unwrap_or(shown);
+    async fn record(&self, object: &ObjectReference, shown: &[Condition], now: &[Condition]) {
         for condition in now {
             let before = shown.iter().find(|c| c.type_ == condition.type_);
             let good = (condition.status == "True") != (condition.type_ == PARTIALLY_INVALID);
@@ -592,21 +581,6 @@ impl Reconciler {
                 tracing::debug!(%error, "an Event could not be recorded");
             }
         }
-    }
-
-    /// Whether `status` differs from what was last written to this `object` (the same uid),
-    /// timestamps aside.
-    fn differs(&self, object: &ObjectRef, uid: Option<&str>, status: &serde_json::Value) -> bool {
-        match self.written.get(object) {
-            Some((written_uid, written)) => written_uid.as_deref() != uid || untimed(written) != untimed(status),
-            None => true,
-        }
-    }
-
-    /// The conditions last written to `object`, if any.
-    fn last_written(&self, object: &ObjectRef) -> Option<Vec<Condition>> {
-        let conditions = self.written.get(object)?.1.get("conditions")?.clone();
-        serde_json::from_value(conditions).ok()
     }
 }
 
@@ -1324,6 +1298,66 @@ mod tests {
             reconcile(&mut reconciler, &world, vec![status_of("mcproutes", "store", answers[1].clone())]).await;
         assert_eq!(report.statuses, 1);
         assert_eq!(fixed[0]["status"], bodies[3]["status"]);
+    }
+
+    #[tokio::test]
+    async fn a_change_undone_before_the_watch_shows_it_is_undone_on_the_server_too() {
+        let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+        let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+        let mut reconciler = None;
+        let (_, valid) = reconcile(
+            &mut reconciler,
+            &world,
+            vec![
+                list(),
+                apply(),
+                status_of("mcpservers", "weather", answers[0].clone()),
+                status_of("mcproutes", "store", answers[1].clone()),
+            ],
+        )
+        .await;
+        // The watch shows the valid status. The route breaks (written), and is mended
+        // before the watch shows the broken status: the server holds it, so write again.
+        world.routes[0].status = Some(object(valid[3]["status"].clone()));
+        let mut broken = world.clone();
+        broken.routes[0].spec.path = Some("no-slash".into());
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let (report, _) =
+            reconcile(&mut reconciler, &broken, vec![status_of("mcproutes", "store", answers[1].clone()), event]).await;
+        assert_eq!(report.statuses, 1);
+        let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let (report, mended) =
+            reconcile(&mut reconciler, &world, vec![status_of("mcproutes", "store", answers[1].clone()), event]).await;
+        assert_eq!(report.statuses, 1, "the object's own copy is older than what was written");
+        assert_eq!(condition(&mended[0], "Accepted")["status"], "True");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_created_again_gets_its_status_again() {
+        let typo = ObjectRef { kind: Kind::McpServer, namespace: "acme".into(), name: "typo".into() };
+        let problem = manifold_api::manifests::typed::<McpServer>(serde_yaml::to_value(json!({"apiVersion": "manifold.dev/v1alpha1",
+            "kind": "McpServer", "metadata": {"name": "typo"}, "spec": {"remote": {"url": "http://x", "transport": "websocket"}}})).unwrap())
+        .unwrap_err();
+        let world = |uid: &str| World {
+            unreadable: vec![Unreadable { object: typo.clone(), generation: Some(1), problem: problem.clone() }],
+            unreadable_seen: BTreeMap::from([(typo.clone(), (Some(uid.to_owned()), None))]),
+            ..World::default()
+        };
+        let answer = json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": "typo"}, "spec": {}});
+        let event = || (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+        let mut reconciler = None;
+        let (report, _) = reconcile(
+            &mut reconciler,
+            &world("first"),
+            vec![list(), apply(), status_of("mcpservers", "typo", answer.clone()), event()],
+        )
+        .await;
+        assert_eq!(report.statuses, 1);
+        let (report, _) = reconcile(&mut reconciler, &world("first"), vec![]).await;
+        assert_eq!(report.statuses, 0);
+        let (report, _) =
+            reconcile(&mut reconciler, &world("second"), vec![status_of("mcpservers", "typo", answer), event()]).await;
+        assert_eq!(report.statuses, 1, "deleted and created again: a new object");
     }
 
     #[tokio::test]

@@ -179,8 +179,8 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     let mut events = stream::select_all([
         server_events,
         route_events,
-        watches::names::<Secret>(&client, &scope, Changed::Secret),
-        watches::names::<ConfigMap>(&client, &scope, Changed::ConfigMap),
+        watches::names::<Secret>(&client, &scope, Changed::Secret, Changed::SecretsListed),
+        watches::names::<ConfigMap>(&client, &scope, Changed::ConfigMap, Changed::ConfigMapsListed),
         watches::shards(&client, &namespace, &args.release),
     ]);
     let listed = Arc::new(tokio::sync::Notify::new());
@@ -217,6 +217,7 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         routes,
         reconciler,
         leadership: leadership.clone(),
+        identity: identity.clone(),
         term: None,
         referenced: None,
         secrets: Referenced::default(),
@@ -237,7 +238,7 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         tokio::select! {
             Some(changed) = events.next() => controller.changed(changed),
             () = listed.notified() => {}
-            () = leadership.changed() => controller.leadership_changed(&identity),
+            () = leadership.changed() => controller.leadership_changed(),
             _ = refetch.tick() => {
                 let now = std::time::Instant::now();
                 if controller.fetcher.documents.due(now) || controller.prober.due(now) {
@@ -246,17 +247,20 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
             }
             // Never before the caches have listed: an empty cache would publish an empty config.
             _ = sleep_until(controller.debounce.due), if controller.term.is_some() && ready.load(Ordering::Acquire) => {
-                controller.reconcile().await;
+                // A long reconcile (probes, many statuses) must not outlast the pod's grace period.
+                tokio::select! {
+                    () = controller.reconcile() => {}
+                    () = &mut shutdown => break,
+                }
             }
-            _ = &mut shutdown => {
-                tracing::info!("shutting down");
-                // Give the Lease up, so another replica takes over at once.
-                stop.notify_one();
-                let _ = tokio::time::timeout(Duration::from_secs(5), keeper).await;
-                return Ok(());
-            }
+            () = &mut shutdown => break,
         }
     }
+    tracing::info!("shutting down");
+    // Give the Lease up, so another replica takes over at once.
+    stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(5), keeper).await;
+    Ok(())
 }
 
 /// The controller's state between events.
@@ -269,6 +273,8 @@ struct Controller {
     routes: Cache,
     reconciler: Reconciler,
     leadership: Leadership,
+    /// This replica's name in the Lease.
+    identity: String,
     /// The term this replica leads in (None: following).
     term: Option<u64>,
     /// The Secrets and ConfigMaps referenced, worked out again after objects change.
@@ -304,6 +310,15 @@ impl Controller {
                 self.config_maps.changed(key);
                 self.referenced.get_or_insert_with(current).config_maps.contains(key)
             }
+            // Deletions during a relist gap showed no event: read everything again.
+            Changed::SecretsListed => {
+                self.secrets.clear();
+                true
+            }
+            Changed::ConfigMapsListed => {
+                self.config_maps.clear();
+                true
+            }
             Changed::Shard(name, fingerprint) => self.reconciler.shard_changed(name, fingerprint.as_deref()),
             Changed::ShardsListed => {
                 self.reconciler.check_published();
@@ -315,7 +330,8 @@ impl Controller {
         }
     }
 
-    fn leadership_changed(&mut self, identity: &str) {
+    fn leadership_changed(&mut self) {
+        let identity = &self.identity;
         let term = self.leadership.term();
         self.metrics.leader.set(i64::from(term.is_some()));
         if term.is_some() && term != self.term {
@@ -334,6 +350,8 @@ impl Controller {
     /// Gathers the world and reconciles it, and says when to look again.
     async fn reconcile(&mut self) {
         self.debounce.started();
+        // Its writes stop with the term it begins in.
+        self.reconciler.leadership = self.leadership.pinned();
         let mut world = match self.gather().await {
             Ok(world) => world,
             Err(error) => {
@@ -364,12 +382,15 @@ impl Controller {
                     metrics.publish_bytes.set(published.bytes as i64);
                 }
                 tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, failed = report.failed, "reconciled");
+                self.debounce.succeeded();
                 if report.failed > 0 {
-                    self.failed(&format!("{} status write(s) refused", report.failed));
+                    // Tried again with a backoff, but not holding other changes back: one
+                    // object always refused must not slow everyone down.
+                    self.metrics.reconciles.with_label_values(&["error"]).inc();
+                    self.debounce.poll(Instant::now(), self.retry.take());
                     return;
                 }
                 self.retry.reset();
-                self.debounce.succeeded();
                 // Look again while replicas catch up: soon after a change, then less and
                 // less often while nothing moves.
                 if report.published.is_some() || !report.programmed_after.is_empty() {
@@ -381,8 +402,9 @@ impl Controller {
             }
             // Whoever leads next starts afresh; should it be this replica again, at once.
             Err(PublishError::NotLeading) => {
-                tracing::warn!("the Lease lapsed during a reconcile; its writes stopped");
-                self.debounce.now(Instant::now());
+                tracing::warn!("the term this reconcile began in ended; its writes stopped");
+                // Follow, or lead afresh in the new term (a lapse sends no change at once).
+                self.leadership_changed();
             }
             Err(error) => self.failed(&error.to_string()),
         }
@@ -399,11 +421,21 @@ impl Controller {
     async fn gather(&mut self) -> kube::Result<World> {
         let (servers, mut unreadable) = self.servers.typed::<McpServer>(Kind::McpServer);
         let (routes, unreadable_routes) = self.routes.typed::<McpRoute>(Kind::McpRoute);
+        let of = |kind: Kind| {
+            unreadable
+                .iter()
+                .chain(&unreadable_routes)
+                .map(|u| &u.object)
+                .filter(|o| o.kind == kind)
+                .collect::<Vec<_>>()
+        };
+        let mut unreadable_seen = self.servers.seen(&of(Kind::McpServer));
+        unreadable_seen.extend(self.routes.seen(&of(Kind::McpRoute)));
         unreadable.extend(unreadable_routes);
         let wanted = references(&servers, &routes);
         let secrets = self.secrets.read(&self.client, &wanted.secrets).await?;
         let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
-        Ok(World { servers, routes, secrets, config_maps, unreadable, ..World::default() })
+        Ok(World { servers, routes, secrets, config_maps, unreadable, unreadable_seen, ..World::default() })
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - McpServers and McpRoutes: cached (one reflector per watched namespace), untyped so that
 //!   one whose fields do not parse is reported rather than fatal; a change to an object's
-//!   spec is a [`Changed::Object`], a change to its status alone is nothing.
+//!   spec or status is a [`Changed::Object`], one to its labels or annotations is nothing.
 //! - Secrets and ConfigMaps in the same namespaces: metadata only, nothing kept; each change
 //!   names the object, and only referenced ones are read, by name, when reconciling.
 //! - The config Secrets the operator publishes: each change carries the shard's fingerprint,
@@ -29,12 +29,15 @@ use crate::publish::fingerprint;
 const READS_AT_ONCE: usize = 16;
 
 /// What changed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Changed {
     /// An McpServer or McpRoute was created, deleted, or had its spec changed.
     Object,
     Secret((String, String)),
     ConfigMap((String, String)),
+    /// Secrets or ConfigMaps were listed anew: any deleted during the gap showed no event.
+    SecretsListed,
+    ConfigMapsListed,
     /// One of the config Secrets: its name, and its fingerprint (None once deleted).
     Shard(String, Option<String>),
     /// The config Secrets were listed anew: any deleted during the gap showed no event.
@@ -59,6 +62,21 @@ impl Cache {
             store.wait_until_ready().await?;
         }
         Ok(())
+    }
+
+    /// The uid and status of each object named, as far as those can be read (for objects
+    /// whose fields do not parse).
+    pub fn seen(&self, objects: &[&ObjectRef]) -> BTreeMap<ObjectRef, (Option<String>, Option<serde_json::Value>)> {
+        let wanted: BTreeMap<(&str, &str), &ObjectRef> =
+            objects.iter().map(|o| ((o.namespace.as_str(), o.name.as_str()), *o)).collect();
+        let mut seen = BTreeMap::new();
+        for object in self.state() {
+            let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+            if let Some(wanted) = wanted.get(&(namespace.as_str(), name.as_str())) {
+                seen.insert((*wanted).clone(), (object.uid(), object.data.get("status").cloned()));
+            }
+        }
+        seen
     }
 
     /// The objects held, as `K`, and those whose fields do not parse.
@@ -127,26 +145,33 @@ where
     (Cache(stores), stream::select_all(changes).boxed())
 }
 
-/// Whether `event` changes what compile sees: an object created, deleted, or with a new
-/// `generation` (its spec changed), or a list done. A change to the status alone (the
-/// operator's own writes among them) is not one. `generations` holds the generation each
-/// object (by uid) was last seen at.
-fn spec_changed(generations: &mut HashMap<String, Option<i64>>, event: &watcher::Event<DynamicObject>) -> bool {
+/// What of an object a reconcile looks at: its `generation` (its spec) and its status.
+type Seen = (Option<i64>, Option<serde_json::Value>);
+
+fn seen(object: &DynamicObject) -> Seen {
+    (object.metadata.generation, object.data.get("status").cloned())
+}
+
+/// Whether `event` changes what a reconcile looks at: an object created, deleted, with a
+/// new `generation` (its spec changed) or another status (someone may have written a wrong
+/// one; the operator's own writes come back once and change nothing more), or a list done.
+/// Labels, annotations and the like are not looked at. `seen` holds each object's, by uid.
+fn spec_changed(seen_before: &mut HashMap<String, Seen>, event: &watcher::Event<DynamicObject>) -> bool {
     match event {
         watcher::Event::Apply(object) => {
-            let generation = object.metadata.generation;
-            generations.insert(object.uid().unwrap_or_default(), generation) != Some(generation)
+            let now = seen(object);
+            seen_before.insert(object.uid().unwrap_or_default(), now.clone()) != Some(now)
         }
         watcher::Event::InitApply(object) => {
-            generations.insert(object.uid().unwrap_or_default(), object.metadata.generation);
+            seen_before.insert(object.uid().unwrap_or_default(), seen(object));
             false
         }
         watcher::Event::Delete(object) => {
-            generations.remove(&object.uid().unwrap_or_default());
+            seen_before.remove(&object.uid().unwrap_or_default());
             true
         }
         watcher::Event::Init => {
-            generations.clear();
+            seen_before.clear();
             false
         }
         watcher::Event::InitDone => true,
@@ -155,7 +180,12 @@ fn spec_changed(generations: &mut HashMap<String, Option<i64>>, event: &watcher:
 
 /// The (namespace, name) of every `K` that changes in the watched namespaces, as `changed`
 /// says it. Metadata only, and nothing kept.
-pub fn names<K>(client: &Client, namespaces: &[String], changed: fn((String, String)) -> Changed) -> Changes
+pub fn names<K>(
+    client: &Client,
+    namespaces: &[String],
+    changed: fn((String, String)) -> Changed,
+    listed: Changed,
+) -> Changes
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -167,19 +197,24 @@ where
     let apis =
         scoped(namespaces, || Api::<PartialObjectMeta<K>>::all(client.clone()), |n| Api::namespaced(client.clone(), n));
     let watches = apis.into_iter().map(|api| {
+        let listed = listed.clone();
         watcher(api, watcher::Config::default())
             .default_backoff()
-            .filter_map(move |event| async move {
-                let event = event
-                    .inspect_err(
-                        |error| tracing::warn!(kind = K::kind(&()).as_ref(), %error, "a watch failed; retrying"),
-                    )
-                    .ok()?;
-                match event {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
-                        Some(changed((o.namespace().unwrap_or_default(), o.name_any())))
+            .filter_map(move |event| {
+                let listed = listed.clone();
+                async move {
+                    let event = event
+                        .inspect_err(
+                            |error| tracing::warn!(kind = K::kind(&()).as_ref(), %error, "a watch failed; retrying"),
+                        )
+                        .ok()?;
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                            Some(changed((o.namespace().unwrap_or_default(), o.name_any())))
+                        }
+                        watcher::Event::InitDone => Some(listed),
+                        watcher::Event::Init => None,
                     }
-                    watcher::Event::Init | watcher::Event::InitDone => None,
                 }
             })
             .boxed()
@@ -297,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn only_spec_changes_count() {
+    fn only_changes_a_reconcile_looks_at_count() {
         let route = |generation: i64, status: &str| -> DynamicObject {
             serde_json::from_value(json!({"apiVersion": "manifold.dev/v1alpha1", "kind": "McpRoute",
                 "metadata": {"name": "store", "namespace": "acme", "uid": "u1", "generation": generation},
@@ -309,7 +344,9 @@ mod tests {
         assert!(!changed(watcher::Event::Init));
         assert!(!changed(watcher::Event::InitApply(route(1, "/a"))));
         assert!(changed(watcher::Event::InitDone), "the first list");
-        assert!(!changed(watcher::Event::Apply(route(1, "/b"))), "a status write");
+        assert!(!changed(watcher::Event::Apply(route(1, "/a"))), "a label, say");
+        assert!(changed(watcher::Event::Apply(route(1, "/b"))), "a status write");
+        assert!(!changed(watcher::Event::Apply(route(1, "/b"))), "nothing new");
         assert!(changed(watcher::Event::Apply(route(2, "/b"))), "a spec edit");
         assert!(changed(watcher::Event::Delete(route(2, "/b"))));
         assert!(changed(watcher::Event::Apply(route(1, "/a"))), "created again");
