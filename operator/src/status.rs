@@ -151,17 +151,15 @@ mod tests {
         }
     }
 
+    /// A first status of a valid route served at its default path.
+    fn valid(now: i64) -> McpRouteStatus {
+        let outcome = outcome(true, "route is valid");
+        route_status(&outcome, None, Some("/acme/store/mcp"), None, "http://gw", &time(now)).expect("a first status")
+    }
+
     #[test]
     fn an_unchanged_outcome_needs_no_status_write() {
-        let first = route_status(
-            &outcome(true, "route is valid"),
-            None,
-            Some("/acme/store/mcp"),
-            None,
-            "http://gw",
-            &time(100),
-        )
-        .expect("a first status");
+        let first = valid(100);
         assert_eq!(first.observed_generation, Some(3));
         assert_eq!(first.path.as_deref(), Some("/acme/store/mcp"));
         assert_eq!(first.url.as_deref(), Some("http://gw/acme/store/mcp"));
@@ -182,15 +180,7 @@ mod tests {
 
     #[test]
     fn transition_times_move_only_when_a_status_flips() {
-        let first = route_status(
-            &outcome(true, "route is valid"),
-            None,
-            Some("/acme/store/mcp"),
-            None,
-            "http://gw",
-            &time(100),
-        )
-        .unwrap();
+        let first = valid(100);
         let reworded = route_status(
             &outcome(true, "route is valid, really"),
             Some(&first),
@@ -214,15 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_status_is_written_to_the_status_subresource() {
         let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let status = route_status(
-            &outcome(true, "route is valid"),
-            None,
-            Some("/acme/store/mcp"),
-            None,
-            "http://gw",
-            &time(100),
-        )
-        .unwrap();
+        let status = valid(100);
         let expected = serde_json::to_value(&status).unwrap();
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.unwrap();
