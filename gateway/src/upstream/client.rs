@@ -2,27 +2,33 @@
 //! system's roots, else Mozilla's), and nothing a general-purpose client adds on top: no
 //! redirects, no decompression, no cookies. This is the gateway's hot path.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::UpstreamError;
+use super::openapi::{Egress, GuardedHttp, guarded_client};
 use bytes::Bytes;
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::Request;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
-use super::UpstreamError;
 
 /// An upstream response.
 pub type Response = hyper::Response<Incoming>;
 
-/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone.
+/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone, that connects only where the egress
+/// rule allows (a tenant's upstream URL must not reach the cloud's metadata service).
 ///
 /// Each thread has its own ([`HttpClient::current`]): a pooled connection's task then runs on
 /// the thread that uses it, and a request never waits for another thread to wake up.
 #[derive(Clone)]
-pub struct HttpClient(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>);
+pub struct HttpClient(GuardedHttp);
+
+/// `--allow-link-local-upstreams`, for the clients threads make (see [`allow_link_local`]).
+static ALLOW_LINK_LOCAL: AtomicBool = AtomicBool::new(false);
+
+/// Sets the egress rule of every thread's client made from now on (at start, before any).
+pub fn allow_link_local(allowed: bool) {
+    ALLOW_LINK_LOCAL.store(allowed, Ordering::Relaxed);
+}
 
 thread_local! {
     static CURRENT: HttpClient = HttpClient::new();
@@ -35,13 +41,7 @@ impl HttpClient {
     }
 
     pub fn new() -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
-        tcp.set_keepalive(Some(Duration::from_secs(60)));
-        let https = tls().https_or_http().enable_http1().enable_http2().wrap_connector(tcp);
-        HttpClient(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
+        HttpClient(guarded_client(Egress { allow_link_local: ALLOW_LINK_LOCAL.load(Ordering::Relaxed) }))
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {

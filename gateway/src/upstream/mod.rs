@@ -202,10 +202,10 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     /// A client for `config` (connections to remote MCP servers come from the calling
-    /// thread's pool; `egress` says where OpenAPI sub-servers may be called).
+    /// thread's pool); `egress` says which addresses may not be called.
     pub fn new(config: &Upstream, egress: openapi::Egress) -> Result<Self, String> {
         let (wire, timeout_ms) = match config {
-            Upstream::Remote(remote) => (Self::remote(remote)?, remote.timeout_ms),
+            Upstream::Remote(remote) => (Self::remote(remote, egress)?, remote.timeout_ms),
             Upstream::OpenApi(api) => (Wire::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
         };
         static SERIALS: AtomicU64 = AtomicU64::new(0);
@@ -220,8 +220,12 @@ impl UpstreamClient {
         })
     }
 
-    fn remote(config: &manifold_api::config::RemoteUpstream) -> Result<Wire, String> {
+    fn remote(config: &manifold_api::config::RemoteUpstream, egress: openapi::Egress) -> Result<Wire, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
+        // Names are checked when resolved (every thread's client is guarded); addresses here.
+        if let Some(why) = openapi::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
+            return Err(format!("upstream URL `{}` is {why}", config.url));
+        }
         let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         let headers = header_map(&config.headers)?;
         Ok(match config.transport {
@@ -564,4 +568,31 @@ fn reply_to(message: Message, id: u64) -> Option<Reply> {
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     text.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use manifold_api::config::RemoteUpstream;
+
+    use super::*;
+
+    #[test]
+    fn a_remote_upstream_at_a_metadata_address_is_refused_unless_allowed() {
+        let remote = |url: &str| {
+            Upstream::Remote(RemoteUpstream {
+                url: url.into(),
+                transport: Transport::StreamableHttp,
+                headers: vec![],
+                timeout_ms: 1000,
+            })
+        };
+        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), openapi::Egress::default());
+        let error = refused.err().expect("refused");
+        assert!(error.starts_with("upstream URL `http://169.254.169.254/mcp` is a link-local"), "{error}");
+        let mapped = UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), openapi::Egress::default());
+        assert!(mapped.is_err(), "the same address in IPv6 clothing");
+        let allowed = openapi::Egress { allow_link_local: true };
+        assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed).is_ok());
+        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), openapi::Egress::default()).is_ok());
+    }
 }

@@ -629,7 +629,7 @@ fn template_arguments(captures: &regex::Captures<'_>, names: &[String]) -> Map<S
     arguments
 }
 
-fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+pub(crate) fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
         url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
