@@ -54,9 +54,9 @@ pub struct Args {
     /// Refuse sessions older than this many seconds.
     #[arg(long, default_value_t = 24 * 3600)]
     pub session_max_age_secs: u64,
-    /// Let upstreams (remote MCP servers, OpenAPI sub-servers) and spec URLs reach link-local and cloud-metadata addresses
-    /// (169.254.0.0/16, fe80::/10, fd00:ec2::254), refused by default: that is where cloud
-    /// instance credentials are served.
+    /// Let upstreams (remote MCP servers, OpenAPI sub-servers) and spec URLs reach link-local
+    /// and cloud-metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), refused by
+    /// default: that is where cloud instance credentials are served.
     #[arg(long)]
     pub allow_link_local_upstreams: bool,
     /// How often to check the config source for changes, in milliseconds.
