@@ -311,6 +311,47 @@ mod tests {
         assert!(!leadership.pinned().leads(), "pinned while following: never leads");
     }
 
+    /// The keeper over 16 s of paused time: it leads (term 1), renews, cannot reach the API
+    /// server long enough for its deadline to pass (following), leads again in a new term
+    /// (2), and releases the Lease when stopped.
+    #[tokio::test(start_paused = true)]
+    async fn the_keeper_says_when_a_term_ends_and_numbers_the_next() {
+        let failure = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "down"});
+        let renew = |at: i64| {
+            [
+                (Method::GET, LEASE.to_owned(), 200, lease("operator-a", at, 0)),
+                (Method::PUT, format!("{LEASE}?"), 200, lease("operator-a", at, 0)),
+            ]
+        };
+        let mut exchanges = vec![
+            (Method::GET, LEASE.to_owned(), 404, not_found()),
+            (Method::POST, LEASES.to_owned(), 201, lease("operator-a", 0, 0)),
+        ];
+        exchanges.extend(renew(2)); // t = 2 s
+        exchanges.extend((0..5).map(|_| (Method::GET, LEASE.to_owned(), 500, failure.clone()))); // t = 4..12 s
+        exchanges.extend(renew(14)); // t = 14 s: a new term
+        exchanges.extend(renew(16)); // t = 16 s
+        exchanges.extend(renew(16)); // stopped: released (read, then written without a holder)
+        let (client, server) = api_server_with_status(exchanges);
+        let elector = Elector::new(Api::namespaced(client, "manifold-system"), "manifold-operator", "operator-a");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let start = Instant::now();
+        let (mut leadership, keeper) = keep(elector, async move {
+            let _ = stopped.await;
+        });
+        let mut seen = Vec::new();
+        while seen.last() != Some(&(14, Some(2))) {
+            leadership.changed().await;
+            seen.push(((Instant::now() - start).as_secs(), leadership.term()));
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.send(()).unwrap();
+        keeper.await.unwrap();
+        assert_eq!(seen, [(0, Some(1)), (2, Some(1)), (12, None), (14, Some(2))]);
+        let bodies = server.await.unwrap();
+        assert_eq!(bodies.last().unwrap()["spec"].get("holderIdentity"), None, "released");
+    }
+
     #[tokio::test]
     async fn the_first_replica_creates_the_lease_and_leads() {
         let created = lease("operator-a", 1000, 0);
