@@ -136,10 +136,12 @@ impl Loader {
 
 /// Serves `config`, whichever source it came from, unless it is the config served already:
 /// builds its snapshot (reusing the pool's upstream clients), swaps it in, tells sessions
-/// what changed, and marks the gateway ready.
+/// what changed, and marks the gateway ready. The same content at another generation is
+/// taken too: the operator republishes a config at a new generation and waits for every
+/// replica to say it serves that one.
 pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientPool) {
     let served = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load_full());
-    if served.is_some_and(|s| s.config.hash == config.hash) {
+    if served.is_some_and(|s| s.config.hash == config.hash && s.config.generation == config.generation) {
         gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
         return;
     }

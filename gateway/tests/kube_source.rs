@@ -254,6 +254,26 @@ async fn an_update_is_swapped_in() {
 }
 
 #[tokio::test]
+async fn the_same_config_republished_at_a_new_generation_is_served_at_it() {
+    // A new leader publishes what was served at a generation of its own, and waits for every
+    // replica to report that generation before calling routes Programmed.
+    let (running, mut api) = start().await;
+    let (first, _) = generations();
+    let watching = serve_first(&mut api, &first).await;
+    eventually("generation 1 served", || ready(&running)).await;
+
+    let mut again = first.clone();
+    again.generation = 7;
+    assert_eq!(again.hash, first.hash, "the same content");
+    watching.send_response(events(&[("MODIFIED", &published(&again, "101")[0])]));
+    let _watch = api.expect(watch_call("101")).await;
+    eventually("generation 7 served", || generation(&running) == 7).await;
+    let (_, body) = admin(running.admin_addr, "/status").await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["generation"], 7);
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_corrupt_update_is_ignored_with_a_log_line_and_the_last_config_keeps_serving() {
     let logs = Logs::default();
     let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).finish();
