@@ -280,6 +280,11 @@ where
     pub async fn read(&mut self, client: &Client, wanted: &BTreeSet<(String, String)>) -> kube::Result<Vec<K>> {
         self.known.retain(|key, _| wanted.contains(key));
         // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
+        // A name no object can have is not asked for: that object does not exist, and the
+        // request could not even be made (an empty name), or would ask for another path.
+        for key in wanted.iter().filter(|key| !is_object_name(&key.1)) {
+            self.known.insert(key.clone(), None);
+        }
         let reads: Vec<_> = wanted
             .iter()
             .filter(|key| !self.known.contains_key(*key))
@@ -292,6 +297,18 @@ where
         self.known.extend(found);
         Ok(self.known.values().flatten().cloned().collect())
     }
+}
+
+/// Whether `name` is one a Secret or ConfigMap can have: a DNS subdomain (RFC 1123).
+fn is_object_name(name: &str) -> bool {
+    let alphanumeric = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = name.as_bytes();
+    (1..=253).contains(&bytes.len())
+        && bytes.iter().all(|&c| alphanumeric(c) || c == b'-' || c == b'.')
+        && name.split('.').all(|label| {
+            let label = label.as_bytes();
+            label.first().is_some_and(|&c| alphanumeric(c)) && label.last().is_some_and(|&c| alphanumeric(c))
+        })
 }
 
 #[cfg(test)]
@@ -385,5 +402,17 @@ mod tests {
         assert!(secrets.read(&client, &wanted).await.unwrap().is_empty(), "missing is missing");
         assert!(secrets.read(&client, &wanted).await.unwrap().is_empty(), "and known to be");
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_no_object_can_have_is_missing_without_a_request() {
+        let names = ["", "a/b", "..", "Key", "-key", "key.", "a b", "key?watch=true", &"k".repeat(254)];
+        let wanted: BTreeSet<_> = names.iter().map(|n| ("acme".to_owned(), (*n).to_owned())).collect();
+        // Any request fails the test: none is expected.
+        let (client, server) = api_server_with_status(vec![]);
+        let mut secrets = Referenced::<Secret>::default();
+        assert!(secrets.read(&client, &wanted).await.unwrap().is_empty());
+        server.await.unwrap();
+        assert!(["key", "db-creds.v2", "0", &"k".repeat(253)].iter().all(|n| is_object_name(n)));
     }
 }
