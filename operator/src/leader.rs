@@ -311,6 +311,27 @@ mod tests {
         assert!(!leadership.pinned().leads(), "pinned while following: never leads");
     }
 
+    /// A write slower than what is left of the term goes on while the term is renewed, and
+    /// is abandoned when the term ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_write_lasts_as_long_as_its_term() {
+        let start = Instant::now();
+        let (terms, receiver) = watch::channel(Some(Term { until: start + Duration::from_secs(10), number: 1 }));
+        let leadership = Leadership { terms: receiver, pinned: None }.pinned();
+        let slow = |seconds| async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            Ok::<_, kube::Error>(seconds)
+        };
+        let renew = async {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            terms.send_replace(Some(Term { until: start + Duration::from_secs(20), number: 1 }));
+        };
+        let (written, ()) = tokio::join!(crate::publish::while_leading(&leadership, slow(15)), renew);
+        assert_eq!(written.unwrap(), 15, "renewed at 8 s: the write may take until 20 s");
+        let abandoned = crate::publish::while_leading(&leadership, slow(15)).await;
+        assert!(matches!(abandoned, Err(crate::publish::PublishError::NotLeading)), "the term ends at 20 s");
+    }
+
     /// The keeper over 16 s of paused time: it leads (term 1), renews, cannot reach the API
     /// server long enough for its deadline to pass (following), leads again in a new term
     /// (2), and releases the Lease when stopped.

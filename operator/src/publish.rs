@@ -41,13 +41,19 @@ pub enum PublishError {
 }
 
 /// Runs `write` while this replica leads: refused once it no longer does, and abandoned
-/// when its time as leader ends (another replica may write from then on).
+/// when its term ends (another replica may write from then on). A slow write goes on while
+/// the term is renewed: only the end of the term stops it.
 pub async fn while_leading<T>(
     leadership: &Leadership,
     write: impl Future<Output = kube::Result<T>>,
 ) -> Result<T, PublishError> {
-    let left = leadership.remaining().ok_or(PublishError::NotLeading)?;
-    Ok(tokio::time::timeout(left, write).await.map_err(|_| PublishError::NotLeading)??)
+    tokio::pin!(write);
+    loop {
+        let left = leadership.remaining().ok_or(PublishError::NotLeading)?;
+        if let Ok(written) = tokio::time::timeout(left, &mut write).await {
+            return Ok(written?);
+        }
+    }
 }
 
 /// What tells one published shard from another: its bytes, its place in the set, and its
