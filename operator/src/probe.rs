@@ -3,14 +3,17 @@
 //! Each server is asked `initialize` and then its lists, with its own credentials (the
 //! compiled upstream, Secret values read), through rmcp's client. What answers and how much
 //! it offers becomes the McpServer's `Ready` condition and counts, and its tool names let
-//! compile catch collisions between mounts. A server is asked again when its config changes:
+//! compile catch collisions between mounts. Probes run in a task of their own ([`Prober`]),
+//! never inside a reconcile. A server is asked again when its config changes:
 //! - after a success, every [`RECHECK`];
 //! - after a failure, with a backoff from 5 s doubling to [`RECHECK`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tokio::sync::watch;
 
 use manifold_api::config::{RemoteUpstream, Transport, Upstream};
 use manifold_api::egress::Egress;
@@ -176,11 +179,131 @@ pub fn ready(result: &Result<Offered, Failure>) -> Verdict {
     Verdict { type_: "Ready".into(), status, reason: reason.into(), message }
 }
 
-/// Probe results, by (namespace, name), asked again on a schedule.
-#[derive(Default)]
+/// A server, by (namespace, name).
+type Key = (String, String);
+
+/// What remote servers answered, by (namespace, name): what a reconcile reads.
+pub type Probes = BTreeMap<Key, Result<Offered, Failure>>;
+
+/// Tool names of the servers that answered, for compile's collision check.
+pub fn discovered(probes: &Probes) -> BTreeMap<Key, Vec<String>> {
+    probes.iter().filter_map(|(key, result)| Some((key.clone(), result.as_ref().ok()?.tools.clone()))).collect()
+}
+
+/// Probes remote servers in a task of its own, so that slow or silent servers hold up no
+/// reconcile: the controller says which servers there are ([`Prober::want`]) and reads what
+/// answered ([`Prober::probes`]), and is told when that changes ([`Prober::changed`]). The
+/// task ends when the `Prober` is dropped.
 pub struct Prober {
+    wanted: watch::Sender<BTreeMap<Key, RemoteUpstream>>,
+    probes: watch::Receiver<Arc<Probes>>,
+}
+
+impl Prober {
+    pub fn spawn(egress: Egress) -> Self {
+        let (wanted, wanted_rx) = watch::channel(BTreeMap::new());
+        let (probes_tx, probes) = watch::channel(Arc::new(Probes::new()));
+        tokio::spawn(probing(egress, wanted_rx, probes_tx));
+        Prober { wanted, probes }
+    }
+
+    /// The usable servers now (OpenAPI ones need no probe); the others are forgotten.
+    pub fn want(&self, servers: &BTreeMap<Key, Upstream>) {
+        let remote: BTreeMap<Key, RemoteUpstream> = servers
+            .iter()
+            .filter_map(|(key, upstream)| match upstream {
+                Upstream::Remote(remote) => Some((key.clone(), remote.clone())),
+                Upstream::OpenApi(_) => None,
+            })
+            .collect();
+        self.wanted.send_if_modified(|wanted| {
+            let modified = *wanted != remote;
+            *wanted = remote;
+            modified
+        });
+    }
+
+    /// What the servers answered so far.
+    pub fn probes(&mut self) -> Arc<Probes> {
+        Arc::clone(&self.probes.borrow_and_update())
+    }
+
+    /// Resolves when [`Prober::probes`] has something new.
+    pub async fn changed(&mut self) {
+        if self.probes.changed().await.is_err() {
+            std::future::pending().await
+        }
+    }
+
+    /// Waits, at most `bound`, until every wanted server has an answer: a new leader's first
+    /// reconcile then judges servers and name collisions as its predecessor did.
+    pub async fn settled(&mut self, bound: Duration) {
+        let wanted: Vec<Key> = self.wanted.borrow().keys().cloned().collect();
+        let answered = self.probes.wait_for(|probes| wanted.iter().all(|key| probes.contains_key(key)));
+        let _ = tokio::time::timeout(bound, answered).await;
+    }
+}
+
+/// How soon after a result the reconciles are told, at the most often: a round of thousands
+/// of probes makes a handful of reconciles, not thousands.
+const TELL_EVERY: Duration = Duration::from_millis(500);
+
+/// The probing task: asks due servers, [`PROBES_AT_ONCE`] at a time, and publishes results.
+async fn probing(
     egress: Egress,
-    results: BTreeMap<(String, String), Probed>,
+    mut wanted: watch::Receiver<BTreeMap<Key, RemoteUpstream>>,
+    probes: watch::Sender<Arc<Probes>>,
+) {
+    let mut schedule = Schedule::default();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let (mut untold, mut told_at) = (false, Instant::now());
+    loop {
+        let now = Instant::now();
+        while running.len() < PROBES_AT_ONCE {
+            let Some((key, upstream)) = schedule.start_next(now) else { break };
+            running.push(async move {
+                let result = probe(&upstream, egress).await;
+                (key, upstream, result)
+            });
+        }
+        if untold && (running.is_empty() || now >= told_at + TELL_EVERY) {
+            probes.send_replace(Arc::new(schedule.probes()));
+            (untold, told_at) = (false, now);
+        }
+        let tell_at = untold.then_some(told_at + TELL_EVERY);
+        // With every slot taken, only an answer frees one: a due server waits for it.
+        let due = if running.len() < PROBES_AT_ONCE { schedule.next_due() } else { None };
+        let wake = [due, tell_at].into_iter().flatten().min();
+        tokio::select! {
+            Some((key, upstream, result)) = running.next(), if !running.is_empty() => {
+                untold |= schedule.finished(key, upstream, result, Instant::now());
+            }
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let servers = wanted.borrow_and_update().clone();
+                untold |= schedule.want(servers);
+            }
+            () = sleep_until(wake) => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Which server to ask next, and what each answered: no IO, no clock of its own.
+#[derive(Default)]
+struct Schedule {
+    wanted: BTreeMap<Key, RemoteUpstream>,
+    probed: BTreeMap<Key, Probed>,
+    /// Being asked now, and with which config.
+    asking: BTreeMap<Key, RemoteUpstream>,
 }
 
 struct Probed {
@@ -202,68 +325,74 @@ impl Probed {
     }
 }
 
-impl Prober {
-    pub fn new(egress: Egress) -> Self {
-        Prober { egress, results: BTreeMap::new() }
+impl Schedule {
+    /// The servers there are now; the others' results are forgotten. Returns whether a
+    /// result was.
+    fn want(&mut self, wanted: BTreeMap<Key, RemoteUpstream>) -> bool {
+        let before = self.probed.len();
+        self.probed.retain(|key, _| wanted.contains_key(key));
+        self.wanted = wanted;
+        self.probed.len() != before
     }
 
-    /// Whether some server is due to be asked again at `now`.
-    pub fn due(&self, now: Instant) -> bool {
-        self.results.values().any(|p| p.next() <= now)
-    }
-
-    /// Probes the remote servers among `servers` that are new, changed or due; forgets
-    /// the others. Returns whether any result changed.
-    pub async fn refresh(&mut self, servers: &BTreeMap<(String, String), Upstream>, now: Instant) -> bool {
-        let remote: BTreeMap<&(String, String), &RemoteUpstream> = servers
-            .iter()
-            .filter_map(|(key, upstream)| match upstream {
-                Upstream::Remote(remote) => Some((key, remote)),
-                Upstream::OpenApi(_) => None,
-            })
-            .collect();
-        let before = self.results.len();
-        self.results.retain(|key, _| remote.contains_key(key));
-        let mut changed = self.results.len() != before;
-        let stale: Vec<(&(String, String), &RemoteUpstream)> = remote
-            .iter()
-            .filter(|(key, upstream)| self.results.get(**key).is_none_or(|p| p.asked != ***upstream || p.next() <= now))
-            .map(|(key, upstream)| (*key, *upstream))
-            .collect();
-        let egress = self.egress;
-        // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
-        let probes: Vec<_> = stale
-            .iter()
-            .map(|(_, upstream)| {
-                let upstream = (*upstream).clone();
-                async move { probe(&upstream, egress).await }
-            })
-            .collect();
-        let asked: Vec<_> = futures::stream::iter(probes).buffered(PROBES_AT_ONCE).collect().await;
-        for ((key, upstream), result) in stale.into_iter().zip(asked) {
-            let previous = self.results.get(key);
-            changed |= previous.map(|p| &p.result) != Some(&result);
-            let failures = match (&result, previous) {
-                (Ok(_), _) => 0,
-                (Err(_), Some(p)) if p.asked == *upstream => p.failures + 1,
-                (Err(_), _) => 1,
-            };
-            self.results.insert(key.clone(), Probed { asked: upstream.clone(), at: now, failures, result });
+    /// When a server not being asked is asked for, at `now` (None: never, for now).
+    fn due(&self, key: &Key, upstream: &RemoteUpstream, now: Instant) -> Option<Instant> {
+        if self.asking.contains_key(key) {
+            return None;
         }
+        match self.probed.get(key) {
+            Some(probed) if probed.asked == *upstream => Some(probed.next()),
+            // New, or its config changed: at once.
+            _ => Some(now),
+        }
+    }
+
+    /// Starts asking the next server due at `now`: of those due, one of the namespace with
+    /// the fewest servers being asked, so that a tenant with many silent servers holds up
+    /// another's new one by one probe at most.
+    fn start_next(&mut self, now: Instant) -> Option<(Key, RemoteUpstream)> {
+        let mut busy: BTreeMap<&str, usize> = BTreeMap::new();
+        for (namespace, _) in self.asking.keys() {
+            *busy.entry(namespace.as_str()).or_default() += 1;
+        }
+        let (key, upstream) = self
+            .wanted
+            .iter()
+            .filter_map(|(key, upstream)| Some((key, upstream, self.due(key, upstream, now)?)))
+            .filter(|(_, _, due)| *due <= now)
+            .min_by_key(|(key, _, due)| (busy.get(key.0.as_str()).copied().unwrap_or(0), *due))
+            .map(|(key, upstream, _)| (key.clone(), upstream.clone()))?;
+        self.asking.insert(key.clone(), upstream.clone());
+        Some((key, upstream))
+    }
+
+    /// The soonest a server not being asked is due.
+    fn next_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.wanted.iter().filter_map(|(key, upstream)| self.due(key, upstream, now)).min()
+    }
+
+    /// `key`, asked with `upstream`, answered `result` at `now`. Returns whether what the
+    /// reconciles read changed. An answer for a config no longer wanted is dropped (the
+    /// current one is asked next).
+    fn finished(&mut self, key: Key, upstream: RemoteUpstream, result: Result<Offered, Failure>, now: Instant) -> bool {
+        self.asking.remove(&key);
+        if self.wanted.get(&key) != Some(&upstream) {
+            return false;
+        }
+        let previous = self.probed.get(&key);
+        let changed = previous.map(|p| &p.result) != Some(&result);
+        let failures = match (&result, previous) {
+            (Ok(_), _) => 0,
+            (Err(_), Some(p)) if p.asked == upstream => p.failures + 1,
+            (Err(_), _) => 1,
+        };
+        self.probed.insert(key, Probed { asked: upstream, at: now, failures, result });
         changed
     }
 
-    /// The result for a server, if it was probed.
-    pub fn result(&self, key: &(String, String)) -> Option<&Result<Offered, Failure>> {
-        self.results.get(key).map(|p| &p.result)
-    }
-
-    /// Tool names of the servers that answered, for compile's collision check.
-    pub fn discovered(&self) -> BTreeMap<(String, String), Vec<String>> {
-        self.results
-            .iter()
-            .filter_map(|(key, p)| p.result.as_ref().ok().map(|offered| (key.clone(), offered.tools.clone())))
-            .collect()
+    fn probes(&self) -> Probes {
+        self.probed.iter().map(|(key, p)| (key.clone(), p.result.clone())).collect()
     }
 }
 
@@ -315,19 +444,69 @@ mod tests {
         assert_eq!((ready(&Err(teapot)).reason.as_str()), "ProtocolError");
     }
 
-    #[tokio::test]
-    async fn servers_are_asked_again_when_changed_or_due() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let key = ("acme".to_owned(), "weather".to_owned());
-        let servers = BTreeMap::from([(key.clone(), Upstream::Remote(remote(format!("http://{closed}/mcp"))))]);
-        let mut prober = Prober::default();
+    fn key(namespace: &str, name: &str) -> Key {
+        (namespace.to_owned(), name.to_owned())
+    }
+
+    #[test]
+    fn servers_are_asked_again_when_changed_or_due() {
+        let weather = key("acme", "weather");
+        let mut schedule = Schedule::default();
         let start = Instant::now();
-        assert!(prober.refresh(&servers, start).await, "a first result");
-        assert!(!prober.due(start + Duration::from_secs(4)), "a failure waits 5 s");
-        assert!(prober.due(start + Duration::from_secs(5)));
-        assert!(!prober.refresh(&servers, start + Duration::from_secs(5)).await, "the same failure");
-        assert!(!prober.due(start + Duration::from_secs(14)), "then 10 s");
-        assert!(prober.refresh(&BTreeMap::new(), start).await, "a server gone is forgotten");
-        assert!(prober.result(&key).is_none());
+        schedule.want(BTreeMap::from([(weather.clone(), remote("http://weather/mcp".into()))]));
+        let (asked, upstream) = schedule.start_next(start).expect("a new server is asked at once");
+        assert_eq!(asked, weather);
+        assert!(schedule.start_next(start).is_none(), "not twice at once");
+        let refused = || Err(Failure::Unreachable("refused".into()));
+        assert!(schedule.finished(weather.clone(), upstream.clone(), refused(), start), "a first result");
+        assert_eq!(schedule.next_due(), Some(start + Duration::from_secs(5)), "a failure waits 5 s");
+        let later = start + Duration::from_secs(5);
+        assert!(schedule.start_next(later - Duration::from_millis(1)).is_none());
+        schedule.start_next(later).expect("due");
+        assert!(!schedule.finished(weather.clone(), upstream.clone(), refused(), later), "the same failure");
+        assert_eq!(schedule.next_due(), Some(later + Duration::from_secs(10)), "then 10 s");
+
+        let moved = remote("http://weather-2/mcp".into());
+        schedule.want(BTreeMap::from([(weather.clone(), moved.clone())]));
+        assert_eq!(schedule.start_next(later), Some((weather.clone(), moved.clone())), "a changed config at once");
+        schedule.want(BTreeMap::from([(weather.clone(), remote("http://weather-3/mcp".into()))]));
+        assert!(!schedule.finished(weather.clone(), moved, refused(), later), "an answer for an old config");
+        assert!(schedule.want(BTreeMap::new()), "a server gone is forgotten");
+        assert!(schedule.probes().is_empty());
+    }
+
+    #[test]
+    fn a_tenant_with_many_servers_holds_up_anothers_by_one_probe_at_most() {
+        let now = Instant::now();
+        let mut wanted: BTreeMap<Key, RemoteUpstream> =
+            (0..40).map(|i| (key("acme", &format!("s{i:02}")), remote(format!("http://acme-{i}/mcp")))).collect();
+        wanted.insert(key("globex", "weather"), remote("http://globex/mcp".into()));
+        let mut schedule = Schedule::default();
+        schedule.want(wanted);
+        let first: Vec<String> = (0..3).map(|_| schedule.start_next(now).unwrap().0.0).collect();
+        assert_eq!(first, ["acme", "globex", "acme"], "globex's server goes second, not 41st");
+    }
+
+    #[tokio::test]
+    async fn the_probing_task_tells_what_servers_answered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(manifold_samples::serve(manifold_samples::Sample::Math, listener));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let servers = BTreeMap::from([
+            (key("acme", "math"), Upstream::Remote(remote(format!("http://{address}{}", manifold_samples::MCP_PATH)))),
+            (key("acme", "down"), Upstream::Remote(remote(format!("http://{closed}/mcp")))),
+        ]);
+        let mut prober = Prober::spawn(Egress::default());
+        prober.want(&servers);
+        prober.settled(Duration::from_secs(20)).await;
+        let probes = prober.probes();
+        assert_eq!(probes[&key("acme", "math")].as_ref().map(|o| o.tools.len()), Ok(3));
+        assert!(matches!(probes[&key("acme", "down")], Err(Failure::Unreachable(_))), "{probes:?}");
+        assert_eq!(discovered(&probes).keys().collect::<Vec<_>>(), [&key("acme", "math")]);
+
+        prober.want(&BTreeMap::new());
+        tokio::time::timeout(Duration::from_secs(5), prober.changed()).await.expect("told that both are forgotten");
+        assert!(prober.probes().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! ready replica serves a generation at least as new as the one that last changed the route,
 //! with the route in it. "Accepted" says the config is right; "Programmed" says clients get it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -30,8 +30,35 @@ pub struct Replica {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Serving {
     pub generation: u64,
-    /// (namespace, name) of every route.
-    pub routes: BTreeSet<(String, String)>,
+    /// (namespace, name) of every route, and how many of its mounts the replica built (one
+    /// it cannot build, such as an upstream its egress rule refuses, is left out).
+    pub routes: BTreeMap<(String, String), usize>,
+}
+
+/// How many answers in a row a replica may miss before what it last said is no longer
+/// taken: one slow answer must not flip every route to Pending and back.
+const MISSES_FORGIVEN: u32 = 2;
+
+/// `found` with the silent replicas that answered lately taking their last answer (a
+/// replica serves what it served until it says otherwise), for [`MISSES_FORGIVEN`] misses
+/// in a row; `misses` counts them, by admin address.
+pub fn forgive_silence(previous: &[Replica], found: Vec<Replica>, misses: &mut BTreeMap<String, u32>) -> Vec<Replica> {
+    misses.retain(|admin, _| found.iter().any(|r| r.admin == *admin));
+    found
+        .into_iter()
+        .map(|mut replica| {
+            if replica.serving.is_some() {
+                misses.remove(&replica.admin);
+                return replica;
+            }
+            let missed = misses.entry(replica.admin.clone()).or_default();
+            *missed += 1;
+            if *missed <= MISSES_FORGIVEN {
+                replica.serving = previous.iter().find(|r| r.admin == replica.admin).and_then(|r| r.serving.clone());
+            }
+            replica
+        })
+        .collect()
 }
 
 /// The ready replicas behind `service` in `namespace` and what each serves; `port` names
@@ -80,6 +107,7 @@ async fn ask(
     struct Route {
         namespace: String,
         name: String,
+        mounts: usize,
     }
     let uri = format!("http://{admin}/status").parse().ok()?;
     let response = http.get(uri).await.ok()?;
@@ -90,32 +118,31 @@ async fn ask(
     let status: Status = serde_json::from_slice(&body).ok()?;
     Some(Serving {
         generation: status.generation,
-        routes: status.routes.into_iter().map(|r| (r.namespace, r.name)).collect(),
+        routes: status.routes.into_iter().map(|r| ((r.namespace, r.name), r.mounts)).collect(),
     })
 }
 
-/// The `Programmed` condition of `route`, whose current version appeared in generation
-/// `needed`.
-pub fn verdict(route: &(String, String), needed: u64, replicas: &[Replica]) -> Verdict {
+/// The `Programmed` condition of `route`, whose current version, with `mounts` mounts,
+/// appeared in generation `needed`. Messages count no replicas: scaling the gateways, or a
+/// rollout, must not rewrite every route's status.
+pub fn verdict(route: &(String, String), needed: u64, mounts: usize, replicas: &[Replica]) -> Verdict {
+    let built = |replica: &Replica| {
+        replica.serving.as_ref().filter(|s| s.generation >= needed).and_then(|s| s.routes.get(route)).copied()
+    };
     let (status, reason, message) = if replicas.is_empty() {
         (false, "NoReplicas", "no gateway replica is ready".to_owned())
+    } else if replicas.iter().all(|r| built(r).is_some_and(|built| built >= mounts)) {
+        (true, "Programmed", format!("served by every ready gateway replica at generation {needed} or later"))
+    } else if replicas.iter().any(|r| built(r).is_some_and(|built| built < mounts)) {
+        (
+            false,
+            "MountsNotBuilt",
+            "a gateway replica serves the route without some of its mounts: it could not build them (its log and \
+             /status say why)"
+                .to_owned(),
+        )
     } else {
-        let serving = replicas
-            .iter()
-            .filter(|r| r.serving.as_ref().is_some_and(|s| s.generation >= needed && s.routes.contains(route)))
-            .count();
-        if serving == replicas.len() {
-            // No replica count here: scaling the gateways must not rewrite every route's status.
-            (true, "Programmed", format!("served by every ready gateway replica at generation {needed} or later"))
-        } else {
-            let silent = replicas.iter().filter(|r| r.serving.is_none()).count();
-            let why = if silent > 0 { format!("; {silent} did not answer") } else { String::new() };
-            (
-                false,
-                "Pending",
-                format!("{serving} of {} gateway replicas serve generation {needed}{why}", replicas.len()),
-            )
-        }
+        (false, "Pending", format!("waiting for every ready gateway replica to serve generation {needed}"))
     };
     Verdict { type_: "Programmed".into(), status, reason: reason.into(), message }
 }
@@ -133,30 +160,47 @@ mod tests {
     }
 
     fn replica(generation: Option<u64>, with_route: bool) -> Replica {
-        let routes = if with_route { BTreeSet::from([route()]) } else { BTreeSet::new() };
+        let routes = if with_route { BTreeMap::from([(route(), 2)]) } else { BTreeMap::new() };
         Replica { admin: "10.0.0.1:9090".into(), serving: generation.map(|generation| Serving { generation, routes }) }
     }
 
     #[test]
     fn a_route_is_programmed_once_every_ready_replica_serves_it() {
         let verdict = |replicas: &[Replica]| {
-            let v = verdict(&route(), 4, replicas);
+            let v = verdict(&route(), 4, 2, replicas);
             (v.status, v.reason, v.message)
         };
         assert_eq!(verdict(&[]), (false, "NoReplicas".into(), "no gateway replica is ready".into()));
-        assert_eq!(
-            verdict(&[replica(Some(4), true), replica(Some(3), true)]),
-            (false, "Pending".into(), "1 of 2 gateway replicas serve generation 4".into())
-        );
-        assert_eq!(
-            verdict(&[replica(Some(5), true), replica(None, false)]),
-            (false, "Pending".into(), "1 of 2 gateway replicas serve generation 4; 1 did not answer".into())
-        );
+        let pending = (false, "Pending".into(), "waiting for every ready gateway replica to serve generation 4".into());
+        assert_eq!(verdict(&[replica(Some(4), true), replica(Some(3), true)]), pending);
+        assert_eq!(verdict(&[replica(Some(5), true), replica(None, false)]), pending, "one did not answer");
         assert!(!verdict(&[replica(Some(4), false)]).0, "a generation without the route");
         assert_eq!(
             verdict(&[replica(Some(4), true), replica(Some(6), true)]),
             (true, "Programmed".into(), "served by every ready gateway replica at generation 4 or later".into())
         );
+        let mut short = replica(Some(4), true);
+        short.serving.as_mut().unwrap().routes.insert(route(), 1);
+        let (status, reason, _) = verdict(&[replica(Some(4), true), short]);
+        assert_eq!((status, reason.as_str()), (false, "MountsNotBuilt"), "a mount left out is not served");
+    }
+
+    #[test]
+    fn a_replica_that_misses_an_answer_or_two_still_serves_what_it_said() {
+        let answered = |generation| Replica { admin: "10.0.0.1:9090".into(), ..replica(Some(generation), true) };
+        let silent = || Replica { admin: "10.0.0.1:9090".into(), serving: None };
+        let mut misses = BTreeMap::new();
+        let mut replicas = forgive_silence(&[], vec![answered(4)], &mut misses);
+        for miss in 1..=MISSES_FORGIVEN {
+            replicas = forgive_silence(&replicas, vec![silent()], &mut misses);
+            assert_eq!(replicas, [answered(4)], "miss {miss}: its last answer stands");
+        }
+        replicas = forgive_silence(&replicas, vec![silent()], &mut misses);
+        assert_eq!(replicas, [silent()], "silent too long: it serves nothing we know of");
+        replicas = forgive_silence(&replicas, vec![answered(5)], &mut misses);
+        assert_eq!(replicas, [answered(5)]);
+        assert!(misses.is_empty(), "an answer clears the count");
+        assert_eq!(forgive_silence(&[], vec![silent()], &mut misses), [silent()], "never answered: nothing to take");
     }
 
     #[tokio::test]
@@ -180,7 +224,7 @@ mod tests {
         let (client, server) = api_server(vec![(Method::GET, uri.into(), slices)]);
         let found = replicas(&client, "manifold-system", "manifold-gateway", "admin").await.unwrap();
         server.await.unwrap();
-        let serving = Serving { generation: 7, routes: BTreeSet::from([route()]) };
+        let serving = Serving { generation: 7, routes: BTreeMap::from([(route(), 1)]) };
         let mut expected = vec![
             Replica { admin: format!("127.0.0.1:{port}"), serving: Some(serving) },
             Replica { admin: format!("127.0.0.1:{closed}"), serving: None },

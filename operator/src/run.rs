@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::documents::Fetcher;
 use crate::leader::{self, Elector, Leadership};
-use crate::probe::Prober;
+use crate::probe::{PROBE_TIMEOUT, Prober};
 use crate::programmed::{self, Replica};
 use crate::publish::PublishError;
 use crate::reconcile::{Reconciler, References, World, references};
@@ -223,8 +223,10 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         secrets: Referenced::default(),
         config_maps: Referenced::default(),
         fetcher: Fetcher::new(egress),
-        prober: Prober::new(egress),
+        prober: Prober::spawn(egress),
+        probed_in_term: false,
         replicas: Vec::new(),
+        misses: Default::default(),
         debounce: Debounce::default(),
         poll: Backoff::new(PROGRAMMED_POLL),
         retry: Backoff::new(RETRY),
@@ -239,9 +241,10 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
             Some(changed) = events.next() => controller.changed(changed),
             () = listed.notified() => {}
             () = leadership.changed() => controller.leadership_changed(),
+            () = controller.prober.changed() => controller.debounce.changed(Instant::now()),
             _ = refetch.tick() => {
                 let now = std::time::Instant::now();
-                if controller.fetcher.documents.due(now) || controller.prober.due(now) {
+                if controller.fetcher.documents.due(now) {
                     controller.debounce.changed(Instant::now());
                 }
             }
@@ -282,9 +285,14 @@ struct Controller {
     secrets: Referenced<Secret>,
     config_maps: Referenced<ConfigMap>,
     fetcher: Fetcher,
+    /// Probes remote servers in the background; told what to probe after each reconcile.
     prober: Prober,
+    /// Whether this term's first reconcile has waited for the probes.
+    probed_in_term: bool,
     /// The gateway replicas as last found (kept when they cannot be listed).
     replicas: Vec<Replica>,
+    /// Answers each replica missed in a row, by admin address.
+    misses: std::collections::BTreeMap<String, u32>,
     debounce: Debounce,
     poll: Backoff,
     retry: Backoff,
@@ -338,11 +346,14 @@ impl Controller {
             tracing::info!(%identity, "leading: publishing and writing status from now on");
             // Another replica may have led meanwhile: start again from what is published.
             self.reconciler.forget();
+            self.probed_in_term = false;
             self.secrets.clear();
             self.config_maps.clear();
             self.debounce.now(Instant::now());
         } else if term.is_none() && self.term.is_some() {
             tracing::info!(%identity, "no longer leading: following");
+            // Followers probe nothing: the leader judges servers.
+            self.prober.want(&std::collections::BTreeMap::new());
         }
         self.term = term;
     }
@@ -365,13 +376,21 @@ impl Controller {
         }
         world.documents = self.fetcher.documents.documents();
         match programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin").await {
-            Ok(replicas) => self.replicas = replicas,
+            Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
             Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
         }
-        self.prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
+        if !self.probed_in_term {
+            // A term's first reconcile judges servers with answers, as the last leader did,
+            // rather than calling every one "not asked yet"; a silent server holds it up once.
+            self.prober.want(&world.servers_to_probe());
+            self.prober.settled(PROBE_TIMEOUT + Duration::from_secs(1)).await;
+            self.probed_in_term = true;
+        }
+        let probes = self.prober.probes();
         let now = Time(Timestamp::now());
-        match self.reconciler.reconcile(&world, &self.replicas, &self.prober, &now).await {
+        match self.reconciler.reconcile(&world, &self.replicas, &probes, &now).await {
             Ok(report) => {
+                self.prober.want(&report.servers);
                 let metrics = &self.metrics;
                 metrics.reconciles.with_label_values(&["ok"]).inc();
                 metrics.compile_seconds.observe(report.compile.as_secs_f64());

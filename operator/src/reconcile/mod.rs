@@ -21,7 +21,7 @@ use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStat
 use manifold_api::{Compiled, GatewayConfig};
 
 use crate::leader::Leadership;
-use crate::probe::{self, Prober};
+use crate::probe::{self, Probes};
 use crate::programmed::{self, Replica};
 use crate::publish::{PublishError, Published, fingerprint, publish, while_leading};
 use crate::status::{patch_route, patch_server, route_status, server_status};
@@ -58,7 +58,7 @@ impl World {
     }
 
     /// Every usable McpServer's compiled upstream (credentials read): what to probe.
-    pub fn servers_to_probe(&self) -> BTreeMap<(String, String), manifold_api::config::Upstream> {
+    pub fn servers_to_probe(&self) -> BTreeMap<(String, String), Upstream> {
         compile(&self.inputs(BTreeMap::new()), None).servers
     }
 }
@@ -67,7 +67,7 @@ impl World {
 /// from their compiled components, remote ones from their last successful probe.
 fn offers(
     servers: &BTreeMap<(String, String), Upstream>,
-    probes: &Prober,
+    probes: &Probes,
 ) -> BTreeMap<(String, String), (u32, u32, u32)> {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     servers
@@ -76,7 +76,7 @@ fn offers(
             Upstream::OpenApi(api) => {
                 Some((key.clone(), (count(api.tools.len()), count(api.resources.len() + api.templates.len()), 0)))
             }
-            Upstream::Remote(_) => match probes.result(key) {
+            Upstream::Remote(_) => match probes.get(key) {
                 Some(Ok(o)) => Some((key.clone(), (count(o.tools.len()), o.resources, o.prompts))),
                 _ => None,
             },
@@ -209,6 +209,8 @@ pub struct Report {
     pub pending: usize,
     /// For each route that became Programmed now, how long after its change.
     pub programmed_after: Vec<std::time::Duration>,
+    /// Every usable McpServer's compiled upstream: what to probe.
+    pub servers: BTreeMap<(String, String), Upstream>,
 }
 
 impl Reconciler {
@@ -243,7 +245,7 @@ impl Reconciler {
         &mut self,
         world: &World,
         replicas: &[Replica],
-        probes: &Prober,
+        probes: &Probes,
         now: &Time,
     ) -> Result<Report, PublishError> {
         if !self.loaded {
@@ -257,7 +259,7 @@ impl Reconciler {
         }
         let started = std::time::Instant::now();
         let Compiled { config, mut outcomes, servers } =
-            compile(&world.inputs(probes.discovered()), self.served.as_ref());
+            compile(&world.inputs(probe::discovered(probes)), self.served.as_ref());
         let compile_time = started.elapsed();
         let (config, shards, too_large) = self.fit(config);
         for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
@@ -269,7 +271,7 @@ impl Reconciler {
         }
         self.judge_servers(&mut outcomes, &servers, probes);
         let mut changed_in = self.changes(&config);
-        let (pending, programmed_after) = judge_programmed(&mut changed_in, &mut outcomes, replicas);
+        let (pending, programmed_after) = judge_programmed(&config, &mut changed_in, &mut outcomes, replicas);
 
         let changed = self.served.as_ref().map(|c| (&c.hash, c.generation)) != Some((&config.hash, config.generation));
         let published = if changed || self.verify {
@@ -291,7 +293,16 @@ impl Reconciler {
         let present: BTreeSet<&ObjectRef> = outcomes.iter().map(|o| &o.object).collect();
         self.written.retain(|object, _| present.contains(object));
 
-        Ok(Report { generation, published, statuses, failed, compile: compile_time, pending, programmed_after })
+        Ok(Report {
+            generation,
+            published,
+            statuses,
+            failed,
+            compile: compile_time,
+            pending,
+            programmed_after,
+            servers,
+        })
     }
 
     /// `config` as shards, with its generation above every one published before. A tenant
@@ -335,22 +346,22 @@ impl Reconciler {
         &mut self,
         outcomes: &mut [Outcome],
         servers: &BTreeMap<(String, String), Upstream>,
-        probes: &Prober,
+        probes: &Probes,
     ) {
         let offered = offers(servers, probes);
         self.tool_names = servers
             .iter()
             .filter_map(|(key, upstream)| match upstream {
                 Upstream::OpenApi(api) => Some((key.clone(), api.tools.iter().map(|t| t.name.clone()).collect())),
-                Upstream::Remote(_) => probes.discovered().remove(key).map(|names| (key.clone(), names)),
+                Upstream::Remote(_) => Some((key.clone(), probes.get(key)?.as_ref().ok()?.tools.clone())),
             })
             .collect();
         for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpServer) {
             let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
             outcome.conditions.push(match (servers.get(&key), offered.get(&key)) {
-                (Some(Upstream::Remote(_)), _) => match probes.result(&key) {
+                (Some(Upstream::Remote(_)), _) => match probes.get(&key) {
                     Some(result) => probe::ready(result),
-                    None => verdict(false, "Probing", "not asked yet"),
+                    None => verdict(false, PROBING, "not asked yet"),
                 },
                 (Some(Upstream::OpenApi(_)), Some(counts)) => verdict(
                     true,
@@ -408,7 +419,8 @@ impl Reconciler {
                 Kind::McpServer => {
                     let current: Option<McpServerStatus> = serde_json::from_value(shown).ok();
                     let counts = self.offered.get(&(namespace.clone(), name.clone())).copied();
-                    let Some(status) = server_status(outcome, current.as_ref(), counts, now) else { continue };
+                    let outcome = ready_until_probed(outcome, current.as_ref());
+                    let Some(status) = server_status(&outcome, current.as_ref(), counts, now) else { continue };
                     let api = Api::namespaced(self.client.clone(), api_namespace());
                     let patched = while_leading(&self.leadership, patch_server(&api, name, &status)).await;
                     let before = current.map(|s| s.conditions).unwrap_or_default();
@@ -561,15 +573,17 @@ impl Reconciler {
             let expected = good
                 || matches!(
                     condition.reason.as_str(),
-                    "Pending" | "NoReplicas" | "NotServed" | "Probing" | "InvalidSpec"
+                    "Pending" | "NoReplicas" | "NotServed" | PROBING | "InvalidSpec"
                 );
             if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && expected) {
                 continue;
             }
             let mut note = format!("{}={}: {}", condition.type_, condition.status, condition.message);
             note.truncate(note.floor_char_boundary(1024));
+            // Waiting for replicas or for a probe is progress, not a problem.
+            let progress = matches!(condition.reason.as_str(), "Pending" | PROBING);
             let event = Event {
-                type_: if good { EventType::Normal } else { EventType::Warning },
+                type_: if good || progress { EventType::Normal } else { EventType::Warning },
                 reason: condition.reason.clone(),
                 note: Some(note),
                 action: "Reconcile".into(),
@@ -587,16 +601,20 @@ impl Reconciler {
 /// Adds each McpRoute's `Programmed` condition; returns how many served routes are not
 /// Programmed yet, and how long those that just became Programmed took.
 fn judge_programmed(
+    config: &GatewayConfig,
     changed_in: &mut BTreeMap<(String, String), Change>,
     outcomes: &mut [Outcome],
     replicas: &[Replica],
 ) -> (usize, Vec<std::time::Duration>) {
+    let mounts: BTreeMap<(&str, &str), usize> =
+        config.routes.iter().map(|r| ((r.namespace.as_str(), r.name.as_str()), r.mounts.len())).collect();
     let (mut pending, mut programmed_after) = (0, Vec::new());
     for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
         let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
+        let mounts = mounts.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
         outcome.conditions.push(match changed_in.get_mut(&key) {
             Some(change) => {
-                let verdict = programmed::verdict(&key, change.generation, replicas);
+                let verdict = programmed::verdict(&key, change.generation, mounts, replicas);
                 if verdict.status && !change.programmed {
                     programmed_after.push(change.at.elapsed());
                 }
@@ -613,6 +631,33 @@ fn judge_programmed(
         });
     }
     (pending, programmed_after)
+}
+
+/// The reason of a remote server's `Ready` before its first probe.
+const PROBING: &str = "Probing";
+
+/// A remote server not asked yet (this replica just began leading, or the server is new)
+/// keeps the `Ready` its status gives for the same generation: a new leader must not flip
+/// every server to "not asked yet" and back.
+fn ready_until_probed<'a>(outcome: &'a Outcome, current: Option<&McpServerStatus>) -> std::borrow::Cow<'a, Outcome> {
+    let unknown = |v: &Verdict| v.type_ == "Ready" && v.reason == PROBING;
+    let shown = current
+        .into_iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "Ready" && c.observed_generation == outcome.generation && c.reason != PROBING);
+    match (outcome.conditions.iter().position(unknown), shown) {
+        (Some(at), Some(shown)) => {
+            let mut kept = outcome.clone();
+            kept.conditions[at] = Verdict {
+                type_: shown.type_.clone(),
+                status: shown.status == "True",
+                reason: shown.reason.clone(),
+                message: shown.message.clone(),
+            };
+            std::borrow::Cow::Owned(kept)
+        }
+        _ => std::borrow::Cow::Borrowed(outcome),
+    }
 }
 
 fn to_json(status: &impl serde::Serialize) -> serde_json::Value {

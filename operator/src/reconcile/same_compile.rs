@@ -62,7 +62,7 @@ async fn render_and_the_controller_publish_the_same_config() {
     let (client, server) = api_server(exchanges);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
     reconciler
-        .reconcile(&world, &[], &crate::probe::Prober::default(), &Time(Timestamp::from_second(1_800_000_000).unwrap()))
+        .reconcile(&world, &[], &crate::probe::Probes::default(), &Time(Timestamp::from_second(1_800_000_000).unwrap()))
         .await
         .unwrap();
     let bodies = server.await.unwrap();

@@ -79,7 +79,7 @@ async fn reconcile_with(
         (fresh.floor, fresh.floor_hash) = (previous.floor, previous.floor_hash);
         (fresh.shards, fresh.verify) = (previous.shards, previous.verify);
     }
-    let report = fresh.reconcile(world, replicas, &Prober::default(), &now()).await.unwrap();
+    let report = fresh.reconcile(world, replicas, &Probes::default(), &now()).await.unwrap();
     *reconciler = Some(fresh);
     let mut bodies = server.await.unwrap();
     if first {
@@ -142,11 +142,45 @@ async fn a_new_route_is_published_once_with_its_statuses_and_then_nothing_is_wri
 
     // The same world again, before the watches show the new statuses, and after: no call.
     let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
-    assert_eq!((&report.published, report.statuses), (&None, 0));
+    assert_eq!((&report.published, report.statuses, report.failed), (&None, 0, 0));
     world.servers[0].status = Some(object(bodies[2]["status"].clone()));
     world.routes[0].status = Some(object(bodies[3]["status"].clone()));
     let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
-    assert_eq!((report.generation, &report.published, report.statuses), (1, &None, 0));
+    assert_eq!((report.generation, &report.published, report.statuses, report.failed), (1, &None, 0, 0));
+}
+
+#[tokio::test]
+async fn a_new_leader_keeps_each_servers_ready_until_its_own_probe_answers() {
+    // The last leader found `weather` ready at this generation; this one has not asked yet.
+    let ready = |generation: i64| {
+        json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "offers 2 tool(s), 0 resource(s), 0 prompt(s)",
+            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}], "tools": 2, "resources": 0, "prompts": 0})
+    };
+    let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+    world.servers[0].status = Some(object(ready(1)));
+    let (_, bodies) = first_reconcile(&mut None, &world).await;
+    let kept = condition(&bodies[2], "Ready");
+    assert_eq!(
+        (kept["status"].as_str(), kept["lastTransitionTime"].as_str()),
+        (Some("True"), Some("2026-01-01T00:00:00Z"))
+    );
+    assert_eq!(bodies[2]["status"]["tools"], 2);
+
+    // Said of an older spec, it says nothing of this one: an Event, not a Warning.
+    world.servers[0].status = Some(object(ready(0)));
+    let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+    let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
+    let exchanges = vec![
+        list(),
+        apply(),
+        status_of("mcpservers", "weather", answers[0].clone()),
+        event,
+        status_of("mcproutes", "store", answers[1].clone()),
+    ];
+    let (_, bodies) = reconcile(&mut None, &world, exchanges).await;
+    let unknown = condition(&bodies[2], "Ready");
+    assert_eq!((unknown["status"].as_str(), unknown["reason"].as_str()), (Some("False"), Some("Probing")));
+    assert_eq!((bodies[3]["type"].as_str(), bodies[3]["reason"].as_str()), (Some("Normal"), Some("Probing")));
 }
 
 #[test]
@@ -188,13 +222,13 @@ async fn a_route_is_programmed_once_the_replicas_serve_its_generation() {
     let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
     let replica = |generation| Replica {
         admin: "10.0.0.1:9090".into(),
-        serving: Some(Serving { generation, routes: [("acme".to_owned(), "store".to_owned())].into() }),
+        serving: Some(Serving { generation, routes: [(("acme".to_owned(), "store".to_owned()), 1)].into() }),
     };
     let mut reconciler = None;
     let (report, bodies) = first_reconcile_with(&mut reconciler, &world, &[replica(0)]).await;
     let pending = condition(&bodies[3], "Programmed");
     assert_eq!((pending["status"].as_str(), pending["reason"].as_str()), (Some("False"), Some("Pending")));
-    assert_eq!(pending["message"], "0 of 1 gateway replicas serve generation 1");
+    assert_eq!(pending["message"], "waiting for every ready gateway replica to serve generation 1");
     assert_eq!((report.pending, report.programmed_after.len()), (1, 0));
 
     // The replica catches up: the route's status changes, and the transition is an Event.
@@ -225,8 +259,9 @@ async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools()
         json!({"authentication": {"allowAnonymous": true}, "mounts": [{"server": "math", "tools": {"exclude": ["about"]}}]}),
     );
     let world = World { servers: vec![down.clone(), math.clone()], routes: vec![calc.clone()], ..World::default() };
-    let mut prober = Prober::default();
-    prober.refresh(&world.servers_to_probe(), std::time::Instant::now()).await;
+    let mut prober = crate::probe::Prober::spawn(manifold_api::egress::Egress::default());
+    prober.want(&world.servers_to_probe());
+    prober.settled(std::time::Duration::from_secs(20)).await;
 
     let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
     let (client, server) = api_server(vec![
@@ -239,7 +274,7 @@ async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools()
         status_of("mcproutes", "calc", serde_json::to_value(&calc).unwrap()),
     ]);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-    reconciler.reconcile(&world, &[], &prober, &now()).await.unwrap();
+    reconciler.reconcile(&world, &[], &prober.probes(), &now()).await.unwrap();
     let mut bodies = server.await.unwrap();
     bodies.remove(0); // reading what is published
     let unreachable = condition(&bodies[2], "Ready");
@@ -308,7 +343,7 @@ async fn a_restarted_operator_goes_on_from_what_is_published() {
         (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({})),
     ]);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-    let report = reconciler.reconcile(&world, &[], &Prober::default(), &now()).await.unwrap();
+    let report = reconciler.reconcile(&world, &[], &Probes::default(), &now()).await.unwrap();
     let bodies = server.await.unwrap();
     assert_eq!((report.generation, &report.published), (5, &None), "nothing to publish: the route stays as it was");
     let accepted = condition(&bodies[2], "Accepted");
@@ -354,7 +389,7 @@ async fn a_rotated_secret_is_republished() {
     let (_, first) = first_reconcile(&mut reconciler, &world).await;
     world.secrets = vec![secret("two")];
     let (report, again) = reconcile(&mut reconciler, &world, vec![list(), apply()]).await;
-    assert_eq!((report.generation, report.statuses), (2, 0), "a new generation, no status change");
+    assert_eq!((report.generation, report.statuses, report.failed), (2, 0, 0), "a new generation, no status change");
     assert_ne!(first[1]["data"], again[1]["data"], "the new key is in the published bytes");
     assert_eq!(again[1]["metadata"]["annotations"]["manifold.dev/generation"], "2");
 }
@@ -483,7 +518,7 @@ async fn a_refused_status_write_is_tried_again_and_a_recreated_object_gets_its_s
         (Method::PATCH, uri("mcproutes", "store"), 200, answers[1].clone()),
     ]);
     let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
-    let report = fresh.reconcile(&world, &[], &Prober::default(), &now()).await.unwrap();
+    let report = fresh.reconcile(&world, &[], &Probes::default(), &now()).await.unwrap();
     server.await.unwrap();
     assert_eq!((report.statuses, report.failed), (1, 1), "one refusal stops no other status");
     let mut reconciler = Some(fresh);
@@ -491,7 +526,7 @@ async fn a_refused_status_write_is_tried_again_and_a_recreated_object_gets_its_s
         reconcile(&mut reconciler, &world, vec![status_of("mcpservers", "weather", answers[0].clone())]).await;
     assert_eq!((report.statuses, report.failed), (1, 0), "the refused one is written next time");
     let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
-    assert_eq!(report.statuses, 0);
+    assert_eq!((report.statuses, report.failed), (0, 0));
 
     // The route is deleted and created again under the same name, at the same generation.
     let mut again = world.clone();
@@ -519,7 +554,7 @@ async fn generations_go_on_above_a_publish_cut_short() {
         status_of("mcproutes", "store", answers[1].clone()),
     ]);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-    let report = reconciler.reconcile(&valid, &[], &Prober::default(), &now()).await.unwrap();
+    let report = reconciler.reconcile(&valid, &[], &Probes::default(), &now()).await.unwrap();
     let bodies = server.await.unwrap();
     assert_eq!(report.generation, 8, "never back to 1: gateways would take it for old news");
     assert_eq!(bodies[2]["metadata"]["annotations"]["manifold.dev/generation"], "8");
@@ -536,7 +571,7 @@ async fn a_failed_publish_is_retried_at_its_generation_and_a_change_back_gets_a_
         (Method::PATCH, APPLY.into(), 500, broken.clone()),
     ]);
     let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
-    let failed = fresh.reconcile(&world, &[], &Prober::default(), &now()).await;
+    let failed = fresh.reconcile(&world, &[], &Probes::default(), &now()).await;
     assert!(matches!(failed, Err(PublishError::Api(_))), "{failed:?}");
     let first = server.await.unwrap();
     let mut reconciler = Some(fresh);
@@ -555,7 +590,7 @@ async fn a_failed_publish_is_retried_at_its_generation_and_a_change_back_gets_a_
     let mut cut = reconciler.take().unwrap();
     cut.client = client.clone();
     cut.events = Recorder::new(client, Reporter { controller: "manifold-operator".into(), instance: None });
-    assert!(cut.reconcile(&changed, &[], &Prober::default(), &now()).await.is_err());
+    assert!(cut.reconcile(&changed, &[], &Probes::default(), &now()).await.is_err());
     server.await.unwrap();
     reconciler = Some(cut);
     let (report, back) = reconcile(&mut reconciler, &world, vec![list(), apply()]).await;
@@ -571,7 +606,7 @@ async fn generations_go_on_above_what_the_gateways_serve() {
     use crate::programmed::Serving;
     let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
     let replica =
-        Replica { admin: "10.0.0.1:9090".into(), serving: Some(Serving { generation: 57, routes: BTreeSet::new() }) };
+        Replica { admin: "10.0.0.1:9090".into(), serving: Some(Serving { generation: 57, routes: BTreeMap::new() }) };
     let mut reconciler = None;
     let (report, bodies) = first_reconcile_with(&mut reconciler, &world, &[replica]).await;
     assert_eq!(report.generation, 58);
@@ -639,7 +674,7 @@ async fn an_unreadable_object_created_again_gets_its_status_again() {
     .await;
     assert_eq!(report.statuses, 1);
     let (report, _) = reconcile(&mut reconciler, &world("first"), vec![]).await;
-    assert_eq!(report.statuses, 0);
+    assert_eq!((report.statuses, report.failed), (0, 0));
     let (report, _) =
         reconcile(&mut reconciler, &world("second"), vec![status_of("mcpservers", "typo", answer), event()]).await;
     assert_eq!(report.statuses, 1, "deleted and created again: a new object");
@@ -651,7 +686,7 @@ async fn a_replica_whose_lease_lapsed_writes_nothing() {
     let (client, server) = api_server(vec![list(), list()]);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
     reconciler.leadership = Leadership::lapsed();
-    let result = reconciler.reconcile(&world, &[], &Prober::default(), &now()).await;
+    let result = reconciler.reconcile(&world, &[], &Probes::default(), &now()).await;
     assert!(matches!(result, Err(PublishError::NotLeading)), "{result:?}");
     server.await.unwrap();
 }
