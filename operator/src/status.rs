@@ -82,7 +82,9 @@ pub fn route_status(
         conditions: conditions(&outcome.conditions, outcome.generation, &shown.conditions, now),
         path: served.map(str::to_owned),
         url: served.map(|path| format!("{}{path}", gateway.trim_end_matches('/'))),
-        tools: tools.or(shown.tools),
+        // A route not served has no clients; one whose mounts' tools are not all known yet
+        // keeps the last count.
+        tools: served.and(tools.or(shown.tools)),
     };
     (wanted != shown).then_some(wanted)
 }
@@ -185,7 +187,7 @@ mod tests {
             &outcome(true, "route is valid, really"),
             Some(&first),
             Some("/acme/store/mcp"),
-            None,
+            Some(4),
             "http://gw",
             &time(200),
         )
@@ -198,7 +200,8 @@ mod tests {
         assert_eq!((failed.conditions[0].status.as_str(), failed.conditions[0].reason.as_str()), ("False", "Invalid"));
         assert_eq!(failed.conditions[0].last_transition_time, time(300));
         assert_eq!(failed.conditions[1], reworded.conditions[1], "ResolvedRefs did not change");
-        assert_eq!((failed.path, failed.url), (None, None), "no longer served, so reached nowhere");
+        assert_eq!(reworded.tools, Some(4));
+        assert_eq!((failed.path, failed.url, failed.tools), (None, None, None), "no longer served: reached nowhere");
     }
 
     #[tokio::test]

@@ -169,10 +169,10 @@ pub struct Reconciler {
     /// Whether the published Secrets must be checked against the config even though its
     /// hash did not move (one was changed or deleted behind this replica's back).
     verify: bool,
-    /// The status last written to each object (and the object's uid): until the watch shows
+    /// The status last written to each object: until the watch shows
     /// it, the object's own copy is older, and writing the same again would be a write for
     /// nothing.
-    written: BTreeMap<ObjectRef, (Option<String>, serde_json::Value)>,
+    written: BTreeMap<ObjectRef, Written>,
     /// Records Kubernetes Events on condition transitions.
     events: Recorder,
     /// What each usable server offers as (tools, resources, prompts), and its tool names.
@@ -182,6 +182,17 @@ pub struct Reconciler {
     /// Per served route, the generation that last changed it (`Programmed` waits for every
     /// replica to serve that one or later), when that was, and whether it is Programmed yet.
     changed_in: BTreeMap<(String, String), Change>,
+}
+
+/// A status this replica wrote, not shown by the watch yet.
+#[derive(Clone, Debug)]
+struct Written {
+    /// The object's uid: a new object of the same name owes nothing to the old one's status.
+    uid: Option<String>,
+    /// The `resourceVersion` the watch showed when it was written: once the watch shows
+    /// another, it is past this write (or someone wrote after it), and is what the object shows.
+    seen_at: Option<String>,
+    status: serde_json::Value,
 }
 
 /// When a route last changed, and whether the gateways have caught up.
@@ -392,27 +403,32 @@ impl Reconciler {
             let at = (namespace.clone(), Some(name.clone()));
             // The uid and status the watch shows. An object whose fields do not parse is not
             // in the world, but its status can still say why.
-            let (regarding, uid, watched) = match (object.kind, servers.get(&at), routes.get(&at)) {
+            let (regarding, uid, seen_at, watched) = match (object.kind, servers.get(&at), routes.get(&at)) {
                 (Kind::McpServer, Some(s), _) => {
-                    (s.object_ref(&()), s.meta().uid.clone(), s.status.as_ref().map(to_json))
+                    let meta = s.meta();
+                    (s.object_ref(&()), meta.uid.clone(), meta.resource_version.clone(), s.status.as_ref().map(to_json))
                 }
                 (Kind::McpRoute, _, Some(r)) => {
-                    (r.object_ref(&()), r.meta().uid.clone(), r.status.as_ref().map(to_json))
+                    let meta = r.meta();
+                    (r.object_ref(&()), meta.uid.clone(), meta.resource_version.clone(), r.status.as_ref().map(to_json))
                 }
                 _ => {
                     let (uid, status) = world.unreadable_seen.get(object).cloned().unwrap_or_default();
-                    (reference(object), uid, status)
+                    (reference(object), uid, None, status)
                 }
             };
-            // What this replica wrote, until the watch shows it: what the object shows then.
-            let unconfirmed = self.written.get(object).filter(|(written_uid, _)| *written_uid == uid).map(|w| &w.1);
+            // What this replica wrote, until the watch shows it or moves past it: what the
+            // object shows then.
+            let unconfirmed = self.written.get(object).filter(|w| w.uid == uid && w.seen_at == seen_at);
             let shown = match (unconfirmed, &watched) {
-                (Some(written), Some(watched)) if untimed(written) == untimed(watched) => {
-                    self.written.remove(object);
-                    watched.clone()
+                (Some(written), Some(watched)) if untimed(&written.status) != untimed(watched) => {
+                    written.status.clone()
                 }
-                (Some(written), _) => written.clone(),
-                (None, watched) => watched.clone().unwrap_or(serde_json::Value::Null),
+                (Some(written), None) => written.status.clone(),
+                (_, watched) => {
+                    self.written.remove(object);
+                    watched.clone().unwrap_or(serde_json::Value::Null)
+                }
             };
             let api_namespace = || namespace.as_str();
             let (patched, value, before, conditions) = match object.kind {
@@ -442,7 +458,7 @@ impl Reconciler {
             };
             match patched {
                 Ok(()) => {
-                    self.written.insert(object.clone(), (uid, value));
+                    self.written.insert(object.clone(), Written { uid, seen_at, status: value });
                     self.record(&regarding, &before, &conditions).await;
                     written += 1;
                 }
@@ -673,7 +689,7 @@ fn untimed(status: &serde_json::Value) -> serde_json::Value {
     status
 }
 
-/// A route of a tenant too large to publish: not Accepted, whatever compile said.
+/// A route of a tenant too large to publish: not Accepted.
 fn refuse_too_large(outcome: &mut Outcome, error: &TooLarge, kept: bool) {
     let kept = if kept { " (the version the gateways served before stays)" } else { "" };
     let refused = Verdict {
@@ -683,6 +699,8 @@ fn refuse_too_large(outcome: &mut Outcome, error: &TooLarge, kept: bool) {
         message: format!("{error}: split this namespace's routes, or make them smaller{kept}"),
     };
     match outcome.conditions.iter_mut().find(|c| c.type_ == ACCEPTED) {
+        // Refused for a reason of its own already: that one says more.
+        Some(accepted) if !accepted.status => {}
         Some(accepted) => *accepted = refused,
         None => outcome.conditions.insert(0, refused),
     }

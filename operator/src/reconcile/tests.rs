@@ -630,6 +630,24 @@ async fn a_status_changed_by_someone_else_is_set_right() {
 }
 
 #[tokio::test]
+async fn a_status_changed_by_someone_else_before_the_watch_showed_ours_is_set_right() {
+    let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+    world.routes[0].metadata.resource_version = Some("10".into());
+    let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
+    let mut reconciler = None;
+    let (_, bodies) = first_reconcile(&mut reconciler, &world).await;
+    // The watch never shows our write: an older leader's late write lands after it.
+    let mut theirs: McpRouteStatus = object(bodies[3]["status"].clone());
+    theirs.url = Some("http://old-leader".into());
+    world.routes[0].status = Some(theirs);
+    world.routes[0].metadata.resource_version = Some("12".into());
+    let (report, fixed) =
+        reconcile(&mut reconciler, &world, vec![status_of("mcproutes", "store", answers[1].clone())]).await;
+    assert_eq!(report.statuses, 1, "the watch moved past our write: what it shows is what the object says");
+    assert_eq!(fixed[0]["status"], bodies[3]["status"]);
+}
+
+#[tokio::test]
 async fn a_change_undone_before_the_watch_shows_it_is_undone_on_the_server_too() {
     let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
     let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
