@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use crate::resources::{McpServer, OpenApiSource};
 
 /// How often a document is fetched again, unless its server says otherwise.
@@ -20,6 +22,11 @@ pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest document read (the GitHub REST API description is about 13 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+/// How many document URLs one namespace may name: what one tenant can make this process
+/// hold is bounded (with [`MAX_DOCUMENT_BYTES`], to 512 MiB).
+pub const MAX_URLS_PER_NAMESPACE: usize = 16;
+/// How many documents are fetched at once.
+const FETCHES_AT_ONCE: usize = 8;
 
 /// The documents fetched so far, by URL.
 #[derive(Default)]
@@ -31,6 +38,8 @@ struct Fetched {
     at: Instant,
     every: Duration,
     result: Result<String, String>,
+    /// Not fetched: past its namespaces' share (fetched as soon as one has room).
+    refused: bool,
 }
 
 /// What a refresh did.
@@ -58,24 +67,57 @@ impl Documents {
         let interval = |o: &OpenApiSource| {
             o.refresh_interval.filter(|i| !i.is_negative()).map_or(DEFAULT_REFRESH, Duration::from).max(MIN_REFRESH)
         };
-        let wanted: HashMap<&str, Duration> = servers
-            .iter()
-            .filter_map(|s| s.spec.openapi.as_ref())
-            .filter_map(|o| Some((o.url.as_deref()?, interval(o))))
-            .collect();
+        // Each namespace's URLs up to its share, oldest servers first (a new server cannot
+        // push out a document others use); a URL past the share of every namespace naming it
+        // is not fetched, and says why.
+        let mut oldest_first: Vec<&McpServer> = servers.iter().collect();
+        oldest_first.sort_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), s.metadata.name.as_deref()));
+        let mut by_namespace: BTreeMap<&str, Vec<(&str, Duration)>> = BTreeMap::new();
+        for server in oldest_first {
+            let namespace = server.metadata.namespace.as_deref().unwrap_or("default");
+            if let Some(openapi) = &server.spec.openapi
+                && let Some(url) = openapi.url.as_deref()
+            {
+                let urls = by_namespace.entry(namespace).or_default();
+                if !urls.iter().any(|(named, _)| *named == url) {
+                    urls.push((url, interval(openapi)));
+                }
+            }
+        }
+        let mut wanted: HashMap<&str, Duration> = HashMap::new();
+        let mut refused: BTreeMap<&str, &str> = BTreeMap::new();
+        for (namespace, urls) in &by_namespace {
+            for (index, (url, every)) in urls.iter().enumerate() {
+                if index < MAX_URLS_PER_NAMESPACE {
+                    // Named twice with different intervals: the shorter one.
+                    let shortest = wanted.get(url).map_or(*every, |other| (*other).min(*every));
+                    wanted.insert(url, shortest);
+                } else {
+                    refused.insert(url, namespace);
+                }
+            }
+        }
+        refused.retain(|url, _| !wanted.contains_key(url));
         let mut refreshed = Refreshed::default();
         let before = self.fetched.len();
-        self.fetched.retain(|url, _| wanted.contains_key(url.as_str()));
+        self.fetched.retain(|url, _| wanted.contains_key(url.as_str()) || refused.contains_key(url.as_str()));
         refreshed.changed = self.fetched.len() != before;
         for (url, fetched) in &mut self.fetched {
-            fetched.every = wanted[url.as_str()];
+            if let Some(every) = wanted.get(url.as_str()) {
+                fetched.every = *every;
+            }
         }
         let stale: Vec<(&str, Duration)> = wanted
             .iter()
-            .filter(|(url, every)| self.fetched.get(**url).is_none_or(|f| now.duration_since(f.at) >= **every))
+            .filter(|(url, every)| {
+                self.fetched.get(**url).is_none_or(|f| f.refused || now.duration_since(f.at) >= **every)
+            })
             .map(|(url, every)| (*url, *every))
             .collect();
-        let results = futures::future::join_all(stale.iter().map(|(url, _)| fetch((*url).to_owned()))).await;
+        let results: Vec<_> = futures::stream::iter(stale.iter().map(|(url, _)| fetch((*url).to_owned())))
+            .buffered(FETCHES_AT_ONCE)
+            .collect()
+            .await;
         for ((url, every), result) in stale.into_iter().zip(results) {
             let previous = self.fetched.get(url).map(|f| &f.result);
             let result = match (result, previous) {
@@ -86,7 +128,15 @@ impl Documents {
                 (result, _) => result,
             };
             refreshed.changed |= previous != Some(&result);
-            self.fetched.insert(url.to_owned(), Fetched { at: now, every, result });
+            self.fetched.insert(url.to_owned(), Fetched { at: now, every, result, refused: false });
+        }
+        for (url, namespace) in refused {
+            let why = format!(
+                "namespace {namespace} names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
+            );
+            let result = Err(why);
+            refreshed.changed |= self.fetched.get(url).map(|f| &f.result) != Some(&result);
+            self.fetched.insert(url.to_owned(), Fetched { at: now, every: DEFAULT_REFRESH, result, refused: true });
         }
         refreshed
     }
@@ -140,5 +190,37 @@ mod tests {
 
         assert!(documents.refresh(&servers[..1], later, &fetch).await.changed, "b is forgotten");
         assert_eq!(documents.documents().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_names_a_bounded_number_of_documents() {
+        let in_namespace = |namespace: &str, i: usize| {
+            let mut server = server(&format!("s{i:02}"), serde_json::json!({"url": format!("http://docs/{i:02}")}));
+            server.metadata.namespace = Some(namespace.into());
+            server
+        };
+        let mut servers: Vec<_> = (0..=MAX_URLS_PER_NAMESPACE).map(|i| in_namespace("acme", i)).collect();
+        let last = format!("http://docs/{MAX_URLS_PER_NAMESPACE:02}");
+        let asked = Mutex::new(Vec::new());
+        let fetch = |url: String| {
+            asked.lock().unwrap().push(url);
+            async { Ok::<_, String>("{}".to_owned()) }
+        };
+        let mut documents = Documents::default();
+        let start = Instant::now();
+        documents.refresh(&servers, start, &fetch).await;
+        assert_eq!(asked.lock().unwrap().len(), MAX_URLS_PER_NAMESPACE, "one past the share is not fetched");
+        assert_eq!(
+            documents.documents()[&last],
+            Err(format!(
+                "namespace acme names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
+            ))
+        );
+        assert!(!documents.refresh(&servers, start, &fetch).await.changed, "refused once, not anew every time");
+
+        // Another tenant naming the same document within its share gets it.
+        servers.push(in_namespace("globex", MAX_URLS_PER_NAMESPACE));
+        documents.refresh(&servers, start, &fetch).await;
+        assert_eq!(documents.documents()[&last], Ok("{}".into()));
     }
 }
