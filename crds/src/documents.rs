@@ -114,10 +114,9 @@ impl Documents {
             })
             .map(|(url, every)| (*url, *every))
             .collect();
-        let results: Vec<_> = futures::stream::iter(stale.iter().map(|(url, _)| fetch((*url).to_owned())))
-            .buffered(FETCHES_AT_ONCE)
-            .collect()
-            .await;
+        // Collected first: a stream of borrowing closures is not `Send` for the callers' tasks.
+        let fetches: Vec<_> = stale.iter().map(|(url, _)| fetch((*url).to_owned())).collect();
+        let results: Vec<_> = futures::stream::iter(fetches).buffered(FETCHES_AT_ONCE).collect().await;
         for ((url, every), result) in stale.into_iter().zip(results) {
             let previous = self.fetched.get(url).map(|f| &f.result);
             let result = match (result, previous) {

@@ -193,6 +193,9 @@ impl Leadership {
     }
 }
 
+/// How long giving the Lease up on shutdown may take: well within a pod's grace period.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Runs election rounds every [`RETRY_PERIOD`] until `stop` resolves, then gives the Lease up.
 pub fn keep(
     mut elector: Elector,
@@ -206,7 +209,12 @@ pub fn keep(
             let started = Instant::now();
             let round = tokio::time::timeout(RETRY_PERIOD * 2, elector.try_lead(MicroTime(Timestamp::now()), started));
             let current = *terms.borrow();
-            match round.await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
+            // Stopping does not wait for a round under way: the Lease is given up at once.
+            let round = tokio::select! {
+                round = round => round,
+                () = &mut stop => break,
+            };
+            match round.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
                 Ok(true) => {
                     // Led without a break: the same term, renewed. Else a new one, as
                     // another replica may have led in between.
@@ -234,8 +242,11 @@ pub fn keep(
             }
         }
         let led = terms.send_replace(None).is_some();
-        if led && let Err(error) = elector.release().await {
-            tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
+        if led {
+            let released = tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await;
+            if let Err(error) = released.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
+                tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
+            }
         }
     });
     (Leadership { terms: leadership, pinned: None }, task)

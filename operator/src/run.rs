@@ -46,6 +46,9 @@ pub const MAX_DELAY: Duration = Duration::from_secs(2);
 pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
 /// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`].
 pub const RETRY: Duration = Duration::from_secs(5);
+/// How long a reconcile waits for what it reads (referenced objects, the gateway replicas):
+/// the client's own timeout is long, for watches.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// A wait that doubles each time it is taken, up to [`MAX_RETRY`], until reset.
@@ -375,7 +378,11 @@ impl Controller {
             tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
         }
         world.documents = self.fetcher.documents.documents();
-        match programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin").await {
+        let found = tokio::time::timeout(
+            READ_TIMEOUT,
+            programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin"),
+        );
+        match found.await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
             Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
             Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
         }
@@ -452,8 +459,14 @@ impl Controller {
         unreadable_seen.extend(self.routes.seen(&of(Kind::McpRoute)));
         unreadable.extend(unreadable_routes);
         let wanted = references(&servers, &routes);
-        let secrets = self.secrets.read(&self.client, &wanted.secrets).await?;
-        let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
+        let read = async {
+            let secrets = self.secrets.read(&self.client, &wanted.secrets).await?;
+            let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
+            Ok::<_, kube::Error>((secrets, config_maps))
+        };
+        let (secrets, config_maps) = tokio::time::timeout(READ_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())))?;
         Ok(World { servers, routes, secrets, config_maps, unreadable, unreadable_seen, ..World::default() })
     }
 }
