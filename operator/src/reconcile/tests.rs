@@ -710,6 +710,45 @@ async fn a_replica_whose_lease_lapsed_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_leader_change_hands_over_without_a_write() {
+    // Replica A leads: it publishes and writes both statuses, which the watches then show.
+    let mut world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+    let mut a = None;
+    let (_, bodies) = first_reconcile(&mut a, &world).await;
+    let shard = bodies[1].clone();
+    world.servers[0].status = Some(object(bodies[2]["status"].clone()));
+    world.routes[0].status = Some(object(bodies[3]["status"].clone()));
+
+    // A's Lease lapses while the world changes: A writes nothing more.
+    let mut changed = world.clone();
+    changed.routes[0].spec.mounts[0].prefix = Some("wx".into());
+    changed.routes[0].metadata.generation = Some(2);
+    let (client, server) = api_server(vec![list()]);
+    let mut old = a.take().unwrap();
+    old.client = client;
+    old.leadership = Leadership::lapsed();
+    let refused = old.reconcile(&changed, &[], &Probes::default(), &now()).await;
+    assert!(matches!(refused, Err(PublishError::NotLeading)), "{refused:?}");
+    server.await.unwrap();
+
+    // Replica B leads: it reads what A published, and an unchanged world costs no write.
+    let listed = json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [shard]});
+    let (client, server) = api_server(vec![(Method::GET, LIST.into(), listed)]);
+    let mut b = Reconciler::new(client, "manifold", "manifold-system");
+    let report = b.reconcile(&world, &[], &Probes::default(), &now()).await.unwrap();
+    server.await.unwrap();
+    assert_eq!((report.generation, &report.published, report.statuses, report.failed), (1, &None, 0, 0));
+
+    // The change A could not make, B makes, at the next generation.
+    let mut b = Some(b);
+    let answer = serde_json::to_value(&changed.routes[0]).unwrap();
+    let (report, bodies) =
+        reconcile(&mut b, &changed, vec![list(), apply(), status_of("mcproutes", "store", answer)]).await;
+    assert_eq!((report.generation, report.statuses), (2, 1));
+    assert_eq!(bodies[1]["metadata"]["annotations"]["manifold.dev/generation"], "2");
+}
+
+#[tokio::test]
 async fn a_config_secret_changed_behind_the_operators_back_is_written_again() {
     let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
     let mut reconciler = None;
