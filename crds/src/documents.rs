@@ -6,11 +6,9 @@
 //! The fetching itself is the caller's: the gateway in local mode, the operator in a cluster,
 //! each through its own egress-guarded client.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
-
-use futures::StreamExt;
 
 use crate::resources::{McpServer, OpenApiSource};
 
@@ -25,8 +23,6 @@ pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
 /// How many document URLs one namespace may name: what one tenant can make this process
 /// hold is bounded (with [`MAX_DOCUMENT_BYTES`], to 512 MiB).
 pub const MAX_URLS_PER_NAMESPACE: usize = 16;
-/// How many documents are fetched at once.
-const FETCHES_AT_ONCE: usize = 8;
 
 /// The documents fetched so far, by URL.
 #[derive(Default)]
@@ -85,22 +81,22 @@ impl Documents {
             }
         }
         let mut wanted: HashMap<&str, Duration> = HashMap::new();
-        let mut refused: BTreeMap<&str, &str> = BTreeMap::new();
-        for (namespace, urls) in &by_namespace {
+        let mut refused: BTreeSet<&str> = BTreeSet::new();
+        for urls in by_namespace.values() {
             for (index, (url, every)) in urls.iter().enumerate() {
                 if index < MAX_URLS_PER_NAMESPACE {
                     // Named twice with different intervals: the shorter one.
                     let shortest = wanted.get(url).map_or(*every, |other| (*other).min(*every));
                     wanted.insert(url, shortest);
                 } else {
-                    refused.insert(url, namespace);
+                    refused.insert(url);
                 }
             }
         }
-        refused.retain(|url, _| !wanted.contains_key(url));
+        refused.retain(|url| !wanted.contains_key(url));
         let mut refreshed = Refreshed::default();
         let before = self.fetched.len();
-        self.fetched.retain(|url, _| wanted.contains_key(url.as_str()) || refused.contains_key(url.as_str()));
+        self.fetched.retain(|url, _| wanted.contains_key(url.as_str()) || refused.contains(url.as_str()));
         refreshed.changed = self.fetched.len() != before;
         for (url, fetched) in &mut self.fetched {
             if let Some(every) = wanted.get(url.as_str()) {
@@ -114,9 +110,8 @@ impl Documents {
             })
             .map(|(url, every)| (*url, *every))
             .collect();
-        // Collected first: a stream of borrowing closures is not `Send` for the callers' tasks.
-        let fetches: Vec<_> = stale.iter().map(|(url, _)| fetch((*url).to_owned())).collect();
-        let results: Vec<_> = futures::stream::iter(fetches).buffered(FETCHES_AT_ONCE).collect().await;
+        // All at once: a refresh takes as long as the slowest fetch (10 s at most).
+        let results = futures::future::join_all(stale.iter().map(|(url, _)| fetch((*url).to_owned()))).await;
         for ((url, every), result) in stale.into_iter().zip(results) {
             let previous = self.fetched.get(url).map(|f| &f.result);
             let result = match (result, previous) {
@@ -129,9 +124,10 @@ impl Documents {
             refreshed.changed |= previous != Some(&result);
             self.fetched.insert(url.to_owned(), Fetched { at: now, every, result, refused: false });
         }
-        for (url, namespace) in refused {
+        for url in refused {
+            // No namespace named: the same URL may be named in another tenant's.
             let why = format!(
-                "namespace {namespace} names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
+                "the namespace names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
             );
             let result = Err(why);
             refreshed.changed |= self.fetched.get(url).map(|f| &f.result) != Some(&result);
@@ -212,7 +208,7 @@ mod tests {
         assert_eq!(
             documents.documents()[&last],
             Err(format!(
-                "namespace acme names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
+                "the namespace names more than {MAX_URLS_PER_NAMESPACE} OpenAPI document URLs; this one is not fetched"
             ))
         );
         assert!(!documents.refresh(&servers, start, &fetch).await.changed, "refused once, not anew every time");

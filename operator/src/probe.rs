@@ -195,51 +195,78 @@ pub fn discovered(probes: &Probes) -> BTreeMap<Key, Vec<String>> {
 /// answered ([`Prober::probes`]), and is told when that changes ([`Prober::changed`]). The
 /// task ends when the `Prober` is dropped.
 pub struct Prober {
-    wanted: watch::Sender<BTreeMap<Key, RemoteUpstream>>,
-    probes: watch::Receiver<Arc<Probes>>,
+    wanted: watch::Sender<Remotes>,
+    answers: watch::Receiver<Arc<Answers>>,
+}
+
+/// Remote servers, by (namespace, name), as compiled (credentials read).
+type Remotes = BTreeMap<Key, RemoteUpstream>;
+
+/// What each server answered, and the config it was asked with.
+type Answers = BTreeMap<Key, (RemoteUpstream, Result<Offered, Failure>)>;
+
+/// The remote servers among `servers` (OpenAPI ones need no probe).
+fn remotes(servers: &BTreeMap<Key, Upstream>) -> Remotes {
+    servers
+        .iter()
+        .filter_map(|(key, upstream)| match upstream {
+            Upstream::Remote(remote) => Some((key.clone(), remote.clone())),
+            Upstream::OpenApi(_) => None,
+        })
+        .collect()
 }
 
 impl Prober {
     pub fn spawn(egress: Egress) -> Self {
         let (wanted, wanted_rx) = watch::channel(BTreeMap::new());
-        let (probes_tx, probes) = watch::channel(Arc::new(Probes::new()));
-        tokio::spawn(probing(egress, wanted_rx, probes_tx));
-        Prober { wanted, probes }
+        let (answers_tx, answers) = watch::channel(Arc::new(Answers::new()));
+        tokio::spawn(probing(egress, wanted_rx, answers_tx));
+        Prober { wanted, answers }
     }
 
-    /// The usable servers now (OpenAPI ones need no probe); the others are forgotten.
-    pub fn want(&self, servers: &BTreeMap<Key, Upstream>) {
-        let remote: BTreeMap<Key, RemoteUpstream> = servers
-            .iter()
-            .filter_map(|(key, upstream)| match upstream {
-                Upstream::Remote(remote) => Some((key.clone(), remote.clone())),
-                Upstream::OpenApi(_) => None,
-            })
-            .collect();
+    /// The usable servers now; the others are forgotten. Returns those new or changed since
+    /// the last call: their answers are worth waiting for ([`Prober::settled`]).
+    pub fn want(&self, servers: &BTreeMap<Key, Upstream>) -> Remotes {
+        let remote = remotes(servers);
+        let mut fresh = Remotes::new();
         self.wanted.send_if_modified(|wanted| {
+            fresh = remote
+                .iter()
+                .filter(|(key, r)| wanted.get(*key) != Some(*r))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
             let modified = *wanted != remote;
             *wanted = remote;
             modified
         });
+        fresh
     }
 
-    /// What the servers answered so far.
-    pub fn probes(&mut self) -> Arc<Probes> {
-        Arc::clone(&self.probes.borrow_and_update())
+    /// What the servers answered to the config they have in `servers`: an answer to an
+    /// older config says nothing of this one.
+    pub fn probes(&mut self, servers: &BTreeMap<Key, Upstream>) -> Probes {
+        let answers = Arc::clone(&self.answers.borrow_and_update());
+        remotes(servers)
+            .into_iter()
+            .filter_map(|(key, remote)| {
+                let (asked, result) = answers.get(&key)?;
+                (*asked == remote).then(|| (key, result.clone()))
+            })
+            .collect()
     }
 
     /// Resolves when [`Prober::probes`] has something new.
     pub async fn changed(&mut self) {
-        if self.probes.changed().await.is_err() {
+        if self.answers.changed().await.is_err() {
             std::future::pending().await
         }
     }
 
-    /// Waits, at most `bound`, until every wanted server has an answer: a new leader's first
-    /// reconcile then judges servers and name collisions as its predecessor did.
-    pub async fn settled(&mut self, bound: Duration) {
-        let wanted: Vec<Key> = self.wanted.borrow().keys().cloned().collect();
-        let answered = self.probes.wait_for(|probes| wanted.iter().all(|key| probes.contains_key(key)));
+    /// Waits, at most `bound`, until each of `servers` has answered for its config.
+    pub async fn settled(&mut self, servers: &Remotes, bound: Duration) {
+        let answered = self.answers.wait_for(|answers| {
+            servers.iter().all(|(key, remote)| answers.get(key).is_some_and(|(asked, _)| asked == remote))
+        });
         let _ = tokio::time::timeout(bound, answered).await;
     }
 }
@@ -249,11 +276,7 @@ impl Prober {
 const TELL_EVERY: Duration = Duration::from_millis(500);
 
 /// The probing task: asks due servers, [`PROBES_AT_ONCE`] at a time, and publishes results.
-async fn probing(
-    egress: Egress,
-    mut wanted: watch::Receiver<BTreeMap<Key, RemoteUpstream>>,
-    probes: watch::Sender<Arc<Probes>>,
-) {
+async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: watch::Sender<Arc<Answers>>) {
     let mut schedule = Schedule::default();
     let mut running = futures::stream::FuturesUnordered::new();
     let (mut untold, mut told_at) = (false, Instant::now());
@@ -267,7 +290,7 @@ async fn probing(
             });
         }
         if untold && (running.is_empty() || now >= told_at + TELL_EVERY) {
-            probes.send_replace(Arc::new(schedule.probes()));
+            answers.send_replace(Arc::new(schedule.answers()));
             (untold, told_at) = (false, now);
         }
         let tell_at = untold.then_some(told_at + TELL_EVERY);
@@ -391,8 +414,8 @@ impl Schedule {
         changed
     }
 
-    fn probes(&self) -> Probes {
-        self.probed.iter().map(|(key, p)| (key.clone(), p.result.clone())).collect()
+    fn answers(&self) -> Answers {
+        self.probed.iter().map(|(key, p)| (key.clone(), (p.asked.clone(), p.result.clone()))).collect()
     }
 }
 
@@ -472,7 +495,7 @@ mod tests {
         schedule.want(BTreeMap::from([(weather.clone(), remote("http://weather-3/mcp".into()))]));
         assert!(!schedule.finished(weather.clone(), moved, refused(), later), "an answer for an old config");
         assert!(schedule.want(BTreeMap::new()), "a server gone is forgotten");
-        assert!(schedule.probes().is_empty());
+        assert!(schedule.answers().is_empty());
     }
 
     #[test]
@@ -498,15 +521,23 @@ mod tests {
             (key("acme", "down"), Upstream::Remote(remote(format!("http://{closed}/mcp")))),
         ]);
         let mut prober = Prober::spawn(Egress::default());
-        prober.want(&servers);
-        prober.settled(Duration::from_secs(20)).await;
-        let probes = prober.probes();
+        let fresh = prober.want(&servers);
+        assert_eq!(fresh.len(), 2, "both are new");
+        prober.settled(&fresh, Duration::from_secs(20)).await;
+        let probes = prober.probes(&servers);
         assert_eq!(probes[&key("acme", "math")].as_ref().map(|o| o.tools.len()), Ok(3));
         assert!(matches!(probes[&key("acme", "down")], Err(Failure::Unreachable(_))), "{probes:?}");
         assert_eq!(discovered(&probes).keys().collect::<Vec<_>>(), [&key("acme", "math")]);
+        assert!(prober.want(&servers).is_empty(), "nothing new");
+
+        // math moves to the closed port: its answer for the old address says nothing now.
+        let mut moved = servers.clone();
+        moved.insert(key("acme", "math"), servers[&key("acme", "down")].clone());
+        assert_eq!(prober.want(&moved).keys().collect::<Vec<_>>(), [&key("acme", "math")]);
+        assert!(!prober.probes(&moved).contains_key(&key("acme", "math")), "not asked at its new address yet");
 
         prober.want(&BTreeMap::new());
         tokio::time::timeout(Duration::from_secs(5), prober.changed()).await.expect("told that both are forgotten");
-        assert!(prober.probes().is_empty());
+        assert!(prober.probes(&servers).is_empty());
     }
 }

@@ -227,7 +227,6 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         config_maps: Referenced::default(),
         fetcher: Fetcher::new(egress),
         prober: Prober::spawn(egress),
-        probed_in_term: false,
         replicas: Vec::new(),
         misses: Default::default(),
         debounce: Debounce::default(),
@@ -288,10 +287,8 @@ struct Controller {
     secrets: Referenced<Secret>,
     config_maps: Referenced<ConfigMap>,
     fetcher: Fetcher,
-    /// Probes remote servers in the background; told what to probe after each reconcile.
+    /// Probes remote servers in the background; told what to probe by each reconcile.
     prober: Prober,
-    /// Whether this term's first reconcile has waited for the probes.
-    probed_in_term: bool,
     /// The gateway replicas as last found (kept when they cannot be listed).
     replicas: Vec<Replica>,
     /// Answers each replica missed in a row, by admin address.
@@ -349,14 +346,11 @@ impl Controller {
             tracing::info!(%identity, "leading: publishing and writing status from now on");
             // Another replica may have led meanwhile: start again from what is published.
             self.reconciler.forget();
-            self.probed_in_term = false;
             self.secrets.clear();
             self.config_maps.clear();
             self.debounce.now(Instant::now());
         } else if term.is_none() && self.term.is_some() {
             tracing::info!(%identity, "no longer leading: following");
-            // Followers probe nothing: the leader judges servers.
-            self.prober.want(&std::collections::BTreeMap::new());
         }
         self.term = term;
     }
@@ -386,18 +380,18 @@ impl Controller {
             Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
             Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
         }
-        if !self.probed_in_term {
-            // A term's first reconcile judges servers with answers, as the last leader did,
-            // rather than calling every one "not asked yet"; a silent server holds it up once.
-            self.prober.want(&world.servers_to_probe());
-            self.prober.settled(PROBE_TIMEOUT + Duration::from_secs(1)).await;
-            self.probed_in_term = true;
+        // Servers new or changed since the last reconcile (all of them, the first time) are
+        // worth a wait: compile checks tool names for collisions before a route is served,
+        // and a status says what they answered. A silent one holds up this reconcile only.
+        let servers = world.servers_to_probe();
+        let fresh = self.prober.want(&servers);
+        if !fresh.is_empty() {
+            self.prober.settled(&fresh, PROBE_TIMEOUT + Duration::from_secs(1)).await;
         }
-        let probes = self.prober.probes();
+        let probes = self.prober.probes(&servers);
         let now = Time(Timestamp::now());
         match self.reconciler.reconcile(&world, &self.replicas, &probes, &now).await {
             Ok(report) => {
-                self.prober.want(&report.servers);
                 let metrics = &self.metrics;
                 metrics.reconciles.with_label_values(&["ok"]).inc();
                 metrics.compile_seconds.observe(report.compile.as_secs_f64());

@@ -220,8 +220,6 @@ pub struct Report {
     pub pending: usize,
     /// For each route that became Programmed now, how long after its change.
     pub programmed_after: Vec<std::time::Duration>,
-    /// Every usable McpServer's compiled upstream: what to probe.
-    pub servers: BTreeMap<(String, String), Upstream>,
 }
 
 impl Reconciler {
@@ -304,16 +302,7 @@ impl Reconciler {
         let present: BTreeSet<&ObjectRef> = outcomes.iter().map(|o| &o.object).collect();
         self.written.retain(|object, _| present.contains(object));
 
-        Ok(Report {
-            generation,
-            published,
-            statuses,
-            failed,
-            compile: compile_time,
-            pending,
-            programmed_after,
-            servers,
-        })
+        Ok(Report { generation, published, statuses, failed, compile: compile_time, pending, programmed_after })
     }
 
     /// `config` as shards, with its generation above every one published before. A tenant
@@ -657,10 +646,12 @@ const PROBING: &str = "Probing";
 /// every server to "not asked yet" and back.
 fn ready_until_probed<'a>(outcome: &'a Outcome, current: Option<&McpServerStatus>) -> std::borrow::Cow<'a, Outcome> {
     let unknown = |v: &Verdict| v.type_ == "Ready" && v.reason == PROBING;
+    // Only what a probe said: another reason spoke of a config that may have changed since.
+    let probed = |reason: &str| matches!(reason, "Ready" | "Unreachable" | "Unauthorized" | "ProtocolError");
     let shown = current
         .into_iter()
         .flat_map(|s| &s.conditions)
-        .find(|c| c.type_ == "Ready" && c.observed_generation == outcome.generation && c.reason != PROBING);
+        .find(|c| c.type_ == "Ready" && c.observed_generation == outcome.generation && probed(&c.reason));
     match (outcome.conditions.iter().position(unknown), shown) {
         (Some(at), Some(shown)) => {
             let mut kept = outcome.clone();

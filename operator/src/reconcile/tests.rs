@@ -260,8 +260,9 @@ async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools()
     );
     let world = World { servers: vec![down.clone(), math.clone()], routes: vec![calc.clone()], ..World::default() };
     let mut prober = crate::probe::Prober::spawn(manifold_api::egress::Egress::default());
-    prober.want(&world.servers_to_probe());
-    prober.settled(std::time::Duration::from_secs(20)).await;
+    let servers = world.servers_to_probe();
+    let fresh = prober.want(&servers);
+    prober.settled(&fresh, std::time::Duration::from_secs(20)).await;
 
     let event = (Method::POST, "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned(), json!({}));
     let (client, server) = api_server(vec![
@@ -274,7 +275,7 @@ async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools()
         status_of("mcproutes", "calc", serde_json::to_value(&calc).unwrap()),
     ]);
     let mut reconciler = Reconciler::new(client, "manifold", "manifold-system");
-    reconciler.reconcile(&world, &[], &prober.probes(), &now()).await.unwrap();
+    reconciler.reconcile(&world, &[], &prober.probes(&servers), &now()).await.unwrap();
     let mut bodies = server.await.unwrap();
     bodies.remove(0); // reading what is published
     let unreachable = condition(&bodies[2], "Ready");
