@@ -27,6 +27,11 @@ struct Args {
     /// Direct and gateway runs alternate this many times; medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Worker threads of the upstream and of the load generator. 1 runs each on one thread
+    /// (a current-thread runtime), which takes their own wake-ups out of the latency at 1
+    /// client; the CPU column then counts only the gateway.
+    #[arg(long, default_value_t = 2)]
+    peer_threads: usize,
 }
 
 const CALL: &str =
@@ -34,12 +39,12 @@ const CALL: &str =
 
 fn main() {
     let args = Args::parse();
-    let upstream = start_upstream();
+    let upstream = start_upstream(args.peer_threads);
     let signer = manifold_e2e::tokens::Signer::rsa("rsa-a", "bench");
     let token = signer
         .token(&json!({"iss": "bench", "aud": "bench", "sub": "bench", "exp": manifold_e2e::tokens::now() + 3600}));
     let gateway = start_gateway(upstream, &manifold_e2e::tokens::jwks(&[&signer]).to_string());
-    let load = runtime("load", 2);
+    let load = runtime("load", args.peer_threads);
     let floor = start_floor(upstream);
     let floor_url = format!("http://{floor}/mcp");
     let direct_url = format!("http://{upstream}/mcp");
@@ -123,6 +128,9 @@ fn thread_cpu() -> std::collections::HashMap<String, f64> {
         let name = match &stat[open + 1..close] {
             worker if worker.starts_with("mcp-worker") => "gateway".to_owned(),
             worker if worker.starts_with("bare-proxy") => "bare-proxy".to_owned(),
+            // The main thread drives the load generator's runtime (with one peer thread, it
+            // is that runtime's only thread).
+            "bench" => "load".to_owned(),
             name => name.to_owned(),
         };
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
@@ -211,19 +219,25 @@ async fn initialize(http: &reqwest::Client, url: &str) -> String {
 }
 
 fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    if workers == 1 {
+        return tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    }
     tokio::runtime::Builder::new_multi_thread().worker_threads(workers).thread_name(name).enable_all().build().unwrap()
 }
 
 /// The `math` sample on its own runtime; returns its address.
-fn start_upstream() -> SocketAddr {
+fn start_upstream(threads: usize) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        runtime("upstream", 2).block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            manifold_samples::serve(Sample::Math, listener).await.unwrap();
+    std::thread::Builder::new()
+        .name("upstream".into())
+        .spawn(move || {
+            runtime("upstream", threads).block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                manifold_samples::serve(Sample::Math, listener).await.unwrap();
+            })
         })
-    });
+        .unwrap();
     rx.recv().unwrap()
 }
 
