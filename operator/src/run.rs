@@ -174,11 +174,11 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     let admin = tokio::net::TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
-    tokio::spawn(serve_admin(admin, Arc::clone(&ready), metrics.registry.clone()));
-
     let scope = watches::scope(&args.watch_namespaces);
     let (servers, server_events) = watches::objects::<McpServer>(&client, &scope);
     let (routes, route_events) = watches::objects::<McpRoute>(&client, &scope);
+    let caches = [servers.clone(), routes.clone()];
+    tokio::spawn(serve_admin(admin, Arc::clone(&ready), caches, metrics.registry.clone()));
     let mut events = stream::select_all([
         server_events,
         route_events,
@@ -554,21 +554,29 @@ impl Metrics {
     }
 }
 
-async fn serve_admin(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>, registry: Registry) {
+async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    ready: Arc<AtomicBool>,
+    caches: [Cache; 2],
+    registry: Registry,
+) {
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
             get(move || {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        (axum::http::StatusCode::OK, "ready")
-                    } else {
-                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not reconciled yet")
-                    }
-                }
+                let answer = if ready.load(Ordering::Acquire) {
+                    (axum::http::StatusCode::OK, "ready".to_owned())
+                } else {
+                    let unlisted: Vec<String> = caches.iter().flat_map(Cache::unlisted).collect();
+                    let waiting = match unlisted.is_empty() {
+                        true => "listed; not reconciled yet".to_owned(),
+                        false => format!("waiting for the first list of {}", unlisted.join(", ")),
+                    };
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, waiting)
+                };
+                async move { answer }
             }),
         )
         .route(

@@ -47,21 +47,33 @@ pub enum Changed {
 pub type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
 
 /// The objects of one kind in the watched namespaces: one reflector per namespace (a
-/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one).
+/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one),
+/// each with what it watches ("McpServers in acme"), for `/readyz`.
 #[derive(Clone)]
-pub struct Cache(Vec<Store<DynamicObject>>);
+pub struct Cache(Vec<(String, Store<DynamicObject>)>);
 
 impl Cache {
     fn state(&self) -> impl Iterator<Item = Arc<DynamicObject>> + '_ {
-        self.0.iter().flat_map(Store::state)
+        self.0.iter().flat_map(|(_, store)| store.state())
     }
 
     /// Waits until every namespace's cache has listed.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        for store in &self.0 {
+        for (_, store) in &self.0 {
             store.wait_until_ready().await?;
         }
         Ok(())
+    }
+
+    /// What has not listed yet ("McpRoutes in acme"): a namespace whose list never comes
+    /// (its RoleBinding missing, say) holds every reconcile back, and `/readyz` says which.
+    pub fn unlisted(&self) -> Vec<String> {
+        use futures::FutureExt;
+        self.0
+            .iter()
+            .filter(|(_, store)| store.wait_until_ready().now_or_never().is_none())
+            .map(|(watched, _)| watched.clone())
+            .collect()
     }
 
     /// The uid and status of each object named, as far as those can be read (for objects
@@ -119,14 +131,13 @@ where
     let resource = ApiResource::erase::<K>(&());
     let apis = scoped(
         namespaces,
-        || Api::<DynamicObject>::all_with(client.clone(), &resource),
-        |n| Api::namespaced_with(client.clone(), n, &resource),
+        || (format!("{}s in all namespaces", resource.kind), Api::<DynamicObject>::all_with(client.clone(), &resource)),
+        |n| (format!("{}s in {n}", resource.kind), Api::namespaced_with(client.clone(), n, &resource)),
     );
     let (mut stores, mut changes) = (Vec::new(), Vec::new());
-    for api in apis {
+    for (watched, api) in apis {
         let writer = reflector::store::Writer::new(resource.clone());
-        stores.push(writer.as_reader());
-        let kind = resource.kind.clone();
+        stores.push((watched.clone(), writer.as_reader()));
         let mut generations = HashMap::new();
         let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
@@ -134,7 +145,7 @@ where
                 let changed = match event {
                     Ok(event) => spec_changed(&mut generations, &event).then_some(Changed::Object),
                     Err(error) => {
-                        tracing::warn!(%kind, %error, "a watch failed; retrying");
+                        tracing::warn!(%watched, %error, "a watch failed; retrying");
                         None
                     }
                 };
@@ -325,7 +336,7 @@ mod tests {
         for object in objects {
             writer.apply_watcher_event(&watcher::Event::Apply(serde_json::from_value(object.clone()).unwrap()));
         }
-        Cache(vec![writer.as_reader()])
+        Cache(vec![("McpServers in acme".into(), writer.as_reader())])
     }
 
     #[test]
@@ -367,6 +378,20 @@ mod tests {
         assert!(changed(watcher::Event::Apply(route(2, "/b"))), "a spec edit");
         assert!(changed(watcher::Event::Delete(route(2, "/b"))));
         assert!(changed(watcher::Event::Apply(route(1, "/a"))), "created again");
+    }
+
+    #[test]
+    fn what_has_not_listed_yet_is_named() {
+        let resource = ApiResource::erase::<McpServer>(&());
+        let (mut acme, globex) =
+            (reflector::store::Writer::new(resource.clone()), reflector::store::Writer::new(resource));
+        let cache = Cache(vec![
+            ("McpServers in acme".into(), acme.as_reader()),
+            ("McpServers in globex".into(), globex.as_reader()),
+        ]);
+        assert_eq!(cache.unlisted(), ["McpServers in acme", "McpServers in globex"]);
+        acme.apply_watcher_event(&watcher::Event::InitDone);
+        assert_eq!(cache.unlisted(), ["McpServers in globex"], "globex's list never came");
     }
 
     #[test]
