@@ -207,14 +207,14 @@ pub fn keep(
         let mut number = 0;
         loop {
             let started = Instant::now();
-            let round = tokio::time::timeout(RETRY_PERIOD * 2, elector.try_lead(MicroTime(Timestamp::now()), started));
+            let round = crate::in_time(RETRY_PERIOD * 2, elector.try_lead(MicroTime(Timestamp::now()), started));
             let current = *terms.borrow();
             // Stopping does not wait for a round under way: the Lease is given up at once.
             let round = tokio::select! {
                 round = round => round,
                 () = &mut stop => break,
             };
-            match round.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
+            match round {
                 Ok(true) => {
                     // Led without a break: the same term, renewed. Else a new one, as
                     // another replica may have led in between.
@@ -242,11 +242,8 @@ pub fn keep(
             }
         }
         let led = terms.send_replace(None).is_some();
-        if led {
-            let released = tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await;
-            if let Err(error) = released.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
-                tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
-            }
+        if led && let Err(error) = crate::in_time(RELEASE_TIMEOUT, elector.release()).await {
+            tracing::warn!(%error, "cannot release the leader Lease; another replica takes over once it expires");
         }
     });
     (Leadership { terms: leadership, pinned: None }, task)

@@ -20,6 +20,15 @@ pub mod watches;
 
 use clap::{Parser, Subcommand};
 
+/// `call`, or an error once `limit` has passed: an API call the client's own (long, for
+/// watches) timeout would let hang.
+pub(crate) async fn in_time<T>(
+    limit: std::time::Duration,
+    call: impl Future<Output = kube::Result<T>>,
+) -> kube::Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())))
+}
+
 /// Manifold's operator.
 #[derive(Parser, Debug)]
 #[command(version, about)]

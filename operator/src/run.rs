@@ -372,11 +372,8 @@ impl Controller {
             tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
         }
         world.documents = self.fetcher.documents.documents();
-        let found = tokio::time::timeout(
-            READ_TIMEOUT,
-            programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin"),
-        );
-        match found.await.unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into()))) {
+        let found = programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin");
+        match crate::in_time(READ_TIMEOUT, found).await {
             Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
             Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
         }
@@ -458,9 +455,7 @@ impl Controller {
             let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
             Ok::<_, kube::Error>((secrets, config_maps))
         };
-        let (secrets, config_maps) = tokio::time::timeout(READ_TIMEOUT, read)
-            .await
-            .unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())))?;
+        let (secrets, config_maps) = crate::in_time(READ_TIMEOUT, read).await?;
         Ok(World { servers, routes, secrets, config_maps, unreadable, unreadable_seen, ..World::default() })
     }
 }
