@@ -8,7 +8,7 @@
 //! - after a success, every [`RECHECK`];
 //! - after a failure, with a backoff from 5 s doubling to [`RECHECK`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -295,7 +295,7 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
         }
         let tell_at = untold.then_some(told_at + TELL_EVERY);
         // With every slot taken, only an answer frees one: a due server waits for it.
-        let due = if running.len() < PROBES_AT_ONCE { schedule.next_due() } else { None };
+        let due = if running.len() < PROBES_AT_ONCE { schedule.next_due(now) } else { None };
         let wake = [due, tell_at].into_iter().flatten().min();
         tokio::select! {
             Some((key, upstream, result)) = running.next(), if !running.is_empty() => {
@@ -308,25 +308,18 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
                 let servers = wanted.borrow_and_update().clone();
                 untold |= schedule.want(servers);
             }
-            () = sleep_until(wake) => {}
+            () = crate::run::sleep_until(wake.map(Into::into)) => {}
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
 /// Which server to ask next, and what each answered: no IO, no clock of its own.
 #[derive(Default)]
 struct Schedule {
-    wanted: BTreeMap<Key, RemoteUpstream>,
+    wanted: Remotes,
     probed: BTreeMap<Key, Probed>,
-    /// Being asked now, and with which config.
-    asking: BTreeMap<Key, RemoteUpstream>,
+    /// Being asked now.
+    asking: BTreeSet<Key>,
 }
 
 struct Probed {
@@ -351,7 +344,7 @@ impl Probed {
 impl Schedule {
     /// The servers there are now; the others' results are forgotten. Returns whether a
     /// result was.
-    fn want(&mut self, wanted: BTreeMap<Key, RemoteUpstream>) -> bool {
+    fn want(&mut self, wanted: Remotes) -> bool {
         let before = self.probed.len();
         self.probed.retain(|key, _| wanted.contains_key(key));
         self.wanted = wanted;
@@ -360,7 +353,7 @@ impl Schedule {
 
     /// When a server not being asked is asked for, at `now` (None: never, for now).
     fn due(&self, key: &Key, upstream: &RemoteUpstream, now: Instant) -> Option<Instant> {
-        if self.asking.contains_key(key) {
+        if self.asking.contains(key) {
             return None;
         }
         match self.probed.get(key) {
@@ -375,7 +368,7 @@ impl Schedule {
     /// another's new one by one probe at most.
     fn start_next(&mut self, now: Instant) -> Option<(Key, RemoteUpstream)> {
         let mut busy: BTreeMap<&str, usize> = BTreeMap::new();
-        for (namespace, _) in self.asking.keys() {
+        for (namespace, _) in &self.asking {
             *busy.entry(namespace.as_str()).or_default() += 1;
         }
         let (key, upstream) = self
@@ -385,13 +378,12 @@ impl Schedule {
             .filter(|(_, _, due)| *due <= now)
             .min_by_key(|(key, _, due)| (busy.get(key.0.as_str()).copied().unwrap_or(0), *due))
             .map(|(key, upstream, _)| (key.clone(), upstream.clone()))?;
-        self.asking.insert(key.clone(), upstream.clone());
+        self.asking.insert(key.clone());
         Some((key, upstream))
     }
 
-    /// The soonest a server not being asked is due.
-    fn next_due(&self) -> Option<Instant> {
-        let now = Instant::now();
+    /// The soonest a server not being asked is due, as of `now`.
+    fn next_due(&self, now: Instant) -> Option<Instant> {
         self.wanted.iter().filter_map(|(key, upstream)| self.due(key, upstream, now)).min()
     }
 
@@ -482,12 +474,12 @@ mod tests {
         assert!(schedule.start_next(start).is_none(), "not twice at once");
         let refused = || Err(Failure::Unreachable("refused".into()));
         assert!(schedule.finished(weather.clone(), upstream.clone(), refused(), start), "a first result");
-        assert_eq!(schedule.next_due(), Some(start + Duration::from_secs(5)), "a failure waits 5 s");
+        assert_eq!(schedule.next_due(start), Some(start + Duration::from_secs(5)), "a failure waits 5 s");
         let later = start + Duration::from_secs(5);
         assert!(schedule.start_next(later - Duration::from_millis(1)).is_none());
         schedule.start_next(later).expect("due");
         assert!(!schedule.finished(weather.clone(), upstream.clone(), refused(), later), "the same failure");
-        assert_eq!(schedule.next_due(), Some(later + Duration::from_secs(10)), "then 10 s");
+        assert_eq!(schedule.next_due(later), Some(later + Duration::from_secs(10)), "then 10 s");
 
         let moved = remote("http://weather-2/mcp".into());
         schedule.want(BTreeMap::from([(weather.clone(), moved.clone())]));

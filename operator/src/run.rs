@@ -484,7 +484,7 @@ pub async fn ensure_api(client: &Client) -> anyhow::Result<()> {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
