@@ -537,6 +537,46 @@ async fn a_refused_status_write_is_tried_again_and_a_recreated_object_gets_its_s
     assert_eq!(report.statuses, 1, "a new object: its status is new");
 }
 
+/// The operator without permission to record Events, or to write one kind of status: the
+/// config is still published, and every other status written.
+#[tokio::test]
+async fn refused_events_and_status_writes_hold_nothing_else_back() {
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "forbidden"});
+    let answer = |(method, uri, answer): (Method, String, Value)| (method, uri, 200, answer);
+    let events = "/apis/events.k8s.io/v1/namespaces/acme/events?".to_owned();
+    // A route mounting a missing server: its Warning Event is refused.
+    let world = World { routes: vec![store()], ..World::default() };
+    let (client, server) = api_server_with_status(vec![
+        answer(list()),
+        answer(list()),
+        answer(apply()),
+        answer(status_of("mcproutes", "store", serde_json::to_value(store()).unwrap())),
+        (Method::POST, events, 403, forbidden.clone()),
+    ]);
+    let report = Reconciler::new(client, "manifold", "manifold-system")
+        .reconcile(&world, &[], &Probes::default(), &now())
+        .await
+        .unwrap();
+    server.await.unwrap();
+    assert_eq!((report.published.is_some(), report.statuses, report.failed), (true, 1, 0), "an Event is best effort");
+
+    // McpServer statuses refused: published, and the route's status written.
+    let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+    let (client, server) = api_server_with_status(vec![
+        answer(list()),
+        answer(list()),
+        answer(apply()),
+        (Method::PATCH, status_of("mcpservers", "weather", json!({})).1, 403, forbidden),
+        answer(status_of("mcproutes", "store", serde_json::to_value(store()).unwrap())),
+    ]);
+    let report = Reconciler::new(client, "manifold", "manifold-system")
+        .reconcile(&world, &[], &Probes::default(), &now())
+        .await
+        .unwrap();
+    server.await.unwrap();
+    assert_eq!((report.published.is_some(), report.statuses, report.failed), (true, 1, 1));
+}
+
 #[tokio::test]
 async fn generations_go_on_above_a_publish_cut_short() {
     // Shard 0 of 2 at generation 7 survived; shard 1 never came.
