@@ -2,11 +2,14 @@
 //! serves (for GitOps review, CI checks, and `manifold-gateway --config`); `run` is the
 //! controller: it watches the cluster (`watches`), elects a leader (`leader`), and
 //! reconciles (`reconcile`): compile, publish the gateway-config Secrets (`publish`), and
-//! write statuses (`status`) that say what clients see (`probe`, `programmed`).
+//! write statuses (`status`) that say what clients see (`probe`, `programmed`). It checks
+//! the permissions it needs (`permissions`) and serves `/readyz` and `/metrics` (`admin`).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod documents;
 pub mod leader;
+pub mod permissions;
 pub mod probe;
 pub mod programmed;
 pub mod publish;

@@ -4,8 +4,9 @@
 //! has been quiet for [`DEBOUNCE`], the replica holding the Lease gathers the world and
 //! reconciles it ([`crate::reconcile`]): it reads the Secrets and ConfigMaps the objects
 //! reference, then publishes and writes statuses. Followers keep their caches warm, and
-//! take over when the Lease expires or is released. `/healthz`, `/readyz` and `/metrics`
-//! are served on the admin address.
+//! take over when the Lease expires or is released. Meanwhile the permissions the operator
+//! needs are checked ([`crate::permissions`]), and `/healthz`, `/readyz` and `/metrics` are
+//! served on the admin address ([`crate::admin`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,11 +24,12 @@ use manifold_api::documents::MIN_REFRESH;
 use manifold_api::egress::Egress;
 use manifold_api::outcome::Kind;
 use manifold_api::resources::{McpRoute, McpServer};
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::time::Instant;
 
+use crate::admin::{self, Metrics};
 use crate::documents::Fetcher;
 use crate::leader::{self, Elector, Leadership};
+use crate::permissions::{self, Checker};
 use crate::probe::{PROBE_TIMEOUT, Prober};
 use crate::programmed::{self, Replica};
 use crate::publish::PublishError;
@@ -152,7 +154,11 @@ pub struct RunArgs {
 /// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary); the
 /// Lease is then given up, so another replica takes over at once.
 pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("cannot configure a Kubernetes client")?;
+    let config = kube::Config::infer().await.context("cannot configure a Kubernetes client")?;
+    // Every 403 the API server answers the operator brings a permission check.
+    let forbidden = Arc::new(tokio::sync::Notify::new());
+    let client =
+        permissions::noticing_forbidden(config.clone(), &forbidden).context("cannot configure a Kubernetes client")?;
     ensure_api(&client).await?;
     let namespace = match &args.namespace {
         Some(namespace) => namespace.clone(),
@@ -169,16 +175,20 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("manifold-operator-{}", std::process::id()));
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::default();
+    let scope = watches::scope(&args.watch_namespaces);
+    // The reviews' own client: a review refused must not bring another.
+    let reviews = Client::try_from(config).context("cannot configure a Kubernetes client")?;
+    let needed = permissions::needed(&scope, &namespace);
+    let checker = Checker::spawn(reviews, needed, forbidden, metrics.missing_permissions.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let admin = tokio::net::TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
-    let scope = watches::scope(&args.watch_namespaces);
     let (servers, server_events) = watches::objects::<McpServer>(&client, &scope);
     let (routes, route_events) = watches::objects::<McpRoute>(&client, &scope);
     let caches = [servers.clone(), routes.clone()];
-    tokio::spawn(serve_admin(admin, Arc::clone(&ready), caches, metrics.registry.clone()));
+    tokio::spawn(admin::serve(admin, Arc::clone(&ready), caches, checker.missing(), metrics.registry.clone()));
     let mut events = stream::select_all([
         server_events,
         route_events,
@@ -504,86 +514,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
-    }
-}
-
-/// The operator's own metrics.
-struct Metrics {
-    registry: Registry,
-    reconciles: IntCounterVec,
-    compile_seconds: prometheus::Histogram,
-    programmed_lag_seconds: prometheus::Histogram,
-    publish_bytes: IntGauge,
-    leader: IntGauge,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let registry = Registry::new();
-        let reconciles = IntCounterVec::new(
-            Opts::new("manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let leader =
-            IntGauge::new("manifold_operator_leader", "1 while this replica holds the Lease").expect("valid metric");
-        let compile_seconds = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
-            "manifold_operator_compile_seconds",
-            "Time to compile the world into gateway config",
-        ))
-        .expect("valid metric");
-        let programmed_lag_seconds = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
-            "manifold_operator_programmed_lag_seconds",
-            "Time from a route's change to every gateway replica serving it",
-        ))
-        .expect("valid metric");
-        let publish_bytes =
-            IntGauge::new("manifold_operator_publish_bytes", "Gzipped bytes of the config last published")
-                .expect("valid metric");
-        registry.register(Box::new(reconciles.clone())).expect("registers once");
-        registry.register(Box::new(compile_seconds.clone())).expect("registers once");
-        registry.register(Box::new(publish_bytes.clone())).expect("registers once");
-        registry.register(Box::new(programmed_lag_seconds.clone())).expect("registers once");
-        registry.register(Box::new(leader.clone())).expect("registers once");
-        Metrics { registry, reconciles, compile_seconds, programmed_lag_seconds, publish_bytes, leader }
-    }
-}
-
-async fn serve_admin(
-    listener: tokio::net::TcpListener,
-    ready: Arc<AtomicBool>,
-    caches: [Cache; 2],
-    registry: Registry,
-) {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let answer = if ready.load(Ordering::Acquire) {
-                    (axum::http::StatusCode::OK, "ready".to_owned())
-                } else {
-                    let unlisted: Vec<String> = caches.iter().flat_map(Cache::unlisted).collect();
-                    let waiting = match unlisted.is_empty() {
-                        true => "listed; not reconciled yet".to_owned(),
-                        false => format!("waiting for the first list of {}", unlisted.join(", ")),
-                    };
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, waiting)
-                };
-                async move { answer }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let mut text = Vec::new();
-                let _ = TextEncoder::new().encode(&registry.gather(), &mut text);
-                async move { String::from_utf8(text).unwrap_or_default() }
-            }),
-        );
-    if let Err(error) = axum::serve(listener, app).await {
-        tracing::error!(%error, "the admin listener stopped");
     }
 }
 

@@ -3,7 +3,9 @@
 //! Lease, lists and watches, and publishes the config of what it finds; `/readyz` turns
 //! ready once its caches have listed. The stand-in holds an McpServer and an McpRoute in each
 //! of two tenant namespaces, keeps the Lease it is given, records every request, and can
-//! tell the operator's watch that its config Secret was deleted.
+//! tell the operator's watch that its config Secret was deleted. It answers the operator's
+//! SelfSubjectAccessReviews (allowed, unless a test denies a permission, which the stand-in
+//! then refuses with 403 too).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +24,27 @@ struct Api {
     lease: Mutex<Option<Value>>,
     /// Tells the watch of the config Secrets that the first shard was deleted.
     delete_config: tokio::sync::Notify,
+    /// Permissions the operator lacks, as (verb, API group, resource): reviews say so, and
+    /// the calls that need them are refused.
+    denied: Mutex<Vec<(&'static str, &'static str, &'static str)>>,
+}
+
+impl Api {
+    fn denies(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.denied.lock().unwrap().contains(&(verb, group, resource))
+    }
+}
+
+/// The answer to a SelfSubjectAccessReview: allowed unless denied.
+fn review(api: &Api, body: &Value) -> Value {
+    let asked = &body["spec"]["resourceAttributes"];
+    let text = |key: &str| asked[key].as_str().unwrap_or_default().to_owned();
+    let resource = match text("subresource").as_str() {
+        "" => text("resource"),
+        subresource => format!("{}/{subresource}", text("resource")),
+    };
+    let allowed = !api.denies(&text("verb"), &text("group"), &resource);
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": body["spec"], "status": {"allowed": allowed}})
 }
 
 fn server(namespace: &str) -> Value {
@@ -68,7 +91,24 @@ async fn serve(api: Arc<Api>, request: Request) -> Response {
         return Body::from_stream(futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>()).into_response();
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let forbidden = || json(StatusCode::FORBIDDEN, status(403, "Forbidden"));
     match (&method, segments.as_slice()) {
+        (&Method::POST, ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
+            json(StatusCode::CREATED, review(&api, &body))
+        }
+        (&Method::POST, ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]) => json(
+            StatusCode::CREATED,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                "status": {"userInfo": {"username": "system:serviceaccount:manifold-system:manifold-operator"}}}),
+        ),
+        (&Method::GET, ["apis", "discovery.k8s.io", ..])
+            if api.denies("list", "discovery.k8s.io", "endpointslices") =>
+        {
+            forbidden()
+        }
+        (&Method::POST, ["apis", "events.k8s.io", ..]) if api.denies("create", "events.k8s.io", "events") => {
+            forbidden()
+        }
         (&Method::GET, ["apis", "manifold.dev", "v1alpha1"]) => json(
             StatusCode::OK,
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": [
@@ -234,6 +274,8 @@ async fn the_controller_publishes_what_it_watches_and_gives_the_lease_up_when_st
     assert_eq!(conditions, [("Accepted", "True"), ("ResolvedRefs", "True"), ("Programmed", "False")]);
     let ready = reqwest::get(format!("http://{admin}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
+    let reviews = cluster.sent(&Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews");
+    assert!(reviews.len() >= 25, "every permission asked: {reviews:#?}");
     let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("manifold_operator_leader 1"), "{metrics}");
 
@@ -266,5 +308,60 @@ async fn several_watched_namespaces_are_all_published() {
         }
     }
     assert!(!requests.iter().any(|r| r.starts_with("GET /api/v1/secrets")), "no cluster-wide Secret watch");
+    running.abort();
+}
+
+/// What `/readyz` answers once the permissions have been checked.
+async fn readyz_once_checked(admin: std::net::SocketAddr) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = reqwest::get(format!("http://{admin}/readyz")).await.unwrap();
+        let answer = (ready.status().as_u16(), ready.text().await.unwrap());
+        if !answer.1.contains("permissions not checked yet") {
+            return answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "permissions never checked: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Without two permissions (Events, and the gateway's EndpointSlices), `/readyz` and the
+/// metrics name them, and the operator still publishes and writes every status: routes are
+/// just not Programmed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_permission_is_named_and_everything_else_goes_on() {
+    let _one = LOCK.lock().await;
+    let cluster = Cluster::start().await;
+    *cluster.api.denied.lock().unwrap() =
+        vec![("create", "events.k8s.io", "events"), ("list", "discovery.k8s.io", "endpointslices")];
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let args = args(admin, &[]);
+    let running = tokio::spawn(async move { manifold_operator::run::run(&args, std::future::pending()).await });
+
+    let route_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?";
+    let server_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcpservers/weather/status?";
+    cluster
+        .until("publish, statuses and a refused Event", |c| {
+            !c.sent(&Method::PATCH, CONFIG).is_empty()
+                && !c.sent(&Method::PATCH, route_status).is_empty()
+                && !c.sent(&Method::PATCH, server_status).is_empty()
+                && !c.sent(&Method::POST, "/apis/events.k8s.io/").is_empty()
+        })
+        .await;
+    assert_eq!(published_paths(&cluster.sent(&Method::PATCH, CONFIG)[0]), ["/acme/store/mcp", "/globex/store/mcp"]);
+    let programmed = cluster.sent(&Method::PATCH, route_status)[0]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Programmed")
+        .cloned()
+        .unwrap();
+    assert_eq!((programmed["status"].as_str(), programmed["reason"].as_str()), (Some("False"), Some("NoReplicas")));
+
+    let expected = "missing permission: create events.events.k8s.io in all namespaces\n\
+                    missing permission: list endpointslices.discovery.k8s.io in namespace manifold-system";
+    assert_eq!(readyz_once_checked(admin).await, (503, expected.to_owned()));
+    let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("manifold_operator_missing_permissions 2"), "{metrics}");
     running.abort();
 }
