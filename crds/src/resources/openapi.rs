@@ -53,6 +53,7 @@ pub struct OpenApiSource {
     /// Per-operation changes, keyed by `operationId`: the name, description and tags the
     /// operation's component gets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 4096))]
     pub operations: BTreeMap<String, OperationOverride>,
 
     /// Credentials sent to the API, from Secrets in the server's namespace.
@@ -168,6 +169,7 @@ pub enum ComponentType {
 pub struct OperationOverride {
     /// The component's name (for a tool, before the mount's prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]{1,128}$')").message("name must be 1-128 letters, digits, '_', '-' or '.'"))]
     pub name: Option<String>,
     /// The component's description.
@@ -176,6 +178,7 @@ pub struct OperationOverride {
     pub description: Option<String>,
     /// Tags added to the component (in its `_meta`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub tags: Vec<String>,
 }
 
@@ -212,6 +215,7 @@ pub struct ApiKeyAuth {
     #[serde(rename = "in")]
     pub in_: ApiKeyLocation,
     /// The header or query parameter name, for example `X-Api-Key` or `api_key`.
+    #[schemars(length(max = 128))]
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]{1,128}$')").message("name must be 1-128 letters, digits, '_', '-' or '.'"))]
     pub name: String,
     /// The Secret key holding the API key.

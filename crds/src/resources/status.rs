@@ -16,12 +16,15 @@ pub struct McpServerStatus {
     pub conditions: Vec<Condition>,
     /// Number of tools the server offered when last discovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub tools: Option<u32>,
     /// Number of resources (fixed URIs) it offered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub resources: Option<u32>,
     /// Number of prompts it offered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub prompts: Option<u32>,
 }
 
@@ -43,5 +46,6 @@ pub struct McpRouteStatus {
     pub url: Option<String>,
     /// Number of tools a client of this route sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
     pub tools: Option<u32>,
 }
