@@ -12,6 +12,7 @@ pub mod manifests;
 pub mod outcome;
 pub mod publish;
 pub mod resources;
+pub mod strict;
 
 pub use compile::{Compiled, Inputs, compile};
 pub use config::GatewayConfig;

@@ -3,8 +3,11 @@
 //! `manifold-operator render`.
 //!
 //! A document that is not an object at all, or an object defined twice, fails the whole read
-//! (callers keep what they had). An McpServer or McpRoute whose fields do not parse becomes
-//! [`Unreadable`]: compile reports it in its outcome and the other objects still compile.
+//! (callers keep what they had). An McpServer or McpRoute with a field its CRD does not know
+//! (refused as `kubectl apply` refuses it, see [`strict`](crate::strict)) or whose fields do not
+//! parse becomes [`Unreadable`]: compile reports it in its outcome and the other objects still
+//! compile. Unknown fields are looked for first, so a misspelt field is named as such rather
+//! than as the required field it was meant to be.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +18,7 @@ use serde_yaml::Value;
 use crate::compile::{Inputs, Unreadable};
 use crate::outcome::{Kind, ObjectRef, Problem};
 use crate::resources::{API_VERSION, McpRoute, McpServer};
+use crate::strict;
 
 /// A manifest file's name (for messages) and its text.
 pub struct Source {
@@ -100,6 +104,10 @@ fn add(
         let object_ref = ObjectRef { kind: ours, namespace, name };
         if api_version != API_VERSION {
             let problem = Problem::new("apiVersion", format!("`{api_version}` is not served; use {API_VERSION}"));
+            inputs.unreadable.push(Unreadable { object: object_ref, generation, problem });
+            return Ok(());
+        }
+        if let Some(problem) = strict::problem(&strict::unknown_fields(ours, &object)) {
             inputs.unreadable.push(Unreadable { object: object_ref, generation, problem });
             return Ok(());
         }
