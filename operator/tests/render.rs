@@ -68,3 +68,27 @@ fn rejected_objects_are_reported_and_fail_the_exit_code() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/no/such/dir"), "{stderr}");
 }
+
+#[test]
+fn unknown_fields_are_refused_naming_the_field_and_the_rest_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = |name: &str, extra: &str| {
+        format!(
+            "---\napiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: {name}, namespace: acme}}\nspec:\n  authentication: {{allowAnonymous: true}}\n  mounts: [{{server: math{extra}}}]\n"
+        )
+    };
+    let server = "apiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {name: math, namespace: acme}\nspec: {remote: {url: 'http://math:8080/mcp'}}\n";
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        [server.into(), route("bad", ", prefx: m"), route("good", "")].concat(),
+    )
+    .unwrap();
+    let (code, yaml, stderr) = render(&["-f", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        r#"rejected: McpRoute acme/bad Accepted (Invalid): spec.mounts[0].prefx: unknown field "spec.mounts[0].prefx" (did you mean "prefix"?)"#
+    );
+    let config = GatewayConfig::from_text(&yaml).unwrap();
+    assert_eq!(config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["good"]);
+}
