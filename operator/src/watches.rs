@@ -47,20 +47,33 @@ pub enum Changed {
 pub type Changes = std::pin::Pin<Box<dyn Stream<Item = Changed> + Send>>;
 
 /// The objects of one kind in the watched namespaces: one reflector per namespace (a
-/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one),
-/// each with what it watches ("McpServers in acme"), for `/readyz`.
+/// reflector's store is replaced by what its own watch lists, so namespaces cannot share one).
 #[derive(Clone)]
-pub struct Cache(Vec<(String, Store<DynamicObject>)>);
+pub struct Cache(Vec<Watched>);
+
+/// One namespace's reflector: what it watches ("McpServers in acme", for `/readyz`), its
+/// store, and whether its first list is done.
+///
+/// `listed` is set by the watch stream itself (at `InitDone`), not read from the store:
+/// kube's `Store::wait_until_ready` keeps one waker, so a readiness probe polling it would
+/// steal the wake-up of the task that waits for the first list, and the operator would
+/// never become ready (seen against a real API server).
+#[derive(Clone)]
+struct Watched {
+    what: String,
+    store: Store<DynamicObject>,
+    listed: tokio::sync::watch::Receiver<bool>,
+}
 
 impl Cache {
     fn state(&self) -> impl Iterator<Item = Arc<DynamicObject>> + '_ {
-        self.0.iter().flat_map(|(_, store)| store.state())
+        self.0.iter().flat_map(|watched| watched.store.state())
     }
 
-    /// Waits until every namespace's cache has listed.
-    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        for (_, store) in &self.0 {
-            store.wait_until_ready().await?;
+    /// Waits until every namespace's cache has listed; fails if a watch is gone.
+    pub async fn wait_until_ready(&self) -> Result<(), tokio::sync::watch::error::RecvError> {
+        for watched in &self.0 {
+            watched.listed.clone().wait_for(|listed| *listed).await?;
         }
         Ok(())
     }
@@ -68,12 +81,7 @@ impl Cache {
     /// What has not listed yet ("McpRoutes in acme"): a namespace whose list never comes
     /// (its RoleBinding missing, say) holds every reconcile back, and `/readyz` says which.
     pub fn unlisted(&self) -> Vec<String> {
-        use futures::FutureExt;
-        self.0
-            .iter()
-            .filter(|(_, store)| store.wait_until_ready().now_or_never().is_none())
-            .map(|(watched, _)| watched.clone())
-            .collect()
+        self.0.iter().filter(|watched| !*watched.listed.borrow()).map(|watched| watched.what.clone()).collect()
     }
 
     /// The uid and status of each object named, as far as those can be read (for objects
@@ -137,13 +145,20 @@ where
     let (mut stores, mut changes) = (Vec::new(), Vec::new());
     for (watched, api) in apis {
         let writer = reflector::store::Writer::new(resource.clone());
-        stores.push((watched.clone(), writer.as_reader()));
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        stores.push(Watched { what: watched.clone(), store: writer.as_reader(), listed });
         let mut generations = HashMap::new();
         let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .filter_map(move |event| {
                 let changed = match event {
-                    Ok(event) => spec_changed(&mut generations, &event).then_some(Changed::Object),
+                    Ok(event) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            // The reflector has applied the list to the store by now.
+                            listed_tx.send_replace(true);
+                        }
+                        spec_changed(&mut generations, &event).then_some(Changed::Object)
+                    }
                     Err(error) => {
                         tracing::warn!(%watched, %error, "a watch failed; retrying");
                         None
@@ -336,7 +351,20 @@ mod tests {
         for object in objects {
             writer.apply_watcher_event(&watcher::Event::Apply(serde_json::from_value(object.clone()).unwrap()));
         }
-        Cache(vec![("McpServers in acme".into(), writer.as_reader())])
+        let (_, listed) = tokio::sync::watch::channel(true);
+        Cache(vec![Watched { what: "McpServers in acme".into(), store: writer.as_reader(), listed }])
+    }
+
+    /// A cache of two namespaces, and the switches that say each has listed.
+    fn two_namespaces() -> (Cache, [tokio::sync::watch::Sender<bool>; 2]) {
+        let resource = ApiResource::erase::<McpServer>(&());
+        let watched = |what: &str| {
+            let (tx, listed) = tokio::sync::watch::channel(false);
+            let store = reflector::store::Writer::new(resource.clone()).as_reader();
+            (Watched { what: what.into(), store, listed }, tx)
+        };
+        let ((acme, acme_tx), (globex, globex_tx)) = (watched("McpServers in acme"), watched("McpServers in globex"));
+        (Cache(vec![acme, globex]), [acme_tx, globex_tx])
     }
 
     #[test]
@@ -382,16 +410,27 @@ mod tests {
 
     #[test]
     fn what_has_not_listed_yet_is_named() {
-        let resource = ApiResource::erase::<McpServer>(&());
-        let (mut acme, globex) =
-            (reflector::store::Writer::new(resource.clone()), reflector::store::Writer::new(resource));
-        let cache = Cache(vec![
-            ("McpServers in acme".into(), acme.as_reader()),
-            ("McpServers in globex".into(), globex.as_reader()),
-        ]);
+        let (cache, [acme, _globex]) = two_namespaces();
         assert_eq!(cache.unlisted(), ["McpServers in acme", "McpServers in globex"]);
-        acme.apply_watcher_event(&watcher::Event::InitDone);
+        acme.send_replace(true);
         assert_eq!(cache.unlisted(), ["McpServers in globex"], "globex's list never came");
+    }
+
+    #[tokio::test]
+    async fn readiness_probes_do_not_keep_the_first_list_from_being_noticed() {
+        let (cache, [acme, globex]) = two_namespaces();
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.wait_until_ready().await }
+        });
+        tokio::task::yield_now().await;
+        // /readyz asks meanwhile, as a kubelet does every few seconds.
+        assert_eq!(cache.unlisted().len(), 2);
+        acme.send_replace(true);
+        assert_eq!(cache.unlisted().len(), 1);
+        globex.send_replace(true);
+        let listed = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+        assert!(matches!(listed, Ok(Ok(Ok(())))), "the waiter was woken: {listed:?}");
     }
 
     #[test]
