@@ -21,8 +21,9 @@ use super::status::McpRouteStatus;
     namespaced,
     status = "McpRouteStatus",
     printcolumn = r#"{"name":"Path","type":"string","jsonPath":".status.path"}"#,
-    printcolumn = r#"{"name":"Mounts","type":"string","jsonPath":".spec.mounts[*].server"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Programmed","type":"string","jsonPath":".status.conditions[?(@.type==\"Programmed\")].status"}"#,
+    printcolumn = r#"{"name":"Tools","type":"integer","jsonPath":".status.tools"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("size(self.mounts) >= 1").message("mounts must list at least one McpServer"))]

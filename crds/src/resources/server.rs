@@ -21,6 +21,7 @@ use super::status::McpServerStatus;
     status = "McpServerStatus",
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.remote.url"}"#,
     printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Tools","type":"integer","jsonPath":".status.tools"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
