@@ -1,12 +1,13 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers crds bench bench-sessions bench-openapi bench-publish
+.PHONY: quickstart test peers apiserver-build apiserver crds bench bench-sessions bench-openapi bench-publish bench-kube
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
 	cargo run -q -p manifold-samples --bin manifold-quickstart
 
-# Installs the test peers, then format check, lints, and every test.
-test: peers
+# Installs the test peers and builds the test API server, then format check, lints, and
+# every test.
+test: peers apiserver-build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
@@ -14,6 +15,15 @@ test: peers
 # The real MCP peers the tests drive (a Python venv in .venv).
 peers:
 	scripts/install-peers.sh
+
+# Builds (once: cached by source hash) and vets the test API server: kube-apiserver, etcd and
+# kubectl from Go modules (e2e/apiserver; docs/testing.md).
+apiserver-build:
+	scripts/build-apiserver.sh >/dev/null
+
+# Starts the test API server by hand and prints the KUBECONFIG to use; Ctrl-C stops it.
+apiserver:
+	"$$(scripts/build-apiserver.sh)/testenv" serve --dir target/apiserver
 
 # Regenerates crds/manifests/ from the Rust types.
 crds:
@@ -34,3 +44,8 @@ bench-openapi:
 # World to published bytes: compile and shard 1,000 tenants (see docs/benchmarks.md).
 bench-publish:
 	cargo run --release -q -p manifold-e2e --bin bench_publish
+
+# The operator at scale on the test API server: 1,000 McpServers and 200 McpRoutes over 50
+# namespaces (see docs/benchmarks.md).
+bench-kube: apiserver-build
+	cargo run --release -q -p manifold-e2e --bin bench_kube

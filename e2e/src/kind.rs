@@ -3,13 +3,9 @@
 //! message everywhere else.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-/// A reachable kind cluster.
-pub struct Cluster {
-    kubectl: PathBuf,
-    context: String,
-}
+pub use crate::cluster::Cluster;
 
 /// The kind cluster to use, or why there is none. The context is `$MANIFOLD_E2E_CONTEXT`,
 /// else the current context, which must be a kind one (`kind-*`): the suite never touches
@@ -29,12 +25,11 @@ pub fn cluster() -> Result<Cluster, String> {
     if !context.starts_with("kind-") {
         return Err(format!("current kube context `{context}` is not a kind cluster"));
     }
-    let cluster = Cluster { kubectl, context };
+    let cluster = Cluster { kubectl, target: vec!["--context".into(), context.clone()] };
     let probe = cluster.kubectl(&["version", "--request-timeout=5s"], None);
     if !probe.status.success() {
         return Err(format!(
-            "kind cluster `{}` is not reachable: {}",
-            cluster.context,
+            "kind cluster `{context}` is not reachable: {}",
             String::from_utf8_lossy(&probe.stderr).trim()
         ));
     }
@@ -52,26 +47,6 @@ pub fn or_skip(scenario: &str) -> Option<Cluster> {
             let _ = writeln!(std::io::stderr(), "SKIPPED kind scenario `{scenario}`: {why}");
             None
         }
-    }
-}
-
-impl Cluster {
-    /// Runs kubectl in this cluster's context, with `stdin` as input.
-    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(&self.kubectl)
-            .arg("--context")
-            .arg(&self.context)
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().expect("piped stdin").write_all(input.as_bytes()).expect("write kubectl stdin");
-        }
-        child.wait_with_output().expect("kubectl output")
     }
 }
 

@@ -3,8 +3,14 @@
 //! gateway started in-process on manifests in a temporary directory), and polling helpers.
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
+pub mod cluster;
+pub mod crd_cases;
 pub mod kind;
+pub mod kube_stack;
+pub mod netns;
 pub mod peers;
+pub mod pods;
 pub mod process;
 pub mod raw;
 pub mod stub;

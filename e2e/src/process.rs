@@ -14,29 +14,33 @@ use crate::repo_root;
 /// The path of the built `manifold-gateway` binary.
 pub fn gateway_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let release = (!cfg!(debug_assertions)).then_some("--release");
-            let output = std::process::Command::new(cargo)
-                .current_dir(repo_root())
-                .args(["build", "-q", "-p", "manifold-gateway", "--bin", "manifold-gateway", "--message-format=json"])
-                .args(release)
-                .output()
-                .expect("run cargo build");
-            assert!(
-                output.status.success(),
-                "building manifold-gateway failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "manifold-gateway")
-                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-                .expect("cargo names the manifold-gateway executable")
-        })
-        .clone()
+    BINARY.get_or_init(|| built("manifold-gateway", "manifold-gateway")).clone()
+}
+
+/// The path of the built `manifold-operator` binary.
+pub fn operator_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| built("manifold-operator", "manifold-operator")).clone()
+}
+
+/// Builds a binary of the workspace with cargo, same profile and target directory as the
+/// caller, and returns its path.
+fn built(package: &str, binary: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = (!cfg!(debug_assertions)).then_some("--release");
+    let output = std::process::Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "-q", "-p", package, "--bin", binary, "--message-format=json"])
+        .args(release)
+        .output()
+        .expect("run cargo build");
+    assert!(output.status.success(), "building {binary} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == binary)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo names the {binary} executable"))
 }
 
 /// A gateway process serving a manifests directory.
@@ -93,6 +97,7 @@ impl GatewayProcess {
     }
 }
 
-fn free_port() -> SocketAddr {
+/// A free port on 127.0.0.1.
+pub fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
 }

@@ -35,3 +35,8 @@ pub fn route(name: &str, spec: &str) -> String {
         "---\napiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: {name}, namespace: acme}}\nspec: {{{anonymous}{spec}}}\n"
     )
 }
+
+/// The same manifests in namespace `namespace` instead of `acme`.
+pub fn in_namespace(manifests: &str, namespace: &str) -> String {
+    manifests.replace("namespace: acme}", &format!("namespace: {namespace}}}"))
+}
