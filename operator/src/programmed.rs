@@ -30,6 +30,10 @@ pub struct Replica {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Serving {
     pub generation: u64,
+    /// The hash of the config's routes: a replica serving the hash being published serves
+    /// every route of it as it is, whatever the generation (a new leader that could not read
+    /// the published config republishes the same one at a new generation).
+    pub hash: String,
     /// (namespace, name) of every route, and how many of its mounts the replica built (one
     /// it cannot build, such as an upstream its egress rule refuses, is left out).
     pub routes: BTreeMap<(String, String), usize>,
@@ -101,6 +105,8 @@ async fn ask(
     #[derive(serde::Deserialize)]
     struct Status {
         generation: u64,
+        #[serde(default)]
+        hash: String,
         routes: Vec<Route>,
     }
     #[derive(serde::Deserialize)]
@@ -118,16 +124,18 @@ async fn ask(
     let status: Status = serde_json::from_slice(&body).ok()?;
     Some(Serving {
         generation: status.generation,
+        hash: status.hash,
         routes: status.routes.into_iter().map(|r| ((r.namespace, r.name), r.mounts)).collect(),
     })
 }
 
 /// The `Programmed` condition of `route`, whose current version, with `mounts` mounts,
-/// appeared in generation `needed`. Messages count no replicas: scaling the gateways, or a
-/// rollout, must not rewrite every route's status.
-pub fn verdict(route: &(String, String), needed: u64, mounts: usize, replicas: &[Replica]) -> Verdict {
+/// appeared in generation `needed` of the config whose hash is `current`. Messages count no
+/// replicas: scaling the gateways, or a rollout, must not rewrite every route's status.
+pub fn verdict(route: &(String, String), needed: u64, current: &str, mounts: usize, replicas: &[Replica]) -> Verdict {
     let built = |replica: &Replica| {
-        replica.serving.as_ref().filter(|s| s.generation >= needed).and_then(|s| s.routes.get(route)).copied()
+        let serving = replica.serving.as_ref().filter(|s| s.generation >= needed || s.hash == current)?;
+        serving.routes.get(route).copied()
     };
     let (status, reason, message) = if replicas.is_empty() {
         (false, "NoReplicas", "no gateway replica is ready".to_owned())
@@ -161,13 +169,17 @@ mod tests {
 
     fn replica(generation: Option<u64>, with_route: bool) -> Replica {
         let routes = if with_route { BTreeMap::from([(route(), 2)]) } else { BTreeMap::new() };
-        Replica { admin: "10.0.0.1:9090".into(), serving: generation.map(|generation| Serving { generation, routes }) }
+        let hash = format!("hash of {generation:?}");
+        Replica {
+            admin: "10.0.0.1:9090".into(),
+            serving: generation.map(|generation| Serving { generation, hash, routes }),
+        }
     }
 
     #[test]
     fn a_route_is_programmed_once_every_ready_replica_serves_it() {
         let verdict = |replicas: &[Replica]| {
-            let v = verdict(&route(), 4, 2, replicas);
+            let v = verdict(&route(), 4, "current", 2, replicas);
             (v.status, v.reason, v.message)
         };
         assert_eq!(verdict(&[]), (false, "NoReplicas".into(), "no gateway replica is ready".into()));
@@ -183,6 +195,19 @@ mod tests {
         short.serving.as_mut().unwrap().routes.insert(route(), 1);
         let (status, reason, _) = verdict(&[replica(Some(4), true), short]);
         assert_eq!((status, reason.as_str()), (false, "MountsNotBuilt"), "a mount left out is not served");
+    }
+
+    #[test]
+    fn a_replica_serving_the_same_config_at_an_older_generation_serves_the_route() {
+        // A new leader that found no published config republishes the same one at 4.
+        let mut same = replica(Some(2), true);
+        same.serving.as_mut().unwrap().hash = "current".into();
+        assert!(verdict(&route(), 4, "current", 2, &[same.clone(), replica(Some(4), true)]).status);
+        let older = replica(Some(2), true);
+        assert!(!verdict(&route(), 4, "current", 2, &[older]).status, "another config at 2 is not enough");
+        let mut without = same;
+        without.serving.as_mut().unwrap().routes.clear();
+        assert!(!verdict(&route(), 4, "current", 2, &[without]).status, "the same hash, yet not built");
     }
 
     #[test]
@@ -224,7 +249,7 @@ mod tests {
         let (client, server) = api_server(vec![(Method::GET, uri.into(), slices)]);
         let found = replicas(&client, "manifold-system", "manifold-gateway", "admin").await.unwrap();
         server.await.unwrap();
-        let serving = Serving { generation: 7, routes: BTreeMap::from([(route(), 1)]) };
+        let serving = Serving { generation: 7, hash: "h".into(), routes: BTreeMap::from([(route(), 1)]) };
         let mut expected = vec![
             Replica { admin: format!("127.0.0.1:{port}"), serving: Some(serving) },
             Replica { admin: format!("127.0.0.1:{closed}"), serving: None },

@@ -619,7 +619,7 @@ fn judge_programmed(
         let mounts = mounts.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
         outcome.conditions.push(match changed_in.get_mut(&key) {
             Some(change) => {
-                let verdict = programmed::verdict(&key, change.generation, mounts, replicas);
+                let verdict = programmed::verdict(&key, change.generation, &config.hash, mounts, replicas);
                 if verdict.status && !change.programmed {
                     programmed_after.push(change.at.elapsed());
                 }

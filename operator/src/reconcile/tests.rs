@@ -222,7 +222,11 @@ async fn a_route_is_programmed_once_the_replicas_serve_its_generation() {
     let answers = [serde_json::to_value(weather()).unwrap(), serde_json::to_value(store()).unwrap()];
     let replica = |generation| Replica {
         admin: "10.0.0.1:9090".into(),
-        serving: Some(Serving { generation, routes: [(("acme".to_owned(), "store".to_owned()), 1)].into() }),
+        serving: Some(Serving {
+            generation,
+            hash: String::new(),
+            routes: [(("acme".to_owned(), "store".to_owned()), 1)].into(),
+        }),
     };
     let mut reconciler = None;
     let (report, bodies) = first_reconcile_with(&mut reconciler, &world, &[replica(0)]).await;
@@ -646,8 +650,10 @@ async fn generations_go_on_above_what_the_gateways_serve() {
     // The Secrets are gone, but a gateway still serves generation 57.
     use crate::programmed::Serving;
     let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
-    let replica =
-        Replica { admin: "10.0.0.1:9090".into(), serving: Some(Serving { generation: 57, routes: BTreeMap::new() }) };
+    let replica = Replica {
+        admin: "10.0.0.1:9090".into(),
+        serving: Some(Serving { generation: 57, hash: String::new(), routes: BTreeMap::new() }),
+    };
     let mut reconciler = None;
     let (report, bodies) = first_reconcile_with(&mut reconciler, &world, &[replica]).await;
     assert_eq!(report.generation, 58);
