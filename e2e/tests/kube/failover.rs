@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use manifold_e2e::cluster::condition;
 use manifold_e2e::kube_stack::{KubeStack, SETTLE};
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text};
 use manifold_e2e::pods::{GATEWAY_ADMIN_PORT, OPERATOR_ADMIN_PORT};
@@ -128,10 +129,11 @@ pub async fn operator_down() {
     for url in &urls {
         assert_eq!(echo(url).await, "alpha:still here", "{url} after the operator came back");
     }
-    // The new operator could not read the deleted generation, so it republished at a new
-    // one and the route is Pending until the gateways report it (docs/operator.md, known
-    // limits); it ends Programmed, and was served all along.
-    stack.until_programmed(&acme, "tools");
+    // The new operator could not read the deleted Secret, so it republished the same config
+    // at a new generation: the gateways served it all along, and Programmed never flipped.
+    let route = stack.until_programmed(&acme, "tools");
+    let programmed = condition(&route, "Programmed").expect("Programmed");
+    assert_eq!(programmed["lastTransitionTime"], programmed_since, "Programmed never flipped: {programmed}");
     for gateway in &stack.gateways {
         let (_, status) = gateway.get(GATEWAY_ADMIN_PORT, "/status").await.expect("/status answers");
         assert!(status.contains(&path), "{} serves {path}: {status}", gateway.name);
