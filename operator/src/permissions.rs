@@ -354,7 +354,6 @@ mod tests {
 
     use futures::FutureExt;
     use http::Method;
-    use serde::Deserialize;
     use serde_json::json;
     use tower::Layer;
 
@@ -376,17 +375,30 @@ mod tests {
         triples.collect()
     }
 
-    /// The documents of `e2e/kube/rbac/<file>`, the RBAC the kube scenarios apply.
-    fn manifests(file: &str) -> Vec<serde_yaml::Value> {
-        let path = format!("{}/../e2e/kube/rbac/{file}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-        serde_yaml::Deserializer::from_str(&text)
-            .map(|document| serde_yaml::Value::deserialize(document).unwrap())
-            .collect()
+    /// A file of the chart, `charts/manifold/<path>`.
+    fn chart_file(path: &str) -> String {
+        let path = format!("{}/../charts/manifold/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
     }
 
-    fn of_kind<'a>(documents: &'a [serde_yaml::Value], kind: &str) -> &'a serde_yaml::Value {
-        documents.iter().find(|d| d["kind"].as_str() == Some(kind)).unwrap_or_else(|| panic!("no {kind}"))
+    /// The rules of `charts/manifold/files/rbac/<file>`, the RBAC's one source (the chart's
+    /// templates include them; the kube scenarios apply what the chart renders), as a role.
+    fn chart_role(file: &str) -> serde_yaml::Value {
+        let rules: serde_yaml::Value = serde_yaml::from_str(&chart_file(&format!("files/rbac/{file}"))).unwrap();
+        assert!(rules.is_sequence(), "files/rbac/{file} is a list of rules");
+        let mut role = serde_yaml::Mapping::new();
+        role.insert("rules".into(), rules);
+        role.into()
+    }
+
+    /// The documents of a template, each as (its `kind`, its text), without rendering it.
+    fn template_documents(file: &str) -> Vec<(String, String)> {
+        let text = chart_file(&format!("templates/{file}"));
+        let kind = |document: &str| {
+            let line = document.lines().find_map(|line| line.strip_prefix("kind: "));
+            line.map(|kind| kind.trim().to_owned()).unwrap_or_default()
+        };
+        text.split("\n---\n").map(|document| (kind(document), document.to_owned())).collect()
     }
 
     /// (API group, resource, verb) of every rule of a Role or ClusterRole.
@@ -409,20 +421,56 @@ mod tests {
 
     #[test]
     fn the_rbac_manifests_grant_exactly_the_table() {
-        let operator = manifests("operator.yaml");
-        let (cluster_role, role) = (of_kind(&operator, "ClusterRole"), of_kind(&operator, "Role"));
-        assert_eq!(granted(cluster_role), table(Scope::Watched), "the ClusterRole: each watched namespace");
-        assert_eq!(granted(role), table(Scope::Gateway), "the Role: the gateways' namespace");
-        // Bound where the table says: the Role in its own (the gateways') namespace, the
-        // ClusterRole in each watched one.
-        let binding = of_kind(&operator, "RoleBinding");
-        assert_eq!(binding["roleRef"]["kind"].as_str(), Some("Role"));
-        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
-        assert_eq!(binding["metadata"]["namespace"], role["metadata"]["namespace"]);
-        let tenant = manifests("operator-tenant.yaml");
-        let binding = of_kind(&tenant, "RoleBinding");
-        assert_eq!(binding["roleRef"]["kind"].as_str(), Some("ClusterRole"));
-        assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
+        let (watched, gateway) = (chart_role("operator-tenant.yaml"), chart_role("operator-system.yaml"));
+        assert_eq!(granted(&watched), table(Scope::Watched), "files/rbac/operator-tenant.yaml: each watched namespace");
+        assert_eq!(
+            granted(&gateway),
+            table(Scope::Gateway),
+            "files/rbac/operator-system.yaml: the gateways' namespace"
+        );
+        // The chart's roles hold those rules and nothing else, and are bound where the table
+        // says: the Role in the release (the gateways') namespace, the ClusterRole in each
+        // watched namespace (or cluster-wide). Read from the template's text: rendering it
+        // needs helm, which the chart's own checks run.
+        let documents = template_documents("operator-rbac.yaml");
+        let of_kind = |kind: &str| -> Vec<&str> {
+            documents.iter().filter(|(k, _)| k == kind).map(|(_, text)| text.as_str()).collect()
+        };
+        for (kind, file) in [("ClusterRole", "operator-tenant.yaml"), ("Role", "operator-system.yaml")] {
+            let roles = of_kind(kind);
+            assert_eq!(roles.len(), 1, "operator-rbac.yaml: one {kind}");
+            let rules = roles[0].split_once("\nrules:\n").map(|(_, rules)| rules).unwrap_or_default();
+            let include = format!(
+                "  {{{{- include \"manifold.rbacRules\" (dict \"root\" . \"file\" \"{file}\") | nindent 2 }}}}"
+            );
+            let mut lines = rules.lines().filter(|line| !line.starts_with("{{"));
+            assert_eq!(
+                (lines.next(), lines.next()),
+                (Some(include.as_str()), None),
+                "operator-rbac.yaml: the {kind}'s rules are files/rbac/{file}, and only those"
+            );
+        }
+        let bound_to = |binding: &str| binding.split_once("roleRef:").map(|(_, r)| r.to_owned()).unwrap_or_default();
+        let role_bindings = of_kind("RoleBinding");
+        let (to_role, to_cluster_role): (Vec<&str>, Vec<&str>) =
+            role_bindings.iter().partition(|binding| bound_to(binding).contains("  kind: Role\n"));
+        let in_namespace =
+            |binding: &str, namespace: &str| binding.contains(&format!("  namespace: {namespace}\n  labels:"));
+        assert!(
+            to_role.len() == 1 && in_namespace(to_role[0], "{{ .Release.Namespace }}"),
+            "operator-rbac.yaml: the Role is bound in the release namespace: {to_role:?}"
+        );
+        assert!(
+            to_cluster_role.len() == 1
+                && bound_to(to_cluster_role[0]).contains("  kind: ClusterRole\n")
+                && in_namespace(to_cluster_role[0], "{{ . }}"),
+            "operator-rbac.yaml: the ClusterRole is bound in each of watchNamespaces: {to_cluster_role:?}"
+        );
+        let cluster_bindings = of_kind("ClusterRoleBinding");
+        assert!(
+            cluster_bindings.len() == 1 && bound_to(cluster_bindings[0]).contains("  kind: ClusterRole\n"),
+            "operator-rbac.yaml: the ClusterRole is bound cluster-wide when watchNamespaces is empty"
+        );
     }
 
     /// The RBAC section of docs/operator.md, as the table says it.
