@@ -6,6 +6,7 @@
 use manifold_e2e::cluster::condition;
 use manifold_e2e::kube_stack::{KubeStack, SETTLE};
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text, tool_names};
+use manifold_e2e::raw::RawSession;
 use manifold_e2e::yaml;
 use serde_json::{Value, json};
 
@@ -134,6 +135,21 @@ pub async fn bad_input() {
     let accepted = condition(&route, "Accepted").expect("Accepted");
     assert_eq!(accepted["reason"], "NameCollision", "{accepted}");
     assert!(accepted["message"].as_str().is_some_and(|m| m.contains("`echo`")), "{accepted}");
+
+    // Clients find neither refused route: the gateways serve nothing at their paths.
+    for refused in ["ghostly", "clash"] {
+        let route = stack.admin.until_condition("mcproute", &acme, refused, "Programmed", "False", SETTLE);
+        assert_eq!(condition(&route, "Programmed").expect("Programmed")["reason"], "NotServed", "{route}");
+        let url = stack.route_url(0, &format!("/{acme}/{refused}/mcp"));
+        let answer = RawSession::new(&url)
+            .request(
+                "initialize",
+                json!({"protocolVersion": "2025-11-25",
+            "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}),
+            )
+            .await;
+        assert_eq!(answer.status, 404, "{refused}: {}", answer.body);
+    }
 
     // Through all of it, the first route still serves alpha and beta; globex never noticed.
     let listed = run_client(&acme_url, Sdk::Mcp, json!([{"op": "list_tools"}])).await;
