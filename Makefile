@@ -1,13 +1,13 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers apiserver-build apiserver crds bench bench-sessions bench-openapi bench-publish bench-kube
+.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
 	cargo run -q -p manifold-samples --bin manifold-quickstart
 
-# Installs the test peers and builds the test API server, then format check, lints, and
-# every test.
-test: peers apiserver-build
+# Installs the test peers and builds the test API server and helm, then format check, lints
+# (Rust, Go, the charts), and every test.
+test: peers apiserver-build charts-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
@@ -21,11 +21,16 @@ peers:
 apiserver-build:
 	scripts/build-apiserver.sh >/dev/null
 
+# helm lint of both charts, the main one with default values and with every option on.
+charts-lint:
+	H=$$(scripts/build-helm.sh) && $$H lint --strict charts/manifold-crds && $$H lint --strict charts/manifold \
+		&& $$H lint --strict charts/manifold -f charts/manifold/ci/all-options-values.yaml
+
 # Starts the test API server by hand and prints the KUBECONFIG to use; Ctrl-C stops it.
 apiserver:
 	"$$(scripts/build-apiserver.sh)/testenv" serve --dir target/apiserver
 
-# Regenerates crds/manifests/ from the Rust types.
+# Regenerates crds/manifests/ and charts/manifold-crds/templates/ from the Rust types.
 crds:
 	cargo run -q -p manifold-api --bin crdgen
 

@@ -1,7 +1,8 @@
 //! One scenario's Manifold on the test API server: namespaces of its own (namespaces cannot
-//! be deleted there), the CRDs, the RBAC of `e2e/kube/rbac/` bound to ServiceAccounts, the
-//! operator and gateway replicas as [`Pod`]s with those identities, and the EndpointSlices an
-//! endpoint controller would write for the gateways.
+//! be deleted there), the CRDs, the chart's ServiceAccounts, RBAC and gateway Service
+//! (`helm template`, so the scenarios run with exactly what the chart grants), the operator and
+//! gateway replicas as [`Pod`]s with those identities, and the EndpointSlices an endpoint
+//! controller would write for the gateways.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -44,11 +45,7 @@ impl KubeStack {
         let mut all: Vec<&str> = vec![&namespace];
         all.extend(tenants.iter().map(String::as_str));
         admin.namespaces(&all);
-        admin.apply(&rbac("operator.yaml", scenario, &namespace, ""));
-        admin.apply(&rbac("gateway.yaml", scenario, &namespace, ""));
-        for tenant in &tenants {
-            admin.apply(&rbac("operator-tenant.yaml", scenario, &namespace, tenant));
-        }
+        admin.apply(&chart(scenario, &namespace, &tenants, &[OPERATOR_RBAC, GATEWAY_RBAC, GATEWAY_SERVICE]));
         let dir = tempfile::tempdir().expect("temp dir");
         let session_keys = dir.path().join("session-keys");
         std::fs::write(&session_keys, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n")
@@ -124,9 +121,9 @@ impl KubeStack {
         self.admin.apply(&slice.to_string());
     }
 
-    /// A file of `e2e/kube/rbac/` as this scenario applied it.
-    pub fn rbac(&self, file: &str) -> String {
-        rbac(file, &self.deployment.release, &self.deployment.namespace, "")
+    /// A template of the chart as this scenario applied it (for example [`OPERATOR_RBAC`]).
+    pub fn chart(&self, template: &str) -> String {
+        chart(&self.deployment.release, &self.deployment.namespace, &self.tenants, &[template])
     }
 
     /// The namespace of tenant `index`.
@@ -169,13 +166,15 @@ impl KubeStack {
     }
 }
 
-/// A file of `e2e/kube/rbac/` for a release in `namespace`, `watched` naming a tenant.
-fn rbac(file: &str, release: &str, namespace: &str, watched: &str) -> String {
-    std::fs::read_to_string(repo_root().join("e2e/kube/rbac").join(file))
-        .expect("read e2e/kube/rbac")
-        .replace("${RELEASE}", release)
-        .replace("${NAMESPACE}", namespace)
-        .replace("${WATCHED}", watched)
+/// The chart's templates for the operator's ServiceAccount and RBAC, the gateways', and the
+/// gateway Service.
+pub const OPERATOR_RBAC: &str = "templates/operator-rbac.yaml";
+pub const GATEWAY_RBAC: &str = "templates/gateway-rbac.yaml";
+pub const GATEWAY_SERVICE: &str = "templates/gateway-service.yaml";
+
+/// Templates of `charts/manifold` for `release` in `namespace`, watching `tenants`.
+fn chart(release: &str, namespace: &str, tenants: &[String], templates: &[&str]) -> String {
+    crate::helm::template(release, namespace, &[format!("watchNamespaces={{{}}}", tenants.join(","))], templates)
 }
 
 /// Installs the generated CRDs once per API server and waits until they are Established.

@@ -1,7 +1,7 @@
 //! Scenario 7: one RBAC rule removed (the operator may not record Events): the operator says
 //! which permission it lacks, in its log and on `/readyz`, and everything else goes on.
 
-use manifold_e2e::kube_stack::KubeStack;
+use manifold_e2e::kube_stack::{KubeStack, OPERATOR_RBAC};
 use manifold_e2e::peers::{Sdk, Upstream, run_client, text};
 use manifold_e2e::pods::OPERATOR_ADMIN_PORT;
 use manifold_e2e::yaml;
@@ -12,8 +12,8 @@ const EVENTS_RULE: &str = "  - apiGroups: [events.k8s.io]\n    resources: [event
 pub async fn missing_rule() {
     let alpha = Upstream::start("alpha").await;
     let mut stack = KubeStack::new("norbac", &["acme"]);
-    let operator = stack.rbac("operator.yaml");
-    assert!(operator.contains(EVENTS_RULE), "e2e/kube/rbac/operator.yaml grants Events as this test expects");
+    let operator = stack.chart(OPERATOR_RBAC);
+    assert!(operator.contains(EVENTS_RULE), "the chart grants Events as this test expects:\n{operator}");
     stack.admin.apply(&operator.replace(EVENTS_RULE, ""));
     // Never ready while a permission is missing: /readyz says why.
     stack.spawn_operator("operator-0");
