@@ -58,9 +58,12 @@ impl Cluster {
         self.apply(&yaml.join("---\n"));
     }
 
-    /// An object as JSON, or None when it does not exist.
+    /// An object as JSON, or None when it does not exist; `namespace` is "" for a
+    /// cluster-scoped one.
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
-        let out = self.kubectl(&["get", resource, "-n", namespace, name, "-o", "json"], None);
+        let scope: &[&str] = if namespace.is_empty() { &[] } else { &["-n", namespace] };
+        let args = [&["get", resource, name, "-o", "json"][..], scope].concat();
+        let out = self.kubectl(&args, None);
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains("NotFound"), "kubectl get {resource} {namespace}/{name}: {stderr}");

@@ -98,27 +98,10 @@ impl KubeStack {
         self.sync_endpoints().await;
     }
 
-    /// Writes the gateway Service's EndpointSlice as the endpoint controller would: every
-    /// gateway process, ready when its `/readyz` answers 200.
+    /// Writes the gateway Service's EndpointSlice as the endpoint controller would.
     pub async fn sync_endpoints(&self) {
-        let mut endpoints = Vec::new();
-        for pod in &self.gateways {
-            let ready = matches!(pod.get(GATEWAY_ADMIN_PORT, "/readyz").await, Some((200, _)));
-            endpoints.push(json!({"addresses": [pod.address.to_string()], "conditions": {"ready": ready},
-                                  "targetRef": {"kind": "Pod", "name": pod.name, "namespace": self.deployment.namespace}}));
-        }
         let service = format!("{}-gateway", self.deployment.release);
-        let slice = json!({
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": format!("{service}-e2e"), "namespace": self.deployment.namespace,
-                         "labels": {"kubernetes.io/service-name": service,
-                                    "endpointslice.kubernetes.io/managed-by": "e2e.manifold.dev"}},
-            "addressType": "IPv4",
-            "ports": [{"name": "mcp", "port": GATEWAY_MCP_PORT, "protocol": "TCP"},
-                      {"name": "admin", "port": GATEWAY_ADMIN_PORT, "protocol": "TCP"}],
-            "endpoints": endpoints,
-        });
-        self.admin.apply(&slice.to_string());
+        write_endpoints(&self.admin, &self.deployment.namespace, &service, &self.gateways).await;
     }
 
     /// A template of the chart as this scenario applied it (for example [`OPERATOR_RBAC`]).
@@ -164,6 +147,28 @@ impl KubeStack {
             self.admin.get("lease", &self.deployment.namespace, &format!("{}-operator", self.deployment.release))?;
         lease["spec"]["holderIdentity"].as_str().filter(|h| !h.is_empty()).map(str::to_owned)
     }
+}
+
+/// Writes Service `service`'s EndpointSlice as the endpoint controller would: every gateway
+/// pod, `ready` when its `/readyz` answers 200, with the gateway's `mcp` and `admin` ports.
+pub async fn write_endpoints(admin: &Cluster, namespace: &str, service: &str, gateways: &[Pod]) {
+    let mut endpoints = Vec::new();
+    for pod in gateways {
+        let ready = matches!(pod.get(GATEWAY_ADMIN_PORT, "/readyz").await, Some((200, _)));
+        endpoints.push(json!({"addresses": [pod.address.to_string()], "conditions": {"ready": ready},
+                              "targetRef": {"kind": "Pod", "name": pod.name, "namespace": namespace}}));
+    }
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{service}-e2e"), "namespace": namespace,
+                     "labels": {"kubernetes.io/service-name": service,
+                                "endpointslice.kubernetes.io/managed-by": "e2e.manifold.dev"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "mcp", "port": GATEWAY_MCP_PORT, "protocol": "TCP"},
+                  {"name": "admin", "port": GATEWAY_ADMIN_PORT, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    });
+    admin.apply(&slice.to_string());
 }
 
 /// The chart's templates for the operator's ServiceAccount and RBAC, the gateways', and the

@@ -9,6 +9,7 @@ pub mod crd_cases;
 pub mod helm;
 pub mod kind;
 pub mod kube_stack;
+pub mod kubelet;
 pub mod netns;
 pub mod peers;
 pub mod pods;

@@ -68,8 +68,16 @@ impl Deployment {
         self.spawn(name, address, command, kubeconfig)
     }
 
-    fn spawn(&self, name: &str, address: Ipv4Addr, mut command: Command, kubeconfig: &Path) -> Pod {
-        let log = self.logs.join(format!("{name}.log"));
+    fn spawn(&self, name: &str, address: Ipv4Addr, command: Command, kubeconfig: &Path) -> Pod {
+        Pod::spawn(name, address, command, kubeconfig, &self.logs)
+    }
+}
+
+impl Pod {
+    /// Runs `command` as pod `name` at `address`, reaching the API server with `kubeconfig`,
+    /// its output in `<logs>/<name>.log`.
+    pub fn spawn(name: &str, address: Ipv4Addr, mut command: Command, kubeconfig: &Path, logs: &Path) -> Pod {
+        let log = logs.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create the pod's log");
         let child = command
             .env("KUBECONFIG", kubeconfig)

@@ -10,6 +10,7 @@
 
 mod crds;
 mod failover;
+mod install;
 mod rbac;
 mod tenants;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         scenario("a_killed_leader_hands_over_without_rewriting_statuses", failover::leader_killed),
         scenario("gateways_serve_while_the_operator_is_down", failover::operator_down),
         scenario("a_missing_rbac_rule_is_named_and_nothing_else_breaks", rbac::missing_rule),
+        scenario("helm_installs_the_charts_and_their_workloads_serve_the_examples", install::helm_install),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
