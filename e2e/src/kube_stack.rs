@@ -4,6 +4,7 @@
 //! gateway replicas as [`Pod`]s with those identities, and the EndpointSlices an endpoint
 //! controller would write for the gateways.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -101,7 +102,7 @@ impl KubeStack {
     /// Writes the gateway Service's EndpointSlice as the endpoint controller would.
     pub async fn sync_endpoints(&self) {
         let service = format!("{}-gateway", self.deployment.release);
-        write_endpoints(&self.admin, &self.deployment.namespace, &service, &self.gateways).await;
+        write_endpoints(&self.admin, &self.deployment.namespace, &service, &self.gateways, &gateway_ports()).await;
     }
 
     /// A template of the chart as this scenario applied it (for example [`OPERATOR_RBAC`]).
@@ -150,8 +151,30 @@ impl KubeStack {
 }
 
 /// Writes Service `service`'s EndpointSlice as the endpoint controller would: every gateway
-/// pod, `ready` when its `/readyz` answers 200, with the gateway's `mcp` and `admin` ports.
-pub async fn write_endpoints(admin: &Cluster, namespace: &str, service: &str, gateways: &[Pod]) {
+/// pod, `ready` when its `/readyz` answers 200, and the Service's ports, a named `targetPort`
+/// resolved with the pods' `container_ports`.
+pub async fn write_endpoints(
+    admin: &Cluster,
+    namespace: &str,
+    service: &str,
+    gateways: &[Pod],
+    container_ports: &BTreeMap<String, u16>,
+) {
+    let object = admin.get("service", namespace, service).unwrap_or_else(|| panic!("no Service {namespace}/{service}"));
+    let ports: Vec<_> = object["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|port| {
+            let target = match &port["targetPort"] {
+                serde_json::Value::String(name) => {
+                    *container_ports.get(name).unwrap_or_else(|| panic!("no container port {name}"))
+                }
+                number => number.as_u64().and_then(|n| u16::try_from(n).ok()).expect("a port number"),
+            };
+            json!({"name": port["name"], "port": target, "protocol": "TCP"})
+        })
+        .collect();
     let mut endpoints = Vec::new();
     for pod in gateways {
         let ready = matches!(pod.get(GATEWAY_ADMIN_PORT, "/readyz").await, Some((200, _)));
@@ -164,11 +187,15 @@ pub async fn write_endpoints(admin: &Cluster, namespace: &str, service: &str, ga
                      "labels": {"kubernetes.io/service-name": service,
                                 "endpointslice.kubernetes.io/managed-by": "e2e.manifold.dev"}},
         "addressType": "IPv4",
-        "ports": [{"name": "mcp", "port": GATEWAY_MCP_PORT, "protocol": "TCP"},
-                  {"name": "admin", "port": GATEWAY_ADMIN_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "endpoints": endpoints,
     });
     admin.apply(&slice.to_string());
+}
+
+/// The gateway container's named ports.
+pub fn gateway_ports() -> BTreeMap<String, u16> {
+    BTreeMap::from([("mcp".to_owned(), GATEWAY_MCP_PORT), ("admin".to_owned(), GATEWAY_ADMIN_PORT)])
 }
 
 /// The chart's templates for the operator's ServiceAccount and RBAC, the gateways', and the

@@ -15,10 +15,12 @@ use crate::netns::pod_address;
 use crate::pods::Pod;
 use crate::process::{gateway_binary, operator_binary};
 
-/// The pods of one Deployment, and the port and path of its readiness probe.
+/// The pods of one Deployment, the port and path of its readiness probe, and its container's
+/// named ports.
 pub struct Started {
     pub pods: Vec<Pod>,
     pub readiness: (u16, String),
+    pub ports: BTreeMap<String, u16>,
 }
 
 /// Starts `replicas` pods of Deployment `namespace/name` (its own `spec.replicas` when None),
@@ -55,7 +57,8 @@ pub fn start(api: &ApiServer, namespace: &str, name: &str, replicas: Option<usiz
 
     let pods = (0..replicas)
         .map(|index| {
-            let pod = format!("{name}-{index}");
+            // Named after the Deployment's generation, as a ReplicaSet's pods are after its hash.
+            let pod = format!("{name}-{}-{index}", deployment["metadata"]["generation"]);
             let address = pod_address().to_string();
             let mounts = volumes(&admin, namespace, spec, container, &logs.join(&pod));
             let args: Vec<String> = container["args"]
@@ -87,7 +90,7 @@ pub fn start(api: &ApiServer, namespace: &str, name: &str, replicas: Option<usiz
             Pod::spawn(&pod, address.parse().expect("an IPv4 address"), command, &kubeconfig, logs)
         })
         .collect();
-    Started { pods, readiness }
+    Started { pods, readiness, ports }
 }
 
 /// Writes each Secret volume the container mounts into a folder under `root`; returns the

@@ -11,7 +11,6 @@ use manifold_e2e::apiserver::ApiServer;
 use manifold_e2e::cluster::{Cluster, condition};
 use manifold_e2e::kube_stack::{SETTLE, write_endpoints};
 use manifold_e2e::peers::{Sdk, run_client, text};
-use manifold_e2e::pods::Pod;
 use manifold_e2e::{helm, kubelet, repo_root};
 use serde_json::{Value, json};
 
@@ -32,12 +31,12 @@ fn helm_as_admin(api: &ApiServer, args: &[&str]) -> std::process::Output {
 }
 
 /// Starts a Deployment's pods and waits until each passes its readiness probe.
-async fn run(api: &ApiServer, name: &str, replicas: Option<usize>, logs: &Path) -> Vec<Pod> {
+async fn run(api: &ApiServer, name: &str, replicas: Option<usize>, logs: &Path) -> kubelet::Started {
     let started = kubelet::start(api, SYSTEM, name, replicas, logs);
     for pod in &started.pods {
         pod.until_ready(started.readiness.0, SETTLE).await;
     }
-    started.pods
+    started
 }
 
 /// The routes of every namespace not Programmed yet, with their condition.
@@ -153,14 +152,15 @@ pub async fn helm_install() {
 
     // The default install, and its workloads run as the chart says.
     helm_ok(&api, &["install", "manifold", "charts/manifold", "-n", SYSTEM, "--create-namespace"]);
-    let _operators = run(&api, "manifold-operator", None, logs.path()).await;
+    let _operators = run(&api, "manifold-operator", None, logs.path()).await.pods;
     // (the operators run until the scenario ends: dropping a Pod kills it)
     assert_eq!(_operators.len(), 2, "the chart runs two operator replicas");
     let hpa = admin.get("hpa", SYSTEM, "manifold-gateway").expect("the gateway's HPA");
     let min = hpa["spec"]["minReplicas"].as_u64().expect("minReplicas") as usize;
     // No autoscaler runs here: start what it would scale to at once.
-    let mut gateways = run(&api, "manifold-gateway", Some(min), logs.path()).await;
-    write_endpoints(&admin, SYSTEM, "manifold-gateway", &gateways).await;
+    let started = run(&api, "manifold-gateway", Some(min), logs.path()).await;
+    let (mut gateways, ports) = (started.pods, started.ports);
+    write_endpoints(&admin, SYSTEM, "manifold-gateway", &gateways, &ports).await;
 
     // The examples: a tenant with servers, an OpenAPI sub-server, two tenants with their
     // routes and auth. The quickstart's upstreams are the sample servers, on loopback.
@@ -195,14 +195,19 @@ pub async fn helm_install() {
     );
     let deployment = admin.get("deployment", SYSTEM, "manifold-gateway").expect("the gateway Deployment");
     assert!(deployment.to_string().contains("\"3600\""), "the new value is in the Deployment");
-    let rolled = run(&api, "manifold-gateway", Some(min), logs.path()).await;
+    let rolled = run(&api, "manifold-gateway", Some(min), logs.path()).await.pods;
     for pod in &mut gateways {
         pod.terminate().await;
     }
     gateways = rolled;
-    write_endpoints(&admin, SYSTEM, "manifold-gateway", &gateways).await;
+    write_endpoints(&admin, SYSTEM, "manifold-gateway", &gateways, &ports).await;
     for gateway in &gateways {
-        assert_eq!(add(&gateway.url(8080, path)).await, r#"{"result":42.0}"#, "through {} after the upgrade", gateway.name);
+        assert_eq!(
+            add(&gateway.url(8080, path)).await,
+            r#"{"result":42.0}"#,
+            "through {} after the upgrade",
+            gateway.name
+        );
     }
     admin.until("every route Programmed after the rollout", SETTLE, || {
         let pending = not_programmed(&admin);
