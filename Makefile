@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube
+.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -29,6 +29,10 @@ charts-lint:
 # Starts the test API server by hand and prints the KUBECONFIG to use; Ctrl-C stops it.
 apiserver:
 	"$$(scripts/build-apiserver.sh)/testenv" serve --dir target/apiserver
+
+# The kind scenarios where pods really run (docker, kind and kubectl needed; skips without).
+e2e-kind:
+	scripts/e2e-kind.sh
 
 # Regenerates crds/manifests/ and charts/manifold-crds/templates/ from the Rust types.
 crds:

@@ -56,3 +56,44 @@ fn kubectl() -> Option<PathBuf> {
     }
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join("kubectl")).find(|p| p.exists())
 }
+
+/// A `kubectl port-forward` to `target` (`svc/NAME` or `pod/NAME`) in `namespace`, from a
+/// free local port; stopped when dropped.
+pub struct PortForward {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl PortForward {
+    /// Starts it and waits until kubectl says it forwards.
+    pub fn start(cluster: &Cluster, namespace: &str, target: &str, remote: u16) -> PortForward {
+        use std::io::{BufRead, BufReader};
+        let port = crate::process::free_port().port();
+        let mut child = Command::new(&cluster.kubectl)
+            .args(&cluster.target)
+            .args(["port-forward", "-n", namespace, target, &format!("{port}:{remote}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let first = BufReader::new(stdout).lines().next();
+        assert!(
+            matches!(&first, Some(Ok(line)) if line.starts_with("Forwarding from")),
+            "kubectl port-forward {target}: {first:?}"
+        );
+        PortForward { child, port }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,6 +7,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod crd_cases;
 pub mod helm;
+pub mod install;
 pub mod kind;
 pub mod kube_stack;
 pub mod kubelet;

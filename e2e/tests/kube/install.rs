@@ -8,27 +8,13 @@
 use std::path::Path;
 
 use manifold_e2e::apiserver::ApiServer;
-use manifold_e2e::cluster::{Cluster, condition};
+use manifold_e2e::install::{
+    SYSTEM, apply_examples, helm, helm_ok, install_charts, until_all_programmed, upgrade_crds_with_a_change,
+};
 use manifold_e2e::kube_stack::{SETTLE, write_endpoints};
 use manifold_e2e::peers::{Sdk, run_client, text};
-use manifold_e2e::{helm, kubelet, repo_root};
-use serde_json::{Value, json};
-
-const SYSTEM: &str = "manifold-system";
-
-/// helm as the admin of `api`; panics with its output unless it succeeds.
-fn helm_ok(api: &ApiServer, args: &[&str]) -> String {
-    let out = helm_as_admin(api, args);
-    assert!(out.status.success(), "helm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn helm_as_admin(api: &ApiServer, args: &[&str]) -> std::process::Output {
-    let kubeconfig = api.admin_kubeconfig().display().to_string();
-    let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
-    all.extend(args);
-    helm::run(&all)
-}
+use manifold_e2e::{kubelet, repo_root};
+use serde_json::json;
 
 /// Starts a Deployment's pods and waits until each passes its readiness probe.
 async fn run(api: &ApiServer, name: &str, replicas: Option<usize>, logs: &Path) -> kubelet::Started {
@@ -37,19 +23,6 @@ async fn run(api: &ApiServer, name: &str, replicas: Option<usize>, logs: &Path) 
         pod.until_ready(started.readiness.0, SETTLE).await;
     }
     started
-}
-
-/// The routes of every namespace not Programmed yet, with their condition.
-fn not_programmed(admin: &Cluster) -> Vec<String> {
-    let out = admin.run(&["get", "mcproutes", "--all-namespaces", "-o", "json"], None);
-    let list: Value = serde_json::from_str(&out).expect("JSON");
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| condition(r, "Programmed").is_none_or(|c| c["status"] != "True"))
-        .map(|r| format!("{}/{}: {:?}", r["metadata"]["namespace"], r["metadata"]["name"], condition(r, "Programmed")))
-        .collect()
 }
 
 async fn add(url: &str) -> String {
@@ -67,25 +40,15 @@ pub async fn helm_install() {
         &["lint", "--strict", "charts/manifold"],
         &["lint", "--strict", "charts/manifold", "-f", "charts/manifold/ci/all-options-values.yaml"],
     ] {
-        helm_ok(&api, args);
+        helm_ok(&admin, args);
     }
 
-    // The CRDs first, from their own chart.
-    helm_ok(&api, &["install", "manifold-crds", "charts/manifold-crds"]);
-    admin.run(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mcpservers.manifold.dev",
-            "crd/mcproutes.manifold.dev",
-        ],
-        None,
-    );
+    // The CRDs first, from their own chart; then Manifold, with default values.
+    install_charts(&admin, &[]);
 
     // A value the schema refuses fails the install, naming it; nothing is installed.
-    let bad = helm_as_admin(
-        &api,
+    let bad = helm(
+        &admin,
         &[
             "install",
             "bad",
@@ -127,7 +90,7 @@ pub async fn helm_install() {
     );
     admin.namespaces(&["team-a", "team-b"]);
     helm_ok(
-        &api,
+        &admin,
         &[
             "install",
             "every-option",
@@ -150,11 +113,10 @@ pub async fn helm_install() {
         assert!(admin.get(kind, "every-option", name).is_some(), "{kind} {name} was installed");
     }
 
-    // The default install, and its workloads run as the chart says.
-    helm_ok(&api, &["install", "manifold", "charts/manifold", "-n", SYSTEM, "--create-namespace"]);
-    let _operators = run(&api, "manifold-operator", None, logs.path()).await.pods;
+    // The default install's workloads, run as the chart says.
     // (the operators run until the scenario ends: dropping a Pod kills it)
-    assert_eq!(_operators.len(), 2, "the chart runs two operator replicas");
+    let operators = run(&api, "manifold-operator", None, logs.path()).await.pods;
+    assert_eq!(operators.len(), 2, "the chart runs two operator replicas");
     let hpa = admin.get("hpa", SYSTEM, "manifold-gateway").expect("the gateway's HPA");
     let min = hpa["spec"]["minReplicas"].as_u64().expect("minReplicas") as usize;
     // No autoscaler runs here: start what it would scale to at once.
@@ -168,12 +130,8 @@ pub async fn helm_install() {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind a sample's port");
         tokio::spawn(manifold_samples::serve(sample, listener));
     }
-    admin.namespaces(&["demo", "acme", "globex"]);
-    admin.run(&["apply", "--server-side", "-R", "-f", &repo_root().join("examples").display().to_string()], None);
-    admin.until("every example route to be Programmed", SETTLE, || {
-        let pending = not_programmed(&admin);
-        if pending.is_empty() { Ok(()) } else { Err(pending.join("; ")) }
-    });
+    apply_examples(&admin);
+    until_all_programmed(&admin, SETTLE);
     let path = "/demo/quickstart/mcp";
     for gateway in &gateways {
         assert_eq!(add(&gateway.url(8080, path)).await, r#"{"result":42.0}"#, "through {}", gateway.name);
@@ -181,7 +139,7 @@ pub async fn helm_install() {
 
     // An upgrade with a changed value reaches the pods: a rollout, one replica at a time.
     helm_ok(
-        &api,
+        &admin,
         &[
             "upgrade",
             "manifold",
@@ -209,43 +167,14 @@ pub async fn helm_install() {
             gateway.name
         );
     }
-    admin.until("every route Programmed after the rollout", SETTLE, || {
-        let pending = not_programmed(&admin);
-        if pending.is_empty() { Ok(()) } else { Err(pending.join("; ")) }
-    });
+    until_all_programmed(&admin, SETTLE);
 
-    // An upgrade of the CRD chart changes the CRDs in place (a new printer column here).
-    let changed = tempfile::tempdir().expect("temp dir");
-    copy_dir(&repo_root().join("charts/manifold-crds"), changed.path());
-    let crd = changed.path().join("templates/mcproutes.manifold.dev.yaml");
-    let text = std::fs::read_to_string(&crd).expect("the route CRD");
-    let column = "    - jsonPath: .spec.hostnames\n      name: Hosts\n      type: string\n";
-    let text = text.replacen("  - additionalPrinterColumns:\n", &format!("  - additionalPrinterColumns:\n{column}"), 1);
-    assert!(text.contains("name: Hosts"), "the CRD template has printer columns to extend");
-    std::fs::write(&crd, text).expect("write the changed CRD");
-    helm_ok(&api, &["upgrade", "manifold-crds", &changed.path().display().to_string()]);
-    admin.until("the upgraded CRD to show the new column", SETTLE, || {
-        let crd = admin.get("crd", "", "mcproutes.manifold.dev").ok_or("no CRD")?;
-        let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"].to_string();
-        if columns.contains("Hosts") { Ok(()) } else { Err(columns) }
-    });
+    // An upgrade of the CRD chart changes the CRDs in place.
+    upgrade_crds_with_a_change(&admin, SETTLE);
 
     // Uninstalling Manifold keeps the CRDs and every tenant's objects.
-    helm_ok(&api, &["uninstall", "manifold", "-n", SYSTEM]);
+    helm_ok(&admin, &["uninstall", "manifold", "-n", SYSTEM]);
     assert!(admin.get("crd", "", "mcproutes.manifold.dev").is_some(), "the CRDs stay");
     assert!(admin.get("mcproute", "demo", "quickstart").is_some(), "the tenants' routes stay");
     assert!(admin.get("deployment", SYSTEM, "manifold-gateway").is_none(), "the workloads are gone");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create a folder");
-    for entry in std::fs::read_dir(from).expect("read a folder") {
-        let path = entry.expect("an entry").path();
-        let target = to.join(path.file_name().expect("a name"));
-        if path.is_dir() {
-            copy_dir(&path, &target)
-        } else {
-            std::fs::copy(&path, &target).map(|_| ()).expect("copy a file")
-        }
-    }
 }
