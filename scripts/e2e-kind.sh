@@ -20,7 +20,7 @@ fi
 cluster="${KIND_CLUSTER:-manifold-e2e}"
 kind get clusters 2>/dev/null | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 180s
 for target in operator gateway samples; do
-    image="ghcr.io/manifold-dev/manifold-$target:e2e"
+    image="ghcr.io/manifold-dev/manifold-$target:dev"
     docker build --target "$target" -t "$image" .
     kind load docker-image "$image" --name "$cluster"
 done

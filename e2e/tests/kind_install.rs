@@ -13,32 +13,6 @@ use serde_json::json;
 
 const SETTLE: Duration = Duration::from_secs(180);
 
-/// The sample MCP servers the quickstart mounts, as a Deployment and Service in `demo`.
-const SAMPLES: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: samples, namespace: demo}
-spec:
-  selector: {matchLabels: {app: samples}}
-  template:
-    metadata: {labels: {app: samples}}
-    spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: samples
-          image: ghcr.io/manifold-dev/manifold-samples:e2e
-          imagePullPolicy: Never
-          args: ["--math", "0.0.0.0:9301", "--text", "0.0.0.0:9302"]
-          securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: samples, namespace: demo}
-spec:
-  selector: {app: samples}
-  ports: [{name: math, port: 9301}, {name: text, port: 9302}]
-"#;
-
 async fn add(url: &str, session: Option<String>) -> (String, serde_json::Value) {
     let raw = match session {
         Some(session) => RawSession::resume(url, Some(session)),
@@ -52,9 +26,9 @@ async fn add(url: &str, session: Option<String>) -> (String, serde_json::Value) 
 async fn the_charts_install_and_serve_on_kind() {
     let Some(cluster) = kind::or_skip("the_charts_install_and_serve_on_kind") else { return };
     let images = [
-        "operator.image.tag=e2e",
+        "operator.image.tag=dev",
         "operator.image.pullPolicy=Never",
-        "gateway.image.tag=e2e",
+        "gateway.image.tag=dev",
         "gateway.image.pullPolicy=Never",
         // No metrics server in kind: the test scales the gateways itself.
         "gateway.autoscaling.enabled=false",
@@ -64,16 +38,13 @@ async fn the_charts_install_and_serve_on_kind() {
     for deployment in ["manifold-operator", "manifold-gateway"] {
         cluster.run(&["rollout", "status", "-n", SYSTEM, &format!("deploy/{deployment}"), "--timeout=180s"], None);
     }
+    // examples/in-cluster runs the sample servers as pods, behind /samples/quickstart/mcp.
     apply_examples(&cluster);
-    cluster.apply(SAMPLES);
-    for (server, port) in [("math", 9301), ("text", 9302)] {
-        let patch = format!(r#"{{"spec":{{"remote":{{"url":"http://samples.demo.svc:{port}/mcp"}}}}}}"#);
-        cluster.run(&["patch", "mcpserver", "-n", "demo", server, "--type=merge", "-p", &patch], None);
-    }
+    cluster.run(&["rollout", "status", "-n", "samples", "deploy/samples", "--timeout=180s"], None);
     until_all_programmed(&cluster, SETTLE);
 
     let service = PortForward::start(&cluster, SYSTEM, "svc/manifold-gateway", 8080);
-    let (_, answer) = add(&service.url("/demo/quickstart/mcp"), None).await;
+    let (_, answer) = add(&service.url("/samples/quickstart/mcp"), None).await;
     assert!(answer.to_string().contains("42"), "math_add through the Service: {answer}");
     drop(service);
 
@@ -88,12 +59,12 @@ async fn the_charts_install_and_serve_on_kind() {
         .collect();
     assert_eq!(pods.len(), 3, "{pods:?}");
     let first = PortForward::start(&cluster, SYSTEM, &format!("pod/{}", pods[0]), 8080);
-    let (session, answer) = add(&first.url("/demo/quickstart/mcp"), None).await;
+    let (session, answer) = add(&first.url("/samples/quickstart/mcp"), None).await;
     assert!(answer.to_string().contains("42"), "{answer}");
     drop(first);
     cluster.run(&["delete", "pod", "-n", SYSTEM, &pods[0], "--wait=true"], None);
     let other = PortForward::start(&cluster, SYSTEM, &format!("pod/{}", pods[1]), 8080);
-    let (_, answer) = add(&other.url("/demo/quickstart/mcp"), Some(session)).await;
+    let (_, answer) = add(&other.url("/samples/quickstart/mcp"), Some(session)).await;
     assert!(answer.to_string().contains("42"), "the session went on on another replica: {answer}");
 
     upgrade_crds_with_a_change(&cluster, SETTLE);
