@@ -3,9 +3,12 @@
 //! by its message; its `valid` objects must pass every rule, its `invalid` objects must fail with
 //! that message. Every rule needs a case file (≥1 valid, ≥1 invalid) and every case file a rule.
 
+mod support;
+use support::{dir, yaml_files};
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube::core::cel::Validator;
 use serde_json::Value;
@@ -19,25 +22,6 @@ struct CaseFile {
     valid: Vec<Value>,
     #[serde(default)]
     invalid: Vec<Value>,
-}
-
-fn dir(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-/// The `.yaml` files under `dir`, recursively, sorted.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(yaml_files(&path));
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> T {

@@ -2,8 +2,10 @@
 //! `tests/strict/` names the one field to be refused; the examples and every CEL case (their
 //! objects are otherwise well formed) must pass; a bad route leaves the others served.
 
+mod support;
+use support::{dir, yaml_files};
+
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use manifold_api::compile;
 use manifold_api::manifests::{self, Source};
@@ -17,25 +19,6 @@ use serde_yaml::Value;
 struct Case {
     field: String,
     object: Value,
-}
-
-fn dir(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-/// The `.yaml` files under `dir`, recursively, sorted.
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(yaml_files(&path));
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 fn read(origin: &str, text: String) -> manifests::Manifests {

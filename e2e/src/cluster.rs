@@ -51,6 +51,13 @@ impl Cluster {
         self.run(&["apply", "--server-side", "--field-manager=e2e", "-f", "-"], Some(yaml));
     }
 
+    /// Waits (a minute at most) until each CRD named is Established.
+    pub fn until_established(&self, crds: &[&str]) {
+        let names: Vec<String> = crds.iter().map(|crd| format!("crd/{crd}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.run(&[&["wait", "--for=condition=Established", "--timeout=60s"][..], &names].concat(), None);
+    }
+
     /// Creates namespaces (ignoring those that exist already).
     pub fn namespaces(&self, names: &[&str]) {
         let yaml: Vec<String> =

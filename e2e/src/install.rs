@@ -33,16 +33,7 @@ pub fn helm_ok(cluster: &Cluster, args: &[&str]) -> String {
 /// of `charts/manifold` as release `manifold` in [`SYSTEM`], with `values` (`--set` pairs).
 pub fn install_charts(cluster: &Cluster, values: &[&str]) {
     helm_ok(cluster, &["install", "manifold-crds", "charts/manifold-crds"]);
-    cluster.run(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mcpservers.manifold.dev",
-            "crd/mcproutes.manifold.dev",
-        ],
-        None,
-    );
+    cluster.until_established(&["mcpservers.manifold.dev", "mcproutes.manifold.dev"]);
     let mut args = vec!["install", "manifold", "charts/manifold", "-n", SYSTEM, "--create-namespace"];
     for value in values {
         args.extend(["--set", value]);

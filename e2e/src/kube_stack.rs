@@ -215,15 +215,6 @@ pub fn install_crds(admin: &Cluster) {
     INSTALLED.get_or_init(|| {
         let crds = repo_root().join("crds/manifests");
         admin.run(&["apply", "--server-side", "-f", &crds.display().to_string()], None);
-        admin.run(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/mcpservers.manifold.dev",
-                "crd/mcproutes.manifold.dev",
-            ],
-            None,
-        );
+        admin.until_established(&["mcpservers.manifold.dev", "mcproutes.manifold.dev"]);
     });
 }

@@ -8,16 +8,7 @@ fn api_server_enforces_the_cel_rules() {
     let Some(cluster) = kind::or_skip("api_server_enforces_the_cel_rules") else { return };
     let crds = manifold_e2e::repo_root().join("crds/manifests");
     cluster.run(&["apply", "--server-side", "-f", crds.to_str().unwrap()], None);
-    cluster.run(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/mcpservers.manifold.dev",
-            "crd/mcproutes.manifold.dev",
-        ],
-        None,
-    );
+    cluster.until_established(&["mcpservers.manifold.dev", "mcproutes.manifold.dev"]);
     cluster.namespaces(&["cel-cases"]);
     let checked = crd_cases::cel_cases_hold(&cluster, "cel-cases");
     assert!(checked > 20, "expected the CEL case files, found {checked} cases");

@@ -78,16 +78,7 @@ pub async fn helm_install() {
         ],
         None,
     );
-    admin.run(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-            "crd/httproutes.gateway.networking.k8s.io",
-        ],
-        None,
-    );
+    admin.until_established(&["servicemonitors.monitoring.coreos.com", "httproutes.gateway.networking.k8s.io"]);
     admin.namespaces(&["team-a", "team-b"]);
     helm_ok(
         &admin,
