@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind
+.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind check-image
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -33,6 +33,11 @@ apiserver:
 # The kind scenarios where pods really run (docker, kind and kubectl needed; skips without).
 e2e-kind:
 	scripts/e2e-kind.sh
+
+# Builds the images' final stages from the release binaries and runs them as the chart does
+# (podman and runc, as root; skips in one line without them). See docs/images.md.
+check-image:
+	scripts/check-image.sh
 
 # Regenerates crds/manifests/ and charts/manifold-crds/templates/ from the Rust types.
 crds:
