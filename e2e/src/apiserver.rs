@@ -12,20 +12,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::Cluster;
-use crate::repo_root;
 
 /// The folder holding `kube-apiserver`, `kubectl` and `testenv`, built on first use (minutes
 /// the first time on a machine, nothing after: the build is cached by its sources' hash).
 pub fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(repo_root().join("scripts/build-apiserver.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/build-apiserver.sh (needs Go 1.26 and the Go module proxy)");
-        assert!(out.status.success(), "scripts/build-apiserver.sh failed (its output is above)");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    DIR.get_or_init(|| crate::built_by("build-apiserver.sh"))
 }
 
 /// A running API server; stopped (API server, then etcd) when dropped or when this process

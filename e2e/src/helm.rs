@@ -2,7 +2,7 @@
 //! charts of `charts/` rendered or installed with it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use crate::repo_root;
@@ -10,14 +10,7 @@ use crate::repo_root;
 /// The helm binary, built on first use.
 pub fn binary() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let out = Command::new(repo_root().join("scripts/build-helm.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/build-helm.sh (needs Go 1.26 and the Go module proxy)");
-        assert!(out.status.success(), "scripts/build-helm.sh failed (its output is above)");
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    HELM.get_or_init(|| crate::built_by("build-helm.sh"))
 }
 
 /// Runs helm with `args` (from the repository's root, so `charts/...` paths work).

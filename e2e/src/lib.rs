@@ -31,6 +31,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ lives in the repo").to_path_buf()
 }
 
+/// Runs a build script of `scripts/` that prints the path of what it built (cached by the
+/// script), and returns that path; its progress goes to stderr.
+pub fn built_by(script: &str) -> PathBuf {
+    let out = std::process::Command::new(repo_root().join("scripts").join(script))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script} (needs Go 1.26 and the Go module proxy): {e}"));
+    assert!(out.status.success(), "scripts/{script} failed (its output is above)");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// A gateway serving the manifests of a temporary directory, reloading every 100 ms.
 pub struct LocalStack {
     pub gateway: Running,
