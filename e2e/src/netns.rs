@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 
 const INSIDE: &str = "MANIFOLD_E2E_NETNS";
 
@@ -39,9 +39,13 @@ pub fn run_inside() -> Option<ExitCode> {
 
 /// A fresh address for a pod, routed to this namespace's loopback device.
 pub fn pod_address() -> Ipv4Addr {
-    static NEXT: AtomicU8 = AtomicU8::new(10);
+    // 198.18.0.10 onwards, never wrapping into an address handed out already.
+    static NEXT: AtomicU16 = AtomicU16::new(10);
     assert!(std::env::var_os(INSIDE).is_some(), "pod addresses exist only inside the scenarios' network namespace");
-    let address = Ipv4Addr::new(198, 18, 0, NEXT.fetch_add(1, Ordering::Relaxed));
+    let next = NEXT.fetch_add(1, Ordering::Relaxed);
+    assert!(next < u16::MAX, "out of pod addresses");
+    let [high, low] = next.to_be_bytes();
+    let address = Ipv4Addr::new(198, 18, high, low);
     ip(&["addr", "add", &format!("{address}/32"), "dev", "lo"]);
     address
 }
