@@ -1,16 +1,20 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind check-image
+.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind check-image
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
 	cargo run -q -p manifold-samples --bin manifold-quickstart
 
 # Installs the test peers and builds the test API server and helm, then format check, lints
-# (Rust, Go, the charts), and every test.
-test: peers apiserver-build charts-lint
+# (Rust, Go, the charts, module import circles), and every test.
+test: peers apiserver-build charts-lint cycles
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
+
+# Lists import circles between sibling modules in every crate; fails when there is one.
+cycles:
+	python3 scripts/module-cycles.py
 
 # The real MCP peers the tests drive (a Python venv in .venv).
 peers:

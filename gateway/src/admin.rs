@@ -7,33 +7,28 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::Gateway;
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .with_state(gateway)
-}
-
-async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    if gateway.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no config loaded yet")
-    }
-}
-
-async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    gateway.metrics.session_entries.set(gateway.sessions.count() as i64);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())
+    let waiting_for = {
+        let gateway = gateway.clone();
+        move || match gateway.ready.load(Ordering::Acquire) {
+            true => Vec::new(),
+            false => vec!["no config loaded yet".to_owned()],
+        }
+    };
+    let metrics = {
+        let gateway = gateway.clone();
+        move || {
+            gateway.metrics.session_entries.set(gateway.sessions.count() as i64);
+            gateway.metrics.render()
+        }
+    };
+    manifold_runtime::admin::router(waiting_for, metrics)
+        .merge(Router::new().route("/status", get(status)).with_state(gateway))
 }
 
 async fn status(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
