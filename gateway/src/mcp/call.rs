@@ -235,6 +235,59 @@ impl Observer for Forward<'_> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::testing::{call, route};
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        serde_json::from_str(text).expect("test messages parse")
+    }
+
+    /// What the client of a call in `era` receives of each of `messages` from its mount `a`.
+    async fn relayed(era: Era, messages: &[&str]) -> Vec<Value> {
+        let (call, mut relayed) = call(route(&["a"], None), era).await;
+        for text in messages {
+            Forward::new(&call, &call.route.mounts[0]).message(message(text));
+        }
+        // The call holds the only sender: once it is gone, everything relayed has been read.
+        drop(call);
+        let mut out = Vec::new();
+        while let Some(bytes) = relayed.recv().await {
+            out.push(serde_json::from_slice(&bytes).expect("relayed messages are JSON"));
+        }
+        out
+    }
+
+    const PROGRESS: &str =
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
+    const LOG: &str = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#;
+    const ASK: &str = r#"{"jsonrpc":"2.0","id":4,"method":"roots/list"}"#;
+
+    #[tokio::test]
+    async fn a_session_client_hears_everything_its_upstream_sends_meanwhile() {
+        let got = relayed(Era::Session, &[PROGRESS, LOG, ASK]).await;
+        let methods: Vec<&str> = got.iter().map(|m| m["method"].as_str().unwrap()).collect();
+        assert_eq!(methods, ["notifications/progress", "notifications/message", "roots/list"]);
+        assert_eq!(got[2]["id"], "a~server-a~4", "an upstream request's id routes back to its mount");
+    }
+
+    #[tokio::test]
+    async fn a_stateless_client_hears_no_requests_and_logs_only_when_it_asked() {
+        let got = relayed(Era::stateless_for_tests(), &[PROGRESS, LOG, ASK]).await;
+        let methods: Vec<&str> = got.iter().map(|m| m["method"].as_str().unwrap()).collect();
+        assert_eq!(methods, ["notifications/progress"]);
+
+        let meta = raw(&json!({}));
+        let wants_logs = Stateless { meta, forwarded: http::HeaderMap::new(), wants_logs: true };
+        let got = relayed(Era::Stateless(Arc::new(wants_logs)), &[LOG, ASK]).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["method"], "notifications/message");
+    }
+}
+
 /// Calls over a route built from config, with no upstream ever reached: for testing what the
 /// layers above decide on their own.
 #[cfg(test)]

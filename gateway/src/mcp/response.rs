@@ -1,5 +1,7 @@
-//! What the MCP listener sends back: one JSON body or an event stream, and every HTTP status
-//! an answer or a JSON-RPC error is given, decided here in this one place.
+//! What the MCP listener sends back: one JSON body or an event stream, built here, and the
+//! HTTP status of every answer and of the stateless revision's errors, by era and code,
+//! decided here in this one place. (Refusals before a request reaches a method, such as no
+//! route, no session or no credential, get theirs where they are refused: in `endpoint`.)
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
