@@ -50,9 +50,8 @@ const KNOWN_METHODS: &[Method] = &[
 
 /// The method as a bounded label value: clients choose method names, so anything else is
 /// `other`.
-pub fn method_label(method: &str) -> &'static str {
-    let known = Method::parse(method);
-    if KNOWN_METHODS.contains(&known) { known.name() } else { "other" }
+pub fn method_label(method: Method) -> &'static str {
+    if KNOWN_METHODS.contains(&method) { method.name() } else { "other" }
 }
 
 impl Metrics {

@@ -222,9 +222,10 @@ async fn post(
         }
     };
 
-    if protocol::Method::parse(&method) == protocol::Method::Initialize {
+    let parsed = protocol::Method::parse(&method);
+    if parsed == protocol::Method::Initialize {
         let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
-        super::exchange::count(gateway, route, &method, &answer);
+        super::exchange::count(gateway, route, parsed, &answer);
         let mut response = respond(&id, answer, &Era::Session);
         if let Some(session) = session {
             response
@@ -247,7 +248,7 @@ async fn post(
         relay,
         era: Era::Session,
     };
-    super::exchange::request(call, method, params, relayed).await
+    super::exchange::request(call, parsed, method, params, relayed).await
 }
 
 /// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier

@@ -24,13 +24,13 @@ use crate::snapshot::Route;
 /// stateless revision cancels.
 pub async fn request(
     call: Call,
-    method: String,
+    method: Method,
+    name: String,
     params: Option<Box<RawValue>>,
     mut relayed: mpsc::UnboundedReceiver<Bytes>,
 ) -> Response {
     let session = Arc::clone(&call.session);
     let era = call.era.clone();
-    let parsed = Method::parse(&method);
     // A session's client may cancel the request (`notifications/cancelled`); then no answer
     // is sent, as the spec asks.
     let tracked = (!era.is_stateless()).then(|| session.track(call.id.get()));
@@ -39,7 +39,7 @@ pub async fn request(
     let in_flight = InFlight::new(&call.gateway.metrics.in_flight);
     let mut work = Box::pin(async move {
         let _in_flight = in_flight;
-        let dispatched = methods::dispatch(&call, parsed, &method, params.as_deref());
+        let dispatched = methods::dispatch(&call, method, &name, params.as_deref());
         let answer = match tracked {
             Some(mut tracked) => tokio::select! {
                 answer = dispatched => Some(answer),
@@ -48,8 +48,8 @@ pub async fn request(
             None => Some(dispatched.await),
         };
         let answer = answer.map(|answer| {
-            let answer = if call.era.is_stateless() { stamp(parsed, answer) } else { answer };
-            count(&call.gateway, &call.route, &method, &answer);
+            let answer = if call.era.is_stateless() { stamp(method, answer) } else { answer };
+            count(&call.gateway, &call.route, method, &answer);
             answer
         });
         (call.id, answer)
@@ -132,7 +132,7 @@ impl Outlet {
     }
 }
 
-pub fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
+pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer) {
     let labels = [&*route.config.namespace, &route.config.name, crate::metrics::method_label(method), answer.outcome()];
     gateway.metrics.requests.with_label_values(&labels).inc();
 }
@@ -176,7 +176,7 @@ mod tests {
     async fn exchange(era: Era, method: &str) -> (StatusCode, Value, Arc<Gateway>) {
         let (call, relayed) = call(route(&[], None), era).await;
         let gateway = Arc::clone(&call.gateway);
-        let response = request(call, method.into(), None, relayed).await;
+        let response = request(call, Method::parse(method), method.into(), None, relayed).await;
         let status = response.status();
         let Ok(body) = response.into_body().collect().await else { panic!("a JSON body reads") };
         let body = body.to_bytes();

@@ -60,11 +60,11 @@ pub async fn answer(
     method: String,
     params: Option<Box<RawValue>>,
 ) -> Response {
-    let meta = match check(headers, &method, params.as_deref()) {
+    let parsed = Method::parse(&method);
+    let meta = match check(headers, parsed, &method, params.as_deref()) {
         Ok(meta) => meta,
         Err(error) => return rpc_failure(stateless_status(error.code), Some(&id), error),
     };
-    let parsed = Method::parse(&method);
     if !METHODS.contains(&parsed) {
         let error = RpcError::new(METHOD_NOT_FOUND, format!("method `{method}` is not served in revision {STATELESS}"));
         return rpc_failure(StatusCode::NOT_FOUND, Some(&id), error);
@@ -98,12 +98,18 @@ pub async fn answer(
         relay,
         era: Era::Stateless(Arc::new(stateless)),
     };
-    request(call, method, params, relayed).await
+    request(call, parsed, method, params, relayed).await
 }
 
 /// The checks of the spec, in its order: `_meta` (400, -32602), the version header against
 /// it (-32020), the version (-32022), `Mcp-Method` and `Mcp-Name` (-32020).
-fn check(headers: &HeaderMap, method: &str, params: Option<&RawValue>) -> Result<Map<String, Value>, RpcError> {
+/// `method` is `name` parsed.
+fn check(
+    headers: &HeaderMap,
+    method: Method,
+    name: &str,
+    params: Option<&RawValue>,
+) -> Result<Map<String, Value>, RpcError> {
     /// What the checks read of the params; the arguments are skipped, not parsed.
     #[derive(serde::Deserialize, Default)]
     struct Envelope {
@@ -149,21 +155,21 @@ fn check(headers: &HeaderMap, method: &str, params: Option<&RawValue>) -> Result
             data: Some(json!({ "supported": [STATELESS], "requested": version })),
         });
     }
-    if header(header::METHOD)?.as_deref() != Some(method) {
+    if header(header::METHOD)?.as_deref() != Some(name) {
         return Err(RpcError::new(
             HEADER_MISMATCH,
-            format!("the Mcp-Method header does not match the method `{method}`"),
+            format!("the Mcp-Method header does not match the method `{name}`"),
         ));
     }
-    let named = match Method::parse(method) {
+    let named = match method {
         Method::ToolsCall | Method::PromptsGet => params.name.as_ref(),
         Method::ResourcesRead => params.uri.as_ref(),
         _ => None,
     };
-    if let Some(Value::String(name)) = named
-        && header(header::NAME)?.as_deref() != Some(name.as_str())
+    if let Some(Value::String(target)) = named
+        && header(header::NAME)?.as_deref() != Some(target.as_str())
     {
-        return Err(RpcError::new(HEADER_MISMATCH, format!("the Mcp-Name header does not match `{name}`")));
+        return Err(RpcError::new(HEADER_MISMATCH, format!("the Mcp-Name header does not match `{target}`")));
     }
     Ok(meta)
 }
