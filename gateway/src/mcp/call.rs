@@ -69,7 +69,8 @@ pub struct Call {
 pub enum Era {
     /// The session-based revisions: `initialize`, then requests in the session it opened.
     Session,
-    /// The stateless revision (2026-07-28), with what the request carries for the upstreams.
+    /// The stateless revision (2026-07-28), with what the request carries for the upstreams
+    /// (shared: the exchange keeps the era while the call moves into its task).
     Stateless(Arc<Stateless>),
 }
 
