@@ -5,20 +5,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Invalid JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// Not a valid JSON-RPC message.
-pub const INVALID_REQUEST: i64 = -32600;
-/// Unknown method.
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// Bad params, including an unknown tool name.
-pub const INVALID_PARAMS: i64 = -32602;
-/// The gateway failed.
-pub const INTERNAL_ERROR: i64 = -32603;
-/// No valid credential (with HTTP 401).
-pub const UNAUTHORIZED: i64 = -32001;
-/// The caller may not do this (HTTP 403 for a missing scope; a denied call, list or read).
-pub const FORBIDDEN: i64 = -32003;
+use crate::protocol::code::{INVALID_REQUEST, PARSE_ERROR};
 
 /// Any JSON-RPC message, as sent over the wire.
 #[derive(Deserialize, Debug)]

@@ -12,6 +12,7 @@ pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;
 pub mod metrics;
+pub mod protocol;
 pub mod snapshot;
 pub mod source;
 mod specs;

@@ -4,6 +4,8 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::protocol::Method;
+
 pub struct Metrics {
     registry: Registry,
     /// MCP requests by namespace, route, method and outcome.
@@ -25,31 +27,31 @@ pub struct Metrics {
 }
 
 /// Methods that get their own label value.
-const KNOWN_METHODS: &[&str] = &[
-    "initialize",
-    "server/discover",
-    "notifications/initialized",
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/roots/list_changed",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/read",
-    "resources/templates/list",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
+const KNOWN_METHODS: &[Method] = &[
+    Method::Initialize,
+    Method::ServerDiscover,
+    Method::Initialized,
+    Method::Cancelled,
+    Method::Progress,
+    Method::RootsListChanged,
+    Method::Ping,
+    Method::ToolsList,
+    Method::ToolsCall,
+    Method::ResourcesList,
+    Method::ResourcesRead,
+    Method::ResourcesTemplatesList,
+    Method::ResourcesSubscribe,
+    Method::ResourcesUnsubscribe,
+    Method::PromptsList,
+    Method::PromptsGet,
+    Method::CompletionComplete,
+    Method::LoggingSetLevel,
 ];
 
 /// The method as a bounded label value: clients choose method names, so anything else is
 /// `other`.
-pub fn method_label(method: &str) -> &str {
-    if KNOWN_METHODS.contains(&method) { method } else { "other" }
+pub fn method_label(method: Method) -> &'static str {
+    if KNOWN_METHODS.contains(&method) { method.name() } else { "other" }
 }
 
 impl Metrics {

@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn resolves_tool_names_by_prefix_and_mount_order() {
-        use crate::mcp::names::Kind::Tool;
+        use crate::protocol::Kind::Tool;
         let s = snapshot(vec![route("r", "/mcp", &[], &["a", "", "b"])]);
         let r = s.route(None, "/mcp").unwrap();
         let candidates = |name| -> Vec<(usize, String)> {

@@ -65,7 +65,7 @@ impl Principal {
             Source::ApiKey => format!("api-key {name}"),
             Source::Jwt(issuer) => format!("jwt {issuer} {name}"),
         };
-        let binding = crate::mcp::seal::binding(&identity);
+        let binding = binding(&identity);
         Principal { name, groups, scopes, claims, source, identity, binding }
     }
 
@@ -381,6 +381,12 @@ fn algorithm(alg: JwtAlgorithm) -> Algorithm {
         JwtAlgorithm::HS384 => Algorithm::HS384,
         JwtAlgorithm::HS512 => Algorithm::HS512,
     }
+}
+
+/// What a session is bound to for a principal: a hash of its identity, so tokens do not
+/// carry names.
+pub fn binding(identity: &str) -> String {
+    hex::encode(&Sha256::digest(identity.as_bytes())[..12])
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use manifold_api::config::{Action, DecisionApi, ExternalConfig};
 use serde_json::{Value, json};
 
 use super::{Decision, Principal, action_name};
-use crate::mcp::names::Kind;
+use crate::protocol::Kind;
 use crate::upstream::client::HttpClient;
 
 /// Cached decisions beyond this are dropped wholesale (a burst of distinct targets must

@@ -6,25 +6,27 @@ use http::HeaderMap;
 use http::header::HOST;
 use serde_json::json;
 
+use manifold_api::config::RouteConfig;
+
 use super::Refusal;
-use crate::snapshot::Route;
+use super::authn::Authenticator;
 
 /// Where RFC 9728 puts metadata: this prefix, then the resource's path.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 /// The route's URL as the client addressed it, or its configured resource identifier.
-pub fn resource(route: &Route, headers: &HeaderMap) -> String {
-    if let Some(resource) = &route.access.authn.metadata.resource {
+pub fn resource(route: &RouteConfig, authn: &Authenticator, headers: &HeaderMap) -> String {
+    if let Some(resource) = &authn.metadata.resource {
         return resource.clone();
     }
-    format!("{}{}", origin(headers), route.config.path)
+    format!("{}{}", origin(headers), route.path)
 }
 
 /// The metadata document's URL.
-pub fn document_url(route: &Route, headers: &HeaderMap) -> String {
-    match route.access.authn.metadata.resource.as_deref().and_then(|r| url::Url::parse(r).ok()) {
+pub fn document_url(route: &RouteConfig, authn: &Authenticator, headers: &HeaderMap) -> String {
+    match authn.metadata.resource.as_deref().and_then(|r| url::Url::parse(r).ok()) {
         Some(url) => format!("{}{WELL_KNOWN}{}", url.origin().ascii_serialization(), url.path().trim_end_matches('/')),
-        None => format!("{}{WELL_KNOWN}{}", origin(headers), route.config.path),
+        None => format!("{}{WELL_KNOWN}{}", origin(headers), route.path),
     }
 }
 
@@ -42,12 +44,12 @@ fn origin(headers: &HeaderMap) -> String {
 }
 
 /// The metadata document.
-pub fn document(route: &Route, headers: &HeaderMap) -> serde_json::Value {
-    let metadata = &route.access.authn.metadata;
+pub fn document(route: &RouteConfig, authn: &Authenticator, headers: &HeaderMap) -> serde_json::Value {
+    let metadata = &authn.metadata;
     let mut document = json!({
-        "resource": resource(route, headers),
+        "resource": resource(route, authn, headers),
         "bearer_methods_supported": ["header"],
-        "resource_name": format!("{} MCP endpoint", route.id()),
+        "resource_name": format!("{}/{} MCP endpoint", route.namespace, route.name),
     });
     if !metadata.authorization_servers.is_empty() {
         document["authorization_servers"] = json!(metadata.authorization_servers);
@@ -59,9 +61,9 @@ pub fn document(route: &Route, headers: &HeaderMap) -> serde_json::Value {
 }
 
 /// The `WWW-Authenticate` value of a refusal.
-pub fn challenge(route: &Route, headers: &HeaderMap, refusal: &Refusal) -> String {
-    let metadata = document_url(route, headers);
-    let scopes = route.access.authn.required_scopes().join(" ");
+pub fn challenge(route: &RouteConfig, authn: &Authenticator, headers: &HeaderMap, refusal: &Refusal) -> String {
+    let metadata = document_url(route, authn, headers);
+    let scopes = authn.required_scopes().join(" ");
     let scope = if scopes.is_empty() { String::new() } else { format!(r#", scope="{scopes}""#) };
     match refusal {
         Refusal::Missing => format!(r#"Bearer resource_metadata="{metadata}"{scope}"#),

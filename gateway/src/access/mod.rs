@@ -13,9 +13,9 @@ mod rules;
 
 use manifold_api::config::{Action, RouteConfig};
 
-pub use authn::{Principal, Refusal};
+pub use authn::{Principal, Refusal, binding};
 
-use crate::mcp::names::Kind;
+use crate::protocol::Kind;
 
 /// Everything a route needs to check callers, built once per snapshot.
 pub struct Access {

@@ -6,7 +6,7 @@ use manifold_api::config::{Action, AuthorizationRule, Effect};
 use serde_json::Value;
 
 use super::{Decision, Principal, use_action};
-use crate::mcp::names::Kind;
+use crate::protocol::Kind;
 
 pub struct Rules(Vec<Rule>);
 

@@ -11,34 +11,31 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CACHE_CONTROL, CONTENT_LENGTH,
-    CONTENT_TYPE, EXPECT, HOST, ORIGIN, WWW_AUTHENTICATE,
+    ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
+    HOST, ORIGIN, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming as RequestBody;
 use tokio::sync::mpsc;
 
-use super::SUPPORTED_VERSIONS;
-use super::methods::{Answer, Call};
-use super::relay;
+use super::call::{Answer, Call, Era};
+pub use super::response::Response;
+use super::response::{empty, event_stream, json, plain, respond, rpc_failure};
 use super::session::{Keep, Session};
-use super::stream::SseBody;
+use super::{inbound, stateless};
 use crate::Gateway;
 use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
-use crate::jsonrpc::{self, INVALID_REQUEST, Incoming, RpcError};
+use crate::jsonrpc::{self, Incoming, RpcError};
+use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, UNAUTHORIZED};
+use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::{self, STATELESS, SUPPORTED_VERSIONS};
 use crate::snapshot::Route;
 use crate::upstream::Hello;
 
-const SESSION_ID: &str = "mcp-session-id";
-const LAST_EVENT_ID: &str = "last-event-id";
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How much of an oversized body is read and dropped before the connection is closed.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-
-/// A response of the MCP listener: one JSON body, or an event stream.
-pub type Response = http::Response<Either<Full<Bytes>, SseBody>>;
 
 /// Every request to the MCP listener lands here.
 pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Result<Response, Infallible> {
@@ -68,9 +65,10 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
         },
         // The stateless revision has no standalone stream and no session to end.
         Method::GET | Method::DELETE
-            if !parts.headers.contains_key(SESSION_ID) && super::stateless::applies(&parts.headers, None) =>
+            if !parts.headers.contains_key(SESSION_ID) && stateless::applies(&parts.headers, None) =>
         {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "revision 2026-07-28 is served over POST".into());
+            let mut response =
+                plain(StatusCode::METHOD_NOT_ALLOWED, format!("revision {STATELESS} is served over POST"));
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
             response
         }
@@ -184,12 +182,12 @@ async fn post(
     let sessionless = !headers.contains_key(SESSION_ID);
     if let Incoming::Request { params, .. } = &incoming
         && sessionless
-        && super::stateless::applies(headers, params.as_deref())
+        && stateless::applies(headers, params.as_deref())
     {
         let Incoming::Request { id, method, params } = incoming else { unreachable!() };
-        return super::stateless::answer(gateway, route, headers, principal, id, method, params).await;
+        return stateless::answer(gateway, route, headers, principal, id, method, params).await;
     }
-    if sessionless && !matches!(incoming, Incoming::Request { .. }) && super::stateless::applies(headers, None) {
+    if sessionless && !matches!(incoming, Incoming::Request { .. }) && stateless::applies(headers, None) {
         // The stateless revision has no notifications for a server to act on.
         return empty(StatusCode::ACCEPTED);
     }
@@ -207,7 +205,7 @@ async fn post(
         Incoming::Notification { method, params } => {
             return match session(gateway, route, headers, &principal, Keep::No) {
                 Ok(session) => {
-                    relay::notified(route, &session, &method, params.as_deref());
+                    inbound::notified(route, &session, &method, params.as_deref());
                     empty(StatusCode::ACCEPTED)
                 }
                 Err(refusal) => refusal.response(None),
@@ -216,7 +214,7 @@ async fn post(
         Incoming::Response { id, result, error } => {
             return match session(gateway, route, headers, &principal, Keep::No) {
                 Ok(session) => {
-                    relay::answered(route, &session, &id, result.as_deref(), error.as_deref());
+                    inbound::answered(route, &session, &id, result.as_deref(), error.as_deref());
                     empty(StatusCode::ACCEPTED)
                 }
                 Err(refusal) => refusal.response(None),
@@ -224,10 +222,11 @@ async fn post(
         }
     };
 
-    if method == "initialize" {
+    let parsed = protocol::Method::parse(&method);
+    if parsed == protocol::Method::Initialize {
         let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
-        super::exchange::count(gateway, route, &method, &answer);
-        let mut response = super::exchange::respond(&id, answer, false);
+        super::exchange::count(gateway, route, parsed, &answer);
+        let mut response = respond(&id, answer, &Era::Session);
         if let Some(session) = session {
             response
                 .headers_mut()
@@ -240,9 +239,16 @@ async fn post(
         Err(refusal) => return refusal.response(Some(&id)),
     };
     let (relay, relayed) = mpsc::unbounded_channel();
-    let call =
-        Call { gateway: Arc::clone(gateway), route: Arc::clone(route), session, principal, id, relay, stateless: None };
-    super::exchange::request(call, method, params, relayed).await
+    let call = Call {
+        gateway: Arc::clone(gateway),
+        route: Arc::clone(route),
+        session,
+        principal,
+        id,
+        relay,
+        era: Era::Session,
+    };
+    super::exchange::request(call, parsed, method, params, relayed).await
 }
 
 /// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier
@@ -280,14 +286,6 @@ fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Princi
     event_stream(body)
 }
 
-pub(super) fn event_stream(body: SseBody) -> Response {
-    let mut response = http::Response::new(Either::Right(body));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
 async fn initialize(
     gateway: &Gateway,
     route: &Route,
@@ -307,10 +305,7 @@ async fn initialize(
             (params.protocol_version, declared.unwrap_or_else(|| jsonrpc::raw(&serde_json::json!({}))))
         }
         _ => {
-            return (
-                Answer::Error(RpcError::new(jsonrpc::INVALID_PARAMS, "initialize needs params.protocolVersion")),
-                None,
-            );
+            return (Answer::Error(RpcError::new(INVALID_PARAMS, "initialize needs params.protocolVersion")), None);
         }
     };
     let version =
@@ -431,9 +426,9 @@ fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &Auth
     };
     let labels = [&*route.config.namespace, &route.config.name, reason];
     gateway.metrics.refusals.with_label_values(&labels).inc();
-    let code = if status == StatusCode::FORBIDDEN { jsonrpc::FORBIDDEN } else { jsonrpc::UNAUTHORIZED };
+    let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { UNAUTHORIZED };
     let mut response = rpc_failure(status, None, RpcError::new(code, message));
-    let challenge = metadata::challenge(route, headers, refusal);
+    let challenge = metadata::challenge(&route.config, &route.access.authn, headers, refusal);
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
@@ -454,7 +449,10 @@ fn protected_resource(
         return plain(StatusCode::NOT_FOUND, format!("no protected resource is served at {path}"));
     };
     let mut response = match *method {
-        Method::GET | Method::HEAD => json(StatusCode::OK, Bytes::from(metadata::document(route, headers).to_string())),
+        Method::GET | Method::HEAD => {
+            let document = metadata::document(&route.config, &route.access.authn, headers);
+            json(StatusCode::OK, Bytes::from(document.to_string()))
+        }
         Method::OPTIONS => empty(StatusCode::NO_CONTENT),
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET".into());
@@ -465,7 +463,7 @@ fn protected_resource(
     // Public metadata: browser-based clients (MCP Inspector) read it cross-origin.
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("mcp-protocol-version"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(PROTOCOL_VERSION));
     response
 }
 
@@ -475,30 +473,6 @@ fn host_name(host: &str) -> String {
         _ => host,
     };
     name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-pub(super) fn json(status: StatusCode, body: Bytes) -> Response {
-    let mut response = http::Response::new(Either::Left(Full::new(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn empty(status: StatusCode) -> Response {
-    let mut response = http::Response::new(Either::Left(Full::default()));
-    *response.status_mut() = status;
-    response
-}
-
-pub(super) fn rpc_failure(status: StatusCode, id: Option<&serde_json::value::RawValue>, error: RpcError) -> Response {
-    json(status, jsonrpc::error(id, &error))
-}
-
-fn plain(status: StatusCode, message: String) -> Response {
-    let mut response = http::Response::new(Either::Left(Full::new(Bytes::from(message))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response
 }
 
 #[cfg(test)]

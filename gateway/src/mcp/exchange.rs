@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::StatusCode;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::endpoint::{Response, event_stream, json};
-use super::methods::{self, Answer, Call};
+use super::call::{Answer, Call, Era};
+use super::methods;
+use super::response::{Response, event_stream, final_message, respond};
+use super::rewrite;
 use super::session::Session;
 use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
-use crate::jsonrpc;
+use crate::protocol::Method;
 use crate::snapshot::Route;
 
 /// Answers a request: as JSON when the upstream only replies, as an event stream as soon as
@@ -23,21 +24,22 @@ use crate::snapshot::Route;
 /// stateless revision cancels.
 pub async fn request(
     call: Call,
-    method: String,
+    method: Method,
+    name: String,
     params: Option<Box<RawValue>>,
     mut relayed: mpsc::UnboundedReceiver<Bytes>,
 ) -> Response {
     let session = Arc::clone(&call.session);
-    let stateless = call.stateless.is_some();
+    let era = call.era.clone();
     // A session's client may cancel the request (`notifications/cancelled`); then no answer
     // is sent, as the spec asks.
-    let tracked = (!stateless).then(|| session.track(call.id.get()));
+    let tracked = (!era.is_stateless()).then(|| session.track(call.id.get()));
     // Counted for as long as the exchange runs: also when it streams on after this handler has
     // returned, and not after it was dropped with its client's connection.
     let in_flight = InFlight::new(&call.gateway.metrics.in_flight);
     let mut work = Box::pin(async move {
         let _in_flight = in_flight;
-        let dispatched = methods::dispatch(&call, &method, params.as_deref());
+        let dispatched = methods::dispatch(&call, method, &name, params.as_deref());
         let answer = match tracked {
             Some(mut tracked) => tokio::select! {
                 answer = dispatched => Some(answer),
@@ -46,8 +48,8 @@ pub async fn request(
             None => Some(dispatched.await),
         };
         let answer = answer.map(|answer| {
-            let answer = if stateless { super::stateless::stamp(&method, answer) } else { answer };
-            count(&call.gateway, &call.route, &method, &answer);
+            let answer = if call.era.is_stateless() { stamp(method, answer) } else { answer };
+            count(&call.gateway, &call.route, method, &answer);
             answer
         });
         (call.id, answer)
@@ -59,9 +61,9 @@ pub async fn request(
         (id, answer) = &mut work => {
             early.extend(std::iter::from_fn(|| relayed.try_recv().ok()));
             match answer {
-                Some(answer) if early.is_empty() => return respond(&id, answer, stateless),
+                Some(answer) if early.is_empty() => return respond(&id, answer, &era),
                 answer => {
-                    let (outlet, body) = Outlet::open(&session, stateless);
+                    let (outlet, body) = Outlet::open(&session, &era);
                     for message in early {
                         outlet.send(&message);
                     }
@@ -71,7 +73,7 @@ pub async fn request(
             }
         }
     };
-    let (outlet, mut body) = Outlet::open(&session, stateless);
+    let (outlet, mut body) = Outlet::open(&session, &era);
     for message in early {
         outlet.send(&message);
     }
@@ -84,7 +86,7 @@ pub async fn request(
             }
         }
     });
-    if stateless {
+    if era.is_stateless() {
         body.cancel_on_drop(task.abort_handle());
     }
     event_stream(body)
@@ -98,8 +100,8 @@ enum Outlet {
 }
 
 impl Outlet {
-    fn open(session: &Arc<Session>, stateless: bool) -> (Outlet, SseBody) {
-        if stateless {
+    fn open(session: &Arc<Session>, era: &Era) -> (Outlet, SseBody) {
+        if era.is_stateless() {
             let (sender, body) = SseBody::direct();
             (Outlet::Direct(sender), body)
         } else {
@@ -130,30 +132,18 @@ impl Outlet {
     }
 }
 
-pub fn count(gateway: &Gateway, route: &Route, method: &str, answer: &Answer) {
+pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer) {
     let labels = [&*route.config.namespace, &route.config.name, crate::metrics::method_label(method), answer.outcome()];
     gateway.metrics.requests.with_label_values(&labels).inc();
 }
 
-/// The JSON-RPC response for an answer.
-fn final_message(id: &RawValue, answer: Answer) -> Bytes {
+/// A stateless answer's results say what they are (see [`rewrite::stamp`]).
+fn stamp(method: Method, answer: Answer) -> Answer {
     match answer {
-        Answer::Result(result) | Answer::MountFailed(result) => jsonrpc::result(id, &result),
-        Answer::UpstreamError(error, _) => jsonrpc::raw_error(id, &error),
-        Answer::Error(error) => jsonrpc::error(Some(id), &error),
+        Answer::Result(result) => Answer::Result(rewrite::stamp(method, result)),
+        Answer::MountFailed(result) => Answer::MountFailed(rewrite::stamp(method, result)),
+        other => other,
     }
-}
-
-pub fn respond(id: &RawValue, answer: Answer, stateless: bool) -> Response {
-    let status = match &answer {
-        _ if !stateless => StatusCode::OK,
-        // The stateless revision gives errors HTTP statuses: the gateway's own by code, an
-        // upstream's as the upstream gave it.
-        Answer::Error(error) => super::stateless::status(error.code),
-        Answer::UpstreamError(_, Some(status)) => StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-        _ => StatusCode::OK,
-    };
-    json(status, final_message(id, answer))
 }
 
 /// Counts a request in flight until dropped: also when the client goes away mid-call and the
@@ -170,5 +160,47 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::mcp::call::testing::{call, route};
+
+    /// The status and JSON body of `request` for `method`, in `era`, with no upstream reached.
+    async fn exchange(era: Era, method: &str) -> (StatusCode, Value, Arc<Gateway>) {
+        let (call, relayed) = call(route(&[], None), era).await;
+        let gateway = Arc::clone(&call.gateway);
+        let response = request(call, Method::parse(method), method.into(), None, relayed).await;
+        let status = response.status();
+        let Ok(body) = response.into_body().collect().await else { panic!("a JSON body reads") };
+        let body = body.to_bytes();
+        (status, serde_json::from_slice(&body).unwrap(), gateway)
+    }
+
+    #[tokio::test]
+    async fn a_session_request_is_answered_as_json_and_counted() {
+        let (status, body, gateway) = exchange(Era::Session, "ping").await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "jsonrpc": "2.0", "id": 7, "result": {} })));
+        let counted = gateway.metrics.requests.with_label_values(&["acme", "tools", "ping", "ok"]).get();
+        assert_eq!((counted, gateway.metrics.in_flight.get()), (1, 0), "counted once, and no longer in flight");
+
+        let (status, body, _) = exchange(Era::Session, "nothing/here").await;
+        assert_eq!((status, &body["error"]["code"]), (StatusCode::OK, &json!(-32601)), "errors are 200 in a session");
+    }
+
+    #[tokio::test]
+    async fn a_stateless_request_gets_its_result_type_and_its_status() {
+        let (status, body, _) = exchange(Era::stateless_for_tests(), "ping").await;
+        assert_eq!((status, &body["result"]), (StatusCode::OK, &json!({ "resultType": "complete" })));
+        let (status, body, gateway) = exchange(Era::stateless_for_tests(), "nothing/here").await;
+        assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!(-32601)));
+        let counted = gateway.metrics.requests.with_label_values(&["acme", "tools", "other", "error"]).get();
+        assert_eq!(counted, 1, "an unknown method is counted under `other`");
     }
 }

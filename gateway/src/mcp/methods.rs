@@ -6,277 +6,57 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 
+use super::call::{Answer, Call, Forward};
 use super::lists;
-use super::names::Kind;
-use super::relay;
-use super::session::Session;
-use crate::Gateway;
-use crate::access::{self, Principal};
-use crate::jsonrpc::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, raw};
+use super::rewrite::client_side_uris;
+use crate::access;
+use crate::jsonrpc::{RpcError, raw};
+use crate::protocol::code::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND};
+use crate::protocol::{Kind, Method};
 use crate::snapshot::{Mount, Route};
-use crate::upstream::{Observer, Reply, UpstreamError};
+use crate::upstream::{Reply, UpstreamError};
 use manifold_api::config::Action;
 
-/// How many times one request may come back asking for input before the gateway gives up.
-const MAX_INPUT_ROUNDS: usize = 8;
-
-/// MCP's code for a resource that does not exist.
-const RESOURCE_NOT_FOUND: i64 = -32002;
-
-/// What a method produced.
-pub enum Answer {
-    /// A result to send.
-    Result(Box<RawValue>),
-    /// A tool result reporting that the owning mount failed (`isError`).
-    MountFailed(Box<RawValue>),
-    /// An upstream's JSON-RPC error object, passed through, with the upstream's HTTP status
-    /// when it answered in the stateless revision.
-    UpstreamError(Box<RawValue>, Option<u16>),
-    /// The gateway's own JSON-RPC error.
-    Error(RpcError),
-}
-
-impl Answer {
-    /// The metrics outcome label.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Answer::Result(_) => "ok",
-            Answer::MountFailed(_) => "upstream_error",
-            Answer::UpstreamError(..) | Answer::Error(_) => "error",
-        }
-    }
-}
-
-/// One client request being answered.
-pub struct Call {
-    pub gateway: Arc<Gateway>,
-    pub route: Arc<Route>,
-    pub session: Arc<Session>,
-    /// Who asks.
-    pub principal: Arc<Principal>,
-    /// The client's request id, raw.
-    pub id: Box<RawValue>,
-    /// Messages upstreams send while answering (progress, logging, their own requests),
-    /// rewritten for the client's response stream.
-    pub relay: mpsc::UnboundedSender<Bytes>,
-    /// Set when the client speaks the stateless revision (2026-07-28).
-    pub stateless: Option<Stateless>,
-}
-
-/// What a stateless request carries for the upstreams that serve it too.
-pub struct Stateless {
-    /// The request's `_meta` (protocol version, client capabilities, client info, log level).
-    pub meta: Box<RawValue>,
-    /// The client's `Mcp-Param-*` headers, forwarded unchanged.
-    pub forwarded: http::HeaderMap,
-    /// Whether the client asked for log messages (`io.modelcontextprotocol/logLevel`).
-    pub wants_logs: bool,
-}
-
-impl Call {
-    /// One request to a mount, in the revision both sides speak: a stateless client's request
-    /// goes to a stateless upstream as it is; anything else goes through an upstream session,
-    /// the client's own or, for a stateless client, the gateway's bridge session.
-    pub async fn request(
-        &self,
-        mount: &Mount,
-        method: &str,
-        params: Option<&RawValue>,
-        name: Option<&str>,
-    ) -> Result<(Reply, Option<u16>), UpstreamError> {
-        let forward = Forward::new(self, mount);
-        if let Some(stateless) = &self.stateless
-            && mount.client.speaks_stateless().await
-        {
-            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, &forward).await?;
-            return Ok((reply.0, Some(reply.1)));
-        }
-        if !mount.client.refuses_sessions() {
-            let bridged = self.stateless.as_ref().and(params).map(session_params);
-            let slot = self.session.slot(mount);
-            let session_params = bridged.as_deref().or(params);
-            match mount.client.request(&slot, &self.session.hello, method, session_params, &forward).await {
-                Err(_) if mount.client.refuses_sessions() => {}
-                reply => return Ok((reply?, None)),
-            }
-        }
-        // An upstream of the stateless revision only, asked for a session's client: the
-        // request carries what the client declared in its session, and what the upstream asks
-        // of the client (`InputRequiredResult`) is asked as the session era asks it.
-        let mut params = stateless_params(params, &self.session.hello);
-        for _ in 0..MAX_INPUT_ROUNDS {
-            let (reply, status) =
-                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
-            match &reply {
-                Reply::Result(result) if result.get().contains(r#""input_required""#) => {
-                    params = match self.fulfil(&params, result).await {
-                        Ok(params) => params,
-                        Err(error) => return Ok((Reply::Error(raw(&error)), Some(status))),
-                    };
-                }
-                _ => return Ok((reply, Some(status))),
-            }
-        }
-        let error = json!({ "code": INTERNAL_ERROR, "message": format!("{method} still needed input after {MAX_INPUT_ROUNDS} rounds") });
-        Ok((Reply::Error(raw(&error)), None))
-    }
-
-    /// Asks the session's client what an `InputRequiredResult` requests (sampling,
-    /// elicitation, roots), as requests on the call's stream, and returns the params of the
-    /// retry: the original ones with `inputResponses` and the echoed `requestState`.
-    async fn fulfil(&self, params: &RawValue, result: &RawValue) -> Result<Box<RawValue>, Value> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct InputRequired {
-            #[serde(default)]
-            input_requests: Map<String, Value>,
-            request_state: Option<Value>,
-        }
-        let required: InputRequired = serde_json::from_str(result.get())
-            .map_err(|e| json!({ "code": INTERNAL_ERROR, "message": format!("invalid InputRequiredResult: {e}") }))?;
-        let mut responses = Map::new();
-        for (key, request) in required.input_requests {
-            let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
-            let mut ask = self.session.ask();
-            let _ = self.relay.send(crate::jsonrpc::request(&ask.id, &method, &raw(&params)));
-            match ask.answer().await {
-                Some((Some(result), _)) => {
-                    responses.insert(key, serde_json::from_str(result.get()).unwrap_or_default())
-                }
-                Some((None, Some(error))) => return Err(serde_json::from_str(error.get()).unwrap_or_default()),
-                _ => {
-                    return Err(
-                        json!({ "code": INTERNAL_ERROR, "message": format!("the client did not answer {method}") }),
-                    );
-                }
-            };
-        }
-        let mut retry: Map<String, Value> = serde_json::from_str(params.get()).unwrap_or_default();
-        retry.insert("inputResponses".into(), Value::Object(responses));
-        match required.request_state {
-            Some(state) => retry.insert("requestState".into(), state),
-            None => retry.remove("requestState"),
-        };
-        Ok(raw(&retry))
-    }
-
-    /// Times one upstream exchange into the latency histogram.
-    pub fn observe(&self, mount: &Mount, method: &str, started: Instant) {
-        let labels = [&*self.route.config.namespace, &self.route.config.name, &mount.config.server, method];
-        self.gateway.metrics.upstream_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
-    }
-}
-
-/// A session client's params as a request of the stateless revision: `_meta` says what the
-/// client declared when it initialized.
-fn stateless_params(params: Option<&RawValue>, hello: &crate::upstream::Hello) -> Box<RawValue> {
-    let mut params: Map<String, Value> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
-    let meta = params.entry("_meta").or_insert_with(|| json!({}));
-    if let Value::Object(meta) = meta {
-        meta.insert("io.modelcontextprotocol/protocolVersion".into(), json!(crate::upstream::STATELESS));
-        let capabilities: Value = serde_json::from_str(hello.capabilities.get()).unwrap_or_else(|_| json!({}));
-        meta.insert("io.modelcontextprotocol/clientCapabilities".into(), capabilities);
-        meta.insert(
-            "io.modelcontextprotocol/clientInfo".into(),
-            json!({ "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") }),
-        );
-    }
-    raw(&params)
-}
-
-/// A stateless request's params for an upstream session: without the stateless revision's
-/// `_meta` fields, which a session-era server must not mistake for its own.
-fn session_params(params: &RawValue) -> Box<RawValue> {
-    let Ok(mut params) = serde_json::from_str::<Map<String, Value>>(params.get()) else { return params.to_owned() };
-    if let Some(Value::Object(meta)) = params.get_mut("_meta") {
-        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
-        if meta.is_empty() {
-            params.remove("_meta");
-        }
-    }
-    raw(&params)
-}
-
-/// Relays what an upstream sends during a request to the client's stream, and records the
-/// upstream id so the client can cancel it.
-pub struct Forward<'a> {
-    call: &'a Call,
-    mount: &'a Mount,
-}
-
-impl<'a> Forward<'a> {
-    pub fn new(call: &'a Call, mount: &'a Mount) -> Self {
-        Forward { call, mount }
-    }
-}
-
-impl Observer for Forward<'_> {
-    fn sent(&self, id: u64) {
-        // A stateless request shares the route's bridge session with other clients (and
-        // their ids): it is cancelled by closing its connection instead.
-        if self.call.stateless.is_none() {
-            self.call.session.started(self.call.id.get(), &self.mount.key, id);
-        }
-    }
-
-    fn message(&self, message: crate::jsonrpc::Message) {
-        if let Some(stateless) = &self.call.stateless {
-            // The stateless revision has no server-to-client requests, and log messages only
-            // for clients that asked for them.
-            let is_log = message.method.as_deref() == Some("notifications/message");
-            if message.id.is_some() || (is_log && !stateless.wants_logs) {
-                return;
-            }
-        }
-        if let Some(message) = relay::to_client(&self.mount.key, &self.mount.config.prefix, message) {
-            let _ = self.call.relay.send(message);
-        }
-    }
-}
-
-#[tracing::instrument(level = "debug", skip_all, fields(route = %call.route.id(), session = %call.session.log_id(), method = method))]
-pub async fn dispatch(call: &Call, method: &str, params: Option<&RawValue>) -> Answer {
+/// Answers one request; `method` is `name` parsed.
+#[tracing::instrument(level = "debug", skip_all, fields(route = %call.route.id(), session = %call.session.log_id(), method = name))]
+pub async fn dispatch(call: &Call, method: Method, name: &str, params: Option<&RawValue>) -> Answer {
     match method {
-        "ping" => Answer::Result(raw(&json!({}))),
-        "tools/list" => lists::page(call, Kind::Tool, params).await,
-        "prompts/list" => lists::page(call, Kind::Prompt, params).await,
-        "resources/list" => lists::page(call, Kind::Resource, params).await,
-        "resources/templates/list" => lists::page(call, Kind::Template, params).await,
-        "tools/call" => routed(call, Kind::Tool, method, params).await,
-        "prompts/get" => routed(call, Kind::Prompt, method, params).await,
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+        Method::Ping => Answer::Result(raw(&json!({}))),
+        Method::ToolsList => lists::page(call, Kind::Tool, params).await,
+        Method::PromptsList => lists::page(call, Kind::Prompt, params).await,
+        Method::ResourcesList => lists::page(call, Kind::Resource, params).await,
+        Method::ResourcesTemplatesList => lists::page(call, Kind::Template, params).await,
+        Method::ToolsCall => routed(call, Kind::Tool, method, params).await,
+        Method::PromptsGet => routed(call, Kind::Prompt, method, params).await,
+        Method::ResourcesRead | Method::ResourcesSubscribe | Method::ResourcesUnsubscribe => {
             routed(call, Kind::Resource, method, params).await
         }
-        "completion/complete" => complete(call, params).await,
-        "logging/setLevel" => set_level(call, params).await,
-        _ => Answer::Error(RpcError::new(
-            METHOD_NOT_FOUND,
-            format!("method `{method}` is not supported by this gateway"),
-        )),
+        Method::CompletionComplete => complete(call, params).await,
+        Method::LoggingSetLevel => set_level(call, params).await,
+        _ => {
+            Answer::Error(RpcError::new(METHOD_NOT_FOUND, format!("method `{name}` is not supported by this gateway")))
+        }
     }
 }
 
 /// A request about one component, named in `params` by `name` (tools, prompts) or `uri`:
 /// authorized on the name the client knows, routed to its mount, and (for calls, gets and
 /// reads) written to the audit log.
-async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>) -> Answer {
+async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValue>) -> Answer {
+    let name = method.name();
     let field = if kind == Kind::Resource { "uri" } else { "name" };
     let mut fields: BTreeMap<String, Box<RawValue>> = match params.map(|p| serde_json::from_str(p.get())) {
         Some(Ok(fields)) => fields,
-        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{method} needs params with `{field}`"))),
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{name} needs params with `{field}`"))),
     };
     let visible: String = match fields.get(field).map(|n| serde_json::from_str(n.get())) {
         Some(Ok(name)) => name,
-        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{method} needs params.{field}, a string"))),
+        _ => return Answer::Error(RpcError::new(INVALID_PARAMS, format!("{name} needs params.{field}, a string"))),
     };
     if kind == Kind::Resource
         && let Err(why) = super::names::check_uri(&visible)
@@ -302,14 +82,14 @@ async fn routed(call: &Call, kind: Kind, method: &str, params: Option<&RawValue>
             Owner::Unavailable(mount) => (unavailable(kind, &visible, mount, "could not be asked for it"), Some(mount)),
         }
     };
-    if matches!(method, "tools/call" | "resources/read" | "prompts/get") {
+    if matches!(method, Method::ToolsCall | Method::ResourcesRead | Method::PromptsGet) {
         let config = &call.route.config;
         let arguments = fields.get("arguments").filter(|_| config.audit_arguments).map(|a| &**a);
         call.gateway.audit.record(&access::audit::Event {
             tenant: &config.namespace,
             route: &config.name,
             principal: &call.principal.name,
-            method,
+            method: name,
             target: &visible,
             mount,
             decision,
@@ -370,7 +150,7 @@ async fn complete(call: &Call, params: Option<&RawValue>) -> Answer {
         Owner::Unavailable(mount) => return unavailable(kind, &visible, mount, "could not be asked for it"),
     };
     reference.insert(field.into(), Value::String(upstream.into_owned()));
-    forward(call, kind, mount, "completion/complete", &raw(&params), &visible, None).await
+    forward(call, kind, mount, Method::CompletionComplete, &raw(&params), &visible, None).await
 }
 
 /// Sends a routed request to its mount and maps the outcome.
@@ -378,58 +158,22 @@ async fn forward(
     call: &Call,
     kind: Kind,
     mount: &Mount,
-    method: &str,
+    method: Method,
     params: &RawValue,
     visible: &str,
     name: Option<&str>,
 ) -> Answer {
     let started = Instant::now();
-    let reply = call.request(mount, method, Some(params), name).await;
-    call.observe(mount, method, started);
+    let reply = call.request(mount, method.name(), Some(params), name).await;
+    call.observe(mount, method.name(), started);
     match reply {
-        Ok((Reply::Result(result), _)) => Answer::Result(client_side_uris(mount, method, result)),
+        Ok((Reply::Result(result), _)) => Answer::Result(client_side_uris(&mount.config.prefix, method, result)),
         Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),
         Err(error) => {
-            tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{method} failed upstream");
+            tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{} failed upstream", method.name());
             unavailable(kind, visible, &mount.config.server, &error.summary())
         }
     }
-}
-
-/// A result that names resources (the contents `resources/read` returns, resource links and
-/// embedded resources in tool results and prompt messages) names them as the client knows them,
-/// so that each can be read through the route. Results that cannot hold a URI are passed
-/// untouched, without being parsed.
-fn client_side_uris(mount: &Mount, method: &str, result: Box<RawValue>) -> Box<RawValue> {
-    let prefix = &mount.config.prefix;
-    if prefix.is_empty() || !result.get().contains("\"uri\"") {
-        return result;
-    }
-    let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else { return result };
-    let rewrite = |uri: &mut Value| {
-        if let Value::String(text) = uri {
-            *text = super::names::prefix_uri(prefix, text);
-        }
-    };
-    let blocks: Vec<&mut Value> = match method {
-        "resources/read" => value.get_mut("contents").and_then(Value::as_array_mut).into_iter().flatten().collect(),
-        "tools/call" => value.get_mut("content").and_then(Value::as_array_mut).into_iter().flatten().collect(),
-        "prompts/get" => value
-            .get_mut("messages")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.get_mut("content"))
-            .collect(),
-        _ => return result,
-    };
-    for block in blocks {
-        match block.get("type").and_then(Value::as_str) {
-            Some("resource") => block.get_mut("resource").and_then(|r| r.get_mut("uri")).map(rewrite),
-            _ => block.get_mut("uri").map(rewrite),
-        };
-    }
-    raw(&value)
 }
 
 /// `logging/setLevel` applies to every mount; servers without logging are left alone.
@@ -440,7 +184,10 @@ async fn set_level(call: &Call, params: Option<&RawValue>) -> Answer {
     let replies = futures::future::join_all(call.route.mounts.iter().map(|mount| async move {
         let slot = call.session.slot(mount);
         let forward = Forward::new(call, mount);
-        let reply = mount.client.request(&slot, &call.session.hello, "logging/setLevel", Some(params), &forward).await;
+        let reply = mount
+            .client
+            .request(&slot, &call.session.hello, Method::LoggingSetLevel.name(), Some(params), &forward)
+            .await;
         (mount, reply)
     }))
     .await;
@@ -557,7 +304,11 @@ fn template_matches(template: &str, uri: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::template_matches;
+    use serde_json::json;
+
+    use super::*;
+    use crate::mcp::call::Era;
+    use crate::mcp::call::testing::{call, route};
 
     #[test]
     fn uris_match_templates() {
@@ -567,5 +318,83 @@ mod tests {
         assert!(!template_matches("test://template/{id}/data", "test://template//data"));
         assert!(!template_matches("test://template/{id}/data", "test://other/42/data"));
         assert!(!template_matches("test://template/{id}/data", "test://template/42/data/more"));
+    }
+
+    /// What `dispatch` answers to `name` with `params`, on a route mounting `prefixes` (whose
+    /// upstreams are never reached), as JSON: `{"result": …}` or `{"error": [code, message]}`.
+    async fn answer(prefixes: &[&str], authorization: Option<Value>, name: &str, params: Value) -> Value {
+        let (call, _) = call(route(prefixes, authorization), Era::Session).await;
+        let params = (!params.is_null()).then(|| raw(&params));
+        match dispatch(&call, Method::parse(name), name, params.as_deref()).await {
+            Answer::Result(result) => json!({ "result": serde_json::from_str::<Value>(result.get()).unwrap() }),
+            Answer::Error(error) => json!({ "error": [error.code, error.message] }),
+            Answer::MountFailed(_) | Answer::UpstreamError(..) => panic!("no upstream is reached"),
+        }
+    }
+
+    fn error(code: i64, message: &str) -> Value {
+        json!({ "error": [code, message] })
+    }
+
+    #[tokio::test]
+    async fn dispatch_answers_ping_and_refuses_unknown_methods() {
+        assert_eq!(answer(&[], None, "ping", Value::Null).await, json!({ "result": {} }));
+        let unknown = answer(&[], None, "tools/unknown", Value::Null).await;
+        assert_eq!(unknown, error(METHOD_NOT_FOUND, "method `tools/unknown` is not supported by this gateway"));
+        let session_only = answer(&[], None, "initialize", Value::Null).await;
+        assert_eq!(session_only["error"][0], METHOD_NOT_FOUND, "initialize is the endpoint's, not a method of a call");
+    }
+
+    #[tokio::test]
+    async fn routed_requests_check_their_params_before_anything_else() {
+        let no_params = answer(&["a"], None, "tools/call", Value::Null).await;
+        assert_eq!(no_params, error(INVALID_PARAMS, "tools/call needs params with `name`"));
+        let not_a_string = answer(&["a"], None, "prompts/get", json!({ "name": 5 })).await;
+        assert_eq!(not_a_string, error(INVALID_PARAMS, "prompts/get needs params.name, a string"));
+        let escaping = answer(&["a"], None, "resources/read", json!({ "uri": "file://a/x/../secret" })).await;
+        let why = "a resource URI must not contain `.` or `..` segments: `file://a/x/../secret`";
+        assert_eq!(escaping, error(INVALID_PARAMS, why));
+        let long = answer(&["a"], None, "tools/call", json!({ "name": "a_".repeat(1025) })).await;
+        assert_eq!(long, error(INVALID_PARAMS, "a name must be at most 2048 bytes"));
+        let bad_ref = answer(&["a"], None, "completion/complete", json!({ "ref": { "type": "ref/tool" } })).await;
+        let why = r#"params.ref.type must be `ref/prompt` or `ref/resource`, not Some("ref/tool")"#;
+        assert_eq!(bad_ref, error(INVALID_PARAMS, why));
+        let no_level = answer(&["a"], None, "logging/setLevel", Value::Null).await;
+        assert_eq!(no_level, error(INVALID_PARAMS, "logging/setLevel needs params.level"));
+    }
+
+    #[tokio::test]
+    async fn names_no_mount_can_own_are_unknown_without_asking_upstreams() {
+        let tool = answer(&["a", "b"], None, "tools/call", json!({ "name": "zz_search" })).await;
+        assert_eq!(tool, error(INVALID_PARAMS, "Unknown tool: `zz_search`"));
+        let prompt = answer(&["a"], None, "prompts/get", json!({ "name": "b_greet" })).await;
+        assert_eq!(prompt, error(INVALID_PARAMS, "Unknown prompt: `b_greet`"));
+        let resource = answer(&["a"], None, "resources/read", json!({ "uri": "file://b/x" })).await;
+        assert_eq!(resource, error(RESOURCE_NOT_FOUND, "Resource not found: `file://b/x`"));
+    }
+
+    #[tokio::test]
+    async fn what_authorization_refuses_is_denied_before_routing() {
+        let rules = json!({ "rules": [{ "effect": "Allow", "tools": ["a_public"] }] });
+        let denied = answer(&["a"], Some(rules.clone()), "tools/call", json!({ "name": "a_secret" })).await;
+        assert_eq!(denied, error(FORBIDDEN, "tool `a_secret`: call is not allowed for this caller"));
+        let complete = json!({ "ref": { "type": "ref/prompt", "name": "a_greet" } });
+        let denied = answer(&["a"], Some(rules), "completion/complete", complete).await;
+        assert_eq!(denied, error(FORBIDDEN, "prompt `a_greet`: get is not allowed for this caller"));
+    }
+
+    #[tokio::test]
+    async fn a_route_without_mounts_lists_nothing_and_pages_end() {
+        let empty = answer(&[], None, "tools/list", Value::Null).await;
+        assert_eq!(empty, json!({ "result": { "tools": [] } }));
+        let templates = answer(&[], None, "resources/templates/list", json!({ "cursor": "bm90LWEtY3Vyc29y" })).await;
+        assert_eq!(templates, error(INVALID_PARAMS, "invalid cursor `bm90LWEtY3Vyc29y`"));
+
+        let (call, _) = call(route(&[], None), Era::stateless_for_tests()).await;
+        let Answer::Result(page) = dispatch(&call, Method::PromptsList, "prompts/list", None).await else {
+            panic!("an empty list is a result")
+        };
+        let page: Value = serde_json::from_str(page.get()).unwrap();
+        assert_eq!(page, json!({ "prompts": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private" }));
     }
 }

@@ -1,26 +1,34 @@
-//! The MCP front end: `endpoint` speaks streamable HTTP to clients and `exchange` answers one
-//! request (JSON or an event stream); `methods` answers each
-//! JSON-RPC method by routing into the route's mounts, `lists` merges and pages their lists,
-//! `names` maps names and URIs between clients and mounts, and `relay` carries what is not a
-//! request and its reply; `session` keeps client sessions and `stream` their event streams;
-//! `stateless` serves the stateless revision (2026-07-28) beside the session-based ones.
+//! The MCP front end, in layers that each use only those below them. `endpoint` speaks
+//! streamable HTTP to clients: requests of the stateless revision go to `stateless`, the others
+//! to `exchange`, which answers one request (JSON or an event stream) through `methods`;
+//! `methods` routes each JSON-RPC method into the route's mounts, and `lists` merges their
+//! lists, paged by the sans-IO `pager`. What a client sends that is not a request goes to
+//! `inbound`. Below them: `call` (the request context, its era and its answer, and how a
+//! request reaches a mount), `session` (client sessions) with `listeners` (stateless clients
+//! waiting for changes), and the leaves `response` (HTTP responses and every status), `rewrite`
+//! (pure message rewriting), `names` (client-visible names and URIs), `stream` and `seal`.
 
+mod call;
 pub mod endpoint;
 mod exchange;
+mod inbound;
+mod listeners;
 mod lists;
 mod methods;
 pub mod names;
-mod relay;
+mod pager;
+mod response;
+mod rewrite;
 pub mod seal;
 pub mod session;
 mod stateless;
 mod stream;
 
 use crate::Gateway;
+use crate::protocol::Method;
+/// Kept here for the callers that read it from `mcp` (local discovery).
+pub use crate::protocol::SUPPORTED_VERSIONS;
 use crate::snapshot::Snapshot;
-
-/// Protocol revisions served to clients, newest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// After a reload, tells every listening client whose route now exposes something else
 /// (mounts added, removed or changed, or the route gone) that its lists changed: session
@@ -45,12 +53,8 @@ pub fn announce_changes(gateway: &Gateway, old: &Snapshot, new: &Snapshot) {
         if before == after {
             continue;
         }
-        for method in [
-            "notifications/tools/list_changed",
-            "notifications/prompts/list_changed",
-            "notifications/resources/list_changed",
-        ] {
-            session.streams.send(stream::STANDALONE, &crate::jsonrpc::notification(method, None));
+        for method in Method::LIST_CHANGES {
+            session.streams.send(stream::STANDALONE, &crate::jsonrpc::notification(method.name(), None));
         }
         tracing::debug!(session = %session.log_id(), route = %format!("{namespace}/{name}"), "told the client its lists changed");
     }

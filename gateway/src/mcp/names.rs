@@ -5,56 +5,8 @@
 
 use std::borrow::Cow;
 
+use crate::protocol::Kind;
 use crate::snapshot::{Mount, Route};
-
-/// A kind of component a route merges from its mounts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Tool,
-    Prompt,
-    Resource,
-    Template,
-}
-
-impl Kind {
-    pub fn list_method(self) -> &'static str {
-        match self {
-            Kind::Tool => "tools/list",
-            Kind::Prompt => "prompts/list",
-            Kind::Resource => "resources/list",
-            Kind::Template => "resources/templates/list",
-        }
-    }
-
-    /// What one item is called in messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Kind::Tool => "tool",
-            Kind::Prompt => "prompt",
-            Kind::Resource => "resource",
-            Kind::Template => "resource template",
-        }
-    }
-
-    /// The field of a list result holding the items.
-    pub fn items(self) -> &'static str {
-        match self {
-            Kind::Tool => "tools",
-            Kind::Prompt => "prompts",
-            Kind::Resource => "resources",
-            Kind::Template => "resourceTemplates",
-        }
-    }
-
-    /// The field of an item that names it.
-    pub fn key(self) -> &'static str {
-        match self {
-            Kind::Tool | Kind::Prompt => "name",
-            Kind::Resource => "uri",
-            Kind::Template => "uriTemplate",
-        }
-    }
-}
 
 impl Mount {
     /// What clients see for an upstream name, or None when the mount hides it.

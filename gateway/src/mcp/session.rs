@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::relay;
+use super::listeners::Listeners;
+use super::rewrite;
 use super::seal::{Claims, KeyRing};
 use super::stream::{STANDALONE, Streams};
-use crate::snapshot::Mount;
-use crate::snapshot::Route;
+use crate::protocol::SUPPORTED_VERSIONS;
+use crate::snapshot::{Mount, Route};
 use crate::upstream::{Held, Hello, Slot, UpstreamClient};
 
 /// Upstream slots by mount key, with the client each was opened with.
@@ -45,7 +46,7 @@ pub struct Session {
     in_flight: Mutex<HashMap<u64, Flight>>,
     /// Set on a route's bridge session: the stateless listeners its upstreams' own messages
     /// go to.
-    bridged_to: Option<Arc<super::stateless::Listeners>>,
+    bridged_to: Option<Arc<Listeners>>,
     /// The gateway's own requests to the client (what a stateless upstream's
     /// `InputRequiredResult` asks), waiting for the client's answer, by id.
     asks: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
@@ -127,7 +128,7 @@ impl Session {
             let Some(session) = session.upgrade() else { return };
             if let Some(listeners) = &session.bridged_to {
                 listeners.relay(&session.route, &prefix, message);
-            } else if let Some(message) = relay::to_client(&key, &prefix, message) {
+            } else if let Some(message) = rewrite::to_client(&key, &prefix, message) {
                 session.streams.send(STANDALONE, &message);
             }
         })
@@ -288,7 +289,7 @@ pub struct Sessions {
     /// reach upstreams that only speak the session-based revisions: the gateway holds it.
     bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
     /// Stateless clients listening for changes (`subscriptions/listen`).
-    pub listeners: Arc<super::stateless::Listeners>,
+    pub listeners: Arc<Listeners>,
     started: Instant,
     /// Upstream sessions opened here (not in the token) are ended after this long unused.
     idle_timeout: Duration,
@@ -359,7 +360,7 @@ impl Sessions {
     pub fn bridge(&self, route: &(String, String)) -> Arc<Session> {
         let mut bridges = self.bridges.lock().expect("bridges lock");
         let hello = || Hello {
-            protocol_version: super::SUPPORTED_VERSIONS[0].into(),
+            protocol_version: SUPPORTED_VERSIONS[0].into(),
             capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
         };
         let bridged_to = Some(Arc::clone(&self.listeners));
@@ -378,7 +379,7 @@ impl Sessions {
         route: (String, String),
         hello: Hello,
         claims: Option<&Claims>,
-        bridged_to: Option<Arc<super::stateless::Listeners>>,
+        bridged_to: Option<Arc<Listeners>>,
     ) -> Arc<Session> {
         Arc::new(Session {
             bridged_to,

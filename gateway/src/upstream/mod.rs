@@ -28,7 +28,7 @@ use tokio::task::AbortHandle;
 use crate::jsonrpc::Message;
 
 /// The stateless protocol revision: no session, every request carries its own metadata.
-pub const STATELESS: &str = "2026-07-28";
+pub use crate::protocol::STATELESS;
 
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
 const MAX_PAGES: usize = 1000;
