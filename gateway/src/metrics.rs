@@ -2,16 +2,87 @@
 //! mount, method (known MCP methods, else "other") and outcome; never a session, a user or
 //! an argument.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use manifold_runtime::label_set;
+use manifold_runtime::metrics::{Counters, Histograms, LabelValue, gauge, render};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::protocol::Method;
+
+label_set! {
+    /// An MCP request answered.
+    pub struct RequestLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub method: Method, pub outcome: Outcome }
+}
+
+label_set! {
+    /// One exchange with a mounted server.
+    pub struct UpstreamLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub mount: &'a str, pub method: Method }
+}
+
+label_set! {
+    /// A request refused by authentication or authorization.
+    pub struct RefusalLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub reason: RefusalReason }
+}
+
+/// How a request ended, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A mounted server failed it.
+    UpstreamError,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl LabelValue for Outcome {
+    fn label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Why access was refused, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    MissingCredential,
+    InvalidToken,
+    InsufficientScope,
+    /// Authorization's rules said no.
+    Denied,
+}
+
+impl LabelValue for RefusalReason {
+    fn label(&self) -> &str {
+        match self {
+            RefusalReason::MissingCredential => "missing_credential",
+            RefusalReason::InvalidToken => "invalid_token",
+            RefusalReason::InsufficientScope => "insufficient_scope",
+            RefusalReason::Denied => "denied",
+        }
+    }
+}
+
+/// Clients choose method names: only the methods of [`KNOWN_METHODS`] are their own label
+/// value, anything else is `other`.
+impl LabelValue for Method {
+    fn label(&self) -> &str {
+        method_label(*self)
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
     /// MCP requests by namespace, route, method and outcome.
-    pub requests: IntCounterVec,
+    pub requests: Counters<RequestLabels<'static>>,
     /// Upstream request latency by namespace, route, mount and method.
-    pub upstream_seconds: HistogramVec,
+    pub upstream_seconds: Histograms<UpstreamLabels<'static>>,
     /// Generation of the config being served.
     pub config_generation: IntGauge,
     /// Config loads by outcome (`applied`, `unchanged`, `rejected`).
@@ -21,9 +92,8 @@ pub struct Metrics {
     pub session_entries: IntGauge,
     /// MCP requests being answered right now.
     pub in_flight: IntGauge,
-    /// Requests refused by authentication or authorization, by namespace, route and reason
-    /// (`missing_credential`, `invalid_token`, `insufficient_scope`, `denied`).
-    pub refusals: IntCounterVec,
+    /// Requests refused by authentication or authorization, by namespace, route and reason.
+    pub refusals: Counters<RefusalLabels<'static>>,
 }
 
 /// Methods that get their own label value.
@@ -57,47 +127,32 @@ pub fn method_label(method: Method) -> &'static str {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("manifold_requests_total", "MCP requests by tenant namespace, route, method and outcome"),
-            &["namespace", "route", "method", "outcome"],
-        )
-        .expect("valid metric");
-        let upstream_seconds = HistogramVec::new(
-            HistogramOpts::new("manifold_upstream_request_duration_seconds", "Latency of requests to mounted servers")
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
-            &["namespace", "route", "mount", "method"],
-        )
-        .expect("valid metric");
-        let config_generation =
-            IntGauge::new("manifold_config_generation", "Generation of the config being served").expect("valid metric");
+        let requests = Counters::register(
+            &registry,
+            "manifold_requests_total",
+            "MCP requests by tenant namespace, route, method and outcome",
+        );
+        let upstream_seconds = Histograms::register(
+            &registry,
+            "manifold_upstream_request_duration_seconds",
+            "Latency of requests to mounted servers",
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+        );
+        let config_generation = gauge(&registry, "manifold_config_generation", "Generation of the config being served");
         let config_loads = IntCounterVec::new(
             Opts::new("manifold_config_loads_total", "Config loads by outcome: applied, unchanged or rejected"),
             &["outcome"],
         )
         .expect("valid metric");
+        registry.register(Box::new(config_loads.clone())).expect("metric registers once");
         let session_entries =
-            IntGauge::new("manifold_session_entries", "MCP client sessions held in this replica's memory")
-                .expect("valid metric");
-        let in_flight =
-            IntGauge::new("manifold_requests_in_flight", "MCP requests being answered").expect("valid metric");
-        let refusals = IntCounterVec::new(
-            Opts::new("manifold_access_refusals_total", "Requests refused by authentication or authorization"),
-            &["namespace", "route", "reason"],
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(refusals.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(requests.clone()),
-            Box::new(upstream_seconds.clone()),
-            Box::new(config_generation.clone()),
-            Box::new(config_loads.clone()),
-            Box::new(session_entries.clone()),
-            Box::new(in_flight.clone()),
-        ] {
-            registry.register(collector).expect("metric registers once");
-        }
+            gauge(&registry, "manifold_session_entries", "MCP client sessions held in this replica's memory");
+        let in_flight = gauge(&registry, "manifold_requests_in_flight", "MCP requests being answered");
+        let refusals = Counters::register(
+            &registry,
+            "manifold_access_refusals_total",
+            "Requests refused by authentication or authorization",
+        );
         Metrics {
             registry,
             requests,
@@ -112,9 +167,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("metrics encode");
-        String::from_utf8(out).expect("metrics are UTF-8")
+        render(&self.registry)
     }
 }
 

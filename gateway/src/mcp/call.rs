@@ -16,6 +16,7 @@ use super::session::Session;
 use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, Message, RpcError, raw};
+use crate::metrics::{Outcome, UpstreamLabels};
 use crate::protocol::Method;
 use crate::protocol::code::INTERNAL_ERROR;
 use crate::snapshot::{Mount, Route};
@@ -39,11 +40,11 @@ pub enum Answer {
 
 impl Answer {
     /// The metrics outcome label.
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Answer::Result(_) => "ok",
-            Answer::MountFailed(_) => "upstream_error",
-            Answer::UpstreamError(..) | Answer::Error(_) => "error",
+            Answer::Result(_) => Outcome::Ok,
+            Answer::MountFailed(_) => Outcome::UpstreamError,
+            Answer::UpstreamError(..) | Answer::Error(_) => Outcome::Error,
         }
     }
 }
@@ -193,9 +194,11 @@ impl Call {
     }
 
     /// Times one upstream exchange into the latency histogram.
-    pub fn observe(&self, mount: &Mount, method: &str, started: Instant) {
-        let labels = [&*self.route.config.namespace, &self.route.config.name, &mount.config.server, method];
-        self.gateway.metrics.upstream_seconds.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    pub fn observe(&self, mount: &Mount, method: Method, started: Instant) {
+        let (namespace, route, mount) =
+            (&*self.route.config.namespace, &*self.route.config.name, &*mount.config.server);
+        let labels = UpstreamLabels { namespace, route, mount, method };
+        self.gateway.metrics.upstream_seconds.observe(&labels, started.elapsed().as_secs_f64());
     }
 }
 

@@ -27,6 +27,7 @@ use super::{inbound, stateless};
 use crate::Gateway;
 use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
 use crate::jsonrpc::{self, Incoming, RpcError};
+use crate::metrics::{RefusalLabels, RefusalReason};
 use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, UNAUTHORIZED};
 use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 use crate::protocol::{self, STATELESS, SUPPORTED_VERSIONS};
@@ -414,18 +415,20 @@ fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &Auth
     let (status, reason, message) = match refusal {
         AuthnRefusal::Missing => (
             StatusCode::UNAUTHORIZED,
-            "missing_credential",
+            RefusalReason::MissingCredential,
             "authentication required: send Authorization: Bearer <token>".to_owned(),
         ),
-        AuthnRefusal::Invalid(why) => (StatusCode::UNAUTHORIZED, "invalid_token", format!("invalid credential: {why}")),
+        AuthnRefusal::Invalid(why) => {
+            (StatusCode::UNAUTHORIZED, RefusalReason::InvalidToken, format!("invalid credential: {why}"))
+        }
         AuthnRefusal::InsufficientScope(scopes) => (
             StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            RefusalReason::InsufficientScope,
             format!("insufficient scope: this route requires {}", scopes.join(" ")),
         ),
     };
-    let labels = [&*route.config.namespace, &route.config.name, reason];
-    gateway.metrics.refusals.with_label_values(&labels).inc();
+    let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
+    gateway.metrics.refusals.inc(&RefusalLabels { namespace, route: route_name, reason });
     let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { UNAUTHORIZED };
     let mut response = rpc_failure(status, None, RpcError::new(code, message));
     let challenge = metadata::challenge(&route.config, &route.access.authn, headers, refusal);

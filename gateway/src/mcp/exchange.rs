@@ -14,6 +14,7 @@ use super::rewrite;
 use super::session::Session;
 use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
+use crate::metrics::RequestLabels;
 use crate::protocol::Method;
 use crate::snapshot::Route;
 
@@ -133,8 +134,8 @@ impl Outlet {
 }
 
 pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer) {
-    let labels = [&*route.config.namespace, &route.config.name, crate::metrics::method_label(method), answer.outcome()];
-    gateway.metrics.requests.with_label_values(&labels).inc();
+    let (namespace, route) = (&*route.config.namespace, &*route.config.name);
+    gateway.metrics.requests.inc(&RequestLabels { namespace, route, method, outcome: answer.outcome() });
 }
 
 /// A stateless answer's results say what they are (see [`rewrite::stamp`]).
@@ -171,6 +172,7 @@ mod tests {
 
     use super::*;
     use crate::mcp::call::testing::{call, route};
+    use crate::metrics::Outcome;
 
     /// The status and JSON body of `request` for `method`, in `era`, with no upstream reached.
     async fn exchange(era: Era, method: &str) -> (StatusCode, Value, Arc<Gateway>) {
@@ -183,11 +185,15 @@ mod tests {
         (status, serde_json::from_slice(&body).unwrap(), gateway)
     }
 
+    fn counted(method: Method, outcome: Outcome) -> RequestLabels<'static> {
+        RequestLabels { namespace: "acme", route: "tools", method, outcome }
+    }
+
     #[tokio::test]
     async fn a_session_request_is_answered_as_json_and_counted() {
         let (status, body, gateway) = exchange(Era::Session, "ping").await;
         assert_eq!((status, body), (StatusCode::OK, json!({ "jsonrpc": "2.0", "id": 7, "result": {} })));
-        let counted = gateway.metrics.requests.with_label_values(&["acme", "tools", "ping", "ok"]).get();
+        let counted = gateway.metrics.requests.with(&counted(Method::Ping, Outcome::Ok)).get();
         assert_eq!((counted, gateway.metrics.in_flight.get()), (1, 0), "counted once, and no longer in flight");
 
         let (status, body, _) = exchange(Era::Session, "nothing/here").await;
@@ -200,7 +206,7 @@ mod tests {
         assert_eq!((status, &body["result"]), (StatusCode::OK, &json!({ "resultType": "complete" })));
         let (status, body, gateway) = exchange(Era::stateless_for_tests(), "nothing/here").await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!(-32601)));
-        let counted = gateway.metrics.requests.with_label_values(&["acme", "tools", "other", "error"]).get();
+        let counted = gateway.metrics.requests.with(&counted(Method::Other, Outcome::Error)).get();
         assert_eq!(counted, 1, "an unknown method is counted under `other`");
     }
 }

@@ -32,7 +32,7 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         let mount = &route.mounts[mount];
         let started = std::time::Instant::now();
         let listed = list_page(call, mount, kind, cursor.as_deref()).await;
-        call.observe(mount, kind.list_method(), started);
+        call.observe(mount, kind.list(), started);
         let page = match listed {
             Ok(Ok(page)) => page,
             Ok(Err(error)) if error_code(&error) == Some(METHOD_NOT_FOUND) => {

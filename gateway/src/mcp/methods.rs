@@ -16,6 +16,7 @@ use super::lists;
 use super::rewrite::client_side_uris;
 use crate::access;
 use crate::jsonrpc::{RpcError, raw};
+use crate::metrics::{RefusalLabels, RefusalReason};
 use crate::protocol::code::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND};
 use crate::protocol::{Kind, Method};
 use crate::snapshot::{Mount, Route};
@@ -93,7 +94,7 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
             target: &visible,
             mount,
             decision,
-            outcome: if decision.allowed() { answer.outcome() } else { "denied" },
+            outcome: if decision.allowed() { answer.outcome().as_str() } else { "denied" },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             arguments,
         });
@@ -103,8 +104,8 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
 
 /// A request the route's authorization refuses: a JSON-RPC error naming the component.
 fn denied(call: &Call, kind: Kind, action: Action, visible: &str) -> Answer {
-    let labels = [&*call.route.config.namespace, &call.route.config.name, "denied"];
-    call.gateway.metrics.refusals.with_label_values(&labels).inc();
+    let (namespace, route) = (&*call.route.config.namespace, &*call.route.config.name);
+    call.gateway.metrics.refusals.inc(&RefusalLabels { namespace, route, reason: RefusalReason::Denied });
     let message =
         format!("{} `{visible}`: {} is not allowed for this caller", kind.noun(), access::action_name(action));
     Answer::Error(RpcError::new(FORBIDDEN, message))
@@ -165,7 +166,7 @@ async fn forward(
 ) -> Answer {
     let started = Instant::now();
     let reply = call.request(mount, method.name(), Some(params), name).await;
-    call.observe(mount, method.name(), started);
+    call.observe(mount, method, started);
     match reply {
         Ok((Reply::Result(result), _)) => Answer::Result(client_side_uris(&mount.config.prefix, method, result)),
         Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),

@@ -20,6 +20,7 @@ use super::stream::SseBody;
 use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, RpcError, raw};
+use crate::metrics::{Outcome, RequestLabels};
 use crate::protocol::code::{
     FORBIDDEN, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UNSUPPORTED_VERSION,
 };
@@ -70,8 +71,10 @@ pub async fn answer(
         return rpc_failure(StatusCode::NOT_FOUND, Some(&id), error);
     }
     if parsed == Method::ServerDiscover {
-        let labels = [&*route.config.namespace, &route.config.name, Method::ServerDiscover.name(), "ok"];
-        gateway.metrics.requests.with_label_values(&labels).inc();
+        let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
+        let labels =
+            RequestLabels { namespace, route: route_name, method: Method::ServerDiscover, outcome: Outcome::Ok };
+        gateway.metrics.requests.inc(&labels);
         return json(StatusCode::OK, jsonrpc::result(&id, &discover(route)));
     }
     if parsed == Method::SubscriptionsListen {
