@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Gateway;
 use crate::apply::apply;
+use crate::egress::Egress;
 use crate::snapshot::ClientPool;
-use crate::upstream::openapi::Egress;
 
 /// Where the operator publishes this gateway's config.
 pub struct KubeSource {

@@ -9,6 +9,7 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
+mod egress;
 pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;
@@ -108,7 +109,7 @@ pub struct Settings {
     /// Sessions older than this are refused, whichever replica sees them.
     pub session_max_age: Duration,
     /// Where OpenAPI sub-servers and spec URLs may be called.
-    pub egress: upstream::openapi::Egress,
+    pub egress: egress::Egress,
 }
 
 impl Default for Settings {

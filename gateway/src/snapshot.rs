@@ -42,7 +42,7 @@ pub struct ClientPool {
     upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
     key_sets: access::keys::Pool,
     /// Where OpenAPI sub-servers may be called.
-    pub egress: crate::upstream::openapi::Egress,
+    pub egress: crate::egress::Egress,
 }
 
 impl Snapshot {

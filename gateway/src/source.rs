@@ -14,9 +14,9 @@ use manifold_api::{GatewayConfig, compile};
 
 use crate::Gateway;
 use crate::apply::apply;
+use crate::egress::Egress;
 use crate::snapshot::ClientPool;
 use crate::specs::Specs;
-use crate::upstream::openapi::Egress;
 
 /// A source the gateway reads itself, polled by the [`Loader`].
 pub enum Local {

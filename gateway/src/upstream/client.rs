@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::UpstreamError;
-use super::openapi::{Egress, GuardedHttp, guarded_client};
+use crate::egress::{Egress, GuardedHttp, describe, guarded_client};
 use bytes::Bytes;
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::Request;
@@ -49,20 +49,6 @@ impl HttpClient {
     }
 }
 
-/// TLS toward upstreams: rustls, with the system's roots, else Mozilla's.
-pub fn tls() -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
-        Ok(builder) => builder,
-        Err(error) => {
-            tracing::warn!(%error, "no usable system root certificates; trusting Mozilla's roots for https upstreams");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .expect("the bundled provider supports the default TLS versions")
-        }
-    }
-}
-
 impl Default for HttpClient {
     fn default() -> Self {
         Self::new()
@@ -81,17 +67,4 @@ pub async fn body(response: Response) -> Result<Bytes, UpstreamError> {
 /// The body of a reply as a stream of chunks (SSE).
 pub fn chunks(response: Response) -> BodyDataStream<Incoming> {
     BodyDataStream::new(response.into_body())
-}
-
-/// An error with its causes, for example "client error (Connect): tcp connect error:
-/// Connection refused".
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -80,7 +80,7 @@ impl Client {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => break event.data,
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(UpstreamError::Unreachable(client::describe(&e))),
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(crate::egress::describe(&e))),
                 None => return Err(UpstreamError::Protocol("SSE stream ended before announcing its endpoint".into())),
             }
         };

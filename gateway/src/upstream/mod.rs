@@ -203,7 +203,7 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client for `config` (connections to remote MCP servers come from the calling
     /// thread's pool); `egress` says which addresses may not be called.
-    pub fn new(config: &Upstream, egress: openapi::Egress) -> Result<Self, String> {
+    pub fn new(config: &Upstream, egress: crate::egress::Egress) -> Result<Self, String> {
         let (wire, timeout_ms) = match config {
             Upstream::Remote(remote) => (Self::remote(remote, egress)?, remote.timeout_ms),
             Upstream::OpenApi(api) => (Wire::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
@@ -220,10 +220,10 @@ impl UpstreamClient {
         })
     }
 
-    fn remote(config: &manifold_api::config::RemoteUpstream, egress: openapi::Egress) -> Result<Wire, String> {
+    fn remote(config: &manifold_api::config::RemoteUpstream, egress: crate::egress::Egress) -> Result<Wire, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         // Names are checked when resolved (every thread's client is guarded); addresses here.
-        if let Some(why) = openapi::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
+        if let Some(why) = crate::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
             return Err(format!("upstream URL `{}` is {why}", config.url));
         }
         let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
@@ -586,13 +586,14 @@ mod tests {
                 timeout_ms: 1000,
             })
         };
-        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), openapi::Egress::default());
+        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), crate::egress::Egress::default());
         let error = refused.err().expect("refused");
         assert!(error.starts_with("upstream URL `http://169.254.169.254/mcp` is a link-local"), "{error}");
-        let mapped = UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), openapi::Egress::default());
+        let mapped =
+            UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), crate::egress::Egress::default());
         assert!(mapped.is_err(), "the same address in IPv6 clothing");
-        let allowed = openapi::Egress { allow_link_local: true };
+        let allowed = crate::egress::Egress { allow_link_local: true };
         assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed).is_ok());
-        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), openapi::Egress::default()).is_ok());
+        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), crate::egress::Egress::default()).is_ok());
     }
 }

@@ -282,7 +282,7 @@ impl Client {
         for _ in 0..=MAX_RESUMES {
             let mut events = EventReader::new(client::chunks(response));
             while let Some(event) = events.next().await {
-                let event = event.map_err(|e| UpstreamError::Unreachable(client::describe(&e)))?;
+                let event = event.map_err(|e| UpstreamError::Unreachable(crate::egress::describe(&e)))?;
                 if let Some(event_id) = event.id.as_deref().and_then(|e| HeaderValue::try_from(e).ok()) {
                     last_event = Some(event_id);
                 }
