@@ -169,7 +169,6 @@ impl Running {
 
 /// Loads the config once, binds both listeners and starts serving.
 pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<Running> {
-    upstream::client::allow_link_local(settings.egress.allow_link_local);
     let ring = match &settings.session_keys {
         Some(path) => KeyRing::from_file(path).map_err(std::io::Error::other)?,
         None => {

@@ -35,18 +35,19 @@ pub struct Loader {
     pool: ClientPool,
     /// OpenAPI documents the manifests name by URL.
     specs: Specs,
+    /// Where upstreams, documents and discovery may connect.
+    egress: Egress,
     last_read: Option<u64>,
     /// The fingerprint of sources that did not parse.
     rejected: Option<u64>,
 }
 
 impl Loader {
-    /// A loader for `source`, whose OpenAPI sub-servers (and spec URLs) are called only where
+    /// A loader for `source`, whose upstreams, spec URLs and discovery connect only where
     /// `egress` allows.
     pub fn new(source: Local, egress: Egress) -> Self {
-        let mut pool = ClientPool::default();
-        pool.egress = egress;
-        Loader { source, pool, specs: Specs::new(egress), last_read: None, rejected: None }
+        let pool = ClientPool::new(egress);
+        Loader { source, pool, specs: Specs::new(egress), egress, last_read: None, rejected: None }
     }
 
     /// Whether the source can change, and is polled.
@@ -89,7 +90,7 @@ impl Loader {
                     return;
                 }
                 read.inputs.documents = self.specs.documents();
-                let (config, outcomes) = compile_manifests(read, previous).await;
+                let (config, outcomes) = compile_manifests(read, previous, self.egress).await;
                 gateway.report.lock().expect("report lock").objects = outcomes;
                 config
             }
@@ -145,12 +146,13 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 async fn compile_manifests(
     mut read: manifests::Manifests,
     previous: Option<&GatewayConfig>,
+    egress: Egress,
 ) -> (GatewayConfig, Vec<manifold_api::outcome::Outcome>) {
     for ignored in &read.ignored {
         tracing::debug!(object = %ignored, "ignored: not a kind the gateway reads");
     }
     let mut compiled = compile(&read.inputs, previous);
-    read.inputs.discovered = crate::discover::discover(&compiled.config).await;
+    read.inputs.discovered = crate::discover::discover(&compiled.config, egress).await;
     if !read.inputs.discovered.is_empty() {
         compiled = compile(&read.inputs, previous);
     }

@@ -2,7 +2,7 @@
 //! system's roots, else Mozilla's), and nothing a general-purpose client adds on top: no
 //! redirects, no decompression, no cookies. This is the gateway's hot path.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
 
 use super::UpstreamError;
 use crate::egress::{Egress, GuardedHttp, describe, guarded_client};
@@ -14,44 +14,39 @@ use hyper::body::Incoming;
 /// An upstream response.
 pub type Response = hyper::Response<Incoming>;
 
-/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone, that connects only where the egress
+/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone, that connects only where its egress
 /// rule allows (a tenant's upstream URL must not reach the cloud's metadata service).
 ///
-/// Each thread has its own ([`HttpClient::current`]): a pooled connection's task then runs on
-/// the thread that uses it, and a request never waits for another thread to wake up.
+/// Each thread has its own per rule ([`HttpClient::current`]): a pooled connection's task
+/// then runs on the thread that uses it, and a request never waits for another thread to
+/// wake up.
 #[derive(Clone)]
 pub struct HttpClient(GuardedHttp);
 
-/// `--allow-link-local-upstreams`, for the clients threads make (see [`allow_link_local`]).
-static ALLOW_LINK_LOCAL: AtomicBool = AtomicBool::new(false);
-
-/// Sets the egress rule of every thread's client made from now on (at start, before any).
-pub fn allow_link_local(allowed: bool) {
-    ALLOW_LINK_LOCAL.store(allowed, Ordering::Relaxed);
-}
-
 thread_local! {
-    static CURRENT: HttpClient = HttpClient::new();
+    /// This thread's clients, one per egress rule asked for (a process has one or two).
+    static CURRENT: RefCell<Vec<(Egress, HttpClient)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl HttpClient {
-    /// This thread's client.
-    pub fn current() -> Self {
-        CURRENT.with(Clone::clone)
+    /// This thread's client for `egress`.
+    pub fn current(egress: Egress) -> Self {
+        CURRENT.with_borrow_mut(|clients| {
+            if let Some((_, client)) = clients.iter().find(|(rule, _)| *rule == egress) {
+                return client.clone();
+            }
+            let client = HttpClient::new(egress);
+            clients.push((egress, client.clone()));
+            client
+        })
     }
 
-    pub fn new() -> Self {
-        HttpClient(guarded_client(Egress { allow_link_local: ALLOW_LINK_LOCAL.load(Ordering::Relaxed) }))
+    pub fn new(egress: Egress) -> Self {
+        HttpClient(guarded_client(egress))
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
         self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(describe(&e)))
-    }
-}
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

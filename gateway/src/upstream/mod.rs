@@ -232,15 +232,15 @@ impl UpstreamClient {
 
     fn remote(config: &manifold_api::config::RemoteUpstream, egress: crate::egress::Egress) -> Result<Wire, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
-        // Names are checked when resolved (every thread's client is guarded); addresses here.
+        // Names are checked when resolved (by the thread's client for `egress`); addresses here.
         if let Some(why) = crate::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
             return Err(format!("upstream URL `{}` is {why}", config.url));
         }
         let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         let headers = header_map(&config.headers)?;
         Ok(match config.transport {
-            Transport::StreamableHttp => Wire::Streamable(Arc::new(streamable::Client { uri, headers })),
-            Transport::Sse => Wire::Sse(Arc::new(legacy::Client { url, headers })),
+            Transport::StreamableHttp => Wire::Streamable(Arc::new(streamable::Client { uri, headers, egress })),
+            Transport::Sse => Wire::Sse(Arc::new(legacy::Client { url, headers, egress })),
         })
     }
 
