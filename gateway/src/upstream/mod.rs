@@ -98,6 +98,17 @@ pub enum UpstreamError {
     SessionExpired,
 }
 
+impl From<crate::egress::Failure> for UpstreamError {
+    /// An answer egress refused (a redirect elsewhere, a body too large) is the upstream
+    /// not answering as it should.
+    fn from(failure: crate::egress::Failure) -> Self {
+        match failure {
+            crate::egress::Failure::Unreachable(why) => UpstreamError::Unreachable(why),
+            crate::egress::Failure::Refused(why) => UpstreamError::Protocol(why),
+        }
+    }
+}
+
 impl UpstreamError {
     /// What a client is told: the kind of failure, without upstream response bodies, TLS
     /// details or addresses (those go to the log).

@@ -21,7 +21,7 @@ use super::{Reply, UpstreamError};
 use crate::egress::{self, Egress, GuardedHttp, failure, guarded_client, literal_ip};
 use crate::jsonrpc::raw;
 use request::Target;
-use template::{template_arguments, template_matcher};
+use template::Template;
 
 /// The most of a response body read; a larger response is an error.
 pub const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
@@ -31,7 +31,7 @@ pub struct Api {
     target: Target,
     tools: HashMap<String, ApiCall>,
     resources: HashMap<String, ApiCall>,
-    templates: Vec<(regex::Regex, Vec<String>, ApiCall)>,
+    templates: Vec<(Template, ApiCall)>,
     /// `tools/list`, `resources/list` and `resources/templates/list` results, as served.
     lists: [Box<RawValue>; 3],
     http: GuardedHttp,
@@ -58,7 +58,7 @@ impl Api {
         let templates = config
             .templates
             .iter()
-            .map(|t| template_matcher(&t.uri_template).map(|(regex, names)| (regex, names, t.call.clone())))
+            .map(|t| Template::parse(&t.uri_template).map(|template| (template, t.call.clone())))
             .collect::<Result<_, _>>()?;
         Ok(Api {
             target: Target {
@@ -143,10 +143,7 @@ impl Api {
         };
         let (call, arguments) = match self.resources.get(uri) {
             Some(call) => (call, Map::new()),
-            None => match self.templates.iter().find_map(|(regex, names, call)| {
-                let captures = regex.captures(uri)?;
-                Some((call, template_arguments(&captures, names)))
-            }) {
+            None => match self.templates.iter().find_map(|(template, call)| Some((call, template.arguments(uri)?))) {
                 Some(found) => found,
                 None => return Ok(error(-32002, format!("resource `{uri}` not found"))),
             },
@@ -181,12 +178,7 @@ impl Api {
     }
 
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, String, Bytes), UpstreamError> {
-        egress::exchange(&self.http, &self.target.base, request, MAX_RESPONSE_BYTES).await.map_err(|failure| {
-            match failure {
-                egress::Failure::Unreachable(why) => UpstreamError::Unreachable(why),
-                egress::Failure::Refused(why) => UpstreamError::Protocol(why),
-            }
-        })
+        Ok(egress::exchange(&self.http, &self.target.base, request, MAX_RESPONSE_BYTES).await?)
     }
 }
 

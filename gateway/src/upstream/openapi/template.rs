@@ -4,9 +4,29 @@
 
 use serde_json::{Map, Value};
 
+/// A resource template, ready to match URIs.
+pub struct Template {
+    regex: regex::Regex,
+    /// The variables' names in capture order; the query part's as `?a,b`.
+    names: Vec<String>,
+}
+
+impl Template {
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let (regex, names) = template_matcher(template)?;
+        Ok(Template { regex, names })
+    }
+
+    /// The arguments `uri` gives the template's variables, if it matches.
+    pub fn arguments(&self, uri: &str) -> Option<Map<String, Value>> {
+        let captures = self.regex.captures(uri)?;
+        Some(template_arguments(&captures, &self.names))
+    }
+}
+
 /// A regex matching the URIs of an RFC 6570 template (`{name}` path variables, an optional
 /// trailing `{?a,b}`), and the names of its variables in capture order.
-pub fn template_matcher(template: &str) -> Result<(regex::Regex, Vec<String>), String> {
+fn template_matcher(template: &str) -> Result<(regex::Regex, Vec<String>), String> {
     let (path, query) = match template.find("{?") {
         Some(at) => (&template[..at], Some(template[at + 2..].trim_end_matches('}'))),
         None => (template, None),
@@ -34,7 +54,7 @@ pub fn template_matcher(template: &str) -> Result<(regex::Regex, Vec<String>), S
 
 /// The arguments a URI gives a template's variables (percent-decoded); the query part gives
 /// those of its `{?...}` variables.
-pub fn template_arguments(captures: &regex::Captures<'_>, names: &[String]) -> Map<String, Value> {
+fn template_arguments(captures: &regex::Captures<'_>, names: &[String]) -> Map<String, Value> {
     let mut arguments = Map::new();
     for (i, name) in names.iter().enumerate() {
         let Some(found) = captures.get(i + 1) else { continue };
