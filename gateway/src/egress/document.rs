@@ -37,3 +37,19 @@ pub async fn fetch(
     }
     String::from_utf8(body.to_vec()).map_err(|_| "the document is not UTF-8 text".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_document_at_a_metadata_address_is_refused_before_any_connection() {
+        let strict = Egress::default();
+        let http = crate::egress::guarded_client(strict);
+        let refused = fetch(&http, strict, "http://169.254.169.254/openapi.json", Duration::from_secs(1), 1024).await;
+        let error = refused.expect_err("refused");
+        assert!(error.starts_with("`http://169.254.169.254/openapi.json` is a link-local"), "{error}");
+        let invalid = fetch(&http, strict, "not a url", Duration::from_secs(1), 1024).await;
+        assert!(invalid.expect_err("refused").starts_with("invalid URL"));
+    }
+}
