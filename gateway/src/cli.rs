@@ -106,7 +106,7 @@ impl Args {
             audit_log: self.audit_log.clone(),
             session_keys: self.session_keys.clone(),
             session_max_age: Duration::from_secs(self.session_max_age_secs),
-            egress: crate::upstream::openapi::Egress { allow_link_local: self.allow_link_local_upstreams },
+            egress: crate::egress::Egress { allow_link_local: self.allow_link_local_upstreams },
         }
     }
 

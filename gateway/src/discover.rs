@@ -9,6 +9,7 @@ use std::time::Duration;
 use manifold_api::GatewayConfig;
 use serde_json::{Map, Value};
 
+use crate::egress::Egress;
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::upstream::{Hello, Slot, UpstreamClient};
 
@@ -17,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Tool names by (namespace, server), for the servers of routes where names can collide:
 /// routes with more than one mount, one of them unprefixed.
-pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<String>> {
+pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<(String, String), Vec<String>> {
     let mut servers = BTreeMap::new();
     for route in &config.routes {
         if route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty()) {
@@ -27,7 +28,7 @@ pub async fn discover(config: &GatewayConfig) -> BTreeMap<(String, String), Vec<
         }
     }
     let probes = servers.into_iter().map(|(key, upstream)| async move {
-        let client = UpstreamClient::new(&upstream, Default::default()).ok()?;
+        let client = UpstreamClient::new(&upstream, egress).ok()?;
         let hello =
             Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: crate::jsonrpc::raw(&Map::new()) };
         let slot = Slot::detached();

@@ -3,7 +3,7 @@
 //! gateway's own namespace (nothing else: get/list/watch on Secrets there is all it needs)
 //! and keeps the current set of shards. After every change the set is assembled
 //! (`manifold_api::publish::assemble`); a complete, verified config goes to
-//! [`source::apply`], anything else leaves the last good config serving. Watch failures are
+//! [`crate::apply`], anything else leaves the last good config serving. Watch failures are
 //! retried with backoff, and serving goes on meanwhile.
 
 use std::collections::BTreeMap;
@@ -18,9 +18,9 @@ use manifold_api::publish::{self, AssembleError};
 use tokio_util::sync::CancellationToken;
 
 use crate::Gateway;
+use crate::apply::apply;
+use crate::egress::Egress;
 use crate::snapshot::ClientPool;
-use crate::source;
-use crate::upstream::openapi::Egress;
 
 /// Where the operator publishes this gateway's config.
 pub struct KubeSource {
@@ -47,8 +47,7 @@ pub(crate) async fn run(source: KubeSource, gateway: Arc<Gateway>, egress: Egres
     let api: Api<Secret> = Api::namespaced(source.client, &source.namespace);
     let events = watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     let mut events = std::pin::pin!(events);
-    let mut pool = ClientPool::default();
-    pool.egress = egress;
+    let mut pool = ClientPool::new(egress);
     let mut shards = Shards::default();
     let mut failing = false;
     tracing::info!(namespace = %source.namespace, secret = %name, %selector, "watching the published config");
@@ -136,7 +135,7 @@ impl Shards {
         self.tried = Some(versions);
         let serving = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load().config.generation);
         match publish::assemble(self.current.values()) {
-            Ok(config) => source::apply(gateway, config, pool),
+            Ok(config) => apply(gateway, config, pool),
             Err(AssembleError::Incomplete(seen)) => {
                 tracing::debug!(%seen, "the operator is still writing the config's shards; waiting for the rest");
             }

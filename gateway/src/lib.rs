@@ -6,8 +6,10 @@
 
 pub mod access;
 pub mod admin;
+mod apply;
 pub mod cli;
 mod discover;
+mod egress;
 pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;
@@ -37,8 +39,7 @@ use crate::mcp::seal::KeyRing;
 use crate::mcp::session::Sessions;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
-pub use crate::source::ConfigSource;
-use crate::source::Loader;
+use crate::source::{Loader, Local};
 
 /// State shared by every request.
 pub struct Gateway {
@@ -61,7 +62,21 @@ pub struct Gateway {
     pub audit: access::audit::Log,
     /// What the last load said about each object (local mode compiles) and what could not
     /// be built: `/status` shows it.
-    pub report: std::sync::Mutex<source::Report>,
+    pub report: std::sync::Mutex<apply::Report>,
+}
+
+/// Where a gateway's config comes from.
+pub enum ConfigSource {
+    /// Every `*.yaml`, `*.yml` and `*.json` file below a directory: McpServers, McpRoutes,
+    /// Secrets and ConfigMaps, compiled by the gateway.
+    Manifests(std::path::PathBuf),
+    /// A compiled GatewayConfig (YAML or JSON).
+    File(std::path::PathBuf),
+    /// Manifests held in memory (the quickstart).
+    Embedded(Vec<manifold_api::manifests::Source>),
+    /// The config the operator publishes as Secrets in the gateway's namespace, watched
+    /// through the Kubernetes API (`--kube`).
+    Kube(KubeSource),
 }
 
 /// How a gateway runs.
@@ -95,7 +110,7 @@ pub struct Settings {
     /// Sessions older than this are refused, whichever replica sees them.
     pub session_max_age: Duration,
     /// Where OpenAPI sub-servers and spec URLs may be called.
-    pub egress: upstream::openapi::Egress,
+    pub egress: egress::Egress,
 }
 
 impl Default for Settings {
@@ -155,7 +170,6 @@ impl Running {
 
 /// Loads the config once, binds both listeners and starts serving.
 pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<Running> {
-    upstream::client::allow_link_local(settings.egress.allow_link_local);
     let ring = match &settings.session_keys {
         Some(path) => KeyRing::from_file(path).map_err(std::io::Error::other)?,
         None => {
@@ -179,9 +193,15 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     });
     // A local source is loaded before listening; the operator's Secrets are watched from
     // now on, and the gateway is ready once they hold a config.
-    let (kube, loader) = match source {
-        ConfigSource::Kube(kube) => (Some(kube), None),
-        local => {
+    let local = match source {
+        ConfigSource::Manifests(dir) => Ok(Local::Manifests(dir)),
+        ConfigSource::File(file) => Ok(Local::File(file)),
+        ConfigSource::Embedded(sources) => Ok(Local::Embedded(sources)),
+        ConfigSource::Kube(kube) => Err(kube),
+    };
+    let (kube, loader) = match local {
+        Err(kube) => (Some(kube), None),
+        Ok(local) => {
             let mut loader = Loader::new(local, settings.egress);
             loader.poll(&gateway).await;
             (None, loader.watches().then_some(loader))

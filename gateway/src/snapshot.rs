@@ -41,8 +41,17 @@ pub struct Mount {
 pub struct ClientPool {
     upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
     key_sets: access::keys::Pool,
-    /// Where OpenAPI sub-servers may be called.
-    pub egress: crate::upstream::openapi::Egress,
+    /// Where upstreams, OpenAPI sub-servers, key sets and decision services may be called.
+    egress: crate::egress::Egress,
+}
+
+impl ClientPool {
+    /// A pool whose clients connect only where `egress` allows.
+    pub fn new(egress: crate::egress::Egress) -> Self {
+        let mut key_sets = access::keys::Pool::default();
+        key_sets.egress = egress;
+        ClientPool { upstreams: HashMap::new(), key_sets, egress }
+    }
 }
 
 impl Snapshot {

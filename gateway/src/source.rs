@@ -1,11 +1,11 @@
 //! Where config comes from. Without a cluster: a directory of manifests compiled here, a
 //! precompiled GatewayConfig file (`manifold-operator render`), or manifests held in memory;
 //! such a source is polled by the `Loader`. In a cluster: the Secrets the operator publishes,
-//! watched by `kube_source`. Both hand a config to [`apply`], which swaps it in atomically; a
-//! change that cannot be read keeps the last good config serving, with the reason logged.
+//! watched by `kube_source`. Both hand a config to [`crate::apply`], which swaps it in
+//! atomically; a change that cannot be read keeps the last good config serving, with the
+//! reason logged.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use manifold_api::manifests::{self, Source};
@@ -13,13 +13,13 @@ use manifold_api::outcome::Serving;
 use manifold_api::{GatewayConfig, compile};
 
 use crate::Gateway;
-use crate::kube_source::KubeSource;
-use crate::snapshot::{ClientPool, Snapshot};
+use crate::apply::apply;
+use crate::egress::Egress;
+use crate::snapshot::ClientPool;
 use crate::specs::Specs;
-use crate::upstream::openapi::Egress;
 
-/// Where a gateway's config comes from.
-pub enum ConfigSource {
+/// A source the gateway reads itself, polled by the [`Loader`].
+pub enum Local {
     /// Every `*.yaml`, `*.yml` and `*.json` file below a directory: McpServers, McpRoutes,
     /// Secrets and ConfigMaps, compiled by the gateway.
     Manifests(PathBuf),
@@ -27,43 +27,32 @@ pub enum ConfigSource {
     File(PathBuf),
     /// Manifests held in memory (the quickstart).
     Embedded(Vec<Source>),
-    /// The config the operator publishes as Secrets in the gateway's namespace, watched
-    /// through the Kubernetes API (`--kube`).
-    Kube(KubeSource),
-}
-
-/// What the last load reported, for `/status`.
-#[derive(Default, serde::Serialize)]
-pub struct Report {
-    /// What compile said about each object (local mode only: in a cluster, status holds it).
-    pub objects: Vec<manifold_api::outcome::Outcome>,
-    /// Routes or mounts the gateway could not build from the config, and why.
-    pub errors: Vec<String>,
 }
 
 /// Loads config from a local source into a gateway, remembering what it last applied.
 pub struct Loader {
-    source: ConfigSource,
+    source: Local,
     pool: ClientPool,
     /// OpenAPI documents the manifests name by URL.
     specs: Specs,
+    /// Where upstreams, documents and discovery may connect.
+    egress: Egress,
     last_read: Option<u64>,
     /// The fingerprint of sources that did not parse.
     rejected: Option<u64>,
 }
 
 impl Loader {
-    /// A loader for `source`, whose OpenAPI sub-servers (and spec URLs) are called only where
+    /// A loader for `source`, whose upstreams, spec URLs and discovery connect only where
     /// `egress` allows.
-    pub fn new(source: ConfigSource, egress: Egress) -> Self {
-        let mut pool = ClientPool::default();
-        pool.egress = egress;
-        Loader { source, pool, specs: Specs::new(egress), last_read: None, rejected: None }
+    pub fn new(source: Local, egress: Egress) -> Self {
+        let pool = ClientPool::new(egress);
+        Loader { source, pool, specs: Specs::new(egress), egress, last_read: None, rejected: None }
     }
 
-    /// Whether the source can change (and is polled: a Kubernetes source is watched instead).
+    /// Whether the source can change, and is polled.
     pub fn watches(&self) -> bool {
-        matches!(self.source, ConfigSource::Manifests(_) | ConfigSource::File(_))
+        matches!(self.source, Local::Manifests(_) | Local::File(_))
     }
 
     /// Reads the source and applies what changed.
@@ -84,11 +73,11 @@ impl Loader {
         let current = gateway.snapshot.load_full();
         let previous = gateway.ready.load(Ordering::Acquire).then_some(current.config.as_ref());
         let config = match &self.source {
-            ConfigSource::File(path) => match GatewayConfig::from_text(&texts[0].text) {
+            Local::File(path) => match GatewayConfig::from_text(&texts[0].text) {
                 Ok(config) => config,
                 Err(error) => return self.reject(gateway, &format!("{}: {error}", path.display())),
             },
-            ConfigSource::Manifests(_) | ConfigSource::Embedded(_) => {
+            Local::Manifests(_) | Local::Embedded(_) => {
                 let mut read = match manifests::read(&texts) {
                     Ok(read) => read,
                     Err(error) => {
@@ -101,12 +90,10 @@ impl Loader {
                     return;
                 }
                 read.inputs.documents = self.specs.documents();
-                let (config, outcomes) = compile_manifests(read, previous).await;
+                let (config, outcomes) = compile_manifests(read, previous, self.egress).await;
                 gateway.report.lock().expect("report lock").objects = outcomes;
                 config
             }
-            // `read` refuses it: the operator's Secrets are watched by `kube_source`.
-            ConfigSource::Kube(_) => return,
         };
         apply(gateway, config, &mut self.pool);
     }
@@ -119,44 +106,18 @@ impl Loader {
 
     fn read(&self) -> Result<Vec<Source>, String> {
         match &self.source {
-            ConfigSource::Embedded(sources) => {
+            Local::Embedded(sources) => {
                 Ok(sources.iter().map(|s| Source { origin: s.origin.clone(), text: s.text.clone() }).collect())
             }
-            ConfigSource::File(path) => Ok(vec![read_file(path)?]),
-            ConfigSource::Manifests(dir) => {
+            Local::File(path) => Ok(vec![read_file(path)?]),
+            Local::Manifests(dir) => {
                 let mut files = Vec::new();
                 collect_files(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
                 files.sort();
                 files.iter().map(|path| read_file(path)).collect()
             }
-            ConfigSource::Kube(_) => Err("the operator's Secrets are watched, not polled".into()),
         }
     }
-}
-
-/// Serves `config`, whichever source it came from, unless it is the config served already:
-/// builds its snapshot (reusing the pool's upstream clients), swaps it in, tells sessions
-/// what changed, and marks the gateway ready. The same content at another generation is
-/// taken too: the operator republishes a config at a new generation and waits for every
-/// replica to say it serves that one.
-pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientPool) {
-    let served = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load_full());
-    if served.is_some_and(|s| s.config.hash == config.hash && s.config.generation == config.generation) {
-        gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
-        return;
-    }
-    let (generation, routes) = (config.generation, config.routes.len());
-    let (snapshot, errors) = Snapshot::build(config, pool);
-    for error in &errors {
-        tracing::error!(%error, "left out of the config");
-    }
-    gateway.report.lock().expect("report lock").errors = errors;
-    let old = gateway.snapshot.swap(Arc::new(snapshot));
-    crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
-    gateway.ready.store(true, Ordering::Release);
-    gateway.metrics.config_generation.set(generation as i64);
-    gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
-    tracing::info!(generation, routes, "serving new config");
 }
 
 fn read_file(path: &Path) -> Result<Source, String> {
@@ -185,12 +146,13 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 async fn compile_manifests(
     mut read: manifests::Manifests,
     previous: Option<&GatewayConfig>,
+    egress: Egress,
 ) -> (GatewayConfig, Vec<manifold_api::outcome::Outcome>) {
     for ignored in &read.ignored {
         tracing::debug!(object = %ignored, "ignored: not a kind the gateway reads");
     }
     let mut compiled = compile(&read.inputs, previous);
-    read.inputs.discovered = crate::discover::discover(&compiled.config).await;
+    read.inputs.discovered = crate::discover::discover(&compiled.config, egress).await;
     if !read.inputs.discovered.is_empty() {
         compiled = compile(&read.inputs, previous);
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use manifold_api::documents::{Documents, FETCH_TIMEOUT, MAX_DOCUMENT_BYTES};
 use manifold_api::resources::McpServer;
 
-use crate::upstream::openapi::{Egress, GuardedHttp, fetch, guarded_client};
+use crate::egress::{Egress, GuardedHttp, fetch, guarded_client};
 
 pub struct Specs {
     http: GuardedHttp,

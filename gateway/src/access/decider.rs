@@ -25,6 +25,8 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct Decider {
     config: ExternalConfig,
     tenant: String,
+    /// Where the decision service may be reached.
+    egress: crate::egress::Egress,
     cache: Mutex<HashMap<Question, (bool, Instant)>>,
 }
 
@@ -32,8 +34,8 @@ pub struct Decider {
 type Question = (String, Action, &'static str, String);
 
 impl Decider {
-    pub fn new(config: ExternalConfig, tenant: String) -> Self {
-        Decider { config, tenant, cache: Mutex::default() }
+    pub fn new(config: ExternalConfig, tenant: String, egress: crate::egress::Egress) -> Self {
+        Decider { config, tenant, egress, cache: Mutex::default() }
     }
 
     pub async fn decide(&self, principal: &Principal, action: Action, kind: Kind, target: &str) -> Decision {
@@ -83,7 +85,7 @@ impl Decider {
         let request =
             request.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| format!("invalid request: {e}"))?;
         let exchange = async {
-            let response = HttpClient::current().send(request).await.map_err(|e| e.to_string())?;
+            let response = HttpClient::current(self.egress).send(request).await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
                 return Err(format!("HTTP {}", response.status()));
             }

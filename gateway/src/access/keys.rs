@@ -46,6 +46,8 @@ impl Key {
 /// A provider's keys.
 pub struct KeySet {
     uri: Option<String>,
+    /// Where `uri` may be fetched from.
+    egress: crate::egress::Egress,
     keys: ArcSwap<Vec<Arc<Key>>>,
     fetch: tokio::sync::Mutex<()>,
     times: Mutex<Times>,
@@ -64,6 +66,8 @@ struct Times {
 pub struct Pool {
     current: HashMap<(String, String), Arc<KeySet>>,
     next: HashMap<(String, String), Arc<KeySet>>,
+    /// Where key sets may be fetched from.
+    pub egress: crate::egress::Egress,
 }
 
 impl Pool {
@@ -73,6 +77,7 @@ impl Pool {
         let set = self.current.get(&key).or_else(|| self.next.get(&key)).cloned().unwrap_or_else(|| {
             Arc::new(KeySet {
                 uri: Some(uri.to_owned()),
+                egress: self.egress,
                 keys: ArcSwap::from_pointee(Vec::new()),
                 fetch: tokio::sync::Mutex::new(()),
                 times: Mutex::default(),
@@ -93,6 +98,7 @@ impl KeySet {
     pub fn fixed(keys: Vec<Key>) -> Arc<Self> {
         Arc::new(KeySet {
             uri: None,
+            egress: crate::egress::Egress::default(),
             keys: ArcSwap::from_pointee(keys.into_iter().map(Arc::new).collect()),
             fetch: tokio::sync::Mutex::new(()),
             times: Mutex::default(),
@@ -143,7 +149,7 @@ impl KeySet {
                 return;
             }
         }
-        let result = fetch(uri).await;
+        let result = fetch(uri, self.egress).await;
         let mut times = self.times.lock().expect("times lock");
         times.attempted = Some(Instant::now());
         match result {
@@ -168,13 +174,13 @@ enum Why {
     UnknownKid { asked: Instant, cooldown: Duration },
 }
 
-async fn fetch(uri: &str) -> Result<(Vec<Key>, Duration), String> {
+async fn fetch(uri: &str, egress: crate::egress::Egress) -> Result<(Vec<Key>, Duration), String> {
     let request = http::Request::get(uri)
         .header(ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))
         .map_err(|e| format!("invalid JWKS URL: {e}"))?;
     let exchange = async {
-        let response = HttpClient::current().send(request).await.map_err(|e| e.to_string())?;
+        let response = HttpClient::current(egress).send(request).await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }

@@ -73,7 +73,9 @@ impl Access {
         Ok(Access {
             authn: authn::Authenticator::build(route, key_sets)?,
             rules: rules::Rules::build(&authz.rules)?,
-            decider: authz.external.map(|config| decider::Decider::new(config, route.namespace.clone())),
+            decider: authz
+                .external
+                .map(|config| decider::Decider::new(config, route.namespace.clone(), key_sets.egress)),
         })
     }
 

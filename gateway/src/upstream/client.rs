@@ -2,10 +2,10 @@
 //! system's roots, else Mozilla's), and nothing a general-purpose client adds on top: no
 //! redirects, no decompression, no cookies. This is the gateway's hot path.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
 
 use super::UpstreamError;
-use super::openapi::{Egress, GuardedHttp, guarded_client};
+use crate::egress::{Egress, GuardedHttp, describe, guarded_client};
 use bytes::Bytes;
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::Request;
@@ -14,58 +14,39 @@ use hyper::body::Incoming;
 /// An upstream response.
 pub type Response = hyper::Response<Incoming>;
 
-/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone, that connects only where the egress
+/// A pooled HTTP/1.1 and HTTP/2 client, cheap to clone, that connects only where its egress
 /// rule allows (a tenant's upstream URL must not reach the cloud's metadata service).
 ///
-/// Each thread has its own ([`HttpClient::current`]): a pooled connection's task then runs on
-/// the thread that uses it, and a request never waits for another thread to wake up.
+/// Each thread has its own per rule ([`HttpClient::current`]): a pooled connection's task
+/// then runs on the thread that uses it, and a request never waits for another thread to
+/// wake up.
 #[derive(Clone)]
 pub struct HttpClient(GuardedHttp);
 
-/// `--allow-link-local-upstreams`, for the clients threads make (see [`allow_link_local`]).
-static ALLOW_LINK_LOCAL: AtomicBool = AtomicBool::new(false);
-
-/// Sets the egress rule of every thread's client made from now on (at start, before any).
-pub fn allow_link_local(allowed: bool) {
-    ALLOW_LINK_LOCAL.store(allowed, Ordering::Relaxed);
-}
-
 thread_local! {
-    static CURRENT: HttpClient = HttpClient::new();
+    /// This thread's clients, one per egress rule asked for (a process has one or two).
+    static CURRENT: RefCell<Vec<(Egress, HttpClient)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl HttpClient {
-    /// This thread's client.
-    pub fn current() -> Self {
-        CURRENT.with(Clone::clone)
+    /// This thread's client for `egress`.
+    pub fn current(egress: Egress) -> Self {
+        CURRENT.with_borrow_mut(|clients| {
+            if let Some((_, client)) = clients.iter().find(|(rule, _)| *rule == egress) {
+                return client.clone();
+            }
+            let client = HttpClient::new(egress);
+            clients.push((egress, client.clone()));
+            client
+        })
     }
 
-    pub fn new() -> Self {
-        HttpClient(guarded_client(Egress { allow_link_local: ALLOW_LINK_LOCAL.load(Ordering::Relaxed) }))
+    pub fn new(egress: Egress) -> Self {
+        HttpClient(guarded_client(egress))
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
         self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(describe(&e)))
-    }
-}
-
-/// TLS toward upstreams: rustls, with the system's roots, else Mozilla's.
-pub fn tls() -> hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes> {
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
-        Ok(builder) => builder,
-        Err(error) => {
-            tracing::warn!(%error, "no usable system root certificates; trusting Mozilla's roots for https upstreams");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .expect("the bundled provider supports the default TLS versions")
-        }
-    }
-}
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -81,17 +62,4 @@ pub async fn body(response: Response) -> Result<Bytes, UpstreamError> {
 /// The body of a reply as a stream of chunks (SSE).
 pub fn chunks(response: Response) -> BodyDataStream<Incoming> {
     BodyDataStream::new(response.into_body())
-}
-
-/// An error with its causes, for example "client error (Connect): tcp connect error:
-/// Connection refused".
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -17,11 +17,14 @@ use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
 use super::streamable::{JSON, status_error};
 use super::{Inbox, Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
+use crate::egress::Egress;
 use crate::jsonrpc::Message;
 
 pub(super) struct Client {
     pub url: url::Url,
     pub headers: HeaderMap,
+    /// Where connections may go (its addresses are checked as they resolve).
+    pub egress: Egress,
 }
 
 /// An open SSE stream and the requests waiting for answers on it.
@@ -80,7 +83,7 @@ impl Client {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => break event.data,
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(UpstreamError::Unreachable(client::describe(&e))),
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(crate::egress::describe(&e))),
                 None => return Err(UpstreamError::Protocol("SSE stream ended before announcing its endpoint".into())),
             }
         };
@@ -154,7 +157,7 @@ impl Client {
             headers.append(header, header_value.clone());
         }
         headers.insert(name, value);
-        HttpClient::current().send(request).await
+        HttpClient::current(self.egress).send(request).await
     }
 
     /// The announced endpoint, which must stay on the stream's origin: an upstream cannot

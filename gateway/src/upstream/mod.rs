@@ -1,6 +1,8 @@
-//! Clients for mounted sub-servers. One [`UpstreamClient`] per tenant and upstream config
+//! Clients for mounted sub-servers. A sub-server is an MCP server, reached over streamable
+//! HTTP or legacy SSE, or a REST API answered in the gateway (`openapi`), which has no
+//! sessions and no streams. One [`UpstreamClient`] per tenant and upstream config
 //! (connections come from the calling thread's pool); one [`Slot`] per (client session,
-//! mounted server) holding that client's upstream session,
+//! mounted server) holding that client's session with an MCP server,
 //! opened lazily with `initialize` and reopened once, transparently, when the upstream has
 //! forgotten it (HTTP 404, or a closed SSE stream). What an upstream sends besides replies
 //! (notifications, its own requests) goes to an [`Observer`] of the request it belongs to,
@@ -96,6 +98,17 @@ pub enum UpstreamError {
     SessionExpired,
 }
 
+impl From<crate::egress::Failure> for UpstreamError {
+    /// An answer egress refused (a redirect elsewhere, a body too large) is the upstream
+    /// not answering as it should.
+    fn from(failure: crate::egress::Failure) -> Self {
+        match failure {
+            crate::egress::Failure::Unreachable(why) => UpstreamError::Unreachable(why),
+            crate::egress::Failure::Refused(why) => UpstreamError::Protocol(why),
+        }
+    }
+}
+
 impl UpstreamError {
     /// What a client is told: the kind of failure, without upstream response bodies, TLS
     /// details or addresses (those go to the log).
@@ -110,14 +123,14 @@ impl UpstreamError {
     }
 }
 
-/// One client session's connection to one upstream.
-enum Wired {
-    Streamable(streamable::Session),
-    Sse(legacy::Session),
+/// One client session's session with one MCP server, with the client that opened it.
+enum Session {
+    Streamable(Arc<streamable::Client>, streamable::Session),
+    Sse(Arc<legacy::Client>, legacy::Session),
 }
 
 struct Connection {
-    wired: Wired,
+    session: Session,
     /// The standalone stream's reader, once one is open; stopped with the connection.
     listener: Mutex<Option<AbortHandle>>,
 }
@@ -168,10 +181,10 @@ impl Slot {
     /// Whether the slot holds an upstream session other than `held` (one opened on this
     /// replica, which a token does not carry). A legacy SSE session always is.
     pub fn holds_other_than(&self, held: Option<&Held>) -> bool {
-        match self.current().as_deref().map(|connection| &connection.wired) {
+        match self.current().as_deref().map(|connection| &connection.session) {
             None => false,
-            Some(Wired::Sse(_)) => true,
-            Some(Wired::Streamable(session)) => session.held().is_some_and(|own| Some(&own) != held),
+            Some(Session::Sse(..)) => true,
+            Some(Session::Streamable(_, session)) => session.held().is_some_and(|own| Some(&own) != held),
         }
     }
 
@@ -180,18 +193,26 @@ impl Slot {
     }
 }
 
-enum Wire {
-    Streamable(streamable::Client),
-    Sse(legacy::Client),
-    /// A REST API, answered in the gateway: no sessions, no streams.
+/// What a mounted sub-server is.
+enum Server {
+    /// An MCP server: sessions, opened per slot, over one of its wires.
+    Mcp(Wire),
+    /// A REST API, answered in the gateway: no sessions, no streams, and every request
+    /// answered on its own (as the stateless revision has it).
     OpenApi(Box<openapi::Api>),
+}
+
+/// How an MCP server is reached.
+enum Wire {
+    Streamable(Arc<streamable::Client>),
+    Sse(Arc<legacy::Client>),
 }
 
 /// A client for one mounted sub-server.
 pub struct UpstreamClient {
     /// Increases with every client built: a later config's client has a higher serial.
     pub serial: u64,
-    wire: Wire,
+    server: Server,
     timeout: Duration,
     next_id: AtomicU64,
     /// Whether the upstream serves the stateless revision, once it has said so either way.
@@ -203,16 +224,16 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client for `config` (connections to remote MCP servers come from the calling
     /// thread's pool); `egress` says which addresses may not be called.
-    pub fn new(config: &Upstream, egress: openapi::Egress) -> Result<Self, String> {
-        let (wire, timeout_ms) = match config {
-            Upstream::Remote(remote) => (Self::remote(remote, egress)?, remote.timeout_ms),
-            Upstream::OpenApi(api) => (Wire::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
+    pub fn new(config: &Upstream, egress: crate::egress::Egress) -> Result<Self, String> {
+        let (server, timeout_ms) = match config {
+            Upstream::Remote(remote) => (Server::Mcp(Self::remote(remote, egress)?), remote.timeout_ms),
+            Upstream::OpenApi(api) => (Server::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
         };
         static SERIALS: AtomicU64 = AtomicU64::new(0);
         let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
         Ok(UpstreamClient {
             serial,
-            wire,
+            server,
             timeout: Duration::from_millis(timeout_ms),
             next_id: AtomicU64::new(1),
             stateless: OnceCell::new(),
@@ -220,17 +241,17 @@ impl UpstreamClient {
         })
     }
 
-    fn remote(config: &manifold_api::config::RemoteUpstream, egress: openapi::Egress) -> Result<Wire, String> {
+    fn remote(config: &manifold_api::config::RemoteUpstream, egress: crate::egress::Egress) -> Result<Wire, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
-        // Names are checked when resolved (every thread's client is guarded); addresses here.
-        if let Some(why) = openapi::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
+        // Names are checked when resolved (by the thread's client for `egress`); addresses here.
+        if let Some(why) = crate::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
             return Err(format!("upstream URL `{}` is {why}", config.url));
         }
         let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         let headers = header_map(&config.headers)?;
         Ok(match config.transport {
-            Transport::StreamableHttp => Wire::Streamable(streamable::Client { uri, headers }),
-            Transport::Sse => Wire::Sse(legacy::Client { url, headers }),
+            Transport::StreamableHttp => Wire::Streamable(Arc::new(streamable::Client { uri, headers, egress })),
+            Transport::Sse => Wire::Sse(Arc::new(legacy::Client { url, headers, egress })),
         })
     }
 
@@ -244,12 +265,13 @@ impl UpstreamClient {
         params: Option<&RawValue>,
         observer: &dyn Observer,
     ) -> Result<Reply, UpstreamError> {
-        if let Wire::OpenApi(api) = &self.wire {
-            return self.within(api.answer(method, params)).await;
-        }
+        let wire = match &self.server {
+            Server::Mcp(wire) => wire,
+            Server::OpenApi(api) => return self.within(api.answer(method, params)).await,
+        };
         let attempt = async {
             for retry in [false, true] {
-                let connection = self.connection(slot, hello).await?;
+                let connection = self.connection(wire, slot, hello).await?;
                 match self.send(&connection, method, params, observer).await {
                     Err(UpstreamError::SessionExpired) if !retry => slot.reset(&connection),
                     other => return other,
@@ -264,13 +286,11 @@ impl UpstreamClient {
     /// token needs to go on in it elsewhere: none for upstreams whose sessions cannot be
     /// resumed (legacy SSE ones live in their connection; stateless ones have none).
     pub async fn hold(&self, slot: &Slot, hello: &Hello) -> Result<Option<Held>, UpstreamError> {
-        if matches!(self.wire, Wire::Sse(_) | Wire::OpenApi(_)) {
-            return Ok(None);
-        }
-        let connection = self.within(self.connection(slot, hello)).await?;
-        Ok(match &connection.wired {
-            Wired::Streamable(session) => session.held(),
-            Wired::Sse(_) => None,
+        let Server::Mcp(wire @ Wire::Streamable(_)) = &self.server else { return Ok(None) };
+        let connection = self.within(self.connection(wire, slot, hello)).await?;
+        Ok(match &connection.session {
+            Session::Streamable(_, session) => session.held(),
+            Session::Sse(..) => None,
         })
     }
 
@@ -278,8 +298,12 @@ impl UpstreamClient {
     /// before the session's entry was dropped). If it has ended meanwhile, the upstream's 404
     /// opens a new one, as for any lost session.
     pub fn resume(&self, slot: &Slot, held: &Held) {
-        let (Wire::Streamable(_), Some(session)) = (&self.wire, streamable::Session::resumed(held)) else { return };
-        let connection = Arc::new(Connection { wired: Wired::Streamable(session), listener: Mutex::default() });
+        let (Server::Mcp(Wire::Streamable(client)), Some(session)) = (&self.server, streamable::Session::resumed(held))
+        else {
+            return;
+        };
+        let session = Session::Streamable(Arc::clone(client), session);
+        let connection = Arc::new(Connection { session, listener: Mutex::default() });
         let cell = OnceCell::new_with(Some(connection));
         *slot.cell.lock().expect("slot lock") = Arc::new(cell);
     }
@@ -327,10 +351,11 @@ impl UpstreamClient {
     /// Whether the upstream serves the stateless revision (2026-07-28), asked once with
     /// `server/discover`. An upstream that cannot be reached is asked again next time.
     pub async fn speaks_stateless(&self) -> bool {
-        if matches!(self.wire, Wire::OpenApi(_)) {
-            return true;
-        }
-        let Wire::Streamable(client) = &self.wire else { return false };
+        let client = match &self.server {
+            Server::OpenApi(_) => return true,
+            Server::Mcp(Wire::Streamable(client)) => client,
+            Server::Mcp(Wire::Sse(_)) => return false,
+        };
         let probe = self.stateless.get_or_try_init(|| async {
             match tokio::time::timeout(self.timeout, client.discover(self.id())).await {
                 Ok(Ok(supported)) => Ok(supported),
@@ -364,11 +389,12 @@ impl UpstreamClient {
         forwarded: &HeaderMap,
         observer: &dyn Observer,
     ) -> Result<(Reply, u16), UpstreamError> {
-        if let Wire::OpenApi(api) = &self.wire {
-            return self.within(api.answer(method, params)).await.map(|reply| (reply, 200));
-        }
-        let Wire::Streamable(client) = &self.wire else {
-            return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
+        let client = match &self.server {
+            Server::OpenApi(api) => return self.within(api.answer(method, params)).await.map(|reply| (reply, 200)),
+            Server::Mcp(Wire::Streamable(client)) => client,
+            Server::Mcp(Wire::Sse(_)) => {
+                return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
+            }
         };
         let id = self.id();
         observer.sent(id);
@@ -384,7 +410,7 @@ impl UpstreamClient {
         params: &RawValue,
         observer: &dyn Observer,
     ) -> Result<(), UpstreamError> {
-        let Wire::Streamable(client) = &self.wire else {
+        let Server::Mcp(Wire::Streamable(client)) = &self.server else {
             return Err(UpstreamError::Protocol("a legacy SSE upstream has no stateless requests".into()));
         };
         client.stateless(self.id(), method, Some(params), None, &HeaderMap::new(), observer).await.map(|_| ())
@@ -394,15 +420,14 @@ impl UpstreamClient {
     /// upstream's request) in the session held by `slot`. Never opens a session: a message
     /// about an exchange the upstream no longer knows has nowhere to go.
     pub async fn post(&self, slot: &Slot, body: Bytes) -> Result<(), UpstreamError> {
-        if matches!(self.wire, Wire::OpenApi(_)) {
+        if matches!(self.server, Server::OpenApi(_)) {
             return Ok(()); // notifications concern nothing an API does
         }
         let connection = slot.current().ok_or(UpstreamError::SessionExpired)?;
         let post = async {
-            match (&self.wire, &connection.wired) {
-                (Wire::Streamable(client), Wired::Streamable(session)) => client.post(session, body).await,
-                (Wire::Sse(client), Wired::Sse(session)) => client.post(session, body).await,
-                _ => unreachable!("a connection is opened by the client that uses it"),
+            match &connection.session {
+                Session::Streamable(client, session) => client.post(session, body).await,
+                Session::Sse(client, session) => client.post(session, body).await,
             }
         };
         self.within(post).await
@@ -411,18 +436,18 @@ impl UpstreamClient {
     /// Opens the session held by `slot` if needed, and from now on keeps the upstream's
     /// standalone stream open with it, delivering to the slot's inbox.
     pub async fn listen(&self, slot: &Slot, hello: &Hello) -> Result<(), UpstreamError> {
-        if matches!(self.wire, Wire::OpenApi(_)) {
+        let Server::Mcp(wire) = &self.server else {
             return Ok(()); // an API sends nothing of its own
-        }
+        };
         slot.listening.store(true, Ordering::Relaxed);
-        let connection = self.within(self.connection(slot, hello)).await?;
+        let connection = self.within(self.connection(wire, slot, hello)).await?;
         self.start_listening(slot, &connection);
         Ok(())
     }
 
     fn start_listening(&self, slot: &Slot, connection: &Connection) {
         // A legacy SSE session's one stream already delivers everything to the inbox.
-        let (Wire::Streamable(client), Wired::Streamable(session)) = (&self.wire, &connection.wired) else { return };
+        let Session::Streamable(client, session) = &connection.session else { return };
         let mut listener = connection.listener.lock().expect("listener lock");
         if listener.is_none() && session.is_stateful() {
             let task = client.listen(session, Arc::clone(&slot.inbox));
@@ -431,16 +456,16 @@ impl UpstreamClient {
     }
 
     /// The open connection in `slot`, opened now if there is none.
-    async fn connection(&self, slot: &Slot, hello: &Hello) -> Result<Arc<Connection>, UpstreamError> {
+    async fn connection(&self, wire: &Wire, slot: &Slot, hello: &Hello) -> Result<Arc<Connection>, UpstreamError> {
         let cell = slot.cell();
-        let connection = cell.get_or_try_init(|| self.open(hello, slot)).await?;
+        let connection = cell.get_or_try_init(|| self.open(wire, hello, slot)).await?;
         Ok(Arc::clone(connection))
     }
 
     /// Ends the session held by `slot`, if any (best effort: the client is gone either way).
     pub async fn close(&self, slot: &Slot) {
         let Some(connection) = slot.take() else { return };
-        if let (Wire::Streamable(client), Wired::Streamable(session)) = (&self.wire, &connection.wired) {
+        if let Session::Streamable(client, session) = &connection.session {
             let _ = tokio::time::timeout(self.timeout, client.close(session)).await;
         }
         // A legacy SSE session ends when its stream is dropped with the connection.
@@ -451,11 +476,11 @@ impl UpstreamClient {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(version = %hello.protocol_version))]
-    async fn open(&self, hello: &Hello, slot: &Slot) -> Result<Arc<Connection>, UpstreamError> {
+    async fn open(&self, wire: &Wire, hello: &Hello, slot: &Slot) -> Result<Arc<Connection>, UpstreamError> {
         let params = initialize_params(hello);
-        let wired = match &self.wire {
+        let session = match wire {
             Wire::Streamable(client) => match client.open(self.id(), &params).await {
-                Ok(session) => Wired::Streamable(session),
+                Ok(session) => Session::Streamable(Arc::clone(client), session),
                 Err(error) => {
                     // A server of the stateless revision only refuses `initialize`: its
                     // clients' requests go to it statelessly from now on.
@@ -467,10 +492,11 @@ impl UpstreamClient {
                     return Err(error);
                 }
             },
-            Wire::Sse(client) => Wired::Sse(client.open(self.id(), &params, Arc::clone(&slot.inbox)).await?),
-            Wire::OpenApi(_) => unreachable!("OpenAPI sub-servers have no sessions to open"),
+            Wire::Sse(client) => {
+                Session::Sse(Arc::clone(client), client.open(self.id(), &params, Arc::clone(&slot.inbox)).await?)
+            }
         };
-        let connection = Arc::new(Connection { wired, listener: Mutex::default() });
+        let connection = Arc::new(Connection { session, listener: Mutex::default() });
         if slot.listening.load(Ordering::Relaxed) {
             self.start_listening(slot, &connection);
         }
@@ -486,12 +512,11 @@ impl UpstreamClient {
     ) -> Result<Reply, UpstreamError> {
         let id = self.id();
         observer.sent(id);
-        match (&self.wire, &connection.wired) {
-            (Wire::Streamable(client), Wired::Streamable(session)) => {
+        match &connection.session {
+            Session::Streamable(client, session) => {
                 client.request(Some(session), id, method, params, observer).await.map(|(reply, _)| reply)
             }
-            (Wire::Sse(client), Wired::Sse(session)) => client.request(session, id, method, params).await,
-            _ => unreachable!("a connection is opened by the client that uses it"),
+            Session::Sse(client, session) => client.request(session, id, method, params).await,
         }
     }
 }
@@ -586,13 +611,14 @@ mod tests {
                 timeout_ms: 1000,
             })
         };
-        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), openapi::Egress::default());
+        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), crate::egress::Egress::default());
         let error = refused.err().expect("refused");
         assert!(error.starts_with("upstream URL `http://169.254.169.254/mcp` is a link-local"), "{error}");
-        let mapped = UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), openapi::Egress::default());
+        let mapped =
+            UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), crate::egress::Egress::default());
         assert!(mapped.is_err(), "the same address in IPv6 clothing");
-        let allowed = openapi::Egress { allow_link_local: true };
+        let allowed = crate::egress::Egress { allow_link_local: true };
         assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed).is_ok());
-        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), openapi::Egress::default()).is_ok());
+        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), crate::egress::Egress::default()).is_ok());
     }
 }

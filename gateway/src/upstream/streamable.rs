@@ -15,6 +15,7 @@ use super::{
     Inbox, Observer, Reply, STATELESS, Unobserved, UpstreamError, backoff, excerpt, negotiated_version,
     notification_body, reply_to, request_body,
 };
+use crate::egress::Egress;
 use crate::jsonrpc::Message;
 
 pub(super) const SESSION_ID: &str = "mcp-session-id";
@@ -28,6 +29,8 @@ const JSON_OR_STREAM: HeaderValue = HeaderValue::from_static("application/json, 
 pub(super) struct Client {
     pub uri: Uri,
     pub headers: HeaderMap,
+    /// Where connections may go (its addresses are checked as they resolve).
+    pub egress: Egress,
 }
 
 /// An upstream session: its id (none for stateless servers) and negotiated revision.
@@ -122,7 +125,7 @@ impl Client {
         for (header, value) in forwarded {
             headers.append(header, value.clone());
         }
-        let response = HttpClient::current().send(request).await?;
+        let response = HttpClient::current(self.egress).send(request).await?;
         let status = response.status().as_u16();
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         if content_type.starts_with("text/event-stream") {
@@ -168,7 +171,7 @@ impl Client {
                 if let Some(id) = &last_event {
                     request.headers_mut().insert("last-event-id", id.clone());
                 }
-                match HttpClient::current().send(request).await {
+                match HttpClient::current(client.egress).send(request).await {
                     Ok(response) if response.status().is_success() => {
                         failures = 0;
                         let mut events = EventReader::new(client::chunks(response));
@@ -244,7 +247,7 @@ impl Client {
         session: Option<&Session>,
         body: impl Into<Bytes>,
     ) -> Result<Response, UpstreamError> {
-        HttpClient::current().send(self.request_to(method, session, body.into())).await
+        HttpClient::current(self.egress).send(self.request_to(method, session, body.into())).await
     }
 
     fn request_to(&self, method: Method, session: Option<&Session>, body: Bytes) -> Request<Full<Bytes>> {
@@ -282,7 +285,7 @@ impl Client {
         for _ in 0..=MAX_RESUMES {
             let mut events = EventReader::new(client::chunks(response));
             while let Some(event) = events.next().await {
-                let event = event.map_err(|e| UpstreamError::Unreachable(client::describe(&e)))?;
+                let event = event.map_err(|e| UpstreamError::Unreachable(crate::egress::describe(&e)))?;
                 if let Some(event_id) = event.id.as_deref().and_then(|e| HeaderValue::try_from(e).ok()) {
                     last_event = Some(event_id);
                 }
@@ -306,7 +309,7 @@ impl Client {
             request.headers_mut().insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
             request.headers_mut().remove(CONTENT_TYPE);
             request.headers_mut().insert("last-event-id", event_id);
-            response = HttpClient::current().send(request).await?;
+            response = HttpClient::current(self.egress).send(request).await?;
             if !response.status().is_success() {
                 return Err(status_error(response).await);
             }

@@ -1,0 +1,45 @@
+//! A config, from whichever source, swapped in: its snapshot is built, served, announced to
+//! sessions, and what could not be built goes to the [`Report`] `/status` shows. Both
+//! sources (`source`, polled, and `kube_source`, watched) end here, so neither needs the other.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use manifold_api::GatewayConfig;
+
+use crate::Gateway;
+use crate::snapshot::{ClientPool, Snapshot};
+
+/// What the last load reported, for `/status`.
+#[derive(Default, serde::Serialize)]
+pub struct Report {
+    /// What compile said about each object (local mode only: in a cluster, status holds it).
+    pub objects: Vec<manifold_api::outcome::Outcome>,
+    /// Routes or mounts the gateway could not build from the config, and why.
+    pub errors: Vec<String>,
+}
+
+/// Serves `config`, whichever source it came from, unless it is the config served already:
+/// builds its snapshot (reusing the pool's upstream clients), swaps it in, tells sessions
+/// what changed, and marks the gateway ready. The same content at another generation is
+/// taken too: the operator republishes a config at a new generation and waits for every
+/// replica to say it serves that one.
+pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientPool) {
+    let served = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load_full());
+    if served.is_some_and(|s| s.config.hash == config.hash && s.config.generation == config.generation) {
+        gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
+        return;
+    }
+    let (generation, routes) = (config.generation, config.routes.len());
+    let (snapshot, errors) = Snapshot::build(config, pool);
+    for error in &errors {
+        tracing::error!(%error, "left out of the config");
+    }
+    gateway.report.lock().expect("report lock").errors = errors;
+    let old = gateway.snapshot.swap(Arc::new(snapshot));
+    crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
+    gateway.ready.store(true, Ordering::Release);
+    gateway.metrics.config_generation.set(generation as i64);
+    gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
+    tracing::info!(generation, routes, "serving new config");
+}
