@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use manifold_api::GatewayConfig;
 
 use crate::Gateway;
+use crate::metrics::{Load, LoadLabels};
 use crate::snapshot::{ClientPool, Snapshot};
 
 /// What the last load reported, for `/status`.
@@ -27,7 +28,7 @@ pub struct Report {
 pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientPool) {
     let served = gateway.ready.load(Ordering::Acquire).then(|| gateway.snapshot.load_full());
     if served.is_some_and(|s| s.config.hash == config.hash && s.config.generation == config.generation) {
-        gateway.metrics.config_loads.with_label_values(&["unchanged"]).inc();
+        gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Unchanged });
         return;
     }
     let (generation, routes) = (config.generation, config.routes.len());
@@ -40,6 +41,6 @@ pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientP
     crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
     gateway.ready.store(true, Ordering::Release);
     gateway.metrics.config_generation.set(generation as i64);
-    gateway.metrics.config_loads.with_label_values(&["applied"]).inc();
+    gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Applied });
     tracing::info!(generation, routes, "serving new config");
 }

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+pub use manifold_runtime::logs::LogFormat;
+use manifold_runtime::pod::{self, SERVICE_ACCOUNT_NAMESPACE};
 
 use crate::{ConfigSource, KubeSource, Settings};
 
@@ -85,12 +87,6 @@ pub struct Args {
     pub log_format: LogFormat,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
 impl Args {
     pub fn settings(&self) -> Settings {
         Settings {
@@ -106,7 +102,7 @@ impl Args {
             audit_log: self.audit_log.clone(),
             session_keys: self.session_keys.clone(),
             session_max_age: Duration::from_secs(self.session_max_age_secs),
-            egress: crate::egress::Egress { allow_link_local: self.allow_link_local_upstreams },
+            egress: manifold_runtime::egress::Egress { allow_link_local: self.allow_link_local_upstreams },
         }
     }
 
@@ -124,9 +120,6 @@ impl Args {
         }
     }
 }
-
-/// Where a pod's namespace is mounted with its service account token.
-pub const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -149,52 +142,19 @@ pub enum StartError {
 
 /// The namespace `--kube` watches: the flag (or `POD_NAMESPACE`), else the service account's.
 pub fn namespace(flag: Option<&str>, service_account: &Path) -> Result<String, StartError> {
-    if let Some(namespace) = flag.map(str::trim).filter(|n| !n.is_empty()) {
-        return Ok(namespace.to_owned());
-    }
-    let missing = |error| StartError::NoNamespace { path: service_account.display().to_string(), error };
-    let text = std::fs::read_to_string(service_account).map_err(missing)?;
-    match text.trim() {
-        "" => Err(missing(std::io::Error::other("the file is empty"))),
-        namespace => Ok(namespace.to_owned()),
-    }
-}
-
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    pod::namespace(flag, service_account)
+        .map_err(|missing| StartError::NoNamespace { path: missing.path, error: missing.error })
 }
 
 /// Runs until Ctrl-C or SIGTERM, then drains.
 pub async fn run(args: Args) -> Result<(), StartError> {
     let mut running = crate::start(args.settings(), args.source().await?).await?;
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = manifold_runtime::signal::shutdown() => tracing::info!("shutting down"),
         _ = running.stopped() => {}
     }
     running.shutdown().await;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
 }
 
 #[cfg(test)]

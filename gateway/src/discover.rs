@@ -9,9 +9,9 @@ use std::time::Duration;
 use manifold_api::GatewayConfig;
 use serde_json::{Map, Value};
 
-use crate::egress::Egress;
 use crate::mcp::SUPPORTED_VERSIONS;
 use crate::upstream::{Hello, Slot, UpstreamClient};
+use manifold_runtime::egress::Egress;
 
 /// How long discovery may hold up a reload.
 const DEADLINE: Duration = Duration::from_secs(5);

@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Gateway;
 use crate::apply::apply;
-use crate::egress::Egress;
+use crate::metrics::{Load, LoadLabels};
 use crate::snapshot::ClientPool;
+use manifold_runtime::egress::Egress;
 
 /// Where the operator publishes this gateway's config.
 pub struct KubeSource {
@@ -147,7 +148,7 @@ impl Shards {
                 None => tracing::info!("no config published yet; not ready until the operator publishes one"),
             },
             Err(AssembleError::Corrupt { name, why }) => {
-                gateway.metrics.config_loads.with_label_values(&["rejected"]).inc();
+                gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Rejected });
                 tracing::error!(
                     secret = %name,
                     %why,
@@ -156,7 +157,7 @@ impl Shards {
                 );
             }
             Err(AssembleError::Config(error)) => {
-                gateway.metrics.config_loads.with_label_values(&["rejected"]).inc();
+                gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Rejected });
                 let secrets: Vec<&str> = self.current.keys().map(String::as_str).collect();
                 tracing::error!(
                     secrets = ?secrets,

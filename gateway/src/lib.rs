@@ -9,7 +9,6 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
-mod egress;
 pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;
@@ -110,7 +109,7 @@ pub struct Settings {
     /// Sessions older than this are refused, whichever replica sees them.
     pub session_max_age: Duration,
     /// Where OpenAPI sub-servers and spec URLs may be called.
-    pub egress: egress::Egress,
+    pub egress: manifold_runtime::egress::Egress,
 }
 
 impl Default for Settings {

@@ -8,7 +8,7 @@ use clap::Parser;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = manifold_gateway::cli::Args::parse();
-    manifold_gateway::cli::init_tracing(args.log_format);
+    manifold_runtime::logs::init(args.log_format);
     manifold_gateway::cli::run(args).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use manifold_runtime::label_set;
 use manifold_runtime::metrics::{Counters, Histograms, LabelValue, gauge, render};
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntGauge, Registry};
 
 use crate::protocol::Method;
 
@@ -21,6 +21,30 @@ label_set! {
 label_set! {
     /// A request refused by authentication or authorization.
     pub struct RefusalLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub reason: RefusalReason }
+}
+
+label_set! {
+    /// A config load.
+    pub struct LoadLabels { pub outcome: Load }
+}
+
+/// What a config load did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Load {
+    Applied,
+    /// The same config again.
+    Unchanged,
+    Rejected,
+}
+
+impl LabelValue for Load {
+    fn label(&self) -> &str {
+        match self {
+            Load::Applied => "applied",
+            Load::Unchanged => "unchanged",
+            Load::Rejected => "rejected",
+        }
+    }
 }
 
 /// How a request ended, as counted.
@@ -86,7 +110,7 @@ pub struct Metrics {
     /// Generation of the config being served.
     pub config_generation: IntGauge,
     /// Config loads by outcome (`applied`, `unchanged`, `rejected`).
-    pub config_loads: IntCounterVec,
+    pub config_loads: Counters<LoadLabels>,
     /// Client sessions held in this replica's memory (a session lives in its token; an
     /// entry is what a replica keeps while the session is in use here).
     pub session_entries: IntGauge,
@@ -139,12 +163,11 @@ impl Metrics {
             vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
         );
         let config_generation = gauge(&registry, "manifold_config_generation", "Generation of the config being served");
-        let config_loads = IntCounterVec::new(
-            Opts::new("manifold_config_loads_total", "Config loads by outcome: applied, unchanged or rejected"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(config_loads.clone())).expect("metric registers once");
+        let config_loads = Counters::register(
+            &registry,
+            "manifold_config_loads_total",
+            "Config loads by outcome: applied, unchanged or rejected",
+        );
         let session_entries =
             gauge(&registry, "manifold_session_entries", "MCP client sessions held in this replica's memory");
         let in_flight = gauge(&registry, "manifold_requests_in_flight", "MCP requests being answered");

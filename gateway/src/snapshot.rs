@@ -42,12 +42,12 @@ pub struct ClientPool {
     upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
     key_sets: access::keys::Pool,
     /// Where upstreams, OpenAPI sub-servers, key sets and decision services may be called.
-    egress: crate::egress::Egress,
+    egress: manifold_runtime::egress::Egress,
 }
 
 impl ClientPool {
     /// A pool whose clients connect only where `egress` allows.
-    pub fn new(egress: crate::egress::Egress) -> Self {
+    pub fn new(egress: manifold_runtime::egress::Egress) -> Self {
         let mut key_sets = access::keys::Pool::default();
         key_sets.egress = egress;
         ClientPool { upstreams: HashMap::new(), key_sets, egress }

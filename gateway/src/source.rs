@@ -14,9 +14,10 @@ use manifold_api::{GatewayConfig, compile};
 
 use crate::Gateway;
 use crate::apply::apply;
-use crate::egress::Egress;
+use crate::metrics::{Load, LoadLabels};
 use crate::snapshot::ClientPool;
 use crate::specs::Specs;
+use manifold_runtime::egress::Egress;
 
 /// A source the gateway reads itself, polled by the [`Loader`].
 pub enum Local {
@@ -99,7 +100,7 @@ impl Loader {
     }
 
     fn reject(&self, gateway: &Gateway, error: &str) {
-        gateway.metrics.config_loads.with_label_values(&["rejected"]).inc();
+        gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Rejected });
         let generation = gateway.snapshot.load().config.generation;
         tracing::error!(%error, serving_generation = generation, "config change rejected; still serving the last good config");
     }

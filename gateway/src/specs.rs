@@ -1,24 +1,22 @@
 //! OpenAPI documents named by `spec.openapi.url`, fetched for local mode (in a cluster the
 //! operator fetches them) on the schedule of `manifold_api::documents`, through the
-//! gateway's egress-guarded client.
+//! shared egress-guarded document fetch.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use manifold_api::documents::{Documents, FETCH_TIMEOUT, MAX_DOCUMENT_BYTES};
+use manifold_api::documents::Documents;
 use manifold_api::resources::McpServer;
-
-use crate::egress::{Egress, GuardedHttp, fetch, guarded_client};
+use manifold_runtime::egress::{DocumentFetch, Egress};
 
 pub struct Specs {
-    http: GuardedHttp,
-    egress: Egress,
+    fetch: DocumentFetch,
     documents: Documents,
 }
 
 impl Specs {
     pub fn new(egress: Egress) -> Self {
-        Specs { http: guarded_client(egress), egress, documents: Documents::default() }
+        Specs { fetch: DocumentFetch::new(egress), documents: Documents::default() }
     }
 
     /// Whether a document is due to be fetched again.
@@ -29,9 +27,9 @@ impl Specs {
     /// Fetches the documents `servers` name that are new or due, and forgets the others.
     /// Returns whether any document's text (or error) changed.
     pub async fn refresh(&mut self, servers: &[McpServer]) -> bool {
-        let (http, egress) = (&self.http, self.egress);
-        let fetch = |url: String| async move { fetch(http, egress, &url, FETCH_TIMEOUT, MAX_DOCUMENT_BYTES).await };
-        let refreshed = self.documents.refresh(servers, Instant::now(), fetch).await;
+        let fetch = &self.fetch;
+        let refreshed =
+            self.documents.refresh(servers, Instant::now(), |url: String| async move { fetch.get(&url).await }).await;
         for (url, error) in &refreshed.kept {
             tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
         }

@@ -18,6 +18,7 @@ use kube::client::Body;
 use manifold_api::GatewayConfig;
 use manifold_api::config::{AuthnConfig, MountConfig, RemoteUpstream, RouteConfig, ToolPolicy, Transport, Upstream};
 use manifold_api::publish;
+use manifold_gateway::metrics::{Load, LoadLabels};
 use manifold_gateway::{ConfigSource, KubeSource, Running, Settings};
 use serde_json::json;
 use tower_test::mock::{self, Handle, SendResponse};
@@ -176,7 +177,12 @@ fn generation(running: &Running) -> u64 {
 }
 
 fn loads(running: &Running, outcome: &str) -> u64 {
-    running.gateway.metrics.config_loads.with_label_values(&[outcome]).get()
+    let outcome = match outcome {
+        "applied" => Load::Applied,
+        "rejected" => Load::Rejected,
+        other => panic!("no such load outcome: {other}"),
+    };
+    running.gateway.metrics.config_loads.with(&LoadLabels { outcome }).get()
 }
 
 fn ready(running: &Running) -> bool {

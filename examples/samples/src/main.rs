@@ -46,8 +46,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        signal = shutdown_signal() => {
-            signal?;
+        _ = manifold_runtime::signal::shutdown() => {
             tracing::info!("shutting down");
             shutdown.cancel();
             while let Some(result) = servers.join_next().await {
@@ -61,23 +60,5 @@ async fn main() -> anyhow::Result<()> {
             result??;
             anyhow::bail!("a sample server stopped unexpectedly")
         }
-    }
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM on Unix (containers stop with SIGTERM,
-/// which a PID 1 without a handler would ignore).
-async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-        tokio::select! {
-            signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
     }
 }

@@ -26,7 +26,7 @@ pub struct Decider {
     config: ExternalConfig,
     tenant: String,
     /// Where the decision service may be reached.
-    egress: crate::egress::Egress,
+    egress: manifold_runtime::egress::Egress,
     cache: Mutex<HashMap<Question, (bool, Instant)>>,
 }
 
@@ -34,7 +34,7 @@ pub struct Decider {
 type Question = (String, Action, &'static str, String);
 
 impl Decider {
-    pub fn new(config: ExternalConfig, tenant: String, egress: crate::egress::Egress) -> Self {
+    pub fn new(config: ExternalConfig, tenant: String, egress: manifold_runtime::egress::Egress) -> Self {
         Decider { config, tenant, egress, cache: Mutex::default() }
     }
 

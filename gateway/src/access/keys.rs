@@ -47,7 +47,7 @@ impl Key {
 pub struct KeySet {
     uri: Option<String>,
     /// Where `uri` may be fetched from.
-    egress: crate::egress::Egress,
+    egress: manifold_runtime::egress::Egress,
     keys: ArcSwap<Vec<Arc<Key>>>,
     fetch: tokio::sync::Mutex<()>,
     times: Mutex<Times>,
@@ -67,7 +67,7 @@ pub struct Pool {
     current: HashMap<(String, String), Arc<KeySet>>,
     next: HashMap<(String, String), Arc<KeySet>>,
     /// Where key sets may be fetched from.
-    pub egress: crate::egress::Egress,
+    pub egress: manifold_runtime::egress::Egress,
 }
 
 impl Pool {
@@ -98,7 +98,7 @@ impl KeySet {
     pub fn fixed(keys: Vec<Key>) -> Arc<Self> {
         Arc::new(KeySet {
             uri: None,
-            egress: crate::egress::Egress::default(),
+            egress: manifold_runtime::egress::Egress::default(),
             keys: ArcSwap::from_pointee(keys.into_iter().map(Arc::new).collect()),
             fetch: tokio::sync::Mutex::new(()),
             times: Mutex::default(),
@@ -174,7 +174,7 @@ enum Why {
     UnknownKid { asked: Instant, cooldown: Duration },
 }
 
-async fn fetch(uri: &str, egress: crate::egress::Egress) -> Result<(Vec<Key>, Duration), String> {
+async fn fetch(uri: &str, egress: manifold_runtime::egress::Egress) -> Result<(Vec<Key>, Duration), String> {
     let request = http::Request::get(uri)
         .header(ACCEPT, "application/json")
         .body(Full::new(Bytes::new()))

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 
 use super::UpstreamError;
-use crate::egress::{Egress, GuardedHttp, describe, guarded_client};
+use manifold_runtime::egress::{Egress, GuardedHttp, guarded_client};
+
 use bytes::Bytes;
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::Request;
@@ -46,7 +47,7 @@ impl HttpClient {
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
-        self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(describe(&e)))
+        self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(manifold_runtime::errors::chain(&e)))
     }
 }
 

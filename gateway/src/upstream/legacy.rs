@@ -17,8 +17,8 @@ use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
 use super::streamable::{JSON, status_error};
 use super::{Inbox, Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
-use crate::egress::Egress;
 use crate::jsonrpc::Message;
+use manifold_runtime::egress::Egress;
 
 pub(super) struct Client {
     pub url: url::Url,
@@ -83,7 +83,7 @@ impl Client {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => break event.data,
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(UpstreamError::Unreachable(crate::egress::describe(&e))),
+                Some(Err(e)) => return Err(UpstreamError::Unreachable(manifold_runtime::errors::chain(&e))),
                 None => return Err(UpstreamError::Protocol("SSE stream ended before announcing its endpoint".into())),
             }
         };

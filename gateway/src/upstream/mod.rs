@@ -98,13 +98,13 @@ pub enum UpstreamError {
     SessionExpired,
 }
 
-impl From<crate::egress::Failure> for UpstreamError {
+impl From<manifold_runtime::egress::Failure> for UpstreamError {
     /// An answer egress refused (a redirect elsewhere, a body too large) is the upstream
     /// not answering as it should.
-    fn from(failure: crate::egress::Failure) -> Self {
+    fn from(failure: manifold_runtime::egress::Failure) -> Self {
         match failure {
-            crate::egress::Failure::Unreachable(why) => UpstreamError::Unreachable(why),
-            crate::egress::Failure::Refused(why) => UpstreamError::Protocol(why),
+            manifold_runtime::egress::Failure::Unreachable(why) => UpstreamError::Unreachable(why),
+            manifold_runtime::egress::Failure::Refused(why) => UpstreamError::Protocol(why),
         }
     }
 }
@@ -224,7 +224,7 @@ pub struct UpstreamClient {
 impl UpstreamClient {
     /// A client for `config` (connections to remote MCP servers come from the calling
     /// thread's pool); `egress` says which addresses may not be called.
-    pub fn new(config: &Upstream, egress: crate::egress::Egress) -> Result<Self, String> {
+    pub fn new(config: &Upstream, egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
         let (server, timeout_ms) = match config {
             Upstream::Remote(remote) => (Server::Mcp(Self::remote(remote, egress)?), remote.timeout_ms),
             Upstream::OpenApi(api) => (Server::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
@@ -241,10 +241,13 @@ impl UpstreamClient {
         })
     }
 
-    fn remote(config: &manifold_api::config::RemoteUpstream, egress: crate::egress::Egress) -> Result<Wire, String> {
+    fn remote(
+        config: &manifold_api::config::RemoteUpstream,
+        egress: manifold_runtime::egress::Egress,
+    ) -> Result<Wire, String> {
         let url = url::Url::parse(&config.url).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
         // Names are checked when resolved (by the thread's client for `egress`); addresses here.
-        if let Some(why) = crate::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
+        if let Some(why) = manifold_runtime::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
             return Err(format!("upstream URL `{}` is {why}", config.url));
         }
         let uri = Uri::try_from(url.as_str()).map_err(|e| format!("invalid upstream URL `{}`: {e}", config.url))?;
@@ -574,7 +577,7 @@ fn notification_body(method: &str) -> String {
 
 /// How long a broken standalone stream waits before it is reopened, growing per failure.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << failures.min(7)))
+    manifold_runtime::backoff::after(failures, Duration::from_millis(250), Duration::from_secs(32))
 }
 
 /// The reply in `message` if it answers request `id`.
@@ -611,14 +614,20 @@ mod tests {
                 timeout_ms: 1000,
             })
         };
-        let refused = UpstreamClient::new(&remote("http://169.254.169.254/mcp"), crate::egress::Egress::default());
+        let refused =
+            UpstreamClient::new(&remote("http://169.254.169.254/mcp"), manifold_runtime::egress::Egress::default());
         let error = refused.err().expect("refused");
         assert!(error.starts_with("upstream URL `http://169.254.169.254/mcp` is a link-local"), "{error}");
-        let mapped =
-            UpstreamClient::new(&remote("http://[::ffff:169.254.169.254]/mcp"), crate::egress::Egress::default());
+        let mapped = UpstreamClient::new(
+            &remote("http://[::ffff:169.254.169.254]/mcp"),
+            manifold_runtime::egress::Egress::default(),
+        );
         assert!(mapped.is_err(), "the same address in IPv6 clothing");
-        let allowed = crate::egress::Egress { allow_link_local: true };
+        let allowed = manifold_runtime::egress::Egress { allow_link_local: true };
         assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed).is_ok());
-        assert!(UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), crate::egress::Egress::default()).is_ok());
+        assert!(
+            UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), manifold_runtime::egress::Egress::default())
+                .is_ok()
+        );
     }
 }

@@ -15,8 +15,8 @@ use super::{
     Inbox, Observer, Reply, STATELESS, Unobserved, UpstreamError, backoff, excerpt, negotiated_version,
     notification_body, reply_to, request_body,
 };
-use crate::egress::Egress;
 use crate::jsonrpc::Message;
+use manifold_runtime::egress::Egress;
 
 pub(super) const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
@@ -285,7 +285,7 @@ impl Client {
         for _ in 0..=MAX_RESUMES {
             let mut events = EventReader::new(client::chunks(response));
             while let Some(event) = events.next().await {
-                let event = event.map_err(|e| UpstreamError::Unreachable(crate::egress::describe(&e)))?;
+                let event = event.map_err(|e| UpstreamError::Unreachable(manifold_runtime::errors::chain(&e)))?;
                 if let Some(event_id) = event.id.as_deref().and_then(|e| HeaderValue::try_from(e).ok()) {
                     last_event = Some(event_id);
                 }

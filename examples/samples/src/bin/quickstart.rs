@@ -34,7 +34,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    manifold_gateway::cli::init_tracing(manifold_gateway::cli::LogFormat::Pretty);
+    manifold_runtime::logs::init(manifold_runtime::logs::LogFormat::Pretty);
 
     // The samples listen on ephemeral ports; the embedded manifests are pointed at them.
     let shutdown = CancellationToken::new();
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
          Metrics: http://{admin}/metrics   Stop: Ctrl-C"
     );
 
-    manifold_gateway::cli::shutdown_signal().await;
+    manifold_runtime::signal::shutdown().await;
     running.shutdown().await;
     shutdown.cancel();
     Ok(())

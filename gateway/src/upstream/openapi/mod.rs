@@ -18,8 +18,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{Reply, UpstreamError};
-use crate::egress::{self, Egress, GuardedHttp, failure, guarded_client, literal_ip};
 use crate::jsonrpc::raw;
+use manifold_runtime::egress::{self, Egress, GuardedHttp, failure, guarded_client, literal_ip};
 use request::Target;
 use template::Template;
 

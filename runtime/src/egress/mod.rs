@@ -1,8 +1,9 @@
-//! Where requests the gateway makes for tenants may go, and how far they are followed: a
-//! pooled hyper client whose resolver drops the addresses an [`Egress`] refuses (so a name
-//! cannot lead to the cloud's metadata service either), redirects followed only within the
-//! first request's origin, and bodies read up to a limit. Upstream clients, the OpenAPI
-//! adapter and document fetches all connect through it; it knows nothing of MCP.
+//! Where requests Manifold makes for tenants may go, and how far they are followed: a pooled
+//! hyper client whose resolver drops the addresses an [`Egress`] refuses (so a name cannot
+//! lead to the cloud's metadata service either), redirects followed only within the first
+//! request's origin, and bodies read up to a limit. The gateway's upstream clients, OpenAPI
+//! adapter, key sets and decision services, and both binaries' document fetches connect
+//! through it; it knows nothing of MCP.
 
 mod document;
 
@@ -22,7 +23,9 @@ use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 pub use manifold_api::egress::Egress;
 
-pub use document::fetch;
+use crate::errors::chain;
+
+pub use document::{DocumentFetch, fetch};
 
 /// Redirects followed within the first request's origin.
 const MAX_REDIRECTS: usize = 5;
@@ -125,7 +128,7 @@ pub async fn exchange(
     for _ in 0..=MAX_REDIRECTS {
         let again = (request.method() == Method::GET || request.method() == Method::HEAD)
             .then(|| (request.method().clone(), request.headers().clone()));
-        let response = http.request(request).await.map_err(|e| Failure::Unreachable(describe(&e)))?;
+        let response = http.request(request).await.map_err(|e| Failure::Unreachable(chain(&e)))?;
         let status = response.status();
         if status.is_redirection()
             && let (Some((method, headers)), Some(location)) =
@@ -172,17 +175,4 @@ pub fn failure(status: StatusCode, body: &[u8]) -> String {
     let more = if body.len() > EXCERPT_BYTES { "…" } else { "" };
     let reason = status.canonical_reason().unwrap_or("");
     format!("HTTP {} {reason}: {}{more}", status.as_u16(), text.trim())
-}
-
-/// An error with its causes, for example "client error (Connect): tcp connect error:
-/// Connection refused".
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
