@@ -9,7 +9,7 @@ use std::time::Duration;
 use manifold_api::GatewayConfig;
 use serde_json::{Map, Value};
 
-use crate::mcp::SUPPORTED_VERSIONS;
+use crate::protocol::{Method, SUPPORTED_VERSIONS};
 use crate::upstream::{Hello, Slot, UpstreamClient};
 use manifold_runtime::egress::Egress;
 
@@ -32,7 +32,8 @@ pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<(Strin
         let hello =
             Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: crate::jsonrpc::raw(&Map::new()) };
         let slot = Slot::detached();
-        let listed = tokio::time::timeout(DEADLINE, client.list_all(&slot, &hello, "tools/list", "tools")).await;
+        let listed =
+            tokio::time::timeout(DEADLINE, client.list_all(&slot, &hello, Method::ToolsList.name(), "tools")).await;
         client.close(&slot).await;
         match listed {
             Ok(Ok(tools)) => {

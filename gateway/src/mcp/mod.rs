@@ -26,8 +26,6 @@ mod stream;
 
 use crate::Gateway;
 use crate::protocol::Method;
-/// Kept here for the callers that read it from `mcp` (local discovery).
-pub use crate::protocol::SUPPORTED_VERSIONS;
 use crate::snapshot::Snapshot;
 
 /// After a reload, tells every listening client whose route now exposes something else

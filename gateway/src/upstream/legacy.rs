@@ -18,6 +18,7 @@ use super::sse::EventReader;
 use super::streamable::{JSON, status_error};
 use super::{Inbox, Reply, UpstreamError, negotiated_version, notification_body, reply_to, request_body};
 use crate::jsonrpc::Message;
+use crate::protocol::Method as Mcp;
 use manifold_runtime::egress::Egress;
 
 pub(super) struct Client {
@@ -109,9 +110,9 @@ impl Client {
         .abort_handle();
 
         let session = Session { endpoint, waiting, reader };
-        let version = negotiated_version(self.request(&session, id, "initialize", Some(params)).await?)?;
+        let version = negotiated_version(self.request(&session, id, Mcp::Initialize.name(), Some(params)).await?)?;
         tracing::debug!(url = %self.url, %version, "legacy SSE upstream session opened");
-        self.post(&session, notification_body("notifications/initialized")).await?;
+        self.post(&session, notification_body(Mcp::Initialized.name())).await?;
         Ok(session)
     }
 

@@ -29,9 +29,6 @@ use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
 
-/// The stateless protocol revision: no session, every request carries its own metadata.
-pub use crate::protocol::STATELESS;
-
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
 const MAX_PAGES: usize = 1000;
 

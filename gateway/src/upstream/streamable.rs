@@ -12,14 +12,15 @@ use serde_json::value::RawValue;
 use super::client::{self, HttpClient, Response};
 use super::sse::EventReader;
 use super::{
-    Inbox, Observer, Reply, STATELESS, Unobserved, UpstreamError, backoff, excerpt, negotiated_version,
-    notification_body, reply_to, request_body,
+    Inbox, Observer, Reply, Unobserved, UpstreamError, backoff, excerpt, negotiated_version, notification_body,
+    reply_to, request_body,
 };
 use crate::jsonrpc::Message;
 use manifold_runtime::egress::Egress;
 
-pub(super) const SESSION_ID: &str = "mcp-session-id";
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub(super) use crate::protocol::header::SESSION_ID;
+use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION};
+use crate::protocol::{Method as Mcp, STATELESS, meta};
 pub(super) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// How often a request's broken event stream is resumed before the request fails.
 const MAX_RESUMES: usize = 5;
@@ -65,26 +66,29 @@ impl Session {
 
 impl Client {
     pub async fn open(&self, id: u64, params: &RawValue) -> Result<Session, UpstreamError> {
-        let (reply, headers) = self.request(None, id, "initialize", Some(params), &Unobserved).await?;
+        let (reply, headers) = self.request(None, id, Mcp::Initialize.name(), Some(params), &Unobserved).await?;
         let version = negotiated_version(reply)?;
         let session = Session {
             id: headers.get(SESSION_ID).cloned(),
             version: HeaderValue::try_from(version)
                 .map_err(|_| UpstreamError::Protocol("protocol version is not a header value".into()))?,
         };
-        self.post(&session, notification_body("notifications/initialized")).await?;
+        self.post(&session, notification_body(Mcp::Initialized.name())).await?;
         Ok(session)
     }
 
     /// Asks `server/discover` whether the upstream serves the stateless revision.
     pub async fn discover(&self, id: u64) -> Result<bool, UpstreamError> {
         let params = serde_json::json!({ "_meta": {
-            "io.modelcontextprotocol/protocolVersion": STATELESS,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": { "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") },
+            meta::PROTOCOL_VERSION: STATELESS,
+            meta::CLIENT_CAPABILITIES: {},
+            meta::CLIENT_INFO: { "name": "manifold-gateway", "version": env!("CARGO_PKG_VERSION") },
         }});
         let params = crate::jsonrpc::raw(&params);
-        match self.stateless(id, "server/discover", Some(&params), None, &HeaderMap::new(), &Unobserved).await? {
+        match self
+            .stateless(id, Mcp::ServerDiscover.name(), Some(&params), None, &HeaderMap::new(), &Unobserved)
+            .await?
+        {
             (Reply::Result(result), _) => {
                 #[derive(serde::Deserialize)]
                 #[serde(rename_all = "camelCase")]
@@ -169,7 +173,7 @@ impl Client {
                 request.headers_mut().insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
                 request.headers_mut().remove(CONTENT_TYPE);
                 if let Some(id) = &last_event {
-                    request.headers_mut().insert("last-event-id", id.clone());
+                    request.headers_mut().insert(LAST_EVENT_ID, id.clone());
                 }
                 match HttpClient::current(client.egress).send(request).await {
                     Ok(response) if response.status().is_success() => {
@@ -308,7 +312,7 @@ impl Client {
             let mut request = self.request_to(Method::GET, Some(session), Bytes::new());
             request.headers_mut().insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
             request.headers_mut().remove(CONTENT_TYPE);
-            request.headers_mut().insert("last-event-id", event_id);
+            request.headers_mut().insert(LAST_EVENT_ID, event_id);
             response = HttpClient::current(self.egress).send(request).await?;
             if !response.status().is_success() {
                 return Err(status_error(response).await);

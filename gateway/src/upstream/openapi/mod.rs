@@ -19,6 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Reply, UpstreamError};
 use crate::jsonrpc::raw;
+use crate::protocol::Method;
+use crate::protocol::code::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND};
 use manifold_runtime::egress::{self, Egress, GuardedHttp, failure, guarded_client, literal_ip};
 use request::Target;
 use template::Template;
@@ -77,25 +79,25 @@ impl Api {
     /// Answers one MCP request as an MCP server of this API would.
     pub async fn answer(&self, method: &str, params: Option<&RawValue>) -> Result<Reply, UpstreamError> {
         let params: Map<String, Value> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
-        Ok(match method {
-            "tools/list" => Reply::Result(self.lists[0].clone()),
-            "resources/list" => Reply::Result(self.lists[1].clone()),
-            "resources/templates/list" => Reply::Result(self.lists[2].clone()),
-            "prompts/list" => Reply::Result(raw(&json!({ "prompts": [] }))),
-            "ping" | "logging/setLevel" => Reply::Result(raw(&json!({}))),
-            "completion/complete" => Reply::Result(raw(&json!({ "completion": { "values": [] } }))),
-            "tools/call" => self.call_tool(&params).await?,
-            "resources/read" => self.read(&params).await?,
-            _ => error(-32601, format!("method `{method}` is not served by an OpenAPI sub-server")),
+        Ok(match Method::parse(method) {
+            Method::ToolsList => Reply::Result(self.lists[0].clone()),
+            Method::ResourcesList => Reply::Result(self.lists[1].clone()),
+            Method::ResourcesTemplatesList => Reply::Result(self.lists[2].clone()),
+            Method::PromptsList => Reply::Result(raw(&json!({ "prompts": [] }))),
+            Method::Ping | Method::LoggingSetLevel => Reply::Result(raw(&json!({}))),
+            Method::CompletionComplete => Reply::Result(raw(&json!({ "completion": { "values": [] } }))),
+            Method::ToolsCall => self.call_tool(&params).await?,
+            Method::ResourcesRead => self.read(&params).await?,
+            _ => error(METHOD_NOT_FOUND, format!("method `{method}` is not served by an OpenAPI sub-server")),
         })
     }
 
     async fn call_tool(&self, params: &Map<String, Value>) -> Result<Reply, UpstreamError> {
         let Some(name) = params.get("name").and_then(Value::as_str) else {
-            return Ok(error(-32602, "tools/call needs params.name".into()));
+            return Ok(error(INVALID_PARAMS, "tools/call needs params.name".into()));
         };
         let Some(call) = self.tools.get(name) else {
-            return Ok(error(-32602, format!("unknown tool `{name}`")));
+            return Ok(error(INVALID_PARAMS, format!("unknown tool `{name}`")));
         };
         let arguments = match params.get("arguments") {
             Some(Value::Object(arguments)) => arguments.clone(),
@@ -139,31 +141,31 @@ impl Api {
 
     async fn read(&self, params: &Map<String, Value>) -> Result<Reply, UpstreamError> {
         let Some(uri) = params.get("uri").and_then(Value::as_str) else {
-            return Ok(error(-32602, "resources/read needs params.uri".into()));
+            return Ok(error(INVALID_PARAMS, "resources/read needs params.uri".into()));
         };
         let (call, arguments) = match self.resources.get(uri) {
             Some(call) => (call, Map::new()),
             None => match self.templates.iter().find_map(|(template, call)| Some((call, template.arguments(uri)?))) {
                 Some(found) => found,
-                None => return Ok(error(-32002, format!("resource `{uri}` not found"))),
+                None => return Ok(error(RESOURCE_NOT_FOUND, format!("resource `{uri}` not found"))),
             },
         };
         let request = match self.target.request(call, &arguments) {
             Ok(request) => request,
-            Err(why) => return Ok(error(-32602, format!("resource `{uri}`: {why}"))),
+            Err(why) => return Ok(error(INVALID_PARAMS, format!("resource `{uri}`: {why}"))),
         };
         let (status, content_type, body) = match self.send(request).await {
             Ok(answer) => answer,
             Err(UpstreamError::Protocol(why)) => {
-                return Ok(error(-32603, format!("resource `{uri}`: the API's answer was refused: {why}")));
+                return Ok(error(INTERNAL_ERROR, format!("resource `{uri}`: the API's answer was refused: {why}")));
             }
             Err(error) => return Err(error),
         };
         if status == StatusCode::NOT_FOUND {
-            return Ok(error(-32002, format!("resource `{uri}` not found: {}", failure(status, &body))));
+            return Ok(error(RESOURCE_NOT_FOUND, format!("resource `{uri}` not found: {}", failure(status, &body))));
         }
         if !status.is_success() {
-            return Ok(error(-32603, format!("resource `{uri}`: {}", failure(status, &body))));
+            return Ok(error(INTERNAL_ERROR, format!("resource `{uri}`: {}", failure(status, &body))));
         }
         let mime = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type.clone() };
         let content = match media(&content_type) {
