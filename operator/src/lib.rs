@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backoff;
+pub mod debounce;
 pub mod documents;
 pub mod leader;
 pub mod permissions;

@@ -308,7 +308,7 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
                 let servers = wanted.borrow_and_update().clone();
                 untold |= schedule.want(servers);
             }
-            () = crate::run::sleep_until(wake.map(Into::into)) => {}
+            () = crate::debounce::sleep_until(wake.map(Into::into)) => {}
         }
     }
 }

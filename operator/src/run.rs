@@ -27,6 +27,8 @@ use manifold_api::resources::{McpRoute, McpServer};
 use tokio::time::Instant;
 
 use crate::admin::{self, Metrics};
+use crate::backoff::Backoff;
+use crate::debounce::{Debounce, sleep_until};
 use crate::documents::Fetcher;
 use crate::leader::{self, Elector, Leadership};
 use crate::permissions::{self, Checker};
@@ -36,93 +38,14 @@ use crate::publish::PublishError;
 use crate::reconcile::{Reconciler, References, World, references};
 use crate::watches::{self, Cache, Changed, Referenced};
 
-/// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
-/// once make a handful of publishes, not 100.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
-/// The longest a change waits while others keep coming: a steady stream of changes cannot
-/// hold publishing off.
-pub const MAX_DELAY: Duration = Duration::from_secs(2);
-
 /// How soon routes not Programmed yet are looked at again; the wait doubles, up to
-/// [`MAX_RETRY`], while nothing moves (gateways that never answer cost little).
+/// [`MAX_RETRY`](crate::backoff::MAX_RETRY), while nothing moves (gateways that never answer cost little).
 pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
-/// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`].
+/// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`](crate::backoff::MAX_RETRY).
 pub const RETRY: Duration = Duration::from_secs(5);
 /// How long a reconcile waits for what it reads (referenced objects, the gateway replicas):
 /// the client's own timeout is long, for watches.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
-
-/// A wait that doubles each time it is taken, up to [`MAX_RETRY`], until reset.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration) -> Self {
-        Backoff { first, next: first }
-    }
-
-    fn take(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_RETRY);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-/// When to reconcile next.
-#[derive(Debug, Default)]
-struct Debounce {
-    /// The first change not reconciled yet.
-    pending_since: Option<Instant>,
-    due: Option<Instant>,
-    /// Not before this (a failure's backoff): changes do not bring a retry forward.
-    hold: Option<Instant>,
-}
-
-impl Debounce {
-    /// A change at `now`: reconcile once things are quiet for [`DEBOUNCE`], and at the
-    /// latest [`MAX_DELAY`] after the first change not reconciled yet.
-    fn changed(&mut self, now: Instant) {
-        let first = *self.pending_since.get_or_insert(now);
-        let due = (now + DEBOUNCE).min(first + MAX_DELAY);
-        self.due = Some(self.hold.map_or(due, |hold| due.max(hold)));
-    }
-
-    /// Reconcile at once (this replica just became leader, or must start again).
-    fn now(&mut self, now: Instant) {
-        self.pending_since.get_or_insert(now);
-        self.hold = None;
-        self.due = Some(now);
-    }
-
-    /// Look again after `wait`, unless a change comes first.
-    fn poll(&mut self, now: Instant, wait: Duration) {
-        self.due = Some(self.due.map_or(now + wait, |due| due.min(now + wait)));
-    }
-
-    /// Try again after `wait`, whatever comes meanwhile.
-    fn retry(&mut self, now: Instant, wait: Duration) {
-        self.hold = Some(now + wait);
-        self.due = self.hold;
-    }
-
-    /// A reconcile starts: what changed until now is in it.
-    fn started(&mut self) {
-        (self.pending_since, self.due) = (None, None);
-    }
-
-    /// It succeeded: no backoff holds.
-    fn succeeded(&mut self) {
-        self.hold = None;
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -494,13 +417,6 @@ pub async fn ensure_api(client: &Client) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// SIGTERM (what Kubernetes sends a pod it stops) or Ctrl-C.
 pub async fn shutdown_signal() {
     let terminate = async {
@@ -539,59 +455,6 @@ mod tests {
             .map(|n| json!({"name": n, "singularName": "", "namespaced": true, "kind": "K", "verbs": ["get"]}))
             .collect();
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": resources})
-    }
-
-    /// How many reconciles `changes` (offsets from a start) lead to, the loop taking each due
-    /// reconcile as soon as it is due.
-    fn reconciles(changes: &[Duration]) -> usize {
-        let start = Instant::now();
-        let mut debounce = Debounce::default();
-        let mut count = 0;
-        for at in changes.iter().map(|offset| start + *offset) {
-            if debounce.due.is_some_and(|due| due <= at) {
-                debounce.started();
-                count += 1;
-            }
-            debounce.changed(at);
-        }
-        count + usize::from(debounce.due.is_some())
-    }
-
-    #[test]
-    fn bursts_of_changes_make_a_handful_of_reconciles() {
-        let burst: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 2)).collect();
-        assert_eq!(reconciles(&burst), 1, "100 objects applied at once");
-        let steady: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 100)).collect();
-        assert_eq!(reconciles(&steady), 5, "a change every 100 ms for 10 s: every MAX_DELAY");
-        let apart: Vec<Duration> = (0..3).map(|i| Duration::from_secs(i * 10)).collect();
-        assert_eq!(reconciles(&apart), 3, "changes far apart each get theirs");
-    }
-
-    #[test]
-    fn waits_double_while_nothing_moves() {
-        let mut poll = Backoff::new(PROGRAMMED_POLL);
-        let waits: Vec<u64> = (0..7).map(|_| poll.take().as_secs()).collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
-        poll.reset();
-        assert_eq!(poll.take(), PROGRAMMED_POLL);
-    }
-
-    #[test]
-    fn changes_do_not_bring_a_retry_forward_but_do_bring_a_poll() {
-        let start = Instant::now();
-        let mut debounce = Debounce::default();
-        debounce.retry(start, Duration::from_secs(20));
-        debounce.changed(start + Duration::from_secs(1));
-        assert_eq!(debounce.due, Some(start + Duration::from_secs(20)), "a failure's backoff holds");
-        debounce.started();
-        debounce.succeeded();
-        debounce.poll(start + Duration::from_secs(30), Duration::from_secs(60));
-        debounce.changed(start + Duration::from_secs(31));
-        assert_eq!(
-            debounce.due,
-            Some(start + Duration::from_secs(31) + DEBOUNCE),
-            "a change does not wait for the poll"
-        );
     }
 
     #[tokio::test]
