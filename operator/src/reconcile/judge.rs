@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use manifold_api::GatewayConfig;
 use manifold_api::config::Upstream;
-use manifold_api::outcome::condition::{ACCEPTED, PROGRAMMED};
+use manifold_api::outcome::condition::{ACCEPTED, PROGRAMMED, READY};
+use manifold_api::outcome::reason::{self, PROBING, Probed};
 use manifold_api::outcome::{Kind, Outcome, Verdict};
 use manifold_api::publish::TooLarge;
 use manifold_api::resources::McpServerStatus;
@@ -51,7 +52,7 @@ pub fn offers(
 }
 
 fn verdict(status: bool, reason: &str, message: &str) -> Verdict {
-    Verdict { type_: "Ready".into(), status, reason: reason.into(), message: message.into() }
+    Verdict { type_: READY.into(), status, reason: reason.into(), message: message.into() }
 }
 
 /// Adds each McpServer's `Ready` condition; returns what the servers offer, and their tool
@@ -78,10 +79,10 @@ pub fn judge_servers(
             },
             (Some(Upstream::OpenApi(_)), Some(counts)) => verdict(
                 true,
-                "Ready",
+                reason::READY,
                 &format!("compiled from its OpenAPI document: {} tool(s), {} resource(s)", counts.0, counts.1),
             ),
-            _ => verdict(false, "InvalidSpec", "the server is not usable: see Accepted and ResolvedRefs"),
+            _ => verdict(false, reason::INVALID_SPEC, "the server is not usable: see Accepted and ResolvedRefs"),
         });
     }
     (offered, tool_names)
@@ -115,7 +116,7 @@ pub fn judge_programmed(
             None => Verdict {
                 type_: PROGRAMMED.into(),
                 status: false,
-                reason: "NotServed".into(),
+                reason: reason::NOT_SERVED.into(),
                 message: "the route is not part of the gateways' config".into(),
             },
         });
@@ -123,20 +124,17 @@ pub fn judge_programmed(
     (pending, programmed_after)
 }
 
-/// The reason of a remote server's `Ready` before its first probe.
-pub const PROBING: &str = "Probing";
-
 /// A remote server not asked yet (this replica just began leading, or the server is new)
 /// keeps the `Ready` its status gives for the same generation: a new leader must not flip
 /// every server to "not asked yet" and back.
 pub fn ready_until_probed<'a>(outcome: &'a Outcome, current: Option<&McpServerStatus>) -> Cow<'a, Outcome> {
-    let unknown = |v: &Verdict| v.type_ == "Ready" && v.reason == PROBING;
+    let unknown = |v: &Verdict| v.type_ == READY && v.reason == PROBING;
     // Only what a probe said: another reason spoke of a config that may have changed since.
-    let probed = |reason: &str| matches!(reason, "Ready" | "Unreachable" | "Unauthorized" | "ProtocolError");
+    let probed = |reason: &str| Probed::from_reason(reason).is_some();
     let shown = current
         .into_iter()
         .flat_map(|s| &s.conditions)
-        .find(|c| c.type_ == "Ready" && c.observed_generation == outcome.generation && probed(&c.reason));
+        .find(|c| c.type_ == READY && c.observed_generation == outcome.generation && probed(&c.reason));
     match (outcome.conditions.iter().position(unknown), shown) {
         (Some(at), Some(shown)) => {
             let mut kept = outcome.clone();
@@ -158,7 +156,7 @@ pub fn refuse_too_large(outcome: &mut Outcome, error: &TooLarge, kept: bool) {
     let refused = Verdict {
         type_: ACCEPTED.into(),
         status: false,
-        reason: "TooLarge".into(),
+        reason: reason::TOO_LARGE.into(),
         message: format!("{error}: split this namespace's routes, or make them smaller{kept}"),
     };
     match outcome.conditions.iter_mut().find(|c| c.type_ == ACCEPTED) {

@@ -10,10 +10,11 @@ use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 use manifold_api::GatewayConfig;
 use manifold_api::outcome::condition::PARTIALLY_INVALID;
+use manifold_api::outcome::reason::{EXPECTED, PROGRESS};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome};
 use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStatus};
 
-use super::judge::{Offered, PROBING, ToolNames, ready_until_probed};
+use super::judge::{Offered, ToolNames, ready_until_probed};
 use super::world::World;
 use crate::status::{route_status, server_status};
 
@@ -183,15 +184,14 @@ pub fn events(shown: &[Condition], now: &[Condition]) -> Vec<Notice> {
         let good = (condition.status == "True") != (condition.type_ == PARTIALLY_INVALID);
         // A route not Programmed yet, a server not probed yet: no news; nor is what
         // follows from another condition's failure (that one has its Event).
-        let expected = good
-            || matches!(condition.reason.as_str(), "Pending" | "NoReplicas" | "NotServed" | PROBING | "InvalidSpec");
+        let expected = good || EXPECTED.contains(&condition.reason.as_str());
         if before.is_some_and(|b| b.status == condition.status) || (before.is_none() && expected) {
             continue;
         }
         let mut note = format!("{}={}: {}", condition.type_, condition.status, condition.message);
         note.truncate(note.floor_char_boundary(1024));
         // Waiting for replicas or for a probe is progress, not a problem.
-        let progress = matches!(condition.reason.as_str(), "Pending" | PROBING);
+        let progress = PROGRESS.contains(&condition.reason.as_str());
         events.push(Notice { warning: !(good || progress), reason: condition.reason.clone(), note });
     }
     events
