@@ -26,7 +26,7 @@ pub struct Change {
 }
 
 /// What each usable server offers as (tools, resources, prompts).
-pub type Offered = BTreeMap<(String, String), (u32, u32, u32)>;
+pub type Offers = BTreeMap<(String, String), (u32, u32, u32)>;
 /// Tool names per server, for the tools a route's clients see.
 pub type ToolNames = BTreeMap<(String, String), Vec<String>>;
 
@@ -61,7 +61,7 @@ pub fn judge_servers(
     outcomes: &mut [Outcome],
     servers: &BTreeMap<(String, String), Upstream>,
     probes: &Probes,
-) -> (Offered, ToolNames) {
+) -> (Offers, ToolNames) {
     let offered = offers(servers, probes);
     let tool_names = servers
         .iter()

@@ -14,7 +14,7 @@ use manifold_api::outcome::reason::{EXPECTED, PROGRESS};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome};
 use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStatus};
 
-use super::judge::{Offered, ToolNames, ready_until_probed};
+use super::judge::{Offers, ToolNames, ready_until_probed};
 use super::world::World;
 use crate::status::{route_status, server_status};
 
@@ -74,7 +74,7 @@ impl Notice {
 /// What the served config and the servers' offers say about routes and servers.
 pub struct Served<'a> {
     pub config: &'a GatewayConfig,
-    pub offered: &'a Offered,
+    pub offered: &'a Offers,
     pub tool_names: &'a ToolNames,
     /// Where clients reach the gateways (a route's `status.url` is this and its path).
     pub gateway_url: &'a str,
