@@ -17,6 +17,8 @@ pub mod condition {
     /// Present, and true, when parts of an object are left out and the rest is served (an
     /// OpenAPI operation that cannot be translated), as Gateway API routes report it.
     pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
+    /// An McpServer answers (remote: its last probe; OpenAPI: it compiled; set by the operator).
+    pub const READY: &str = "Ready";
 }
 
 /// Condition reasons.
@@ -37,6 +39,67 @@ pub mod reason {
     pub const REF_NOT_READY: &str = "RefNotReady";
     /// Operations of an OpenAPI document are left out.
     pub const OPERATIONS_SKIPPED: &str = "OperationsSkipped";
+    /// A tenant's routes together are too large for a config Secret (set by the operator).
+    pub const TOO_LARGE: &str = "TooLarge";
+
+    /// Positive reason of `Ready`: the server answered its probe, or compiled from its
+    /// OpenAPI document.
+    pub const READY: &str = Probed::Ready.reason();
+    /// `Ready` of a remote server not probed yet.
+    pub const PROBING: &str = "Probing";
+    /// `Ready` of a server that is not usable (see `Accepted` and `ResolvedRefs`).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+
+    /// Positive reason of `Programmed`: every ready gateway replica serves the route.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// No gateway replica is ready.
+    pub const NO_REPLICAS: &str = "NoReplicas";
+    /// A ready gateway replica does not serve the route's generation yet.
+    pub const PENDING: &str = "Pending";
+    /// A gateway replica serves the route without some of its mounts.
+    pub const MOUNTS_NOT_BUILT: &str = "MountsNotBuilt";
+    /// The route is not part of the gateways' config.
+    pub const NOT_SERVED: &str = "NotServed";
+
+    /// What a probe of a remote server says, as its `Ready` reason: only these speak of the
+    /// server itself rather than of its spec (a new leader keeps them until it probes).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Probed {
+        /// It answered: `Ready` is true.
+        Ready,
+        /// It could not be reached, or did not answer in time.
+        Unreachable,
+        /// It refused the credentials.
+        Unauthorized,
+        /// It answered, but not as an MCP server does.
+        ProtocolError,
+    }
+
+    impl Probed {
+        /// Every variant; [`Probed::reason`]'s exhaustive match is what a new one must pass.
+        pub const ALL: [Probed; 4] = [Probed::Ready, Probed::Unreachable, Probed::Unauthorized, Probed::ProtocolError];
+
+        /// The condition reason.
+        pub const fn reason(self) -> &'static str {
+            match self {
+                Probed::Ready => "Ready",
+                Probed::Unreachable => "Unreachable",
+                Probed::Unauthorized => "Unauthorized",
+                Probed::ProtocolError => "ProtocolError",
+            }
+        }
+
+        /// The probe result a reason names, if it names one.
+        pub fn from_reason(reason: &str) -> Option<Probed> {
+            Probed::ALL.into_iter().find(|p| p.reason() == reason)
+        }
+    }
+
+    /// Reasons that say "not yet", or follow from another condition's failure: no news when
+    /// a condition first appears with one of them.
+    pub const EXPECTED: [&str; 5] = [PENDING, NO_REPLICAS, NOT_SERVED, PROBING, INVALID_SPEC];
+    /// Reasons that are progress, not a problem, though their condition is false.
+    pub const PROGRESS: [&str; 2] = [PENDING, PROBING];
 }
 
 /// The kinds compile reports on.
@@ -172,5 +235,28 @@ pub(crate) fn verdict(type_: &str, ok_reason: &str, failed: Option<(&str, &[Prob
             message: problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "),
         },
         _ => Verdict { type_: type_.into(), status: true, reason: ok_reason.into(), message: ok_message.into() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason::Probed;
+
+    #[test]
+    fn every_probe_result_has_a_reason_of_its_own_and_is_listed() {
+        // A new variant fails to compile here until it has an index, and the test until it
+        // is in ALL at that index.
+        let index = |p: Probed| match p {
+            Probed::Ready => 0,
+            Probed::Unreachable => 1,
+            Probed::Unauthorized => 2,
+            Probed::ProtocolError => 3,
+        };
+        for (at, probed) in Probed::ALL.into_iter().enumerate() {
+            assert_eq!(index(probed), at);
+            assert_eq!(Probed::from_reason(probed.reason()), Some(probed));
+        }
+        assert_eq!(Probed::ALL.len(), 4);
+        assert_eq!(Probed::from_reason("Probing"), None, "not a probe's answer");
     }
 }

@@ -1,72 +1,15 @@
-//! The admin endpoints and the operator's metrics: `/healthz` (the process answers),
-//! `/readyz` (the caches have listed and no permission is missing; else 503 and one line per
-//! reason, [`readiness`]), `/metrics` (Prometheus text of [`Metrics`]).
+//! The admin endpoints: `/healthz` (the process answers), `/readyz` (the caches have listed
+//! and no permission is missing; else 503 and one line per reason, [`readiness`]),
+//! `/metrics` (Prometheus text of the registry [`crate::metrics::Metrics`] fills).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::StatusCode;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::permissions::{Missing, Permission};
 use crate::watches::Cache;
-
-/// The operator's own metrics.
-pub struct Metrics {
-    pub registry: Registry,
-    pub reconciles: IntCounterVec,
-    pub compile_seconds: Histogram,
-    pub programmed_lag_seconds: Histogram,
-    pub publish_bytes: IntGauge,
-    pub leader: IntGauge,
-    pub missing_permissions: IntGauge,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let registry = Registry::new();
-        let reconciles = IntCounterVec::new(
-            Opts::new("manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let leader =
-            IntGauge::new("manifold_operator_leader", "1 while this replica holds the Lease").expect("valid metric");
-        let compile_seconds = Histogram::with_opts(HistogramOpts::new(
-            "manifold_operator_compile_seconds",
-            "Time to compile the world into gateway config",
-        ))
-        .expect("valid metric");
-        let programmed_lag_seconds = Histogram::with_opts(HistogramOpts::new(
-            "manifold_operator_programmed_lag_seconds",
-            "Time from a route's change to every gateway replica serving it",
-        ))
-        .expect("valid metric");
-        let publish_bytes =
-            IntGauge::new("manifold_operator_publish_bytes", "Gzipped bytes of the config last published")
-                .expect("valid metric");
-        let missing_permissions = IntGauge::new(
-            "manifold_operator_missing_permissions",
-            "Permissions the operator needs that the API server last said it lacks (see /readyz)",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(reconciles.clone())).expect("registers once");
-        registry.register(Box::new(compile_seconds.clone())).expect("registers once");
-        registry.register(Box::new(publish_bytes.clone())).expect("registers once");
-        registry.register(Box::new(programmed_lag_seconds.clone())).expect("registers once");
-        registry.register(Box::new(leader.clone())).expect("registers once");
-        registry.register(Box::new(missing_permissions.clone())).expect("registers once");
-        Metrics {
-            registry,
-            reconciles,
-            compile_seconds,
-            programmed_lag_seconds,
-            publish_bytes,
-            leader,
-            missing_permissions,
-        }
-    }
-}
 
 /// The answer of `/readyz`: ready once the caches have `listed` and the permissions have been
 /// checked (`missing` is not None) with none missing; else 503, one line for what has not

@@ -1,14 +1,20 @@
 //! Manifold's operator: `render` compiles manifests offline into the GatewayConfig a gateway
 //! serves (for GitOps review, CI checks, and `manifold-gateway --config`); `run` is the
-//! controller: it watches the cluster (`watches`), elects a leader (`leader`), and
-//! reconciles (`reconcile`): compile, publish the gateway-config Secrets (`publish`), and
-//! write statuses (`status`) that say what clients see (`probe`, `programmed`). It checks
-//! the permissions it needs (`permissions`) and serves `/readyz` and `/metrics` (`admin`).
+//! controller, wired up there: it watches the cluster (`watches`), elects a leader
+//! (`leader`), and its loop (`controller`, timed by `debounce` and `backoff`) reconciles
+//! (`reconcile`): a pure plan (compile, judging, diffing), then publishing the gateway-config
+//! Secrets (`publish`) and writing statuses (`status`) that say what clients see (`probe`,
+//! `programmed`). It checks the permissions it needs (`permissions`) and serves `/readyz`
+//! and `/metrics` (`admin`, `metrics`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backoff;
+pub mod controller;
+pub mod debounce;
 pub mod documents;
 pub mod leader;
+pub mod metrics;
 pub mod permissions;
 pub mod probe;
 pub mod programmed;
@@ -16,6 +22,7 @@ pub mod publish;
 pub mod reconcile;
 pub mod render;
 pub mod run;
+pub mod shutdown;
 pub mod status;
 #[cfg(test)]
 mod testing;

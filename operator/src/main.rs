@@ -9,13 +9,9 @@ fn main() {
     let code = match &args.command {
         Command::Render(render) => manifold_operator::render::run(render),
         Command::Run(run) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-                )
-                .init();
+            manifold_operator::run::init_tracing(run.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-            match runtime.block_on(manifold_operator::run::run(run, manifold_operator::run::shutdown_signal())) {
+            match runtime.block_on(manifold_operator::run::run(run, manifold_operator::shutdown::shutdown_signal())) {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("error: {error:#}");

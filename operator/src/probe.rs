@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use manifold_api::config::{RemoteUpstream, Transport, Upstream};
 use manifold_api::egress::Egress;
 use manifold_api::outcome::Verdict;
+use manifold_api::outcome::condition::READY;
+use manifold_api::outcome::reason::Probed as Reason;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
@@ -39,12 +41,30 @@ pub struct Offered {
     pub prompts: u32,
 }
 
-/// Why a probe failed, as the `Ready` condition's reason says it.
+/// Why a probe failed, as the `Ready` condition's reason ([`Failure::probed`]) says it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     Unreachable(String),
     Unauthorized(String),
     ProtocolError(String),
+}
+
+impl Failure {
+    /// The `Ready` reason it gives: a new kind of failure must say which.
+    pub fn probed(&self) -> Reason {
+        match self {
+            Failure::Unreachable(_) => Reason::Unreachable,
+            Failure::Unauthorized(_) => Reason::Unauthorized,
+            Failure::ProtocolError(_) => Reason::ProtocolError,
+        }
+    }
+
+    /// What went wrong, for the condition's message.
+    pub fn why(&self) -> &str {
+        match self {
+            Failure::Unreachable(why) | Failure::Unauthorized(why) | Failure::ProtocolError(why) => why,
+        }
+    }
 }
 
 /// Asks one remote MCP server what it offers, within the egress rules: link-local and
@@ -164,7 +184,7 @@ pub fn ready(result: &Result<Offered, Failure>) -> Verdict {
     let (status, reason, message) = match result {
         Ok(offered) => (
             true,
-            "Ready",
+            Reason::Ready,
             format!(
                 "offers {} tool(s), {} resource(s), {} prompt(s)",
                 offered.tools.len(),
@@ -172,11 +192,9 @@ pub fn ready(result: &Result<Offered, Failure>) -> Verdict {
                 offered.prompts
             ),
         ),
-        Err(Failure::Unreachable(why)) => (false, "Unreachable", why.clone()),
-        Err(Failure::Unauthorized(why)) => (false, "Unauthorized", why.clone()),
-        Err(Failure::ProtocolError(why)) => (false, "ProtocolError", why.clone()),
+        Err(failure) => (false, failure.probed(), failure.why().to_owned()),
     };
-    Verdict { type_: "Ready".into(), status, reason: reason.into(), message }
+    Verdict { type_: READY.into(), status, reason: reason.reason().into(), message }
 }
 
 /// A server, by (namespace, name).
@@ -308,7 +326,7 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
                 let servers = wanted.borrow_and_update().clone();
                 untold |= schedule.want(servers);
             }
-            () = crate::run::sleep_until(wake.map(Into::into)) => {}
+            () = crate::debounce::sleep_until(wake.map(Into::into)) => {}
         }
     }
 }

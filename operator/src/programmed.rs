@@ -14,6 +14,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use manifold_api::outcome::Verdict;
+use manifold_api::outcome::condition::PROGRAMMED;
+use manifold_api::outcome::reason;
 
 /// How long a replica's admin endpoint may take to answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,22 +139,22 @@ pub fn verdict(route: &(String, String), needed: u64, current: &str, mounts: usi
         let serving = replica.serving.as_ref().filter(|s| s.generation >= needed || s.hash == current)?;
         serving.routes.get(route).copied()
     };
-    let (status, reason, message) = if replicas.is_empty() {
-        (false, "NoReplicas", "no gateway replica is ready".to_owned())
+    let (status, because, message) = if replicas.is_empty() {
+        (false, reason::NO_REPLICAS, "no gateway replica is ready".to_owned())
     } else if replicas.iter().all(|r| built(r).is_some_and(|built| built >= mounts)) {
-        (true, "Programmed", format!("served by every ready gateway replica at generation {needed} or later"))
+        (true, reason::PROGRAMMED, format!("served by every ready gateway replica at generation {needed} or later"))
     } else if replicas.iter().any(|r| built(r).is_some_and(|built| built < mounts)) {
         (
             false,
-            "MountsNotBuilt",
+            reason::MOUNTS_NOT_BUILT,
             "a gateway replica serves the route without some of its mounts: it could not build them (its log and \
              /status say why)"
                 .to_owned(),
         )
     } else {
-        (false, "Pending", format!("waiting for every ready gateway replica to serve generation {needed}"))
+        (false, reason::PENDING, format!("waiting for every ready gateway replica to serve generation {needed}"))
     };
-    Verdict { type_: "Programmed".into(), status, reason: reason.into(), message }
+    Verdict { type_: PROGRAMMED.into(), status, reason: because.into(), message }
 }
 
 #[cfg(test)]

@@ -1,12 +1,9 @@
-//! `manifold-operator run`: the controller loop.
-//!
-//! Changes come from the watches ([`crate::watches`]) and mark the world dirty. Once a burst
-//! has been quiet for [`DEBOUNCE`], the replica holding the Lease gathers the world and
-//! reconciles it ([`crate::reconcile`]): it reads the Secrets and ConfigMaps the objects
-//! reference, then publishes and writes statuses. Followers keep their caches warm, and
-//! take over when the Lease expires or is released. Meanwhile the permissions the operator
-//! needs are checked ([`crate::permissions`]), and `/healthz`, `/readyz` and `/metrics` are
-//! served on the admin address ([`crate::admin`]).
+//! `manifold-operator run`: the wiring. Arguments and a client configuration in; a running
+//! controller ([`crate::controller`]) out, with what it needs: the watches
+//! ([`crate::watches`]), the Lease ([`crate::leader`]), the permission checks
+//! ([`crate::permissions`]), and `/healthz`, `/readyz` and `/metrics` on the admin address
+//! ([`crate::admin`], [`crate::metrics`]). Followers keep their caches warm, and take over
+//! when the Lease expires or is released.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,121 +11,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
-use futures::{StreamExt, stream};
+use clap::{Args, ValueEnum};
+use futures::stream;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, Resource};
-use manifold_api::documents::MIN_REFRESH;
 use manifold_api::egress::Egress;
-use manifold_api::outcome::Kind;
 use manifold_api::resources::{McpRoute, McpServer};
-use tokio::time::Instant;
 
-use crate::admin::{self, Metrics};
+use crate::admin;
+use crate::backoff::Backoff;
+use crate::controller::{Controller, PROGRAMMED_POLL, RETRY};
+use crate::debounce::Debounce;
 use crate::documents::Fetcher;
-use crate::leader::{self, Elector, Leadership};
+use crate::leader::{self, Elector};
+use crate::metrics::Metrics;
 use crate::permissions::{self, Checker};
-use crate::probe::{PROBE_TIMEOUT, Prober};
-use crate::programmed::{self, Replica};
-use crate::publish::PublishError;
-use crate::reconcile::{Reconciler, References, World, references};
-use crate::watches::{self, Cache, Changed, Referenced};
-
-/// How long a burst of changes must be quiet before a reconcile: 100 objects applied at
-/// once make a handful of publishes, not 100.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
-/// The longest a change waits while others keep coming: a steady stream of changes cannot
-/// hold publishing off.
-pub const MAX_DELAY: Duration = Duration::from_secs(2);
-
-/// How soon routes not Programmed yet are looked at again; the wait doubles, up to
-/// [`MAX_RETRY`], while nothing moves (gateways that never answer cost little).
-pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
-/// How soon a failed reconcile is tried again; the wait doubles, up to [`MAX_RETRY`].
-pub const RETRY: Duration = Duration::from_secs(5);
-/// How long a reconcile waits for what it reads (referenced objects, the gateway replicas):
-/// the client's own timeout is long, for watches.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
-
-/// A wait that doubles each time it is taken, up to [`MAX_RETRY`], until reset.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration) -> Self {
-        Backoff { first, next: first }
-    }
-
-    fn take(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_RETRY);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-/// When to reconcile next.
-#[derive(Debug, Default)]
-struct Debounce {
-    /// The first change not reconciled yet.
-    pending_since: Option<Instant>,
-    due: Option<Instant>,
-    /// Not before this (a failure's backoff): changes do not bring a retry forward.
-    hold: Option<Instant>,
-}
-
-impl Debounce {
-    /// A change at `now`: reconcile once things are quiet for [`DEBOUNCE`], and at the
-    /// latest [`MAX_DELAY`] after the first change not reconciled yet.
-    fn changed(&mut self, now: Instant) {
-        let first = *self.pending_since.get_or_insert(now);
-        let due = (now + DEBOUNCE).min(first + MAX_DELAY);
-        self.due = Some(self.hold.map_or(due, |hold| due.max(hold)));
-    }
-
-    /// Reconcile at once (this replica just became leader, or must start again).
-    fn now(&mut self, now: Instant) {
-        self.pending_since.get_or_insert(now);
-        self.hold = None;
-        self.due = Some(now);
-    }
-
-    /// Look again after `wait`, unless a change comes first.
-    fn poll(&mut self, now: Instant, wait: Duration) {
-        self.due = Some(self.due.map_or(now + wait, |due| due.min(now + wait)));
-    }
-
-    /// Try again after `wait`, whatever comes meanwhile.
-    fn retry(&mut self, now: Instant, wait: Duration) {
-        self.hold = Some(now + wait);
-        self.due = self.hold;
-    }
-
-    /// A reconcile starts: what changed until now is in it.
-    fn started(&mut self) {
-        (self.pending_since, self.due) = (None, None);
-    }
-
-    /// It succeeded: no backoff holds.
-    fn succeeded(&mut self) {
-        self.hold = None;
-    }
-}
+use crate::probe::Prober;
+use crate::reconcile::Reconciler;
+use crate::watches::{self, Changed, Referenced};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The gateway's namespace, where the config is published and the Lease is held.
-    /// Default: `POD_NAMESPACE`, else the service account's namespace.
-    #[arg(long)]
+    /// Default: the service account's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
     /// The Helm release: names the config Secrets and the Lease.
     #[arg(long, env = "MANIFOLD_RELEASE", default_value = "manifold")]
@@ -136,8 +42,8 @@ pub struct RunArgs {
     /// Watch only these namespaces (repeatable); default: all.
     #[arg(long = "watch-namespace", value_name = "NAMESPACE")]
     pub watch_namespaces: Vec<String>,
-    /// This replica's name in the Lease. Default: `POD_NAME`, else the host name.
-    #[arg(long)]
+    /// This replica's name in the Lease. Default: the host name.
+    #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "0.0.0.0:9091")]
@@ -149,12 +55,44 @@ pub struct RunArgs {
     /// Let spec URLs reach link-local and cloud-metadata addresses (refused by default).
     #[arg(long)]
     pub allow_link_local_upstreams: bool,
+    /// Log format.
+    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
-/// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary); the
-/// Lease is then given up, so another replica takes over at once.
+/// How the operator logs: `text` lines for people, `json` lines for collectors.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// The gateway's name for it is `pretty`; both are taken.
+    #[default]
+    #[value(alias = "pretty")]
+    Text,
+    Json,
+}
+
+/// Logs to stdout; `RUST_LOG` filters (default `info`). (The shared runtime crate is to
+/// take this over.)
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary), with
+/// the client configuration the environment gives (in-cluster, or `KUBECONFIG`).
 pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = kube::Config::infer().await.context("cannot configure a Kubernetes client")?;
+    run_with(config, args, shutdown).await
+}
+
+/// Runs the controller against the API server `config` reaches until `shutdown` resolves;
+/// the Lease is then given up, so another replica takes over at once. (A `Config` rather
+/// than a `Client`: the operator makes two clients of it, one that tells the permission
+/// checker of every 403, and the reviews' own.)
+pub async fn run_with(config: kube::Config, args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // Every 403 the API server answers the operator brings a permission check.
     let forbidden = Arc::new(tokio::sync::Notify::new());
     let client =
@@ -162,16 +100,14 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     ensure_api(&client).await?;
     let namespace = match &args.namespace {
         Some(namespace) => namespace.clone(),
-        None => std::env::var("POD_NAMESPACE")
+        None => std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
             .ok()
-            .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
             .map(|n| n.trim().to_owned())
             .context("no --namespace, POD_NAMESPACE or service account namespace: say where the gateways run")?,
     };
     let identity = args
         .identity
         .clone()
-        .or_else(|| std::env::var("POD_NAME").ok())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("manifold-operator-{}", std::process::id()));
 
@@ -189,7 +125,7 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     let (routes, route_events) = watches::objects::<McpRoute>(&client, &scope);
     let caches = [servers.clone(), routes.clone()];
     tokio::spawn(admin::serve(admin, Arc::clone(&ready), caches, checker.missing(), metrics.registry.clone()));
-    let mut events = stream::select_all([
+    let events = stream::select_all([
         server_events,
         route_events,
         watches::names::<Secret>(&client, &scope, Changed::Secret, Changed::SecretsListed),
@@ -212,7 +148,7 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
     let elector =
         Elector::new(Api::namespaced(client.clone(), &namespace), &format!("{}-operator", args.release), &identity);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let (mut leadership, keeper) = leader::keep(elector, {
+    let (leadership, keeper) = leader::keep(elector, {
         let stop = Arc::clone(&stop);
         async move { stop.notified().await }
     });
@@ -222,7 +158,7 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         reconciler.gateway_url.clone_from(url);
     }
     let egress = Egress { allow_link_local: args.allow_link_local_upstreams };
-    let mut controller = Controller {
+    let controller = Controller {
         client,
         gateways: format!("{}-gateway", args.release),
         namespace,
@@ -244,230 +180,13 @@ pub async fn run(args: &RunArgs, shutdown: impl Future<Output = ()>) -> anyhow::
         retry: Backoff::new(RETRY),
         metrics,
     };
-    controller.debounce.changed(Instant::now());
-    let mut refetch = tokio::time::interval(MIN_REFRESH);
-    tokio::pin!(shutdown);
     tracing::info!(namespace = %controller.namespace, release = %args.release, %identity, "operator started");
-    loop {
-        tokio::select! {
-            Some(changed) = events.next() => controller.changed(changed),
-            () = listed.notified() => {}
-            () = leadership.changed() => controller.leadership_changed(),
-            () = controller.prober.changed() => controller.debounce.changed(Instant::now()),
-            _ = refetch.tick() => {
-                let now = std::time::Instant::now();
-                if controller.fetcher.documents.due(now) {
-                    controller.debounce.changed(Instant::now());
-                }
-            }
-            // Never before the caches have listed: an empty cache would publish an empty config.
-            _ = sleep_until(controller.debounce.due), if controller.term.is_some() && ready.load(Ordering::Acquire) => {
-                // A long reconcile (probes, many statuses) must not outlast the pod's grace period.
-                tokio::select! {
-                    () = controller.reconcile() => {}
-                    () = &mut shutdown => break,
-                }
-            }
-            () = &mut shutdown => break,
-        }
-    }
+    controller.run(events, leadership, &listed, &ready, shutdown).await;
     tracing::info!("shutting down");
     // Give the Lease up, so another replica takes over at once.
     stop.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(5), keeper).await;
     Ok(())
-}
-
-/// The controller's state between events.
-struct Controller {
-    client: Client,
-    /// The gateway Service, and its namespace (where the config is published).
-    gateways: String,
-    namespace: String,
-    servers: Cache,
-    routes: Cache,
-    reconciler: Reconciler,
-    leadership: Leadership,
-    /// This replica's name in the Lease.
-    identity: String,
-    /// The term this replica leads in (None: following).
-    term: Option<u64>,
-    /// The Secrets and ConfigMaps referenced, worked out again after objects change.
-    referenced: Option<References>,
-    secrets: Referenced<Secret>,
-    config_maps: Referenced<ConfigMap>,
-    fetcher: Fetcher,
-    /// Probes remote servers in the background; told what to probe by each reconcile.
-    prober: Prober,
-    /// The gateway replicas as last found (kept when they cannot be listed).
-    replicas: Vec<Replica>,
-    /// Answers each replica missed in a row, by admin address.
-    misses: std::collections::BTreeMap<String, u32>,
-    debounce: Debounce,
-    poll: Backoff,
-    retry: Backoff,
-    metrics: Metrics,
-}
-
-impl Controller {
-    fn changed(&mut self, changed: Changed) {
-        let (servers, routes) = (&self.servers, &self.routes);
-        let current =
-            || references(&servers.typed::<McpServer>(Kind::McpServer).0, &routes.typed::<McpRoute>(Kind::McpRoute).0);
-        // A Secret or ConfigMap matters only if something references it.
-        let relevant = match &changed {
-            Changed::Object => {
-                self.referenced = None;
-                true
-            }
-            Changed::Secret(key) => {
-                self.secrets.changed(key);
-                self.referenced.get_or_insert_with(current).secrets.contains(key)
-            }
-            Changed::ConfigMap(key) => {
-                self.config_maps.changed(key);
-                self.referenced.get_or_insert_with(current).config_maps.contains(key)
-            }
-            // Deletions during a relist gap showed no event: read everything again.
-            Changed::SecretsListed => {
-                self.secrets.clear();
-                true
-            }
-            Changed::ConfigMapsListed => {
-                self.config_maps.clear();
-                true
-            }
-            Changed::Shard(name, fingerprint) => self.reconciler.shard_changed(name, fingerprint.as_deref()),
-            Changed::ShardsListed => {
-                self.reconciler.check_published();
-                true
-            }
-        };
-        if relevant {
-            self.debounce.changed(Instant::now());
-        }
-    }
-
-    fn leadership_changed(&mut self) {
-        let identity = &self.identity;
-        let term = self.leadership.term();
-        self.metrics.leader.set(i64::from(term.is_some()));
-        if term.is_some() && term != self.term {
-            tracing::info!(%identity, "leading: publishing and writing status from now on");
-            // Another replica may have led meanwhile: start again from what is published.
-            self.reconciler.forget();
-            self.secrets.clear();
-            self.config_maps.clear();
-            self.debounce.now(Instant::now());
-        } else if term.is_none() && self.term.is_some() {
-            tracing::info!(%identity, "no longer leading: following");
-        }
-        self.term = term;
-    }
-
-    /// Gathers the world and reconciles it, and says when to look again.
-    async fn reconcile(&mut self) {
-        self.debounce.started();
-        // Its writes stop with the term it begins in.
-        self.reconciler.leadership = self.leadership.pinned();
-        let mut world = match self.gather().await {
-            Ok(world) => world,
-            Err(error) => {
-                // Not knowing a Secret is not its absence: compile would call it missing.
-                self.failed(&format!("cannot read what the objects reference: {error}"));
-                return;
-            }
-        };
-        for (url, error) in self.fetcher.refresh(&world.servers).await.kept {
-            tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
-        }
-        world.documents = self.fetcher.documents.documents();
-        let found = programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin");
-        match crate::in_time(READ_TIMEOUT, found).await {
-            Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
-            Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
-        }
-        // Servers new or changed since the last reconcile (all of them, the first time) are
-        // worth a wait: compile checks tool names for collisions before a route is served,
-        // and a status says what they answered. A silent one holds up this reconcile only.
-        let servers = world.servers_to_probe();
-        let fresh = self.prober.want(&servers);
-        if !fresh.is_empty() {
-            self.prober.settled(&fresh, PROBE_TIMEOUT + Duration::from_secs(1)).await;
-        }
-        let probes = self.prober.probes(&servers);
-        let now = Time(Timestamp::now());
-        match self.reconciler.reconcile(&world, &self.replicas, &probes, &now).await {
-            Ok(report) => {
-                let metrics = &self.metrics;
-                metrics.reconciles.with_label_values(&["ok"]).inc();
-                metrics.compile_seconds.observe(report.compile.as_secs_f64());
-                for lag in &report.programmed_after {
-                    metrics.programmed_lag_seconds.observe(lag.as_secs_f64());
-                }
-                if let Some(published) = &report.published {
-                    metrics.publish_bytes.set(published.bytes as i64);
-                }
-                tracing::info!(generation = report.generation, published = ?report.published, statuses = report.statuses, failed = report.failed, "reconciled");
-                self.debounce.succeeded();
-                if report.failed > 0 {
-                    // Tried again with a backoff, but not holding other changes back: one
-                    // object always refused must not slow everyone down.
-                    self.metrics.reconciles.with_label_values(&["error"]).inc();
-                    self.debounce.poll(Instant::now(), self.retry.take());
-                    return;
-                }
-                self.retry.reset();
-                // Look again while replicas catch up: soon after a change, then less and
-                // less often while nothing moves.
-                if report.published.is_some() || !report.programmed_after.is_empty() {
-                    self.poll.reset();
-                }
-                if report.pending > 0 {
-                    self.debounce.poll(Instant::now(), self.poll.take());
-                }
-            }
-            // Whoever leads next starts afresh; should it be this replica again, at once.
-            Err(PublishError::NotLeading) => {
-                tracing::warn!("the term this reconcile began in ended; its writes stopped");
-                // Follow, or lead afresh in the new term (a lapse sends no change at once).
-                self.leadership_changed();
-            }
-            Err(error) => self.failed(&error.to_string()),
-        }
-    }
-
-    fn failed(&mut self, why: &str) {
-        self.metrics.reconciles.with_label_values(&["error"]).inc();
-        let wait = self.retry.take();
-        tracing::error!(retry_in = ?wait, "reconcile failed: {why}");
-        self.debounce.retry(Instant::now(), wait);
-    }
-
-    /// The world: the cached objects, and the Secrets and ConfigMaps they reference.
-    async fn gather(&mut self) -> kube::Result<World> {
-        let (servers, mut unreadable) = self.servers.typed::<McpServer>(Kind::McpServer);
-        let (routes, unreadable_routes) = self.routes.typed::<McpRoute>(Kind::McpRoute);
-        let of = |kind: Kind| {
-            unreadable
-                .iter()
-                .chain(&unreadable_routes)
-                .map(|u| &u.object)
-                .filter(|o| o.kind == kind)
-                .collect::<Vec<_>>()
-        };
-        let mut unreadable_seen = self.servers.seen(&of(Kind::McpServer));
-        unreadable_seen.extend(self.routes.seen(&of(Kind::McpRoute)));
-        unreadable.extend(unreadable_routes);
-        let wanted = references(&servers, &routes);
-        let read = async {
-            let secrets = self.secrets.read(&self.client, &wanted.secrets).await?;
-            let config_maps = self.config_maps.read(&self.client, &wanted.config_maps).await?;
-            Ok::<_, kube::Error>((secrets, config_maps))
-        };
-        let (secrets, config_maps) = crate::in_time(READ_TIMEOUT, read).await?;
-        Ok(World { servers, routes, secrets, config_maps, unreadable, unreadable_seen, ..World::default() })
-    }
 }
 
 /// Fails with what to do when the cluster does not serve Manifold's API.
@@ -491,29 +210,6 @@ pub async fn ensure_api(client: &Client) -> anyhow::Result<()> {
             )
         }
         Err(error) => Err(error).context("cannot ask the API server which resources it serves"),
-    }
-}
-
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// SIGTERM (what Kubernetes sends a pod it stops) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
     }
 }
 
@@ -541,57 +237,18 @@ mod tests {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "manifold.dev/v1alpha1", "resources": resources})
     }
 
-    /// How many reconciles `changes` (offsets from a start) lead to, the loop taking each due
-    /// reconcile as soon as it is due.
-    fn reconciles(changes: &[Duration]) -> usize {
-        let start = Instant::now();
-        let mut debounce = Debounce::default();
-        let mut count = 0;
-        for at in changes.iter().map(|offset| start + *offset) {
-            if debounce.due.is_some_and(|due| due <= at) {
-                debounce.started();
-                count += 1;
-            }
-            debounce.changed(at);
-        }
-        count + usize::from(debounce.due.is_some())
-    }
-
     #[test]
-    fn bursts_of_changes_make_a_handful_of_reconciles() {
-        let burst: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 2)).collect();
-        assert_eq!(reconciles(&burst), 1, "100 objects applied at once");
-        let steady: Vec<Duration> = (0..100).map(|i| Duration::from_millis(i * 100)).collect();
-        assert_eq!(reconciles(&steady), 5, "a change every 100 ms for 10 s: every MAX_DELAY");
-        let apart: Vec<Duration> = (0..3).map(|i| Duration::from_secs(i * 10)).collect();
-        assert_eq!(reconciles(&apart), 3, "changes far apart each get theirs");
-    }
-
-    #[test]
-    fn waits_double_while_nothing_moves() {
-        let mut poll = Backoff::new(PROGRAMMED_POLL);
-        let waits: Vec<u64> = (0..7).map(|_| poll.take().as_secs()).collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60]);
-        poll.reset();
-        assert_eq!(poll.take(), PROGRAMMED_POLL);
-    }
-
-    #[test]
-    fn changes_do_not_bring_a_retry_forward_but_do_bring_a_poll() {
-        let start = Instant::now();
-        let mut debounce = Debounce::default();
-        debounce.retry(start, Duration::from_secs(20));
-        debounce.changed(start + Duration::from_secs(1));
-        assert_eq!(debounce.due, Some(start + Duration::from_secs(20)), "a failure's backoff holds");
-        debounce.started();
-        debounce.succeeded();
-        debounce.poll(start + Duration::from_secs(30), Duration::from_secs(60));
-        debounce.changed(start + Duration::from_secs(31));
-        assert_eq!(
-            debounce.due,
-            Some(start + Duration::from_secs(31) + DEBOUNCE),
-            "a change does not wait for the poll"
-        );
+    fn the_log_format_is_text_json_or_the_gateways_pretty() {
+        use clap::Parser;
+        let format = |extra: &[&str]| {
+            let parsed = crate::Args::try_parse_from([&["manifold-operator", "run"], extra].concat()).expect("parses");
+            let crate::Command::Run(run) = parsed.command else { unreachable!("the run subcommand") };
+            run.log_format
+        };
+        assert_eq!(format(&["--log-format", "json"]), LogFormat::Json);
+        assert_eq!(format(&["--log-format", "text"]), LogFormat::Text);
+        assert_eq!(format(&["--log-format", "pretty"]), LogFormat::Text, "the gateway's name for it");
+        assert!(crate::Args::try_parse_from(["manifold-operator", "run", "--log-format", "yaml"]).is_err());
     }
 
     #[tokio::test]

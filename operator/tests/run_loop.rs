@@ -1,5 +1,5 @@
 //! `manifold-operator run` end to end against a stand-in for the Kubernetes API server over
-//! real HTTP (reached through a kubeconfig, as in a cluster): it checks the CRDs, takes the
+//! real HTTP (reached through a kubeconfig, as in a cluster, given to `run_with`: no environment): it checks the CRDs, takes the
 //! Lease, lists and watches, and publishes the config of what it finds; `/readyz` turns
 //! ready once its caches have listed. The stand-in holds an McpServer and an McpRoute in each
 //! of two tenant namespaces, keeps the Lease it is given, records every request, and can
@@ -157,10 +157,10 @@ fn tenant_list(kind: &str, namespaces: &[&str]) -> Value {
     }
 }
 
-/// A stand-in API server, reached through a kubeconfig the operator reads.
+/// A stand-in API server, reached through a kubeconfig the operator is given.
 struct Cluster {
     api: Arc<Api>,
-    _kubeconfig: tempfile::TempDir,
+    config: kube::Config,
 }
 
 impl Cluster {
@@ -184,10 +184,10 @@ impl Cluster {
             ),
         )
         .unwrap();
-        // SAFETY: set before any operator of this binary starts, to the same value each time
-        // (the tests run one at a time, see `lock`); nothing else reads the environment.
-        unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
-        Cluster { api, _kubeconfig: dir }
+        let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let options = kube::config::KubeConfigOptions::default();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.unwrap();
+        Cluster { api, config }
     }
 
     fn requests(&self) -> Vec<(Method, String, Value)> {
@@ -221,11 +221,9 @@ fn args(admin: std::net::SocketAddr, watch_namespaces: &[&str]) -> manifold_oper
         admin_listen: admin,
         gateway_url: None,
         allow_link_local_upstreams: false,
+        log_format: Default::default(),
     }
 }
-
-/// The tests share the process environment (KUBECONFIG): one at a time.
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn published_paths(secret: &Value) -> Vec<String> {
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret.clone()).unwrap();
@@ -235,13 +233,13 @@ fn published_paths(secret: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_controller_publishes_what_it_watches_and_gives_the_lease_up_when_stopped() {
-    let _one = LOCK.lock().await;
     let cluster = Cluster::start().await;
     let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let args = args(admin, &[]);
+    let config = cluster.config.clone();
     let running = tokio::spawn(async move {
-        manifold_operator::run::run(&args, async move {
+        manifold_operator::run::run_with(config, &args, async move {
             let _ = stopped.await;
         })
         .await
@@ -293,11 +291,12 @@ async fn the_controller_publishes_what_it_watches_and_gives_the_lease_up_when_st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn several_watched_namespaces_are_all_published() {
-    let _one = LOCK.lock().await;
     let cluster = Cluster::start().await;
     let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let args = args(admin, &TENANTS);
-    let running = tokio::spawn(async move { manifold_operator::run::run(&args, std::future::pending()).await });
+    let config = cluster.config.clone();
+    let running =
+        tokio::spawn(async move { manifold_operator::run::run_with(config, &args, std::future::pending()).await });
     cluster.until("publish", |c| !c.sent(&Method::PATCH, CONFIG).is_empty()).await;
     assert_eq!(published_paths(&cluster.sent(&Method::PATCH, CONFIG)[0]), ["/acme/store/mcp", "/globex/store/mcp"]);
     let requests: Vec<String> = cluster.requests().iter().map(|(m, uri, _)| format!("{m} {uri}")).collect();
@@ -330,13 +329,14 @@ async fn readyz_once_checked(admin: std::net::SocketAddr) -> (u16, String) {
 /// just not Programmed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_permission_is_named_and_everything_else_goes_on() {
-    let _one = LOCK.lock().await;
     let cluster = Cluster::start().await;
     *cluster.api.denied.lock().unwrap() =
         vec![("create", "events.k8s.io", "events"), ("list", "discovery.k8s.io", "endpointslices")];
     let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let args = args(admin, &[]);
-    let running = tokio::spawn(async move { manifold_operator::run::run(&args, std::future::pending()).await });
+    let config = cluster.config.clone();
+    let running =
+        tokio::spawn(async move { manifold_operator::run::run_with(config, &args, std::future::pending()).await });
 
     let route_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcproutes/store/status?";
     let server_status = "/apis/manifold.dev/v1alpha1/namespaces/acme/mcpservers/weather/status?";

@@ -2,6 +2,8 @@
 
 use http::Method;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use manifold_api::GatewayConfig;
 use manifold_api::manifests::{Source, read};
 
 use super::*;

@@ -2,6 +2,13 @@
 
 use http::Method;
 use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::{Recorder, Reporter};
+use manifold_api::compile::{Unreadable, compile};
+use manifold_api::outcome::{Kind, ObjectRef};
+use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer};
 use serde_json::{Value, json};
 
 use super::*;
@@ -74,9 +81,7 @@ async fn reconcile_with(
     let (client, server) = api_server(exchanges);
     let mut fresh = Reconciler::new(client, "manifold", "manifold-system");
     if let Some(previous) = reconciler.take() {
-        (fresh.served, fresh.written, fresh.changed_in) = (previous.served, previous.written, previous.changed_in);
-        (fresh.offered, fresh.tool_names, fresh.loaded) = (previous.offered, previous.tool_names, previous.loaded);
-        (fresh.floor, fresh.floor_hash) = (previous.floor, previous.floor_hash);
+        (fresh.memory, fresh.loaded) = (previous.memory, previous.loaded);
         (fresh.shards, fresh.verify) = (previous.shards, previous.verify);
     }
     let report = fresh.reconcile(world, replicas, &Probes::default(), &now()).await.unwrap();
