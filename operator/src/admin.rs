@@ -1,20 +1,19 @@
-//! The admin endpoints: `/healthz` (the process answers), `/readyz` (the caches have listed
-//! and no permission is missing; else 503 and one line per reason, [`readiness`]),
-//! `/metrics` (Prometheus text of the registry [`crate::metrics::Metrics`] fills).
+//! The operator's admin endpoints, on the shared skeleton: `/healthz`, `/readyz` (the caches
+//! have listed and no permission is missing; else 503 and one line per reason,
+//! [`waiting_for`]) and `/metrics` (the registry [`crate::metrics::Metrics`] fills).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::http::StatusCode;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 
 use crate::permissions::{Missing, Permission};
 use crate::watches::Cache;
 
-/// The answer of `/readyz`: ready once the caches have `listed` and the permissions have been
-/// checked (`missing` is not None) with none missing; else 503, one line for what has not
+/// What `/readyz` waits for: nothing once the caches have `listed` and the permissions have
+/// been checked (`missing` is not None) with none missing; else one line for what has not
 /// listed (`unlisted`, "McpRoutes in acme"), and one per missing permission.
-pub fn readiness(listed: bool, unlisted: &[String], missing: Option<&[Permission]>) -> (StatusCode, String) {
+pub fn waiting_for(listed: bool, unlisted: &[String], missing: Option<&[Permission]>) -> Vec<String> {
     let mut lines = Vec::new();
     if !listed {
         lines.push(match unlisted.is_empty() {
@@ -26,10 +25,7 @@ pub fn readiness(listed: bool, unlisted: &[String], missing: Option<&[Permission
         None => lines.push("permissions not checked yet".to_owned()),
         Some(missing) => lines.extend(missing.iter().map(|permission| format!("missing permission: {permission}"))),
     }
-    match lines.is_empty() {
-        true => (StatusCode::OK, "ready".to_owned()),
-        false => (StatusCode::SERVICE_UNAVAILABLE, lines.join("\n")),
-    }
+    lines
 }
 
 /// Serves the admin endpoints on `listener`: `listed` once the `caches` have listed, `missing`
@@ -41,36 +37,23 @@ pub async fn serve(
     missing: Missing,
     registry: Registry,
 ) {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let listed = listed.load(Ordering::Acquire);
-                let unlisted: Vec<String> = match listed {
-                    true => Vec::new(),
-                    false => caches.iter().flat_map(Cache::unlisted).collect(),
-                };
-                let answer = readiness(listed, &unlisted, missing.borrow().as_deref());
-                async move { answer }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let mut text = Vec::new();
-                let _ = TextEncoder::new().encode(&registry.gather(), &mut text);
-                async move { String::from_utf8(text).unwrap_or_default() }
-            }),
-        );
-    if let Err(error) = axum::serve(listener, app).await {
-        tracing::error!(%error, "the admin listener stopped");
-    }
+    let waiting = move || {
+        let listed = listed.load(Ordering::Acquire);
+        let unlisted: Vec<String> = match listed {
+            true => Vec::new(),
+            false => caches.iter().flat_map(Cache::unlisted).collect(),
+        };
+        waiting_for(listed, &unlisted, missing.borrow().as_deref())
+    };
+    let metrics = move || manifold_runtime::metrics::render(&registry);
+    manifold_runtime::admin::serve(listener, manifold_runtime::admin::router(waiting, metrics)).await;
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+    use manifold_runtime::admin::readiness;
+
     use super::*;
 
     fn permission(verb: &'static str, group: &'static str, resource: &'static str, namespace: &str) -> Permission {
@@ -86,7 +69,7 @@ mod tests {
         ];
         let unlisted = ["McpRoutes in acme".to_owned(), "McpServers in acme".to_owned()];
         assert_eq!(
-            readiness(false, &unlisted, Some(&missing)),
+            readiness(&waiting_for(false, &unlisted, Some(&missing))),
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "waiting for the first list of McpRoutes in acme, McpServers in acme\n\
@@ -97,7 +80,7 @@ mod tests {
             )
         );
         assert_eq!(
-            readiness(true, &[], Some(&missing[..1])),
+            readiness(&waiting_for(true, &[], Some(&missing[..1]))),
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "missing permission: patch mcproutes.manifold.dev/status in namespace acme".to_owned()
@@ -105,9 +88,9 @@ mod tests {
             "listed, but a permission is missing"
         );
         assert_eq!(
-            readiness(true, &[], None),
+            readiness(&waiting_for(true, &[], None)),
             (StatusCode::SERVICE_UNAVAILABLE, "permissions not checked yet".to_owned())
         );
-        assert_eq!(readiness(true, &[], Some(&[])), (StatusCode::OK, "ready".to_owned()));
+        assert_eq!(readiness(&waiting_for(true, &[], Some(&[]))), (StatusCode::OK, "ready".to_owned()));
     }
 }

@@ -19,7 +19,6 @@ use manifold_api::resources::{McpRoute, McpServer};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::debounce::{Debounce, sleep_until};
 use crate::documents::Fetcher;
 use crate::leader::Leadership;
@@ -29,14 +28,17 @@ use crate::programmed::{self, Replica};
 use crate::publish::PublishError;
 use crate::reconcile::{Reconciler, References, World, references};
 use crate::watches::{Cache, Changed, Referenced};
+use manifold_runtime::backoff::Backoff;
 
 /// How soon routes not Programmed yet are looked at again; the wait doubles, up to
-/// [`MAX_RETRY`](crate::backoff::MAX_RETRY), while nothing moves (gateways that never
+/// [`MAX_RETRY`], while nothing moves (gateways that never
 /// answer cost little).
 pub const PROGRAMMED_POLL: Duration = Duration::from_secs(2);
 /// How soon a failed reconcile is tried again; the wait doubles, up to
-/// [`MAX_RETRY`](crate::backoff::MAX_RETRY).
+/// [`MAX_RETRY`].
 pub const RETRY: Duration = Duration::from_secs(5);
+/// The longest the poll and retry waits grow to.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How long a reconcile waits for what it reads (referenced objects, the gateway replicas):
 /// the client's own timeout is long, for watches.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);

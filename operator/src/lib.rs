@@ -1,7 +1,7 @@
 //! Manifold's operator: `render` compiles manifests offline into the GatewayConfig a gateway
 //! serves (for GitOps review, CI checks, and `manifold-gateway --config`); `run` is the
 //! controller, wired up there: it watches the cluster (`watches`), elects a leader
-//! (`leader`), and its loop (`controller`, timed by `debounce` and `backoff`) reconciles
+//! (`leader`), and its loop (`controller`, timed by `debounce` and the shared backoff) reconciles
 //! (`reconcile`): a pure plan (compile, judging, diffing), then publishing the gateway-config
 //! Secrets (`publish`) and writing statuses (`status`) that say what clients see (`probe`,
 //! `programmed`). It checks the permissions it needs (`permissions`) and serves `/readyz`
@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod backoff;
 pub mod controller;
 pub mod debounce;
 pub mod documents;
@@ -22,7 +21,6 @@ pub mod publish;
 pub mod reconcile;
 pub mod render;
 pub mod run;
-pub mod shutdown;
 pub mod status;
 #[cfg(test)]
 mod testing;

@@ -9,9 +9,9 @@ fn main() {
     let code = match &args.command {
         Command::Render(render) => manifold_operator::render::run(render),
         Command::Run(run) => {
-            manifold_operator::run::init_tracing(run.log_format);
+            manifold_runtime::logs::init(run.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-            match runtime.block_on(manifold_operator::run::run(run, manifold_operator::shutdown::shutdown_signal())) {
+            match runtime.block_on(manifold_operator::run::run(run, manifold_runtime::signal::shutdown())) {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("error: {error:#}");

@@ -1,8 +1,15 @@
 //! The operator's own metrics: what the controller loop measures in, the Prometheus registry
-//! `/metrics` serves out. Labels are types ([`Reconciled`]): a label value outside the
-//! bounded set cannot be written.
+//! `/metrics` serves out. Labels are typed label sets ([`ReconcileLabels`]): a label value
+//! outside the bounded set cannot be written.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use manifold_runtime::label_set;
+use manifold_runtime::metrics::{Counters, LabelValue, gauge, histogram};
+use prometheus::{Histogram, IntGauge, Registry};
+
+label_set! {
+    /// A reconcile that ended.
+    pub struct ReconcileLabels { pub outcome: Reconciled }
+}
 
 /// How a reconcile ended: the `outcome` label of `manifold_operator_reconciles_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,8 +20,8 @@ pub enum Reconciled {
     Error,
 }
 
-impl Reconciled {
-    fn label(self) -> &'static str {
+impl LabelValue for Reconciled {
+    fn label(&self) -> &str {
         match self {
             Reconciled::Ok => "ok",
             Reconciled::Error => "error",
@@ -25,7 +32,7 @@ impl Reconciled {
 /// The operator's own metrics.
 pub struct Metrics {
     pub registry: Registry,
-    reconciles: IntCounterVec,
+    reconciles: Counters<ReconcileLabels>,
     pub compile_seconds: Histogram,
     pub programmed_lag_seconds: Histogram,
     pub publish_bytes: IntGauge,
@@ -36,44 +43,30 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a reconcile that ended so.
     pub fn reconciled(&self, outcome: Reconciled) {
-        self.reconciles.with_label_values(&[outcome.label()]).inc();
+        self.reconciles.inc(&ReconcileLabels { outcome });
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::new();
-        let reconciles = IntCounterVec::new(
-            Opts::new("manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let leader =
-            IntGauge::new("manifold_operator_leader", "1 while this replica holds the Lease").expect("valid metric");
-        let compile_seconds = Histogram::with_opts(HistogramOpts::new(
-            "manifold_operator_compile_seconds",
-            "Time to compile the world into gateway config",
-        ))
-        .expect("valid metric");
-        let programmed_lag_seconds = Histogram::with_opts(HistogramOpts::new(
+        let reconciles =
+            Counters::register(&registry, "manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)");
+        let compile_seconds =
+            histogram(&registry, "manifold_operator_compile_seconds", "Time to compile the world into gateway config");
+        let programmed_lag_seconds = histogram(
+            &registry,
             "manifold_operator_programmed_lag_seconds",
             "Time from a route's change to every gateway replica serving it",
-        ))
-        .expect("valid metric");
+        );
         let publish_bytes =
-            IntGauge::new("manifold_operator_publish_bytes", "Gzipped bytes of the config last published")
-                .expect("valid metric");
-        let missing_permissions = IntGauge::new(
+            gauge(&registry, "manifold_operator_publish_bytes", "Gzipped bytes of the config last published");
+        let leader = gauge(&registry, "manifold_operator_leader", "1 while this replica holds the Lease");
+        let missing_permissions = gauge(
+            &registry,
             "manifold_operator_missing_permissions",
             "Permissions the operator needs that the API server last said it lacks (see /readyz)",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(reconciles.clone())).expect("registers once");
-        registry.register(Box::new(compile_seconds.clone())).expect("registers once");
-        registry.register(Box::new(publish_bytes.clone())).expect("registers once");
-        registry.register(Box::new(programmed_lag_seconds.clone())).expect("registers once");
-        registry.register(Box::new(leader.clone())).expect("registers once");
-        registry.register(Box::new(missing_permissions.clone())).expect("registers once");
+        );
         Metrics {
             registry,
             reconciles,
@@ -88,8 +81,6 @@ impl Default for Metrics {
 
 #[cfg(test)]
 mod tests {
-    use prometheus::{Encoder, TextEncoder};
-
     use super::*;
 
     #[test]
@@ -98,9 +89,7 @@ mod tests {
         metrics.reconciled(Reconciled::Ok);
         metrics.reconciled(Reconciled::Error);
         metrics.reconciled(Reconciled::Error);
-        let mut text = Vec::new();
-        TextEncoder::new().encode(&metrics.registry.gather(), &mut text).expect("encodes");
-        let text = String::from_utf8(text).expect("UTF-8");
+        let text = manifold_runtime::metrics::render(&metrics.registry);
         assert!(text.contains("manifold_operator_reconciles_total{outcome=\"ok\"} 1"), "{text}");
         assert!(text.contains("manifold_operator_reconciles_total{outcome=\"error\"} 2"), "{text}");
     }

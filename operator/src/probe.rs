@@ -9,6 +9,7 @@
 //! - after a failure, with a backoff from 5 s doubling to [`RECHECK`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,6 @@ use manifold_api::outcome::reason::Probed as Reason;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
-
-use crate::documents::{Guarded, refused_literal};
 
 /// How long one probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,7 +74,7 @@ pub async fn probe(remote: &RemoteUpstream, egress: Egress) -> Result<Offered, F
         return Err(Failure::ProtocolError("legacy SSE servers are not probed".into()));
     }
     let url = url::Url::parse(&remote.url).map_err(|e| Failure::ProtocolError(format!("invalid URL: {e}")))?;
-    if let Some(why) = refused_literal(egress, &url) {
+    if let Some(why) = manifold_runtime::egress::literal_ip(&url).and_then(|ip| egress.refuses(ip)) {
         return Err(Failure::Unreachable(format!("`{}` is {why}", remote.url)));
     }
     let mut headers = reqwest::header::HeaderMap::new();
@@ -130,7 +129,7 @@ pub async fn probe(remote: &RemoteUpstream, egress: Egress) -> Result<Offered, F
 
 /// A failed `initialize`, by what it says about the server.
 fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
-    let text = describe(error);
+    let text = manifold_runtime::errors::chain(error);
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
         if let Some(http) = cause.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
@@ -163,20 +162,6 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
     } else {
         Failure::ProtocolError(text)
     }
-}
-
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The `Ready` condition a probe result gives.
@@ -426,6 +411,26 @@ impl Schedule {
 
     fn answers(&self) -> Answers {
         self.probed.iter().map(|(key, p)| (key.clone(), (p.asked.clone(), p.result.clone()))).collect()
+    }
+}
+
+/// The system resolver without the addresses egress refuses: rmcp's transport is built on
+/// reqwest, so the probe guards reqwest's resolver with the rule the shared hyper client uses.
+struct Guarded(Egress);
+
+impl reqwest::dns::Resolve for Guarded {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let egress = self.0;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = all.iter().copied().filter(|a| egress.refuses(a.ip()).is_none()).collect();
+            if allowed.is_empty() && !all.is_empty() {
+                let why = egress.refuses(all[0].ip()).unwrap_or_default();
+                return Err(format!("`{host}` resolves to {why}").into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

@@ -6,21 +6,24 @@
 //! when the Lease expires or is released.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use futures::stream;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client, Resource};
 use manifold_api::egress::Egress;
 use manifold_api::resources::{McpRoute, McpServer};
+use manifold_runtime::backoff::Backoff;
+pub use manifold_runtime::logs::LogFormat;
+use manifold_runtime::pod;
 
 use crate::admin;
-use crate::backoff::Backoff;
-use crate::controller::{Controller, PROGRAMMED_POLL, RETRY};
+use crate::controller::{Controller, MAX_RETRY, PROGRAMMED_POLL, RETRY};
 use crate::debounce::Debounce;
 use crate::documents::Fetcher;
 use crate::leader::{self, Elector};
@@ -56,29 +59,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_link_local_upstreams: bool,
     /// Log format.
-    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
-}
-
-/// How the operator logs: `text` lines for people, `json` lines for collectors.
-#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// The gateway's name for it is `pretty`; both are taken.
-    #[default]
-    #[value(alias = "pretty")]
-    Text,
-    Json,
-}
-
-/// Logs to stdout; `RUST_LOG` filters (default `info`). (The shared runtime crate is to
-/// take this over.)
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary), with
@@ -98,13 +80,8 @@ pub async fn run_with(config: kube::Config, args: &RunArgs, shutdown: impl Futur
     let client =
         permissions::noticing_forbidden(config.clone(), &forbidden).context("cannot configure a Kubernetes client")?;
     ensure_api(&client).await?;
-    let namespace = match &args.namespace {
-        Some(namespace) => namespace.clone(),
-        None => std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-            .ok()
-            .map(|n| n.trim().to_owned())
-            .context("no --namespace, POD_NAMESPACE or service account namespace: say where the gateways run")?,
-    };
+    let namespace = pod::namespace(args.namespace.as_deref(), Path::new(pod::SERVICE_ACCOUNT_NAMESPACE))
+        .context("no --namespace or POD_NAMESPACE, and no service account namespace: say where the gateways run")?;
     let identity = args
         .identity
         .clone()
@@ -176,8 +153,8 @@ pub async fn run_with(config: kube::Config, args: &RunArgs, shutdown: impl Futur
         replicas: Vec::new(),
         misses: Default::default(),
         debounce: Debounce::default(),
-        poll: Backoff::new(PROGRAMMED_POLL),
-        retry: Backoff::new(RETRY),
+        poll: Backoff::new(PROGRAMMED_POLL, MAX_RETRY),
+        retry: Backoff::new(RETRY, MAX_RETRY),
         metrics,
     };
     tracing::info!(namespace = %controller.namespace, release = %args.release, %identity, "operator started");
@@ -246,8 +223,8 @@ mod tests {
             run.log_format
         };
         assert_eq!(format(&["--log-format", "json"]), LogFormat::Json);
-        assert_eq!(format(&["--log-format", "text"]), LogFormat::Text);
-        assert_eq!(format(&["--log-format", "pretty"]), LogFormat::Text, "the gateway's name for it");
+        assert_eq!(format(&["--log-format", "text"]), LogFormat::Pretty, "the operator's first name for it");
+        assert_eq!(format(&["--log-format", "pretty"]), LogFormat::Pretty);
         assert!(crate::Args::try_parse_from(["manifold-operator", "run", "--log-format", "yaml"]).is_err());
     }
 

@@ -4,9 +4,11 @@
 use clap::ValueEnum;
 
 /// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    /// Human-readable lines.
+    /// Human-readable lines (`text` is taken too).
+    #[default]
+    #[value(alias = "text")]
     Pretty,
     /// One JSON object per line.
     Json,
