@@ -112,9 +112,7 @@ impl Loader {
             }
             Local::File(path) => Ok(vec![read_file(path)?]),
             Local::Manifests(dir) => {
-                let mut files = Vec::new();
-                collect_files(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
-                files.sort();
+                let files = manifold_runtime::files::manifests(dir).map_err(|e| e.to_string())?;
                 files.iter().map(|path| read_file(path)).collect()
             }
         }
@@ -124,22 +122,6 @@ impl Loader {
 fn read_file(path: &Path) -> Result<Source, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Source { origin: path.display().to_string(), text })
-}
-
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Compiles manifests, logging every object's outcome. Routes where tool names can collide

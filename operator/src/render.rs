@@ -2,7 +2,7 @@
 //! GatewayConfig out on stdout, one line per rejected object on stderr.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use manifold_api::compile;
@@ -43,7 +43,9 @@ pub struct Rendered {
 pub fn render(args: &RenderArgs) -> Result<Rendered, RenderError> {
     let mut files = Vec::new();
     for path in &args.paths {
-        collect(path, &mut files)?;
+        let found = manifold_runtime::files::manifests(path)
+            .map_err(|e| RenderError::Read { path: e.path.display().to_string(), source: e.source })?;
+        files.extend(found);
     }
     let sources = files
         .iter()
@@ -78,28 +80,4 @@ pub fn run(args: &RenderArgs) -> i32 {
             2
         }
     }
-}
-
-fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), RenderError> {
-    let fail = |source| RenderError::Read { path: path.display().to_string(), source };
-    if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(fail)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(fail)?;
-        entries.sort();
-        for entry in entries {
-            let hidden = entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if entry.is_dir() && !hidden {
-                collect(&entry, files)?;
-            } else if !hidden && entry.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-                files.push(entry);
-            }
-        }
-    } else {
-        std::fs::metadata(path).map_err(fail)?;
-        files.push(path.to_path_buf());
-    }
-    Ok(())
 }
