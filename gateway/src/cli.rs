@@ -1,4 +1,5 @@
-//! Command-line arguments of `manifold-gateway`, logging set-up, and the run loop.
+//! Command-line arguments of `manifold-gateway`, and the run loop (logging, the pod namespace and
+//! the shutdown signal come from `manifold_runtime`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
