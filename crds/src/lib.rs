@@ -8,6 +8,7 @@ pub mod config;
 pub mod crd;
 pub mod documents;
 pub mod egress;
+pub mod key;
 pub mod manifests;
 pub mod outcome;
 pub mod publish;
@@ -16,3 +17,4 @@ pub mod strict;
 
 pub use compile::{Compiled, Inputs, compile};
 pub use config::GatewayConfig;
+pub use key::ObjectKey;

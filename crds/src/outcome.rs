@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::key::ObjectKey;
+
 /// Condition types.
 pub mod condition {
     /// The spec is valid and (for routes) its path is not taken by an older route.
@@ -129,6 +131,13 @@ pub struct ObjectRef {
     pub namespace: String,
     /// Its name.
     pub name: String,
+}
+
+impl ObjectRef {
+    /// Its (namespace, name), without the kind.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
+    }
 }
 
 impl fmt::Display for ObjectRef {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use manifold_api::GatewayConfig;
+use manifold_api::{GatewayConfig, ObjectKey};
 use serde_json::{Map, Value};
 
 use crate::protocol::{Method, SUPPORTED_VERSIONS};
@@ -18,12 +18,12 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Tool names by (namespace, server), for the servers of routes where names can collide:
 /// routes with more than one mount, one of them unprefixed.
-pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<(String, String), Vec<String>> {
+pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<ObjectKey, Vec<String>> {
     let mut servers = BTreeMap::new();
     for route in &config.routes {
         if route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty()) {
             for mount in &route.mounts {
-                servers.insert((route.namespace.clone(), mount.server.clone()), mount.upstream.clone());
+                servers.insert(ObjectKey::new(&route.namespace, &mount.server), mount.upstream.clone());
             }
         }
     }
@@ -41,7 +41,7 @@ pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<(Strin
                 Some((key, names.collect()))
             }
             Ok(Err(error)) => {
-                tracing::debug!(server = %key.1, %error, "discovery failed; collisions on this server are not checked");
+                tracing::debug!(server = %key.name, %error, "discovery failed; collisions on this server are not checked");
                 None
             }
             Err(_) => None,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use manifold_api::ObjectKey;
 use manifold_api::config::{RemoteUpstream, Transport, Upstream};
 use manifold_api::egress::Egress;
 use manifold_api::outcome::Verdict;
@@ -182,14 +183,11 @@ pub fn ready(result: &Result<Offered, Failure>) -> Verdict {
     Verdict { type_: READY.into(), status, reason: reason.reason().into(), message }
 }
 
-/// A server, by (namespace, name).
-type Key = (String, String);
-
 /// What remote servers answered, by (namespace, name): what a reconcile reads.
-pub type Probes = BTreeMap<Key, Result<Offered, Failure>>;
+pub type Probes = BTreeMap<ObjectKey, Result<Offered, Failure>>;
 
 /// Tool names of the servers that answered, for compile's collision check.
-pub fn discovered(probes: &Probes) -> BTreeMap<Key, Vec<String>> {
+pub fn discovered(probes: &Probes) -> BTreeMap<ObjectKey, Vec<String>> {
     probes.iter().filter_map(|(key, result)| Some((key.clone(), result.as_ref().ok()?.tools.clone()))).collect()
 }
 
@@ -203,13 +201,13 @@ pub struct Prober {
 }
 
 /// Remote servers, by (namespace, name), as compiled (credentials read).
-type Remotes = BTreeMap<Key, RemoteUpstream>;
+type Remotes = BTreeMap<ObjectKey, RemoteUpstream>;
 
 /// What each server answered, and the config it was asked with.
-type Answers = BTreeMap<Key, (RemoteUpstream, Result<Offered, Failure>)>;
+type Answers = BTreeMap<ObjectKey, (RemoteUpstream, Result<Offered, Failure>)>;
 
 /// The remote servers among `servers` (OpenAPI ones need no probe).
-fn remotes(servers: &BTreeMap<Key, Upstream>) -> Remotes {
+fn remotes(servers: &BTreeMap<ObjectKey, Upstream>) -> Remotes {
     servers
         .iter()
         .filter_map(|(key, upstream)| match upstream {
@@ -229,7 +227,7 @@ impl Prober {
 
     /// The usable servers now; the others are forgotten. Returns those new or changed since
     /// the last call: their answers are worth waiting for ([`Prober::settled`]).
-    pub fn want(&self, servers: &BTreeMap<Key, Upstream>) -> Remotes {
+    pub fn want(&self, servers: &BTreeMap<ObjectKey, Upstream>) -> Remotes {
         let remote = remotes(servers);
         let mut fresh = Remotes::new();
         self.wanted.send_if_modified(|wanted| {
@@ -247,7 +245,7 @@ impl Prober {
 
     /// What the servers answered to the config they have in `servers`: an answer to an
     /// older config says nothing of this one.
-    pub fn probes(&mut self, servers: &BTreeMap<Key, Upstream>) -> Probes {
+    pub fn probes(&mut self, servers: &BTreeMap<ObjectKey, Upstream>) -> Probes {
         let answers = Arc::clone(&self.answers.borrow_and_update());
         remotes(servers)
             .into_iter()
@@ -320,9 +318,9 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
 #[derive(Default)]
 struct Schedule {
     wanted: Remotes,
-    probed: BTreeMap<Key, Probed>,
+    probed: BTreeMap<ObjectKey, Probed>,
     /// Being asked now.
-    asking: BTreeSet<Key>,
+    asking: BTreeSet<ObjectKey>,
 }
 
 struct Probed {
@@ -355,7 +353,7 @@ impl Schedule {
     }
 
     /// When a server not being asked is asked for, at `now` (None: never, for now).
-    fn due(&self, key: &Key, upstream: &RemoteUpstream, now: Instant) -> Option<Instant> {
+    fn due(&self, key: &ObjectKey, upstream: &RemoteUpstream, now: Instant) -> Option<Instant> {
         if self.asking.contains(key) {
             return None;
         }
@@ -369,17 +367,17 @@ impl Schedule {
     /// Starts asking the next server due at `now`: of those due, one of the namespace with
     /// the fewest servers being asked, so that a tenant with many silent servers holds up
     /// another's new one by one probe at most.
-    fn start_next(&mut self, now: Instant) -> Option<(Key, RemoteUpstream)> {
+    fn start_next(&mut self, now: Instant) -> Option<(ObjectKey, RemoteUpstream)> {
         let mut busy: BTreeMap<&str, usize> = BTreeMap::new();
-        for (namespace, _) in &self.asking {
-            *busy.entry(namespace.as_str()).or_default() += 1;
+        for key in &self.asking {
+            *busy.entry(key.namespace.as_str()).or_default() += 1;
         }
         let (key, upstream) = self
             .wanted
             .iter()
             .filter_map(|(key, upstream)| Some((key, upstream, self.due(key, upstream, now)?)))
             .filter(|(_, _, due)| *due <= now)
-            .min_by_key(|(key, _, due)| (busy.get(key.0.as_str()).copied().unwrap_or(0), *due))
+            .min_by_key(|(key, _, due)| (busy.get(key.namespace.as_str()).copied().unwrap_or(0), *due))
             .map(|(key, upstream, _)| (key.clone(), upstream.clone()))?;
         self.asking.insert(key.clone());
         Some((key, upstream))
@@ -393,7 +391,13 @@ impl Schedule {
     /// `key`, asked with `upstream`, answered `result` at `now`. Returns whether what the
     /// reconciles read changed. An answer for a config no longer wanted is dropped (the
     /// current one is asked next).
-    fn finished(&mut self, key: Key, upstream: RemoteUpstream, result: Result<Offered, Failure>, now: Instant) -> bool {
+    fn finished(
+        &mut self,
+        key: ObjectKey,
+        upstream: RemoteUpstream,
+        result: Result<Offered, Failure>,
+        now: Instant,
+    ) -> bool {
         self.asking.remove(&key);
         if self.wanted.get(&key) != Some(&upstream) {
             return false;
@@ -482,8 +486,8 @@ mod tests {
         assert_eq!((ready(&Err(teapot)).reason.as_str()), "ProtocolError");
     }
 
-    fn key(namespace: &str, name: &str) -> Key {
-        (namespace.to_owned(), name.to_owned())
+    fn key(namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey::new(namespace, name)
     }
 
     #[test]
@@ -516,12 +520,12 @@ mod tests {
     #[test]
     fn a_tenant_with_many_servers_holds_up_anothers_by_one_probe_at_most() {
         let now = Instant::now();
-        let mut wanted: BTreeMap<Key, RemoteUpstream> =
+        let mut wanted: BTreeMap<ObjectKey, RemoteUpstream> =
             (0..40).map(|i| (key("acme", &format!("s{i:02}")), remote(format!("http://acme-{i}/mcp")))).collect();
         wanted.insert(key("globex", "weather"), remote("http://globex/mcp".into()));
         let mut schedule = Schedule::default();
         schedule.want(wanted);
-        let first: Vec<String> = (0..3).map(|_| schedule.start_next(now).unwrap().0.0).collect();
+        let first: Vec<String> = (0..3).map(|_| schedule.start_next(now).unwrap().0.namespace).collect();
         assert_eq!(first, ["acme", "globex", "acme"], "globex's server goes second, not 41st");
     }
 

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, ListParams};
+use manifold_api::ObjectKey;
 use manifold_api::outcome::Verdict;
 use manifold_api::outcome::condition::PROGRAMMED;
 use manifold_api::outcome::reason;
@@ -38,7 +39,7 @@ pub struct Serving {
     pub hash: String,
     /// (namespace, name) of every route, and how many of its mounts the replica built (one
     /// it cannot build, such as an upstream its egress rule refuses, is left out).
-    pub routes: BTreeMap<(String, String), usize>,
+    pub routes: BTreeMap<ObjectKey, usize>,
 }
 
 /// How many answers in a row a replica may miss before what it last said is no longer
@@ -127,14 +128,14 @@ async fn ask(
     Some(Serving {
         generation: status.generation,
         hash: status.hash,
-        routes: status.routes.into_iter().map(|r| ((r.namespace, r.name), r.mounts)).collect(),
+        routes: status.routes.into_iter().map(|r| (ObjectKey::new(r.namespace, r.name), r.mounts)).collect(),
     })
 }
 
 /// The `Programmed` condition of `route`, whose current version, with `mounts` mounts,
 /// appeared in generation `needed` of the config whose hash is `current`. Messages count no
 /// replicas: scaling the gateways, or a rollout, must not rewrite every route's status.
-pub fn verdict(route: &(String, String), needed: u64, current: &str, mounts: usize, replicas: &[Replica]) -> Verdict {
+pub fn verdict(route: &ObjectKey, needed: u64, current: &str, mounts: usize, replicas: &[Replica]) -> Verdict {
     let built = |replica: &Replica| {
         let serving = replica.serving.as_ref().filter(|s| s.generation >= needed || s.hash == current)?;
         serving.routes.get(route).copied()
@@ -165,8 +166,8 @@ mod tests {
     use super::*;
     use crate::testing::api_server;
 
-    fn route() -> (String, String) {
-        ("acme".into(), "store".into())
+    fn route() -> ObjectKey {
+        ObjectKey::new("acme", "store")
     }
 
     fn replica(generation: Option<u64>, with_route: bool) -> Replica {

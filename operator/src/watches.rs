@@ -19,6 +19,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use manifold_api::ObjectKey;
 use manifold_api::compile::Unreadable;
 use manifold_api::outcome::{Kind, ObjectRef};
 use manifold_api::publish::RELEASE_LABEL;
@@ -33,8 +34,8 @@ const READS_AT_ONCE: usize = 16;
 pub enum Changed {
     /// An McpServer or McpRoute was created, deleted, or had its spec changed.
     Object,
-    Secret((String, String)),
-    ConfigMap((String, String)),
+    Secret(ObjectKey),
+    ConfigMap(ObjectKey),
     /// Secrets or ConfigMaps were listed anew: any deleted during the gap showed no event.
     SecretsListed,
     ConfigMapsListed,
@@ -206,12 +207,7 @@ fn spec_changed(seen_before: &mut HashMap<String, Seen>, event: &watcher::Event<
 
 /// The (namespace, name) of every `K` that changes in the watched namespaces, as `changed`
 /// says it. Metadata only, and nothing kept.
-pub fn names<K>(
-    client: &Client,
-    namespaces: &[String],
-    changed: fn((String, String)) -> Changed,
-    listed: Changed,
-) -> Changes
+pub fn names<K>(client: &Client, namespaces: &[String], changed: fn(ObjectKey) -> Changed, listed: Changed) -> Changes
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -236,7 +232,7 @@ where
                         .ok()?;
                     match event {
                         watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
-                            Some(changed((o.namespace().unwrap_or_default(), o.name_any())))
+                            Some(changed(ObjectKey::new(o.namespace().unwrap_or_default(), o.name_any())))
                         }
                         watcher::Event::InitDone => Some(listed),
                         watcher::Event::Init => None,
@@ -273,7 +269,7 @@ pub fn shards(client: &Client, namespace: &str, release: &str) -> Changes {
 /// Secrets or ConfigMaps that objects reference, read by name when first wanted and kept
 /// until the watch says they changed (or nothing references them any more).
 pub struct Referenced<K> {
-    known: BTreeMap<(String, String), Option<K>>,
+    known: BTreeMap<ObjectKey, Option<K>>,
 }
 
 impl<K> Default for Referenced<K> {
@@ -290,7 +286,7 @@ where
         + std::fmt::Debug,
 {
     /// The object changed (or was created, or deleted): read it again when next wanted.
-    pub fn changed(&mut self, key: &(String, String)) {
+    pub fn changed(&mut self, key: &ObjectKey) {
         self.known.remove(key);
     }
 
@@ -303,20 +299,20 @@ where
     /// ([`READS_AT_ONCE`] at a time). Only "not found" means missing: any other failure
     /// fails the whole, since a reference taken for missing would cost routes their
     /// credentials.
-    pub async fn read(&mut self, client: &Client, wanted: &BTreeSet<(String, String)>) -> kube::Result<Vec<K>> {
+    pub async fn read(&mut self, client: &Client, wanted: &BTreeSet<ObjectKey>) -> kube::Result<Vec<K>> {
         self.known.retain(|key, _| wanted.contains(key));
         // Owned futures: a stream of borrowing closures is not `Send` for the controller's task.
         // A name no object can have is not asked for: that object does not exist, and the
         // request could not even be made (an empty name), or would ask for another path.
-        for key in wanted.iter().filter(|key| !is_object_name(&key.1)) {
+        for key in wanted.iter().filter(|key| !is_object_name(&key.name)) {
             self.known.insert(key.clone(), None);
         }
         let reads: Vec<_> = wanted
             .iter()
             .filter(|key| !self.known.contains_key(*key))
             .map(|key| {
-                let (api, key) = (Api::<K>::namespaced(client.clone(), &key.0), key.clone());
-                async move { api.get_opt(&key.1).await.map(|found| (key, found)) }
+                let (api, key) = (Api::<K>::namespaced(client.clone(), &key.namespace), key.clone());
+                async move { api.get_opt(&key.name).await.map(|found| (key, found)) }
             })
             .collect();
         let found: Vec<_> = stream::iter(reads).buffered(READS_AT_ONCE).try_collect().await?;
@@ -441,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn references_are_read_once_until_they_change_and_a_failed_read_is_not_a_missing_one() {
-        let key = ("acme".to_owned(), "key".to_owned());
+        let key = ObjectKey::new("acme", "key");
         let wanted = BTreeSet::from([key.clone()]);
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "key", "namespace": "acme"}});
         let throttled = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "TooManyRequests", "code": 429, "message": "slow down"});
@@ -471,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_no_object_can_have_is_missing_without_a_request() {
         let names = ["", "a/b", "..", "Key", "-key", "key.", "a b", "key?watch=true", &"k".repeat(254)];
-        let wanted: BTreeSet<_> = names.iter().map(|n| ("acme".to_owned(), (*n).to_owned())).collect();
+        let wanted: BTreeSet<_> = names.iter().map(|n| ObjectKey::new("acme", *n)).collect();
         // Any request fails the test: none is expected.
         let (client, server) = api_server_with_status(vec![]);
         let mut secrets = Referenced::<Secret>::default();

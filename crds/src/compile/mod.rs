@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use crate::config::{GatewayConfig, Upstream};
+use crate::key::ObjectKey;
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem};
 use crate::resources::{McpRoute, McpServer};
 
@@ -33,7 +34,7 @@ pub struct Inputs {
     pub unreadable: Vec<Unreadable>,
     /// Tool names discovered on servers, by (namespace, server name), where known: lets
     /// compile reject name collisions between mounts before a client sees them.
-    pub discovered: BTreeMap<(String, String), Vec<String>>,
+    pub discovered: BTreeMap<ObjectKey, Vec<String>>,
     /// OpenAPI documents fetched from `spec.openapi.url`, by URL: the text, or why it could
     /// not be fetched. A URL missing here has not been fetched yet.
     pub documents: BTreeMap<String, Result<String, String>>,
@@ -59,7 +60,7 @@ pub struct Compiled {
     pub outcomes: Vec<Outcome>,
     /// Every usable McpServer's upstream, by (namespace, name), mounted or not: what the
     /// operator probes.
-    pub servers: BTreeMap<(String, String), Upstream>,
+    pub servers: BTreeMap<ObjectKey, Upstream>,
 }
 
 /// Compiles `inputs`. `previous` is the config served until now: a route that has become
@@ -71,11 +72,11 @@ pub fn compile(inputs: &Inputs, previous: Option<&GatewayConfig>) -> Compiled {
 
     for server in &inputs.servers {
         let (usable, outcome) = server::compile(server, inputs, &secrets);
-        servers.insert(key(&outcome.object), usable);
+        servers.insert(outcome.object.key(), usable);
         outcomes.push(outcome);
     }
     for bad in inputs.unreadable.iter().filter(|u| u.object.kind == Kind::McpServer) {
-        servers.insert(key(&bad.object), Err(format!("{} is not usable: {}", bad.object, bad.problem)));
+        servers.insert(bad.object.key(), Err(format!("{} is not usable: {}", bad.object, bad.problem)));
         outcomes.push(server::unreadable(bad));
     }
 
@@ -96,10 +97,6 @@ pub fn compile(inputs: &Inputs, previous: Option<&GatewayConfig>) -> Compiled {
 
 /// A server as routes see it: its upstream, or a one-line reason it cannot be mounted.
 type ServerState = Result<Upstream, String>;
-
-fn key(object: &ObjectRef) -> (String, String) {
-    (object.namespace.clone(), object.name.clone())
-}
 
 /// `metadata.namespace`, defaulting as kubectl does.
 fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {

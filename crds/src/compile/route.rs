@@ -12,6 +12,7 @@ use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of, secrets};
 use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
+use crate::key::ObjectKey;
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
 use crate::resources::{McpRoute, PREFIX_PATTERN, TOOL_NAME_PATTERN};
 
@@ -54,8 +55,8 @@ struct Candidate {
 
 pub(super) fn compile_all(
     inputs: &Inputs,
-    servers: &BTreeMap<(String, String), ServerState>,
-    discovered: &BTreeMap<(String, String), Vec<String>>,
+    servers: &BTreeMap<ObjectKey, ServerState>,
+    discovered: &BTreeMap<ObjectKey, Vec<String>>,
     previous: Option<&GatewayConfig>,
 ) -> (Vec<RouteConfig>, Vec<Outcome>) {
     let secrets = secrets::Index::new(&inputs.secrets);
@@ -238,8 +239,8 @@ fn conflict_message(route: &RouteConfig, host: &str, object: &ObjectRef, owner: 
 
 fn check(
     route: &McpRoute,
-    servers: &BTreeMap<(String, String), ServerState>,
-    discovered: &BTreeMap<(String, String), Vec<String>>,
+    servers: &BTreeMap<ObjectKey, ServerState>,
+    discovered: &BTreeMap<ObjectKey, Vec<String>>,
     secrets: &secrets::Index,
     previous: Option<&GatewayConfig>,
 ) -> Checked {
@@ -316,7 +317,7 @@ fn check(
             rename: mount.rename.clone(),
         };
         check_policy(&policy, &field, &mut invalid);
-        match servers.get(&(namespace.clone(), mount.server.clone())) {
+        match servers.get(&ObjectKey::new(&namespace, &mount.server)) {
             None => {
                 refs_reason = reason::REF_NOT_FOUND;
                 refs.push(Problem::new(
@@ -410,16 +411,12 @@ fn check_policy(policy: &ToolPolicy, field: &str, invalid: &mut Vec<Problem>) {
 }
 
 /// Client-visible names exposed by two mounts, where the servers' tools are known.
-fn collisions(
-    namespace: &str,
-    mounts: &[MountConfig],
-    discovered: &BTreeMap<(String, String), Vec<String>>,
-) -> Vec<Problem> {
+fn collisions(namespace: &str, mounts: &[MountConfig], discovered: &BTreeMap<ObjectKey, Vec<String>>) -> Vec<Problem> {
     let mut owners: HashMap<String, usize> = HashMap::new();
     let mut problems = Vec::new();
     for (i, mount) in mounts.iter().enumerate() {
         let (Some(tools), Ok(matcher)) =
-            (discovered.get(&(namespace.to_owned(), mount.server.clone())), mount.tools.matcher())
+            (discovered.get(&ObjectKey::new(namespace, &mount.server)), mount.tools.matcher())
         else {
             continue;
         };

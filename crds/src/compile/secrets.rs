@@ -6,21 +6,22 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{name_of, namespace_of};
+use crate::key::ObjectKey;
 use crate::resources::SecretKeyRef;
 
 /// Secrets by (namespace, name).
-pub(super) struct Index<'a>(BTreeMap<(String, String), &'a Secret>);
+pub(super) struct Index<'a>(BTreeMap<ObjectKey, &'a Secret>);
 
 impl<'a> Index<'a> {
     pub(super) fn new(secrets: &'a [Secret]) -> Self {
-        Index(secrets.iter().map(|s| ((namespace_of(&s.metadata), name_of(&s.metadata)), s)).collect())
+        Index(secrets.iter().map(|s| (ObjectKey::new(namespace_of(&s.metadata), name_of(&s.metadata)), s)).collect())
     }
 
     /// Every key of Secret `name` in `namespace`, decoded to text.
     pub(super) fn entries(&self, namespace: &str, name: &str) -> Result<BTreeMap<String, String>, String> {
         let secret = self
             .0
-            .get(&(namespace.to_owned(), name.to_owned()))
+            .get(&ObjectKey::new(namespace, name))
             .ok_or_else(|| format!("Secret `{name}` does not exist in namespace {namespace}"))?;
         let mut entries = BTreeMap::new();
         for (key, bytes) in secret.data.iter().flatten() {
@@ -36,7 +37,7 @@ impl<'a> Index<'a> {
     pub(super) fn get(&self, namespace: &str, reference: &SecretKeyRef) -> Result<String, String> {
         let secret = self
             .0
-            .get(&(namespace.to_owned(), reference.name.clone()))
+            .get(&ObjectKey::new(namespace, &reference.name))
             .ok_or_else(|| format!("Secret `{}` does not exist in namespace {namespace}", reference.name))?;
         let string = secret.string_data.as_ref().and_then(|d| d.get(&reference.key)).cloned();
         let bytes = secret.data.as_ref().and_then(|d| d.get(&reference.key)).map(|b| b.0.clone());

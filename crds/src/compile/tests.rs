@@ -44,10 +44,10 @@ fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
     }
 }
 
-fn discovered(entries: &[(&str, &[&str])]) -> BTreeMap<(String, String), Vec<String>> {
+fn discovered(entries: &[(&str, &[&str])]) -> BTreeMap<ObjectKey, Vec<String>> {
     entries
         .iter()
-        .map(|(server, tools)| (("acme".into(), (*server).into()), tools.iter().map(|t| (*t).into()).collect()))
+        .map(|(server, tools)| (ObjectKey::new("acme", *server), tools.iter().map(|t| (*t).into()).collect()))
         .collect()
 }
 

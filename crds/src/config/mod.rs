@@ -12,6 +12,8 @@ pub use openapi::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::key::ObjectKey;
+
 pub use crate::resources::Transport;
 
 /// Version of this config format. A gateway refuses a config of a format it does not know.
@@ -57,6 +59,13 @@ pub struct RouteConfig {
     /// Audit events carry the call's arguments.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub audit_arguments: bool,
+}
+
+impl RouteConfig {
+    /// The McpRoute's (namespace, name).
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
+    }
 }
 
 /// One sub-server inside a route.

@@ -73,7 +73,8 @@ fn main() {
         let capabilities = serde_json::value::RawValue::from_string(r#"{"sampling":{}}"#.into()).unwrap();
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities };
         let principal = binding(&format!("api-key caller-{i}"));
-        let session = sessions.create((route.0.into(), route.1.into()), hello, principal.clone(), upstreams());
+        let session =
+            sessions.create(manifold_api::ObjectKey::new(route.0, route.1), hello, principal.clone(), upstreams());
         // What the client sends next: `notifications/initialized`.
         let session = sessions.get(&session.id, route, &principal, Keep::No).expect("the token opens");
         tokens.push((session.id.to_string(), principal));

@@ -368,7 +368,7 @@ pub mod testing {
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities: raw(&json!({})) };
-        let session = gateway.sessions.provisional(("acme".into(), "tools".into()), hello);
+        let session = gateway.sessions.provisional(manifold_api::ObjectKey::new("acme", "tools"), hello);
         let (relay, relayed) = mpsc::unbounded_channel();
         let call = Call { gateway, route, session, principal, id: raw(&json!(7)), relay, era };
         (call, relayed)

@@ -312,9 +312,8 @@ async fn initialize(
     let version =
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
     let hello = Hello { protocol_version: version.clone(), capabilities };
-    let key = (route.config.namespace.clone(), route.config.name.clone());
     let upstreams = open_upstreams(gateway, route, &hello).await;
-    let session = gateway.sessions.create(key, hello, principal.binding.clone(), upstreams);
+    let session = gateway.sessions.create(route.config.key(), hello, principal.binding.clone(), upstreams);
     tracing::info!(route = %route.id(), session = %session.log_id(), principal = %principal.name, %version, "session opened");
     let result = serde_json::json!({
         "protocolVersion": version,
@@ -341,8 +340,7 @@ const EAGER_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Opens every mount's upstream session for a new client session, so that its token carries
 /// them and any replica goes on in them. Mounts that fail or are slow are left out.
 async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<(String, crate::upstream::Held)> {
-    let key = (route.config.namespace.clone(), route.config.name.clone());
-    let provisional = gateway.sessions.provisional(key, hello.clone());
+    let provisional = gateway.sessions.provisional(route.config.key(), hello.clone());
     let opened = route.mounts.iter().map(|mount| {
         let slot = provisional.slot(mount);
         async move {

@@ -2,6 +2,7 @@
 //! (`Filter`), the listeners of this replica, and how upstreams' change notifications reach
 //! them, tagged with the listener's subscription id and with client-side URIs.
 
+use manifold_api::ObjectKey;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
@@ -58,7 +59,7 @@ impl Filter {
 
 /// One stateless client listening for changes.
 struct Listener {
-    route: (String, String),
+    route: ObjectKey,
     id: Box<RawValue>,
     filter: Filter,
     sender: DirectSender,
@@ -70,7 +71,7 @@ pub struct Listeners(std::sync::Mutex<Vec<Listener>>);
 
 impl Listeners {
     /// Tells the listeners of a route that the gateway's config changed what it exposes.
-    pub fn announce(&self, route: &(String, String)) {
+    pub fn announce(&self, route: &ObjectKey) {
         let mut listeners = self.0.lock().expect("listeners lock");
         listeners.retain(|l| !l.sender.is_closed());
         for listener in listeners.iter().filter(|l| &l.route == route) {
@@ -86,7 +87,7 @@ impl Listeners {
 impl Listeners {
     /// Adds a client that listens from now on; clients that went away are forgotten here, as
     /// new ones arrive.
-    pub fn register(&self, route: (String, String), id: Box<RawValue>, filter: Filter, sender: DirectSender) {
+    pub fn register(&self, route: ObjectKey, id: Box<RawValue>, filter: Filter, sender: DirectSender) {
         let mut registered = self.0.lock().expect("listeners lock");
         registered.retain(|l| !l.sender.is_closed());
         registered.push(Listener { route, id, filter, sender });
@@ -94,7 +95,7 @@ impl Listeners {
 
     /// Relays what a session-only upstream announced on the route's bridge session to the
     /// route's listeners that asked for it.
-    pub fn relay(&self, route: &(String, String), prefix: &str, message: Message) {
+    pub fn relay(&self, route: &ObjectKey, prefix: &str, message: Message) {
         let Some(name) = message.method.as_deref() else { return };
         let method = Method::parse(name);
         if message.id.is_some() {

@@ -24,6 +24,8 @@ pub mod session;
 mod stateless;
 mod stream;
 
+use manifold_api::ObjectKey;
+
 use crate::Gateway;
 use crate::protocol::Method;
 use crate::snapshot::Snapshot;
@@ -32,20 +34,17 @@ use crate::snapshot::Snapshot;
 /// (mounts added, removed or changed, or the route gone) that its lists changed: session
 /// clients on their standalone stream, stateless clients on their `subscriptions/listen`.
 pub fn announce_changes(gateway: &Gateway, old: &Snapshot, new: &Snapshot) {
-    let routes: std::collections::BTreeSet<(String, String)> = old
-        .routes()
-        .chain(new.routes())
-        .map(|route| (route.config.namespace.clone(), route.config.name.clone()))
-        .collect();
-    for (namespace, name) in &routes {
-        let before = old.route_named(namespace, name).map(|r| &r.config.mounts);
-        let after = new.route_named(namespace, name).map(|r| &r.config.mounts);
+    let routes: std::collections::BTreeSet<ObjectKey> =
+        old.routes().chain(new.routes()).map(|route| route.config.key()).collect();
+    for route in &routes {
+        let before = old.route_named(&route.namespace, &route.name).map(|r| &r.config.mounts);
+        let after = new.route_named(&route.namespace, &route.name).map(|r| &r.config.mounts);
         if before != after {
-            gateway.sessions.listeners.announce(&(namespace.clone(), name.clone()));
+            gateway.sessions.listeners.announce(route);
         }
     }
     for session in gateway.sessions.all() {
-        let (namespace, name) = (&session.route.0, &session.route.1);
+        let (namespace, name) = (&session.route.namespace, &session.route.name);
         let before = old.route_named(namespace, name).map(|r| &r.config.mounts);
         let after = new.route_named(namespace, name).map(|r| &r.config.mounts);
         if before == after {
@@ -54,6 +53,6 @@ pub fn announce_changes(gateway: &Gateway, old: &Snapshot, new: &Snapshot) {
         for method in Method::LIST_CHANGES {
             session.streams.send(stream::STANDALONE, &crate::jsonrpc::notification(method.name(), None));
         }
-        tracing::debug!(session = %session.log_id(), route = %format!("{namespace}/{name}"), "told the client its lists changed");
+        tracing::debug!(session = %session.log_id(), route = %session.route, "told the client its lists changed");
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use manifold_api::ObjectKey;
 use tokio::sync::oneshot;
 
 use super::listeners::Listeners;
@@ -29,7 +30,7 @@ pub struct Session {
     /// Its token (shared with the session table's key).
     pub id: Arc<str>,
     /// The route it was opened on, as (namespace, name).
-    pub route: (String, String),
+    pub route: ObjectKey,
     /// Who opened it ([`Principal::binding`](crate::access::Principal::binding)): only they
     /// may use it.
     pub principal: String,
@@ -287,7 +288,7 @@ pub struct Sessions {
     map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     /// Per route, the session through which clients of the stateless revision (2026-07-28)
     /// reach upstreams that only speak the session-based revisions: the gateway holds it.
-    bridges: Mutex<HashMap<(String, String), Arc<Session>>>,
+    bridges: Mutex<HashMap<ObjectKey, Arc<Session>>>,
     /// Stateless clients listening for changes (`subscriptions/listen`).
     pub listeners: Arc<Listeners>,
     started: Instant,
@@ -332,13 +333,13 @@ impl Sessions {
     /// already opened for it. Nothing of it stays in memory: its token holds it all.
     pub fn create(
         &self,
-        route: (String, String),
+        route: ObjectKey,
         hello: Hello,
         principal: String,
         upstreams: Vec<(String, Held)>,
     ) -> Arc<Session> {
         let claims = Claims {
-            route: format!("{}/{}", route.0, route.1),
+            route: route.to_string(),
             principal,
             version: hello.protocol_version.clone(),
             capabilities: hello.capabilities.clone(),
@@ -350,14 +351,14 @@ impl Sessions {
 
     /// A session outside the table, to open upstream sessions with before the session's
     /// token (which carries them) exists.
-    pub fn provisional(&self, route: (String, String), hello: Hello) -> Arc<Session> {
+    pub fn provisional(&self, route: ObjectKey, hello: Hello) -> Arc<Session> {
         self.session(random_id(), route, hello, None, None)
     }
 
     /// The gateway's own session for a route's stateless clients (see `bridges`). It offers
     /// upstreams no client capabilities: the stateless revision has no server-to-client
     /// requests to relay them with.
-    pub fn bridge(&self, route: &(String, String)) -> Arc<Session> {
+    pub fn bridge(&self, route: &ObjectKey) -> Arc<Session> {
         let mut bridges = self.bridges.lock().expect("bridges lock");
         let hello = || Hello {
             protocol_version: SUPPORTED_VERSIONS[0].into(),
@@ -376,7 +377,7 @@ impl Sessions {
     fn session(
         &self,
         id: Arc<str>,
-        route: (String, String),
+        route: ObjectKey,
         hello: Hello,
         claims: Option<&Claims>,
         bridged_to: Option<Arc<Listeners>>,
@@ -416,12 +417,11 @@ impl Sessions {
                 }
                 let hello =
                     Hello { protocol_version: claims.version.clone(), capabilities: claims.capabilities.clone() };
-                let session =
-                    self.session(id.into(), (route.0.to_owned(), route.1.to_owned()), hello, Some(&claims), None);
+                let session = self.session(id.into(), ObjectKey::new(route.0, route.1), hello, Some(&claims), None);
                 if keep == Keep::Yes { self.admit(session) } else { session }
             }
         };
-        if (session.route.0.as_str(), session.route.1.as_str()) != route || session.principal != principal {
+        if (session.route.namespace.as_str(), session.route.name.as_str()) != route || session.principal != principal {
             return None;
         }
         if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {
@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn a_session_has_an_entry_only_while_requests_need_one() {
         let sessions = sessions();
-        let token = sessions.create(("acme".into(), "tools".into()), hello(), "alice".into(), vec![]).id.clone();
+        let token = sessions.create(ObjectKey::new("acme", "tools"), hello(), "alice".into(), vec![]).id.clone();
         assert_eq!(sessions.count(), 0, "initialize keeps nothing");
         assert!(sessions.get(&token, ("acme", "tools"), "alice", Keep::No).is_some());
         assert_eq!(sessions.count(), 0, "a notification keeps nothing");
@@ -526,7 +526,7 @@ mod tests {
     #[test]
     fn a_session_is_found_only_on_its_route_and_for_its_principal() {
         let sessions = sessions();
-        let token = sessions.create(("acme".into(), "tools".into()), hello(), "alice".into(), vec![]).id.clone();
+        let token = sessions.create(ObjectKey::new("acme", "tools"), hello(), "alice".into(), vec![]).id.clone();
         for keep in [Keep::No, Keep::Yes, Keep::No] {
             // The second round finds the entry the first `Keep::Yes` made: the same checks hold.
             assert!(sessions.get(&token, ("acme", "other"), "alice", keep).is_none(), "another route");

@@ -90,7 +90,7 @@ pub async fn answer(
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     let stateless = Stateless { meta: raw(&meta), forwarded, wants_logs };
-    let session = gateway.sessions.bridge(&(route.config.namespace.clone(), route.config.name.clone()));
+    let session = gateway.sessions.bridge(&route.config.key());
     let (relay, relayed) = mpsc::unbounded_channel();
     let call = Call {
         gateway: Arc::clone(gateway),
@@ -274,7 +274,7 @@ fn listen(
     acknowledged.insert("notifications".into(), serde_json::to_value(&filter).expect("filters serialize"));
     let ack = tagged(Method::SubscriptionsAcknowledged.name(), acknowledged, &id);
 
-    let route_key = (route.config.namespace.clone(), route.config.name.clone());
+    let route_key = route.config.key();
     let bridge = gateway.sessions.bridge(&route_key);
     let mounts: Vec<_> = route
         .mounts

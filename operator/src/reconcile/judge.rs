@@ -6,13 +6,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use manifold_api::GatewayConfig;
 use manifold_api::config::Upstream;
 use manifold_api::outcome::condition::{ACCEPTED, PROGRAMMED, READY};
 use manifold_api::outcome::reason::{self, PROBING, Probed};
 use manifold_api::outcome::{Kind, Outcome, Verdict};
 use manifold_api::publish::TooLarge;
 use manifold_api::resources::McpServerStatus;
+use manifold_api::{GatewayConfig, ObjectKey};
 
 use crate::probe::{self, Probes};
 use crate::programmed::{self, Replica};
@@ -26,16 +26,13 @@ pub struct Change {
 }
 
 /// What each usable server offers as (tools, resources, prompts).
-pub type Offers = BTreeMap<(String, String), (u32, u32, u32)>;
+pub type Offers = BTreeMap<ObjectKey, (u32, u32, u32)>;
 /// Tool names per server, for the tools a route's clients see.
-pub type ToolNames = BTreeMap<(String, String), Vec<String>>;
+pub type ToolNames = BTreeMap<ObjectKey, Vec<String>>;
 
 /// (tools, resources, prompts) of every usable server whose offer is known: OpenAPI ones
 /// from their compiled components, remote ones from their last successful probe.
-pub fn offers(
-    servers: &BTreeMap<(String, String), Upstream>,
-    probes: &Probes,
-) -> BTreeMap<(String, String), (u32, u32, u32)> {
+pub fn offers(servers: &BTreeMap<ObjectKey, Upstream>, probes: &Probes) -> BTreeMap<ObjectKey, (u32, u32, u32)> {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     servers
         .iter()
@@ -59,7 +56,7 @@ fn verdict(status: bool, reason: &str, message: &str) -> Verdict {
 /// names.
 pub fn judge_servers(
     outcomes: &mut [Outcome],
-    servers: &BTreeMap<(String, String), Upstream>,
+    servers: &BTreeMap<ObjectKey, Upstream>,
     probes: &Probes,
 ) -> (Offers, ToolNames) {
     let offered = offers(servers, probes);
@@ -71,7 +68,7 @@ pub fn judge_servers(
         })
         .collect();
     for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpServer) {
-        let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
+        let key = outcome.object.key();
         outcome.conditions.push(match (servers.get(&key), offered.get(&key)) {
             (Some(Upstream::Remote(_)), _) => match probes.get(&key) {
                 Some(result) => probe::ready(result),
@@ -92,7 +89,7 @@ pub fn judge_servers(
 /// Programmed yet, and how long those that just became Programmed took (by `at`).
 pub fn judge_programmed(
     config: &GatewayConfig,
-    changed_in: &mut BTreeMap<(String, String), Change>,
+    changed_in: &mut BTreeMap<ObjectKey, Change>,
     outcomes: &mut [Outcome],
     replicas: &[Replica],
     at: Instant,
@@ -101,8 +98,8 @@ pub fn judge_programmed(
         config.routes.iter().map(|r| ((r.namespace.as_str(), r.name.as_str()), r.mounts.len())).collect();
     let (mut pending, mut programmed_after) = (0, Vec::new());
     for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpRoute) {
-        let key = (outcome.object.namespace.clone(), outcome.object.name.clone());
-        let mounts = mounts.get(&(key.0.as_str(), key.1.as_str())).copied().unwrap_or(0);
+        let key = outcome.object.key();
+        let mounts = mounts.get(&(key.namespace.as_str(), key.name.as_str())).copied().unwrap_or(0);
         outcome.conditions.push(match changed_in.get_mut(&key) {
             Some(change) => {
                 let verdict = programmed::verdict(&key, change.generation, &config.hash, mounts, replicas);

@@ -245,7 +245,7 @@ impl Reconciler {
                 let now = std::time::Instant::now();
                 for route in &config.routes {
                     let change = Change { generation: config.generation, at: now, programmed: false };
-                    self.memory.changed_in.insert((route.namespace.clone(), route.name.clone()), change);
+                    self.memory.changed_in.insert(route.key(), change);
                 }
                 tracing::info!(generation = config.generation, "going on from the published config");
                 self.memory.served = Some(config);

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use manifold_api::compile::compile;
 use manifold_api::outcome::{Kind, ObjectRef};
 use manifold_api::publish::{TooLarge, secrets};
-use manifold_api::{Compiled, GatewayConfig};
+use manifold_api::{Compiled, GatewayConfig, ObjectKey};
 
 use super::judge::{Change, judge_programmed, judge_servers, refuse_too_large};
 use super::world::World;
@@ -35,7 +35,7 @@ pub struct Memory {
     pub written: BTreeMap<ObjectRef, Written>,
     /// Per served route, the generation that last changed it (`Programmed` waits for every
     /// replica to serve that one or later), when that was, and whether it is Programmed yet.
-    pub changed_in: BTreeMap<(String, String), Change>,
+    pub changed_in: BTreeMap<ObjectKey, Change>,
 }
 
 /// Where the config goes.
@@ -61,7 +61,7 @@ pub struct Plan {
     /// Whether the config is not the one served (its hash or generation moved).
     pub changed: bool,
     /// The generation in which each route of `config` last changed.
-    pub changed_in: BTreeMap<(String, String), Change>,
+    pub changed_in: BTreeMap<ObjectKey, Change>,
     /// Served routes not Programmed yet.
     pub pending: usize,
     /// For each route that became Programmed now, how long after its change.
@@ -171,12 +171,12 @@ fn fit(
 }
 
 /// The generation in which each route of `config` last changed (a route changed now, at `at`).
-fn changes(memory: &Memory, config: &GatewayConfig, at: Instant) -> BTreeMap<(String, String), Change> {
+fn changes(memory: &Memory, config: &GatewayConfig, at: Instant) -> BTreeMap<ObjectKey, Change> {
     let before: BTreeMap<(&str, &str), &manifold_api::config::RouteConfig> =
         memory.served.iter().flat_map(|c| &c.routes).map(|r| ((r.namespace.as_str(), r.name.as_str()), r)).collect();
     let mut changed_in = BTreeMap::new();
     for route in &config.routes {
-        let key = (route.namespace.clone(), route.name.clone());
+        let key = route.key();
         let same = before.get(&(route.namespace.as_str(), route.name.as_str())) == Some(&route);
         let change = match memory.changed_in.get(&key) {
             Some(change) if same => change.clone(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
+use manifold_api::ObjectKey;
 use manifold_api::compile::{Unreadable, compile};
 use manifold_api::outcome::{Kind, ObjectRef};
 use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer};
@@ -206,7 +207,7 @@ fn references_are_found_wherever_the_specs_hold_them() {
                "mounts": [{"server": "weather"}]}),
     );
     let found = references(&[keyed, api], &[guarded]);
-    let pairs = |names: &[(&str, &str)]| names.iter().map(|(n, m)| ((*n).to_owned(), (*m).to_owned())).collect();
+    let pairs = |names: &[(&str, &str)]| names.iter().map(|(n, m)| ObjectKey::new(*n, *m)).collect();
     assert_eq!(
         found.secrets,
         pairs(&[
@@ -230,7 +231,7 @@ async fn a_route_is_programmed_once_the_replicas_serve_its_generation() {
         serving: Some(Serving {
             generation,
             hash: String::new(),
-            routes: [(("acme".to_owned(), "store".to_owned()), 1)].into(),
+            routes: [(ObjectKey::new("acme", "store"), 1)].into(),
         }),
     };
     let mut reconciler = None;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
+use manifold_api::ObjectKey;
 use manifold_api::compile::{Inputs, Unreadable, compile};
 use manifold_api::config::Upstream;
 use manifold_api::outcome::ObjectRef;
@@ -30,7 +31,7 @@ pub struct World {
 }
 
 impl World {
-    pub(super) fn inputs(&self, discovered: BTreeMap<(String, String), Vec<String>>) -> Inputs {
+    pub(super) fn inputs(&self, discovered: BTreeMap<ObjectKey, Vec<String>>) -> Inputs {
         Inputs {
             servers: self.servers.clone(),
             routes: self.routes.clone(),
@@ -43,7 +44,7 @@ impl World {
     }
 
     /// Every usable McpServer's compiled upstream (credentials read): what to probe.
-    pub fn servers_to_probe(&self) -> BTreeMap<(String, String), Upstream> {
+    pub fn servers_to_probe(&self) -> BTreeMap<ObjectKey, Upstream> {
         compile(&self.inputs(BTreeMap::new()), None).servers
     }
 }
@@ -51,8 +52,8 @@ impl World {
 /// The Secrets and ConfigMaps McpServers and McpRoutes reference, as (namespace, name).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct References {
-    pub secrets: BTreeSet<(String, String)>,
-    pub config_maps: BTreeSet<(String, String)>,
+    pub secrets: BTreeSet<ObjectKey>,
+    pub config_maps: BTreeSet<ObjectKey>,
 }
 
 /// Every `secretRef`, `secretKeyRef` and `configMapRef` in the objects' specs (a reference
@@ -66,10 +67,10 @@ pub fn references(servers: &[McpServer], routes: &[McpRoute]) -> References {
                     let name = inner.get("name").and_then(serde_json::Value::as_str);
                     match (key.as_str(), name) {
                         ("secretRef" | "secretKeyRef", Some(name)) => {
-                            found.secrets.insert((namespace.to_owned(), name.to_owned()));
+                            found.secrets.insert(ObjectKey::new(namespace, name));
                         }
                         ("configMapRef", Some(name)) => {
-                            found.config_maps.insert((namespace.to_owned(), name.to_owned()));
+                            found.config_maps.insert(ObjectKey::new(namespace, name));
                         }
                         _ => walk(inner, namespace, found),
                     }

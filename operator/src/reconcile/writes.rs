@@ -8,11 +8,11 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use manifold_api::GatewayConfig;
 use manifold_api::outcome::condition::PARTIALLY_INVALID;
 use manifold_api::outcome::reason::{EXPECTED, PROGRESS};
 use manifold_api::outcome::{Kind, ObjectRef, Outcome};
 use manifold_api::resources::{McpRoute, McpRouteStatus, McpServer, McpServerStatus};
+use manifold_api::{GatewayConfig, ObjectKey};
 
 use super::judge::{Offers, ToolNames, ready_until_probed};
 use super::world::World;
@@ -127,7 +127,7 @@ pub fn status_writes(
         let (status, value, before, conditions) = match object.kind {
             Kind::McpServer => {
                 let current: Option<McpServerStatus> = serde_json::from_value(shown).ok();
-                let counts = served.offered.get(&(namespace.clone(), name.clone())).copied();
+                let counts = served.offered.get(&ObjectKey::new(namespace, name)).copied();
                 let outcome = ready_until_probed(outcome, current.as_ref());
                 let Some(status) = server_status(&outcome, current.as_ref(), counts, now) else { continue };
                 let before = current.map(|s| s.conditions).unwrap_or_default();
@@ -167,7 +167,7 @@ fn visible_tools(served: &Served, namespace: &str, name: &str) -> Option<u32> {
     let route = served.config.routes.iter().find(|r| r.namespace == namespace && r.name == name)?;
     let mut count = 0usize;
     for mount in &route.mounts {
-        let names = served.tool_names.get(&(namespace.to_owned(), mount.server.clone()))?;
+        let names = served.tool_names.get(&ObjectKey::new(namespace, &mount.server))?;
         let matcher = mount.tools.matcher().ok()?;
         count += names.iter().filter(|n| matcher.visible(n).is_some()).count();
     }

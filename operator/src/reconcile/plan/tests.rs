@@ -85,7 +85,7 @@ fn the_same_world_planned_again_after_its_writes_writes_nothing() {
 
 #[test]
 fn a_probe_answer_plans_ready_with_counts_and_a_failure_plans_a_warning() {
-    let key = ("acme".to_owned(), "weather".to_owned());
+    let key = ObjectKey::new("acme", "weather");
     let answered =
         Probes::from([(key.clone(), Ok(Offered { tools: vec!["a".into(), "b".into()], resources: 1, prompts: 0 }))]);
     let first = plan(&Memory::default(), TARGET, &world(), &[], &answered, &now(), Instant::now());
@@ -109,7 +109,7 @@ fn what_a_replica_serves_raises_the_generation_and_programs_the_route() {
     let first = plan(&Memory::default(), TARGET, &world(), &[], &Probes::default(), &now(), Instant::now());
     let hash = first.config.hash.clone();
     let memory = carried_out(&Memory::default(), first);
-    let route = ("acme".to_owned(), "store".to_owned());
+    let route = ObjectKey::new("acme", "store");
     let serving = |generation| Serving { generation, hash: hash.clone(), routes: BTreeMap::from([(route.clone(), 1)]) };
     let replicas = [Replica { admin: "10.0.0.1:9090".into(), serving: Some(serving(1)) }];
     let programmed = plan(&memory, TARGET, &world(), &replicas, &Probes::default(), &now(), Instant::now());
