@@ -461,7 +461,10 @@ mod tests {
 
     #[tokio::test]
     async fn failures_say_why() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        // The port stays held on 127.0.0.1, so no other test's server can take it (a port let
+        // go was once taken by the 401 server below); nothing listens on 127.0.0.2.
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("127.0.0.2:{}", held.local_addr().unwrap().port());
         let unreachable = probe(&remote(format!("http://{closed}/mcp")), Egress::default()).await.unwrap_err();
         assert!(matches!(unreachable, Failure::Unreachable(_)), "{unreachable:?}");
         let metadata = probe(&remote("http://169.254.169.254/mcp".into()), Egress::default()).await.unwrap_err();
