@@ -28,11 +28,26 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         Ok(pager) => pager,
         Err(error) => return Answer::Error(error),
     };
-    while let Some(Read { mount, cursor }) = pager.next_read() {
-        let mount = &route.mounts[mount];
-        let started = std::time::Instant::now();
-        let listed = list_page(call, mount, kind, cursor.as_deref()).await;
-        call.observe(mount, kind.list(), started);
+    // A first page asks every mount for its first page at once: the client waits for the
+    // slowest mount, not for the sum of them. Pages the merged page has no room for are
+    // dropped unread.
+    let mut first_pages = match cursor {
+        None => futures::future::join_all(route.mounts.iter().map(|mount| timed_page(call, mount, kind, None))).await,
+        Some(_) => Vec::new(),
+    }
+    .into_iter()
+    .map(Some)
+    .collect::<Vec<_>>();
+    while let Some(Read { mount: index, cursor }) = pager.next_read() {
+        let mount = &route.mounts[index];
+        let prefetched = match cursor {
+            None => first_pages.get_mut(index).and_then(Option::take),
+            Some(_) => None,
+        };
+        let listed = match prefetched {
+            Some(listed) => listed,
+            None => timed_page(call, mount, kind, cursor.as_deref()).await,
+        };
         let page = match listed {
             Ok(Ok(page)) => page,
             Ok(Err(error)) if error_code(&error) == Some(METHOD_NOT_FOUND) => {
@@ -73,6 +88,19 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         Ok(result) => Answer::Result(raw(&result)),
         Err(error) => Answer::Error(error),
     }
+}
+
+/// One upstream page, timed into the mount's latency histogram.
+async fn timed_page(
+    call: &Call,
+    mount: &Mount,
+    kind: Kind,
+    cursor: Option<&str>,
+) -> Result<Result<Page, Box<RawValue>>, UpstreamError> {
+    let started = std::time::Instant::now();
+    let listed = list_page(call, mount, kind, cursor).await;
+    call.observe(mount, kind.list(), started);
+    listed
 }
 
 /// Which of a page's items the caller may see: all of them on an open route; else each as
@@ -127,4 +155,79 @@ fn fail(call: &Call, mount: &Mount, kind: Kind, error: &str) {
 
 fn error_code(error: &RawValue) -> Option<i64> {
     serde_json::from_str::<Value>(error.get()).ok()?.get("code")?.as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use manifold_api::config::{RemoteUpstream, Transport, Upstream};
+    use serde_json::json;
+
+    use super::*;
+    use crate::mcp::call::Era;
+    use crate::mcp::call::testing::{call, route};
+
+    /// An MCP server whose `tools/list` answers only once `barrier` is full: a list that read
+    /// its mounts one after another would wait on the first one forever.
+    async fn waiting_server(barrier: Arc<tokio::sync::Barrier>) -> String {
+        let app = axum::Router::new().route(
+            "/mcp",
+            axum::routing::post(move |Json(message): Json<Value>| {
+                let barrier = barrier.clone();
+                async move {
+                    let id = message.get("id").cloned();
+                    let result = match message["method"].as_str().unwrap_or_default() {
+                        "initialize" => json!({
+                            "protocolVersion": "2025-11-25", "capabilities": { "tools": {} },
+                            "serverInfo": { "name": "waiting", "version": "1" },
+                        }),
+                        "tools/list" => {
+                            barrier.wait().await;
+                            json!({ "tools": [{ "name": "t", "inputSchema": { "type": "object" } }] })
+                        }
+                        _ if id.is_none() => return StatusCode::ACCEPTED.into_response(),
+                        _ => {
+                            let error = json!({ "code": -32601, "message": "no such method" });
+                            return Json(json!({ "jsonrpc": "2.0", "id": id, "error": error })).into_response();
+                        }
+                    };
+                    let mut headers = HeaderMap::new();
+                    headers.insert("mcp-session-id", "s".parse().expect("a header value"));
+                    (headers, Json(json!({ "jsonrpc": "2.0", "id": id, "result": result }))).into_response()
+                }
+            })
+            .get(|| async { Response::builder().status(405).body(axum::body::Body::empty()).expect("a response") })
+            .delete(|| async { StatusCode::OK }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}/mcp")
+    }
+
+    #[tokio::test]
+    async fn a_first_page_asks_every_mount_at_once() {
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let mut config = route(&["a", "b", "c"], None);
+        for mount in &mut config.mounts {
+            let url = waiting_server(barrier.clone()).await;
+            mount.upstream = Upstream::Remote(RemoteUpstream {
+                url,
+                transport: Transport::StreamableHttp,
+                headers: vec![],
+                timeout_ms: 30_000,
+            });
+        }
+        let (call, _) = call(config, Era::Session).await;
+        let listed = tokio::time::timeout(std::time::Duration::from_secs(20), page(&call, Kind::Tool, None)).await;
+        let Ok(Answer::Result(result)) = listed else { panic!("the mounts were not asked at once") };
+        let result: Value = serde_json::from_str(result.get()).expect("JSON");
+        let names: Vec<&str> =
+            result["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(names, ["a_t", "b_t", "c_t"]);
+    }
 }
