@@ -229,6 +229,7 @@ mod tests {
             authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
             authorization: None,
             audit_arguments: false,
+            rate_limits: vec![],
         }
     }
 

@@ -13,6 +13,7 @@ pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 pub mod snapshot;
 pub mod source;
@@ -62,6 +63,8 @@ pub struct Gateway {
     /// What the last load said about each object (local mode compiles) and what could not
     /// be built: `/status` shows it.
     pub report: std::sync::Mutex<apply::Report>,
+    /// The tokens of every route's rate limits on this replica.
+    pub buckets: policy::limits::Buckets,
 }
 
 /// Where a gateway's config comes from.
@@ -189,6 +192,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         jwks_refetch_cooldown: settings.jwks_refetch_cooldown,
         audit: access::audit::Log::open(settings.audit_log.as_ref())?,
         report: Default::default(),
+        buckets: Default::default(),
     });
     // A local source is loaded before listening; the operator's Secrets are watched from
     // now on, and the gateway is ready once they hold a config.

@@ -24,6 +24,11 @@ label_set! {
 }
 
 label_set! {
+    /// A request a rate limit refused; `limit` is the limit's name in the route's config.
+    pub struct LimitLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub limit: &'a str }
+}
+
+label_set! {
     /// A config load.
     pub struct LoadLabels { pub outcome: Load }
 }
@@ -118,6 +123,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Requests refused by authentication or authorization, by namespace, route and reason.
     pub refusals: Counters<RefusalLabels<'static>>,
+    /// Requests refused by a rate limit, by namespace, route and limit.
+    pub rate_limited: Counters<LimitLabels<'static>>,
 }
 
 /// Methods that get their own label value.
@@ -176,7 +183,10 @@ impl Metrics {
             "manifold_access_refusals_total",
             "Requests refused by authentication or authorization",
         );
+        let rate_limited =
+            Counters::register(&registry, "manifold_rate_limited_total", "Requests refused by a route's rate limit");
         Metrics {
+            rate_limited,
             registry,
             requests,
             upstream_seconds,

@@ -37,6 +37,8 @@ pub mod meta {
     pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
     /// Where a request's progress notifications are sent back to.
     pub const PROGRESS_TOKEN: &str = "progressToken";
+    /// Manifold's: the seconds to wait before retrying a call a rate limit refused.
+    pub const RETRY_AFTER_SECONDS: &str = "dev.manifold/retryAfterSeconds";
 }
 
 /// JSON-RPC and MCP error codes.
@@ -63,6 +65,9 @@ pub mod code {
     pub const MISSING_CAPABILITY: i64 = -32021;
     /// Stateless revision: the requested revision is not served.
     pub const UNSUPPORTED_VERSION: i64 = -32022;
+    /// Manifold's: a rate limit of the route refused the request (`data.retryAfterSeconds`
+    /// says when to try again). In the implementation-defined server range; 29 as in 429.
+    pub const RATE_LIMITED: i64 = -32029;
 }
 
 /// A JSON-RPC method the gateway knows, parsed once from its name; anything else is

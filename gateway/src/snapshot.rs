@@ -9,6 +9,7 @@ use manifold_api::GatewayConfig;
 use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wildcard_covers};
 
 use crate::access::{self, Access};
+use crate::policy::limits::Limits;
 use crate::upstream::UpstreamClient;
 
 /// Everything served at one config generation.
@@ -23,6 +24,8 @@ pub struct Route {
     pub mounts: Vec<Mount>,
     /// Who may call, and what they may do.
     pub access: Access,
+    /// The rate limits requests meet after access control.
+    pub limits: Limits,
 }
 
 /// One mounted sub-server.
@@ -133,7 +136,8 @@ impl Route {
             mounts.push(Mount { key, config: mount.clone(), matcher, client });
         }
         let access = Access::build(route, &mut pool.key_sets)?;
-        Ok(Route { config: route.clone(), mounts, access })
+        let limits = Limits::build(route)?;
+        Ok(Route { config: route.clone(), mounts, access, limits })
     }
 
     /// `namespace/name`, for logs.
@@ -173,6 +177,7 @@ mod tests {
             authentication: manifold_api::config::AuthnConfig { allow_anonymous: true, ..Default::default() },
             authorization: None,
             audit_arguments: false,
+            rate_limits: vec![],
         }
     }
 

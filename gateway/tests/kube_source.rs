@@ -94,6 +94,7 @@ fn route(name: &str) -> RouteConfig {
         authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
         authorization: None,
         audit_arguments: false,
+        rate_limits: vec![],
     }
 }
 

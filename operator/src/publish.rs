@@ -137,6 +137,7 @@ mod tests {
                 authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
                 authorization: None,
                 audit_arguments: false,
+                rate_limits: vec![],
             })
             .collect();
         GatewayConfig::new(routes, None)

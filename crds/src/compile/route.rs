@@ -4,17 +4,17 @@
 //! A mounted server that is itself unusable costs the route only that mount (served in its
 //! last valid version when there is one): the other mounts go on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of, secrets};
-use crate::config::{GatewayConfig, MountConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
+use crate::config::{GatewayConfig, MountConfig, RateLimitConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
 use crate::key::ObjectKey;
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
-use crate::resources::{McpRoute, PREFIX_PATTERN, TOOL_NAME_PATTERN};
+use crate::resources::{McpRoute, PREFIX_PATTERN, RateLimit, TOOL_NAME_PATTERN};
 
 const MAX_MOUNTS: usize = 64;
 const MAX_PATH: usize = 256;
@@ -347,6 +347,7 @@ fn check(
         }
     }
 
+    let rate_limits = rate_limits(&spec.rate_limits, &mut invalid);
     let refs_before = refs.len();
     let access = super::access::compile(spec, &namespace, secrets, &mut invalid, &mut refs);
     if refs.len() > refs_before {
@@ -364,6 +365,7 @@ fn check(
         authentication: access.authentication,
         authorization: access.authorization,
         audit_arguments: access.audit_arguments,
+        rate_limits,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
 }
@@ -385,6 +387,51 @@ fn check_path(path: &str) -> Result<(), String> {
         return Err("paths under /.well-known/ are reserved for protocol metadata".into());
     }
     Ok(())
+}
+
+/// The route's rate limits with defaults filled in; what is wrong goes to `invalid`.
+fn rate_limits(limits: &[RateLimit], invalid: &mut Vec<Problem>) -> Vec<RateLimitConfig> {
+    const MAX_PER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let mut names = HashSet::new();
+    let mut compiled = Vec::with_capacity(limits.len());
+    for (i, limit) in limits.iter().enumerate() {
+        let at = format!("spec.rateLimits[{i}]");
+        if !names.insert(limit.name.as_str()) {
+            invalid
+                .push(Problem::new(format!("{at}.name"), format!("`{}` names two limits of this route", limit.name)));
+        }
+        let per = limit.per.map_or(std::time::Duration::from_secs(1), std::time::Duration::from);
+        if per.is_zero() || per > MAX_PER || limit.per.is_some_and(|d| d.is_negative()) {
+            invalid.push(Problem::new(format!("{at}.per"), "per must be greater than 0s and at most 24h"));
+        }
+        let count = |field: &str, value: i32, invalid: &mut Vec<Problem>| match u32::try_from(value) {
+            Ok(n @ 1..=1_000_000) => n,
+            _ => {
+                invalid.push(Problem::new(format!("{at}.{field}"), format!("{field} must be between 1 and 1000000")));
+                1
+            }
+        };
+        let requests = count("requests", limit.requests, invalid);
+        let burst = limit.burst.map_or(requests, |burst| count("burst", burst, invalid));
+        for (field, globs) in [("tools", &limit.tools), ("prompts", &limit.prompts), ("resources", &limit.resources)] {
+            for glob in globs {
+                if let Err(e) = globset::Glob::new(glob) {
+                    invalid.push(Problem::new(format!("{at}.{field}"), format!("invalid glob `{glob}`: {e}")));
+                }
+            }
+        }
+        compiled.push(RateLimitConfig {
+            name: limit.name.clone(),
+            scope: limit.scope,
+            requests,
+            per_ms: per.as_millis() as u64,
+            burst,
+            tools: limit.tools.clone(),
+            prompts: limit.prompts.clone(),
+            resources: limit.resources.clone(),
+        });
+    }
+    compiled
 }
 
 fn check_policy(policy: &ToolPolicy, field: &str, invalid: &mut Vec<Problem>) {

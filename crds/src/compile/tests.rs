@@ -39,6 +39,7 @@ fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
             authentication: Some(Authentication { allow_anonymous: true, ..Default::default() }),
             authorization: None,
             audit: None,
+            rate_limits: vec![],
         },
         status: None,
     }

@@ -59,6 +59,29 @@ pub struct RouteConfig {
     /// Audit events carry the call's arguments.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub audit_arguments: bool,
+    /// Token buckets requests draw from after authorization.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitConfig>,
+}
+
+/// A rate limit, defaults filled in.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitConfig {
+    pub name: String,
+    pub scope: crate::resources::LimitScope,
+    /// Tokens that flow in per `per_ms`.
+    pub requests: u32,
+    pub per_ms: u64,
+    /// The bucket's size.
+    pub burst: u32,
+    /// Globs on client-visible names; all empty: every request counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 impl RouteConfig {

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Audit, Authentication, Authorization};
+use super::limits::RateLimit;
 use super::status::McpRouteStatus;
 
 /// An MCP endpoint that merges the tools of several McpServers, each under its own prefix.
@@ -68,6 +69,12 @@ pub struct McpRouteSpec {
     /// What the audit log records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Audit>,
+
+    /// Token buckets the route's requests draw from, checked after authorization; a request
+    /// is served only when every limit that counts it has a token. At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// One sub-server mounted into a route.

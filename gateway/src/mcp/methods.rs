@@ -16,9 +16,12 @@ use super::lists;
 use super::rewrite::client_side_uris;
 use crate::access;
 use crate::jsonrpc::{RpcError, raw};
-use crate::metrics::{RefusalLabels, RefusalReason};
-use crate::protocol::code::{FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND};
-use crate::protocol::{Kind, Method};
+use crate::metrics::{LimitLabels, RefusalLabels, RefusalReason};
+use crate::policy::limits::Limited;
+use crate::protocol::code::{
+    FORBIDDEN, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RATE_LIMITED, RESOURCE_NOT_FOUND,
+};
+use crate::protocol::{Kind, Method, meta};
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Reply, UpstreamError};
 use manifold_api::config::Action;
@@ -26,6 +29,21 @@ use manifold_api::config::Action;
 /// Answers one request; `method` is `name` parsed.
 #[tracing::instrument(level = "debug", skip_all, fields(route = %call.route.id(), session = %call.session.log_id(), method = name))]
 pub async fn dispatch(call: &Call, method: Method, name: &str, params: Option<&RawValue>) -> Answer {
+    // Requests about one component meet the limits after authorization, in `routed`.
+    let about_one = matches!(
+        method,
+        Method::ToolsCall
+            | Method::PromptsGet
+            | Method::ResourcesRead
+            | Method::ResourcesSubscribe
+            | Method::ResourcesUnsubscribe
+    );
+    if !about_one
+        && !call.route.limits.is_empty()
+        && let Err(refused) = call.route.limits.check(&call.gateway.buckets, &call.principal.name, None, Instant::now())
+    {
+        return limited(call, method, refused);
+    }
     match method {
         Method::Ping => Answer::Result(raw(&json!({}))),
         Method::ToolsList => lists::page(call, Kind::Tool, params).await,
@@ -70,8 +88,16 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
     let started = Instant::now();
     let action = if kind == Kind::Resource { Action::Read } else { access::use_action(kind) };
     let decision = call.route.access.decide(&call.principal, action, kind, &visible).await;
+    let limits = &call.route.limits;
+    let refused = match decision.allowed() && !limits.is_empty() {
+        true => limits.check(&call.gateway.buckets, &call.principal.name, Some((kind, &visible)), Instant::now()).err(),
+        false => None,
+    };
+    let rate_limited = refused.is_some();
     let (answer, mount) = if !decision.allowed() {
         (denied(call, kind, action, &visible), None)
+    } else if let Some(refused) = refused {
+        (limited(call, method, refused), None)
     } else {
         match owner(call, kind, &visible).await {
             Owner::Found(mount, upstream) => {
@@ -94,12 +120,38 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
             target: &visible,
             mount,
             decision,
-            outcome: if decision.allowed() { answer.outcome().as_str() } else { "denied" },
+            outcome: match (decision.allowed(), rate_limited) {
+                (false, _) => "denied",
+                (true, true) => "rate_limited",
+                (true, false) => answer.outcome().as_str(),
+            },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             arguments,
         });
     }
     answer
+}
+
+/// A request a rate limit refuses, answered so that an agent reads it: a tool call gets a
+/// result with `isError` whose text says when to retry (and the delay in `_meta`), since
+/// agent frameworks hand tool results to the model but often turn JSON-RPC errors into
+/// exceptions; anything else gets a JSON-RPC error with `data.retryAfterSeconds`.
+fn limited(call: &Call, method: Method, refused: Limited) -> Answer {
+    let (namespace, route) = (&*call.route.config.namespace, &*call.route.config.name);
+    call.gateway.metrics.rate_limited.inc(&LimitLabels { namespace, route, limit: &refused.name });
+    let seconds = refused.retry_after_seconds();
+    tracing::debug!(route = %call.route.id(), limit = %refused.name, seconds, "rate limited");
+    if method == Method::ToolsCall {
+        let text = format!("{}. Nothing was run.", refused.message());
+        let result = json!({
+            "content": [{ "type": "text", "text": text }],
+            "isError": true,
+            "_meta": { meta::RETRY_AFTER_SECONDS: seconds },
+        });
+        return Answer::Result(raw(&result));
+    }
+    let data = json!({ "retryAfterSeconds": seconds, "limit": refused.name });
+    Answer::Error(RpcError { code: RATE_LIMITED, message: refused.message(), data: Some(data) })
 }
 
 /// A request the route's authorization refuses: a JSON-RPC error naming the component.
@@ -335,6 +387,38 @@ mod tests {
 
     fn error(code: i64, message: &str) -> Value {
         json!({ "error": [code, message] })
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_call_is_a_tool_error_with_the_wait_and_other_methods_a_json_rpc_error() {
+        let mut config = route(&["a"], None);
+        config.rate_limits = vec![
+            serde_json::from_value(json!({
+                "name": "calls", "scope": "Principal", "requests": 1, "perMs": 60_000, "burst": 1,
+            }))
+            .expect("a limit"),
+        ];
+        let (call, _) = call(config, Era::Session).await;
+        let first = dispatch(&call, Method::Ping, "ping", None).await;
+        assert!(matches!(first, Answer::Result(_)), "the first request has its token");
+        let Answer::Error(error) = dispatch(&call, Method::Ping, "ping", None).await else {
+            panic!("the second is refused")
+        };
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (RATE_LIMITED, "rate limit `calls` reached: retry in 60 seconds")
+        );
+        assert_eq!(error.data, Some(json!({ "retryAfterSeconds": 60, "limit": "calls" })));
+        let params = raw(&json!({ "name": "a_echo", "arguments": {} }));
+        let Answer::Result(result) = dispatch(&call, Method::ToolsCall, "tools/call", Some(&params)).await else {
+            panic!("a tool call is answered with a result")
+        };
+        let result: Value = serde_json::from_str(result.get()).unwrap();
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["content"][0]["text"], "rate limit `calls` reached: retry in 60 seconds. Nothing was run.");
+        assert_eq!(result["_meta"]["dev.manifold/retryAfterSeconds"], 60);
+        let labels = LimitLabels { namespace: "acme", route: "tools", limit: "calls" };
+        assert_eq!(call.gateway.metrics.rate_limited.with(&labels).get(), 2);
     }
 
     #[tokio::test]

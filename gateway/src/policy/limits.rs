@@ -1,0 +1,297 @@
+//! Rate limits: a route's compiled limits ([`Limits`]) decide which token buckets a request
+//! draws from, and the gateway-wide [`Buckets`] hold their tokens, so a tenant-wide limit
+//! spans the tenant's routes and buckets outlive reloads. Counts are per replica.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use manifold_api::config::{RateLimitConfig, RouteConfig};
+use manifold_api::resources::LimitScope;
+
+use crate::protocol::Kind;
+
+/// Buckets kept before idle ones (full again) are dropped.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// A route's limits, compiled.
+#[derive(Default)]
+pub struct Limits(Vec<Limit>);
+
+struct Limit {
+    name: String,
+    scope: LimitScope,
+    /// Tokens per second, and the bucket's size.
+    rate: f64,
+    burst: f64,
+    /// Which components' requests count; None: every request.
+    targets: Option<Targets>,
+    /// The bucket's key before the principal: the limit's identity and numbers.
+    key: String,
+}
+
+struct Targets {
+    tools: Option<GlobSet>,
+    prompts: Option<GlobSet>,
+    resources: Option<GlobSet>,
+}
+
+/// A request refused by a limit.
+#[derive(Debug, PartialEq)]
+pub struct Limited {
+    /// The limit's name.
+    pub name: String,
+    /// When a token will be there.
+    pub retry_after: Duration,
+}
+
+impl Limited {
+    /// Whole seconds to wait, at least one: what callers are told.
+    pub fn retry_after_seconds(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// What the caller reads.
+    pub fn message(&self) -> String {
+        let seconds = self.retry_after_seconds();
+        let unit = if seconds == 1 { "second" } else { "seconds" };
+        format!("rate limit `{}` reached: retry in {seconds} {unit}", self.name)
+    }
+}
+
+impl Limits {
+    pub fn build(route: &RouteConfig) -> Result<Self, String> {
+        route.rate_limits.iter().map(|limit| Limit::build(route, limit)).collect::<Result<_, _>>().map(Limits)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes a token from every bucket that counts this request (`target`: the component it
+    /// is about, if any) for `principal`, or none if any is empty: then the answer is the
+    /// limit whose token is furthest away.
+    pub fn check(
+        &self,
+        buckets: &Buckets,
+        principal: &str,
+        target: Option<(Kind, &str)>,
+        now: Instant,
+    ) -> Result<(), Limited> {
+        let counting: Vec<&Limit> = self.0.iter().filter(|limit| limit.counts(target)).collect();
+        if counting.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = counting.iter().map(|limit| limit.bucket(principal)).collect();
+        let mut held = buckets.0.lock().expect("bucket lock");
+        let mut refused: Option<Limited> = None;
+        for (limit, key) in counting.iter().zip(&keys) {
+            let bucket = held.entry(key.clone()).or_insert(Bucket {
+                tokens: limit.burst,
+                at: now,
+                rate: limit.rate,
+                burst: limit.burst,
+            });
+            bucket.refill(now);
+            if bucket.tokens < 1.0 {
+                let retry_after = Duration::from_secs_f64((1.0 - bucket.tokens) / limit.rate);
+                if refused.as_ref().is_none_or(|r| retry_after > r.retry_after) {
+                    refused = Some(Limited { name: limit.name.clone(), retry_after });
+                }
+            }
+        }
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        for key in &keys {
+            if let Some(bucket) = held.get_mut(key) {
+                bucket.tokens -= 1.0;
+            }
+        }
+        if held.len() > PRUNE_ABOVE {
+            // A bucket full again holds nothing a new one would not.
+            held.retain(|_, bucket| {
+                bucket.refill(now);
+                bucket.tokens < bucket.burst
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Limit {
+    fn build(route: &RouteConfig, config: &RateLimitConfig) -> Result<Self, String> {
+        let set = |globs: &[String]| -> Result<Option<GlobSet>, String> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut builder = GlobSetBuilder::new();
+            for glob in globs {
+                builder.add(
+                    Glob::new(glob).map_err(|e| format!("rate limit `{}`: invalid glob `{glob}`: {e}", config.name))?,
+                );
+            }
+            builder.build().map(Some).map_err(|e| e.to_string())
+        };
+        let targets =
+            Targets { tools: set(&config.tools)?, prompts: set(&config.prompts)?, resources: set(&config.resources)? };
+        let any = targets.tools.is_some() || targets.prompts.is_some() || targets.resources.is_some();
+        let numbers = format!("{}/{}ms/{}", config.requests, config.per_ms, config.burst);
+        let key = match config.scope {
+            LimitScope::Tenant => format!("tenant\u{0}{}\u{0}{}\u{0}{numbers}", route.namespace, config.name),
+            LimitScope::Route | LimitScope::Principal => {
+                format!("route\u{0}{}\u{0}{}\u{0}{}\u{0}{numbers}", route.namespace, route.name, config.name)
+            }
+        };
+        Ok(Limit {
+            name: config.name.clone(),
+            scope: config.scope,
+            rate: f64::from(config.requests) * 1000.0 / config.per_ms.max(1) as f64,
+            burst: f64::from(config.burst.max(1)),
+            targets: any.then_some(targets),
+            key,
+        })
+    }
+
+    fn counts(&self, target: Option<(Kind, &str)>) -> bool {
+        let Some(targets) = &self.targets else { return true };
+        let set = match target {
+            Some((Kind::Tool, _)) => &targets.tools,
+            Some((Kind::Prompt, _)) => &targets.prompts,
+            Some((Kind::Resource | Kind::Template, _)) => &targets.resources,
+            None => return false,
+        };
+        match (set, target) {
+            (Some(set), Some((_, name))) => set.is_match(name),
+            _ => false,
+        }
+    }
+
+    fn bucket(&self, principal: &str) -> String {
+        match self.scope {
+            LimitScope::Principal => format!("{}\u{0}{principal}", self.key),
+            LimitScope::Route | LimitScope::Tenant => self.key.clone(),
+        }
+    }
+}
+
+/// Every bucket of this replica, by limit (and principal).
+#[derive(Default)]
+pub struct Buckets(Mutex<HashMap<String, Bucket>>);
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    /// Tokens per second, and the most it holds.
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use manifold_api::config::RateLimitConfig;
+
+    use super::*;
+
+    /// A route `acme/<name>` with no mounts.
+    fn route(name: &str) -> RouteConfig {
+        RouteConfig {
+            namespace: "acme".into(),
+            name: name.into(),
+            path: format!("/{name}"),
+            hostnames: vec![],
+            allowed_origins: vec![],
+            mounts: vec![],
+            authentication: manifold_api::config::AuthnConfig::default(),
+            authorization: None,
+            audit_arguments: false,
+            rate_limits: vec![],
+        }
+    }
+
+    fn limits(limits: Vec<RateLimitConfig>) -> Limits {
+        let mut config = route("tools");
+        config.rate_limits = limits;
+        Limits::build(&config).expect("valid limits")
+    }
+
+    fn limit(name: &str, scope: LimitScope, requests: u32, per_ms: u64, burst: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            name: name.into(),
+            scope,
+            requests,
+            per_ms,
+            burst,
+            tools: vec![],
+            prompts: vec![],
+            resources: vec![],
+        }
+    }
+
+    #[test]
+    fn a_burst_over_the_limit_is_refused_with_the_wait_for_the_next_token() {
+        let limits = limits(vec![limit("calls", LimitScope::Route, 1, 2000, 2)]);
+        let (buckets, start) = (Buckets::default(), Instant::now());
+        assert_eq!(limits.check(&buckets, "ann", None, start), Ok(()));
+        assert_eq!(limits.check(&buckets, "bob", None, start), Ok(()));
+        let refused = limits.check(&buckets, "ann", None, start).unwrap_err();
+        assert_eq!(refused, Limited { name: "calls".into(), retry_after: Duration::from_secs(2) });
+        assert_eq!(refused.message(), "rate limit `calls` reached: retry in 2 seconds");
+        let later = start + Duration::from_millis(2000);
+        assert_eq!(limits.check(&buckets, "ann", None, later), Ok(()), "a token came back");
+        assert!(limits.check(&buckets, "ann", None, later).is_err());
+    }
+
+    #[test]
+    fn each_principal_has_a_bucket_of_their_own() {
+        let limits = limits(vec![limit("mine", LimitScope::Principal, 1, 60_000, 1)]);
+        let (buckets, now) = (Buckets::default(), Instant::now());
+        assert_eq!(limits.check(&buckets, "ann", None, now), Ok(()));
+        assert!(limits.check(&buckets, "ann", None, now).is_err());
+        assert_eq!(limits.check(&buckets, "bob", None, now), Ok(()), "ann's empty bucket is not bob's");
+    }
+
+    #[test]
+    fn a_tenant_limit_spans_the_tenants_routes_and_a_route_limit_does_not() {
+        let (buckets, now) = (Buckets::default(), Instant::now());
+        let on = |name: &str, scope| {
+            let mut config = route(name);
+            config.rate_limits = vec![limit("shared", scope, 1, 60_000, 1)];
+            Limits::build(&config).expect("valid")
+        };
+        let (one, two) = (on("one", LimitScope::Tenant), on("two", LimitScope::Tenant));
+        assert_eq!(one.check(&buckets, "ann", None, now), Ok(()));
+        assert!(two.check(&buckets, "ann", None, now).is_err(), "the other route drew from the same bucket");
+        let (three, four) = (on("three", LimitScope::Route), on("four", LimitScope::Route));
+        assert_eq!(three.check(&buckets, "ann", None, now), Ok(()));
+        assert_eq!(four.check(&buckets, "ann", None, now), Ok(()));
+    }
+
+    #[test]
+    fn a_limit_on_tools_counts_only_their_calls_and_no_token_is_taken_when_one_limit_refuses() {
+        let mut search = limit("search", LimitScope::Route, 1, 60_000, 1);
+        search.tools = vec!["a_search*".into()];
+        let limits = limits(vec![limit("all", LimitScope::Route, 10, 60_000, 2), search]);
+        let (buckets, now) = (Buckets::default(), Instant::now());
+        let search = Some((Kind::Tool, "a_search_web"));
+        assert_eq!(limits.check(&buckets, "ann", search, now), Ok(()));
+        let refused = limits.check(&buckets, "ann", search, now).unwrap_err();
+        assert_eq!(refused.name, "search");
+        assert_eq!(
+            limits.check(&buckets, "ann", Some((Kind::Tool, "a_other")), now),
+            Ok(()),
+            "`all` had one token left"
+        );
+        assert!(limits.check(&buckets, "ann", None, now).is_err(), "and now none");
+        assert_eq!(limits.check(&buckets, "ann", Some((Kind::Prompt, "a_search")), now).unwrap_err().name, "all");
+    }
+}
