@@ -17,6 +17,7 @@ field, roots with file:///e2e):
   {"op": "list", "kind": "tools|prompts|resources|templates"}
                                                 -> {"items": [...], "pages": <int>}
   {"op": "call", ..., "progress": true}         -> as call, plus "progress": [{progress, total, message}]
+  {"op": "call", ..., "meta": true}             -> as call, plus "_meta": the result's _meta or null
   {"op": "read", "uri": U}                      -> {"contents": [...]}
   {"op": "get_prompt", "name": N, "arguments": {...}} -> {"messages": [...]}
   {"op": "complete", "ref": {...}, "argument": {...}} -> {"completion": {...}}
@@ -239,6 +240,9 @@ async def run_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]
             return {"tools": [dump(t) for t in await sdk.list_tools()]}
         if kind == "call" and op.get("progress") and isinstance(sdk, McpSdk):
             return await sdk.call_with_progress(op["name"], op.get("arguments") or {})
+        if kind == "call" and op.get("meta") and isinstance(sdk, McpSdk):
+            r = await sdk.session.call_tool(op["name"], op.get("arguments") or {})
+            return call_output(r.is_error, r.content, r.structured_content) | {"_meta": r.meta}
         if kind == "call":
             return await sdk.call(op["name"], op.get("arguments") or {})
         if kind == "ping":
