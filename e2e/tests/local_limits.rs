@@ -1,9 +1,9 @@
-//! Rate limits with real peers: what an agent's MCP client (the official Python `mcp` SDK)
-//! receives when a route's limit is reached — a tool result it can read, with the wait in its
-//! text and `_meta`, not a transport failure — and that one caller's empty bucket leaves
-//! another's untouched while a tenant-wide limit holds across routes.
+//! Rate limits with real peers: what an agent's MCP client (the official Python `mcp` and
+//! TypeScript SDKs) receives when a route's limit is reached — a tool result it can read,
+//! with the wait in its text and `_meta`, not a transport failure — and that one caller's
+//! empty bucket leaves another's untouched while a tenant-wide limit holds across routes.
 
-use manifold_e2e::peers::{Sdk, Upstream, run_client_with};
+use manifold_e2e::peers::{Sdk, Upstream, run_client, run_client_with};
 use manifold_e2e::{LocalStack, yaml};
 use serde_json::json;
 
@@ -32,7 +32,12 @@ async fn a_limited_caller_reads_when_to_retry_and_other_callers_go_on() {
         "strict",
         "mounts: [{server: alpha}], rateLimits: [{name: anything, scope: Route, requests: 1, per: 1h}]",
     );
-    let manifests = yaml::server("alpha", &alpha.mcp_url(), "") + KEYS + &route("tools") + &route("more") + &strict;
+    let typescript = yaml::route(
+        "typescript",
+        "mounts: [{server: alpha}], rateLimits: [{name: calls, scope: Principal, requests: 1, per: 1h, tools: ['*']}]",
+    );
+    let manifests =
+        yaml::server("alpha", &alpha.mcp_url(), "") + KEYS + &route("tools") + &route("more") + &strict + &typescript;
     let stack = LocalStack::start(&manifests).await;
     let client = |path: &str, key: &str, ops| {
         let (url, headers) = (stack.url(path), vec![format!("Authorization: Bearer {key}")]);
@@ -66,6 +71,13 @@ async fn a_limited_caller_reads_when_to_retry_and_other_callers_go_on() {
     assert_eq!(listed[1]["error"]["code"], -32029, "{}", listed[1]);
     let message = listed[1]["error"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("rate limit `anything` reached: retry in "), "{message}");
+    // The TypeScript SDK hands over the same result, `_meta` and all.
+    let ts = run_client(&stack.url("/acme/typescript/mcp"), Sdk::TypeScript, calls(2, "alpha_echo")).await;
+    assert_eq!(ts[0]["content"][0]["text"], "alpha:t", "{}", ts[0]);
+    assert_eq!(ts[1]["isError"], true, "{}", ts[1]);
+    assert!(ts[1]["content"][0]["text"].as_str().unwrap_or_default().starts_with("rate limit `calls` reached"));
+    assert_eq!(ts[1]["_meta"]["dev.manifold/retryAfterSeconds"], 3600, "{}", ts[1]);
+
     let metrics = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains(r#"manifold_rate_limited_total{limit="per-caller",namespace="acme",route="tools"} 1"#),
