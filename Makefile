@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-kube e2e-kind check-image
+.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-lists bench-kube e2e-kind check-image
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -62,6 +62,11 @@ bench-openapi:
 # World to published bytes: compile and shard 1,000 tenants (see docs/benchmarks.md).
 bench-publish:
 	cargo run --release -q -p manifold-e2e --bin bench_publish
+
+# A merged tools/list over 10 mounts, each 20 ms away: the first through a fresh gateway, then
+# the p50 (see docs/benchmarks.md).
+bench-lists:
+	cargo run --release -q -p manifold-e2e --bin bench_lists
 
 # The operator at scale on the test API server: 1,000 McpServers and 200 McpRoutes over 50
 # namespaces (see docs/benchmarks.md).
