@@ -84,7 +84,8 @@ impl Limits {
             return Ok(());
         }
         let keys: Vec<String> = counting.iter().map(|limit| limit.bucket(principal)).collect();
-        let mut held = buckets.0.lock().expect("bucket lock");
+        let mut guard = buckets.0.lock().expect("bucket lock");
+        let Held { buckets: held, prune_above } = &mut *guard;
         let mut refused: Option<Limited> = None;
         for (limit, key) in counting.iter().zip(&keys) {
             let bucket = held.entry(key.clone()).or_insert(Bucket {
@@ -109,12 +110,14 @@ impl Limits {
                 bucket.tokens -= 1.0;
             }
         }
-        if held.len() > PRUNE_ABOVE {
-            // A bucket full again holds nothing a new one would not.
+        if held.len() > (*prune_above).max(PRUNE_ABOVE) {
+            // A bucket full again holds nothing a new one would not. The next pass waits until
+            // the buckets left have doubled, so busy buckets are not scanned on every request.
             held.retain(|_, bucket| {
                 bucket.refill(now);
                 bucket.tokens < bucket.burst
             });
+            *prune_above = held.len() * 2;
         }
         Ok(())
     }
@@ -178,7 +181,14 @@ impl Limit {
 
 /// Every bucket of this replica, by limit (and principal).
 #[derive(Default)]
-pub struct Buckets(Mutex<HashMap<String, Bucket>>);
+pub struct Buckets(Mutex<Held>);
+
+#[derive(Default)]
+struct Held {
+    buckets: HashMap<String, Bucket>,
+    /// How many buckets trigger the next pass dropping idle ones (at least `PRUNE_ABOVE`).
+    prune_above: usize,
+}
 
 struct Bucket {
     tokens: f64,
@@ -293,5 +303,27 @@ mod tests {
         );
         assert!(limits.check(&buckets, "ann", None, now).is_err(), "and now none");
         assert_eq!(limits.check(&buckets, "ann", Some((Kind::Prompt, "a_search")), now).unwrap_err().name, "all");
+    }
+
+    #[test]
+    fn idle_buckets_are_dropped_once_there_are_many_and_not_on_every_request() {
+        let limits = limits(vec![limit("mine", LimitScope::Principal, 1, 1000, 1)]);
+        let (buckets, now) = (Buckets::default(), Instant::now());
+        for caller in 0..=PRUNE_ABOVE {
+            assert_eq!(limits.check(&buckets, &caller.to_string(), None, now), Ok(()));
+        }
+        let held = |buckets: &Buckets| buckets.0.lock().unwrap().buckets.len();
+        // Every one of them is still empty: none is idle, none goes; the next pass waits.
+        assert_eq!(held(&buckets), PRUNE_ABOVE + 1);
+        let later = now + Duration::from_secs(1);
+        assert_eq!(limits.check(&buckets, "new", None, later), Ok(()));
+        assert_eq!(held(&buckets), PRUNE_ABOVE + 2, "the pass is not due before the buckets double");
+        for caller in 0..=PRUNE_ABOVE {
+            assert_eq!(limits.check(&buckets, &format!("more-{caller}"), None, later), Ok(()));
+        }
+        // The pass came: the first callers' buckets are full again and go; "new" and the
+        // "more-" ones, empty, stay.
+        assert_eq!(held(&buckets), PRUNE_ABOVE + 2);
+        assert!(limits.check(&buckets, "more-0", None, later).is_err(), "a bucket in use is kept");
     }
 }
