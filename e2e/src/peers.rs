@@ -258,3 +258,33 @@ pub fn tool_names(list: &Value) -> Vec<String> {
 pub fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
 }
+
+/// Runs `script` (`{"input", "turns"}`, see agent.py) through an OpenAI Agents SDK agent whose
+/// tools come from the route at `url` and whose model is scripted; returns what agent.py
+/// printed: the final output and every tool result as the model received it, or what the SDK
+/// raised.
+pub async fn run_agent(url: &str, headers: &[String], script: Value) -> Value {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("e2e/peers/agent.py")).args(["--url", url]);
+    for header in headers {
+        command.args(["--header", header]);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start agent.py: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(script.to_string().as_bytes()).await.expect("write the script");
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("agent finished within 120s")
+        .expect("agent output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("agent.py printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    })
+}
