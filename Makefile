@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-lists bench-kube e2e-kind check-image
+.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-lists bench-policy bench-kube e2e-kind check-image
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -62,6 +62,11 @@ bench-openapi:
 # World to published bytes: compile and shard 1,000 tenants (see docs/benchmarks.md).
 bench-publish:
 	cargo run --release -q -p manifold-e2e --bin bench_publish
+
+# Instructions policy configured but not hit adds to a tools/call, counted by callgrind (see
+# docs/benchmarks.md).
+bench-policy:
+	scripts/bench-policy.sh
 
 # A merged tools/list over 10 mounts, each 20 ms away: the first through a fresh gateway, then
 # the p50 (see docs/benchmarks.md).

@@ -32,6 +32,13 @@ struct Args {
     /// client; the CPU column then counts only the gateway.
     #[arg(long, default_value_t = 2)]
     peer_threads: usize,
+    /// Instead of measuring: make this many calls, one after another, on the route named by
+    /// `--route`, and exit. `make bench-policy` runs this under callgrind.
+    #[arg(long)]
+    calls: Option<usize>,
+    /// The route `--calls` goes through: `route` (no policy) or `policed`.
+    #[arg(long, default_value = "route")]
+    route: String,
 }
 
 const CALL: &str =
@@ -45,30 +52,44 @@ fn main() {
         .token(&json!({"iss": "bench", "aud": "bench", "sub": "bench", "exp": manifold_e2e::tokens::now() + 3600}));
     let gateway = start_gateway(upstream, &manifold_e2e::tokens::jwks(&[&signer]).to_string());
     let load = runtime("load", args.peer_threads);
+    if let Some(calls) = args.calls {
+        let url = format!("http://{gateway}/acme/{}/mcp", args.route);
+        load.block_on(call_times(&url, calls));
+        return;
+    }
     let floor = start_floor(upstream);
     let floor_url = format!("http://{floor}/mcp");
     let direct_url = format!("http://{upstream}/mcp");
     let route_url = format!("http://{gateway}/acme/route/mcp");
     let secured_url = format!("http://{gateway}/acme/secured/mcp");
+    let policed_url = format!("http://{gateway}/acme/policed/mcp");
     let seconds = Duration::from_secs(args.seconds);
 
     let mut rows = Vec::new();
     for clients in [1, args.clients] {
-        let (mut direct, mut routed, mut floored, mut secured) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut direct, mut routed, mut floored, mut secured, mut policed) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.rounds.max(1) {
             direct.push(measured(|| load.block_on(run(&direct_url, "add", false, None, clients, seconds))));
             routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, None, clients, seconds))));
             floored.push(measured(|| load.block_on(run(&floor_url, "add", false, None, clients, seconds))));
             secured
                 .push(measured(|| load.block_on(run(&secured_url, "math_add", true, Some(&token), clients, seconds))));
+            policed.push(measured(|| load.block_on(run(&policed_url, "math_add", true, None, clients, seconds))));
         }
-        rows.push((clients, median(direct), median(routed), median(floored), median(secured)));
+        rows.push((clients, median(direct), median(routed), median(floored), median(secured), median(policed)));
     }
 
     println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, proxy, upstream |");
     println!("|---|---|---|---|---|---|---|");
-    for (clients, direct, routed, floored, secured) in &rows {
-        let paths = [("direct", direct), ("bare hyper proxy", floored), ("gateway", routed), ("gateway, JWT", secured)];
+    for (clients, direct, routed, floored, secured, policed) in &rows {
+        let paths = [
+            ("direct", direct),
+            ("bare hyper proxy", floored),
+            ("gateway", routed),
+            ("gateway, JWT", secured),
+            ("gateway, policy not hit", policed),
+        ];
         for (name, r) in paths {
             let cpu = |who: &str| r.cpu.get(who).copied().unwrap_or(0.0) / r.requests as f64;
             println!(
@@ -83,12 +104,38 @@ fn main() {
             );
         }
     }
-    let (_, direct1, routed1, _, secured1) = &rows[0];
-    let (clients, direct_n, routed_n, _, _) = &rows[1];
+    let (_, direct1, routed1, _, secured1, _) = &rows[0];
+    let (clients, direct_n, routed_n, _, _, policed_n) = &rows[1];
+    let gateway_cpu = |r: &Result| r.cpu.get("gateway").copied().unwrap_or(0.0) / r.requests as f64;
     println!();
     println!("added p50 at 1 client: {} µs (target ≤ 50)", routed1.p(50) as i64 - direct1.p(50) as i64);
     println!("throughput at {clients} clients: {:.2}× direct (target ≥ 0.70)", routed_n.rate / direct_n.rate);
     println!("JWT authentication adds {} µs to the p50 at 1 client", secured1.p(50) as i64 - routed1.p(50) as i64);
+    println!(
+        "policy configured, not hit: {:+.1} µs gateway CPU per request at {clients} clients (target ≤ 2; \
+         noise here is several µs: `make bench-policy` counts instructions)",
+        gateway_cpu(policed_n) - gateway_cpu(routed_n)
+    );
+}
+
+/// `calls` sequential `tools/call`s in one session at `url`: what callgrind counts.
+async fn call_times(url: &str, calls: usize) {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let session = initialize(&http, url).await;
+    let body = CALL.replace("NAME", "math_add");
+    for _ in 0..calls {
+        let response = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("request");
+        let bytes = response.bytes().await.expect("body");
+        assert!(bytes.windows(6).any(|w| w == b"result"), "{}", String::from_utf8_lossy(&bytes));
+    }
 }
 
 struct Result {
@@ -241,15 +288,22 @@ fn start_upstream(threads: usize) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-/// A gateway with two routes mounting the upstream, one open and one taking JWTs signed by
-/// a key of `jwks`, on its own runtime; returns its address.
+/// Policy on the hot path, configured but not hit: every call draws on a limit it never
+/// reaches.
+const POLICED: &str = "mounts: [{server: math}], \
+    rateLimits: [{name: calls, scope: Principal, requests: 1000000, per: 1s, tools: ['math_*']}]";
+
+/// A gateway with three routes mounting the upstream: one open, one taking JWTs signed by a
+/// key of `jwks`, and one with policy configured (`POLICED`), on its own runtime; returns its
+/// address.
 fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
     let secured = format!(
         "mounts: [{{server: math}}], authentication: {{jwt: [{{issuer: bench, audiences: [bench], jwks: {{inline: '{jwks}'}}}}]}}"
     );
     let manifests = manifold_e2e::yaml::server("math", &format!("http://{upstream}/mcp"), "")
         + &manifold_e2e::yaml::route("route", "mounts: [{server: math}]")
-        + &manifold_e2e::yaml::route("secured", &secured);
+        + &manifold_e2e::yaml::route("secured", &secured)
+        + &manifold_e2e::yaml::route("policed", POLICED);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime("gateway", 2).block_on(async move {
