@@ -187,7 +187,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     let metrics = Metrics::new();
     let limiter = policy::Limiter::new(settings.rate_limit_redis.as_ref(), &metrics).map_err(std::io::Error::other)?;
     if let Some(redis) = &settings.rate_limit_redis {
-        tracing::info!(url = %redis.url, unavailable = ?redis.unavailable, "rate limits are counted in Redis, across replicas");
+        tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
     }
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
@@ -236,6 +236,10 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     if let Some(loader) = loader {
         tasks.push(tokio::spawn(watch(loader, Arc::clone(&gateway), settings.watch_interval, shutdown.clone())));
     }
+    tasks.push(tokio::spawn({
+        let gateway = Arc::clone(&gateway);
+        async move { gateway.limiter.warm_up().await }
+    }));
     if let Some(kube) = kube {
         tasks.push(tokio::spawn(kube_source::run(kube, Arc::clone(&gateway), settings.egress, shutdown.clone())));
     }

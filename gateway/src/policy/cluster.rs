@@ -47,6 +47,9 @@ end
 return {1}
 ";
 
+/// The longest the first connection and script load may take at start-up.
+const WARM_UP: Duration = Duration::from_secs(5);
+
 /// What a limited request gets while Redis does not answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Unavailable {
@@ -54,6 +57,15 @@ pub enum Unavailable {
     Open,
     /// Refused, with a retry hint.
     Closed,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unavailable::Open => "open",
+            Unavailable::Closed => "closed",
+        })
+    }
 }
 
 /// A `redis://[user:password@]host[:port][/db]` URL, checked. Shown without its password.
@@ -182,6 +194,18 @@ impl Shared {
         })
     }
 
+    /// Connects and loads the script (Redis keeps it until it restarts or is told to forget
+    /// it; then the next request loads it again).
+    pub async fn warm_up(&self) {
+        let now = Instant::now();
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(WARM_UP, self.script.load_async(&mut connection)).await {
+            Ok(Ok(_)) => tracing::debug!(url = %self.url, "rate limit store answers: script loaded"),
+            Ok(Err(error)) => self.failed(now, &error.to_string()),
+            Err(_) => self.failed(now, &format!("no answer within {} s", WARM_UP.as_secs())),
+        }
+    }
+
     /// Takes a token from each bucket that counts this request, in Redis, or decides without
     /// Redis when it fails (`local`: this replica's buckets, for failing open).
     pub async fn check(
@@ -229,23 +253,29 @@ impl Shared {
             Err(_) => (StoreAnswer::Timeout, format!("no answer within {} ms", self.timeout.as_millis())),
         };
         self.answers[failure.0 as usize].observe(elapsed);
-        if self.outage.failed(now) {
-            self.down.set(1);
-            self.outages.inc();
-            match self.unavailable {
-                Unavailable::Open => tracing::warn!(
-                    url = %self.url, error = %failure.1,
-                    "rate limit store unavailable: each replica counts limits with its own buckets until it answers \
-                     (--rate-limit-redis-unavailable open)"
-                ),
-                Unavailable::Closed => tracing::warn!(
-                    url = %self.url, error = %failure.1,
-                    "rate limit store unavailable: requests that a rate limit counts are refused until it answers \
-                     (--rate-limit-redis-unavailable closed)"
-                ),
-            }
-        }
+        self.failed(now, &failure.1);
         self.without_store(limits, local, principal, target, first.name(), now)
+    }
+
+    /// Redis failed a request at `now`: the first failure of an outage is logged and counted.
+    fn failed(&self, now: Instant, error: &str) {
+        if !self.outage.failed(now) {
+            return;
+        }
+        self.down.set(1);
+        self.outages.inc();
+        match self.unavailable {
+            Unavailable::Open => tracing::warn!(
+                url = %self.url, error,
+                "rate limit store unavailable: each replica counts limits with its own buckets until it answers \
+                 (--rate-limit-redis-unavailable open)"
+            ),
+            Unavailable::Closed => tracing::warn!(
+                url = %self.url, error,
+                "rate limit store unavailable: requests that a rate limit counts are refused until it answers \
+                 (--rate-limit-redis-unavailable closed)"
+            ),
+        }
     }
 
     fn answered(&self, now: Instant) {

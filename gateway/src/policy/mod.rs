@@ -29,6 +29,14 @@ impl Limiter {
         Ok(Limiter { local: Buckets::default(), shared })
     }
 
+    /// Connects to Redis, if any, and loads the script, so the first requests do not pay for
+    /// it; a Redis that does not answer then starts an outage (logged) at once.
+    pub async fn warm_up(&self) {
+        if let Some(shared) = &self.shared {
+            shared.warm_up().await;
+        }
+    }
+
     /// Takes a token from every bucket of `limits` that counts this request (`target`: the
     /// component it is about, if any) for `principal`, or none: see [`Limits::check`].
     pub async fn check(&self, limits: &Limits, principal: &str, target: Option<(Kind, &str)>) -> Result<(), Limited> {
