@@ -16,7 +16,7 @@ test: peers apiserver-build charts-lint cycles
 cycles:
 	python3 scripts/module-cycles.py
 
-# The real MCP peers the tests drive (a Python venv in .venv).
+# The real MCP peers the tests drive (a Python venv in .venv, the npm peers) and redis-server.
 peers:
 	scripts/install-peers.sh
 

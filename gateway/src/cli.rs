@@ -9,6 +9,7 @@ use clap::Parser;
 pub use manifold_runtime::logs::LogFormat;
 use manifold_runtime::pod::{self, SERVICE_ACCOUNT_NAMESPACE};
 
+use crate::policy::cluster::{RedisSettings, RedisUrl, Unavailable};
 use crate::{ConfigSource, KubeSource, Settings};
 
 /// Manifold's MCP gateway: serves every tenant's MCP routes.
@@ -83,6 +84,19 @@ pub struct Args {
     /// Append the audit log (JSON lines) to this file instead of stdout.
     #[arg(long, env = "MANIFOLD_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Count rate limits in this Redis, shared by every replica:
+    /// redis://[user:password@]host:port[/db]. Without it, each replica counts for itself.
+    #[arg(long, env = "MANIFOLD_RATE_LIMIT_REDIS", value_name = "URL", hide_env_values = true)]
+    pub rate_limit_redis: Option<RedisUrl>,
+    /// While Redis does not answer, requests that a rate limit counts are counted by this
+    /// replica's own buckets (`open`: limits hold per replica) or refused with a retry hint
+    /// (`closed`).
+    #[arg(long, env = "MANIFOLD_RATE_LIMIT_REDIS_UNAVAILABLE", value_enum, default_value_t = Unavailable::Open)]
+    pub rate_limit_redis_unavailable: Unavailable,
+    /// The longest a request waits for Redis, in milliseconds, before it is decided as Redis
+    /// being unavailable.
+    #[arg(long, env = "MANIFOLD_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub rate_limit_redis_timeout_ms: u64,
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -104,6 +118,11 @@ impl Args {
             session_keys: self.session_keys.clone(),
             session_max_age: Duration::from_secs(self.session_max_age_secs),
             egress: manifold_runtime::egress::Egress { allow_link_local: self.allow_link_local_upstreams },
+            rate_limit_redis: self.rate_limit_redis.clone().map(|url| RedisSettings {
+                url,
+                unavailable: self.rate_limit_redis_unavailable,
+                timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
+            }),
         }
     }
 
@@ -187,5 +206,25 @@ mod tests {
         assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
         let none = Args::try_parse_from(["manifold-gateway"]).unwrap_err();
         assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn redis_for_rate_limits_is_optional_fails_open_by_default_and_a_bad_url_is_named() {
+        let local = Args::try_parse_from(["manifold-gateway", "--kube"]).unwrap().settings();
+        assert!(local.rate_limit_redis.is_none());
+        let args = ["manifold-gateway", "--kube", "--rate-limit-redis", "redis://:pw@redis:6379/1"];
+        let redis = Args::try_parse_from(args).unwrap().settings().rate_limit_redis.expect("Redis settings");
+        assert_eq!(redis.url.to_string(), "redis://:redacted@redis:6379/1");
+        assert_eq!((redis.unavailable, redis.timeout), (Unavailable::Open, Duration::from_millis(50)));
+        let closed = [&args[..], &["--rate-limit-redis-unavailable", "closed", "--rate-limit-redis-timeout-ms", "20"]];
+        let redis = Args::try_parse_from(closed.concat()).unwrap().settings().rate_limit_redis.expect("Redis settings");
+        assert_eq!((redis.unavailable, redis.timeout), (Unavailable::Closed, Duration::from_millis(20)));
+        let bad =
+            Args::try_parse_from(["manifold-gateway", "--kube", "--rate-limit-redis", "redis.svc:6379"]).unwrap_err();
+        let message = bad.to_string();
+        assert!(
+            message.contains("--rate-limit-redis <URL>") && message.contains("scheme `redis.svc` is not supported"),
+            "{message}"
+        );
     }
 }

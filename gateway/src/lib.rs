@@ -63,8 +63,8 @@ pub struct Gateway {
     /// What the last load said about each object (local mode compiles) and what could not
     /// be built: `/status` shows it.
     pub report: std::sync::Mutex<apply::Report>,
-    /// The tokens of every route's rate limits on this replica.
-    pub buckets: policy::limits::Buckets,
+    /// Where every route's rate limits are counted: this replica's buckets, or Redis.
+    pub limiter: policy::Limiter,
 }
 
 /// Where a gateway's config comes from.
@@ -113,6 +113,8 @@ pub struct Settings {
     pub session_max_age: Duration,
     /// Where OpenAPI sub-servers and spec URLs may be called.
     pub egress: manifold_runtime::egress::Egress,
+    /// Redis for cluster-wide rate limits; none: each replica counts for itself.
+    pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
 }
 
 impl Default for Settings {
@@ -131,6 +133,7 @@ impl Default for Settings {
             session_keys: None,
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
+            rate_limit_redis: None,
         }
     }
 }
@@ -181,10 +184,15 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
             KeyRing::generate()
         }
     };
+    let metrics = Metrics::new();
+    let limiter = policy::Limiter::new(settings.rate_limit_redis.as_ref(), &metrics).map_err(std::io::Error::other)?;
+    if let Some(redis) = &settings.rate_limit_redis {
+        tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
+    }
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
         sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age),
-        metrics: Metrics::new(),
+        metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,
         list_page_size: settings.list_page_size,
@@ -192,7 +200,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         jwks_refetch_cooldown: settings.jwks_refetch_cooldown,
         audit: access::audit::Log::open(settings.audit_log.as_ref())?,
         report: Default::default(),
-        buckets: Default::default(),
+        limiter,
     });
     // A local source is loaded before listening; the operator's Secrets are watched from
     // now on, and the gateway is ready once they hold a config.
@@ -228,6 +236,10 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     if let Some(loader) = loader {
         tasks.push(tokio::spawn(watch(loader, Arc::clone(&gateway), settings.watch_interval, shutdown.clone())));
     }
+    tasks.push(tokio::spawn({
+        let gateway = Arc::clone(&gateway);
+        async move { gateway.limiter.warm_up().await }
+    }));
     if let Some(kube) = kube {
         tasks.push(tokio::spawn(kube_source::run(kube, Arc::clone(&gateway), settings.egress, shutdown.clone())));
     }

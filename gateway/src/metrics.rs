@@ -4,7 +4,7 @@
 
 use manifold_runtime::label_set;
 use manifold_runtime::metrics::{Counters, Histograms, LabelValue, gauge, render};
-use prometheus::{IntGauge, Registry};
+use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::protocol::Method;
 
@@ -26,6 +26,59 @@ label_set! {
 label_set! {
     /// A request a rate limit refused; `limit` is the limit's name in the route's config.
     pub struct LimitLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub limit: &'a str }
+}
+
+label_set! {
+    /// A rate-limited request decided without the shared store (Redis), by what the gateway
+    /// does then: `open` (this replica's own buckets) or `closed` (refused).
+    pub struct StoreFailureLabels { pub outcome: StoreFailure }
+}
+
+/// What became of a rate-limited request the shared store did not decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// Counted by this replica's own buckets.
+    Open,
+    /// Refused.
+    Closed,
+}
+
+impl LabelValue for StoreFailure {
+    fn label(&self) -> &str {
+        match self {
+            StoreFailure::Open => "open",
+            StoreFailure::Closed => "closed",
+        }
+    }
+}
+
+label_set! {
+    /// A round trip to the shared rate limit store, by its answer.
+    pub struct StoreAnswerLabels { pub answer: StoreAnswer }
+}
+
+/// How a round trip to the rate limit store ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreAnswer {
+    /// A token was taken from each bucket.
+    Taken = 0,
+    /// A bucket was empty.
+    Refused = 1,
+    /// A failure: the connection, Redis's error, or an answer that makes no sense.
+    Error = 2,
+    /// No answer within `--rate-limit-redis-timeout-ms`.
+    Timeout = 3,
+}
+
+impl LabelValue for StoreAnswer {
+    fn label(&self) -> &str {
+        match self {
+            StoreAnswer::Taken => "taken",
+            StoreAnswer::Refused => "refused",
+            StoreAnswer::Error => "error",
+            StoreAnswer::Timeout => "timeout",
+        }
+    }
 }
 
 label_set! {
@@ -125,6 +178,14 @@ pub struct Metrics {
     pub refusals: Counters<RefusalLabels<'static>>,
     /// Requests refused by a rate limit, by namespace, route and limit.
     pub rate_limited: Counters<LimitLabels<'static>>,
+    /// Rate-limited requests decided without the shared store, by outcome (`open`, `closed`).
+    pub rate_limit_store_failures: Counters<StoreFailureLabels>,
+    /// Round trips to the shared store, by answer.
+    pub rate_limit_store_seconds: Histograms<StoreAnswerLabels>,
+    /// 1 while the shared store does not answer this replica.
+    pub rate_limit_store_down: IntGauge,
+    /// Outages of the shared store seen by this replica.
+    pub rate_limit_store_outages: IntCounter,
 }
 
 /// Methods that get their own label value.
@@ -185,8 +246,35 @@ impl Metrics {
         );
         let rate_limited =
             Counters::register(&registry, "manifold_rate_limited_total", "Requests refused by a route's rate limit");
+        let rate_limit_store_failures = Counters::register(
+            &registry,
+            "manifold_rate_limit_store_failures_total",
+            "Rate-limited requests decided without the shared store (Redis): open (this replica's buckets) or closed \
+             (refused)",
+        );
+        let rate_limit_store_seconds = Histograms::register(
+            &registry,
+            "manifold_rate_limit_store_duration_seconds",
+            "Round trips to the shared rate limit store (Redis), by answer: taken, refused, error, timeout",
+            vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+        );
+        let rate_limit_store_down = gauge(
+            &registry,
+            "manifold_rate_limit_store_down",
+            "1 while the shared rate limit store (Redis) does not answer this replica",
+        );
+        let rate_limit_store_outages = IntCounter::new(
+            "manifold_rate_limit_store_outages_total",
+            "Outages of the shared rate limit store (Redis) seen by this replica",
+        )
+        .expect("a valid metric name");
+        registry.register(Box::new(rate_limit_store_outages.clone())).expect("each metric is registered once");
         Metrics {
             rate_limited,
+            rate_limit_store_failures,
+            rate_limit_store_seconds,
+            rate_limit_store_down,
+            rate_limit_store_outages,
             registry,
             requests,
             upstream_seconds,

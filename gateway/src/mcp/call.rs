@@ -365,7 +365,7 @@ pub mod testing {
             // Audit events of these calls would only crowd the test output.
             audit: crate::access::audit::Log::open(Some(&"/dev/null".into())).expect("/dev/null opens"),
             report: Default::default(),
-            buckets: Default::default(),
+            limiter: Default::default(),
         });
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));

@@ -40,7 +40,7 @@ pub async fn dispatch(call: &Call, method: Method, name: &str, params: Option<&R
     );
     if !about_one
         && !call.route.limits.is_empty()
-        && let Err(refused) = call.route.limits.check(&call.gateway.buckets, &call.principal.name, None, Instant::now())
+        && let Err(refused) = call.gateway.limiter.check(&call.route.limits, &call.principal.name, None).await
     {
         return limited(call, method, refused);
     }
@@ -90,7 +90,7 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
     let decision = call.route.access.decide(&call.principal, action, kind, &visible).await;
     let limits = &call.route.limits;
     let refused = match decision.allowed() && !limits.is_empty() {
-        true => limits.check(&call.gateway.buckets, &call.principal.name, Some((kind, &visible)), Instant::now()).err(),
+        true => call.gateway.limiter.check(limits, &call.principal.name, Some((kind, &visible))).await.err(),
         false => None,
     };
     let rate_limited = refused.is_some();

@@ -1,6 +1,7 @@
 //! Rate limits: a route's compiled limits ([`Limits`]) decide which token buckets a request
 //! draws from, and the gateway-wide [`Buckets`] hold their tokens, so a tenant-wide limit
-//! spans the tenant's routes and buckets outlive reloads. Counts are per replica.
+//! spans the tenant's routes and buckets outlive reloads. These buckets count per replica;
+//! `super::cluster` keeps the same buckets in Redis, shared by every replica.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,6 +11,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use manifold_api::config::{RateLimitConfig, RouteConfig};
 use manifold_api::resources::LimitScope;
 
+use super::keys;
 use crate::protocol::Kind;
 
 /// Buckets kept before idle ones (full again) are dropped.
@@ -19,7 +21,8 @@ const PRUNE_ABOVE: usize = 10_000;
 #[derive(Default)]
 pub struct Limits(Vec<Limit>);
 
-struct Limit {
+/// One limit of a route, compiled.
+pub struct Limit {
     name: String,
     scope: LimitScope,
     /// Tokens per second, and the bucket's size.
@@ -29,6 +32,8 @@ struct Limit {
     targets: Option<Targets>,
     /// The bucket's key before the principal: the limit's identity and numbers.
     key: String,
+    /// The same in Redis (`super::keys`).
+    shared_key: String,
 }
 
 struct Targets {
@@ -44,6 +49,17 @@ pub struct Limited {
     pub name: String,
     /// When a token will be there.
     pub retry_after: Duration,
+    pub reason: Reason,
+}
+
+/// Why a limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Its bucket is empty.
+    Empty,
+    /// Its bucket could not be looked at: the shared store (Redis) does not answer, and the
+    /// gateway fails closed.
+    StoreUnavailable,
 }
 
 impl Limited {
@@ -56,7 +72,13 @@ impl Limited {
     pub fn message(&self) -> String {
         let seconds = self.retry_after_seconds();
         let unit = if seconds == 1 { "second" } else { "seconds" };
-        format!("rate limit `{}` reached: retry in {seconds} {unit}", self.name)
+        match self.reason {
+            Reason::Empty => format!("rate limit `{}` reached: retry in {seconds} {unit}", self.name),
+            Reason::StoreUnavailable => format!(
+                "rate limit `{}` could not be checked (the rate limit store is unavailable): retry in {seconds} {unit}",
+                self.name
+            ),
+        }
     }
 }
 
@@ -79,7 +101,7 @@ impl Limits {
         target: Option<(Kind, &str)>,
         now: Instant,
     ) -> Result<(), Limited> {
-        let counting: Vec<&Limit> = self.0.iter().filter(|limit| limit.counts(target)).collect();
+        let counting: Vec<&Limit> = self.counting(target).collect();
         if counting.is_empty() {
             return Ok(());
         }
@@ -98,7 +120,7 @@ impl Limits {
             if bucket.tokens < 1.0 {
                 let retry_after = Duration::from_secs_f64((1.0 - bucket.tokens) / limit.rate);
                 if refused.as_ref().is_none_or(|r| retry_after > r.retry_after) {
-                    refused = Some(Limited { name: limit.name.clone(), retry_after });
+                    refused = Some(Limited { name: limit.name.clone(), retry_after, reason: Reason::Empty });
                 }
             }
         }
@@ -121,6 +143,11 @@ impl Limits {
         }
         Ok(())
     }
+
+    /// The limits that count a request about `target` (None: not about one component).
+    pub fn counting<'a>(&'a self, target: Option<(Kind, &'a str)>) -> impl Iterator<Item = &'a Limit> + 'a {
+        self.0.iter().filter(move |limit| limit.counts(target))
+    }
 }
 
 impl Limit {
@@ -141,6 +168,8 @@ impl Limit {
             Targets { tools: set(&config.tools)?, prompts: set(&config.prompts)?, resources: set(&config.resources)? };
         let any = targets.tools.is_some() || targets.prompts.is_some() || targets.resources.is_some();
         let numbers = format!("{}/{}ms/{}", config.requests, config.per_ms, config.burst);
+        let shared_numbers = format!("{}-{}-{}", config.requests, config.per_ms, config.burst);
+        let shared_key = keys::limit(config.scope, &route.namespace, &route.name, &config.name, &shared_numbers);
         let key = match config.scope {
             LimitScope::Tenant => format!("tenant\u{0}{}\u{0}{}\u{0}{numbers}", route.namespace, config.name),
             LimitScope::Route | LimitScope::Principal => {
@@ -154,7 +183,30 @@ impl Limit {
             burst: f64::from(config.burst.max(1)),
             targets: any.then_some(targets),
             key,
+            shared_key,
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Tokens per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The most tokens the bucket holds.
+    pub fn burst(&self) -> f64 {
+        self.burst
+    }
+
+    /// The key of `principal`'s bucket in Redis.
+    pub fn shared_key(&self, principal: &str) -> std::borrow::Cow<'_, str> {
+        match self.scope {
+            LimitScope::Principal => keys::caller(&self.shared_key, principal).into(),
+            LimitScope::Route | LimitScope::Tenant => self.shared_key.as_str().into(),
+        }
     }
 
     fn counts(&self, target: Option<(Kind, &str)>) -> bool {
@@ -254,7 +306,10 @@ mod tests {
         assert_eq!(limits.check(&buckets, "ann", None, start), Ok(()));
         assert_eq!(limits.check(&buckets, "bob", None, start), Ok(()));
         let refused = limits.check(&buckets, "ann", None, start).unwrap_err();
-        assert_eq!(refused, Limited { name: "calls".into(), retry_after: Duration::from_secs(2) });
+        assert_eq!(
+            refused,
+            Limited { name: "calls".into(), retry_after: Duration::from_secs(2), reason: Reason::Empty }
+        );
         assert_eq!(refused.message(), "rate limit `calls` reached: retry in 2 seconds");
         let later = start + Duration::from_millis(2000);
         assert_eq!(limits.check(&buckets, "ann", None, later), Ok(()), "a token came back");
