@@ -344,6 +344,7 @@ pub mod testing {
             authorization: authorization.map(|a| serde_json::from_value(a).expect("test authorizations are valid")),
             audit_arguments: false,
             rate_limits: vec![],
+            caching: Default::default(),
         }
     }
 
