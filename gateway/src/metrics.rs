@@ -29,6 +29,29 @@ label_set! {
 }
 
 label_set! {
+    /// A cache lookup or eviction: of a tool result or a merged list page, on a route.
+    pub struct CacheLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub kind: CacheKind }
+}
+
+/// What a cache entry holds, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    /// A `tools/call` result.
+    Tools,
+    /// A merged list page.
+    Lists,
+}
+
+impl LabelValue for CacheKind {
+    fn label(&self) -> &str {
+        match self {
+            CacheKind::Tools => "tools",
+            CacheKind::Lists => "lists",
+        }
+    }
+}
+
+label_set! {
     /// A config load.
     pub struct LoadLabels { pub outcome: Load }
 }
@@ -125,6 +148,16 @@ pub struct Metrics {
     pub refusals: Counters<RefusalLabels<'static>>,
     /// Requests refused by a rate limit, by namespace, route and limit.
     pub rate_limited: Counters<LimitLabels<'static>>,
+    /// Answers served from the cache, by namespace, route and kind (`tools`, `lists`).
+    pub cache_hits: Counters<CacheLabels<'static>>,
+    /// Cacheable requests not found in the cache, so asked upstream.
+    pub cache_misses: Counters<CacheLabels<'static>>,
+    /// Cacheable requests whose client asked for a fresh answer.
+    pub cache_bypasses: Counters<CacheLabels<'static>>,
+    /// Entries dropped to stay within the cache's byte budget.
+    pub cache_evictions: Counters<CacheLabels<'static>>,
+    /// Bytes the cache holds.
+    pub cache_bytes: IntGauge,
 }
 
 /// Methods that get their own label value.
@@ -185,7 +218,20 @@ impl Metrics {
         );
         let rate_limited =
             Counters::register(&registry, "manifold_rate_limited_total", "Requests refused by a route's rate limit");
+        let cache = |name: &str, help: &str| Counters::register(&registry, name, help);
+        let cache_hits = cache("manifold_cache_hits_total", "Answers served from the cache, upstreams not asked");
+        let cache_misses = cache("manifold_cache_misses_total", "Cacheable requests not in the cache, asked upstream");
+        let cache_bypasses =
+            cache("manifold_cache_bypasses_total", "Cacheable requests whose client asked for a fresh answer");
+        let cache_evictions =
+            cache("manifold_cache_evictions_total", "Cache entries dropped to stay within the byte budget");
+        let cache_bytes = gauge(&registry, "manifold_cache_bytes", "Bytes of keys and answers the cache holds");
         Metrics {
+            cache_hits,
+            cache_misses,
+            cache_bypasses,
+            cache_evictions,
+            cache_bytes,
             rate_limited,
             registry,
             requests,

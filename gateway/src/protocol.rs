@@ -39,6 +39,9 @@ pub mod meta {
     pub const PROGRESS_TOKEN: &str = "progressToken";
     /// Manifold's: the seconds to wait before retrying a call a rate limit refused.
     pub const RETRY_AFTER_SECONDS: &str = "dev.manifold/retryAfterSeconds";
+    /// Manifold's: on a result, how it met the cache (`hit`, `miss`, `bypass`); on a
+    /// request, `no-cache` asks for a fresh answer.
+    pub const CACHE: &str = "dev.manifold/cache";
 }
 
 /// JSON-RPC and MCP error codes.

@@ -248,6 +248,7 @@ async fn post(
         id,
         relay,
         era: Era::Session,
+        fresh: super::cached::fresh_asked(headers),
     };
     super::exchange::request(call, parsed, method, params, relayed).await
 }

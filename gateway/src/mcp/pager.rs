@@ -27,6 +27,9 @@ pub struct Page {
     /// How long the upstream lets the page be cached, and by whom (`ttlMs`, `cacheScope`);
     /// none from servers of the session era.
     pub cache: Cache,
+    /// The upstream's `ttlMs`, as the gateway's own cache reads it: none when absent (a server
+    /// of the session era), 0 when negative or not a number.
+    pub ttl_ms: Option<u64>,
 }
 
 /// A cache hint of the stateless revision; merged, the strictest wins.
@@ -119,6 +122,8 @@ pub struct Pager {
     /// Mounts that failed, as the error names them.
     failed: Vec<String>,
     cache: Option<Cache>,
+    /// The shortest `ttlMs` of the upstream pages read, where they state one.
+    ttl_ms: Option<u64>,
 }
 
 impl Pager {
@@ -143,6 +148,7 @@ impl Pager {
             answered: 0,
             failed: Vec::new(),
             cache: None,
+            ttl_ms: None,
         })
     }
 
@@ -172,6 +178,10 @@ impl Pager {
         let At::Page { cursor, skip } = self.position.at(&key) else { return Vec::new() };
         self.answered += 1;
         self.cache = Some(self.cache.map_or(page.cache, |c| c.and(page.cache)));
+        self.ttl_ms = match (self.ttl_ms, page.ttl_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let total = page.items.len();
         let room = self.page_size - self.items.len();
         let served = total.saturating_sub(skip).min(room);
@@ -209,6 +219,17 @@ impl Pager {
     pub fn failed(&mut self, server: &str, why: &str) {
         self.failed.push(format!("`{server}` ({why})"));
         self.done();
+    }
+
+    /// Whether every mount read answered: a page missing a failed mount's items is not one
+    /// to keep.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// The shortest `ttlMs` the upstream pages read stated, if any stated one.
+    pub fn upstream_ttl(&self) -> Option<std::time::Duration> {
+        self.ttl_ms.map(std::time::Duration::from_millis)
     }
 
     fn done(&mut self) {
@@ -286,7 +307,7 @@ mod tests {
                 let pages = upstreams[mount];
                 let items = pages[index].iter().map(|name| json!({ "name": name }).as_object().unwrap().clone());
                 let next_cursor = (index + 1 < pages.len()).then(|| (index + 1).to_string());
-                let page = Page { items: items.collect(), next_cursor, cache: Cache::NONE };
+                let page = Page { items: items.collect(), next_cursor, cache: Cache::NONE, ttl_ms: None };
                 for item in pager.take(page) {
                     let name = item["name"].as_str().unwrap().to_owned();
                     pager.push(name, item);
@@ -362,6 +383,7 @@ mod tests {
             items: vec![],
             next_cursor: None,
             cache: Cache::of(json!({"ttlMs": ttl, "cacheScope": scope}).as_object().unwrap()),
+            ttl_ms: Some(ttl),
         };
         let merged = |caching| {
             let mut pager = Pager::start(Kind::Tool, None, vec!["~a".into(), "~b".into()], 10).unwrap();

@@ -100,6 +100,7 @@ pub async fn answer(
         id,
         relay,
         era: Era::Stateless(Arc::new(stateless)),
+        fresh: super::cached::fresh_asked(headers),
     };
     request(call, parsed, method, params, relayed).await
 }
