@@ -4,7 +4,9 @@
 //! throughput and latency side by side. Upstream, gateway and load generator each run on
 //! their own runtime in this process, sharing the machine's cores as separate processes
 //! would. A bare hyper pass-through proxy is measured beside them as the floor of the hop
-//! itself, and a route that authenticates each call with a JWT beside the anonymous one.
+//! itself, a route that authenticates each call with a JWT beside the anonymous one, and a
+//! route with a local rate limit and caching rules that the calls meet but never hit (issue
+//! 17: at most 2 µs more gateway CPU per call).
 //! Method and recorded figures: docs/benchmarks.md.
 
 use std::net::SocketAddr;
@@ -50,25 +52,34 @@ fn main() {
     let direct_url = format!("http://{upstream}/mcp");
     let route_url = format!("http://{gateway}/acme/route/mcp");
     let secured_url = format!("http://{gateway}/acme/secured/mcp");
+    let policed_url = format!("http://{gateway}/acme/policed/mcp");
     let seconds = Duration::from_secs(args.seconds);
 
     let mut rows = Vec::new();
     for clients in [1, args.clients] {
         let (mut direct, mut routed, mut floored, mut secured) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut policed = Vec::new();
         for _ in 0..args.rounds.max(1) {
             direct.push(measured(|| load.block_on(run(&direct_url, "add", false, None, clients, seconds))));
             routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, None, clients, seconds))));
             floored.push(measured(|| load.block_on(run(&floor_url, "add", false, None, clients, seconds))));
             secured
                 .push(measured(|| load.block_on(run(&secured_url, "math_add", true, Some(&token), clients, seconds))));
+            policed.push(measured(|| load.block_on(run(&policed_url, "math_add", true, None, clients, seconds))));
         }
-        rows.push((clients, median(direct), median(routed), median(floored), median(secured)));
+        rows.push((clients, median(direct), median(routed), median(floored), median(secured), median(policed)));
     }
 
     println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, proxy, upstream |");
     println!("|---|---|---|---|---|---|---|");
-    for (clients, direct, routed, floored, secured) in &rows {
-        let paths = [("direct", direct), ("bare hyper proxy", floored), ("gateway", routed), ("gateway, JWT", secured)];
+    for (clients, direct, routed, floored, secured, policed) in &rows {
+        let paths = [
+            ("direct", direct),
+            ("bare hyper proxy", floored),
+            ("gateway", routed),
+            ("gateway, JWT", secured),
+            ("gateway, limit and cache not hit", policed),
+        ];
         for (name, r) in paths {
             let cpu = |who: &str| r.cpu.get(who).copied().unwrap_or(0.0) / r.requests as f64;
             println!(
@@ -83,12 +94,67 @@ fn main() {
             );
         }
     }
-    let (_, direct1, routed1, _, secured1) = &rows[0];
-    let (clients, direct_n, routed_n, _, _) = &rows[1];
+    let (_, direct1, routed1, _, secured1, policed1) = &rows[0];
+    let (clients, direct_n, routed_n, _, _, _) = &rows[1];
+    let gateway_cpu = |r: &Result| r.cpu.get("gateway").copied().unwrap_or(0.0) / r.requests as f64;
     println!();
     println!("added p50 at 1 client: {} µs (target ≤ 50)", routed1.p(50) as i64 - direct1.p(50) as i64);
     println!("throughput at {clients} clients: {:.2}× direct (target ≥ 0.70)", routed_n.rate / direct_n.rate);
     println!("JWT authentication adds {} µs to the p50 at 1 client", secured1.p(50) as i64 - routed1.p(50) as i64);
+    println!(
+        "a local rate limit and caching, configured but not hit, add {:.1} µs gateway CPU per call at 1 client (target ≤ 2)",
+        gateway_cpu(policed1) - gateway_cpu(routed1)
+    );
+    println!("the same policy alone (limit check and cache rule match): {:.2} µs per call", policy_alone());
+}
+
+/// CPU time of what the `policed` route adds to a call, measured alone: its rate limit's
+/// check and its caching rules' match for a tool no rule names. The end-to-end figure above
+/// has noise of several µs on a shared machine; this one does not.
+fn policy_alone() -> f64 {
+    use manifold_api::config::{AuthnConfig, CachingConfig, RateLimitConfig, ResultCacheConfig, RouteConfig};
+    use manifold_api::resources::LimitScope;
+    use manifold_gateway::policy::{cache::Rules, limits::Buckets, limits::Limits};
+    use manifold_gateway::protocol::Kind;
+    let route = RouteConfig {
+        namespace: "acme".into(),
+        name: "policed".into(),
+        path: "/acme/policed/mcp".into(),
+        hostnames: vec![],
+        allowed_origins: vec![],
+        mounts: vec![],
+        authentication: AuthnConfig::default(),
+        authorization: None,
+        audit_arguments: false,
+        rate_limits: vec![RateLimitConfig {
+            name: "ceiling".into(),
+            scope: LimitScope::Principal,
+            requests: 1_000_000,
+            per_ms: 1000,
+            burst: 1_000_000,
+            tools: vec![],
+            prompts: vec![],
+            resources: vec![],
+        }],
+        caching: CachingConfig {
+            results: vec![ResultCacheConfig {
+                tools: vec!["math_search*".into(), "other_*".into()],
+                ttl_ms: 60_000,
+                public: false,
+            }],
+            lists_ttl_ms: Some(60_000),
+        },
+    };
+    let (limits, rules, buckets) =
+        (Limits::build(&route).expect("valid limits"), Rules::build(&route).expect("valid rules"), Buckets::default());
+    const CALLS: u32 = 200_000;
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let now = Instant::now();
+        let checked = limits.check(&buckets, "anonymous", Some((Kind::Tool, "math_add")), now);
+        assert!(checked.is_ok() && rules.result_rule(std::hint::black_box("math_add")).is_none());
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS)
 }
 
 struct Result {
@@ -249,7 +315,12 @@ fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
     );
     let manifests = manifold_e2e::yaml::server("math", &format!("http://{upstream}/mcp"), "")
         + &manifold_e2e::yaml::route("route", "mounts: [{server: math}]")
-        + &manifold_e2e::yaml::route("secured", &secured);
+        + &manifold_e2e::yaml::route("secured", &secured)
+        + &manifold_e2e::yaml::route(
+            "policed",
+            "mounts: [{server: math}], rateLimits: [{name: ceiling, scope: Principal, requests: 1000000}], \
+             caching: {results: [{tools: [math_search*, other_*], ttl: 1m}], lists: {ttl: 1m}}",
+        );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime("gateway", 2).block_on(async move {
