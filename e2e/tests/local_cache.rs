@@ -75,13 +75,18 @@ async fn a_hit_does_not_reach_the_upstream_and_callers_share_only_public_results
         assert_eq!((failed["isError"].as_bool(), flag(&failed)), (Some(true), "miss"), "{failed}");
     }
 
+    // A plain JSON answer says it in its header too.
+    let request = stateless(&url, json!(1), "tools/call", json!({"name": "counted_echo", "arguments": {"text": "x"}}));
+    let answer = RawSession::new(&url).send(request.header("authorization", format!("Bearer {ALICE}"))).await;
+    assert_eq!(answer.headers.get("manifold-cache").and_then(|v| v.to_str().ok()), Some("hit"), "{}", answer.body);
+
     // The upstream saw: alice's two echoes, bob's echo, one add, the fresh echo, two
     // failures, and this tally: 8 calls.
     let seen = tally(&url, ALICE, "counted_tally").await;
     assert_eq!(seen["tools/call"], 8, "{seen}");
     let metrics = reqwest::get(stack.admin_url("/metrics")).await.unwrap().text().await.unwrap();
     for line in [
-        r#"manifold_cache_hits_total{kind="tools",namespace="acme",route="tools"} 2"#,
+        r#"manifold_cache_hits_total{kind="tools",namespace="acme",route="tools"} 3"#,
         r#"manifold_cache_misses_total{kind="tools",namespace="acme",route="tools"} 6"#,
         r#"manifold_cache_bypasses_total{kind="tools",namespace="acme",route="tools"} 1"#,
     ] {

@@ -23,6 +23,8 @@ pub mod header {
     pub const NAME: &str = "mcp-name";
     /// Headers a stateless client sends for the servers, forwarded unchanged.
     pub const PARAM_PREFIX: &str = "mcp-param-";
+    /// Manifold's: how a plain JSON answer met the route's cache (`hit`, `miss`, `bypass`).
+    pub const CACHE: &str = "manifold-cache";
 }
 
 /// Keys of `params._meta`.

@@ -1,7 +1,8 @@
 //! Tool calls and merged list pages through the route's cache (`policy::cache`): a kept
 //! answer is served without asking any mount; otherwise the mount is asked, and what may be
 //! kept is. Every answer that met the cache says how in `_meta["dev.manifold/cache"]`
-//! (`hit`, `miss`, `bypass`), and is counted.
+//! (`hit`, `miss`, `bypass`), a plain JSON answer in its `Manifold-Cache` header too, and is
+//! counted.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -49,6 +50,7 @@ fn labels(call: &Call, kind: CacheKind) -> CacheLabels<'_> {
 }
 
 fn count(call: &Call, kind: CacheKind, outcome: Outcome) {
+    let _ = call.cached.set(outcome);
     let metrics = &call.gateway.metrics;
     let counters = match outcome {
         Outcome::Hit => &metrics.cache_hits,

@@ -66,6 +66,9 @@ pub struct Call {
     /// The client asked for a fresh answer (`Cache-Control: no-cache`): the route's cache is
     /// not consulted, and what is fetched is kept again.
     pub fresh: bool,
+    /// How the request met the route's cache, once it did: the `Manifold-Cache` header of a
+    /// plain JSON answer says it too.
+    pub cached: std::sync::OnceLock<crate::policy::cache::Outcome>,
 }
 
 /// Which family of revisions a request belongs to.
@@ -381,7 +384,17 @@ pub mod testing {
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities: raw(&json!({})) };
         let session = gateway.sessions.provisional(manifold_api::ObjectKey::new("acme", "tools"), hello);
         let (relay, relayed) = mpsc::unbounded_channel();
-        let call = Call { gateway, route, session, principal, id: raw(&json!(7)), relay, era, fresh: false };
+        let call = Call {
+            gateway,
+            route,
+            session,
+            principal,
+            id: raw(&json!(7)),
+            relay,
+            era,
+            fresh: false,
+            cached: Default::default(),
+        };
         (call, relayed)
     }
 }

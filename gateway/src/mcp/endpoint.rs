@@ -249,6 +249,7 @@ async fn post(
         relay,
         era: Era::Session,
         fresh: super::cached::fresh_asked(headers),
+        cached: Default::default(),
     };
     super::exchange::request(call, parsed, method, params, relayed).await
 }

@@ -101,6 +101,7 @@ pub async fn answer(
         relay,
         era: Era::Stateless(Arc::new(stateless)),
         fresh: super::cached::fresh_asked(headers),
+        cached: Default::default(),
     };
     request(call, parsed, method, params, relayed).await
 }
