@@ -154,6 +154,13 @@ async fn a_config_change_empties_its_mount_only_and_an_upstream_change_empties_l
     assert_eq!(flag(&session_list(&session).await), "miss");
     assert_eq!(flag(&session_call(&session, "one_echo", json!({"text": "x"})).await), "miss");
     assert_eq!(flag(&session_call(&session, "two_echo", json!({"text": "x"})).await), "hit", "two said nothing");
+
+    // A client asks for a fresh answer in `_meta`, whatever its transport; it is kept again.
+    let fresh = json!({"dev.manifold/cache": "no-cache"});
+    let call = json!({"name": "two_echo", "arguments": {"text": "x"}, "_meta": fresh});
+    assert_eq!(flag(&session.request("tools/call", call).await.body["result"]), "bypass");
+    assert_eq!(flag(&session.request("tools/list", json!({"_meta": fresh})).await.body["result"]), "bypass");
+    assert_eq!(flag(&session_list(&session).await), "hit");
 }
 
 /// A tally result's text, parsed.
