@@ -156,3 +156,21 @@ pub fn keep_list(
     }
     flagged(result, page.outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_no_cache_or_no_store_asks_for_a_fresh_answer() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CACHE_CONTROL, value.parse().expect("a header value"));
+            headers
+        };
+        assert!(fresh_asked(&headers("no-cache")));
+        assert!(fresh_asked(&headers("max-age=0, no-store")));
+        assert!(!fresh_asked(&headers("max-age=60")));
+        assert!(!fresh_asked(&HeaderMap::new()));
+    }
+}

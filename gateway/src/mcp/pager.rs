@@ -400,6 +400,30 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_learns_the_shortest_stated_ttl_and_whether_every_mount_answered() {
+        let page = |ttl_ms: Option<u64>| Page { items: vec![], next_cursor: None, cache: Cache::NONE, ttl_ms };
+        let keys = vec!["~a".to_owned(), "~b".to_owned(), "~c".to_owned()];
+        let mut pager = Pager::start(Kind::Tool, None, keys.clone(), 10).unwrap();
+        pager.next_read();
+        pager.take(page(None));
+        assert_eq!(pager.upstream_ttl(), None, "a session-era page states nothing");
+        pager.next_read();
+        pager.take(page(Some(60_000)));
+        pager.next_read();
+        pager.take(page(Some(5_000)));
+        assert_eq!(pager.upstream_ttl(), Some(std::time::Duration::from_secs(5)));
+        assert!(pager.complete());
+
+        let mut pager = Pager::start(Kind::Tool, None, keys, 10).unwrap();
+        pager.next_read();
+        pager.take(page(Some(0)));
+        pager.next_read();
+        pager.failed("b", "timed out");
+        assert_eq!(pager.upstream_ttl(), Some(std::time::Duration::ZERO), "ttlMs 0: not to be kept");
+        assert!(!pager.complete(), "a page without b's items is not one to keep");
+    }
+
+    #[test]
     fn a_cursor_of_another_list_is_refused() {
         let tools = Pager::start(Kind::Tool, None, vec!["~a".into()], 1).unwrap();
         let cursor = tools.position.encode();
