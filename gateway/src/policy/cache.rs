@@ -270,11 +270,15 @@ impl Store {
     pub fn put(&self, key: Key, result: Map<String, Value>, ttl: Duration, now: Instant, metrics: &Metrics) {
         let answer = flagged(result, Outcome::Hit);
         let bytes = key.0.len() + answer.get().len() + ENTRY_OVERHEAD;
-        if bytes > self.budget / 8 {
-            return;
-        }
         let mut guard = self.held.lock().expect("cache lock");
         let held = &mut *guard;
+        if bytes > self.budget / 8 {
+            // Not kept; nor is what the key held before, which this answer replaces.
+            if let Some(old) = held.entries.remove(&key) {
+                held.bytes -= old.bytes;
+            }
+            return;
+        }
         held.clock += 1;
         let entry = Entry { answer, expires: now + ttl, used: held.clock, bytes };
         if let Some(old) = held.entries.insert(key, entry) {
