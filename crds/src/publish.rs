@@ -230,6 +230,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            caching: Default::default(),
         }
     }
 

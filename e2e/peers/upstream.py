@@ -1,6 +1,6 @@
 """FastMCP upstream server for Manifold's end-to-end tests.
 
-Usage: upstream.py --profile alpha|beta|legacy|bulk [--transport http|sse]
+Usage: upstream.py --profile alpha|beta|legacy|bulk|counted [--transport http|sse]
                    [--only-stateless | --only-sessions] [--port N]
 
 The script binds 127.0.0.1 on a free port itself, prints exactly one line
@@ -20,7 +20,8 @@ import sys
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+from fastmcp.server.middleware import Middleware
+from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolListChangedNotification
 
 from serving import only_sessions, only_stateless, serve
 
@@ -135,7 +136,35 @@ def build_bulk() -> FastMCP:
     return mcp
 
 
-PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy, "bulk": build_bulk}
+def build_counted() -> FastMCP:
+    """alpha, counting the requests it receives by method (`counts` tells them), and able to
+    announce that its tools changed (`touch_tools`): for the gateway's cache."""
+    mcp = build_alpha()
+    counts: dict[str, int] = {}
+
+    class Counting(Middleware):
+        async def on_request(self, context, call_next):
+            counts[context.method or ""] = counts.get(context.method or "", 0) + 1
+            return await call_next(context)
+
+    mcp.add_middleware(Counting())
+
+    @mcp.tool
+    def tally() -> dict:
+        """The requests this server received, by method (this call included)."""
+        return dict(counts)
+
+    @mcp.tool
+    async def touch_tools(ctx: Context) -> str:
+        """Announce that this server's tools changed (notifications/tools/list_changed)."""
+        await ctx.send_notification(ToolListChangedNotification())
+        return "announced"
+
+    return mcp
+
+
+PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy, "bulk": build_bulk,
+            "counted": build_counted}
 
 
 def main() -> None:

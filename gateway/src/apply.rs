@@ -9,6 +9,7 @@ use manifold_api::GatewayConfig;
 
 use crate::Gateway;
 use crate::metrics::{Load, LoadLabels};
+use crate::policy::cache::Store;
 use crate::snapshot::{ClientPool, Snapshot};
 
 /// What the last load reported, for `/status`.
@@ -38,9 +39,42 @@ pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientP
     }
     gateway.report.lock().expect("report lock").errors = errors;
     let old = gateway.snapshot.swap(Arc::new(snapshot));
-    crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
+    let new = gateway.snapshot.load();
+    forget_changed(&gateway.cache, &old, &new);
+    crate::mcp::announce_changes(gateway, &old, &new);
     gateway.ready.store(true, Ordering::Release);
     gateway.metrics.config_generation.set(generation as i64);
     gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Applied });
     tracing::info!(generation, routes, "serving new config");
+}
+
+/// Empties what a new config makes stale, and nothing else: everything of a route that is
+/// gone or whose caching rules changed; the merged lists of a route whose config changed
+/// otherwise (its mounts, or who may see what); the results of each mount whose config
+/// changed or that is gone. Results of the mounts left as they were stay.
+fn forget_changed(cache: &Store, old: &Snapshot, new: &Snapshot) {
+    if cache.bytes() == 0 {
+        return;
+    }
+    let now: std::collections::HashMap<_, _> = new.routes().map(|r| (r.config.key(), r)).collect();
+    for before in old.routes() {
+        let (namespace, name) = (&*before.config.namespace, &*before.config.name);
+        let Some(after) = now.get(&before.config.key()) else {
+            cache.forget_route(namespace, name);
+            continue;
+        };
+        if after.config == before.config {
+            continue;
+        }
+        if after.config.caching != before.config.caching {
+            cache.forget_route(namespace, name);
+            continue;
+        }
+        cache.forget_lists(namespace, name);
+        for mount in &before.mounts {
+            if !after.mounts.iter().any(|m| m.key == mount.key && m.config == mount.config) {
+                cache.forget_mount(namespace, name, &mount.key);
+            }
+        }
+    }
 }

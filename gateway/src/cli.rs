@@ -74,6 +74,10 @@ pub struct Args {
     /// `nextCursor` for the rest.
     #[arg(long, default_value_t = 500)]
     pub list_page_size: usize,
+    /// Bytes of tool results and merged lists kept for routes that declare `caching`, on
+    /// this replica; past it, the least recently used go.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub cache_bytes: usize,
     /// Threads serving MCP (default: one per CPU).
     #[arg(long, env = "MANIFOLD_WORKERS")]
     pub workers: Option<usize>,
@@ -113,6 +117,7 @@ impl Args {
             workers: self.workers.unwrap_or(Settings::default().workers),
             max_sessions: self.max_sessions,
             list_page_size: self.list_page_size.max(1),
+            cache_bytes: self.cache_bytes,
             jwks_refetch_cooldown: Duration::from_secs(self.jwks_refetch_secs),
             audit_log: self.audit_log.clone(),
             session_keys: self.session_keys.clone(),

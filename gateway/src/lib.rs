@@ -65,6 +65,9 @@ pub struct Gateway {
     pub report: std::sync::Mutex<apply::Report>,
     /// Where every route's rate limits are counted: this replica's buckets, or Redis.
     pub limiter: policy::Limiter,
+    /// Tool results and merged lists kept for routes that declare caching (shared with
+    /// `sessions`, whose upstreams' change notifications empty it).
+    pub cache: Arc<policy::cache::Store>,
 }
 
 /// Where a gateway's config comes from.
@@ -99,6 +102,8 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// Most items on one page of a merged list (`tools/list` and the like).
     pub list_page_size: usize,
+    /// Bytes of cached results and lists this replica keeps at most.
+    pub cache_bytes: usize,
     /// Threads serving MCP, each with its own single-threaded runtime and upstream
     /// connections, so a request is handled start to finish without crossing threads.
     pub workers: usize,
@@ -127,6 +132,7 @@ impl Default for Settings {
             max_sessions: 100_000,
             watch_interval: Duration::from_secs(1),
             list_page_size: 500,
+            cache_bytes: 64 * 1024 * 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             jwks_refetch_cooldown: Duration::from_secs(10),
             audit_log: None,
@@ -189,9 +195,11 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     if let Some(redis) = &settings.rate_limit_redis {
         tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
     }
+    let cache = Arc::new(policy::cache::Store::new(settings.cache_bytes));
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age),
+        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age)
+            .with_cache(Arc::clone(&cache)),
         metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,
@@ -201,6 +209,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         audit: access::audit::Log::open(settings.audit_log.as_ref())?,
         report: Default::default(),
         limiter,
+        cache,
     });
     // A local source is loaded before listening; the operator's Secrets are watched from
     // now on, and the gateway is ready once they hold a config.

@@ -82,6 +82,29 @@ impl LabelValue for StoreAnswer {
 }
 
 label_set! {
+    /// A cache lookup or eviction: of a tool result or a merged list page, on a route.
+    pub struct CacheLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub kind: CacheKind }
+}
+
+/// What a cache entry holds, as counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheKind {
+    /// A `tools/call` result.
+    Tools,
+    /// A merged list page.
+    Lists,
+}
+
+impl LabelValue for CacheKind {
+    fn label(&self) -> &str {
+        match self {
+            CacheKind::Tools => "tools",
+            CacheKind::Lists => "lists",
+        }
+    }
+}
+
+label_set! {
     /// A config load.
     pub struct LoadLabels { pub outcome: Load }
 }
@@ -186,6 +209,16 @@ pub struct Metrics {
     pub rate_limit_store_down: IntGauge,
     /// Outages of the shared store seen by this replica.
     pub rate_limit_store_outages: IntCounter,
+    /// Answers served from the cache, by namespace, route and kind (`tools`, `lists`).
+    pub cache_hits: Counters<CacheLabels<'static>>,
+    /// Cacheable requests not found in the cache, so asked upstream.
+    pub cache_misses: Counters<CacheLabels<'static>>,
+    /// Cacheable requests whose client asked for a fresh answer.
+    pub cache_bypasses: Counters<CacheLabels<'static>>,
+    /// Entries dropped to stay within the cache's byte budget.
+    pub cache_evictions: Counters<CacheLabels<'static>>,
+    /// Bytes the cache holds.
+    pub cache_bytes: IntGauge,
 }
 
 /// Methods that get their own label value.
@@ -269,7 +302,20 @@ impl Metrics {
         )
         .expect("a valid metric name");
         registry.register(Box::new(rate_limit_store_outages.clone())).expect("each metric is registered once");
+        let cache = |name: &str, help: &str| Counters::register(&registry, name, help);
+        let cache_hits = cache("manifold_cache_hits_total", "Answers served from the cache, upstreams not asked");
+        let cache_misses = cache("manifold_cache_misses_total", "Cacheable requests not in the cache, asked upstream");
+        let cache_bypasses =
+            cache("manifold_cache_bypasses_total", "Cacheable requests whose client asked for a fresh answer");
+        let cache_evictions =
+            cache("manifold_cache_evictions_total", "Cache entries dropped to stay within the byte budget");
+        let cache_bytes = gauge(&registry, "manifold_cache_bytes", "Bytes of keys and answers the cache holds");
         Metrics {
+            cache_hits,
+            cache_misses,
+            cache_bypasses,
+            cache_evictions,
+            cache_bytes,
             rate_limited,
             rate_limit_store_failures,
             rate_limit_store_seconds,

@@ -23,6 +23,8 @@ pub mod header {
     pub const NAME: &str = "mcp-name";
     /// Headers a stateless client sends for the servers, forwarded unchanged.
     pub const PARAM_PREFIX: &str = "mcp-param-";
+    /// Manifold's: how a plain JSON answer met the route's cache (`hit`, `miss`, `bypass`).
+    pub const CACHE: &str = "manifold-cache";
 }
 
 /// Keys of `params._meta`.
@@ -39,6 +41,9 @@ pub mod meta {
     pub const PROGRESS_TOKEN: &str = "progressToken";
     /// Manifold's: the seconds to wait before retrying a call a rate limit refused.
     pub const RETRY_AFTER_SECONDS: &str = "dev.manifold/retryAfterSeconds";
+    /// Manifold's: on a result, how it met the cache (`hit`, `miss`, `bypass`); on a
+    /// request, `no-cache` asks for a fresh answer.
+    pub const CACHE: &str = "dev.manifold/cache";
 }
 
 /// JSON-RPC and MCP error codes.

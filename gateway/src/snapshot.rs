@@ -9,6 +9,7 @@ use manifold_api::GatewayConfig;
 use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wildcard_covers};
 
 use crate::access::{self, Access};
+use crate::policy::cache::Rules;
 use crate::policy::limits::Limits;
 use crate::upstream::UpstreamClient;
 
@@ -26,6 +27,8 @@ pub struct Route {
     pub access: Access,
     /// The rate limits requests meet after access control.
     pub limits: Limits,
+    /// Which tool results and lists are kept, met after the limits.
+    pub caching: Rules,
 }
 
 /// One mounted sub-server.
@@ -137,7 +140,8 @@ impl Route {
         }
         let access = Access::build(route, &mut pool.key_sets)?;
         let limits = Limits::build(route)?;
-        Ok(Route { config: route.clone(), mounts, access, limits })
+        let caching = Rules::build(route)?;
+        Ok(Route { config: route.clone(), mounts, access, limits, caching })
     }
 
     /// `namespace/name`, for logs.
@@ -178,6 +182,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            caching: Default::default(),
         }
     }
 

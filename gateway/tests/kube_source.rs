@@ -95,6 +95,7 @@ fn route(name: &str) -> RouteConfig {
         authorization: None,
         audit_arguments: false,
         rate_limits: vec![],
+        caching: Default::default(),
     }
 }
 

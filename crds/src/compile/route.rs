@@ -11,10 +11,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of, secrets};
-use crate::config::{GatewayConfig, MountConfig, RateLimitConfig, RouteConfig, ToolPolicy, prefixed, wildcard_covers};
+use crate::config::{
+    CachingConfig, GatewayConfig, MountConfig, RateLimitConfig, ResultCacheConfig, RouteConfig, ToolPolicy, prefixed,
+    wildcard_covers,
+};
 use crate::key::ObjectKey;
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
-use crate::resources::{McpRoute, PREFIX_PATTERN, RateLimit, TOOL_NAME_PATTERN};
+use crate::resources::{CacheScope, Caching, McpRoute, PREFIX_PATTERN, RateLimit, TOOL_NAME_PATTERN};
 
 const MAX_MOUNTS: usize = 64;
 const MAX_PATH: usize = 256;
@@ -348,6 +351,7 @@ fn check(
     }
 
     let rate_limits = rate_limits(&spec.rate_limits, &mut invalid);
+    let caching = spec.caching.as_ref().map(|c| caching(c, &mut invalid)).unwrap_or_default();
     let refs_before = refs.len();
     let access = super::access::compile(spec, &namespace, secrets, &mut invalid, &mut refs);
     if refs.len() > refs_before {
@@ -366,6 +370,7 @@ fn check(
         authorization: access.authorization,
         audit_arguments: access.audit_arguments,
         rate_limits,
+        caching,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
 }
@@ -432,6 +437,40 @@ fn rate_limits(limits: &[RateLimit], invalid: &mut Vec<Problem>) -> Vec<RateLimi
         });
     }
     compiled
+}
+
+/// The route's caching rules in milliseconds; what is wrong goes to `invalid`.
+fn caching(caching: &Caching, invalid: &mut Vec<Problem>) -> CachingConfig {
+    let mut results = Vec::with_capacity(caching.results.len());
+    for (i, rule) in caching.results.iter().enumerate() {
+        let at = format!("spec.caching.results[{i}]");
+        if rule.tools.is_empty() {
+            invalid.push(Problem::new(format!("{at}.tools"), "list at least one tool glob"));
+        }
+        for glob in &rule.tools {
+            if let Err(e) = globset::Glob::new(glob) {
+                invalid.push(Problem::new(format!("{at}.tools"), format!("invalid glob `{glob}`: {e}")));
+            }
+        }
+        results.push(ResultCacheConfig {
+            tools: rule.tools.clone(),
+            ttl_ms: ttl_ms(&format!("{at}.ttl"), &rule.ttl, "ttl", 24, invalid),
+            public: rule.scope == Some(CacheScope::Public),
+        });
+    }
+    let lists_ttl_ms =
+        caching.lists.as_ref().map(|lists| ttl_ms("spec.caching.lists.ttl", &lists.ttl, "lists ttl", 1, invalid));
+    CachingConfig { results, lists_ttl_ms }
+}
+
+/// A cache TTL in whole milliseconds, at least one and at most `max_hours`.
+fn ttl_ms(at: &str, ttl: &kube::core::Duration, what: &str, max_hours: u64, invalid: &mut Vec<Problem>) -> u64 {
+    let millis = std::time::Duration::from(*ttl).as_millis();
+    if ttl.is_negative() || millis == 0 || millis > u128::from(max_hours) * 3_600_000 {
+        invalid.push(Problem::new(at, format!("{what} must be greater than 0s and at most {max_hours}h")));
+        return 1;
+    }
+    millis as u64
 }
 
 fn check_policy(policy: &ToolPolicy, field: &str, invalid: &mut Vec<Problem>) {

@@ -40,6 +40,7 @@ fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
             authorization: None,
             audit: None,
             rate_limits: vec![],
+            caching: None,
         },
         status: None,
     }

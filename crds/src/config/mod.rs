@@ -62,6 +62,38 @@ pub struct RouteConfig {
     /// Token buckets requests draw from after authorization.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// Tool results and merged lists kept by the gateway.
+    #[serde(default, skip_serializing_if = "CachingConfig::is_empty")]
+    pub caching: CachingConfig,
+}
+
+/// What a route's gateways keep, defaults filled in.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CachingConfig {
+    /// Rules for tool results, in order: the first whose globs match a tool decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultCacheConfig>,
+    /// How long a caller's merged list page is kept; none: lists are not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists_ttl_ms: Option<u64>,
+}
+
+impl CachingConfig {
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.lists_ttl_ms.is_none()
+    }
+}
+
+/// Results of the tools matching `tools` (client-visible names, globs), kept `ttl_ms`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultCacheConfig {
+    pub tools: Vec<String>,
+    pub ttl_ms: u64,
+    /// Served to every caller of the route, not only the one it was fetched for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 /// A rate limit, defaults filled in.

@@ -3,6 +3,7 @@
 //! shows; CEL rules on them are what the API server rejects before any controller runs.
 
 mod access;
+mod caching;
 mod limits;
 mod openapi;
 mod route;
@@ -13,6 +14,7 @@ pub use access::{
     Action, ApiKeys, Audit, Authentication, Authorization, AuthorizationRule, ClaimMappings, DecisionApi, Effect,
     ExternalAuthorization, JwksSource, JwtAlgorithm, JwtProvider, OAuthMetadata, SecretRef,
 };
+pub use caching::{CacheScope, Caching, ListCache, ResultCache};
 pub use limits::{LimitScope, RateLimit};
 pub use openapi::{
     ApiAuth, ApiKeyAuth, ApiKeyLocation, BasicAuth, BearerAuth, ComponentType, ConfigMapKeyRef, HttpMethod,

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Audit, Authentication, Authorization};
+use super::caching::Caching;
 use super::limits::RateLimit;
 use super::status::McpRouteStatus;
 
@@ -75,6 +76,11 @@ pub struct McpRouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub rate_limits: Vec<RateLimit>,
+
+    /// Tool results and merged lists the gateways keep and serve again, checked after the
+    /// rate limits. Nothing is cached without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching: Option<Caching>,
 }
 
 /// One sub-server mounted into a route.

@@ -63,6 +63,12 @@ pub struct Call {
     pub relay: mpsc::UnboundedSender<Bytes>,
     /// The revision family the client speaks.
     pub era: Era,
+    /// The client asked for a fresh answer (`Cache-Control: no-cache`): the route's cache is
+    /// not consulted, and what is fetched is kept again.
+    pub fresh: bool,
+    /// How the request met the route's cache, once it did: the `Manifold-Cache` header of a
+    /// plain JSON answer says it too.
+    pub cached: std::sync::OnceLock<crate::policy::cache::Outcome>,
 }
 
 /// Which family of revisions a request belongs to.
@@ -225,6 +231,10 @@ impl Observer for Forward<'_> {
     }
 
     fn message(&self, message: Message) {
+        if let Some(method) = message.method.as_deref() {
+            let route = &self.call.route.config;
+            self.call.gateway.cache.upstream_changed(&route.namespace, &route.name, &self.mount.key, method);
+        }
         if let Some(stateless) = self.call.era.stateless() {
             // The stateless revision has no server-to-client requests, and log messages only
             // for clients that asked for them.
@@ -344,6 +354,7 @@ pub mod testing {
             authorization: authorization.map(|a| serde_json::from_value(a).expect("test authorizations are valid")),
             audit_arguments: false,
             rate_limits: vec![],
+            caching: Default::default(),
         }
     }
 
@@ -366,13 +377,24 @@ pub mod testing {
             audit: crate::access::audit::Log::open(Some(&"/dev/null".into())).expect("/dev/null opens"),
             report: Default::default(),
             limiter: Default::default(),
+            cache: Arc::new(crate::policy::cache::Store::new(1 << 20)),
         });
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities: raw(&json!({})) };
         let session = gateway.sessions.provisional(manifold_api::ObjectKey::new("acme", "tools"), hello);
         let (relay, relayed) = mpsc::unbounded_channel();
-        let call = Call { gateway, route, session, principal, id: raw(&json!(7)), relay, era };
+        let call = Call {
+            gateway,
+            route,
+            session,
+            principal,
+            id: raw(&json!(7)),
+            relay,
+            era,
+            fresh: false,
+            cached: Default::default(),
+        };
         (call, relayed)
     }
 }

@@ -248,6 +248,8 @@ async fn post(
         id,
         relay,
         era: Era::Session,
+        fresh: super::cached::fresh_asked(headers),
+        cached: Default::default(),
     };
     super::exchange::request(call, parsed, method, params, relayed).await
 }

@@ -53,16 +53,23 @@ pub async fn request(
             count(&call.gateway, &call.route, method, &answer);
             answer
         });
-        (call.id, answer)
+        (call.id, answer, call.cached.get().copied())
     });
     let mut early = Vec::new();
     tokio::select! {
         biased;
         Some(first) = relayed.recv() => early.push(first),
-        (id, answer) = &mut work => {
+        (id, answer, cached) = &mut work => {
             early.extend(std::iter::from_fn(|| relayed.try_recv().ok()));
             match answer {
-                Some(answer) if early.is_empty() => return respond(&id, answer, &era),
+                Some(answer) if early.is_empty() => {
+                    let mut response = respond(&id, answer, &era);
+                    if let Some(cached) = cached {
+                        let value = http::HeaderValue::from_static(cached.as_str());
+                        response.headers_mut().insert(crate::protocol::header::CACHE, value);
+                    }
+                    return response;
+                }
                 answer => {
                     let (outlet, body) = Outlet::open(&session, &era);
                     for message in early {
@@ -83,7 +90,7 @@ pub async fn request(
             tokio::select! {
                 biased;
                 Some(message) = relayed.recv() => outlet.send(&message),
-                (id, answer) = &mut work => return outlet.conclude(&mut relayed, &id, answer),
+                (id, answer, _) = &mut work => return outlet.conclude(&mut relayed, &id, answer),
             }
         }
     });

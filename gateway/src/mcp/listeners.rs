@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::names::prefix_uri;
 use super::stream::DirectSender;
 use crate::jsonrpc::Message;
+use crate::policy::cache::Store;
 use crate::protocol::{Method, meta};
 use crate::upstream::Observer;
 
@@ -132,6 +133,9 @@ pub struct ListenRelay<'a> {
     pub filter: &'a Filter,
     /// Fired when the upstream acknowledges its subscription.
     pub ready: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    /// The cache the upstream's change notifications empty, for the route and the mount
+    /// (its key) the stream is of.
+    pub changes: (&'a Store, &'a ObjectKey, &'a str),
 }
 
 impl Observer for ListenRelay<'_> {
@@ -147,6 +151,8 @@ impl Observer for ListenRelay<'_> {
         if message.id.is_some() {
             return;
         }
+        let (cache, route, mount) = self.changes;
+        cache.upstream_changed(&route.namespace, &route.name, mount, name);
         let mut params: Map<String, Value> =
             message.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
         if !self.filter.admits(method, &params) {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use super::cached;
 use super::call::{Answer, Call};
 use super::pager::{Cache, Caching, Page, Pager, Read};
 use crate::jsonrpc::raw;
@@ -22,6 +23,10 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         cursor: Option<String>,
     }
     let cursor = params.and_then(|p| serde_json::from_str::<Params>(p.get()).ok()).and_then(|p| p.cursor);
+    let kept = match cached::list_page(call, kind, params, cursor.as_deref()) {
+        Ok(hit) => return hit,
+        Err(kept) => kept,
+    };
     let route = &call.route;
     let keys = route.mounts.iter().map(|mount| mount.key.to_string()).collect();
     let mut pager = match Pager::start(kind, cursor.as_deref(), keys, call.gateway.list_page_size) {
@@ -84,9 +89,11 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         true => Caching::Stated { shared: route.access.is_open() },
         false => Caching::Unstated,
     };
-    match pager.finish(caching) {
-        Ok(result) => Answer::Result(raw(&result)),
-        Err(error) => Answer::Error(error),
+    let (complete, upstream_ttl) = (pager.complete(), pager.upstream_ttl());
+    match (pager.finish(caching), kept) {
+        (Ok(result), Some(kept)) => Answer::Result(cached::keep_list(call, kept, result, complete, upstream_ttl)),
+        (Ok(result), None) => Answer::Result(raw(&result)),
+        (Err(error), _) => Answer::Error(error),
     }
 }
 
@@ -143,7 +150,8 @@ async fn list_page(
                 Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
                 _ => None,
             };
-            Ok(Ok(Page { items: items.collect(), next_cursor, cache: Cache::of(&page) }))
+            let ttl_ms = page.get("ttlMs").map(|ttl| ttl.as_u64().unwrap_or(0));
+            Ok(Ok(Page { items: items.collect(), next_cursor, cache: Cache::of(&page), ttl_ms }))
         }
         Reply::Error(error) => Ok(Err(error)),
     }

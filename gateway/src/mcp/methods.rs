@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use super::cached;
 use super::call::{Answer, Call, Forward};
 use super::lists;
 use super::rewrite::client_side_uris;
@@ -101,8 +102,17 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
     } else {
         match owner(call, kind, &visible).await {
             Owner::Found(mount, upstream) => {
+                let rule = match method {
+                    Method::ToolsCall => call.route.caching.result_rule(&visible),
+                    _ => None,
+                };
                 fields.insert(field.into(), raw(&upstream));
-                let answer = forward(call, kind, mount, method, &raw(&fields), &visible, Some(&upstream)).await;
+                let sent = raw(&fields);
+                let ask = forward(call, kind, mount, method, &sent, &visible, Some(&upstream));
+                let answer = match rule {
+                    Some(rule) => cached::tool_call(call, mount, rule, &visible, params, &fields, ask).await,
+                    None => ask.await,
+                };
                 (answer, Some(mount.config.server.as_str()))
             }
             Owner::Unknown => (unknown(kind, &visible), None),

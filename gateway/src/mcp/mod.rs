@@ -8,6 +8,7 @@
 //! waiting for changes), and the leaves `response` (HTTP responses and every status), `rewrite`
 //! (pure message rewriting), `names` (client-visible names and URIs), `stream` and `seal`.
 
+mod cached;
 mod call;
 pub mod endpoint;
 mod exchange;

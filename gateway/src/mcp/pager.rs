@@ -27,6 +27,9 @@ pub struct Page {
     /// How long the upstream lets the page be cached, and by whom (`ttlMs`, `cacheScope`);
     /// none from servers of the session era.
     pub cache: Cache,
+    /// The upstream's `ttlMs`, as the gateway's own cache reads it: none when absent (a server
+    /// of the session era), 0 when negative or not a number.
+    pub ttl_ms: Option<u64>,
 }
 
 /// A cache hint of the stateless revision; merged, the strictest wins.
@@ -119,6 +122,8 @@ pub struct Pager {
     /// Mounts that failed, as the error names them.
     failed: Vec<String>,
     cache: Option<Cache>,
+    /// The shortest `ttlMs` of the upstream pages read, where they state one.
+    ttl_ms: Option<u64>,
 }
 
 impl Pager {
@@ -143,6 +148,7 @@ impl Pager {
             answered: 0,
             failed: Vec::new(),
             cache: None,
+            ttl_ms: None,
         })
     }
 
@@ -172,6 +178,10 @@ impl Pager {
         let At::Page { cursor, skip } = self.position.at(&key) else { return Vec::new() };
         self.answered += 1;
         self.cache = Some(self.cache.map_or(page.cache, |c| c.and(page.cache)));
+        self.ttl_ms = match (self.ttl_ms, page.ttl_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let total = page.items.len();
         let room = self.page_size - self.items.len();
         let served = total.saturating_sub(skip).min(room);
@@ -209,6 +219,17 @@ impl Pager {
     pub fn failed(&mut self, server: &str, why: &str) {
         self.failed.push(format!("`{server}` ({why})"));
         self.done();
+    }
+
+    /// Whether every mount read answered: a page missing a failed mount's items is not one
+    /// to keep.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// The shortest `ttlMs` the upstream pages read stated, if any stated one.
+    pub fn upstream_ttl(&self) -> Option<std::time::Duration> {
+        self.ttl_ms.map(std::time::Duration::from_millis)
     }
 
     fn done(&mut self) {
@@ -286,7 +307,7 @@ mod tests {
                 let pages = upstreams[mount];
                 let items = pages[index].iter().map(|name| json!({ "name": name }).as_object().unwrap().clone());
                 let next_cursor = (index + 1 < pages.len()).then(|| (index + 1).to_string());
-                let page = Page { items: items.collect(), next_cursor, cache: Cache::NONE };
+                let page = Page { items: items.collect(), next_cursor, cache: Cache::NONE, ttl_ms: None };
                 for item in pager.take(page) {
                     let name = item["name"].as_str().unwrap().to_owned();
                     pager.push(name, item);
@@ -362,6 +383,7 @@ mod tests {
             items: vec![],
             next_cursor: None,
             cache: Cache::of(json!({"ttlMs": ttl, "cacheScope": scope}).as_object().unwrap()),
+            ttl_ms: Some(ttl),
         };
         let merged = |caching| {
             let mut pager = Pager::start(Kind::Tool, None, vec!["~a".into(), "~b".into()], 10).unwrap();
@@ -375,6 +397,30 @@ mod tests {
         assert_eq!(merged(Caching::Stated { shared: true }), open);
         assert_eq!(merged(Caching::Stated { shared: false })["cacheScope"], "private");
         assert_eq!(merged(Caching::Unstated), json!({ "tools": [] }));
+    }
+
+    #[test]
+    fn the_cache_learns_the_shortest_stated_ttl_and_whether_every_mount_answered() {
+        let page = |ttl_ms: Option<u64>| Page { items: vec![], next_cursor: None, cache: Cache::NONE, ttl_ms };
+        let keys = vec!["~a".to_owned(), "~b".to_owned(), "~c".to_owned()];
+        let mut pager = Pager::start(Kind::Tool, None, keys.clone(), 10).unwrap();
+        pager.next_read();
+        pager.take(page(None));
+        assert_eq!(pager.upstream_ttl(), None, "a session-era page states nothing");
+        pager.next_read();
+        pager.take(page(Some(60_000)));
+        pager.next_read();
+        pager.take(page(Some(5_000)));
+        assert_eq!(pager.upstream_ttl(), Some(std::time::Duration::from_secs(5)));
+        assert!(pager.complete());
+
+        let mut pager = Pager::start(Kind::Tool, None, keys, 10).unwrap();
+        pager.next_read();
+        pager.take(page(Some(0)));
+        pager.next_read();
+        pager.failed("b", "timed out");
+        assert_eq!(pager.upstream_ttl(), Some(std::time::Duration::ZERO), "ttlMs 0: not to be kept");
+        assert!(!pager.complete(), "a page without b's items is not one to keep");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::listeners::Listeners;
 use super::rewrite;
 use super::seal::{Claims, KeyRing};
 use super::stream::{STANDALONE, Streams};
+use crate::policy::cache::Store;
 use crate::protocol::SUPPORTED_VERSIONS;
 use crate::snapshot::{Mount, Route};
 use crate::upstream::{Held, Hello, Slot, UpstreamClient};
@@ -53,6 +54,8 @@ pub struct Session {
     asks: Mutex<HashMap<String, oneshot::Sender<Answered>>>,
     last_seen: AtomicU64,
     slots: Mutex<Slots>,
+    /// Emptied for a mount when its upstream announces a change.
+    cache: Arc<Store>,
 }
 
 /// A request of the gateway's own to the client, waiting for its answer.
@@ -127,6 +130,9 @@ impl Session {
         let (key, prefix) = (Arc::clone(&mount.key), mount.config.prefix.clone());
         Arc::new(move |message| {
             let Some(session) = session.upgrade() else { return };
+            if let Some(method) = message.method.as_deref() {
+                session.cache.upstream_changed(&session.route.namespace, &session.route.name, &key, method);
+            }
             if let Some(listeners) = &session.bridged_to {
                 listeners.relay(&session.route, &prefix, message);
             } else if let Some(message) = rewrite::to_client(&key, &prefix, message) {
@@ -302,6 +308,8 @@ pub struct Sessions {
     max_age: Duration,
     /// Tokens of sessions ended by DELETE on this replica, until they would have expired.
     ended: Mutex<HashMap<String, u64>>,
+    /// The gateway's cache, which what sessions' upstreams announce empties.
+    cache: Arc<Store>,
 }
 
 /// Whether a request makes its session an entry of the table (see [`Sessions`]).
@@ -326,7 +334,13 @@ impl Sessions {
             ring: Arc::new(ring),
             max_age,
             ended: Mutex::default(),
+            cache: Arc::new(Store::new(0)),
         }
+    }
+
+    /// The same table, with sessions whose upstreams' change notifications empty `cache`.
+    pub fn with_cache(self, cache: Arc<Store>) -> Self {
+        Sessions { cache, ..self }
     }
 
     /// Opens a session bound to `principal` (a binding), holding the upstream sessions
@@ -395,6 +409,7 @@ impl Sessions {
             asks: Mutex::default(),
             last_seen: AtomicU64::new(self.now()),
             slots: Mutex::default(),
+            cache: Arc::clone(&self.cache),
         })
     }
 

@@ -100,6 +100,8 @@ pub async fn answer(
         id,
         relay,
         era: Era::Stateless(Arc::new(stateless)),
+        fresh: super::cached::fresh_asked(headers),
+        cached: Default::default(),
     };
     request(call, parsed, method, params, relayed).await
 }
@@ -287,18 +289,20 @@ fn listen(
                     .filter_map(|uri| mount.upstream(Kind::Resource, uri).map(|u| u.into_owned()))
                     .collect(),
             );
-            (Arc::clone(&mount.client), mount.config.prefix.clone(), upstream_filter, bridge.slot(mount))
+            let prefix = mount.config.prefix.clone();
+            (Arc::clone(&mount.client), prefix, Arc::clone(&mount.key), upstream_filter, bridge.slot(mount))
         })
         .collect();
     let listeners = Arc::clone(&gateway.sessions.listeners);
+    let cache = Arc::clone(&gateway.cache);
     let task = tokio::spawn(async move {
         let mut readies = Vec::new();
         let relays: Vec<_> = mounts
             .into_iter()
-            .map(|(client, prefix, upstream_filter, slot)| {
+            .map(|(client, prefix, mount, upstream_filter, slot)| {
                 let (ready, is_ready) = oneshot::channel::<()>();
                 readies.push(is_ready);
-                let (sender, id, meta, bridge) = (&sender, &id, &meta, &bridge);
+                let (sender, id, meta, bridge, cache, route) = (&sender, &id, &meta, &bridge, &cache, &route_key);
                 async move {
                     if !client.speaks_stateless().await {
                         // A session-only upstream announces on its session's own stream: the
@@ -316,6 +320,7 @@ fn listen(
                         prefix: &prefix,
                         filter: &upstream_filter,
                         ready: std::sync::Mutex::new(Some(ready)),
+                        changes: (cache, route, &mount),
                     };
                     if let Err(error) =
                         client.stateless_stream(Method::SubscriptionsListen.name(), &params, &relay).await

@@ -312,6 +312,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            caching: Default::default(),
         }
     }
 

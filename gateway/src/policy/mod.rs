@@ -1,8 +1,9 @@
 //! Traffic policy, between authorization and dispatch: a request the route's access control
-//! let through meets its rate limits ([`limits`]) before it reaches a mount. The [`Limiter`]
-//! counts them in this replica's buckets, or with `--rate-limit-redis` in Redis for every
-//! replica at once ([`cluster`]).
+//! let through meets its rate limits ([`limits`]), then its cache ([`cache`]), before it
+//! reaches a mount. The [`Limiter`] counts limits in this replica's buckets, or with
+//! `--rate-limit-redis` in Redis for every replica at once ([`cluster`]).
 
+pub mod cache;
 pub mod cluster;
 pub mod keys;
 pub mod limits;
