@@ -224,12 +224,14 @@ mod tests {
                     transport: Transport::StreamableHttp,
                     headers: vec![],
                     timeout_ms: 30_000,
+                    resilience: Default::default(),
                 }),
             }],
             authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            resilience: Default::default(),
         }
     }
 

@@ -158,6 +158,7 @@ mod tests {
             transport: Transport::StreamableHttp,
             headers: vec![],
             timeout_ms: 1000,
+            resilience: Default::default(),
         });
         RouteConfig {
             namespace: "acme".into(),
@@ -178,6 +179,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            resilience: Default::default(),
         }
     }
 

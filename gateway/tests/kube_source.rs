@@ -89,12 +89,14 @@ fn route(name: &str) -> RouteConfig {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 1000,
+                resilience: Default::default(),
             }),
         }],
         authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
         authorization: None,
         audit_arguments: false,
         rate_limits: vec![],
+        resilience: Default::default(),
     }
 }
 

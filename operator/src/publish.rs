@@ -138,6 +138,7 @@ mod tests {
                 authorization: None,
                 audit_arguments: false,
                 rate_limits: vec![],
+                resilience: Default::default(),
             })
             .collect();
         GatewayConfig::new(routes, None)

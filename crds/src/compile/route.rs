@@ -348,6 +348,7 @@ fn check(
     }
 
     let rate_limits = rate_limits(&spec.rate_limits, &mut invalid);
+    let resilience = super::resilience::route(spec.resilience.as_ref(), &mut invalid);
     let refs_before = refs.len();
     let access = super::access::compile(spec, &namespace, secrets, &mut invalid, &mut refs);
     if refs.len() > refs_before {
@@ -366,6 +367,7 @@ fn check(
         authorization: access.authorization,
         audit_arguments: access.audit_arguments,
         rate_limits,
+        resilience,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
 }

@@ -75,6 +75,11 @@ pub struct McpRouteSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub rate_limits: Vec<RateLimit>,
+
+    /// A cap on this route's requests in flight, and leave to retry tools that declare
+    /// `idempotentHint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resilience: Option<super::RouteResilience>,
 }
 
 /// One sub-server mounted into a route.

@@ -326,6 +326,7 @@ pub mod testing {
             transport: Transport::StreamableHttp,
             headers: vec![],
             timeout_ms: 1000,
+            resilience: Default::default(),
         });
         let mount = |prefix: &&str| MountConfig {
             server: format!("server-{prefix}"),
@@ -344,6 +345,7 @@ pub mod testing {
             authorization: authorization.map(|a| serde_json::from_value(a).expect("test authorizations are valid")),
             audit_arguments: false,
             rate_limits: vec![],
+            resilience: Default::default(),
         }
     }
 

@@ -220,6 +220,7 @@ mod tests {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 30_000,
+                resilience: Default::default(),
             });
         }
         let (call, _) = call(config, Era::Session).await;

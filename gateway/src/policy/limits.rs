@@ -225,6 +225,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            resilience: Default::default(),
         }
     }
 

@@ -609,6 +609,7 @@ mod tests {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 1000,
+                resilience: Default::default(),
             })
         };
         let refused =
