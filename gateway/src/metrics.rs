@@ -3,7 +3,7 @@
 //! an argument.
 
 use manifold_runtime::label_set;
-use manifold_runtime::metrics::{Counters, Histograms, LabelValue, gauge, render};
+use manifold_runtime::metrics::{Counters, Gauges, Histograms, LabelValue, gauge, render};
 use prometheus::{IntGauge, Registry};
 
 use crate::protocol::Method;
@@ -26,6 +26,76 @@ label_set! {
 label_set! {
     /// A request a rate limit refused; `limit` is the limit's name in the route's config.
     pub struct LimitLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub limit: &'a str }
+}
+
+label_set! {
+    /// A retry of a request to a mount, or one not made: `outcome` says which.
+    pub struct RetryLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub mount: &'a str, pub outcome: RetryOutcome }
+}
+
+label_set! {
+    /// One upstream's circuit breaker (shared by the tenant's routes, so no route label).
+    pub struct BreakerLabels<'a> { pub namespace: &'a str, pub mount: &'a str }
+}
+
+label_set! {
+    /// A circuit breaker's change of state.
+    pub struct TransitionLabels<'a> { pub namespace: &'a str, pub mount: &'a str, pub to: BreakerState }
+}
+
+label_set! {
+    /// A request refused because a cap on requests in flight stayed full.
+    pub struct CapLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub cap: CapScope }
+}
+
+/// What became of a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Sent, and answered.
+    Succeeded,
+    /// Sent, and failed too.
+    Failed,
+    /// Not sent: the retry budget was spent.
+    BudgetExhausted,
+    /// Not sent: the upstream's `Retry-After` was longer than the server's `maxRetryAfter`.
+    RetryAfterTooLong,
+}
+
+impl LabelValue for RetryOutcome {
+    fn label(&self) -> &str {
+        match self {
+            RetryOutcome::Succeeded => "succeeded",
+            RetryOutcome::Failed => "failed",
+            RetryOutcome::BudgetExhausted => "budget_exhausted",
+            RetryOutcome::RetryAfterTooLong => "retry_after_too_long",
+        }
+    }
+}
+
+/// A breaker state, as a label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerState(pub crate::policy::resilience::breaker::State);
+
+impl LabelValue for BreakerState {
+    fn label(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+/// Which cap refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapScope {
+    Route,
+    Upstream,
+}
+
+impl LabelValue for CapScope {
+    fn label(&self) -> &str {
+        match self {
+            CapScope::Route => "route",
+            CapScope::Upstream => "upstream",
+        }
+    }
 }
 
 label_set! {
@@ -125,6 +195,16 @@ pub struct Metrics {
     pub refusals: Counters<RefusalLabels<'static>>,
     /// Requests refused by a rate limit, by namespace, route and limit.
     pub rate_limited: Counters<LimitLabels<'static>>,
+    /// Retries of requests to mounts, by outcome.
+    pub retries: Counters<RetryLabels<'static>>,
+    /// Each upstream's breaker: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: Gauges<BreakerLabels<'static>>,
+    /// Breaker changes of state, by the state entered.
+    pub breaker_transitions: Counters<TransitionLabels<'static>>,
+    /// Requests refused at once because a mount's breaker was open.
+    pub breaker_refusals: Counters<BreakerLabels<'static>>,
+    /// Requests refused because a cap on requests in flight stayed full.
+    pub concurrency_refusals: Counters<CapLabels<'static>>,
 }
 
 /// Methods that get their own label value.
@@ -185,7 +265,37 @@ impl Metrics {
         );
         let rate_limited =
             Counters::register(&registry, "manifold_rate_limited_total", "Requests refused by a route's rate limit");
+        let retries = Counters::register(
+            &registry,
+            "manifold_upstream_retries_total",
+            "Retries of requests to mounted servers by outcome: succeeded, failed, budget_exhausted, retry_after_too_long",
+        );
+        let breaker_state = Gauges::register(
+            &registry,
+            "manifold_circuit_breaker_state",
+            "Circuit breaker of each mounted server: 0 closed, 1 open, 2 half-open",
+        );
+        let breaker_transitions = Counters::register(
+            &registry,
+            "manifold_circuit_breaker_transitions_total",
+            "Circuit breaker changes of state, by the state entered",
+        );
+        let breaker_refusals = Counters::register(
+            &registry,
+            "manifold_circuit_breaker_refusals_total",
+            "Requests failed at once because the mounted server's circuit breaker was open",
+        );
+        let concurrency_refusals = Counters::register(
+            &registry,
+            "manifold_concurrency_refusals_total",
+            "Requests refused because a cap on requests in flight (route or upstream) stayed full",
+        );
         Metrics {
+            retries,
+            breaker_state,
+            breaker_transitions,
+            breaker_refusals,
+            concurrency_refusals,
             rate_limited,
             registry,
             requests,

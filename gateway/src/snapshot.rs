@@ -10,6 +10,7 @@ use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wild
 
 use crate::access::{self, Access};
 use crate::policy::limits::Limits;
+use crate::policy::resilience::cap::Cap;
 use crate::upstream::UpstreamClient;
 
 /// Everything served at one config generation.
@@ -26,6 +27,8 @@ pub struct Route {
     pub access: Access,
     /// The rate limits requests meet after access control.
     pub limits: Limits,
+    /// The route's cap on requests in flight, met before a request's body is read.
+    pub cap: Option<Cap>,
 }
 
 /// One mounted sub-server.
@@ -137,7 +140,8 @@ impl Route {
         }
         let access = Access::build(route, &mut pool.key_sets)?;
         let limits = Limits::build(route)?;
-        Ok(Route { config: route.clone(), mounts, access, limits })
+        let cap = route.resilience.concurrency.as_ref().map(Cap::new);
+        Ok(Route { config: route.clone(), mounts, access, limits, cap })
     }
 
     /// `namespace/name`, for logs.

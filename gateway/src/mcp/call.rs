@@ -4,7 +4,8 @@
 //! upstream sends meanwhile (`Forward`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -16,7 +17,13 @@ use super::session::Session;
 use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, Message, RpcError, raw};
-use crate::metrics::{Outcome, UpstreamLabels};
+use crate::metrics::{
+    BreakerLabels, BreakerState as StateLabel, CapLabels, CapScope, Outcome, RetryLabels, RetryOutcome,
+    TransitionLabels, UpstreamLabels,
+};
+use crate::policy::resilience::breaker::{Admission, State as BreakerState, Transition};
+use crate::policy::resilience::cap::Place;
+use crate::policy::resilience::retry;
 use crate::protocol::Method;
 use crate::protocol::code::INTERNAL_ERROR;
 use crate::snapshot::{Mount, Route};
@@ -63,6 +70,11 @@ pub struct Call {
     pub relay: mpsc::UnboundedSender<Bytes>,
     /// The revision family the client speaks.
     pub era: Era,
+    /// The request's place under the route's cap on requests in flight, if it has one: held
+    /// for as long as the call, also while its answer streams after the handler returned.
+    /// Never read: dropping it gives the place back.
+    #[allow(dead_code)]
+    pub place: Option<Place>,
 }
 
 /// Which family of revisions a request belongs to.
@@ -106,9 +118,10 @@ pub struct Stateless {
 }
 
 impl Call {
-    /// One request to a mount, in the revision both sides speak: a stateless client's request
-    /// goes to a stateless upstream as it is; anything else goes through an upstream session,
-    /// the client's own or, for a stateless client, the gateway's bridge session.
+    /// One request to a mount, through the mount's resilience: its circuit breaker, its cap
+    /// on requests in flight, and retries where the request is safe to repeat (see
+    /// [`Call::may_repeat`]), with jittered backoff or the upstream's `Retry-After`, within
+    /// the upstream's retry budget.
     pub async fn request(
         &self,
         mount: &Mount,
@@ -116,18 +129,140 @@ impl Call {
         params: Option<&RawValue>,
         name: Option<&str>,
     ) -> Result<(Reply, Option<u16>), UpstreamError> {
-        let forward = Forward::new(self, mount);
+        let guard = &mount.client.guard;
+        let retries = &guard.config.retries;
+        guard.budget.request(guard.now());
+        let mut retry = 0;
+        loop {
+            let watched = Watched { forward: Forward::new(self, mount), sent: AtomicBool::new(false) };
+            let result = self.guarded(mount, method, params, name, &watched).await;
+            if retry > 0 {
+                let outcome = if result.is_ok() { RetryOutcome::Succeeded } else { RetryOutcome::Failed };
+                self.count_retry(mount, outcome);
+            }
+            let error = match result {
+                Ok(reply) => return Ok(reply),
+                Err(error) => error,
+            };
+            let may_have_run = watched.sent.load(Ordering::Relaxed) && !matches!(error, UpstreamError::Connect(_));
+            if retry >= retries.attempts || !error.is_transient() || !self.may_repeat(mount, method, name, may_have_run)
+            {
+                return Err(error);
+            }
+            let wait = match error.retry_after() {
+                Some(after) if after > Duration::from_millis(retries.max_retry_after_ms) => {
+                    self.count_retry(mount, RetryOutcome::RetryAfterTooLong);
+                    return Err(error);
+                }
+                Some(after) => after,
+                None => retry::backoff(retries, retry, retry::random()),
+            };
+            if !guard.budget.withdraw(guard.now()) {
+                self.count_retry(mount, RetryOutcome::BudgetExhausted);
+                return Err(error);
+            }
+            tracing::debug!(mount = %mount.config.server, method, %error, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+
+    /// Whether a request that failed may be sent again: one that provably never reached the
+    /// upstream always; else lists, `resources/read` and `prompts/get`, which change nothing;
+    /// and `tools/call` only of a tool whose listing declared `idempotentHint: true`, on a
+    /// route that allows it. Anything else the upstream may have acted on is never re-sent.
+    fn may_repeat(&self, mount: &Mount, method: &str, name: Option<&str>, may_have_run: bool) -> bool {
+        if !may_have_run {
+            return true;
+        }
+        match Method::parse(method) {
+            Method::ToolsList
+            | Method::PromptsList
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList
+            | Method::ResourcesRead
+            | Method::PromptsGet => true,
+            Method::ToolsCall => {
+                self.route.config.resilience.retry_idempotent_tools
+                    && name.is_some_and(|tool| mount.client.guard.known.idempotent(tool))
+            }
+            _ => false,
+        }
+    }
+
+    /// One attempt, if the mount's breaker and cap let it go; its outcome goes to the breaker.
+    async fn guarded(
+        &self,
+        mount: &Mount,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+        observer: &Watched<'_>,
+    ) -> Result<(Reply, Option<u16>), UpstreamError> {
+        let guard = &mount.client.guard;
+        let (admission, transition) = guard.breaker.admit(guard.now());
+        self.transition(mount, transition);
+        if let Admission::Refused { retry_in_ms } = admission {
+            let labels = BreakerLabels { namespace: &self.route.config.namespace, mount: &mount.config.server };
+            self.gateway.metrics.breaker_refusals.inc(&labels);
+            return Err(UpstreamError::CircuitOpen(Duration::from_millis(retry_in_ms)));
+        }
+        let place = guard.cap.enter().await.map_err(|full| {
+            let (namespace, route) = (&*self.route.config.namespace, &*self.route.config.name);
+            self.gateway.metrics.concurrency_refusals.inc(&CapLabels { namespace, route, cap: CapScope::Upstream });
+            UpstreamError::Busy(guard.cap.max_in_flight, Duration::from_secs(full.retry_after_seconds))
+        })?;
+        let result = self.attempt(mount, method, params, name, observer).await;
+        drop(place);
+        let failed = result.as_ref().is_err_and(UpstreamError::is_failure);
+        let transition = guard.breaker.record(guard.now(), admission, failed);
+        self.transition(mount, transition);
+        result
+    }
+
+    /// Logs a breaker's change of state and counts it.
+    fn transition(&self, mount: &Mount, transition: Option<Transition>) {
+        let Some(Transition { from, to }) = transition else { return };
+        let (namespace, server) = (&*self.route.config.namespace, &*mount.config.server);
+        match to {
+            BreakerState::Open => {
+                let open_for_ms = mount.client.guard.config.circuit_breaker.open_for_ms;
+                tracing::warn!(namespace, server, from = from.as_str(), open_for_ms, "circuit breaker opened");
+            }
+            _ => tracing::info!(namespace, server, from = from.as_str(), to = to.as_str(), "circuit breaker"),
+        }
+        let metrics = &self.gateway.metrics;
+        metrics.breaker_state.set(&BreakerLabels { namespace, mount: server }, to as i64);
+        metrics.breaker_transitions.inc(&TransitionLabels { namespace, mount: server, to: StateLabel(to) });
+    }
+
+    fn count_retry(&self, mount: &Mount, outcome: RetryOutcome) {
+        let (namespace, route) = (&*self.route.config.namespace, &*self.route.config.name);
+        self.gateway.metrics.retries.inc(&RetryLabels { namespace, route, mount: &mount.config.server, outcome });
+    }
+
+    /// One attempt in the revision both sides speak: a stateless client's request goes to a
+    /// stateless upstream as it is; anything else goes through an upstream session, the
+    /// client's own or, for a stateless client, the gateway's bridge session.
+    async fn attempt(
+        &self,
+        mount: &Mount,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+        forward: &Watched<'_>,
+    ) -> Result<(Reply, Option<u16>), UpstreamError> {
         if let Some(stateless) = self.era.stateless()
             && mount.client.speaks_stateless().await
         {
-            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, &forward).await?;
+            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, forward).await?;
             return Ok((reply.0, Some(reply.1)));
         }
         if !mount.client.refuses_sessions() {
             let bridged = self.era.stateless().and(params).map(session_params);
             let slot = self.session.slot(mount);
             let session_params = bridged.as_deref().or(params);
-            match mount.client.request(&slot, &self.session.hello, method, session_params, &forward).await {
+            match mount.client.request(&slot, &self.session.hello, method, session_params, forward).await {
                 Err(_) if mount.client.refuses_sessions() => {}
                 reply => return Ok((reply?, None)),
             }
@@ -138,7 +273,7 @@ impl Call {
         let mut params = stateless_params(params, &self.session.hello.capabilities);
         for _ in 0..MAX_INPUT_ROUNDS {
             let (reply, status) =
-                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
+                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), forward).await?;
             match &reply {
                 Reply::Result(result) if result.get().contains(r#""input_required""#) => {
                     params = match self.fulfil(&params, result).await {
@@ -199,6 +334,24 @@ impl Call {
             (&*self.route.config.namespace, &*self.route.config.name, &*mount.config.server);
         let labels = UpstreamLabels { namespace, route, mount, method };
         self.gateway.metrics.upstream_seconds.observe(&labels, started.elapsed().as_secs_f64());
+    }
+}
+
+/// A [`Forward`] that also notes whether the request was handed to the upstream's
+/// connection: one that never was cannot have run.
+struct Watched<'a> {
+    forward: Forward<'a>,
+    sent: AtomicBool,
+}
+
+impl Observer for Watched<'_> {
+    fn sent(&self, id: u64) {
+        self.sent.store(true, Ordering::Relaxed);
+        self.forward.sent(id);
+    }
+
+    fn message(&self, message: Message) {
+        self.forward.message(message);
     }
 }
 
@@ -374,7 +527,7 @@ pub mod testing {
         let hello = Hello { protocol_version: "2025-11-25".into(), capabilities: raw(&json!({})) };
         let session = gateway.sessions.provisional(manifold_api::ObjectKey::new("acme", "tools"), hello);
         let (relay, relayed) = mpsc::unbounded_channel();
-        let call = Call { gateway, route, session, principal, id: raw(&json!(7)), relay, era };
+        let call = Call { gateway, route, session, principal, id: raw(&json!(7)), relay, era, place: None };
         (call, relayed)
     }
 }

@@ -224,9 +224,38 @@ async fn forward(
         Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),
         Err(error) => {
             tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{} failed upstream", method.name());
-            unavailable(kind, visible, &mount.config.server, &error.summary())
+            failed(kind, visible, &mount.config.server, &error)
         }
     }
+}
+
+/// A request its mount failed, or that the mount's breaker or cap refused. When the failure
+/// says when to try again (an open breaker, a full cap, an upstream's `Retry-After`), the
+/// caller is told as a refused rate limit tells it: in the tool result's text and `_meta`, or
+/// in the JSON-RPC error's `data.retryAfterSeconds`.
+fn failed(kind: Kind, visible: &str, server: &str, error: &UpstreamError) -> Answer {
+    let Some(wait) = error.retry_after() else { return unavailable(kind, visible, server, &error.summary()) };
+    let seconds = crate::policy::resilience::retry::whole_seconds(wait);
+    let never_sent = matches!(error, UpstreamError::CircuitOpen(_) | UpstreamError::Busy(..));
+    let text = format!(
+        "{} `{visible}` is unavailable: mounted server `{server}` {}; retry in {seconds} seconds.{}",
+        kind.noun(),
+        error.summary(),
+        if never_sent { " Nothing was sent to it." } else { "" },
+    );
+    if kind == Kind::Tool {
+        let result = json!({
+            "content": [{ "type": "text", "text": text }],
+            "isError": true,
+            "_meta": { meta::RETRY_AFTER_SECONDS: seconds },
+        });
+        return Answer::MountFailed(raw(&result));
+    }
+    // Refused for load (a full cap, an upstream's 429) is a rate limit; the rest a failure.
+    let shed = matches!(error, UpstreamError::Busy(..) | UpstreamError::Status { status: 429, .. });
+    let code = if shed { RATE_LIMITED } else { INTERNAL_ERROR };
+    let data = json!({ "retryAfterSeconds": seconds, "server": server });
+    Answer::Error(RpcError { code, message: text, data: Some(data) })
 }
 
 /// `logging/setLevel` applies to every mount; servers without logging are left alone.

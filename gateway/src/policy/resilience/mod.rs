@@ -1,10 +1,12 @@
 //! Upstream resilience, as pure parts over injected time: a circuit breaker per upstream
 //! ([`breaker`]), retries within a budget with jittered backoff and `Retry-After`
 //! ([`retry`]), caps on requests in flight ([`cap`]), and the sliding counts they keep
-//! ([`window`]). [`Guard`] holds one upstream's; `mcp::call` applies them to each request.
+//! ([`window`]), and what the upstream's lists last said ([`known`]). [`Guard`] holds one
+//! upstream's; `mcp::call` applies them to each request.
 
 pub mod breaker;
 pub mod cap;
+pub mod known;
 pub mod retry;
 mod window;
 
@@ -19,6 +21,8 @@ pub struct Guard {
     pub breaker: breaker::Breaker,
     pub budget: retry::Budget,
     pub cap: cap::Cap,
+    /// What its lists last said.
+    pub known: known::Known,
     /// Time zero of the breaker's and the budget's clock.
     origin: Instant,
 }
@@ -30,6 +34,7 @@ impl Guard {
             breaker: breaker::Breaker::new(&config.circuit_breaker),
             budget: retry::Budget::new(&config.retries),
             cap: cap::Cap::new(&config.concurrency),
+            known: known::Known::default(),
             origin: Instant::now(),
         }
     }
