@@ -149,6 +149,11 @@ impl Call {
             {
                 return Err(error);
             }
+            // A retry is never sent into a breaker this failure (or another request) opened:
+            // the caller hears the failure itself, and the next request the open breaker.
+            if guard.breaker.state() != BreakerState::Closed {
+                return Err(error);
+            }
             let wait = match error.retry_after() {
                 Some(after) if after > Duration::from_millis(retries.max_retry_after_ms) => {
                     self.count_retry(mount, RetryOutcome::RetryAfterTooLong);

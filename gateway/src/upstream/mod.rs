@@ -129,7 +129,9 @@ impl UpstreamError {
             UpstreamError::Status { status, .. } => format!("answered HTTP {status}"),
             UpstreamError::Protocol(_) => "did not answer as an MCP server".into(),
             UpstreamError::SessionExpired => "lost its session".into(),
-            UpstreamError::CircuitOpen(_) => "is failing, so it is not called for now (circuit breaker open)".into(),
+            UpstreamError::CircuitOpen(_) => {
+                "is not called for now: its circuit breaker is open after repeated failures".into()
+            }
             UpstreamError::Busy(cap, _) => format!("is busy: {cap} requests to it are in flight already"),
         }
     }
