@@ -131,11 +131,13 @@ impl Call {
     ) -> Result<(Reply, Option<u16>), UpstreamError> {
         let guard = &mount.client.guard;
         let retries = &guard.config.retries;
-        guard.budget.request(guard.now());
+        // One reading of the clock per attempt that succeeds: it is most of what the guard costs.
+        let mut now = guard.now();
+        guard.budget.request(now);
         let mut retry = 0;
         loop {
             let watched = Watched { forward: Forward::new(self, mount), sent: AtomicBool::new(false) };
-            let result = self.guarded(mount, method, params, name, &watched).await;
+            let result = self.guarded(mount, method, params, name, &watched, now).await;
             if retry > 0 {
                 let outcome = if result.is_ok() { RetryOutcome::Succeeded } else { RetryOutcome::Failed };
                 self.count_retry(mount, outcome);
@@ -169,6 +171,7 @@ impl Call {
             tracing::debug!(mount = %mount.config.server, method, %error, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
             retry += 1;
+            now = guard.now();
         }
     }
 
@@ -203,9 +206,10 @@ impl Call {
         params: Option<&RawValue>,
         name: Option<&str>,
         observer: &Watched<'_>,
+        now: u64,
     ) -> Result<(Reply, Option<u16>), UpstreamError> {
         let guard = &mount.client.guard;
-        let (admission, transition) = guard.breaker.admit(guard.now());
+        let (admission, transition) = guard.breaker.admit(now);
         self.transition(mount, transition);
         if let Admission::Refused { retry_in_ms } = admission {
             let labels = BreakerLabels { namespace: &self.route.config.namespace, mount: &mount.config.server };
@@ -220,7 +224,8 @@ impl Call {
         let result = self.attempt(mount, method, params, name, observer).await;
         drop(place);
         let failed = result.as_ref().is_err_and(UpstreamError::is_failure);
-        let transition = guard.breaker.record(guard.now(), admission, failed);
+        // A success counts at the time it started; a failure may open the breaker, from now.
+        let transition = guard.breaker.record(if failed { guard.now() } else { now }, admission, failed);
         self.transition(mount, transition);
         result
     }
