@@ -28,6 +28,7 @@ use crate::Gateway;
 use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
 use crate::jsonrpc::{self, Incoming, RpcError};
 use crate::metrics::{CapLabels, CapScope, RefusalLabels, RefusalReason};
+use crate::policy::resilience::breaker::State as BreakerState;
 use crate::policy::resilience::cap::Place;
 use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, RATE_LIMITED, UNAUTHORIZED};
 use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
@@ -358,6 +359,10 @@ async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<
     let opened = route.mounts.iter().map(|mount| {
         let slot = provisional.slot(mount);
         async move {
+            // A mount whose breaker is open is not waited for: its session opens on first use.
+            if mount.client.guard.breaker.state() == BreakerState::Open {
+                return None;
+            }
             match tokio::time::timeout(EAGER_OPEN, mount.client.hold(&slot, hello)).await {
                 Ok(Ok(Some(held))) => Some((mount.key.to_string(), held)),
                 Ok(Ok(None)) => None,
