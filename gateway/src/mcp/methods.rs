@@ -450,6 +450,41 @@ mod tests {
         assert_eq!(call.gateway.metrics.rate_limited.with(&labels).get(), 2);
     }
 
+    #[test]
+    fn failures_with_a_wait_tell_it_as_rate_limits_do() {
+        use std::time::Duration;
+        let busy = UpstreamError::Busy(64, Duration::from_millis(500));
+        let Answer::Error(error) = failed(Kind::Prompt, "inv_hello", "inventory", &busy) else {
+            panic!("a prompt gets a JSON-RPC error")
+        };
+        assert_eq!(error.code, RATE_LIMITED, "refused for load");
+        let why = "prompt `inv_hello` is unavailable: mounted server `inventory` is busy: 64 requests to it are \
+                   in flight already; retry in 1 seconds. Nothing was sent to it.";
+        assert_eq!(error.message, why);
+        assert_eq!(error.data, Some(json!({ "retryAfterSeconds": 1, "server": "inventory" })));
+
+        let open = UpstreamError::CircuitOpen(Duration::from_millis(11_200));
+        let Answer::Error(error) = failed(Kind::Resource, "inv://x", "inventory", &open) else {
+            panic!("a read gets a JSON-RPC error")
+        };
+        assert_eq!(
+            (error.code, error.data.as_ref().map(|d| d["retryAfterSeconds"].clone())),
+            (INTERNAL_ERROR, Some(json!(12)))
+        );
+
+        let Answer::MountFailed(result) = failed(Kind::Tool, "inv_lookup", "inventory", &open) else {
+            panic!("a tool call gets a result")
+        };
+        let result: Value = serde_json::from_str(result.get()).unwrap();
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["_meta"]["dev.manifold/retryAfterSeconds"], 12);
+
+        let plain = UpstreamError::Timeout(3000);
+        let Answer::Error(error) = failed(Kind::Prompt, "inv_hello", "inventory", &plain) else { panic!() };
+        let why = "prompt `inv_hello` is unavailable: mounted server `inventory` no answer within 3000 ms";
+        assert_eq!((error.message.as_str(), error.data), (why, None), "no wait, no data");
+    }
+
     #[tokio::test]
     async fn dispatch_answers_ping_and_refuses_unknown_methods() {
         assert_eq!(answer(&[], None, "ping", Value::Null).await, json!({ "result": {} }));
