@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use manifold_api::GatewayConfig;
 
 use crate::Gateway;
-use crate::metrics::{Load, LoadLabels};
+use crate::metrics::{BreakerLabels, Load, LoadLabels};
 use crate::snapshot::{ClientPool, Snapshot};
 
 /// What the last load reported, for `/status`.
@@ -39,6 +39,13 @@ pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientP
     gateway.report.lock().expect("report lock").errors = errors;
     let old = gateway.snapshot.swap(Arc::new(snapshot));
     crate::mcp::announce_changes(gateway, &old, &gateway.snapshot.load());
+    // Every served upstream's breaker as it stands: a client built anew starts closed.
+    for route in gateway.snapshot.load().routes() {
+        for mount in &route.mounts {
+            let labels = BreakerLabels { namespace: &route.config.namespace, mount: &mount.config.server };
+            gateway.metrics.breaker_state.set(&labels, mount.client.guard.breaker.state() as i64);
+        }
+    }
     gateway.ready.store(true, Ordering::Release);
     gateway.metrics.config_generation.set(generation as i64);
     gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Applied });
