@@ -224,6 +224,7 @@ mod tests {
                     transport: Transport::StreamableHttp,
                     headers: vec![],
                     timeout_ms: 30_000,
+                    resilience: Default::default(),
                 }),
             }],
             authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
@@ -231,6 +232,7 @@ mod tests {
             audit_arguments: false,
             rate_limits: vec![],
             caching: Default::default(),
+            resilience: Default::default(),
         }
     }
 

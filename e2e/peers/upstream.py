@@ -1,7 +1,7 @@
 """FastMCP upstream server for Manifold's end-to-end tests.
 
-Usage: upstream.py --profile alpha|beta|legacy|bulk|counted [--transport http|sse]
-                   [--only-stateless | --only-sessions] [--port N]
+Usage: upstream.py --profile alpha|beta|legacy|bulk|counted|flaky [--transport http|sse]
+                   [--only-stateless | --only-sessions] [--faults] [--port N]
 
 The script binds 127.0.0.1 on a free port itself, prints exactly one line
 `LISTENING <port>` to stdout once uvicorn accepts connections, then serves
@@ -23,6 +23,7 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import Middleware
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolListChangedNotification
 
+from faults import faulty
 from serving import only_sessions, only_stateless, serve
 
 
@@ -163,8 +164,49 @@ def build_counted() -> FastMCP:
     return mcp
 
 
-PROFILES = {"alpha": build_alpha, "beta": build_beta, "legacy": build_legacy, "bulk": build_bulk,
-            "counted": build_counted}
+def build_flaky() -> FastMCP:
+    """Tools, a resource and a prompt for the resilience tests, meant to be served behind
+    `--faults` (faults.py): `record` changes something and must not run twice; `lookup`
+    declares `idempotentHint`."""
+    mcp = FastMCP("upstream-flaky")
+
+    @mcp.tool
+    def record(text: str) -> str:
+        """Record the text (not idempotent)."""
+        return "recorded:" + text
+
+    @mcp.tool(annotations={"idempotentHint": True})
+    def lookup(key: str) -> str:
+        """Look a key up (idempotent)."""
+        return "found:" + key
+
+    @mcp.tool
+    async def wait(seconds: float) -> str:
+        """Sleep for the given number of seconds (a request held in flight)."""
+        await asyncio.sleep(seconds)
+        return "waited"
+
+    @mcp.resource("flaky://status")
+    def status() -> str:
+        """The server's status."""
+        return "fine"
+
+    @mcp.prompt
+    def hello(name: str) -> str:
+        """Say hello."""
+        return f"Hello, {name}"
+
+    return mcp
+
+
+PROFILES = {
+    "alpha": build_alpha,
+    "beta": build_beta,
+    "legacy": build_legacy,
+    "bulk": build_bulk,
+    "counted": build_counted,
+    "flaky": build_flaky,
+}
 
 
 def main() -> None:
@@ -176,6 +218,8 @@ def main() -> None:
                         help="serve only the stateless revision 2026-07-28 (refuse initialize)")
     parser.add_argument("--only-sessions", action="store_true",
                         help="serve only the session-based revisions (refuse 2026-07-28)")
+    parser.add_argument("--faults", action="store_true",
+                        help="count requests and fail chosen ones on demand (see faults.py)")
     args = parser.parse_args()
     transport = args.transport or ("sse" if args.profile == "legacy" else "http")
 
@@ -191,6 +235,8 @@ def main() -> None:
         app = only_stateless(app)
     if args.only_sessions:
         app = only_sessions(app)
+    if args.faults:
+        app = faulty(app)
 
     serve(app, args.port)
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use manifold_api::GatewayConfig;
 
 use crate::Gateway;
-use crate::metrics::{Load, LoadLabels};
+use crate::metrics::{BreakerLabels, Load, LoadLabels};
 use crate::policy::cache::Store;
 use crate::snapshot::{ClientPool, Snapshot};
 
@@ -42,6 +42,13 @@ pub(crate) fn apply(gateway: &Gateway, config: GatewayConfig, pool: &mut ClientP
     let new = gateway.snapshot.load();
     forget_changed(&gateway.cache, &old, &new);
     crate::mcp::announce_changes(gateway, &old, &new);
+    // Every served upstream's breaker as it stands: a client built anew starts closed.
+    for route in new.routes() {
+        for mount in &route.mounts {
+            let labels = BreakerLabels { namespace: &route.config.namespace, mount: &mount.config.server };
+            gateway.metrics.breaker_state.set(&labels, mount.client.guard.breaker.state() as i64);
+        }
+    }
     gateway.ready.store(true, Ordering::Release);
     gateway.metrics.config_generation.set(generation as i64);
     gateway.metrics.config_loads.inc(&LoadLabels { outcome: Load::Applied });

@@ -3,7 +3,7 @@
 //! an argument.
 
 use manifold_runtime::label_set;
-use manifold_runtime::metrics::{Counters, Histograms, LabelValue, gauge, render};
+use manifold_runtime::metrics::{Counters, Gauges, Histograms, LabelValue, gauge, render};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::protocol::Method;
@@ -100,6 +100,67 @@ impl LabelValue for CacheKind {
         match self {
             CacheKind::Tools => "tools",
             CacheKind::Lists => "lists",
+        }
+    }
+}
+
+label_set! {
+    /// A retry of a request to a mount, or one not made: `outcome` says which.
+    pub struct RetryLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub mount: &'a str, pub outcome: RetryOutcome }
+}
+
+label_set! {
+    /// One upstream's circuit breaker (shared by the tenant's routes, so no route label).
+    pub struct BreakerLabels<'a> { pub namespace: &'a str, pub mount: &'a str }
+}
+
+label_set! {
+    /// A circuit breaker's change of state.
+    /// `to`: the state entered, as the breaker names it (`closed`, `open`, `half_open`).
+    pub struct TransitionLabels<'a> { pub namespace: &'a str, pub mount: &'a str, pub to: &'a str }
+}
+
+label_set! {
+    /// A request refused because a cap on requests in flight stayed full.
+    pub struct CapLabels<'a> { pub namespace: &'a str, pub route: &'a str, pub cap: CapScope }
+}
+
+/// What became of a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Sent, and answered.
+    Succeeded,
+    /// Sent, and failed too.
+    Failed,
+    /// Not sent: the retry budget was spent.
+    BudgetExhausted,
+    /// Not sent: the upstream's `Retry-After` was longer than the server's `maxRetryAfter`.
+    RetryAfterTooLong,
+}
+
+impl LabelValue for RetryOutcome {
+    fn label(&self) -> &str {
+        match self {
+            RetryOutcome::Succeeded => "succeeded",
+            RetryOutcome::Failed => "failed",
+            RetryOutcome::BudgetExhausted => "budget_exhausted",
+            RetryOutcome::RetryAfterTooLong => "retry_after_too_long",
+        }
+    }
+}
+
+/// Which cap refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapScope {
+    Route,
+    Upstream,
+}
+
+impl LabelValue for CapScope {
+    fn label(&self) -> &str {
+        match self {
+            CapScope::Route => "route",
+            CapScope::Upstream => "upstream",
         }
     }
 }
@@ -219,6 +280,16 @@ pub struct Metrics {
     pub cache_evictions: Counters<CacheLabels<'static>>,
     /// Bytes the cache holds.
     pub cache_bytes: IntGauge,
+    /// Retries of requests to mounts, by outcome.
+    pub retries: Counters<RetryLabels<'static>>,
+    /// Each upstream's breaker: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: Gauges<BreakerLabels<'static>>,
+    /// Breaker changes of state, by the state entered.
+    pub breaker_transitions: Counters<TransitionLabels<'static>>,
+    /// Requests refused at once because a mount's breaker was open.
+    pub breaker_refusals: Counters<BreakerLabels<'static>>,
+    /// Requests refused because a cap on requests in flight stayed full.
+    pub concurrency_refusals: Counters<CapLabels<'static>>,
 }
 
 /// Methods that get their own label value.
@@ -310,12 +381,42 @@ impl Metrics {
         let cache_evictions =
             cache("manifold_cache_evictions_total", "Cache entries dropped to stay within the byte budget");
         let cache_bytes = gauge(&registry, "manifold_cache_bytes", "Bytes of keys and answers the cache holds");
+        let retries = Counters::register(
+            &registry,
+            "manifold_upstream_retries_total",
+            "Retries of requests to mounted servers by outcome: succeeded, failed, budget_exhausted, retry_after_too_long",
+        );
+        let breaker_state = Gauges::register(
+            &registry,
+            "manifold_circuit_breaker_state",
+            "Circuit breaker of each mounted server: 0 closed, 1 open, 2 half-open",
+        );
+        let breaker_transitions = Counters::register(
+            &registry,
+            "manifold_circuit_breaker_transitions_total",
+            "Circuit breaker changes of state, by the state entered",
+        );
+        let breaker_refusals = Counters::register(
+            &registry,
+            "manifold_circuit_breaker_refusals_total",
+            "Requests failed at once because the mounted server's circuit breaker was open",
+        );
+        let concurrency_refusals = Counters::register(
+            &registry,
+            "manifold_concurrency_refusals_total",
+            "Requests refused because a cap on requests in flight (route or upstream) stayed full",
+        );
         Metrics {
             cache_hits,
             cache_misses,
             cache_bypasses,
             cache_evictions,
             cache_bytes,
+            retries,
+            breaker_state,
+            breaker_transitions,
+            breaker_refusals,
+            concurrency_refusals,
             rate_limited,
             rate_limit_store_failures,
             rate_limit_store_seconds,

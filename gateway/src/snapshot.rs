@@ -11,6 +11,7 @@ use manifold_api::config::{MountConfig, RouteConfig, ToolMatcher, Upstream, wild
 use crate::access::{self, Access};
 use crate::policy::cache::Rules;
 use crate::policy::limits::Limits;
+use crate::policy::resilience::cap::Cap;
 use crate::upstream::UpstreamClient;
 
 /// Everything served at one config generation.
@@ -29,6 +30,8 @@ pub struct Route {
     pub limits: Limits,
     /// Which tool results and lists are kept, met after the limits.
     pub caching: Rules,
+    /// The route's cap on requests in flight, met before a request's body is read.
+    pub cap: Option<Cap>,
 }
 
 /// One mounted sub-server.
@@ -141,7 +144,8 @@ impl Route {
         let access = Access::build(route, &mut pool.key_sets)?;
         let limits = Limits::build(route)?;
         let caching = Rules::build(route)?;
-        Ok(Route { config: route.clone(), mounts, access, limits, caching })
+        let cap = route.resilience.concurrency.as_ref().map(Cap::new);
+        Ok(Route { config: route.clone(), mounts, access, limits, caching, cap })
     }
 
     /// `namespace/name`, for logs.
@@ -162,6 +166,7 @@ mod tests {
             transport: Transport::StreamableHttp,
             headers: vec![],
             timeout_ms: 1000,
+            resilience: Default::default(),
         });
         RouteConfig {
             namespace: "acme".into(),
@@ -183,6 +188,7 @@ mod tests {
             audit_arguments: false,
             rate_limits: vec![],
             caching: Default::default(),
+            resilience: Default::default(),
         }
     }
 

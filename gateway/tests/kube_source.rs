@@ -89,6 +89,7 @@ fn route(name: &str) -> RouteConfig {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 1000,
+                resilience: Default::default(),
             }),
         }],
         authentication: AuthnConfig { allow_anonymous: true, ..AuthnConfig::default() },
@@ -96,6 +97,7 @@ fn route(name: &str) -> RouteConfig {
         audit_arguments: false,
         rate_limits: vec![],
         caching: Default::default(),
+        resilience: Default::default(),
     }
 }
 

@@ -443,7 +443,13 @@ mod tests {
     use super::*;
 
     fn remote(url: String) -> RemoteUpstream {
-        RemoteUpstream { url, transport: Transport::StreamableHttp, headers: vec![], timeout_ms: 5000 }
+        RemoteUpstream {
+            url,
+            transport: Transport::StreamableHttp,
+            headers: vec![],
+            timeout_ms: 5000,
+            resilience: Default::default(),
+        }
     }
 
     #[tokio::test]

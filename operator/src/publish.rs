@@ -139,6 +139,7 @@ mod tests {
                 audit_arguments: false,
                 rate_limits: vec![],
                 caching: Default::default(),
+                resilience: Default::default(),
             })
             .collect();
         GatewayConfig::new(routes, None)

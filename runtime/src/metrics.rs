@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// A value a label can hold.
@@ -95,6 +95,29 @@ impl<L: LabelSet> Histograms<L> {
 
     pub fn observe(&self, labels: &L, value: f64) {
         self.with(labels).observe(value);
+    }
+}
+
+/// Gauges labelled by `L`.
+pub struct Gauges<L> {
+    vec: IntGaugeVec,
+    labels: PhantomData<L>,
+}
+
+impl<L: LabelSet> Gauges<L> {
+    pub fn register(registry: &Registry, name: &str, help: &str) -> Self {
+        let vec = IntGaugeVec::new(Opts::new(name, help), L::NAMES).expect("a valid metric name and labels");
+        register(registry, vec.clone());
+        Gauges { vec, labels: PhantomData }
+    }
+
+    /// The gauge for `labels`.
+    pub fn with(&self, labels: &L) -> IntGauge {
+        labels.with_values(|values| self.vec.with_label_values(values))
+    }
+
+    pub fn set(&self, labels: &L, value: i64) {
+        self.with(labels).set(value);
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod access;
 mod openapi;
+mod resilience;
 mod route;
 mod secrets;
 mod server;

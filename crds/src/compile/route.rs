@@ -352,6 +352,7 @@ fn check(
 
     let rate_limits = rate_limits(&spec.rate_limits, &mut invalid);
     let caching = spec.caching.as_ref().map(|c| caching(c, &mut invalid)).unwrap_or_default();
+    let resilience = super::resilience::route(spec.resilience.as_ref(), &mut invalid);
     let refs_before = refs.len();
     let access = super::access::compile(spec, &namespace, secrets, &mut invalid, &mut refs);
     if refs.len() > refs_before {
@@ -371,6 +372,7 @@ fn check(
         audit_arguments: access.audit_arguments,
         rate_limits,
         caching,
+        resilience,
     });
     Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
 }

@@ -44,6 +44,14 @@ pub(super) fn compile(server: &McpServer, inputs: &super::Inputs, secrets: &secr
         }
     };
 
+    let resilience = super::resilience::server(server.spec.resilience.as_ref(), "spec.resilience", &mut found.invalid);
+    let upstream = upstream.map(|mut upstream| {
+        match &mut upstream {
+            Upstream::Remote(remote) => remote.resilience = resilience,
+            Upstream::OpenApi(api) => api.resilience = resilience,
+        }
+        upstream
+    });
     let Found { invalid, refs, skipped } = found;
     let state = match upstream {
         Some(upstream) if invalid.is_empty() && refs.is_empty() => Ok(upstream),
@@ -112,7 +120,13 @@ fn remote_upstream(
     check_url(&remote.url).unwrap_or_else(|why| found.invalid.push(Problem::new("spec.remote.url", why)));
     let timeout_ms = timeout(remote.timeout, "spec.remote.timeout", &mut found.invalid);
     let headers = headers(&remote.headers, "spec.remote.headers", namespace, secrets, found);
-    Some(Upstream::Remote(RemoteUpstream { url: remote.url.clone(), transport: remote.transport, headers, timeout_ms }))
+    Some(Upstream::Remote(RemoteUpstream {
+        url: remote.url.clone(),
+        transport: remote.transport,
+        headers,
+        timeout_ms,
+        resilience: Default::default(),
+    }))
 }
 
 /// A timeout in milliseconds, the default filled in.
@@ -333,6 +347,7 @@ fn openapi_upstream(
         tools: translated.tools,
         resources: translated.resources,
         templates: translated.templates,
+        resilience: Default::default(),
     }))
 }
 

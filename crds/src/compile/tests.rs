@@ -21,7 +21,11 @@ fn mk_server(name: &str) -> McpServer {
         headers: vec![],
         timeout: None,
     };
-    McpServer { metadata: meta(name), spec: McpServerSpec { remote: Some(remote), openapi: None }, status: None }
+    McpServer {
+        metadata: meta(name),
+        spec: McpServerSpec { remote: Some(remote), openapi: None, resilience: None },
+        status: None,
+    }
 }
 
 fn mk_mount(server: &str, prefix: Option<&str>) -> Mount {
@@ -41,6 +45,7 @@ fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
             audit: None,
             rate_limits: vec![],
             caching: None,
+            resilience: None,
         },
         status: None,
     }

@@ -4,11 +4,13 @@
 
 mod access;
 mod openapi;
+mod resilience;
 
 use std::collections::BTreeMap;
 
 pub use access::*;
 pub use openapi::*;
+pub use resilience::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -62,6 +64,9 @@ pub struct RouteConfig {
     /// Token buckets requests draw from after authorization.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// The route's cap on requests in flight, and its leave to retry idempotent tools.
+    #[serde(default, skip_serializing_if = "RouteResilienceConfig::is_default")]
+    pub resilience: RouteResilienceConfig,
     /// Tool results and merged lists kept by the gateway.
     #[serde(default, skip_serializing_if = "CachingConfig::is_empty")]
     pub caching: CachingConfig,
@@ -114,6 +119,16 @@ pub struct RateLimitConfig {
     pub prompts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+}
+
+impl Upstream {
+    /// Retries, circuit breaker and concurrency cap toward this upstream.
+    pub fn resilience(&self) -> &ResilienceConfig {
+        match self {
+            Upstream::Remote(remote) => &remote.resilience,
+            Upstream::OpenApi(api) => &api.resilience,
+        }
+    }
 }
 
 impl RouteConfig {
@@ -182,6 +197,9 @@ pub struct RemoteUpstream {
     pub headers: Vec<Header>,
     /// Per-request timeout in milliseconds.
     pub timeout_ms: u64,
+    /// Retries, circuit breaker and concurrency cap.
+    #[serde(default, skip_serializing_if = "ResilienceConfig::is_default")]
+    pub resilience: ResilienceConfig,
 }
 
 /// A resolved request header.

@@ -29,6 +29,9 @@ pub struct OpenApiUpstream {
     /// Resource templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<ApiTemplate>,
+    /// Retries, circuit breaker and concurrency cap.
+    #[serde(default, skip_serializing_if = "super::ResilienceConfig::is_default")]
+    pub resilience: super::ResilienceConfig,
 }
 
 /// An operation served as a tool.

@@ -6,6 +6,7 @@ mod access;
 mod caching;
 mod limits;
 mod openapi;
+mod resilience;
 mod route;
 mod server;
 mod status;
@@ -20,6 +21,7 @@ pub use openapi::{
     ApiAuth, ApiKeyAuth, ApiKeyLocation, BasicAuth, BearerAuth, ComponentType, ConfigMapKeyRef, HttpMethod,
     OpenApiSource, OperationOverride, RouteMap,
 };
+pub use resilience::{CircuitBreaker, Concurrency, Resilience, Retries, RouteResilience};
 pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
 pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};
 pub use status::{McpRouteStatus, McpServerStatus};

@@ -81,6 +81,10 @@ pub struct McpRouteSpec {
     /// rate limits. Nothing is cached without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caching: Option<Caching>,
+    /// A cap on this route's requests in flight, and leave to retry tools that declare
+    /// `idempotentHint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resilience: Option<super::RouteResilience>,
 }
 
 /// One sub-server mounted into a route.

@@ -36,6 +36,11 @@ pub struct McpServerSpec {
     /// tools, resources and resource templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<super::OpenApiSource>,
+
+    /// Retries, circuit breaker and concurrency cap toward this server. Defaults apply
+    /// without it (see docs/traffic.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resilience: Option<super::Resilience>,
 }
 
 /// Where a remote MCP server lives and how to talk to it.

@@ -1,7 +1,7 @@
 //! One client request being answered, as every layer below the endpoint sees it: the route,
 //! the session, the caller and the era it speaks (`Call`); what a method produced (`Answer`);
 //! and how a request reaches a mount in the revision both sides speak, relaying what the
-//! upstream sends meanwhile (`Forward`).
+//! upstream sends meanwhile (`Forward`). `guarded` wraps that in the mount's resilience.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +17,7 @@ use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, Message, RpcError, raw};
 use crate::metrics::{Outcome, UpstreamLabels};
+use crate::policy::resilience::cap::Place;
 use crate::protocol::Method;
 use crate::protocol::code::INTERNAL_ERROR;
 use crate::snapshot::{Mount, Route};
@@ -69,6 +70,11 @@ pub struct Call {
     /// How the request met the route's cache, once it did: the `Manifold-Cache` header of a
     /// plain JSON answer says it too.
     pub cached: std::sync::OnceLock<crate::policy::cache::Outcome>,
+    /// The request's place under the route's cap on requests in flight, if it has one: held
+    /// for as long as the call, also while its answer streams after the handler returned.
+    /// Never read: dropping it gives the place back.
+    #[allow(dead_code)]
+    pub place: Option<Place>,
 }
 
 /// Which family of revisions a request belongs to.
@@ -112,28 +118,28 @@ pub struct Stateless {
 }
 
 impl Call {
-    /// One request to a mount, in the revision both sides speak: a stateless client's request
-    /// goes to a stateless upstream as it is; anything else goes through an upstream session,
-    /// the client's own or, for a stateless client, the gateway's bridge session.
-    pub async fn request(
+    /// One attempt in the revision both sides speak: a stateless client's request goes to a
+    /// stateless upstream as it is; anything else goes through an upstream session, the
+    /// client's own or, for a stateless client, the gateway's bridge session.
+    pub(super) async fn attempt(
         &self,
         mount: &Mount,
         method: &str,
         params: Option<&RawValue>,
         name: Option<&str>,
+        forward: &dyn Observer,
     ) -> Result<(Reply, Option<u16>), UpstreamError> {
-        let forward = Forward::new(self, mount);
         if let Some(stateless) = self.era.stateless()
             && mount.client.speaks_stateless().await
         {
-            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, &forward).await?;
+            let reply = mount.client.stateless_request(method, params, name, &stateless.forwarded, forward).await?;
             return Ok((reply.0, Some(reply.1)));
         }
         if !mount.client.refuses_sessions() {
             let bridged = self.era.stateless().and(params).map(session_params);
             let slot = self.session.slot(mount);
             let session_params = bridged.as_deref().or(params);
-            match mount.client.request(&slot, &self.session.hello, method, session_params, &forward).await {
+            match mount.client.request(&slot, &self.session.hello, method, session_params, forward).await {
                 Err(_) if mount.client.refuses_sessions() => {}
                 reply => return Ok((reply?, None)),
             }
@@ -144,7 +150,7 @@ impl Call {
         let mut params = stateless_params(params, &self.session.hello.capabilities);
         for _ in 0..MAX_INPUT_ROUNDS {
             let (reply, status) =
-                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), &forward).await?;
+                mount.client.stateless_request(method, Some(&params), name, &http::HeaderMap::new(), forward).await?;
             match &reply {
                 Reply::Result(result) if result.get().contains(r#""input_required""#) => {
                     params = match self.fulfil(&params, result).await {
@@ -336,6 +342,7 @@ pub mod testing {
             transport: Transport::StreamableHttp,
             headers: vec![],
             timeout_ms: 1000,
+            resilience: Default::default(),
         });
         let mount = |prefix: &&str| MountConfig {
             server: format!("server-{prefix}"),
@@ -355,6 +362,7 @@ pub mod testing {
             audit_arguments: false,
             rate_limits: vec![],
             caching: Default::default(),
+            resilience: Default::default(),
         }
     }
 
@@ -394,6 +402,7 @@ pub mod testing {
             era,
             fresh: false,
             cached: Default::default(),
+            place: None,
         };
         (call, relayed)
     }

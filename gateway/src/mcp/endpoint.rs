@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use http::header::{
     ACCEPT, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, EXPECT,
-    HOST, ORIGIN, WWW_AUTHENTICATE,
+    HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -27,8 +27,10 @@ use super::{inbound, stateless};
 use crate::Gateway;
 use crate::access::{Principal, Refusal as AuthnRefusal, metadata};
 use crate::jsonrpc::{self, Incoming, RpcError};
-use crate::metrics::{RefusalLabels, RefusalReason};
-use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, UNAUTHORIZED};
+use crate::metrics::{CapLabels, CapScope, RefusalLabels, RefusalReason};
+use crate::policy::resilience::breaker::State as BreakerState;
+use crate::policy::resilience::cap::Place;
+use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, RATE_LIMITED, UNAUTHORIZED};
 use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 use crate::protocol::{self, STATELESS, SUPPORTED_VERSIONS};
 use crate::snapshot::Route;
@@ -60,10 +62,21 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
         Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
     };
     Ok(match parts.method {
-        Method::POST => match read_body(&gateway, &parts.headers, body).await {
-            Ok(body) => post(&gateway, route, &parts.headers, &body, principal).await,
-            Err(response) => response,
-        },
+        Method::POST => {
+            // The route's cap, before the body is read: the one refusal that cannot be a tool
+            // result, so it is HTTP 429 with `Retry-After` (and a JSON-RPC error body).
+            let place = match &route.cap {
+                None => None,
+                Some(cap) => match cap.enter().await {
+                    Ok(place) => Some(place),
+                    Err(full) => return Ok(busy(&gateway, route, cap.max_in_flight, full.retry_after_seconds)),
+                },
+            };
+            match read_body(&gateway, &parts.headers, body).await {
+                Ok(body) => post(&gateway, route, &parts.headers, &body, principal, place).await,
+                Err(response) => response,
+            }
+        }
         // The stateless revision has no standalone stream and no session to end.
         Method::GET | Method::DELETE
             if !parts.headers.contains_key(SESSION_ID) && stateless::applies(&parts.headers, None) =>
@@ -163,6 +176,7 @@ async fn post(
     headers: &HeaderMap,
     body: &[u8],
     principal: Arc<Principal>,
+    place: Option<Place>,
 ) -> Response {
     let is_json = headers
         .get(CONTENT_TYPE)
@@ -186,7 +200,7 @@ async fn post(
         && stateless::applies(headers, params.as_deref())
     {
         let Incoming::Request { id, method, params } = incoming else { unreachable!() };
-        return stateless::answer(gateway, route, headers, principal, id, method, params).await;
+        return stateless::answer(gateway, route, headers, principal, id, method, params, place).await;
     }
     if sessionless && !matches!(incoming, Incoming::Request { .. }) && stateless::applies(headers, None) {
         // The stateless revision has no notifications for a server to act on.
@@ -250,6 +264,7 @@ async fn post(
         era: Era::Session,
         fresh: super::cached::fresh_asked(headers),
         cached: Default::default(),
+        place,
     };
     super::exchange::request(call, parsed, method, params, relayed).await
 }
@@ -346,6 +361,10 @@ async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<
     let opened = route.mounts.iter().map(|mount| {
         let slot = provisional.slot(mount);
         async move {
+            // A mount whose breaker is open is not waited for: its session opens on first use.
+            if mount.client.guard.breaker.state() == BreakerState::Open {
+                return None;
+            }
             match tokio::time::timeout(EAGER_OPEN, mount.client.hold(&slot, hello)).await {
                 Ok(Ok(Some(held))) => Some((mount.key.to_string(), held)),
                 Ok(Ok(None)) => None,
@@ -408,6 +427,22 @@ fn session(
     let session_id = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(Refusal::Missing)?;
     let route = (route.config.namespace.as_str(), route.config.name.as_str());
     gateway.sessions.get(session_id, route, &principal.binding, keep).ok_or(Refusal::NotFound)
+}
+
+/// 429 for a request the route's cap on requests in flight refused before reading it: the
+/// wait in `Retry-After` and in a JSON-RPC error's `data.retryAfterSeconds` (its id unknown,
+/// so null), never an empty body.
+fn busy(gateway: &Gateway, route: &Route, max_in_flight: u32, seconds: u64) -> Response {
+    let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
+    gateway.metrics.concurrency_refusals.inc(&CapLabels { namespace, route: route_name, cap: CapScope::Route });
+    let message = format!(
+        "route {namespace}/{route_name} is busy: {max_in_flight} requests are in flight already; retry in {seconds} seconds. Nothing was run."
+    );
+    let data = serde_json::json!({ "retryAfterSeconds": seconds });
+    let mut response =
+        rpc_failure(StatusCode::TOO_MANY_REQUESTS, None, RpcError { code: RATE_LIMITED, message, data: Some(data) });
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// 401 or 403, with the challenge that tells a client where to get a token.

@@ -138,20 +138,38 @@ async fn list_page(
     }
     let params = (!params.is_empty()).then(|| raw(&params));
     let method = kind.list_method();
-    match call.request(mount, method, params.as_deref(), None).await?.0 {
+    let known = &mount.client.guard.known;
+    let reply = match call.request(mount, method, params.as_deref(), None).await {
+        Ok((Reply::Result(result), _)) => {
+            known.remember(method, cursor, &result);
+            Reply::Result(result)
+        }
+        // A mount whose breaker is open stays listed as it was last seen; its calls fail at
+        // once, saying when it will be tried again.
+        Err(UpstreamError::CircuitOpen(wait)) => match known.recall(method, cursor) {
+            Some(page) => Reply::Result(page),
+            None => return Err(UpstreamError::CircuitOpen(wait)),
+        },
+        other => other?.0,
+    };
+    match reply {
         Reply::Result(result) => {
             let mut page: Map<String, Value> = serde_json::from_str(result.get())
                 .map_err(|e| UpstreamError::Protocol(format!("invalid {method} result: {e}")))?;
             let Some(Value::Array(list)) = page.remove(kind.items()) else {
                 return Err(UpstreamError::Protocol(format!("{method} result has no `{}` list", kind.items())));
             };
-            let items = list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None });
+            let items: Vec<Map<String, Value>> =
+                list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None }).collect();
+            if kind == Kind::Tool {
+                known.learn_tools(&items);
+            }
             let next_cursor = match page.remove("nextCursor") {
                 Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),
                 _ => None,
             };
             let ttl_ms = page.get("ttlMs").map(|ttl| ttl.as_u64().unwrap_or(0));
-            Ok(Ok(Page { items: items.collect(), next_cursor, cache: Cache::of(&page), ttl_ms }))
+            Ok(Ok(Page { items, next_cursor, cache: Cache::of(&page), ttl_ms }))
         }
         Reply::Error(error) => Ok(Err(error)),
     }
@@ -228,6 +246,7 @@ mod tests {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 30_000,
+                resilience: Default::default(),
             });
         }
         let (call, _) = call(config, Era::Session).await;

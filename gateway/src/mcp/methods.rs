@@ -234,9 +234,38 @@ async fn forward(
         Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),
         Err(error) => {
             tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{} failed upstream", method.name());
-            unavailable(kind, visible, &mount.config.server, &error.summary())
+            failed(kind, visible, &mount.config.server, &error)
         }
     }
+}
+
+/// A request its mount failed, or that the mount's breaker or cap refused. When the failure
+/// says when to try again (an open breaker, a full cap, an upstream's `Retry-After`), the
+/// caller is told as a refused rate limit tells it: in the tool result's text and `_meta`, or
+/// in the JSON-RPC error's `data.retryAfterSeconds`.
+fn failed(kind: Kind, visible: &str, server: &str, error: &UpstreamError) -> Answer {
+    let Some(wait) = error.retry_after() else { return unavailable(kind, visible, server, &error.summary()) };
+    let seconds = crate::policy::resilience::retry::whole_seconds(wait);
+    let never_sent = matches!(error, UpstreamError::CircuitOpen(_) | UpstreamError::Busy(..));
+    let text = format!(
+        "{} `{visible}` is unavailable: mounted server `{server}` {}; retry in {seconds} seconds.{}",
+        kind.noun(),
+        error.summary(),
+        if never_sent { " Nothing was sent to it." } else { "" },
+    );
+    if kind == Kind::Tool {
+        let result = json!({
+            "content": [{ "type": "text", "text": text }],
+            "isError": true,
+            "_meta": { meta::RETRY_AFTER_SECONDS: seconds },
+        });
+        return Answer::MountFailed(raw(&result));
+    }
+    // Refused for load (a full cap, an upstream's 429) is a rate limit; the rest a failure.
+    let shed = matches!(error, UpstreamError::Busy(..) | UpstreamError::Status { status: 429, .. });
+    let code = if shed { RATE_LIMITED } else { INTERNAL_ERROR };
+    let data = json!({ "retryAfterSeconds": seconds, "server": server });
+    Answer::Error(RpcError { code, message: text, data: Some(data) })
 }
 
 /// `logging/setLevel` applies to every mount; servers without logging are left alone.
@@ -429,6 +458,41 @@ mod tests {
         assert_eq!(result["_meta"]["dev.manifold/retryAfterSeconds"], 60);
         let labels = LimitLabels { namespace: "acme", route: "tools", limit: "calls" };
         assert_eq!(call.gateway.metrics.rate_limited.with(&labels).get(), 2);
+    }
+
+    #[test]
+    fn failures_with_a_wait_tell_it_as_rate_limits_do() {
+        use std::time::Duration;
+        let busy = UpstreamError::Busy(64, Duration::from_millis(500));
+        let Answer::Error(error) = failed(Kind::Prompt, "inv_hello", "inventory", &busy) else {
+            panic!("a prompt gets a JSON-RPC error")
+        };
+        assert_eq!(error.code, RATE_LIMITED, "refused for load");
+        let why = "prompt `inv_hello` is unavailable: mounted server `inventory` is busy: 64 requests to it are \
+                   in flight already; retry in 1 seconds. Nothing was sent to it.";
+        assert_eq!(error.message, why);
+        assert_eq!(error.data, Some(json!({ "retryAfterSeconds": 1, "server": "inventory" })));
+
+        let open = UpstreamError::CircuitOpen(Duration::from_millis(11_200));
+        let Answer::Error(error) = failed(Kind::Resource, "inv://x", "inventory", &open) else {
+            panic!("a read gets a JSON-RPC error")
+        };
+        assert_eq!(
+            (error.code, error.data.as_ref().map(|d| d["retryAfterSeconds"].clone())),
+            (INTERNAL_ERROR, Some(json!(12)))
+        );
+
+        let Answer::MountFailed(result) = failed(Kind::Tool, "inv_lookup", "inventory", &open) else {
+            panic!("a tool call gets a result")
+        };
+        let result: Value = serde_json::from_str(result.get()).unwrap();
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["_meta"]["dev.manifold/retryAfterSeconds"], 12);
+
+        let plain = UpstreamError::Timeout(3000);
+        let Answer::Error(error) = failed(Kind::Prompt, "inv_hello", "inventory", &plain) else { panic!() };
+        let why = "prompt `inv_hello` is unavailable: mounted server `inventory` no answer within 3000 ms";
+        assert_eq!((error.message.as_str(), error.data), (why, None), "no wait, no data");
     }
 
     #[tokio::test]

@@ -3,8 +3,9 @@
 //! to `exchange`, which answers one request (JSON or an event stream) through `methods`;
 //! `methods` routes each JSON-RPC method into the route's mounts, and `lists` merges their
 //! lists, paged by the sans-IO `pager`. What a client sends that is not a request goes to
-//! `inbound`. Below them: `call` (the request context, its era and its answer, and how a
-//! request reaches a mount), `session` (client sessions) with `listeners` (stateless clients
+//! `inbound`. Below them: `guarded` (a request to a mount through its breaker, cap and
+//! retries) over `call` (the request context, its era and its answer, and how a request
+//! reaches a mount), `session` (client sessions) with `listeners` (stateless clients
 //! waiting for changes), and the leaves `response` (HTTP responses and every status), `rewrite`
 //! (pure message rewriting), `names` (client-visible names and URIs), `stream` and `seal`.
 
@@ -12,6 +13,7 @@ mod cached;
 mod call;
 pub mod endpoint;
 mod exchange;
+mod guarded;
 mod inbound;
 mod listeners;
 mod lists;

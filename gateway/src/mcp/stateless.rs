@@ -21,6 +21,7 @@ use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, RpcError, raw};
 use crate::metrics::{Outcome, RequestLabels};
+use crate::policy::resilience::cap::Place;
 use crate::protocol::code::{
     FORBIDDEN, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UNSUPPORTED_VERSION,
 };
@@ -52,6 +53,7 @@ pub fn applies(headers: &HeaderMap, params: Option<&RawValue>) -> bool {
 }
 
 /// Answers one request of the stateless revision.
+#[allow(clippy::too_many_arguments)] // the request's parts, as the endpoint read them
 pub async fn answer(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
@@ -60,6 +62,7 @@ pub async fn answer(
     id: Box<RawValue>,
     method: String,
     params: Option<Box<RawValue>>,
+    place: Option<Place>,
 ) -> Response {
     let parsed = Method::parse(&method);
     let meta = match check(headers, parsed, &method, params.as_deref()) {
@@ -102,6 +105,7 @@ pub async fn answer(
         era: Era::Stateless(Arc::new(stateless)),
         fresh: super::cached::fresh_asked(headers),
         cached: Default::default(),
+        place,
     };
     request(call, parsed, method, params, relayed).await
 }

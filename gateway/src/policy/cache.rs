@@ -376,6 +376,7 @@ mod tests {
             authorization: None,
             audit_arguments: false,
             rate_limits: vec![],
+            resilience: Default::default(),
             caching: CachingConfig {
                 results: results
                     .iter()

@@ -313,6 +313,7 @@ mod tests {
             audit_arguments: false,
             rate_limits: vec![],
             caching: Default::default(),
+            resilience: Default::default(),
         }
     }
 

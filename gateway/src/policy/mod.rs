@@ -1,6 +1,7 @@
 //! Traffic policy, between authorization and dispatch: a request the route's access control
 //! let through meets its rate limits ([`limits`]), then its cache ([`cache`]), before it
-//! reaches a mount. The [`Limiter`] counts limits in this replica's buckets, or with
+//! reaches a mount; on its way to the mount it meets that upstream's breaker, cap and retries
+//! ([`resilience`]). The [`Limiter`] counts limits in this replica's buckets, or with
 //! `--rate-limit-redis` in Redis for every replica at once ([`cluster`]).
 
 pub mod cache;
@@ -8,6 +9,7 @@ pub mod cluster;
 pub mod keys;
 pub mod limits;
 pub mod outage;
+pub mod resilience;
 
 use std::time::Instant;
 

@@ -47,7 +47,11 @@ impl HttpClient {
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, UpstreamError> {
-        self.0.request(request).await.map_err(|e| UpstreamError::Unreachable(manifold_runtime::errors::chain(&e)))
+        self.0.request(request).await.map_err(|e| {
+            let why = manifold_runtime::errors::chain(&e);
+            // A connection that could not be made carried nothing: the request never left.
+            if e.is_connect() { UpstreamError::Connect(why) } else { UpstreamError::Unreachable(why) }
+        })
     }
 }
 

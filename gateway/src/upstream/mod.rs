@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
+use crate::policy::resilience::Guard;
 
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
 const MAX_PAGES: usize = 1000;
@@ -83,16 +84,27 @@ pub enum Reply {
 /// Why a request to an upstream failed. Only calls to that upstream are affected.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// No connection could be made: the request provably never left the gateway.
     #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The connection failed after the request may have been sent.
+    #[error("connection failed: {0}")]
     Unreachable(String),
     #[error("no answer within {0} ms")]
     Timeout(u64),
+    /// An HTTP error status; `retry_after` is its `Retry-After` (on a 429 or 503).
     #[error("answered HTTP {status}: {excerpt}")]
-    Status { status: u16, excerpt: String },
+    Status { status: u16, excerpt: String, retry_after: Option<Duration> },
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("the upstream session has expired")]
     SessionExpired,
+    /// The upstream's circuit breaker is open: nothing was sent.
+    #[error("circuit breaker open; next try in {} ms", .0.as_millis())]
+    CircuitOpen(Duration),
+    /// No place in the upstream's cap on requests in flight came free in time: nothing was sent.
+    #[error("{0} requests are in flight already")]
+    Busy(u32, Duration),
 }
 
 impl From<manifold_runtime::egress::Failure> for UpstreamError {
@@ -111,12 +123,46 @@ impl UpstreamError {
     /// details or addresses (those go to the log).
     pub fn summary(&self) -> String {
         match self {
-            UpstreamError::Unreachable(_) => "cannot connect".into(),
+            UpstreamError::Connect(_) => "cannot connect".into(),
+            UpstreamError::Unreachable(_) => "lost the connection".into(),
             UpstreamError::Timeout(ms) => format!("no answer within {ms} ms"),
             UpstreamError::Status { status, .. } => format!("answered HTTP {status}"),
             UpstreamError::Protocol(_) => "did not answer as an MCP server".into(),
             UpstreamError::SessionExpired => "lost its session".into(),
+            UpstreamError::CircuitOpen(_) => {
+                "is not called for now: its circuit breaker is open after repeated failures".into()
+            }
+            UpstreamError::Busy(cap, _) => format!("is busy: {cap} requests to it are in flight already"),
         }
+    }
+
+    /// How long the caller should wait before trying again, where the failure says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Status { retry_after, .. } => *retry_after,
+            UpstreamError::CircuitOpen(wait) | UpstreamError::Busy(_, wait) => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// Whether the upstream failed (not merely refused or answered oddly): what a circuit
+    /// breaker counts. A connection that cannot be made or breaks, a timeout, and a 5xx
+    /// count; a 429 (the upstream is alive and pacing us), an expired session, an answer that
+    /// is not MCP, and anything the gateway refused itself do not.
+    pub fn is_failure(&self) -> bool {
+        match self {
+            UpstreamError::Connect(_) | UpstreamError::Unreachable(_) | UpstreamError::Timeout(_) => true,
+            UpstreamError::Status { status, .. } => *status >= 500,
+            UpstreamError::Protocol(_)
+            | UpstreamError::SessionExpired
+            | UpstreamError::CircuitOpen(_)
+            | UpstreamError::Busy(..) => false,
+        }
+    }
+
+    /// Whether trying again may help: the failures above, and a 429.
+    pub fn is_transient(&self) -> bool {
+        self.is_failure() || matches!(self, UpstreamError::Status { status: 429, .. })
     }
 }
 
@@ -216,6 +262,9 @@ pub struct UpstreamClient {
     stateless: OnceCell<bool>,
     /// Set once the upstream, serving the stateless revision, refused a session.
     refuses_sessions: AtomicBool,
+    /// Its circuit breaker, retry budget and cap on requests in flight, shared by every
+    /// route of the tenant that mounts it.
+    pub guard: Guard,
 }
 
 impl UpstreamClient {
@@ -235,6 +284,7 @@ impl UpstreamClient {
             next_id: AtomicU64::new(1),
             stateless: OnceCell::new(),
             refuses_sessions: AtomicBool::new(false),
+            guard: Guard::new(config.resilience()),
         })
     }
 
@@ -359,7 +409,7 @@ impl UpstreamClient {
         let probe = self.stateless.get_or_try_init(|| async {
             match tokio::time::timeout(self.timeout, client.discover(self.id())).await {
                 Ok(Ok(supported)) => Ok(supported),
-                Ok(Err(UpstreamError::Unreachable(error))) => Err(error),
+                Ok(Err(UpstreamError::Connect(error) | UpstreamError::Unreachable(error))) => Err(error),
                 Ok(Err(_)) => Ok(false),
                 Err(_) => Err("server/discover timed out".to_owned()),
             }
@@ -484,8 +534,10 @@ impl UpstreamClient {
                 Err(error) => {
                     // A server of the stateless revision only refuses `initialize`: its
                     // clients' requests go to it statelessly from now on.
-                    if !matches!(error, UpstreamError::Unreachable(_) | UpstreamError::Timeout(_))
-                        && self.speaks_stateless().await
+                    if !matches!(
+                        error,
+                        UpstreamError::Connect(_) | UpstreamError::Unreachable(_) | UpstreamError::Timeout(_)
+                    ) && self.speaks_stateless().await
                     {
                         self.refuses_sessions.store(true, Ordering::Relaxed);
                     }
@@ -609,6 +661,7 @@ mod tests {
                 transport: Transport::StreamableHttp,
                 headers: vec![],
                 timeout_ms: 1000,
+                resilience: Default::default(),
             })
         };
         let refused =

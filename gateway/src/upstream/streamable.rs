@@ -349,6 +349,15 @@ fn header_value(text: &str) -> HeaderValue {
 
 pub(super) async fn status_error(response: Response) -> UpstreamError {
     let status = response.status().as_u16();
+    // A server shedding load says when to come back.
+    let retry_after = match status {
+        429 | 503 => response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| crate::policy::resilience::retry::parse_retry_after(v, std::time::SystemTime::now())),
+        _ => None,
+    };
     let body = client::body(response).await.unwrap_or_default();
-    UpstreamError::Status { status, excerpt: excerpt(&body) }
+    UpstreamError::Status { status, excerpt: excerpt(&body), retry_after }
 }
