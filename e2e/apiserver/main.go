@@ -8,7 +8,8 @@
 //
 // `serve` prints `ready <url> <admin kubeconfig>` on stdout once /readyz answers, and stops
 // (the API server first, then etcd) on SIGINT, SIGTERM or, with --stop-on-stdin-eof, when
-// whoever started it closes its stdin: a test binary that dies takes its API server along.
+// whoever started it closes its stdin: a test binary that dies takes its API server along,
+// and, with that flag, the server takes DIR along when it stops cleanly.
 package main
 
 import (

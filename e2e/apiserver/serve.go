@@ -43,6 +43,16 @@ func serve(dir string, port int, stopOnEOF bool) error {
 	if err != nil {
 		return err
 	}
+	// A test harness's folder (--stop-on-stdin-eof) goes when the server stops cleanly: the
+	// harness may never remove it, since a test binary's shared server lives in a static
+	// whose drop never runs. Registered before etcd's Close, so it runs after it; a failed
+	// start keeps the folder, whose logs the harness prints.
+	removeDir := false
+	defer func() {
+		if removeDir {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	pki, err := newPKI(dir)
 	if err != nil {
 		return fmt.Errorf("making the PKI: %w", err)
@@ -102,6 +112,7 @@ func serve(dir string, port int, stopOnEOF bool) error {
 	select {
 	case <-ctx.Done():
 		stop(apiserver, exited)
+		removeDir = stopOnEOF
 		return nil
 	case err = <-exited:
 		return fmt.Errorf("kube-apiserver exited (%v); see %s", err, filepath.Join(dir, "apiserver.log"))
