@@ -9,6 +9,7 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
+mod globs;
 pub mod jsonrpc;
 pub mod kube_source;
 pub mod mcp;

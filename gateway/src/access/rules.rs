@@ -1,51 +1,41 @@
 //! A route's authorization rules, compiled: the first rule that matches the caller, the
 //! action and the target decides; with rules and no match, the answer is no.
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use manifold_api::config::{Action, AuthorizationRule, Effect};
 use serde_json::Value;
 
 use super::{Decision, Principal, use_action};
+use crate::globs::Globs;
 use crate::protocol::Kind;
 
 pub struct Rules(Vec<Rule>);
 
 struct Rule {
     effect: Effect,
-    principals: Option<GlobSet>,
+    principals: Option<Globs>,
     groups: Vec<String>,
     scopes: Vec<String>,
     claims: Vec<(String, String)>,
     actions: Vec<Action>,
-    tools: Option<GlobSet>,
-    prompts: Option<GlobSet>,
-    resources: Option<GlobSet>,
+    tools: Option<Globs>,
+    prompts: Option<Globs>,
+    resources: Option<Globs>,
 }
 
 impl Rules {
     pub fn build(rules: &[AuthorizationRule]) -> Result<Self, String> {
-        let set = |globs: &[String]| -> Result<Option<GlobSet>, String> {
-            if globs.is_empty() {
-                return Ok(None);
-            }
-            let mut builder = GlobSetBuilder::new();
-            for glob in globs {
-                builder.add(Glob::new(glob).map_err(|e| format!("invalid glob `{glob}`: {e}"))?);
-            }
-            builder.build().map(Some).map_err(|e| e.to_string())
-        };
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
             compiled.push(Rule {
                 effect: rule.effect,
-                principals: set(&rule.principals)?,
+                principals: Globs::some(&rule.principals)?,
                 groups: rule.groups.clone(),
                 scopes: rule.scopes.clone(),
                 claims: rule.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 actions: rule.actions.clone(),
-                tools: set(&rule.tools)?,
-                prompts: set(&rule.prompts)?,
-                resources: set(&rule.resources)?,
+                tools: Globs::some(&rule.tools)?,
+                prompts: Globs::some(&rule.prompts)?,
+                resources: Globs::some(&rule.resources)?,
             });
         }
         Ok(Rules(compiled))

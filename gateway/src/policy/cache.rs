@@ -9,11 +9,11 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use manifold_api::config::RouteConfig;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::globs::Globs;
 use crate::metrics::{CacheKind, CacheLabels, Metrics};
 use crate::protocol::{Kind, Method, meta};
 
@@ -23,9 +23,8 @@ const ENTRY_OVERHEAD: usize = 96;
 /// A route's caching rules, compiled.
 #[derive(Default)]
 pub struct Rules {
-    /// Every result rule's globs at once: a tool no rule matches costs one match.
-    any: Option<GlobSet>,
-    results: Vec<(GlobSet, ResultRule)>,
+    /// Result rules in order, with the tool globs each covers.
+    results: Vec<(Globs, ResultRule)>,
     /// How long merged list pages are kept; none: they are not.
     pub lists: Option<Duration>,
 }
@@ -41,28 +40,17 @@ pub struct ResultRule {
 impl Rules {
     pub fn build(route: &RouteConfig) -> Result<Self, String> {
         let caching = &route.caching;
-        let set = |globs: &[String]| -> Result<GlobSet, String> {
-            let mut builder = GlobSetBuilder::new();
-            for glob in globs {
-                builder.add(Glob::new(glob).map_err(|e| format!("caching: invalid glob `{glob}`: {e}"))?);
-            }
-            builder.build().map_err(|e| e.to_string())
-        };
+        let set = |globs: &[String]| Globs::new(globs).map_err(|e| format!("caching: {e}"));
         let mut results = Vec::with_capacity(caching.results.len());
         for rule in &caching.results {
             let ttl = Duration::from_millis(rule.ttl_ms);
             results.push((set(&rule.tools)?, ResultRule { ttl, public: rule.public }));
         }
-        let all: Vec<String> = caching.results.iter().flat_map(|r| r.tools.iter().cloned()).collect();
-        let any = if results.is_empty() { None } else { Some(set(&all)?) };
-        Ok(Rules { any, results, lists: caching.lists_ttl_ms.map(Duration::from_millis) })
+        Ok(Rules { results, lists: caching.lists_ttl_ms.map(Duration::from_millis) })
     }
 
     /// The rule for a tool's results: the first whose globs match its client-visible name.
     pub fn result_rule(&self, tool: &str) -> Option<ResultRule> {
-        if !self.any.as_ref()?.is_match(tool) {
-            return None;
-        }
         self.results.iter().find(|(globs, _)| globs.is_match(tool)).map(|(_, rule)| *rule)
     }
 }

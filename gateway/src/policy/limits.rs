@@ -6,12 +6,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use hashbrown::HashMap;
 use manifold_api::config::{RateLimitConfig, RouteConfig};
 use manifold_api::resources::LimitScope;
 
 use super::keys;
+use crate::globs::Globs;
 use crate::protocol::Kind;
 
 /// Buckets kept before idle ones (full again) are dropped.
@@ -40,9 +40,9 @@ pub struct Limit {
 }
 
 struct Targets {
-    tools: Option<GlobSet>,
-    prompts: Option<GlobSet>,
-    resources: Option<GlobSet>,
+    tools: Option<Globs>,
+    prompts: Option<Globs>,
+    resources: Option<Globs>,
 }
 
 /// A request refused by a limit.
@@ -148,18 +148,7 @@ impl Limits {
 
 impl Limit {
     fn build(route: &RouteConfig, config: &RateLimitConfig) -> Result<Self, String> {
-        let set = |globs: &[String]| -> Result<Option<GlobSet>, String> {
-            if globs.is_empty() {
-                return Ok(None);
-            }
-            let mut builder = GlobSetBuilder::new();
-            for glob in globs {
-                builder.add(
-                    Glob::new(glob).map_err(|e| format!("rate limit `{}`: invalid glob `{glob}`: {e}", config.name))?,
-                );
-            }
-            builder.build().map(Some).map_err(|e| e.to_string())
-        };
+        let set = |globs: &[String]| Globs::some(globs).map_err(|e| format!("rate limit `{}`: {e}", config.name));
         let targets =
             Targets { tools: set(&config.tools)?, prompts: set(&config.prompts)?, resources: set(&config.resources)? };
         let any = targets.tools.is_some() || targets.prompts.is_some() || targets.resources.is_some();
