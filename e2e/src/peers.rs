@@ -218,20 +218,7 @@ pub async fn run_client_with(url: &str, sdk: Sdk, headers: &[String], ops: Value
 async fn run_client_args(url: &str, sdk: Sdk, args: &[String], ops: Value) -> Vec<Value> {
     let mut command = sdk.command(url);
     command.args(args);
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start the {sdk:?} client: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(ops.to_string().as_bytes()).await.expect("write ops");
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("client finished within 120s")
-        .expect("client output");
+    let output = fed(command, &ops, &format!("the {sdk:?} client")).await;
     let results: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("client printed non-JSON `{line}`: {e}")))
@@ -269,22 +256,28 @@ pub async fn run_agent(url: &str, headers: &[String], script: Value) -> Value {
     for header in headers {
         command.args(["--header", header]);
     }
+    let output = fed(command, &script, "agent.py").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("agent.py printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    })
+}
+
+/// Runs `command` (`what` names it in panics) with `input` on its stdin, then its stdin closed,
+/// and returns its output once it exits, within two minutes.
+async fn fed(mut command: Command, input: &Value, what: &str) -> std::process::Output {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("start agent.py: {e}"));
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(script.to_string().as_bytes()).await.expect("write the script");
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap_or_else(|e| panic!("write to {what}: {e}"));
     drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
         .await
-        .expect("agent finished within 120s")
-        .expect("agent output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("agent.py printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
-    })
+        .unwrap_or_else(|_| panic!("{what} finished within 120s"))
+        .unwrap_or_else(|e| panic!("{what}'s output: {e}"))
 }
