@@ -121,6 +121,8 @@ pub struct Settings {
     pub egress: manifold_runtime::egress::Egress,
     /// Redis for cluster-wide rate limits; none: each replica counts for itself.
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
+    /// Where spans go (`manifold_runtime::telemetry`); none: tracing is off.
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 impl Default for Settings {
@@ -141,6 +143,7 @@ impl Default for Settings {
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
             rate_limit_redis: None,
+            tracer: None,
         }
     }
 }
