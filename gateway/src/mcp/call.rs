@@ -40,6 +40,26 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// Records how the request ended on `context`'s span (if it is recorded).
+    pub fn trace(&self, context: &opentelemetry::Context, method: Method) {
+        use crate::traces::{Outcome, ended, is_tool_error, outcome_of_error};
+        if !opentelemetry::trace::TraceContextExt::span(context).is_recording() {
+            return;
+        }
+        match self {
+            Answer::Result(result) if method == Method::ToolsCall && is_tool_error(result) => {
+                ended(context, Outcome::ToolError)
+            }
+            Answer::Result(_) => ended(context, Outcome::Ok),
+            Answer::MountFailed(_) => ended(context, Outcome::ToolError),
+            Answer::UpstreamError(error, _) => {
+                let (code, message) = outcome_of_error(error);
+                ended(context, Outcome::Error(code, &message))
+            }
+            Answer::Error(error) => ended(context, Outcome::Error(error.code, &error.message)),
+        }
+    }
+
     /// The metrics outcome label.
     pub fn outcome(&self) -> Outcome {
         match self {
@@ -386,6 +406,7 @@ pub mod testing {
             report: Default::default(),
             limiter: Default::default(),
             cache: Arc::new(crate::policy::cache::Store::new(1 << 20)),
+            tracer: None,
         });
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));
