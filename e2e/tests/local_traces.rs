@@ -36,7 +36,9 @@ async fn traced(ratio: f64) -> Traced {
         + &keys
         + &yaml::route(
             "traced",
-            "mounts: [{server: alpha}, {server: flaky}], authentication: {apiKeys: {secretRef: {name: keys}}}",
+            "mounts: [{server: alpha}, {server: flaky}], authentication: {apiKeys: {secretRef: {name: keys}}}, \
+             rateLimits: [{name: roomy, scope: Principal, requests: 1000, per: 1h, tools: ['alpha_add']}], \
+             caching: {results: [{tools: ['alpha_add'], ttl: 1h}]}",
         );
     let spans = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -101,6 +103,14 @@ async fn requests_are_traced_by_the_mcp_conventions_and_join_the_clients_and_the
     let session = session.expect("a session");
     let in_session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
     post(&url, &in_session, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let spans = traced.spans.get_finished_spans().unwrap();
+    let initialize = only(&spans, "initialize");
+    assert_eq!(attributes(&initialize).get("mcp.session.id").map(String::as_str), Some(&session[session.len() - 8..]));
+    let seal = only(&spans, "session.seal");
+    assert_eq!((seal.span_kind.clone(), seal.parent_span_id), (SpanKind::Internal, initialize.span_context.span_id()));
+    let initialized = only(&spans, "notifications/initialized");
+    assert_eq!(initialized.span_kind, SpanKind::Server, "a client's notification has its SERVER span");
+    assert!(!attributes(&initialized).contains_key("jsonrpc.request.id"), "notifications have no id");
     traced.spans.reset();
 
     // A tools/call whose parent is in the headers only.
@@ -216,6 +226,21 @@ async fn requests_are_traced_by_the_mcp_conventions_and_join_the_clients_and_the
     assert_eq!(attrs.get("mcp.protocol.version").map(String::as_str), Some("2026-07-28"));
     assert_eq!(attrs.get("jsonrpc.request.id").map(String::as_str), Some("9"));
     assert!(!attrs.contains_key("mcp.session.id"), "2026-07-28 has no sessions: {attrs:?}");
+    let server = only(&spans, "tools/call alpha_add");
+    let limit = only(&spans, "rate_limit");
+    assert_eq!(limit.parent_span_id, server.span_context.span_id());
+    assert_eq!(attributes(&limit).get("manifold.limit").map(String::as_str), Some("allowed"));
+    let lookup = only(&spans, "cache.lookup");
+    assert_eq!(lookup.parent_span_id, server.span_context.span_id());
+    assert_eq!(attributes(&lookup).get("manifold.cache").map(String::as_str), Some("miss"));
+    traced.spans.reset();
+    let again =
+        raw::stateless(&url, json!(10), "tools/call", json!({"name": "alpha_add", "arguments": {"a": 1, "b": 2}}))
+            .header("authorization", format!("Bearer {KEY}"));
+    assert_eq!(again.send().await.unwrap().status(), 200);
+    let spans = traced.spans.get_finished_spans().unwrap();
+    assert_eq!(attributes(&only(&spans, "cache.lookup")).get("manifold.cache").map(String::as_str), Some("hit"));
+    assert!(named(&spans, "tools/call add").is_empty(), "a hit asks no upstream");
 
     drop(traced.stack);
     let everything = traced.spans.get_finished_spans().unwrap();

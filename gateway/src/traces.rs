@@ -63,8 +63,61 @@ impl Arrival {
     }
 }
 
-fn propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
-    manifold_runtime::telemetry::propagator()
+/// W3C trace context and baggage, built once.
+fn propagator() -> &'static opentelemetry::propagation::TextMapCompositePropagator {
+    static PROPAGATOR: std::sync::LazyLock<opentelemetry::propagation::TextMapCompositePropagator> =
+        std::sync::LazyLock::new(manifold_runtime::telemetry::propagator);
+    &PROPAGATOR
+}
+
+/// The tracer, in the context of a request whose span is recorded: the layers below make
+/// their INTERNAL spans with it (an unsampled request's context carries nothing more).
+#[derive(Clone)]
+struct Recording(SdkTracer);
+
+/// An INTERNAL span under the current one, if that one is recorded; as the context to run
+/// the work in.
+pub fn internal(name: &'static str) -> Option<Context> {
+    if !on() {
+        return None;
+    }
+    Context::map_current(|current| {
+        let Recording(tracer) = current.get::<Recording>()?;
+        let span = tracer.span_builder(name).with_kind(SpanKind::Internal).start_with_context(tracer, current);
+        Some(current.with_span(span))
+    })
+}
+
+/// `work` in an INTERNAL span of its own when the request is recorded.
+pub async fn traced<F: std::future::Future>(name: &'static str, work: F) -> F::Output {
+    traced_with(name, work, |_| Vec::new()).await
+}
+
+/// `work` in an INTERNAL span of its own when the request is recorded; `note` gives the span
+/// attributes from the outcome.
+pub async fn traced_with<F: std::future::Future>(
+    name: &'static str,
+    work: F,
+    note: impl FnOnce(&F::Output) -> Vec<KeyValue>,
+) -> F::Output {
+    use opentelemetry::context::FutureExt as _;
+    match internal(name) {
+        Some(context) => {
+            let outcome = work.with_context(context.clone()).await;
+            context.span().set_attributes(note(&outcome));
+            outcome
+        }
+        None => work.await,
+    }
+}
+
+/// `work`, done now, in an INTERNAL span of its own when the request is recorded; `note`
+/// gives the span attributes from the outcome.
+pub fn instant<T>(name: &'static str, work: impl FnOnce() -> T, note: impl FnOnce(&T) -> Vec<KeyValue>) -> T {
+    let Some(context) = internal(name) else { return work() };
+    let outcome = work();
+    context.span().set_attributes(note(&outcome));
+    outcome
 }
 
 /// What a SERVER span is about: one JSON-RPC message as the endpoint parsed it.
@@ -175,10 +228,13 @@ pub fn server(
         }
     }
     let context = parent.with_span(span);
+    if !context.span().is_recording() {
+        return context;
+    }
     if let Some((started, ended)) = arrival.authenticated {
         internal_between(tracer, &context, "authenticate", started, ended);
     }
-    context
+    context.with_value(Recording(tracer.clone()))
 }
 
 /// A span of work already done, under `parent`'s span, if that span is recorded.
@@ -467,12 +523,16 @@ pub fn inject_headers(headers: &mut HeaderMap) {
 /// `params` as they are.
 pub fn inject_meta(params: Option<&RawValue>) -> Option<Box<RawValue>> {
     let context = propagating()?;
-    let mut fields: serde_json::Map<String, serde_json::Value> = match params {
+    // The top level is read without parsing its values (arguments can be large); `_meta`, small,
+    // is parsed.
+    let mut fields: std::collections::BTreeMap<&str, &RawValue> = match params {
         Some(params) => serde_json::from_str(params.get()).ok()?,
-        None => serde_json::Map::new(),
+        None => Default::default(),
     };
-    let meta = fields.entry("_meta").or_insert_with(|| serde_json::Value::Object(Default::default()));
-    let serde_json::Value::Object(meta) = meta else { return None };
+    let mut meta: serde_json::Map<String, serde_json::Value> = match fields.get("_meta") {
+        Some(meta) => serde_json::from_str(meta.get()).ok()?,
+        None => Default::default(),
+    };
     struct Meta<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
     impl Injector for Meta<'_> {
         fn set(&mut self, key: &str, value: String) {
@@ -484,7 +544,9 @@ pub fn inject_meta(params: Option<&RawValue>) -> Option<Box<RawValue>> {
     // What the client propagated is replaced, not merged: the upstream's parent is ours.
     meta.remove("tracestate");
     meta.remove("baggage");
-    propagator().inject_context(&context, &mut Meta(meta));
+    propagator().inject_context(&context, &mut Meta(&mut meta));
+    let meta = crate::jsonrpc::raw(&meta);
+    fields.insert("_meta", &meta);
     Some(crate::jsonrpc::raw(&fields))
 }
 

@@ -228,6 +228,10 @@ fn server_span(
 ) -> opentelemetry::Context {
     let (method, params, id) = match incoming {
         Incoming::Request { id, method, params } => (method.as_str(), params.as_deref(), Some(&**id)),
+        // Progress comes too often to be worth a span each.
+        Incoming::Notification { method, .. } if method == protocol::Method::Progress.name() => {
+            return opentelemetry::Context::current();
+        }
         Incoming::Notification { method, params } => (method.as_str(), params.as_deref(), None),
         Incoming::Response { .. } => return opentelemetry::Context::current(),
     };
