@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use manifold_e2e::peers::Upstream;
+use manifold_e2e::peers::{Sdk, Upstream, run_client_with};
 use manifold_e2e::{LocalStack, raw, yaml};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
@@ -284,4 +284,37 @@ async fn at_ratio_zero_an_unsampled_parent_records_nothing_but_propagates_and_a_
     let client = only(&spans, "tools/call header");
     assert_eq!(received, format!("00-{TRACE_B}-{}-01", client.span_context.span_id()));
     assert_eq!(only(&spans, "tools/call alpha_header").span_context.trace_id().to_string(), TRACE_B);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_upstream_asks_mid_call_is_a_client_span_under_the_call() {
+    // An upstream of the stateless revision asks with an InputRequiredResult; the gateway asks
+    // its session client (elicitation/create) and calls again with the answer.
+    let asking = Upstream::start_with("alpha", &["--only-stateless"]).await;
+    let keys = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: acme}}\nstringData: {{{PRINCIPAL}: {KEY}}}\n"
+    );
+    let manifests = yaml::server("asking", &asking.mcp_url(), "")
+        + &keys
+        + &yaml::route("asking", "mounts: [{server: asking}], authentication: {apiKeys: {secretRef: {name: keys}}}");
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| settings.tracer = Some(tracer)).await;
+    let url = stack.url("/acme/asking/mcp");
+    let headers = [format!("Authorization: Bearer {KEY}")];
+    let ops = json!([{"op": "call", "name": "asking_greet", "arguments": {}}, {"op": "seen"}]);
+    let results = run_client_with(&url, Sdk::Mcp, &headers, ops).await;
+    assert_eq!(results[1]["requests"], json!(["elicitation/create"]), "{results:?}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let call = only(&spans, "tools/call asking_greet");
+    let asked = only(&spans, "elicitation/create");
+    // Asked within the attempt to the mount: under its CLIENT span, itself under the call's.
+    let attempt = only(&spans, "tools/call greet");
+    assert_eq!(attempt.parent_span_id, call.span_context.span_id());
+    assert_eq!((asked.span_kind.clone(), asked.parent_span_id), (SpanKind::Client, attempt.span_context.span_id()));
+    let attrs = attributes(&asked);
+    assert_eq!(attrs.get("mcp.method.name").map(String::as_str), Some("elicitation/create"));
+    assert!(asked.start_time >= attempt.start_time && asked.end_time <= attempt.end_time, "until the client answered");
 }

@@ -88,6 +88,34 @@ pub fn internal(name: &'static str) -> Option<Context> {
     })
 }
 
+/// A request an upstream asks the client mid-call (sampling, elicitation, roots), relayed
+/// by `mount` (where one is known): a CLIENT span `{method}` toward the client under the current span, if that one
+/// is recorded; and, whenever tracing is on, `params` with the context in `_meta`, so that
+/// the client's handler joins the trace. The span lasts as long as the returned context.
+pub fn relay(method: &str, mount: Option<&str>, params: Option<&RawValue>) -> (Option<Context>, Option<Box<RawValue>>) {
+    if !on() {
+        return (None, None);
+    }
+    let context = Context::map_current(|current| {
+        let Recording(tracer) = current.get::<Recording>()?;
+        let mut span =
+            tracer.span_builder(method.to_owned()).with_kind(SpanKind::Client).start_with_context(tracer, current);
+        span.set_attribute(KeyValue::new("mcp.method.name", method.to_owned()));
+        if let Some(mount) = mount {
+            span.set_attribute(KeyValue::new("manifold.mount", mount.to_owned()));
+        }
+        Some(current.with_span(span))
+    });
+    let params = match &context {
+        Some(context) => {
+            let _relaying = context.clone().attach();
+            inject_meta(params)
+        }
+        None => inject_meta(params),
+    };
+    (context, params)
+}
+
 /// `work` in an INTERNAL span of its own when the request is recorded.
 pub async fn traced<F: std::future::Future>(name: &'static str, work: F) -> F::Output {
     traced_with(name, work, |_| Vec::new()).await
@@ -559,5 +587,79 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::jsonrpc::raw;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn ours(flags: TraceFlags) -> Context {
+        let trace = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
+        let span = SpanId::from_hex("b7ad6b7169203331").unwrap();
+        Context::new().with_remote_span_context(SpanContext::new(trace, span, flags, true, TraceState::default()))
+    }
+
+    #[test]
+    fn meta_names_a_parent_only_when_it_carries_a_valid_traceparent() {
+        let params = raw(&json!({"name": "t", "_meta": {"traceparent": TRACEPARENT, "baggage": "tenant=acme"}}));
+        let parent = meta_parent(Some(&params)).expect("a parent");
+        assert_eq!(parent.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(parent.span().span_context().is_remote() && parent.span().span_context().is_sampled());
+        let invalid = raw(&json!({"_meta": {"traceparent": "00-garbage-01"}}));
+        assert!(meta_parent(Some(&invalid)).is_none());
+        assert!(meta_parent(Some(&raw(&json!({"arguments": {"traceparent": TRACEPARENT}})))).is_none(), "not _meta");
+        assert!(meta_parent(None).is_none());
+    }
+
+    #[test]
+    fn the_current_context_replaces_the_clients_in_meta_and_keeps_the_rest() {
+        enable();
+        let _current = ours(TraceFlags::NOT_SAMPLED).attach();
+        let params = raw(&json!({
+            "name": "echo",
+            "arguments": {"text": "x"},
+            "_meta": {"traceparent": TRACEPARENT, "tracestate": "client=1", "progressToken": 5},
+        }));
+        let sent: Value = serde_json::from_str(inject_meta(Some(&params)).expect("injected").get()).unwrap();
+        assert_eq!(
+            sent,
+            json!({
+                "name": "echo",
+                "arguments": {"text": "x"},
+                "_meta": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "progressToken": 5},
+            }),
+            "an unsampled context is propagated too, with flags 00; an empty tracestate is dropped"
+        );
+        let bare: Value = serde_json::from_str(inject_meta(None).expect("injected").get()).unwrap();
+        assert_eq!(bare["_meta"]["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");
+
+        let mut headers = HeaderMap::new();
+        inject_headers(&mut headers);
+        assert_eq!(headers["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");
+        assert!(!headers.contains_key("tracestate"));
+    }
+
+    #[test]
+    fn without_a_current_context_nothing_is_injected() {
+        enable();
+        let params = raw(&json!({"name": "echo"}));
+        assert!(inject_meta(Some(&params)).is_none());
+        let mut headers = HeaderMap::new();
+        inject_headers(&mut headers);
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn ids_are_strings_and_null_is_none() {
+        assert_eq!(request_id(&raw(&json!("req-1"))).as_deref(), Some("req-1"));
+        assert_eq!(request_id(&raw(&json!(42))).as_deref(), Some("42"));
+        assert_eq!(request_id(&raw(&Value::Null)), None);
     }
 }
