@@ -66,7 +66,7 @@ async fn post(url: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value, 
     let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
     // A streamed answer: its last `data:` line.
-    let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().map_or(text.as_str(), |l| l);
+    let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().map_or(text.as_str(), |l| l);
     (status, serde_json::from_str(json).unwrap_or(Value::String(text.clone())), session)
 }
 

@@ -19,10 +19,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::value::RawValue;
 
-use crate::access::Principal;
-use crate::access::authn::Source;
 use crate::protocol::Method;
-use crate::snapshot::Route;
 
 /// Whether some gateway of this process traces: the upstream clients, which know no
 /// gateway, read it before they look for a context to inject.
@@ -158,6 +155,11 @@ pub struct Message<'a> {
     pub session: Option<&'a str>,
     /// The protocol revision, where the request says it.
     pub protocol_version: Option<&'a str>,
+    /// The tenant (namespace) and route serving it.
+    pub tenant: &'a str,
+    pub route: &'a str,
+    /// How the caller authenticated (`anonymous`, `api-key`, `jwt`); never who it is.
+    pub principal_kind: &'static str,
 }
 
 /// The parent W3C context a message's `params._meta` carries, if it carries one.
@@ -201,13 +203,7 @@ fn meta_parent(params: Option<&RawValue>) -> Option<Context> {
 
 /// The SERVER span of one message, started when its HTTP request arrived, under the context
 /// `_meta` names, else the one the headers name; returned as the context to run the message in.
-pub fn server(
-    tracer: &SdkTracer,
-    arrival: &Arrival,
-    route: &Route,
-    principal: &Principal,
-    message: &Message,
-) -> Context {
+pub fn server(tracer: &SdkTracer, arrival: &Arrival, message: &Message) -> Context {
     let (parent, from_meta) = match meta_parent(message.params) {
         Some(parent) => (parent, true),
         None => (arrival.headers.clone(), false),
@@ -245,9 +241,9 @@ pub fn server(
         attributes.push(KeyValue::new("server.port", i64::from(local.port())));
         attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
         attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
-        attributes.push(KeyValue::new("manifold.tenant", route.config.namespace.clone()));
-        attributes.push(KeyValue::new("manifold.route", route.config.name.clone()));
-        attributes.push(KeyValue::new("manifold.principal.kind", principal_kind(principal)));
+        attributes.push(KeyValue::new("manifold.tenant", message.tenant.to_owned()));
+        attributes.push(KeyValue::new("manifold.route", message.route.to_owned()));
+        attributes.push(KeyValue::new("manifold.principal.kind", message.principal_kind));
         span.set_attributes(attributes);
         // The conventions: the message's own context is the parent; the transport's is linked.
         let transport = arrival.headers.span().span_context().clone();
@@ -298,15 +294,6 @@ fn network(version: http::Version) -> [KeyValue; 3] {
         KeyValue::new("network.protocol.version", version),
         KeyValue::new("network.transport", "tcp"),
     ]
-}
-
-/// How the caller authenticated; never who it is.
-fn principal_kind(principal: &Principal) -> &'static str {
-    match principal.source {
-        Source::Anonymous => "anonymous",
-        Source::ApiKey => "api-key",
-        Source::Jwt(_) => "jwt",
-    }
 }
 
 /// The JSON-RPC id as the conventions want it: a string's text, a number's digits, nothing
@@ -424,7 +411,14 @@ pub fn is_tool_error(result: &RawValue) -> bool {
 
 /// The CLIENT span of one attempt to a mount, under the current context; as the context to
 /// run the attempt in. `name` is the upstream's own name for the tool or prompt, or its URI.
-pub fn client(tracer: &SdkTracer, method: &str, name: Option<&str>, mount: &crate::snapshot::Mount) -> Context {
+/// `mount` is the mounted server's name, `address` the host and port its requests go to.
+pub fn client(
+    tracer: &SdkTracer,
+    method: &str,
+    name: Option<&str>,
+    mount: &str,
+    address: Option<(&str, u16)>,
+) -> Context {
     let parent = Context::current();
     let known = Method::parse(method);
     let span_name: Cow<'static, str> = match known {
@@ -444,38 +438,15 @@ pub fn client(tracer: &SdkTracer, method: &str, name: Option<&str>, mount: &crat
         let mut attributes = Vec::with_capacity(10);
         attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
         target.attributes(known, &mut attributes);
-        if let Some((host, port)) = upstream_address(&mount.config.upstream) {
-            attributes.push(KeyValue::new("server.address", host));
-            attributes.push(KeyValue::new("server.port", port));
+        if let Some((host, port)) = address {
+            attributes.push(KeyValue::new("server.address", host.to_owned()));
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         attributes.extend(network(http::Version::HTTP_11));
-        attributes.push(KeyValue::new("manifold.mount", mount.config.server.clone()));
+        attributes.push(KeyValue::new("manifold.mount", mount.to_owned()));
         span.set_attributes(attributes);
     }
     parent.with_span(span)
-}
-
-/// Records how an attempt ended on its CLIENT span.
-pub fn attempted(
-    context: &Context,
-    method: &str,
-    result: &Result<(crate::upstream::Reply, Option<u16>), crate::upstream::UpstreamError>,
-) {
-    use crate::upstream::Reply;
-    if !context.span().is_recording() {
-        return;
-    }
-    match result {
-        Ok((Reply::Result(result), _)) if method == Method::ToolsCall.name() && is_tool_error(result) => {
-            ended(context, Outcome::ToolError)
-        }
-        Ok((Reply::Result(_), _)) => {}
-        Ok((Reply::Error(error), _)) => {
-            let (code, message) = outcome_of_error(error);
-            ended(context, Outcome::Error(code, &message));
-        }
-        Err(error) => failed(context, error),
-    }
 }
 
 /// Adds attributes to the current span, if it is recorded (what is known only later, such as
@@ -489,32 +460,12 @@ pub fn annotate(attributes: &[(&'static str, &str)]) {
     });
 }
 
-/// The host and port a mount's requests go to.
-fn upstream_address(upstream: &manifold_api::config::Upstream) -> Option<(String, i64)> {
-    let url = match upstream {
-        manifold_api::config::Upstream::Remote(remote) => url::Url::parse(&remote.url).ok()?,
-        manifold_api::config::Upstream::OpenApi(api) => url::Url::parse(&api.base_url).ok()?,
-    };
-    Some((url.host_str()?.to_owned(), i64::from(url.port_or_known_default()?)))
-}
-
-/// The error class of an upstream failure, as `error.type` (the conventions' transport classes).
-pub fn failure_type(error: &crate::upstream::UpstreamError) -> Cow<'static, str> {
-    use crate::upstream::UpstreamError;
-    match error {
-        UpstreamError::Timeout(_) => Cow::Borrowed("timeout"),
-        UpstreamError::Connect(_) => Cow::Borrowed("connect"),
-        UpstreamError::Status { status, .. } => Cow::Owned(format!("http_{status}")),
-        _ => Cow::Borrowed("_OTHER"),
-    }
-}
-
-/// Records a failed attempt on `context`'s span.
-pub fn failed(context: &Context, error: &crate::upstream::UpstreamError) {
+/// Records a failure on `context`'s span: its class (`error.type`) and what it was.
+pub fn failed(context: &Context, error_type: Cow<'static, str>, description: String) {
     let span = context.span();
     if span.is_recording() {
-        span.set_attribute(KeyValue::new("error.type", failure_type(error)));
-        span.set_status(Status::error(error.summary()));
+        span.set_attribute(KeyValue::new("error.type", error_type));
+        span.set_status(Status::error(description));
     }
 }
 

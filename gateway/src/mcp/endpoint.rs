@@ -238,8 +238,17 @@ fn server_span(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // The session's id as logs show it: the token itself would hand the session out.
     let session = header(SESSION_ID).map(|id| &id[id.len().saturating_sub(8)..]);
-    let message = traces::Message { method, params, id, session, protocol_version: header(PROTOCOL_VERSION) };
-    traces::server(tracer, arrival, route, principal, &message)
+    let message = traces::Message {
+        method,
+        params,
+        id,
+        session,
+        protocol_version: header(PROTOCOL_VERSION),
+        tenant: &route.config.namespace,
+        route: &route.config.name,
+        principal_kind: principal.kind(),
+    };
+    traces::server(tracer, arrival, &message)
 }
 
 /// Answers one parsed message.
