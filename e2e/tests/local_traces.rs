@@ -318,3 +318,32 @@ async fn a_request_the_upstream_asks_mid_call_is_a_client_span_under_the_call() 
     assert_eq!(attrs.get("mcp.method.name").map(String::as_str), Some("elicitation/create"));
     assert!(asked.start_time >= attempt.start_time && asked.end_time <= attempt.end_time, "until the client answered");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_to_an_openapi_sub_server_is_a_client_span_whose_context_reaches_the_api_in_its_headers() {
+    let api = Upstream::rest_api("kitchen").await;
+    let manifests = yaml::openapi_server("kitchen", &format!("url: {}", api.url("/openapi.json")))
+        + &yaml::route("kitchen", "mounts: [{server: kitchen}]");
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| settings.tracer = Some(tracer)).await;
+    let call = raw::stateless(
+        &stack.url("/acme/kitchen/mcp"),
+        json!(1),
+        "tools/call",
+        json!({"name": "kitchen_trace", "arguments": {}}),
+    )
+    .header("traceparent", format!("00-{TRACE_A}-00f067aa0ba902b7-01"));
+    let body: Value = serde_json::from_str(&call.send().await.unwrap().text().await.unwrap()).unwrap();
+    let received = body["result"]["structuredContent"]["traceparent"].as_str().expect("a traceparent").to_owned();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = only(&spans, "tools/call kitchen_trace");
+    let client = only(&spans, "tools/call trace");
+    assert_eq!((client.span_kind.clone(), client.parent_span_id), (SpanKind::Client, server.span_context.span_id()));
+    assert_eq!(received, format!("00-{TRACE_A}-{}-01", client.span_context.span_id()));
+    let attrs = attributes(&client);
+    assert_eq!(attrs.get("manifold.mount").map(String::as_str), Some("kitchen"));
+    assert_eq!(attrs.get("server.address").map(String::as_str), Some("127.0.0.1"));
+}
