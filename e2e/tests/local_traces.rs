@@ -5,8 +5,11 @@
 //! name in any attribute; parent-based sampling that still propagates unsampled contexts.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use manifold_e2e::peers::{Sdk, Upstream, run_client_with};
+use manifold_e2e::stub::{Reply, Stub};
+use manifold_e2e::tokens::{Signer, claims, jwks};
 use manifold_e2e::{LocalStack, raw, yaml};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
@@ -346,4 +349,53 @@ async fn a_call_to_an_openapi_sub_server_is_a_client_span_whose_context_reaches_
     let attrs = attributes(&client);
     assert_eq!(attrs.get("manifold.mount").map(String::as_str), Some("kitchen"));
     assert_eq!(attrs.get("server.address").map(String::as_str), Some("127.0.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwks_fetch_authentication_waits_for_is_a_span_under_authenticate() {
+    const ISSUER: &str = "https://issuer.test";
+    let (old, new) = (Signer::rsa("rsa-a", "2026-01"), Signer::rsa("rsa-b", "2026-02"));
+    let published = Arc::new(Mutex::new(jwks(&[&old])));
+    let serving = Arc::clone(&published);
+    let endpoint = Stub::start(move |_| Reply::json(serving.lock().unwrap().clone())).await;
+    let alpha = Upstream::start("alpha").await;
+    let authentication = format!(
+        "authentication: {{jwt: [{{issuer: '{ISSUER}', audiences: [mcp], jwks: {{uri: '{}'}}}}]}}",
+        endpoint.url("/jwks")
+    );
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::route("jwt", &format!("mounts: [{{server: alpha}}], {authentication}"));
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| {
+        settings.tracer = Some(tracer);
+        settings.jwks_refetch_cooldown = std::time::Duration::ZERO;
+    })
+    .await;
+    let url = stack.url("/acme/jwt/mcp");
+    let call = |token: String| {
+        raw::stateless(&url, json!(1), "tools/call", json!({"name": "alpha_echo", "arguments": {"text": "t"}}))
+            .header("authorization", format!("Bearer {token}"))
+    };
+    assert_eq!(call(old.token(&claims(ISSUER, "mcp", PRINCIPAL))).send().await.unwrap().status(), 200);
+    // A key the gateway has not seen: authentication fetches the JWKS again, and waits for it.
+    *published.lock().unwrap() = jwks(&[&old, &new]);
+    spans.reset();
+    assert_eq!(call(new.token(&claims(ISSUER, "mcp", PRINCIPAL))).send().await.unwrap().status(), 200);
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = only(&spans, "tools/call alpha_echo");
+    assert_eq!(attributes(&server).get("manifold.principal.kind").map(String::as_str), Some("jwt"));
+    let authenticate = only(&spans, "authenticate");
+    assert_eq!(authenticate.parent_span_id, server.span_context.span_id());
+    let fetch = only(&spans, "jwks.fetch");
+    assert_eq!(
+        (fetch.span_kind.clone(), fetch.parent_span_id),
+        (SpanKind::Internal, authenticate.span_context.span_id())
+    );
+    assert!(fetch.start_time >= authenticate.start_time && fetch.end_time <= authenticate.end_time);
+    for span in &spans {
+        assert!(span.attributes.iter().all(|kv| !kv.value.to_string().contains(PRINCIPAL)), "{}", span.name);
+    }
 }

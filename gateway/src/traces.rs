@@ -51,12 +51,40 @@ pub struct Arrival {
     pub version: http::Version,
     /// When authentication started and ended.
     pub authenticated: Option<(SystemTime, SystemTime)>,
+    /// When the JWKS fetch authentication waited for started and ended, if it waited for one.
+    pub jwks_fetched: Option<(SystemTime, SystemTime)>,
+}
+
+tokio::task_local! {
+    /// The JWKS fetch an authentication waited for, if it did (see [`authenticating`]).
+    static JWKS_FETCH: std::cell::Cell<Option<(SystemTime, SystemTime)>>;
+}
+
+/// Runs an authentication, noting when it started and ended and the JWKS fetch it waited
+/// for, in `arrival` (tracing on only).
+pub async fn authenticating<F: std::future::Future>(arrival: &mut Arrival, work: F) -> F::Output {
+    let started = SystemTime::now();
+    let (output, fetched) = JWKS_FETCH
+        .scope(std::cell::Cell::new(None), async {
+            let output = work.await;
+            (output, JWKS_FETCH.with(std::cell::Cell::get))
+        })
+        .await;
+    arrival.authenticated = Some((started, SystemTime::now()));
+    arrival.jwks_fetched = fetched;
+    output
+}
+
+/// A JWKS fetch ran from `started` to `ended`: noted for the authentication that waited for
+/// it, if one traced did.
+pub fn jwks_fetched(started: SystemTime, ended: SystemTime) {
+    let _ = JWKS_FETCH.try_with(|fetch| fetch.set(Some((started, ended))));
 }
 
 impl Arrival {
     pub fn new(headers: &HeaderMap, link: Link, version: http::Version) -> Self {
         let parent = propagator().extract(&HeaderExtractor(headers));
-        Arrival { at: SystemTime::now(), headers: parent, link, version, authenticated: None }
+        Arrival { at: SystemTime::now(), headers: parent, link, version, authenticated: None, jwks_fetched: None }
     }
 }
 
@@ -256,28 +284,23 @@ pub fn server(tracer: &SdkTracer, arrival: &Arrival, message: &Message) -> Conte
         return context;
     }
     if let Some((started, ended)) = arrival.authenticated {
-        internal_between(tracer, &context, "authenticate", started, ended);
+        let authenticate = between(tracer, &context, "authenticate", started);
+        if let Some((started, ended)) = arrival.jwks_fetched {
+            between(tracer, &authenticate, "jwks.fetch", started).span().end_with_timestamp(ended);
+        }
+        authenticate.span().end_with_timestamp(ended);
     }
     context.with_value(Recording(tracer.clone()))
 }
 
-/// A span of work already done, under `parent`'s span, if that span is recorded.
-pub fn internal_between(
-    tracer: &SdkTracer,
-    parent: &Context,
-    name: &'static str,
-    started: SystemTime,
-    ended: SystemTime,
-) {
-    if !parent.span().is_recording() {
-        return;
-    }
-    let mut span = tracer
+/// An INTERNAL span of work that started at `started`, under `parent`'s span.
+fn between(tracer: &SdkTracer, parent: &Context, name: &'static str, started: SystemTime) -> Context {
+    let span = tracer
         .span_builder(name)
         .with_kind(SpanKind::Internal)
         .with_start_time(started)
         .start_with_context(tracer, parent);
-    span.end_with_timestamp(ended);
+    parent.with_span(span)
 }
 
 /// `network.protocol.*` and `network.transport` of an HTTP request.

@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
@@ -66,11 +65,11 @@ pub async fn handle(
     }
     // Before the body is read: an unauthenticated caller costs no more than its headers.
     // Spans need the body's `_meta` for their parent: authentication's is made once it is read.
-    let authenticating = arrival.as_ref().map(|_| SystemTime::now());
-    let authenticated = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown).await;
-    if let (Some(arrival), Some(started)) = (arrival.as_mut(), authenticating) {
-        arrival.authenticated = Some((started, SystemTime::now()));
-    }
+    let authenticate = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown);
+    let authenticated = match arrival.as_mut() {
+        Some(arrival) => traces::authenticating(arrival, authenticate).await,
+        None => authenticate.await,
+    };
     let principal = match authenticated {
         Ok(principal) => principal,
         Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
