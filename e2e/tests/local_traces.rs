@@ -287,6 +287,27 @@ async fn at_ratio_zero_an_unsampled_parent_records_nothing_but_propagates_and_a_
     let client = only(&spans, "tools/call header");
     assert_eq!(received, format!("00-{TRACE_B}-{}-01", client.span_context.span_id()));
     assert_eq!(only(&spans, "tools/call alpha_header").span_context.trace_id().to_string(), TRACE_B);
+
+    // Refused before authentication: a span only for a sampled parent, named by Mcp-Method.
+    traced.spans.reset();
+    let refused = |parent: String| {
+        raw::stateless(&url, json!(2), "tools/call", json!({"name": "alpha_echo", "arguments": {"text": ARGUMENT}}))
+            .header("traceparent", parent)
+            .send()
+    };
+    assert_eq!(refused(format!("00-{TRACE_A}-00f067aa0ba902b7-00")).await.unwrap().status(), 401);
+    assert!(traced.spans.get_finished_spans().unwrap().is_empty(), "an unsampled refusal leaves no span");
+    assert_eq!(refused(format!("00-{TRACE_B}-b7ad6b7169203331-01")).await.unwrap().status(), 401);
+    let spans = traced.spans.get_finished_spans().unwrap();
+    let span = only(&spans, "tools/call");
+    assert_eq!(
+        (span.span_kind.clone(), span.parent_span_id.to_string()),
+        (SpanKind::Server, "b7ad6b7169203331".into())
+    );
+    let attrs = attributes(&span);
+    assert_eq!((attrs["error.type"].as_str(), attrs["mcp.method.name"].as_str()), ("-32001", "tools/call"));
+    assert!(matches!(&span.status, Status::Error { description } if description.contains("authentication required")));
+    assert_eq!(only(&spans, "authenticate").parent_span_id, span.span_context.span_id());
 }
 
 #[tokio::test(flavor = "multi_thread")]

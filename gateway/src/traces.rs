@@ -293,6 +293,52 @@ pub fn server(tracer: &SdkTracer, arrival: &Arrival, message: &Message) -> Conte
     context.with_value(Recording(tracer.clone()))
 }
 
+/// A request refused before authentication: a SERVER span only when the parent its headers
+/// name is sampled (no one else asked for one), named after its `Mcp-Method` header when it
+/// has one (its body is never read), else after the HTTP method, with the refusal's code.
+#[allow(clippy::too_many_arguments)] // what is known of a request refused unread
+pub fn refused(
+    tracer: &SdkTracer,
+    arrival: &Arrival,
+    method: Option<&str>,
+    http_method: &http::Method,
+    tenant: &str,
+    route: &str,
+    code: i64,
+    message: &str,
+) {
+    if !arrival.headers.span().span_context().is_sampled() {
+        return;
+    }
+    let name = method.map_or_else(|| http_method.as_str().to_owned(), str::to_owned);
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_start_time(arrival.at)
+        .start_with_context(tracer, &arrival.headers);
+    let mut attributes = Vec::with_capacity(16);
+    if let Some(method) = method {
+        attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
+    }
+    attributes.extend(network(arrival.version));
+    let Link { local, peer } = arrival.link;
+    attributes.push(KeyValue::new("server.address", local.ip().to_string()));
+    attributes.push(KeyValue::new("server.port", i64::from(local.port())));
+    attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
+    attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
+    attributes.push(KeyValue::new("manifold.tenant", tenant.to_owned()));
+    attributes.push(KeyValue::new("manifold.route", route.to_owned()));
+    attributes.push(KeyValue::new("error.type", code.to_string()));
+    attributes.push(KeyValue::new("rpc.response.status_code", code.to_string()));
+    span.set_attributes(attributes);
+    span.set_status(Status::error(message.to_owned()));
+    if let Some((started, ended)) = arrival.authenticated {
+        let context = Context::new().with_remote_span_context(span.span_context().clone());
+        between(tracer, &context, "authenticate", started).span().end_with_timestamp(ended);
+    }
+    span.end();
+}
+
 /// An INTERNAL span of work that started at `started`, under `parent`'s span.
 fn between(tracer: &SdkTracer, parent: &Context, name: &'static str, started: SystemTime) -> Context {
     let span = tracer

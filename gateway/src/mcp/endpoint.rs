@@ -72,7 +72,11 @@ pub async fn handle(
     };
     let principal = match authenticated {
         Ok(principal) => principal,
-        Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
+        Err(refusal) => {
+            let method = parts.headers.get(crate::protocol::header::METHOD).and_then(|v| v.to_str().ok());
+            let context = arrival.as_ref().map(|arrival| (arrival, method, &parts.method));
+            return Ok(refused(&gateway, route, &parts.headers, &refusal, context));
+        }
     };
     Ok(match parts.method {
         Method::POST => {
@@ -520,7 +524,14 @@ fn busy(gateway: &Gateway, route: &Route, max_in_flight: u32, seconds: u64) -> R
 }
 
 /// 401 or 403, with the challenge that tells a client where to get a token.
-fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &AuthnRefusal) -> Response {
+/// A traced request's arrival, `Mcp-Method` header and HTTP method go with it (`traced`).
+fn refused(
+    gateway: &Gateway,
+    route: &Route,
+    headers: &HeaderMap,
+    refusal: &AuthnRefusal,
+    traced: Option<(&traces::Arrival, Option<&str>, &Method)>,
+) -> Response {
     let (status, reason, message) = match refusal {
         AuthnRefusal::Missing => (
             StatusCode::UNAUTHORIZED,
@@ -539,6 +550,9 @@ fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &Auth
     let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
     gateway.metrics.refusals.inc(&RefusalLabels { namespace, route: route_name, reason });
     let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { UNAUTHORIZED };
+    if let (Some(tracer), Some((arrival, method, http_method))) = (&gateway.tracer, traced) {
+        traces::refused(tracer, arrival, method, http_method, namespace, route_name, code, &message);
+    }
     let mut response = rpc_failure(status, None, RpcError::new(code, message));
     let challenge = metadata::challenge(&route.config, &route.access.authn, headers, refusal);
     if let Ok(value) = HeaderValue::from_str(&challenge) {
