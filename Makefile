@@ -1,5 +1,5 @@
 # The two commands that matter are `make quickstart` and `make test` (see README.md).
-.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-lists bench-policy bench-kube e2e-kind check-image
+.PHONY: quickstart test cycles peers apiserver-build apiserver charts-lint crds bench bench-sessions bench-openapi bench-publish bench-lists bench-policy bench-tracing bench-kube e2e-kind check-image
 
 # Runs Manifold on its embedded default: two sample MCP servers mounted behind one route.
 quickstart:
@@ -67,6 +67,11 @@ bench-publish:
 # docs/benchmarks.md).
 bench-policy:
 	scripts/bench-policy.sh
+
+# Tracing's cost per tools/call at 1% sampling and with every call sampled, counted in
+# instructions by callgrind (see docs/benchmarks.md).
+bench-tracing:
+	scripts/bench-tracing.sh
 
 # A merged tools/list over 10 mounts, each 20 ms away: the first through a fresh gateway, then
 # the p50 (see docs/benchmarks.md).

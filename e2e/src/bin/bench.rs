@@ -6,10 +6,14 @@
 //! would. A bare hyper pass-through proxy is measured beside them as the floor of the hop
 //! itself, a route that authenticates each call with a JWT beside the anonymous one, and a
 //! route with a local rate limit and caching rules that the calls meet but never hit (issue
-//! 17: at most 2 µs more gateway CPU per call).
+//! 17: at most 2 µs more gateway CPU per call). A second gateway traces (issue 18): its
+//! plain calls are sampled at 1%, and calls whose `traceparent` says sampled are all
+//! recorded; its spans go over OTLP/HTTP to a sink in this process that only counts them.
 //! Method and recorded figures: docs/benchmarks.md.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -38,7 +42,9 @@ struct Args {
     /// `--route`, and exit. `make bench-policy` runs this under callgrind.
     #[arg(long)]
     calls: Option<usize>,
-    /// The route `--calls` goes through: `route` (no policy) or `policed`.
+    /// The route `--calls` goes through: `route` (no policy), `policed`, or on the tracing
+    /// gateway `traced` (1% of calls sampled) and `traced-sampled` (every call sampled by its
+    /// parent).
     #[arg(long, default_value = "route")]
     route: String,
 }
@@ -52,45 +58,66 @@ fn main() {
     let signer = manifold_e2e::tokens::Signer::rsa("rsa-a", "bench");
     let token = signer
         .token(&json!({"iss": "bench", "aud": "bench", "sub": "bench", "exp": manifold_e2e::tokens::now() + 3600}));
-    let gateway = start_gateway(upstream, &manifold_e2e::tokens::jwks(&[&signer]).to_string());
+    let jwks = manifold_e2e::tokens::jwks(&[&signer]).to_string();
     let load = runtime("load", args.peer_threads);
+    let sink = start_sink();
     if let Some(calls) = args.calls {
-        let url = format!("http://{gateway}/acme/{}/mcp", args.route);
-        load.block_on(call_times(&url, calls));
+        // Only the gateway called runs: a tracing one would turn tracing on for the process.
+        let (traces_to, route, sampled) = match args.route.as_str() {
+            "traced" => (Some(sink.addr), "route", false),
+            "traced-sampled" => (Some(sink.addr), "route", true),
+            route => (None, route, false),
+        };
+        let gateway = start_gateway(upstream, &jwks, traces_to);
+        load.block_on(call_times(&format!("http://{gateway}/acme/{route}/mcp"), calls, sampled));
         return;
     }
+    let gateway = start_gateway(upstream, &jwks, None);
+    let traced = start_gateway(upstream, &jwks, Some(sink.addr));
     let floor = start_floor(upstream);
     let floor_url = format!("http://{floor}/mcp");
     let direct_url = format!("http://{upstream}/mcp");
     let route_url = format!("http://{gateway}/acme/route/mcp");
     let secured_url = format!("http://{gateway}/acme/secured/mcp");
     let policed_url = format!("http://{gateway}/acme/policed/mcp");
+    let traced_url = format!("http://{traced}/acme/route/mcp");
     let seconds = Duration::from_secs(args.seconds);
+    let plain = Call { session: true, token: None, sampled: false };
 
     let mut rows = Vec::new();
     for clients in [1, args.clients] {
-        let (mut direct, mut routed, mut floored, mut secured, mut policed) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut runs: [Vec<Result>; 7] = Default::default();
         for _ in 0..args.rounds.max(1) {
-            direct.push(measured(|| load.block_on(run(&direct_url, "add", false, None, clients, seconds))));
-            routed.push(measured(|| load.block_on(run(&route_url, "math_add", true, None, clients, seconds))));
-            floored.push(measured(|| load.block_on(run(&floor_url, "add", false, None, clients, seconds))));
-            secured
-                .push(measured(|| load.block_on(run(&secured_url, "math_add", true, Some(&token), clients, seconds))));
-            policed.push(measured(|| load.block_on(run(&policed_url, "math_add", true, None, clients, seconds))));
+            let direct = Call { session: false, ..plain.clone() };
+            let secured = Call { token: Some(token.clone()), ..plain.clone() };
+            let sampled = Call { sampled: true, ..plain.clone() };
+            let paths = [
+                (&direct_url, "add", &direct),
+                (&route_url, "math_add", &plain),
+                (&floor_url, "add", &direct),
+                (&secured_url, "math_add", &secured),
+                (&policed_url, "math_add", &plain),
+                (&traced_url, "math_add", &plain),
+                (&traced_url, "math_add", &sampled),
+            ];
+            for (runs, (url, tool, call)) in runs.iter_mut().zip(paths) {
+                runs.push(measured(|| load.block_on(run(url, tool, call, clients, seconds))));
+            }
         }
-        rows.push((clients, median(direct), median(routed), median(floored), median(secured), median(policed)));
+        rows.push((clients, runs.map(median)));
     }
 
     println!("| clients | path | requests/s | p50 µs | p90 µs | p99 µs | CPU µs/request: load, proxy, upstream |");
     println!("|---|---|---|---|---|---|---|");
-    for (clients, direct, routed, floored, secured, policed) in &rows {
+    for (clients, [direct, routed, floored, secured, policed, traced, sampled]) in &rows {
         let paths = [
             ("direct", direct),
             ("bare hyper proxy", floored),
             ("gateway", routed),
             ("gateway, JWT", secured),
             ("gateway, policy not hit", policed),
+            ("gateway, tracing at 1%", traced),
+            ("gateway, tracing, every call sampled", sampled),
         ];
         for (name, r) in paths {
             let cpu = |who: &str| r.cpu.get(who).copied().unwrap_or(0.0) / r.requests as f64;
@@ -106,8 +133,8 @@ fn main() {
             );
         }
     }
-    let (_, direct1, routed1, _, secured1, _) = &rows[0];
-    let (clients, direct_n, routed_n, _, _, policed_n) = &rows[1];
+    let (_, [direct1, routed1, _, secured1, ..]) = &rows[0];
+    let (clients, [direct_n, routed_n, _, _, policed_n, traced_n, sampled_n]) = &rows[1];
     let gateway_cpu = |r: &Result| r.cpu.get("gateway").copied().unwrap_or(0.0) / r.requests as f64;
     println!();
     println!("added p50 at 1 client: {} µs (target ≤ 50)", routed1.p(50) as i64 - direct1.p(50) as i64);
@@ -118,23 +145,33 @@ fn main() {
          noise here is several µs: `make bench-policy` counts instructions)",
         gateway_cpu(policed_n) - gateway_cpu(routed_n)
     );
+    println!(
+        "tracing at 1%: {:+.1} µs gateway CPU per request at {clients} clients (target ≤ 2; `make bench-tracing` \
+         counts instructions); every call sampled: {:+.1} µs; exported: {} OTLP requests, {} KiB",
+        gateway_cpu(traced_n) - gateway_cpu(routed_n),
+        gateway_cpu(sampled_n) - gateway_cpu(routed_n),
+        sink.requests.load(Ordering::Relaxed),
+        sink.bytes.load(Ordering::Relaxed) / 1024,
+    );
 }
 
-/// `calls` sequential `tools/call`s in one session at `url`: what callgrind counts.
-async fn call_times(url: &str, calls: usize) {
+/// `calls` sequential `tools/call`s in one session at `url`, each with a sampled
+/// `traceparent` if `sampled`: what callgrind counts.
+async fn call_times(url: &str, calls: usize, sampled: bool) {
     let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let session = initialize(&http, url).await;
     let body = CALL.replace("NAME", "math_add");
-    for _ in 0..calls {
-        let response = http
+    for call in 0..calls {
+        let mut request = http
             .post(url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-session-id", &session)
-            .body(body.clone())
-            .send()
-            .await
-            .expect("request");
+            .body(body.clone());
+        if sampled {
+            request = request.header("traceparent", traceparent(call as u64));
+        }
+        let response = request.send().await.expect("request");
         let bytes = response.bytes().await.expect("body");
         assert!(bytes.windows(6).any(|w| w == b"result"), "{}", String::from_utf8_lossy(&bytes));
     }
@@ -195,21 +232,37 @@ impl Result {
     }
 }
 
+/// How the load generator calls.
+#[derive(Clone)]
+struct Call {
+    /// In an MCP session (through the gateway) or not (the stateless upstream itself).
+    session: bool,
+    /// A bearer token sent with every call.
+    token: Option<String>,
+    /// Every call carries a `traceparent` of its own trace, sampled.
+    sampled: bool,
+}
+
+/// A new trace's `traceparent`, sampled: the `n`th call's.
+fn traceparent(n: u64) -> String {
+    format!("00-{:032x}-{:016x}-01", u128::from(n) << 64 | 0x9e37_79b9_7f4a_7c15, n + 1)
+}
+
 /// `clients` loops calling `tool` as fast as answers come, each on its own connection (and,
-/// through the gateway, its own session), sending `token` as a bearer token when given.
-async fn run(url: &str, tool: &str, session: bool, token: Option<&str>, clients: usize, seconds: Duration) -> Result {
-    let token = token.map(str::to_owned);
+/// through the gateway, its own session), as `how` says.
+async fn run(url: &str, tool: &str, how: &Call, clients: usize, seconds: Duration) -> Result {
     let body = CALL.replace("NAME", tool);
+    let calls = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (url, body, token) = (url.to_owned(), body.clone(), token.clone());
+            let (url, body, how, calls) = (url.to_owned(), body.clone(), how.clone(), calls.clone());
             tokio::spawn(async move {
                 let mut headers = reqwest::header::HeaderMap::new();
-                if let Some(token) = &token {
+                if let Some(token) = &how.token {
                     headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
                 }
                 let http = reqwest::Client::builder().tcp_nodelay(true).default_headers(headers).build().unwrap();
-                let session_id = if session { Some(initialize(&http, &url).await) } else { None };
+                let session_id = if how.session { Some(initialize(&http, &url).await) } else { None };
                 let call = || {
                     let mut request = http
                         .post(&url)
@@ -218,6 +271,9 @@ async fn run(url: &str, tool: &str, session: bool, token: Option<&str>, clients:
                         .body(body.clone());
                     if let Some(id) = &session_id {
                         request = request.header("mcp-session-id", id);
+                    }
+                    if how.sampled {
+                        request = request.header("traceparent", traceparent(calls.fetch_add(1, Ordering::Relaxed)));
                     }
                     async move {
                         let response = request.send().await.expect("request");
@@ -298,8 +354,8 @@ const POLICED: &str = "mounts: [{server: math}], \
 
 /// A gateway with three routes mounting the upstream: one open, one taking JWTs signed by a
 /// key of `jwks`, and one with policy configured (`POLICED`), on its own runtime; returns its
-/// address.
-fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
+/// address. With `traces_to`, it exports spans there over OTLP/HTTP, sampling 1% of new traces.
+fn start_gateway(upstream: SocketAddr, jwks: &str, traces_to: Option<SocketAddr>) -> SocketAddr {
     let secured = format!(
         "mounts: [{{server: math}}], authentication: {{jwt: [{{issuer: bench, audiences: [bench], jwks: {{inline: '{jwks}'}}}}]}}"
     );
@@ -310,7 +366,21 @@ fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         runtime("gateway", 2).block_on(async move {
+            // Kept for as long as the gateway runs: it owns the batch exporter.
+            let telemetry = match traces_to {
+                None => manifold_runtime::telemetry::Telemetry::off(),
+                Some(sink) => {
+                    let args = manifold_runtime::telemetry::TelemetryArgs {
+                        otel_endpoint: Some(format!("http://{sink}").parse().unwrap()),
+                        trace_sampling_ratio: 0.01,
+                        otel_service_name: Some("bench-gateway".into()),
+                        ..Default::default()
+                    };
+                    manifold_runtime::telemetry::init(&args, "bench-gateway").unwrap()
+                }
+            };
             let settings = Settings {
+                tracer: telemetry.tracer().cloned(),
                 listen: "127.0.0.1:0".parse().unwrap(),
                 admin_listen: "127.0.0.1:0".parse().unwrap(),
                 // Audit lines are written (their cost is in the figures), not printed among them.
@@ -324,6 +394,54 @@ fn start_gateway(upstream: SocketAddr, jwks: &str) -> SocketAddr {
         })
     });
     rx.recv().unwrap()
+}
+
+/// Where the tracing gateway's spans go: an OTLP/HTTP endpoint that reads each export, counts
+/// it and answers an empty (successful) `ExportTraceServiceResponse`.
+struct Sink {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+}
+
+fn start_sink() -> Sink {
+    use http_body_util::{BodyExt, Full};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let sink = Sink { addr: listener.local_addr().unwrap(), requests: Arc::default(), bytes: Arc::default() };
+    let (requests, bytes) = (sink.requests.clone(), sink.bytes.clone());
+    std::thread::Builder::new()
+        .name("otlp-sink".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let (requests, bytes) = (requests.clone(), bytes.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (requests, bytes) = (requests.clone(), bytes.clone());
+                            async move {
+                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                                requests.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                                let mut response = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                                response.headers_mut().insert(
+                                    "content-type",
+                                    hyper::header::HeaderValue::from_static("application/x-protobuf"),
+                                );
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            })
+        })
+        .unwrap();
+    sink
 }
 
 /// The floor of any hyper-based gateway: a pass-through proxy with no MCP logic at all (no
