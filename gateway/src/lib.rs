@@ -200,7 +200,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
         sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age)
-            .with_cache(Arc::clone(&cache)),
+            .with_cache(Arc::clone(&cache))
+            .with_durations(metrics.conventions.clone()),
         metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,

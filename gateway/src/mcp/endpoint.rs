@@ -239,8 +239,9 @@ async fn post(
 
     let parsed = protocol::Method::parse(&method);
     if parsed == protocol::Method::Initialize {
+        let started = std::time::Instant::now();
         let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
-        super::exchange::count(gateway, route, parsed, &answer);
+        super::exchange::count(gateway, route, parsed, &answer, started);
         let mut response = respond(&id, answer, &Era::Session);
         if let Some(session) = session {
             response

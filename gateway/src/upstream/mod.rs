@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
+use crate::metrics::conventions::ErrorType;
 use crate::policy::resilience::Guard;
 
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
@@ -133,6 +134,24 @@ impl UpstreamError {
                 "is not called for now: its circuit breaker is open after repeated failures".into()
             }
             UpstreamError::Busy(cap, _) => format!("is busy: {cap} requests to it are in flight already"),
+        }
+    }
+
+    /// The failure's class, as the conventions' `error.type`: `timeout`, `connect`,
+    /// `http_<status>`, else `_OTHER` (a lost connection, an answer that is not MCP, an
+    /// expired upstream session; an open breaker or a full cap send nothing, so they are not
+    /// attempts and not timed).
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            UpstreamError::Timeout(_) => ErrorType::Timeout,
+            UpstreamError::Connect(_) => ErrorType::Connect,
+            UpstreamError::Status { status, .. } if (100..600).contains(status) => ErrorType::Http(*status),
+            UpstreamError::Status { .. }
+            | UpstreamError::Unreachable(_)
+            | UpstreamError::Protocol(_)
+            | UpstreamError::SessionExpired
+            | UpstreamError::CircuitOpen(_)
+            | UpstreamError::Busy(..) => ErrorType::Other,
         }
     }
 

@@ -27,6 +27,13 @@ pub struct ExemplarHistograms<L> {
     labels: PhantomData<L>,
 }
 
+impl<L> Clone for ExemplarHistograms<L> {
+    /// Another handle on the same family.
+    fn clone(&self) -> Self {
+        ExemplarHistograms { family: Arc::clone(&self.family), labels: PhantomData }
+    }
+}
+
 /// A sampled observation's exemplar.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Exemplar {
