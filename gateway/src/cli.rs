@@ -128,6 +128,8 @@ impl Args {
                 unavailable: self.rate_limit_redis_unavailable,
                 timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
             }),
+            // Set by the caller that builds the OTLP meter provider (`--otel-metrics`).
+            meter: None,
         }
     }
 

@@ -121,6 +121,9 @@ pub struct Settings {
     pub egress: manifold_runtime::egress::Egress,
     /// Redis for cluster-wide rate limits; none: each replica counts for itself.
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
+    /// With `--otel-metrics`, the meter of the OTLP meter provider: the conventions'
+    /// histograms are recorded into it too. None: /metrics only.
+    pub meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl Default for Settings {
@@ -141,6 +144,7 @@ impl Default for Settings {
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
             rate_limit_redis: None,
+            meter: None,
         }
     }
 }
@@ -192,6 +196,9 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         }
     };
     let metrics = Metrics::new();
+    if let Some(meter) = &settings.meter {
+        metrics.conventions.export_to(meter);
+    }
     let limiter = policy::Limiter::new(settings.rate_limit_redis.as_ref(), &metrics).map_err(std::io::Error::other)?;
     if let Some(redis) = &settings.rate_limit_redis {
         tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");

@@ -1,7 +1,7 @@
 //! The plumbing both binaries need and neither owns: the shutdown signal ([`signal`]), log
 //! set-up ([`logs`]), the manifest walk ([`files`]), the pod's namespace ([`pod`]), error chains ([`errors`]), waits that
 //! grow ([`backoff`]), the admin endpoints' skeleton ([`admin`]), metrics with typed label
-//! sets ([`metrics`]) and where requests made for tenants may go ([`egress`]: the
+//! sets ([`metrics`]), their OTLP export ([`telemetry_metrics`]) and where requests made for tenants may go ([`egress`]: the
 //! guarded HTTP client and the one document fetch).
 
 pub mod admin;
@@ -13,3 +13,4 @@ pub mod logs;
 pub mod metrics;
 pub mod pod;
 pub mod signal;
+pub mod telemetry_metrics;

@@ -366,3 +366,76 @@ mod tests {
         assert!(text.contains(failed), "{text}");
     }
 }
+
+#[cfg(test)]
+mod otlp_tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    use super::*;
+
+    #[test]
+    fn with_otlp_on_the_same_operations_are_recorded_under_the_conventions_names() {
+        let exporter = InMemoryMetricExporter::default();
+        let provider =
+            SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
+        let conventions = Conventions::register(&Registry::new());
+        conventions.export_to(&provider.meter("manifold-gateway"));
+        let labels = ClientLabels {
+            namespace: "acme",
+            route: "tools",
+            mount: "weather",
+            mcp_method_name: Method::ToolsCall,
+            error_type: ErrorType::Http(503),
+        };
+        conventions.client(&labels, 0.2);
+        let session = SessionLabels {
+            namespace: "acme",
+            route: "tools",
+            mcp_protocol_version: Version::of("2025-06-18"),
+            error_type: SessionEnd::Closed,
+        };
+        conventions.session(&session, 60.0);
+        provider.force_flush().expect("flushed");
+
+        let exported = exporter.get_finished_metrics().expect("exported");
+        let metrics: Vec<_> = exported.iter().flat_map(|r| r.scope_metrics()).flat_map(|s| s.metrics()).collect();
+        let found =
+            |name: &str| *metrics.iter().find(|m| m.name() == name).unwrap_or_else(|| panic!("{name} exported"));
+        for (name, attributes) in [
+            (
+                "mcp.client.operation.duration",
+                vec![
+                    ("error.type", "http_503"),
+                    ("manifold.mount", "weather"),
+                    ("manifold.namespace", "acme"),
+                    ("manifold.route", "tools"),
+                    ("mcp.method.name", "tools/call"),
+                ],
+            ),
+            (
+                "mcp.server.session.duration",
+                vec![
+                    ("manifold.namespace", "acme"),
+                    ("manifold.route", "tools"),
+                    ("mcp.protocol.version", "2025-06-18"),
+                ],
+            ),
+        ] {
+            let metric = found(name);
+            assert_eq!(metric.unit(), "s", "{name}");
+            let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data() else {
+                panic!("{name} is a histogram of seconds")
+            };
+            let point = histogram.data_points().next().expect("one point");
+            assert_eq!(point.bounds().collect::<Vec<_>>(), BUCKETS, "{name}");
+            let mut got: Vec<(String, String)> =
+                point.attributes().map(|kv| (kv.key.to_string(), kv.value.to_string())).collect();
+            got.sort();
+            let want: Vec<(String, String)> = attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            assert_eq!(got, want, "{name}");
+        }
+        assert!(metrics.iter().all(|m| m.name() != "mcp.server.operation.duration"), "nothing recorded, nothing sent");
+    }
+}
