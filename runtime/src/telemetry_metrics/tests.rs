@@ -105,6 +105,6 @@ async fn a_header_that_cannot_be_sent_is_refused_by_name() {
         resource: Resource::builder_empty().build(),
         interval: None,
     };
-    let error = meter_provider(export).err().expect("refused");
+    let error = meter_provider(export).expect_err("refused");
     assert_eq!(error.to_string(), "OTLP header `bad header` is not a valid header");
 }
