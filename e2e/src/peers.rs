@@ -263,6 +263,18 @@ pub async fn run_agent(url: &str, headers: &[String], script: Value) -> Value {
     })
 }
 
+/// `text` parsed as OpenMetrics by prometheus_client's parser (`e2e/peers/openmetrics.py`):
+/// `{"families": [{name, type, samples: [{name, labels, value, exemplar}]}]}`, or
+/// `{"fatal": why}` when the text breaks the format's rules.
+pub async fn parse_openmetrics(text: &str) -> Value {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("e2e/peers/openmetrics.py"));
+    let output = fed(command, &Value::String(text.to_owned()), "the OpenMetrics parser").await;
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("the OpenMetrics parser printed no JSON ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    })
+}
+
 /// Runs `command` (`what` names it in panics) with `input` on its stdin, then its stdin closed,
 /// and returns its output once it exits, within two minutes.
 async fn fed(mut command: Command, input: &Value, what: &str) -> std::process::Output {

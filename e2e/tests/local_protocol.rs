@@ -5,6 +5,9 @@
 use manifold_e2e::peers::Upstream;
 use manifold_e2e::raw::RawSession;
 use manifold_e2e::{LocalStack, yaml};
+use manifold_gateway::metrics::conventions::{ErrorType, ServerLabels};
+use manifold_gateway::protocol::Method;
+use opentelemetry::trace::TraceId;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -225,6 +228,71 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     }
     let status: serde_json::Value = reqwest::get(stack.admin_url("/status")).await.unwrap().json().await.unwrap();
     assert_eq!((status["ready"].as_bool(), status["generation"].as_u64()), (Some(true), Some(1)));
+}
+
+/// What Prometheus 2.42 sends on every scrape.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scraper_asking_for_openmetrics_gets_the_conventions_histograms_with_exemplars() {
+    let (_alpha, stack) = stack().await;
+    let session = RawSession::initialize(&stack.url("/acme/tools/mcp")).await;
+    session.request("tools/call", json!({"name": "alpha_echo", "arguments": {"text": "m"}})).await;
+    session.request("tools/call", json!({"name": "nope", "arguments": {}})).await;
+    let closed = session.send(session.http().delete(stack.url("/acme/tools/mcp"))).await;
+    assert_eq!(closed.status, StatusCode::NO_CONTENT);
+    // A request of a sampled trace leaves its trace id on its bucket, as this one would.
+    let conventions = &stack.gateway.gateway.metrics.conventions;
+    let traced =
+        ServerLabels { namespace: "acme", route: "tools", mcp_method_name: Method::Ping, error_type: ErrorType::None };
+    conventions.server.observe(&traced, 0.5, Some(TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736)));
+
+    let client = reqwest::Client::new();
+    let scraped = client.get(stack.admin_url("/metrics")).header("accept", PROMETHEUS_ACCEPT).send().await.unwrap();
+    let content_type = scraped.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let text = scraped.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+
+    let parsed = manifold_e2e::peers::parse_openmetrics(&text).await;
+    assert_eq!(parsed.get("fatal"), None, "prometheus_client refuses it:\n{text}");
+    let families = parsed["families"].as_array().unwrap();
+    let family =
+        |name: &str| families.iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("{name} in\n{text}"));
+    let count = |name: &str, sample: &str, labels: serde_json::Value| {
+        let found =
+            family(name)["samples"].as_array().unwrap().iter().find(|s| s["name"] == sample && s["labels"] == labels);
+        found.map(|s| s["value"].as_f64().unwrap())
+    };
+    let server = "mcp_server_operation_duration_seconds";
+    assert_eq!(family(server)["type"], "histogram");
+    let labels = |method: &str, error_type: Option<&str>| {
+        let mut labels = json!({"namespace": "acme", "route": "tools", "mcp_method_name": method});
+        if let Some(error_type) = error_type {
+            labels["error_type"] = json!(error_type);
+        }
+        labels
+    };
+    assert_eq!(count(server, &format!("{server}_count"), labels("tools/call", None)), Some(1.0), "{text}");
+    assert_eq!(count(server, &format!("{server}_count"), labels("tools/call", Some("-32602"))), Some(1.0), "{text}");
+    assert_eq!(count(server, &format!("{server}_count"), labels("initialize", None)), Some(1.0), "{text}");
+    let client_op = "mcp_client_operation_duration_seconds";
+    let attempt = json!({"namespace": "acme", "route": "tools", "mount": "alpha", "mcp_method_name": "tools/call"});
+    assert_eq!(count(client_op, &format!("{client_op}_count"), attempt), Some(1.0), "{text}");
+    let sessions = "mcp_server_session_duration_seconds";
+    let ended = json!({"namespace": "acme", "route": "tools", "mcp_protocol_version": "2025-11-25"});
+    assert_eq!(count(sessions, &format!("{sessions}_count"), ended), Some(1.0), "closed by its client: {text}");
+    // Counters are named without `_total`, their samples with it.
+    assert_eq!(family("manifold_requests")["type"], "counter");
+
+    let exemplars: Vec<_> = family(server)["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| Some((s["labels"]["le"].as_str()?, s["exemplar"].as_object()?)))
+        .map(|(le, e)| (le.to_owned(), e["labels"]["trace_id"].clone(), e["value"].clone()))
+        .collect();
+    assert_eq!(exemplars, [("0.5".to_owned(), json!("4bf92f3577b34da6a3ce929d0e0e4736"), json!(0.5))]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

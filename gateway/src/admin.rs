@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (a config is loaded),
-//! `/metrics` (Prometheus text format) and `/status` (the config generation being served, and
+//! `/metrics` (Prometheus text, or OpenMetrics with exemplars) and `/status` (the config generation being served, and
 //! what the last load said about each object).
 
 use std::sync::Arc;
@@ -22,9 +22,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     };
     let metrics = {
         let gateway = gateway.clone();
-        move || {
+        move |format| {
             gateway.metrics.session_entries.set(gateway.sessions.count() as i64);
-            gateway.metrics.render()
+            gateway.metrics.render_as(format)
         }
     };
     manifold_runtime::admin::router(waiting_for, metrics)

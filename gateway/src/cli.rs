@@ -132,6 +132,7 @@ impl Args {
                 timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
             }),
             tracer: None,
+            meter: None,
         }
     }
 
@@ -180,7 +181,11 @@ pub fn namespace(flag: Option<&str>, service_account: &Path) -> Result<String, S
 /// Runs until Ctrl-C or SIGTERM, then drains, and exports the spans still queued.
 pub async fn run(args: Args) -> Result<(), StartError> {
     let telemetry = telemetry::init(&args.telemetry, "manifold-gateway")?;
-    let settings = crate::Settings { tracer: telemetry.tracer().cloned(), ..args.settings() };
+    let settings = crate::Settings {
+        tracer: telemetry.tracer().cloned(),
+        meter: telemetry.meter("manifold-gateway"),
+        ..args.settings()
+    };
     let mut running = crate::start(settings, args.source().await?).await?;
     tokio::select! {
         _ = manifold_runtime::signal::shutdown() => tracing::info!("shutting down"),

@@ -126,6 +126,9 @@ pub struct Settings {
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
     /// Where spans go (`manifold_runtime::telemetry`); none: tracing is off.
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    /// With `--otel-metrics`, the meter of the OTLP meter provider: the conventions'
+    /// histograms are recorded into it too. None: /metrics only.
+    pub meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl Default for Settings {
@@ -147,6 +150,7 @@ impl Default for Settings {
             egress: Default::default(),
             rate_limit_redis: None,
             tracer: None,
+            meter: None,
         }
     }
 }
@@ -198,6 +202,9 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         }
     };
     let metrics = Metrics::new();
+    if let Some(meter) = &settings.meter {
+        metrics.conventions.export_to(meter);
+    }
     let limiter = policy::Limiter::new(settings.rate_limit_redis.as_ref(), &metrics).map_err(std::io::Error::other)?;
     if let Some(redis) = &settings.rate_limit_redis {
         tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
@@ -206,7 +213,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
         sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age)
-            .with_cache(Arc::clone(&cache)),
+            .with_cache(Arc::clone(&cache))
+            .with_durations(metrics.conventions.clone()),
         metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,

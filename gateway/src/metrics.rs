@@ -1,9 +1,11 @@
 //! Prometheus metrics of the data plane. Labels are bounded: tenant (namespace), route,
 //! mount, method (known MCP methods, else "other") and outcome; never a session, a user or
-//! an argument.
+//! an argument. The MCP conventions' histograms, with exemplars, are in [`conventions`].
+
+pub mod conventions;
 
 use manifold_runtime::label_set;
-use manifold_runtime::metrics::{Counters, Gauges, Histograms, LabelValue, gauge, render};
+use manifold_runtime::metrics::{Counters, Format, Gauges, Histograms, LabelValue, gauge, render_as};
 use prometheus::{IntCounter, IntGauge, Registry};
 
 use crate::protocol::Method;
@@ -245,6 +247,8 @@ impl LabelValue for Method {
 
 pub struct Metrics {
     registry: Registry,
+    /// The conventions' histograms: requests answered, attempts at mounts, sessions ended.
+    pub conventions: conventions::Conventions,
     /// MCP requests by namespace, route, method and outcome.
     pub requests: Counters<RequestLabels<'static>>,
     /// Upstream request latency by namespace, route, mount and method.
@@ -323,6 +327,7 @@ pub fn method_label(method: Method) -> &'static str {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        let conventions = conventions::Conventions::register(&registry);
         let requests = Counters::register(
             &registry,
             "manifold_requests_total",
@@ -407,6 +412,7 @@ impl Metrics {
             "Requests refused because a cap on requests in flight (route or upstream) stayed full",
         );
         Metrics {
+            conventions,
             cache_hits,
             cache_misses,
             cache_bypasses,
@@ -435,7 +441,17 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        render(&self.registry)
+        self.render_as(Format::Classic)
+    }
+
+    /// The registry in `format`; OpenMetrics carries the conventions' exemplars.
+    pub fn render_as(&self, format: Format) -> String {
+        let conventions = &self.conventions;
+        render_as(
+            format,
+            &self.registry,
+            &[conventions.server.family(), conventions.client.family(), conventions.session.family()],
+        )
     }
 }
 

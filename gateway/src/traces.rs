@@ -530,10 +530,10 @@ pub fn annotate(attributes: &[(&'static str, &str)]) {
 }
 
 /// Records a failure on `context`'s span: its class (`error.type`) and what it was.
-pub fn failed(context: &Context, error_type: Cow<'static, str>, description: String) {
+pub fn failed(context: &Context, error_type: &str, description: String) {
     let span = context.span();
     if span.is_recording() {
-        span.set_attribute(KeyValue::new("error.type", error_type));
+        span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));
         span.set_status(Status::error(description));
     }
 }

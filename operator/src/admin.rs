@@ -45,7 +45,7 @@ pub async fn serve(
         };
         waiting_for(listed, &unlisted, missing.borrow().as_deref())
     };
-    let metrics = move || manifold_runtime::metrics::render(&registry);
+    let metrics = move |format| manifold_runtime::metrics::render_as(format, &registry, &[]);
     manifold_runtime::admin::serve(listener, manifold_runtime::admin::router(waiting, metrics)).await;
 }
 

@@ -27,8 +27,10 @@ use crate::probe::{PROBE_TIMEOUT, Prober};
 use crate::programmed::{self, Replica};
 use crate::publish::PublishError;
 use crate::reconcile::{Reconciler, References, World, references};
+use crate::spans;
 use crate::watches::{Cache, Changed, Referenced};
 use manifold_runtime::backoff::Backoff;
+use opentelemetry::context::FutureExt;
 
 /// How soon routes not Programmed yet are looked at again; the wait doubles, up to
 /// [`MAX_RETRY`], while nothing moves (gateways that never
@@ -168,28 +170,26 @@ impl Controller {
         self.term = term;
     }
 
-    /// Gathers the world and reconciles it, and says when to look again.
+    /// Gathers the world and reconciles it, and says when to look again: in a trace of its
+    /// own ([`spans`]).
     async fn reconcile(&mut self) {
+        let started = std::time::Instant::now();
+        let pass = spans::reconcile();
+        self.reconcile_pass().with_context(pass.clone()).await;
+        self.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn reconcile_pass(&mut self) {
         self.debounce.started();
         // Its writes stop with the term it begins in.
         self.reconciler.leadership = self.leadership.pinned();
-        let mut world = match self.gather().await {
-            Ok(world) => world,
-            Err(error) => {
-                // Not knowing a Secret is not its absence: compile would call it missing.
-                self.failed(&format!("cannot read what the objects reference: {error}"));
-                return;
-            }
+        let resolving = spans::step("resolve");
+        let world = self.resolve().with_context(resolving.clone()).await;
+        let Some(world) = world else {
+            spans::failed(&resolving, "cannot read what the objects reference");
+            return;
         };
-        for (url, error) in self.fetcher.refresh(&world.servers).await.kept {
-            tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
-        }
-        world.documents = self.fetcher.documents.documents();
-        let found = programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin");
-        match crate::in_time(READ_TIMEOUT, found).await {
-            Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
-            Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
-        }
+        drop(resolving);
         // Servers new or changed since the last reconcile (all of them, the first time) are
         // worth a wait: compile checks tool names for collisions before a route is served,
         // and a status says what they answered. A silent one holds up this reconcile only.
@@ -240,7 +240,31 @@ impl Controller {
         }
     }
 
+    /// The world to reconcile: the objects and what they reference, the documents, the
+    /// gateway replicas. None when what is referenced cannot be read (the failure is counted).
+    async fn resolve(&mut self) -> Option<World> {
+        let mut world = match self.gather().await {
+            Ok(world) => world,
+            Err(error) => {
+                // Not knowing a Secret is not its absence: compile would call it missing.
+                self.failed(&format!("cannot read what the objects reference: {error}"));
+                return None;
+            }
+        };
+        for (url, error) in self.fetcher.refresh(&world.servers).await.kept {
+            tracing::warn!(%url, %error, "refetching an OpenAPI document failed; keeping the last one");
+        }
+        world.documents = self.fetcher.documents.documents();
+        let found = programmed::replicas(&self.client, &self.namespace, &self.gateways, "admin");
+        match crate::in_time(READ_TIMEOUT, found).await {
+            Ok(found) => self.replicas = programmed::forgive_silence(&self.replicas, found, &mut self.misses),
+            Err(error) => tracing::warn!(%error, "cannot list the gateway's EndpointSlices; going by the last list"),
+        }
+        Some(world)
+    }
+
     fn failed(&mut self, why: &str) {
+        spans::failed(&opentelemetry::Context::current(), why.to_owned());
         self.metrics.reconciled(Reconciled::Error);
         let wait = self.retry.take();
         tracing::error!(retry_in = ?wait, "reconcile failed: {why}");

@@ -5,7 +5,7 @@
 //! (`reconcile`): a pure plan (compile, judging, diffing), then publishing the gateway-config
 //! Secrets (`publish`) and writing statuses (`status`) that say what clients see (`probe`,
 //! `programmed`). It checks the permissions it needs (`permissions`) and serves `/readyz`
-//! and `/metrics` (`admin`, `metrics`).
+//! and `/metrics` (`admin`, `metrics`), and traces each reconcile (`spans`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -21,6 +21,7 @@ pub mod publish;
 pub mod reconcile;
 pub mod render;
 pub mod run;
+pub mod spans;
 pub mod status;
 #[cfg(test)]
 mod testing;

@@ -4,7 +4,7 @@
 
 use manifold_runtime::label_set;
 use manifold_runtime::metrics::{Counters, LabelValue, gauge, histogram};
-use prometheus::{Histogram, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 
 label_set! {
     /// A reconcile that ended.
@@ -34,6 +34,9 @@ pub struct Metrics {
     pub registry: Registry,
     reconciles: Counters<ReconcileLabels>,
     pub compile_seconds: Histogram,
+    /// A whole reconcile pass: resolving, waiting for new servers' probes, compiling,
+    /// publishing, writing statuses.
+    pub reconcile_seconds: Histogram,
     pub programmed_lag_seconds: Histogram,
     pub publish_bytes: IntGauge,
     pub leader: IntGauge,
@@ -54,6 +57,15 @@ impl Default for Metrics {
             Counters::register(&registry, "manifold_operator_reconciles_total", "Reconciles by outcome (ok, error)");
         let compile_seconds =
             histogram(&registry, "manifold_operator_compile_seconds", "Time to compile the world into gateway config");
+        let reconcile_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "manifold_operator_reconcile_duration_seconds",
+                "Time of a whole reconcile pass: resolve, probes of new servers, compile, publish, status writes",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .expect("a valid metric name and buckets");
+        registry.register(Box::new(reconcile_seconds.clone())).expect("each metric is registered once");
         let programmed_lag_seconds = histogram(
             &registry,
             "manifold_operator_programmed_lag_seconds",
@@ -71,6 +83,7 @@ impl Default for Metrics {
             registry,
             reconciles,
             compile_seconds,
+            reconcile_seconds,
             programmed_lag_seconds,
             publish_bytes,
             leader,
@@ -92,5 +105,14 @@ mod tests {
         let text = manifold_runtime::metrics::render(&metrics.registry);
         assert!(text.contains("manifold_operator_reconciles_total{outcome=\"ok\"} 1"), "{text}");
         assert!(text.contains("manifold_operator_reconciles_total{outcome=\"error\"} 2"), "{text}");
+    }
+
+    #[test]
+    fn a_reconcile_pass_is_timed_in_buckets_up_to_a_minute() {
+        let metrics = Metrics::default();
+        metrics.reconcile_seconds.observe(12.0);
+        let text = manifold_runtime::metrics::render(&metrics.registry);
+        assert!(text.contains("manifold_operator_reconcile_duration_seconds_bucket{le=\"10\"} 0\n"), "{text}");
+        assert!(text.contains("manifold_operator_reconcile_duration_seconds_bucket{le=\"30\"} 1\n"), "{text}");
     }
 }

@@ -10,10 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use opentelemetry::context::FutureExt;
+use opentelemetry::{Context, KeyValue};
 use tokio::sync::watch;
 
 use manifold_api::ObjectKey;
@@ -23,6 +25,8 @@ use manifold_api::outcome::Verdict;
 use manifold_api::outcome::condition::READY;
 use manifold_api::outcome::reason::Probed as Reason;
 use rmcp::ServiceExt;
+
+use crate::spans;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransportConfig, StreamableHttpError};
 
@@ -198,6 +202,9 @@ pub fn discovered(probes: &Probes) -> BTreeMap<ObjectKey, Vec<String>> {
 pub struct Prober {
     wanted: watch::Sender<Remotes>,
     answers: watch::Receiver<Arc<Answers>>,
+    /// The context of the last [`Prober::want`] that brought new or changed servers: their
+    /// probes are its children (later checks are traces of their own).
+    asked_by: Arc<Mutex<Context>>,
 }
 
 /// Remote servers, by (namespace, name), as compiled (credentials read).
@@ -221,8 +228,9 @@ impl Prober {
     pub fn spawn(egress: Egress) -> Self {
         let (wanted, wanted_rx) = watch::channel(BTreeMap::new());
         let (answers_tx, answers) = watch::channel(Arc::new(Answers::new()));
-        tokio::spawn(probing(egress, wanted_rx, answers_tx));
-        Prober { wanted, answers }
+        let asked_by = Arc::new(Mutex::new(Context::new()));
+        tokio::spawn(probing(egress, wanted_rx, answers_tx, Arc::clone(&asked_by)));
+        Prober { wanted, answers, asked_by }
     }
 
     /// The usable servers now; the others are forgotten. Returns those new or changed since
@@ -240,6 +248,9 @@ impl Prober {
             *wanted = remote;
             modified
         });
+        if !fresh.is_empty() {
+            *self.asked_by.lock().expect("asked_by lock") = Context::current();
+        }
         fresh
     }
 
@@ -277,7 +288,12 @@ impl Prober {
 const TELL_EVERY: Duration = Duration::from_millis(500);
 
 /// The probing task: asks due servers, [`PROBES_AT_ONCE`] at a time, and publishes results.
-async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: watch::Sender<Arc<Answers>>) {
+async fn probing(
+    egress: Egress,
+    mut wanted: watch::Receiver<Remotes>,
+    answers: watch::Sender<Arc<Answers>>,
+    asked_by: Arc<Mutex<Context>>,
+) {
     let mut schedule = Schedule::default();
     let mut running = futures::stream::FuturesUnordered::new();
     let (mut untold, mut told_at) = (false, Instant::now());
@@ -285,8 +301,21 @@ async fn probing(egress: Egress, mut wanted: watch::Receiver<Remotes>, answers: 
         let now = Instant::now();
         while running.len() < PROBES_AT_ONCE {
             let Some((key, upstream)) = schedule.start_next(now) else { break };
+            let parent = match schedule.probed.get(&key).is_none_or(|p| p.asked != upstream) {
+                true => asked_by.lock().expect("asked_by lock").clone(),
+                false => Context::new(),
+            };
+            let probing = spans::child(&parent, "probe", spans::object("McpServer", &key.namespace, &key.name));
             running.push(async move {
-                let result = probe(&upstream, egress).await;
+                let result = probe(&upstream, egress).with_context(probing.clone()).await;
+                let reason = match &result {
+                    Ok(_) => Reason::Ready,
+                    Err(failure) => failure.probed(),
+                };
+                spans::note(&probing, KeyValue::new("manifold.probe.result", reason.reason()));
+                if result.is_err() {
+                    spans::failed(&probing, reason.reason());
+                }
                 (key, upstream, result)
             });
         }
@@ -567,5 +596,40 @@ mod tests {
         prober.want(&BTreeMap::new());
         tokio::time::timeout(Duration::from_secs(5), prober.changed()).await.expect("told that both are forgotten");
         assert!(prober.probes(&servers).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_probe_a_reconcile_waits_for_is_a_span_of_its_trace_naming_the_server() {
+        use opentelemetry::trace::TraceContextExt;
+
+        use crate::spans::testing::{exporter, of_trace};
+
+        exporter();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let servers = BTreeMap::from([(key("acme", "down"), Upstream::Remote(remote(format!("http://{closed}/mcp"))))]);
+        let mut prober = Prober::spawn(Egress::default());
+        let pass = crate::spans::reconcile();
+        let (trace, root) = (pass.span().span_context().trace_id(), pass.span().span_context().span_id());
+        let fresh = {
+            let _in_pass = pass.clone().attach();
+            prober.want(&servers)
+        };
+        prober.settled(&fresh, Duration::from_secs(20)).await;
+        drop(pass);
+
+        let spans = of_trace(trace);
+        let probe = spans.iter().find(|s| s.name == "probe").expect("the probe is in the reconcile's trace");
+        assert_eq!(probe.parent_span_id, root);
+        let attributes: Vec<String> = probe.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect();
+        assert_eq!(
+            attributes,
+            [
+                "k8s.namespace.name=acme",
+                "manifold.kind=McpServer",
+                "manifold.name=down",
+                "manifold.probe.result=Unreachable"
+            ]
+        );
+        assert_eq!(probe.status, opentelemetry::trace::Status::error("Unreachable"));
     }
 }

@@ -1,11 +1,15 @@
 //! The admin endpoints every binary serves: `/healthz` (the process answers), `/readyz` (200
-//! `ready`, else 503 and one line per thing it waits for) and `/metrics` (Prometheus text).
+//! `ready`, else 503 and one line per thing it waits for) and `/metrics` (Prometheus text, or
+//! OpenMetrics with exemplars when the scraper's `Accept` asks for it).
 //! A binary merges its own endpoints (the gateway's `/status`) into [`router`]'s.
 
 use axum::Router;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::routing::get;
+
+use crate::metrics::Format;
 
 /// The answer of `/readyz` when the process waits for each of `waiting_for`.
 pub fn readiness(waiting_for: &[String]) -> (StatusCode, String) {
@@ -16,10 +20,11 @@ pub fn readiness(waiting_for: &[String]) -> (StatusCode, String) {
 }
 
 /// `/healthz`, `/readyz` answered from `waiting_for` (what readiness still waits for, one
-/// line each; nothing when ready) and `/metrics` from `metrics` (the text exposition format).
+/// line each; nothing when ready) and `/metrics` from `metrics` (the registry in the format the
+/// scraper accepts).
 pub fn router(
     waiting_for: impl Fn() -> Vec<String> + Clone + Send + Sync + 'static,
-    metrics: impl Fn() -> String + Clone + Send + Sync + 'static,
+    metrics: impl Fn(Format) -> String + Clone + Send + Sync + 'static,
 ) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -32,9 +37,10 @@ pub fn router(
         )
         .route(
             "/metrics",
-            get(move || {
-                let text = metrics();
-                async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            get(move |headers: HeaderMap| {
+                let format = Format::accepted(headers.get(ACCEPT).and_then(|accept| accept.to_str().ok()));
+                let text = metrics(format);
+                async move { ([(CONTENT_TYPE, format.content_type())], text) }
             }),
         )
 }

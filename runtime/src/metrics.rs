@@ -2,7 +2,11 @@
 //! (declared with [`label_set!`]) whose fields are bounded types: `&str` only where the value
 //! comes from configuration (a namespace, a route), an enum where it comes from traffic. So an
 //! unbounded value (a user, a session, an argument) cannot become a label by habit, and the
-//! label names cannot drift from the values' order.
+//! label names cannot drift from the values' order. Histograms whose buckets keep exemplars
+//! (trace ids) are in [`exemplars`]; the registry in OpenMetrics text, in [`openmetrics`].
+
+pub mod exemplars;
+pub mod openmetrics;
 
 use std::marker::PhantomData;
 
@@ -137,6 +141,49 @@ pub fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
 
 fn register(registry: &Registry, collector: impl Collector + 'static) {
     registry.register(Box::new(collector)).expect("each metric is registered once");
+}
+
+/// Which text `/metrics` answers in: what the scraper's `Accept` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The classic text format, 0.0.4 (no exemplars).
+    Classic,
+    /// OpenMetrics 1.0 text, with exemplars.
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when `accept` names `application/openmetrics-text` with a nonzero quality,
+    /// the classic format otherwise. (Prometheus 2.x asks for OpenMetrics first on every
+    /// scrape, so that is what it reads.)
+    pub fn accepted(accept: Option<&str>) -> Format {
+        let asks = |range: &str| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        };
+        match accept.is_some_and(|accept| accept.split(',').any(asks)) {
+            true => Format::OpenMetrics,
+            false => Format::Classic,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => openmetrics::CONTENT_TYPE,
+        }
+    }
+}
+
+/// `registry` in `format`; `exemplars` are the families (registered in `registry`) whose
+/// exemplars OpenMetrics carries.
+pub fn render_as(format: Format, registry: &Registry, exemplars: &[&dyn openmetrics::ExemplarFamily]) -> String {
+    match format {
+        Format::Classic => render(registry),
+        Format::OpenMetrics => openmetrics::render(registry, exemplars),
+    }
 }
 
 /// The registry in the text exposition format.

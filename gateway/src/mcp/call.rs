@@ -16,6 +16,7 @@ use super::session::Session;
 use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, Message, RpcError, raw};
+use crate::metrics::conventions::ErrorType;
 use crate::metrics::{Outcome, UpstreamLabels};
 use crate::policy::resilience::cap::Place;
 use crate::protocol::Method;
@@ -57,6 +58,18 @@ impl Answer {
                 ended(context, Outcome::Error(code, &message))
             }
             Answer::Error(error) => ended(context, Outcome::Error(error.code, &error.message)),
+        }
+    }
+
+    /// What the client was answered, as the conventions' `error.type`: none for a result,
+    /// `tool_error` for a tool result with `isError` (the gateway's own or the upstream's),
+    /// the JSON-RPC error's code for an error.
+    pub fn error_type(&self, method: Method) -> ErrorType {
+        match self {
+            Answer::Result(result) => ErrorType::of_result(method, result),
+            Answer::MountFailed(_) => ErrorType::ToolError,
+            Answer::UpstreamError(error, _) => ErrorType::of_error_object(error),
+            Answer::Error(error) => ErrorType::code(error.code),
         }
     }
 

@@ -309,6 +309,7 @@ async fn message(
 
     let parsed = protocol::Method::parse(&method);
     if parsed == protocol::Method::Initialize {
+        let started = std::time::Instant::now();
         let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
         if gateway.tracer.is_some()
             && let Some(session) = &session
@@ -318,7 +319,7 @@ async fn message(
                 ("mcp.protocol.version", &session.hello.protocol_version),
             ]);
         }
-        super::exchange::count(gateway, route, parsed, &answer);
+        super::exchange::count(gateway, route, parsed, &answer, started);
         let mut response = respond(&id, answer, &Era::Session);
         if let Some(session) = session {
             response

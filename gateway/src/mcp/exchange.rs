@@ -2,6 +2,7 @@
 //! upstream sends something before its reply; its cancellation; its metrics.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use opentelemetry::context::FutureExt as _;
@@ -16,6 +17,7 @@ use super::session::Session;
 use super::stream::{DirectSender, SseBody};
 use crate::Gateway;
 use crate::metrics::RequestLabels;
+use crate::metrics::conventions::ServerLabels;
 use crate::protocol::Method;
 use crate::snapshot::Route;
 
@@ -31,6 +33,7 @@ pub async fn request(
     params: Option<Box<RawValue>>,
     mut relayed: mpsc::UnboundedReceiver<Bytes>,
 ) -> Response {
+    let started = Instant::now();
     let session = Arc::clone(&call.session);
     let era = call.era.clone();
     let traced = call.gateway.tracer.is_some();
@@ -52,7 +55,7 @@ pub async fn request(
         };
         let answer = answer.map(|answer| {
             let answer = if call.era.is_stateless() { stamp(method, answer) } else { answer };
-            count(&call.gateway, &call.route, method, &answer);
+            count(&call.gateway, &call.route, method, &answer, started);
             answer
         });
         (call.id, answer, call.cached.get().copied())
@@ -147,12 +150,17 @@ impl Outlet {
     }
 }
 
-pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer) {
+/// Counts a request whose answer is decided, times it from `started` (when its method was
+/// dispatched) into the conventions' `mcp.server.operation.duration`, and ends its span's
+/// story (how it ended) when tracing is on.
+pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer, started: Instant) {
     if gateway.tracer.is_some() {
         answer.trace(&opentelemetry::Context::current(), method);
     }
     let (namespace, route) = (&*route.config.namespace, &*route.config.name);
     gateway.metrics.requests.inc(&RequestLabels { namespace, route, method, outcome: answer.outcome() });
+    let labels = ServerLabels { namespace, route, mcp_method_name: method, error_type: answer.error_type(method) };
+    gateway.metrics.conventions.server(&labels, started.elapsed().as_secs_f64());
 }
 
 /// A stateless answer's results say what they are (see [`rewrite::stamp`]).
@@ -215,6 +223,40 @@ mod tests {
 
         let (status, body, _) = exchange(Era::Session, "nothing/here").await;
         assert_eq!((status, &body["error"]["code"]), (StatusCode::OK, &json!(-32601)), "errors are 200 in a session");
+    }
+
+    #[tokio::test]
+    async fn an_answered_request_is_timed_by_method_and_error_type_with_its_sampled_trace() {
+        use opentelemetry::context::FutureExt;
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+
+        use crate::metrics::conventions::ErrorType;
+
+        let trace = TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736);
+        let span = SpanContext::new(trace, SpanId::from(1u64), TraceFlags::SAMPLED, true, TraceState::default());
+        let sampled = opentelemetry::Context::new().with_remote_span_context(span);
+        let (_, _, gateway) = exchange(Era::Session, "ping").with_context(sampled).await;
+        let timed = |method, error_type| ServerLabels {
+            namespace: "acme",
+            route: "tools",
+            mcp_method_name: method,
+            error_type,
+        };
+        let (counts, _, exemplars) =
+            gateway.metrics.conventions.server.snapshot(&timed(Method::Ping, ErrorType::None)).expect("ping was timed");
+        assert_eq!(counts.last(), Some(&1));
+        let kept: Vec<TraceId> = exemplars.iter().flatten().map(|e| e.trace_id).collect();
+        assert_eq!(kept, [trace], "the request's sampled trace is the exemplar");
+
+        let (_, _, gateway) = exchange(Era::Session, "nothing/here").await;
+        let (counts, _, exemplars) = gateway
+            .metrics
+            .conventions
+            .server
+            .snapshot(&timed(Method::Other, ErrorType::Code(-32601)))
+            .expect("an unknown method is timed with its error code");
+        assert_eq!(counts.last(), Some(&1));
+        assert!(exemplars.iter().all(Option::is_none), "no sampled span, no exemplar");
     }
 
     #[tokio::test]

@@ -1,16 +1,18 @@
 //! A request to a mount through the mount's resilience: its circuit breaker, its cap on
 //! requests in flight, and retries of what is safe to repeat, with jittered backoff or the
 //! upstream's `Retry-After`, within the upstream's retry budget. The parts are pure
-//! (`policy::resilience`); this applies them to a [`Call`]'s attempts and counts what they do.
+//! (`policy::resilience`); this applies them to a [`Call`]'s attempts, counts what they do and
+//! times each attempt.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
 use serde_json::value::RawValue;
 
 use super::call::{Call, Forward};
 use crate::jsonrpc::Message;
+use crate::metrics::conventions::{ClientLabels, ErrorType};
 use crate::metrics::{BreakerLabels, CapLabels, CapScope, RetryLabels, RetryOutcome, TransitionLabels};
 use crate::policy::resilience::breaker::{Admission, State as BreakerState, Transition};
 use crate::policy::resilience::retry;
@@ -18,6 +20,7 @@ use crate::protocol::Method;
 use crate::snapshot::Mount;
 use crate::traces;
 use crate::upstream::{Observer, Reply, UpstreamError};
+use manifold_runtime::metrics::LabelValue as _;
 
 impl Call {
     /// One request to a mount, through the mount's resilience: its circuit breaker, its cap
@@ -33,13 +36,14 @@ impl Call {
     ) -> Result<(Reply, Option<u16>), UpstreamError> {
         let guard = &mount.client.guard;
         let retries = &guard.config.retries;
+        let parsed = Method::parse(method);
         // One reading of the clock per attempt that succeeds: it is most of what the guard costs.
         let mut now = guard.now();
         guard.budget.request(now);
         let mut retry = 0;
         loop {
             let watched = Watched { forward: Forward::new(self, mount), sent: AtomicBool::new(false) };
-            let attempt = self.guarded(mount, method, params, name, &watched, now);
+            let attempt = self.guarded(mount, (parsed, method), params, name, &watched, now);
             // Each attempt is a CLIENT span of its own, current while it runs (the upstream
             // clients inject it).
             let result = match &self.gateway.tracer {
@@ -113,11 +117,13 @@ impl Call {
         }
     }
 
-    /// One attempt, if the mount's breaker and cap let it go; its outcome goes to the breaker.
+    /// One attempt, if the mount's breaker and cap let it go; its outcome goes to the breaker,
+    /// and its duration to the conventions' `mcp.client.operation.duration`. `method` is the
+    /// method parsed and as sent.
     async fn guarded(
         &self,
         mount: &Mount,
-        method: &str,
+        (parsed, method): (Method, &str),
         params: Option<&RawValue>,
         name: Option<&str>,
         observer: &Watched<'_>,
@@ -136,8 +142,10 @@ impl Call {
             self.gateway.metrics.concurrency_refusals.inc(&CapLabels { namespace, route, cap: CapScope::Upstream });
             UpstreamError::Busy(guard.cap.max_in_flight, Duration::from_secs(full.retry_after_seconds))
         })?;
+        let started = Instant::now();
         let result = self.attempt(mount, method, params, name, observer).await;
         drop(place);
+        self.time_attempt(mount, parsed, &result, started);
         let failed = result.as_ref().is_err_and(UpstreamError::is_failure);
         // A success counts at the time it started; a failure may open the breaker, from now.
         let transition = guard.breaker.record(if failed { guard.now() } else { now }, admission, failed);
@@ -161,6 +169,24 @@ impl Call {
         metrics.breaker_transitions.inc(&TransitionLabels { namespace, mount: server, to: to.as_str() });
     }
 
+    fn time_attempt(
+        &self,
+        mount: &Mount,
+        method: Method,
+        result: &Result<(Reply, Option<u16>), UpstreamError>,
+        started: Instant,
+    ) {
+        let error_type = match result {
+            Ok((Reply::Result(result), _)) => ErrorType::of_result(method, result),
+            Ok((Reply::Error(error), _)) => ErrorType::of_error_object(error),
+            Err(error) => error.error_type(),
+        };
+        let (namespace, route) = (&*self.route.config.namespace, &*self.route.config.name);
+        let labels =
+            ClientLabels { namespace, route, mount: &mount.config.server, mcp_method_name: method, error_type };
+        self.gateway.metrics.conventions.client(&labels, started.elapsed().as_secs_f64());
+    }
+
     fn count_retry(&self, mount: &Mount, outcome: RetryOutcome) {
         let (namespace, route) = (&*self.route.config.namespace, &*self.route.config.name);
         self.gateway.metrics.retries.inc(&RetryLabels { namespace, route, mount: &mount.config.server, outcome });
@@ -181,7 +207,7 @@ fn attempted(context: &opentelemetry::Context, method: &str, result: &Result<(Re
             let (code, message) = traces::outcome_of_error(error);
             traces::ended(context, traces::Outcome::Error(code, &message));
         }
-        Err(error) => traces::failed(context, error.error_type(), error.summary()),
+        Err(error) => traces::failed(context, error.error_type().label(), error.summary()),
     }
 }
 
@@ -200,5 +226,33 @@ impl Observer for Watched<'_> {
 
     fn message(&self, message: Message) {
         self.forward.message(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::call::Era;
+    use crate::mcp::call::testing::{call, route};
+
+    #[tokio::test]
+    async fn every_attempt_at_a_mount_is_timed_with_its_failure_class() {
+        let (call, _relayed) = call(route(&["a"], None), Era::Session).await;
+        let mount = &call.route.mounts[0];
+        let result = call.request(mount, "tools/list", None, None).await;
+        assert!(matches!(result, Err(UpstreamError::Connect(_))), "nobody listens on the test mount");
+        let metrics = &call.gateway.metrics;
+        let retried =
+            RetryLabels { namespace: "acme", route: "tools", mount: "server-a", outcome: RetryOutcome::Failed };
+        let attempts = 1 + metrics.retries.with(&retried).get();
+        let labels = ClientLabels {
+            namespace: "acme",
+            route: "tools",
+            mount: "server-a",
+            mcp_method_name: Method::ToolsList,
+            error_type: ErrorType::Connect,
+        };
+        let (counts, _, _) = metrics.conventions.client.snapshot(&labels).expect("the attempts were timed");
+        assert_eq!(counts.last().copied(), Some(attempts), "one observation per attempt");
     }
 }

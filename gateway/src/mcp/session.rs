@@ -18,6 +18,7 @@ use super::listeners::Listeners;
 use super::rewrite;
 use super::seal::{Claims, KeyRing};
 use super::stream::{STANDALONE, Streams};
+use crate::metrics::conventions::{Conventions, SessionEnd, SessionLabels, Version};
 use crate::policy::cache::Store;
 use crate::protocol::SUPPORTED_VERSIONS;
 use crate::snapshot::{Mount, Route};
@@ -310,6 +311,8 @@ pub struct Sessions {
     ended: Mutex<HashMap<String, u64>>,
     /// The gateway's cache, which what sessions' upstreams announce empties.
     cache: Arc<Store>,
+    /// Where the sessions that end are timed (`mcp.server.session.duration`).
+    durations: Option<Conventions>,
 }
 
 /// Whether a request makes its session an entry of the table (see [`Sessions`]).
@@ -335,7 +338,30 @@ impl Sessions {
             max_age,
             ended: Mutex::default(),
             cache: Arc::new(Store::new(0)),
+            durations: None,
         }
+    }
+
+    /// The same table, timing the sessions that end into `conventions`' session histogram.
+    pub fn with_durations(self, conventions: Conventions) -> Self {
+        Sessions { durations: Some(conventions), ..self }
+    }
+
+    /// Times a session that ended: from its token's issue to now, or, for one used past its
+    /// maximum age, the maximum age.
+    fn ended(&self, session: &Session, end: SessionEnd) {
+        let Some(conventions) = &self.durations else { return };
+        let lived = match end {
+            SessionEnd::Closed => unix_now().saturating_sub(session.issued),
+            SessionEnd::Expired => self.max_age.as_secs(),
+        };
+        let labels = SessionLabels {
+            namespace: &session.route.namespace,
+            route: &session.route.name,
+            mcp_protocol_version: Version::of(&session.hello.protocol_version),
+            error_type: end,
+        };
+        conventions.session(&labels, lived as f64);
     }
 
     /// The same table, with sessions whose upstreams' change notifications empty `cache`.
@@ -421,6 +447,7 @@ impl Sessions {
     /// route or another caller: to them, the session does not exist.
     pub fn get(&self, id: &str, route: (&str, &str), principal: &str, keep: Keep) -> Option<Arc<Session>> {
         let cached = self.map.lock().expect("sessions lock").get(id).cloned();
+        let held = cached.is_some();
         let session = match cached {
             Some(session) => session,
             None => {
@@ -441,7 +468,12 @@ impl Sessions {
             return None;
         }
         if unix_now().saturating_sub(session.issued) > self.max_age.as_secs() {
+            // Timed once per replica: by the replica that held it in use. A token shown
+            // again, or first shown to this replica, past its age is refused untimed.
             self.map.lock().expect("sessions lock").remove(id);
+            if held {
+                self.ended(&session, SessionEnd::Expired);
+            }
             return None;
         }
         session.last_seen.store(self.now(), Ordering::Relaxed);
@@ -458,8 +490,10 @@ impl Sessions {
         Arc::clone(map.entry(session.id.clone()).or_insert(session))
     }
 
-    /// Ends a session: its token is refused on this replica until it would have expired.
+    /// Ends a session (its client asked): its token is refused on this replica until it would
+    /// have expired.
     pub fn remove(&self, session: &Session) {
+        self.ended(session, SessionEnd::Closed);
         self.map.lock().expect("sessions lock").remove(&session.id);
         let mut ended = self.ended.lock().expect("ended lock");
         let oldest = unix_now().saturating_sub(self.max_age.as_secs());
@@ -553,5 +587,42 @@ mod tests {
         let session = sessions.get(&token, ("acme", "tools"), "alice", Keep::No).unwrap();
         sessions.remove(&session);
         assert!(sessions.get(&token, ("acme", "tools"), "alice", Keep::Yes).is_none(), "ended here");
+    }
+
+    #[test]
+    fn a_session_that_ends_is_timed_closed_or_expired() {
+        let registry = prometheus::Registry::new();
+        let conventions = Conventions::register(&registry);
+        let sessions = sessions().with_durations(conventions.clone());
+        let labels = |error_type| SessionLabels {
+            namespace: "acme",
+            route: "tools",
+            mcp_protocol_version: Version::of("2025-11-25"),
+            error_type,
+        };
+        let token = sessions.create(ObjectKey::new("acme", "tools"), hello(), "alice".into(), vec![]).id.clone();
+        let session = sessions.get(&token, ("acme", "tools"), "alice", Keep::Yes).unwrap();
+        sessions.remove(&session);
+        let (counts, _, _) =
+            conventions.session.snapshot(&labels(SessionEnd::Closed)).expect("a closed session is timed");
+        assert_eq!(counts.last(), Some(&1));
+
+        // A token issued two hours ago, past the table's maximum age of one.
+        let claims = Claims {
+            route: "acme/tools".into(),
+            principal: "alice".into(),
+            version: "2025-11-25".into(),
+            capabilities: crate::jsonrpc::raw(&serde_json::json!({})),
+            issued: unix_now() - 7200,
+            upstreams: vec![],
+        };
+        let old = sessions.ring.seal(&claims);
+        let entry = sessions.session(old.clone().into(), ObjectKey::new("acme", "tools"), hello(), Some(&claims), None);
+        sessions.admit(entry);
+        for _ in 0..2 {
+            assert!(sessions.get(&old, ("acme", "tools"), "alice", Keep::Yes).is_none(), "refused: too old");
+        }
+        let (counts, sum, _) = conventions.session.snapshot(&labels(SessionEnd::Expired)).expect("an expired one too");
+        assert_eq!((counts.last(), sum), (Some(&1), 3600.0), "once, as long as its maximum age");
     }
 }

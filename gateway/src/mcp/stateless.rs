@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::call::{Call, Era, Stateless};
+use super::call::{Answer, Call, Era, Stateless};
 use super::exchange::request;
 use super::listeners::{Filter, ListenRelay, tagged};
 use super::response::{Response, event_stream, json, rpc_failure, stateless_status};
@@ -20,7 +20,6 @@ use super::stream::SseBody;
 use crate::Gateway;
 use crate::access::Principal;
 use crate::jsonrpc::{self, RpcError, raw};
-use crate::metrics::{Outcome, RequestLabels};
 use crate::policy::resilience::cap::Place;
 use crate::protocol::code::{
     FORBIDDEN, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, UNSUPPORTED_VERSION,
@@ -74,11 +73,12 @@ pub async fn answer(
         return rpc_failure(StatusCode::NOT_FOUND, Some(&id), error);
     }
     if parsed == Method::ServerDiscover {
-        let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
-        let labels =
-            RequestLabels { namespace, route: route_name, method: Method::ServerDiscover, outcome: Outcome::Ok };
-        gateway.metrics.requests.inc(&labels);
-        return json(StatusCode::OK, jsonrpc::result(&id, &discover(route)));
+        let started = std::time::Instant::now();
+        let discovered = discover(route);
+        // Answered once per client start: the copy costs nothing that matters.
+        let answer = Answer::Result(discovered.clone());
+        super::exchange::count(gateway, route, parsed, &answer, started);
+        return json(StatusCode::OK, jsonrpc::result(&id, &discovered));
     }
     if parsed == Method::SubscriptionsListen {
         if let Err(error) = may_subscribe(route, &principal, params.as_deref()).await {

@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::jsonrpc::Message;
+use crate::metrics::conventions::ErrorType;
 use crate::policy::resilience::Guard;
 
 /// How many pages of one upstream's list the gateway follows before it stops trusting it.
@@ -136,6 +137,24 @@ impl UpstreamError {
         }
     }
 
+    /// The failure's class, as the conventions' `error.type`: `timeout`, `connect`,
+    /// `http_<status>`, else `_OTHER` (a lost connection, an answer that is not MCP, an
+    /// expired upstream session; an open breaker or a full cap send nothing, so they are not
+    /// attempts and not timed).
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            UpstreamError::Timeout(_) => ErrorType::Timeout,
+            UpstreamError::Connect(_) => ErrorType::Connect,
+            UpstreamError::Status { status, .. } if (100..600).contains(status) => ErrorType::Http(*status),
+            UpstreamError::Status { .. }
+            | UpstreamError::Unreachable(_)
+            | UpstreamError::Protocol(_)
+            | UpstreamError::SessionExpired
+            | UpstreamError::CircuitOpen(_)
+            | UpstreamError::Busy(..) => ErrorType::Other,
+        }
+    }
+
     /// How long the caller should wait before trying again, where the failure says.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -157,17 +176,6 @@ impl UpstreamError {
             | UpstreamError::SessionExpired
             | UpstreamError::CircuitOpen(_)
             | UpstreamError::Busy(..) => false,
-        }
-    }
-
-    /// The failure's class, as the conventions' `error.type` names transport failures:
-    /// `timeout`, `connect`, `http_<status>`, else `_OTHER`.
-    pub fn error_type(&self) -> std::borrow::Cow<'static, str> {
-        match self {
-            UpstreamError::Timeout(_) => "timeout".into(),
-            UpstreamError::Connect(_) => "connect".into(),
-            UpstreamError::Status { status, .. } => format!("http_{status}").into(),
-            _ => "_OTHER".into(),
         }
     }
 

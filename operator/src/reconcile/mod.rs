@@ -19,7 +19,10 @@ use crate::leader::Leadership;
 use crate::probe::Probes;
 use crate::programmed::Replica;
 use crate::publish::{PublishError, Published, fingerprint, publish, while_leading};
+use crate::spans;
 use crate::status::{patch_route, patch_server};
+use opentelemetry::context::FutureExt;
+use opentelemetry::{Context, KeyValue};
 
 mod judge;
 pub mod plan;
@@ -119,13 +122,22 @@ impl Reconciler {
             writes,
             confirmed,
             objects,
-        } = plan(&self.memory, target, world, replicas, probes, now, std::time::Instant::now());
+        } = {
+            let _compiling = spans::step("compile").attach();
+            plan(&self.memory, target, world, replicas, probes, now, std::time::Instant::now())
+        };
         (self.memory.floor, self.memory.floor_hash) = floor;
         let published = if changed || self.verify {
             // Raised first: should this publish be cut short, the next one goes on above it.
             (self.memory.floor, self.memory.floor_hash) = (config.generation, Some(config.hash.clone()));
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-            let published = publish(&api, &self.release, &shards, &self.leadership, &mut self.shards).await?;
+            let publishing = spans::step("publish");
+            let published = publish(&api, &self.release, &shards, &self.leadership, &mut self.shards)
+                .with_context(publishing.clone())
+                .await
+                .inspect_err(|error| spans::failed(&publishing, error.to_string()))?;
+            spans::note(&publishing, KeyValue::new("manifold.config.generation", config.generation as i64));
+            spans::note(&publishing, KeyValue::new("manifold.config.bytes", published.bytes as i64));
             self.verify = false;
             Some(published)
         } else {
@@ -153,16 +165,29 @@ impl Reconciler {
         for write in writes {
             let StatusWrite { object, regarding, status, written: remembered, events } = write;
             let name = &object.name;
+            let kind = match &status {
+                Status::Server(_) => "McpServer",
+                Status::Route(_) => "McpRoute",
+            };
+            let writing = Context::map_current(|current| {
+                spans::child(current, "status write", spans::object(kind, &object.namespace, &object.name))
+            });
             let patched = match &status {
                 Status::Server(status) => {
                     let api = Api::namespaced(self.client.clone(), &object.namespace);
-                    while_leading(&self.leadership, patch_server(&api, name, status)).await
+                    while_leading(&self.leadership, patch_server(&api, name, status))
+                        .with_context(writing.clone())
+                        .await
                 }
                 Status::Route(status) => {
                     let api = Api::namespaced(self.client.clone(), &object.namespace);
-                    while_leading(&self.leadership, patch_route(&api, name, status)).await
+                    while_leading(&self.leadership, patch_route(&api, name, status)).with_context(writing.clone()).await
                 }
             };
+            if let Err(error) = &patched {
+                spans::failed(&writing, error.to_string());
+            }
+            spans::end(&writing);
             match patched {
                 Ok(()) => {
                     self.memory.written.insert(object, remembered);

@@ -817,3 +817,50 @@ async fn a_config_secret_changed_behind_the_operators_back_is_written_again() {
     let (report, _) = reconcile(&mut reconciler, &world, vec![]).await;
     assert_eq!(report.published, None, "checked once");
 }
+
+#[tokio::test]
+async fn a_reconcile_is_one_trace_of_compile_publish_and_each_status_write() {
+    use opentelemetry::context::FutureExt;
+    use opentelemetry::trace::TraceContextExt;
+
+    use crate::spans::testing::{exporter, of_trace, tree};
+
+    exporter();
+    let world = World { servers: vec![weather()], routes: vec![store()], ..World::default() };
+    let pass = crate::spans::reconcile();
+    let trace = pass.span().span_context().trace_id();
+    assert!(pass.span().span_context().is_sampled(), "the test provider records every span");
+    let mut reconciler = None;
+    let (report, _) = first_reconcile(&mut reconciler, &world).with_context(pass.clone()).await;
+    assert_eq!((report.generation, report.statuses), (1, 2));
+    drop(pass);
+
+    let spans = of_trace(trace);
+    let pairs = |names: &[(&str, &str)]| names.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        tree(&spans),
+        pairs(&[
+            ("compile", "reconcile"),
+            ("publish", "reconcile"),
+            ("reconcile", ""),
+            ("status write", "reconcile"),
+            ("status write", "reconcile"),
+        ])
+    );
+    let mut written: Vec<Vec<String>> = spans
+        .iter()
+        .filter(|s| s.name == "status write")
+        .map(|s| s.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            ["k8s.namespace.name=acme", "manifold.kind=McpRoute", "manifold.name=store"],
+            ["k8s.namespace.name=acme", "manifold.kind=McpServer", "manifold.name=weather"],
+        ]
+    );
+    let publish = spans.iter().find(|s| s.name == "publish").expect("a publish span");
+    let generation = publish.attributes.iter().find(|kv| kv.key.as_str() == "manifold.config.generation");
+    assert_eq!(generation.map(|kv| kv.value.to_string()), Some("1".to_owned()));
+}

@@ -1,9 +1,12 @@
-//! Traces set-up for both binaries: [`TelemetryArgs`] (flags and `OTEL_*` variables) in,
-//! a [`Telemetry`] handle out, whose tracer provider batches spans on the tokio runtime and
-//! exports them over OTLP (gRPC or HTTP). Tracing is off without an endpoint: no provider,
-//! no tracer, nothing but a `None` for the request path to branch on.
+//! Traces and metrics set-up for both binaries: [`TelemetryArgs`] (flags and `OTEL_*`
+//! variables) in, a [`Telemetry`] handle out, whose tracer provider batches spans on the tokio
+//! runtime and exports them over OTLP (gRPC or HTTP), and whose meter provider ([`metrics`],
+//! with `--otel-metrics`) pushes the conventions' histograms to the same collector. Tracing is
+//! off without an endpoint: no provider, no tracer, nothing but a `None` for the request path
+//! to branch on.
 
 mod args;
+pub mod metrics;
 
 use std::time::Duration;
 
@@ -32,6 +35,9 @@ pub enum TelemetryError {
         #[source]
         error: opentelemetry_otlp::ExporterBuildError,
     },
+    /// The metrics exporter refused its configuration.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsExportError),
 }
 
 /// The process's tracing: a provider when an endpoint is configured, and what to flush on stop.
@@ -40,6 +46,8 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     tracer: Option<SdkTracer>,
     resource: Option<Resource>,
+    /// With `--otel-metrics`: where the conventions' histograms are exported.
+    meters: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl Telemetry {
@@ -51,7 +59,14 @@ impl Telemetry {
     /// A handle over a provider built elsewhere (tests export to memory this way).
     pub fn from_provider(provider: SdkTracerProvider) -> Self {
         let tracer = provider.tracer(SCOPE);
-        Telemetry { provider: Some(provider), tracer: Some(tracer), resource: None }
+        Telemetry { provider: Some(provider), tracer: Some(tracer), resource: None, meters: None }
+    }
+
+    /// The meter the conventions' histograms are recorded into for OTLP export (with
+    /// `--otel-metrics`); `None`: they are only on `/metrics`.
+    pub fn meter(&self, name: &'static str) -> Option<opentelemetry::metrics::Meter> {
+        use opentelemetry::metrics::MeterProvider as _;
+        self.meters.as_ref().map(|meters| meters.meter(name))
     }
 
     /// The tracer spans are made with; `None` when tracing is off.
@@ -70,6 +85,14 @@ impl Telemetry {
     /// which runs on this runtime, has exported: it waits on a blocking thread, so that a
     /// single-threaded runtime goes on running that task meanwhile.
     pub async fn shutdown(self) {
+        if let Some(meters) = self.meters {
+            let stopped = tokio::task::spawn_blocking(move || meters.shutdown_with_timeout(Duration::from_secs(5)));
+            match stopped.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "metrics could not all be exported at shutdown"),
+                Err(error) => tracing::warn!(%error, "the metrics exporter's shutdown did not finish"),
+            }
+        }
         let Some(provider) = self.provider else { return };
         let stopped = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(Duration::from_secs(5)));
         match stopped.await {
@@ -86,11 +109,31 @@ impl Telemetry {
 /// runs as a task there.
 pub fn init(args: &TelemetryArgs, default_service_name: &str) -> Result<Telemetry, TelemetryError> {
     let headers = args.headers().map_err(TelemetryError::Invalid)?;
+    let resource = resource(args, default_service_name);
+    let meters = match (&args.otel_endpoint, args.otel_metrics) {
+        (_, false) => None,
+        (None, true) => {
+            return Err(TelemetryError::Invalid(
+                "--otel-metrics (MANIFOLD_OTEL_METRICS) needs --otel-endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): the \
+                 collector the metrics go to"
+                    .to_owned(),
+            ));
+        }
+        (Some(endpoint), true) => Some(metrics::meter_provider(metrics::MetricsExport {
+            endpoint: endpoint.as_str().trim_end_matches('/'),
+            protocol: match args.otel_protocol {
+                Protocol::Grpc => opentelemetry_otlp::Protocol::Grpc,
+                Protocol::Http => opentelemetry_otlp::Protocol::HttpBinary,
+            },
+            headers: &headers.0,
+            resource: resource.clone(),
+            interval: None,
+        })?),
+    };
     let Some(endpoint) = args.traces_endpoint() else {
-        return Ok(Telemetry::off());
+        return Ok(Telemetry { meters, ..Telemetry::off() });
     };
     let exporter = exporter(args.otel_protocol, &endpoint, &headers)?;
-    let resource = resource(args, default_service_name);
     let provider = SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build())
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(args.trace_sampling_ratio))))
@@ -101,6 +144,7 @@ pub fn init(args: &TelemetryArgs, default_service_name: &str) -> Result<Telemetr
     tracing::info!(%endpoint, protocol = ?args.otel_protocol, ratio = args.trace_sampling_ratio, "exporting traces over OTLP");
     let mut telemetry = Telemetry::from_provider(provider);
     telemetry.resource = Some(resource);
+    telemetry.meters = meters;
     Ok(telemetry)
 }
 
