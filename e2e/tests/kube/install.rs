@@ -67,8 +67,8 @@ pub async fn helm_install() {
     }
     assert!(admin.list("deployments", "bad").is_empty(), "nothing was installed for the refused values");
 
-    // Every option on: each object is accepted by the API server (ServiceMonitor and
-    // HTTPRoute by stand-in CRDs, e2e/fixtures/crds/third-party.yaml).
+    // Every option on: each object is accepted by the API server (ServiceMonitor,
+    // PrometheusRule and HTTPRoute by stand-in CRDs, e2e/fixtures/crds/third-party.yaml).
     admin.run(
         &[
             "apply",
@@ -78,7 +78,11 @@ pub async fn helm_install() {
         ],
         None,
     );
-    admin.until_established(&["servicemonitors.monitoring.coreos.com", "httproutes.gateway.networking.k8s.io"]);
+    admin.until_established(&[
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "httproutes.gateway.networking.k8s.io",
+    ]);
     admin.namespaces(&["team-a", "team-b"]);
     helm_ok(
         &admin,
@@ -100,9 +104,14 @@ pub async fn helm_install() {
         ("ingress", "every-option-gateway"),
         ("hpa", "every-option-gateway"),
         ("pdb", "every-option-gateway"),
+        ("prometheusrule", "every-option-alerts"),
     ] {
         assert!(admin.get(kind, "every-option", name).is_some(), "{kind} {name} was installed");
     }
+    // The dashboards go where Grafana's sidecar looks: the namespace and labels the values name.
+    let dashboards = admin.list("configmaps", "team-a");
+    let labelled = dashboards.iter().filter(|map| map["metadata"]["labels"]["grafana_dashboard"] == "1").count();
+    assert_eq!(labelled, 3, "the tenant, fleet and operator dashboards in team-a");
 
     // The default install's workloads, run as the chart says.
     // (the operators run until the scenario ends: dropping a Pod kills it)
