@@ -153,6 +153,8 @@ pub async fn helm_install() {
     );
     let deployment = admin.get("deployment", SYSTEM, "manifold-gateway").expect("the gateway Deployment");
     assert!(deployment.to_string().contains("\"3600\""), "the new value is in the Deployment");
+    // The API server serves PrometheusRules now (the stand-in CRD): `auto` renders the alerts.
+    assert!(admin.get("prometheusrule", SYSTEM, "manifold-alerts").is_some(), "the alerts follow the API");
     let rolled = run(&api, "manifold-gateway", Some(min), logs.path()).await.pods;
     for pod in &mut gateways {
         pod.terminate().await;
