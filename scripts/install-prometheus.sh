@@ -31,6 +31,7 @@ fi
 
 out="$cache/prometheus/${version//[:+~]/_}"
 if [[ -x "$out/bin/prometheus" && -x "$out/bin/promtool" ]]; then
+    echo "install-prometheus: prometheus $version already in $out, skipped" >&2
     echo "$out"
     exit 0
 fi
