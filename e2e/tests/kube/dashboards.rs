@@ -27,8 +27,8 @@ use manifold_e2e::redis::RedisServer;
 use manifold_e2e::{eventually, raw, yaml};
 use serde_json::json;
 
-const ALICE: &str = "Authorization: Bearer alice-key-0123456789abcdef";
-const BOB: &str = "Authorization: Bearer bob-key-0123456789abcdef";
+const ALICE: &str = "Bearer alice-key-0123456789abcdef";
+const BOB: &str = "Bearer bob-key-0123456789abcdef";
 /// The ClusterRole's rule that lets the operator write status.
 const STATUS_RULE: &str =
     "  - apiGroups: [manifold.dev]\n    resources: [mcpservers/status, mcproutes/status]\n    verbs: [patch]\n";
@@ -97,7 +97,7 @@ pub async fn every_panel_answers() {
         call("alpha_nope", json!({})),
         call("alpha_slow", json!({"seconds": 0.2})),
     ]);
-    let results = run_client_with(&url, Sdk::Mcp, &[ALICE.to_owned()], json!(ops)).await;
+    let results = run_client_with(&url, Sdk::Mcp, &[format!("Authorization: {ALICE}")], json!(ops)).await;
     assert_eq!(results[4]["isError"], true, "alice's fourth echo is refused by her limit: {}", results[4]);
     assert_eq!(results[7]["isError"], true, "alpha_fail fails: {}", results[7]);
 
@@ -113,7 +113,7 @@ pub async fn every_panel_answers() {
     // Two calls at once on a route that takes one: the second finds the cap full.
     let slow = |id: u64| {
         raw::stateless(&url, json!(id), "tools/call", json!({"name": "alpha_slow", "arguments": {"seconds": 1}}))
-            .header("authorization", &ALICE["Authorization: ".len()..])
+            .header("authorization", ALICE)
             .send()
     };
     let (first, second) = tokio::join!(slow(1), slow(2));
@@ -126,7 +126,7 @@ pub async fn every_panel_answers() {
     redis.kill().await;
     let mut ops: Vec<_> = (0..6).map(|i| call("beta_echo", json!({"text": format!("down {i}")}))).collect();
     ops.push(call("alpha_echo", json!({"text": "no redis"})));
-    let results = run_client_with(&url, Sdk::Mcp, &[BOB.to_owned()], json!(ops)).await;
+    let results = run_client_with(&url, Sdk::Mcp, &[format!("Authorization: {BOB}")], json!(ops)).await;
     assert_eq!(results[6]["content"][0]["text"], "alpha:no redis", "counted by the replica alone: {}", results[6]);
 
     // A route added while the operator may not write status: published (the gateway
@@ -148,7 +148,7 @@ pub async fn every_panel_answers() {
     // fresh, lets it through).
     prometheus.until_scraped_twice_more().await;
     let ops = json!([{"op": "list_tools"}, call("alpha_add", json!({"a": 1, "b": 2})), call("alpha_echo", json!({"text": "again"}))]);
-    let results = run_client_with(&url, Sdk::Mcp, &[ALICE.to_owned()], ops).await;
+    let results = run_client_with(&url, Sdk::Mcp, &[format!("Authorization: {ALICE}")], ops).await;
     assert_eq!(results[2]["content"][0]["text"], "alpha:again", "counted by the replica alone: {}", results[2]);
     // Prometheus has it all.
     prometheus.until_scraped_twice_more().await;
