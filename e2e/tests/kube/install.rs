@@ -62,7 +62,15 @@ pub async fn helm_install() {
     );
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success(), "bad values were accepted");
-    for named in ["watchNamespace", "/operator/replicas", "pullPolicy", "logFormat", "autoscalling"] {
+    for named in [
+        "watchNamespace",
+        "/operator/replicas",
+        "pullPolicy",
+        "logFormat",
+        "autoscalling",
+        "/metrics/prometheusRule/enabled",
+        "/dashboards/enabled",
+    ] {
         assert!(stderr.contains(named), "the refusal names `{named}`: {stderr}");
     }
     assert!(admin.list("deployments", "bad").is_empty(), "nothing was installed for the refused values");
