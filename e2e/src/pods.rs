@@ -53,6 +53,12 @@ impl Deployment {
     /// A gateway replica, as ServiceAccount `<release>-gateway` would run it; ready once it
     /// serves a config (`/readyz`), which the caller waits for with [`Pod::until_ready`].
     pub fn gateway(&self, name: &str, kubeconfig: &Path, session_keys: &Path) -> Pod {
+        self.gateway_with(name, kubeconfig, session_keys, &[])
+    }
+
+    /// Same, with more arguments (the chart's `gateway.extraArgs`, or what its values turn
+    /// into flags, such as `--rate-limit-redis`).
+    pub fn gateway_with(&self, name: &str, kubeconfig: &Path, session_keys: &Path, extra: &[&str]) -> Pod {
         let address = pod_address();
         let mut command = Command::new(gateway_binary());
         command
@@ -63,6 +69,7 @@ impl Deployment {
             .arg("--session-keys")
             .arg(session_keys)
             .args(["--workers", "1", "--audit-log", "/dev/null"])
+            .args(extra)
             .env("POD_NAMESPACE", &self.namespace)
             .env("POD_NAME", name);
         self.spawn(name, address, command, kubeconfig)

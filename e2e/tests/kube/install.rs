@@ -62,13 +62,21 @@ pub async fn helm_install() {
     );
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success(), "bad values were accepted");
-    for named in ["watchNamespace", "/operator/replicas", "pullPolicy", "logFormat", "autoscalling"] {
+    for named in [
+        "watchNamespace",
+        "/operator/replicas",
+        "pullPolicy",
+        "logFormat",
+        "autoscalling",
+        "/metrics/prometheusRule/enabled",
+        "/dashboards/enabled",
+    ] {
         assert!(stderr.contains(named), "the refusal names `{named}`: {stderr}");
     }
     assert!(admin.list("deployments", "bad").is_empty(), "nothing was installed for the refused values");
 
-    // Every option on: each object is accepted by the API server (ServiceMonitor and
-    // HTTPRoute by stand-in CRDs, e2e/fixtures/crds/third-party.yaml).
+    // Every option on: each object is accepted by the API server (ServiceMonitor,
+    // PrometheusRule and HTTPRoute by stand-in CRDs, e2e/fixtures/crds/third-party.yaml).
     admin.run(
         &[
             "apply",
@@ -78,7 +86,11 @@ pub async fn helm_install() {
         ],
         None,
     );
-    admin.until_established(&["servicemonitors.monitoring.coreos.com", "httproutes.gateway.networking.k8s.io"]);
+    admin.until_established(&[
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+        "httproutes.gateway.networking.k8s.io",
+    ]);
     admin.namespaces(&["team-a", "team-b"]);
     helm_ok(
         &admin,
@@ -100,9 +112,14 @@ pub async fn helm_install() {
         ("ingress", "every-option-gateway"),
         ("hpa", "every-option-gateway"),
         ("pdb", "every-option-gateway"),
+        ("prometheusrule", "every-option-alerts"),
     ] {
         assert!(admin.get(kind, "every-option", name).is_some(), "{kind} {name} was installed");
     }
+    // The dashboards go where Grafana's sidecar looks: the namespace and labels the values name.
+    let dashboards = admin.list("configmaps", "team-a");
+    let labelled = dashboards.iter().filter(|map| map["metadata"]["labels"]["grafana_dashboard"] == "1").count();
+    assert_eq!(labelled, 3, "the tenant, fleet and operator dashboards in team-a");
 
     // The default install's workloads, run as the chart says.
     // (the operators run until the scenario ends: dropping a Pod kills it)
@@ -144,6 +161,8 @@ pub async fn helm_install() {
     );
     let deployment = admin.get("deployment", SYSTEM, "manifold-gateway").expect("the gateway Deployment");
     assert!(deployment.to_string().contains("\"3600\""), "the new value is in the Deployment");
+    // The API server serves PrometheusRules now (the stand-in CRD): `auto` renders the alerts.
+    assert!(admin.get("prometheusrule", SYSTEM, "manifold-alerts").is_some(), "the alerts follow the API");
     let rolled = run(&api, "manifold-gateway", Some(min), logs.path()).await.pods;
     for pod in &mut gateways {
         pod.terminate().await;

@@ -9,6 +9,7 @@
 //! One scenario: `cargo test -p manifold-e2e --test kube -- <name>`.
 
 mod crds;
+mod dashboards;
 mod failover;
 mod install;
 mod rbac;
@@ -36,6 +37,10 @@ fn main() -> ExitCode {
         scenario("gateways_serve_while_the_operator_is_down", failover::operator_down),
         scenario("a_missing_rbac_rule_is_named_and_nothing_else_breaks", rbac::missing_rule),
         scenario("helm_installs_the_charts_and_their_workloads_serve_the_examples", install::helm_install),
+        scenario(
+            "every_dashboard_query_and_alert_selector_finds_series_in_prometheus",
+            dashboards::every_panel_answers,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
