@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod crd_cases;
 pub mod helm;
 pub mod install;
+pub mod jaeger;
 pub mod kind;
 pub mod kube_stack;
 pub mod kubelet;
