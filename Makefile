@@ -16,7 +16,8 @@ test: peers apiserver-build charts-lint cycles
 cycles:
 	python3 scripts/module-cycles.py
 
-# The real MCP peers the tests drive (a Python venv in .venv, the npm peers) and redis-server.
+# The real MCP peers the tests drive (a Python venv in .venv, the npm peers), redis-server and
+# Jaeger (the trace backend, built from the Go module proxy once).
 peers:
 	scripts/install-peers.sh
 
