@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 pub use manifold_runtime::logs::LogFormat;
 use manifold_runtime::pod::{self, SERVICE_ACCOUNT_NAMESPACE};
+use manifold_runtime::telemetry::{self, TelemetryArgs};
 
 use crate::policy::cluster::{RedisSettings, RedisUrl, Unavailable};
 use crate::{ConfigSource, KubeSource, Settings};
@@ -104,6 +105,8 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Args {
@@ -128,6 +131,7 @@ impl Args {
                 unavailable: self.rate_limit_redis_unavailable,
                 timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
             }),
+            tracer: None,
         }
     }
 
@@ -162,6 +166,8 @@ pub enum StartError {
     )]
     KubeClient(#[source] kube::Error),
     #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -171,14 +177,17 @@ pub fn namespace(flag: Option<&str>, service_account: &Path) -> Result<String, S
         .map_err(|missing| StartError::NoNamespace { path: missing.path, error: missing.error })
 }
 
-/// Runs until Ctrl-C or SIGTERM, then drains.
+/// Runs until Ctrl-C or SIGTERM, then drains, and exports the spans still queued.
 pub async fn run(args: Args) -> Result<(), StartError> {
-    let mut running = crate::start(args.settings(), args.source().await?).await?;
+    let telemetry = telemetry::init(&args.telemetry, "manifold-gateway")?;
+    let settings = crate::Settings { tracer: telemetry.tracer().cloned(), ..args.settings() };
+    let mut running = crate::start(settings, args.source().await?).await?;
     tokio::select! {
         _ = manifold_runtime::signal::shutdown() => tracing::info!("shutting down"),
         _ = running.stopped() => {}
     }
     running.shutdown().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod snapshot;
 pub mod source;
 mod specs;
+pub mod traces;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub struct Gateway {
     /// Tool results and merged lists kept for routes that declare caching (shared with
     /// `sessions`, whose upstreams' change notifications empty it).
     pub cache: Arc<policy::cache::Store>,
+    /// Where spans go; none: tracing is off, and requests pay one branch for it.
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 /// Where a gateway's config comes from.
@@ -121,6 +124,8 @@ pub struct Settings {
     pub egress: manifold_runtime::egress::Egress,
     /// Redis for cluster-wide rate limits; none: each replica counts for itself.
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
+    /// Where spans go (`manifold_runtime::telemetry`); none: tracing is off.
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 impl Default for Settings {
@@ -141,6 +146,7 @@ impl Default for Settings {
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
             rate_limit_redis: None,
+            tracer: None,
         }
     }
 }
@@ -211,7 +217,11 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         report: Default::default(),
         limiter,
         cache,
+        tracer: settings.tracer.clone(),
     });
+    if gateway.tracer.is_some() {
+        traces::enable();
+    }
     // A local source is loaded before listening; the operator's Secrets are watched from
     // now on, and the gateway is ready once they hold a config.
     let local = match source {
@@ -285,8 +295,16 @@ fn spawn_worker(
 /// The MCP listener: plain hyper HTTP/1.1, one task per connection, drained on shutdown.
 async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: CancellationToken) {
     let connections = GracefulShutdown::new();
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(error) => {
+            tracing::error!(%error, "the MCP listener has no address");
+            shutdown.cancel();
+            return;
+        }
+    };
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -300,7 +318,8 @@ async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: Cance
         };
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
-        let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request));
+        let link = traces::Link { local, peer };
+        let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request, link));
         // A client has 30 s to send its headers: slow clients cannot hold connections forever.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

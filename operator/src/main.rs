@@ -11,7 +11,14 @@ fn main() {
         Command::Run(run) => {
             manifold_runtime::logs::init(run.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-            match runtime.block_on(manifold_operator::run::run(run, manifold_runtime::signal::shutdown())) {
+            let result = runtime.block_on(async {
+                // Spans reach the collector through `opentelemetry::global`'s provider.
+                let telemetry = manifold_runtime::telemetry::init(&run.telemetry, "manifold-operator")?;
+                let result = manifold_operator::run::run(run, manifold_runtime::signal::shutdown()).await;
+                telemetry.shutdown().await;
+                result
+            });
+            match result {
                 Ok(()) => 0,
                 Err(error) => {
                     eprintln!("error: {error:#}");

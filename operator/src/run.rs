@@ -61,6 +61,8 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub telemetry: manifold_runtime::telemetry::TelemetryArgs,
 }
 
 /// Runs the controller until `shutdown` resolves (SIGTERM or Ctrl-C, in the binary), with

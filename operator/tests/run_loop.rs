@@ -222,6 +222,7 @@ fn args(admin: std::net::SocketAddr, watch_namespaces: &[&str]) -> manifold_oper
         gateway_url: None,
         allow_link_local_upstreams: false,
         log_format: Default::default(),
+        telemetry: Default::default(),
     }
 }
 

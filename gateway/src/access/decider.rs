@@ -47,7 +47,8 @@ impl Decider {
         {
             return if *allowed { Decision::AllowedByDecider } else { Decision::DeniedByDecider };
         }
-        let allowed = match self.ask(principal, action, kind, target).await {
+        let asked = crate::traces::traced("authorize.external", self.ask(principal, action, kind, target)).await;
+        let allowed = match asked {
             Ok(allowed) => allowed,
             Err(error) => {
                 tracing::warn!(tenant = %self.tenant, %error, "the policy decision point did not decide; denying");

@@ -88,7 +88,11 @@ pub async fn tool_call(
     let outcome = if fresh(call, params) { Outcome::Bypass } else { Outcome::Miss };
     if outcome == Outcome::Miss {
         let now = Instant::now();
-        if let Some(hit) = shared.as_ref().and_then(|key| store.get(key, now)).or_else(|| store.get(&own, now)) {
+        let lookup = || shared.as_ref().and_then(|key| store.get(key, now)).or_else(|| store.get(&own, now));
+        let found = crate::traces::instant("cache.lookup", lookup, |found| {
+            vec![opentelemetry::KeyValue::new("manifold.cache", if found.is_some() { "hit" } else { "miss" })]
+        });
+        if let Some(hit) = found {
             count(call, CacheKind::Tools, Outcome::Hit);
             return Answer::Result(hit);
         }

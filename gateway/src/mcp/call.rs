@@ -40,6 +40,26 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// Records how the request ended on `context`'s span (if it is recorded).
+    pub fn trace(&self, context: &opentelemetry::Context, method: Method) {
+        use crate::traces::{Outcome, ended, is_tool_error, outcome_of_error};
+        if !opentelemetry::trace::TraceContextExt::span(context).is_recording() {
+            return;
+        }
+        match self {
+            Answer::Result(result) if method == Method::ToolsCall && is_tool_error(result) => {
+                ended(context, Outcome::ToolError)
+            }
+            Answer::Result(_) => ended(context, Outcome::Ok),
+            Answer::MountFailed(_) => ended(context, Outcome::ToolError),
+            Answer::UpstreamError(error, _) => {
+                let (code, message) = outcome_of_error(error);
+                ended(context, Outcome::Error(code, &message))
+            }
+            Answer::Error(error) => ended(context, Outcome::Error(error.code, &error.message)),
+        }
+    }
+
     /// The metrics outcome label.
     pub fn outcome(&self) -> Outcome {
         match self {
@@ -181,9 +201,11 @@ impl Call {
         let mut responses = Map::new();
         for (key, request) in required.input_requests {
             let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let params = request.get("params").cloned().unwrap_or_else(|| json!({}));
+            let params = raw(&request.get("params").cloned().unwrap_or_else(|| json!({})));
             let mut ask = self.session.ask();
-            let _ = self.relay.send(jsonrpc::request(&ask.id, &method, &raw(&params)));
+            // The span lasts until the client answers.
+            let (_span, traced) = crate::traces::relay(&method, None, Some(&params));
+            let _ = self.relay.send(jsonrpc::request(&ask.id, &method, traced.as_deref().unwrap_or(&params)));
             match ask.answer().await {
                 Some((Some(result), _)) => {
                     responses.insert(key, serde_json::from_str(result.get()).unwrap_or_default())
@@ -248,6 +270,13 @@ impl Observer for Forward<'_> {
             if message.id.is_some() || (is_log && !stateless.wants_logs) {
                 return;
             }
+        }
+        let mut message = message;
+        if let (Some(_), Some(method)) = (&message.id, &message.method) {
+            // The relay is the span: the answer comes back in another HTTP request.
+            let (_span, traced) =
+                crate::traces::relay(method, Some(&self.mount.config.server), message.params.as_deref());
+            message.params = traced.or(message.params);
         }
         if let Some(message) = rewrite::to_client(&self.mount.key, &self.mount.config.prefix, message) {
             let _ = self.call.relay.send(message);
@@ -386,6 +415,7 @@ pub mod testing {
             report: Default::default(),
             limiter: Default::default(),
             cache: Arc::new(crate::policy::cache::Store::new(1 << 20)),
+            tracer: None,
         });
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));

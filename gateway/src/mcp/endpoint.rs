@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
@@ -17,6 +18,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming as RequestBody;
+use opentelemetry::context::FutureExt as _;
 use tokio::sync::mpsc;
 
 use super::call::{Answer, Call, Era};
@@ -34,6 +36,7 @@ use crate::protocol::code::{FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, RATE_LIM
 use crate::protocol::header::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 use crate::protocol::{self, STATELESS, SUPPORTED_VERSIONS};
 use crate::snapshot::Route;
+use crate::traces;
 use crate::upstream::Hello;
 
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -41,8 +44,13 @@ const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Every request to the MCP listener lands here.
-pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Result<Response, Infallible> {
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    request: Request<RequestBody>,
+    link: traces::Link,
+) -> Result<Response, Infallible> {
     let (parts, body) = request.into_parts();
+    let mut arrival = gateway.tracer.as_ref().map(|_| traces::Arrival::new(&parts.headers, link, parts.version));
     let snapshot = gateway.snapshot.load_full();
     let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(host_name);
     if let Some(resource_path) = parts.uri.path().strip_prefix(metadata::WELL_KNOWN) {
@@ -57,7 +65,13 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
         return Ok(rpc_failure(StatusCode::FORBIDDEN, None, RpcError::new(INVALID_REQUEST, refusal)));
     }
     // Before the body is read: an unauthenticated caller costs no more than its headers.
-    let principal = match route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown).await {
+    // Spans need the body's `_meta` for their parent: authentication's is made once it is read.
+    let authenticating = arrival.as_ref().map(|_| SystemTime::now());
+    let authenticated = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown).await;
+    if let (Some(arrival), Some(started)) = (arrival.as_mut(), authenticating) {
+        arrival.authenticated = Some((started, SystemTime::now()));
+    }
+    let principal = match authenticated {
         Ok(principal) => principal,
         Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
     };
@@ -73,7 +87,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<RequestBody>) -> Res
                 },
             };
             match read_body(&gateway, &parts.headers, body).await {
-                Ok(body) => post(&gateway, route, &parts.headers, &body, principal, place).await,
+                Ok(body) => post(&gateway, route, &parts.headers, &body, principal, place, arrival.as_ref()).await,
                 Err(response) => response,
             }
         }
@@ -177,6 +191,7 @@ async fn post(
     body: &[u8],
     principal: Arc<Principal>,
     place: Option<Place>,
+    arrival: Option<&traces::Arrival>,
 ) -> Response {
     let is_json = headers
         .get(CONTENT_TYPE)
@@ -193,6 +208,49 @@ async fn post(
         Ok(incoming) => incoming,
         Err(error) => return rpc_failure(StatusCode::BAD_REQUEST, None, error),
     };
+    match (&gateway.tracer, arrival) {
+        (Some(tracer), Some(arrival)) => {
+            let context = server_span(tracer, arrival, route, headers, &principal, &incoming);
+            message(gateway, route, headers, incoming, principal, place).with_context(context).await
+        }
+        _ => message(gateway, route, headers, incoming, principal, place).await,
+    }
+}
+
+/// The SERVER span of a message (answers to the gateway's own requests get none).
+fn server_span(
+    tracer: &opentelemetry_sdk::trace::SdkTracer,
+    arrival: &traces::Arrival,
+    route: &Route,
+    headers: &HeaderMap,
+    principal: &Principal,
+    incoming: &Incoming,
+) -> opentelemetry::Context {
+    let (method, params, id) = match incoming {
+        Incoming::Request { id, method, params } => (method.as_str(), params.as_deref(), Some(&**id)),
+        // Progress comes too often to be worth a span each.
+        Incoming::Notification { method, .. } if method == protocol::Method::Progress.name() => {
+            return opentelemetry::Context::current();
+        }
+        Incoming::Notification { method, params } => (method.as_str(), params.as_deref(), None),
+        Incoming::Response { .. } => return opentelemetry::Context::current(),
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // The session's id as logs show it: the token itself would hand the session out.
+    let session = header(SESSION_ID).map(|id| &id[id.len().saturating_sub(8)..]);
+    let message = traces::Message { method, params, id, session, protocol_version: header(PROTOCOL_VERSION) };
+    traces::server(tracer, arrival, route, principal, &message)
+}
+
+/// Answers one parsed message.
+async fn message(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    headers: &HeaderMap,
+    incoming: Incoming,
+    principal: Arc<Principal>,
+    place: Option<Place>,
+) -> Response {
     // No session and no session-era revision: the stateless revision (2026-07-28).
     let sessionless = !headers.contains_key(SESSION_ID);
     if let Incoming::Request { params, .. } = &incoming
@@ -240,6 +298,14 @@ async fn post(
     let parsed = protocol::Method::parse(&method);
     if parsed == protocol::Method::Initialize {
         let (answer, session) = initialize(gateway, route, params.as_deref(), &principal).await;
+        if gateway.tracer.is_some()
+            && let Some(session) = &session
+        {
+            traces::annotate(&[
+                ("mcp.session.id", session.log_id()),
+                ("mcp.protocol.version", &session.hello.protocol_version),
+            ]);
+        }
         super::exchange::count(gateway, route, parsed, &answer);
         let mut response = respond(&id, answer, &Era::Session);
         if let Some(session) = session {

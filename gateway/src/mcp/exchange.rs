@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use opentelemetry::context::FutureExt as _;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
@@ -32,6 +33,7 @@ pub async fn request(
 ) -> Response {
     let session = Arc::clone(&call.session);
     let era = call.era.clone();
+    let traced = call.gateway.tracer.is_some();
     // A session's client may cancel the request (`notifications/cancelled`); then no answer
     // is sent, as the spec asks.
     let tracked = (!era.is_stateless()).then(|| session.track(call.id.get()));
@@ -85,7 +87,7 @@ pub async fn request(
     for message in early {
         outlet.send(&message);
     }
-    let task = tokio::spawn(async move {
+    let streamed = async move {
         loop {
             tokio::select! {
                 biased;
@@ -93,7 +95,12 @@ pub async fn request(
                 (id, answer, _) = &mut work => return outlet.conclude(&mut relayed, &id, answer),
             }
         }
-    });
+    };
+    // The task goes on in the request's span (which ends with it).
+    let task = match traced {
+        true => tokio::spawn(streamed.with_current_context()),
+        false => tokio::spawn(streamed),
+    };
     if era.is_stateless() {
         body.cancel_on_drop(task.abort_handle());
     }
@@ -141,6 +148,9 @@ impl Outlet {
 }
 
 pub fn count(gateway: &Gateway, route: &Route, method: Method, answer: &Answer) {
+    if gateway.tracer.is_some() {
+        answer.trace(&opentelemetry::Context::current(), method);
+    }
     let (namespace, route) = (&*route.config.namespace, &*route.config.name);
     gateway.metrics.requests.inc(&RequestLabels { namespace, route, method, outcome: answer.outcome() });
 }

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use opentelemetry::context::FutureExt as _;
 use serde_json::value::RawValue;
 
 use super::call::{Call, Forward};
@@ -15,6 +16,7 @@ use crate::policy::resilience::breaker::{Admission, State as BreakerState, Trans
 use crate::policy::resilience::retry;
 use crate::protocol::Method;
 use crate::snapshot::Mount;
+use crate::traces;
 use crate::upstream::{Observer, Reply, UpstreamError};
 
 impl Call {
@@ -37,7 +39,18 @@ impl Call {
         let mut retry = 0;
         loop {
             let watched = Watched { forward: Forward::new(self, mount), sent: AtomicBool::new(false) };
-            let result = self.guarded(mount, method, params, name, &watched, now).await;
+            let attempt = self.guarded(mount, method, params, name, &watched, now);
+            // Each attempt is a CLIENT span of its own, current while it runs (the upstream
+            // clients inject it).
+            let result = match &self.gateway.tracer {
+                None => attempt.await,
+                Some(tracer) => {
+                    let context = traces::client(tracer, method, name, mount);
+                    let result = attempt.with_context(context.clone()).await;
+                    traces::attempted(&context, method, &result);
+                    result
+                }
+            };
             if retry > 0 {
                 let outcome = if result.is_ok() { RetryOutcome::Succeeded } else { RetryOutcome::Failed };
                 self.count_retry(mount, outcome);

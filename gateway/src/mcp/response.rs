@@ -78,6 +78,12 @@ pub fn empty(status: StatusCode) -> Response {
 }
 
 pub fn rpc_failure(status: StatusCode, id: Option<&RawValue>, error: RpcError) -> Response {
+    if crate::traces::on() {
+        crate::traces::ended(
+            &opentelemetry::Context::current(),
+            crate::traces::Outcome::Error(error.code, &error.message),
+        );
+    }
     json(status, jsonrpc::error(id, &error))
 }
 

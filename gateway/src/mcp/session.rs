@@ -360,7 +360,8 @@ impl Sessions {
             issued: unix_now(),
             upstreams,
         };
-        self.session(self.ring.seal(&claims).into(), route, hello, Some(&claims), None)
+        let token = crate::traces::instant("session.seal", || self.ring.seal(&claims), |_| Vec::new());
+        self.session(token.into(), route, hello, Some(&claims), None)
     }
 
     /// A session outside the table, to open upstream sessions with before the session's
@@ -426,7 +427,7 @@ impl Sessions {
                 if self.ended.lock().expect("ended lock").contains_key(id) {
                     return None;
                 }
-                let claims = self.ring.open(id)?;
+                let claims = crate::traces::instant("session.open", || self.ring.open(id), |_| Vec::new())?;
                 if claims.route.split_once('/') != Some(route) || claims.principal != principal {
                     return None;
                 }

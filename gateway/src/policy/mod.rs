@@ -44,9 +44,24 @@ impl Limiter {
     /// component it is about, if any) for `principal`, or none: see [`Limits::check`].
     pub async fn check(&self, limits: &Limits, principal: &str, target: Option<(Kind, &str)>) -> Result<(), Limited> {
         match &self.shared {
-            None => limits.check(&self.local, principal, target, Instant::now()),
+            None => {
+                let check = || limits.check(&self.local, principal, target, Instant::now());
+                crate::traces::instant("rate_limit", check, limit_attributes)
+            }
             // Boxed: the Redis round trip's state would otherwise widen every request's future.
-            Some(shared) => Box::pin(shared.check(limits, &self.local, principal, target)).await,
+            Some(shared) => {
+                let check = Box::pin(shared.check(limits, &self.local, principal, target));
+                crate::traces::traced_with("rate_limit", check, limit_attributes).await
+            }
         }
     }
+}
+
+/// `manifold.limit`: `allowed`, or the name of the limit that refused.
+fn limit_attributes(decided: &Result<(), Limited>) -> Vec<opentelemetry::KeyValue> {
+    let outcome = match decided {
+        Ok(()) => "allowed".to_owned(),
+        Err(refused) => refused.name.clone(),
+    };
+    vec![opentelemetry::KeyValue::new("manifold.limit", outcome)]
 }

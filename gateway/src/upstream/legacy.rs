@@ -158,6 +158,7 @@ impl Client {
             headers.append(header, header_value.clone());
         }
         headers.insert(name, value);
+        crate::traces::inject_headers(headers);
         HttpClient::current(self.egress).send(request).await
     }
 

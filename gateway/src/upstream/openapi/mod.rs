@@ -179,7 +179,8 @@ impl Api {
         Ok(Reply::Result(raw(&json!({ "contents": [content] }))))
     }
 
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, String, Bytes), UpstreamError> {
+    async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<(StatusCode, String, Bytes), UpstreamError> {
+        crate::traces::inject_headers(request.headers_mut());
         Ok(egress::exchange(&self.http, &self.target.base, request, MAX_RESPONSE_BYTES).await?)
     }
 }
