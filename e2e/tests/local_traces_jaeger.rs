@@ -28,17 +28,27 @@ const ARGUMENT: &str = "argument-zebra-42d9";
 const PRINCIPAL: &str = "principal-wren-7c1f";
 const KEY: &str = "key-of-wren-0123456789abcdef";
 
-/// A gateway process on `manifests`, exporting its spans to `jaeger` (gRPC unless `args` say
-/// otherwise); the folder holds its manifests and session keys.
-async fn gateway(jaeger: &Jaeger, manifests: &str, args: &[&str]) -> (GatewayProcess, tempfile::TempDir) {
+/// How the gateway exports its spans to Jaeger.
+#[derive(Clone, Copy)]
+enum Otlp {
+    Grpc,
+    Http,
+}
+
+/// A gateway process on `manifests` exporting its spans to `jaeger` over `otlp`, with more
+/// `args`; the folder holds its manifests and session keys.
+async fn gateway(jaeger: &Jaeger, manifests: &str, otlp: Otlp, args: &[&str]) -> (GatewayProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifests_dir = dir.path().join("manifests");
     std::fs::create_dir(&manifests_dir).expect("create the manifests folder");
     std::fs::write(manifests_dir.join("manifests.yaml"), manifests).expect("write manifests");
     let keys = dir.path().join("session-keys");
     std::fs::write(&keys, base64::engine::general_purpose::STANDARD.encode([7u8; 32])).expect("write session keys");
-    let mut all =
-        vec!["--otel-endpoint".to_owned(), jaeger.otlp_grpc_url(), "--otel-protocol".to_owned(), "grpc".into()];
+    let (endpoint, protocol) = match otlp {
+        Otlp::Grpc => (jaeger.otlp_grpc_url(), "grpc"),
+        Otlp::Http => (jaeger.otlp_http_url(), "http"),
+    };
+    let mut all = vec!["--otel-endpoint".to_owned(), endpoint, "--otel-protocol".to_owned(), protocol.to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     let gateway = GatewayProcess::start_with(&manifests_dir, &keys, Options { args: all, ..Options::default() }).await;
     (gateway, dir)
@@ -160,7 +170,7 @@ async fn a_session_client_the_gateway_and_fastmcp_make_one_trace_by_the_conventi
     let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
         + &callers
         + &yaml::route("keyed", "mounts: [{server: alpha}], authentication: {apiKeys: {secretRef: {name: callers}}}");
-    let (gateway, _dir) = gateway(&jaeger, &manifests, &[]).await;
+    let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &[]).await;
 
     let ops = json!([{"op": "call", "name": "alpha_echo", "arguments": {"text": ARGUMENT}, "traced": true}]);
     let bearer = format!("Authorization: Bearer {KEY}");
@@ -190,8 +200,7 @@ async fn a_session_client_the_gateway_and_fastmcp_make_one_trace_by_the_conventi
             ("client.address", "127.0.0.1"),
             ("manifold.tenant", "acme"),
             ("manifold.route", "keyed"),
-            ("manifold.mount", "alpha"),
-            ("manifold.principal.kind", "api_key"),
+            ("manifold.principal.kind", "api-key"),
         ],
     );
     let session = server.tag("mcp.session.id").unwrap_or_default();
@@ -202,7 +211,8 @@ async fn a_session_client_the_gateway_and_fastmcp_make_one_trace_by_the_conventi
         assert_eq!(server.tag(absent), None, "a successful tool call has no `{absent}`:\n{tree}");
     }
 
-    // The CLIENT span: the call as the upstream saw it.
+    // The CLIENT span: the call as the upstream saw it, and the mount it went to (the SERVER
+    // span of a request over several mounts, a tools/list, has no one mount).
     let alpha_port = alpha.port.to_string();
     assert_tags(
         &trace,
@@ -236,9 +246,7 @@ async fn a_2026_client_the_gateway_and_fastmcp_make_one_trace_without_a_session(
     let export = exporting(&jaeger);
     let alpha = Upstream::start_with("alpha", &[&export[0], &export[1]]).await;
     let manifests = yaml::server("alpha", &alpha.mcp_url(), "") + &yaml::route("open", "mounts: [{server: alpha}]");
-    // This gateway exports over OTLP/HTTP.
-    let (gateway, _dir) =
-        gateway(&jaeger, &manifests, &["--otel-endpoint", &export[1], "--otel-protocol", "http"]).await;
+    let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Http, &[]).await;
 
     let ops = json!([{"op": "call", "name": "alpha_add", "arguments": {"a": 2, "b": 3}, "traced": true}]);
     let r = run_client_traced(&gateway.url("/acme/open/mcp"), Sdk::FastMcp, &export[1], &[], ops).await;
@@ -258,7 +266,8 @@ async fn an_openapi_call_is_an_http_server_span_under_the_gateways_client_span()
         "items",
         &format!("url: {}\nrouteMaps: [{{methods: [POST], type: Tool}}, {{type: Exclude}}]", api.url("/openapi.json")),
     );
-    let (gateway, _dir) = gateway(&jaeger, &(server + &yaml::route("shop", "mounts: [{server: items}]")), &[]).await;
+    let (gateway, _dir) =
+        gateway(&jaeger, &(server + &yaml::route("shop", "mounts: [{server: items}]")), Otlp::Grpc, &[]).await;
 
     let ops = json!([{"op": "call", "name": "items_create_item_items_post", "arguments": {"name": "Widget", "price": 2.5}, "traced": true}]);
     let r = run_client_traced(&gateway.url("/acme/shop/mcp"), Sdk::Mcp, &export[1], &[], ops).await;
@@ -275,7 +284,7 @@ async fn an_elicitation_relayed_mid_call_is_handled_in_the_same_trace() {
     let export = exporting(&jaeger);
     let legacy = Upstream::start_with("legacy", &["--transport", "http", &export[0], &export[1]]).await;
     let manifests = yaml::server("legacy", &legacy.mcp_url(), "") + &yaml::route("asks", "mounts: [{server: legacy}]");
-    let (gateway, _dir) = gateway(&jaeger, &manifests, &[]).await;
+    let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &[]).await;
 
     let ops = json!([{"op": "call", "name": "legacy_ask", "arguments": {}, "traced": true}, {"op": "seen"}]);
     let r = run_client_traced(&gateway.url("/acme/asks/mcp"), Sdk::Mcp, &export[1], &[], ops).await;
@@ -301,20 +310,29 @@ async fn an_elicitation_relayed_mid_call_is_handled_in_the_same_trace() {
         jaeger.wait_for(trace_id, "the client's elicitation/create span", |t| t.by_id(handler_id).is_some()).await;
     let handler = trace.by_id(handler_id).expect("waited for it");
     assert_eq!((handler.service.as_str(), handler.kind.as_str()), (CLIENT, "server"), "{}", trace.tree());
-    assert!(trace.descends_from(handler, &upstream), "the handler under the upstream's call:\n{}", trace.tree());
+    // The upstream's request to the gateway (FastMCP's CLIENT span under its tool call) is
+    // where the handling comes from: the gateway relays it with that context, not its own.
+    let asked = trace
+        .of_service(&upstream.service)
+        .find(|s| s.kind == "client" && s.tag("mcp.method.name").as_deref() == Some("elicitation/create"))
+        .unwrap_or_else(|| panic!("the upstream's elicitation/create span:\n{}", trace.tree()));
+    assert!(trace.descends_from(asked, &upstream), "{}", trace.tree());
+    assert!(
+        trace.descends_from(handler, asked),
+        "the client's handling descends from the upstream's request `{}` {}:\n{}",
+        asked.name,
+        asked.id,
+        trace.tree()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn context_comes_from_the_header_or_from_meta_which_wins_and_refusals_are_not_traced() {
+async fn context_comes_from_the_header_or_from_meta_which_wins() {
     let jaeger = Jaeger::start().await;
     let export = exporting(&jaeger);
     let alpha = Upstream::start_with("alpha", &[&export[0], &export[1]]).await;
-    let callers = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: callers, namespace: acme}\nstringData: {someone: some-key-0123456789abcdef}\n";
-    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
-        + &yaml::route("open", "mounts: [{server: alpha}]")
-        + callers
-        + &yaml::route("keyed", "mounts: [{server: alpha}], authentication: {apiKeys: {secretRef: {name: callers}}}");
-    let (gateway, _dir) = gateway(&jaeger, &manifests, &[]).await;
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "") + &yaml::route("open", "mounts: [{server: alpha}]");
+    let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &[]).await;
     let open = gateway.url("/acme/open/mcp");
     let upstream = ("e2e-upstream-alpha", "tools/call header");
 
@@ -342,20 +360,50 @@ async fn context_comes_from_the_header_or_from_meta_which_wins_and_refusals_are_
     let Hops { trace, server, .. } = gateway_hops(&jaeger, meta_trace, "alpha_header", upstream).await;
     assert_eq!(server.parent.as_deref(), Some(meta_parent), "{}", trace.tree());
     assert!(jaeger.trace(header_trace).await.is_none(), "the header's trace has spans");
+}
 
-    // Refused before authentication: no span, unless the parent is sampled.
-    let keyed = gateway.url("/acme/keyed/mcp");
-    let (status, _) = call(&keyed, "alpha_echo", None, None).await;
+/// Jaeger, alpha exporting to it, and a gateway serving it on route `open` (anyone) and
+/// `keyed` (API keys).
+async fn refusing() -> (Jaeger, Upstream, GatewayProcess, tempfile::TempDir) {
+    let jaeger = Jaeger::start().await;
+    let export = exporting(&jaeger);
+    let alpha = Upstream::start_with("alpha", &[&export[0], &export[1]]).await;
+    let callers = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: callers, namespace: acme}\n\
+                   stringData: {someone: some-key-0123456789abcdef}\n";
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::route("open", "mounts: [{server: alpha}]")
+        + callers
+        + &yaml::route("keyed", "mounts: [{server: alpha}], authentication: {apiKeys: {secretRef: {name: callers}}}");
+    let (gateway, dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &[]).await;
+    (jaeger, alpha, gateway, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_before_authentication_makes_no_span() {
+    let (jaeger, _alpha, gateway, _dir) = refusing().await;
+    let (status, _) = call(&gateway.url("/acme/keyed/mcp"), "alpha_echo", None, None).await;
     assert_eq!(status, 401);
-    let sampled_refusal = "33333333333333333333333333333333";
+    // A sampled call after it: once its spans are in, the refusal's would be too.
+    let after = "66666666666666666666666666666666";
+    let (status, body) =
+        call(&gateway.url("/acme/open/mcp"), "alpha_header", Some(&traceparent(after, "6666666666666666", true)), None)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    gateway_hops(&jaeger, after, "alpha_header", ("e2e-upstream-alpha", "tools/call header")).await;
+    assert_eq!(traces_with_gateway_server_spans(&jaeger).await, BTreeSet::from([after.to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_refused_before_authentication_is_traced_when_its_parent_is_sampled() {
+    let (jaeger, _alpha, gateway, _dir) = refusing().await;
+    let (refused, parent) = ("33333333333333333333333333333333", "3333333333333333");
     let (status, _) =
-        call(&keyed, "alpha_echo", Some(&traceparent(sampled_refusal, "3333333333333333", true)), None).await;
+        call(&gateway.url("/acme/keyed/mcp"), "alpha_echo", Some(&traceparent(refused, parent, true)), None).await;
     assert_eq!(status, 401);
-    jaeger
-        .wait_for(sampled_refusal, "a gateway SERVER span", |t| t.of_service(GATEWAY).any(|s| s.kind == "server"))
-        .await;
-    let expected: BTreeSet<String> = [from_header, meta_trace, sampled_refusal].map(str::to_owned).into();
-    assert_eq!(traces_with_gateway_server_spans(&jaeger).await, expected);
+    let trace =
+        jaeger.wait_for(refused, "a gateway SERVER span", |t| t.of_service(GATEWAY).any(|s| s.kind == "server")).await;
+    let server = trace.of_service(GATEWAY).find(|s| s.kind == "server").expect("waited for it");
+    assert_eq!(server.parent.as_deref(), Some(parent), "{}", trace.tree());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,7 +412,7 @@ async fn at_ratio_zero_only_a_sampled_parent_makes_gateway_spans() {
     let export = exporting(&jaeger);
     let alpha = Upstream::start_with("alpha", &[&export[0], &export[1]]).await;
     let manifests = yaml::server("alpha", &alpha.mcp_url(), "") + &yaml::route("open", "mounts: [{server: alpha}]");
-    let (gateway, _dir) = gateway(&jaeger, &manifests, &["--trace-sampling-ratio", "0"]).await;
+    let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &["--trace-sampling-ratio", "0"]).await;
     let open = gateway.url("/acme/open/mcp");
 
     let unsampled = "44444444444444444444444444444444";
