@@ -85,6 +85,10 @@ def kitchen_app() -> FastAPI:
             "query": dict(request.query_params),
         }
 
+    @app.get("/trace", operation_id="trace", summary="What trace context arrived")
+    async def trace(request: Request) -> dict:
+        return {"traceparent": request.headers.get("traceparent")}
+
     @app.get("/files/{name}", operation_id="get_file", summary="A path parameter that needs encoding")
     async def get_file(name: str) -> dict:
         return {"name": name}

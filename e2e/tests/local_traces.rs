@@ -5,8 +5,11 @@
 //! name in any attribute; parent-based sampling that still propagates unsampled contexts.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use manifold_e2e::peers::{Sdk, Upstream, run_client_with};
+use manifold_e2e::stub::{Reply, Stub};
+use manifold_e2e::tokens::{Signer, claims, jwks};
 use manifold_e2e::{LocalStack, raw, yaml};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
@@ -66,7 +69,7 @@ async fn post(url: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value, 
     let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
     // A streamed answer: its last `data:` line.
-    let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).last().map_or(text.as_str(), |l| l);
+    let json = text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().map_or(text.as_str(), |l| l);
     (status, serde_json::from_str(json).unwrap_or(Value::String(text.clone())), session)
 }
 
@@ -284,6 +287,27 @@ async fn at_ratio_zero_an_unsampled_parent_records_nothing_but_propagates_and_a_
     let client = only(&spans, "tools/call header");
     assert_eq!(received, format!("00-{TRACE_B}-{}-01", client.span_context.span_id()));
     assert_eq!(only(&spans, "tools/call alpha_header").span_context.trace_id().to_string(), TRACE_B);
+
+    // Refused before authentication: a span only for a sampled parent, named by Mcp-Method.
+    traced.spans.reset();
+    let refused = |parent: String| {
+        raw::stateless(&url, json!(2), "tools/call", json!({"name": "alpha_echo", "arguments": {"text": ARGUMENT}}))
+            .header("traceparent", parent)
+            .send()
+    };
+    assert_eq!(refused(format!("00-{TRACE_A}-00f067aa0ba902b7-00")).await.unwrap().status(), 401);
+    assert!(traced.spans.get_finished_spans().unwrap().is_empty(), "an unsampled refusal leaves no span");
+    assert_eq!(refused(format!("00-{TRACE_B}-b7ad6b7169203331-01")).await.unwrap().status(), 401);
+    let spans = traced.spans.get_finished_spans().unwrap();
+    let span = only(&spans, "tools/call");
+    assert_eq!(
+        (span.span_kind.clone(), span.parent_span_id.to_string()),
+        (SpanKind::Server, "b7ad6b7169203331".into())
+    );
+    let attrs = attributes(&span);
+    assert_eq!((attrs["error.type"].as_str(), attrs["mcp.method.name"].as_str()), ("-32001", "tools/call"));
+    assert!(matches!(&span.status, Status::Error { description } if description.contains("authentication required")));
+    assert_eq!(only(&spans, "authenticate").parent_span_id, span.span_context.span_id());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,4 +341,82 @@ async fn a_request_the_upstream_asks_mid_call_is_a_client_span_under_the_call() 
     let attrs = attributes(&asked);
     assert_eq!(attrs.get("mcp.method.name").map(String::as_str), Some("elicitation/create"));
     assert!(asked.start_time >= attempt.start_time && asked.end_time <= attempt.end_time, "until the client answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_to_an_openapi_sub_server_is_a_client_span_whose_context_reaches_the_api_in_its_headers() {
+    let api = Upstream::rest_api("kitchen").await;
+    let manifests = yaml::openapi_server("kitchen", &format!("url: {}", api.url("/openapi.json")))
+        + &yaml::route("kitchen", "mounts: [{server: kitchen}]");
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| settings.tracer = Some(tracer)).await;
+    let call = raw::stateless(
+        &stack.url("/acme/kitchen/mcp"),
+        json!(1),
+        "tools/call",
+        json!({"name": "kitchen_trace", "arguments": {}}),
+    )
+    .header("traceparent", format!("00-{TRACE_A}-00f067aa0ba902b7-01"));
+    let body: Value = serde_json::from_str(&call.send().await.unwrap().text().await.unwrap()).unwrap();
+    let received = body["result"]["structuredContent"]["traceparent"].as_str().expect("a traceparent").to_owned();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = only(&spans, "tools/call kitchen_trace");
+    let client = only(&spans, "tools/call trace");
+    assert_eq!((client.span_kind.clone(), client.parent_span_id), (SpanKind::Client, server.span_context.span_id()));
+    assert_eq!(received, format!("00-{TRACE_A}-{}-01", client.span_context.span_id()));
+    let attrs = attributes(&client);
+    assert_eq!(attrs.get("manifold.mount").map(String::as_str), Some("kitchen"));
+    assert_eq!(attrs.get("server.address").map(String::as_str), Some("127.0.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwks_fetch_authentication_waits_for_is_a_span_under_authenticate() {
+    const ISSUER: &str = "https://issuer.test";
+    let (old, new) = (Signer::rsa("rsa-a", "2026-01"), Signer::rsa("rsa-b", "2026-02"));
+    let published = Arc::new(Mutex::new(jwks(&[&old])));
+    let serving = Arc::clone(&published);
+    let endpoint = Stub::start(move |_| Reply::json(serving.lock().unwrap().clone())).await;
+    let alpha = Upstream::start("alpha").await;
+    let authentication = format!(
+        "authentication: {{jwt: [{{issuer: '{ISSUER}', audiences: [mcp], jwks: {{uri: '{}'}}}}]}}",
+        endpoint.url("/jwks")
+    );
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &yaml::route("jwt", &format!("mounts: [{{server: alpha}}], {authentication}"));
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| {
+        settings.tracer = Some(tracer);
+        settings.jwks_refetch_cooldown = std::time::Duration::ZERO;
+    })
+    .await;
+    let url = stack.url("/acme/jwt/mcp");
+    let call = |token: String| {
+        raw::stateless(&url, json!(1), "tools/call", json!({"name": "alpha_echo", "arguments": {"text": "t"}}))
+            .header("authorization", format!("Bearer {token}"))
+    };
+    assert_eq!(call(old.token(&claims(ISSUER, "mcp", PRINCIPAL))).send().await.unwrap().status(), 200);
+    // A key the gateway has not seen: authentication fetches the JWKS again, and waits for it.
+    *published.lock().unwrap() = jwks(&[&old, &new]);
+    spans.reset();
+    assert_eq!(call(new.token(&claims(ISSUER, "mcp", PRINCIPAL))).send().await.unwrap().status(), 200);
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = only(&spans, "tools/call alpha_echo");
+    assert_eq!(attributes(&server).get("manifold.principal.kind").map(String::as_str), Some("jwt"));
+    let authenticate = only(&spans, "authenticate");
+    assert_eq!(authenticate.parent_span_id, server.span_context.span_id());
+    let fetch = only(&spans, "jwks.fetch");
+    assert_eq!(
+        (fetch.span_kind.clone(), fetch.parent_span_id),
+        (SpanKind::Internal, authenticate.span_context.span_id())
+    );
+    assert!(fetch.start_time >= authenticate.start_time && fetch.end_time <= authenticate.end_time);
+    for span in &spans {
+        assert!(span.attributes.iter().all(|kv| !kv.value.to_string().contains(PRINCIPAL)), "{}", span.name);
+    }
 }

@@ -19,10 +19,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::value::RawValue;
 
-use crate::access::Principal;
-use crate::access::authn::Source;
 use crate::protocol::Method;
-use crate::snapshot::Route;
 
 /// Whether some gateway of this process traces: the upstream clients, which know no
 /// gateway, read it before they look for a context to inject.
@@ -54,12 +51,40 @@ pub struct Arrival {
     pub version: http::Version,
     /// When authentication started and ended.
     pub authenticated: Option<(SystemTime, SystemTime)>,
+    /// When the JWKS fetch authentication waited for started and ended, if it waited for one.
+    pub jwks_fetched: Option<(SystemTime, SystemTime)>,
+}
+
+tokio::task_local! {
+    /// The JWKS fetch an authentication waited for, if it did (see [`authenticating`]).
+    static JWKS_FETCH: std::cell::Cell<Option<(SystemTime, SystemTime)>>;
+}
+
+/// Runs an authentication, noting when it started and ended and the JWKS fetch it waited
+/// for, in `arrival` (tracing on only).
+pub async fn authenticating<F: std::future::Future>(arrival: &mut Arrival, work: F) -> F::Output {
+    let started = SystemTime::now();
+    let (output, fetched) = JWKS_FETCH
+        .scope(std::cell::Cell::new(None), async {
+            let output = work.await;
+            (output, JWKS_FETCH.with(std::cell::Cell::get))
+        })
+        .await;
+    arrival.authenticated = Some((started, SystemTime::now()));
+    arrival.jwks_fetched = fetched;
+    output
+}
+
+/// A JWKS fetch ran from `started` to `ended`: noted for the authentication that waited for
+/// it, if one traced did.
+pub fn jwks_fetched(started: SystemTime, ended: SystemTime) {
+    let _ = JWKS_FETCH.try_with(|fetch| fetch.set(Some((started, ended))));
 }
 
 impl Arrival {
     pub fn new(headers: &HeaderMap, link: Link, version: http::Version) -> Self {
         let parent = propagator().extract(&HeaderExtractor(headers));
-        Arrival { at: SystemTime::now(), headers: parent, link, version, authenticated: None }
+        Arrival { at: SystemTime::now(), headers: parent, link, version, authenticated: None, jwks_fetched: None }
     }
 }
 
@@ -158,6 +183,11 @@ pub struct Message<'a> {
     pub session: Option<&'a str>,
     /// The protocol revision, where the request says it.
     pub protocol_version: Option<&'a str>,
+    /// The tenant (namespace) and route serving it.
+    pub tenant: &'a str,
+    pub route: &'a str,
+    /// How the caller authenticated (`anonymous`, `api-key`, `jwt`); never who it is.
+    pub principal_kind: &'static str,
 }
 
 /// The parent W3C context a message's `params._meta` carries, if it carries one.
@@ -201,13 +231,7 @@ fn meta_parent(params: Option<&RawValue>) -> Option<Context> {
 
 /// The SERVER span of one message, started when its HTTP request arrived, under the context
 /// `_meta` names, else the one the headers name; returned as the context to run the message in.
-pub fn server(
-    tracer: &SdkTracer,
-    arrival: &Arrival,
-    route: &Route,
-    principal: &Principal,
-    message: &Message,
-) -> Context {
+pub fn server(tracer: &SdkTracer, arrival: &Arrival, message: &Message) -> Context {
     let (parent, from_meta) = match meta_parent(message.params) {
         Some(parent) => (parent, true),
         None => (arrival.headers.clone(), false),
@@ -245,9 +269,9 @@ pub fn server(
         attributes.push(KeyValue::new("server.port", i64::from(local.port())));
         attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
         attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
-        attributes.push(KeyValue::new("manifold.tenant", route.config.namespace.clone()));
-        attributes.push(KeyValue::new("manifold.route", route.config.name.clone()));
-        attributes.push(KeyValue::new("manifold.principal.kind", principal_kind(principal)));
+        attributes.push(KeyValue::new("manifold.tenant", message.tenant.to_owned()));
+        attributes.push(KeyValue::new("manifold.route", message.route.to_owned()));
+        attributes.push(KeyValue::new("manifold.principal.kind", message.principal_kind));
         span.set_attributes(attributes);
         // The conventions: the message's own context is the parent; the transport's is linked.
         let transport = arrival.headers.span().span_context().clone();
@@ -260,28 +284,69 @@ pub fn server(
         return context;
     }
     if let Some((started, ended)) = arrival.authenticated {
-        internal_between(tracer, &context, "authenticate", started, ended);
+        let authenticate = between(tracer, &context, "authenticate", started);
+        if let Some((started, ended)) = arrival.jwks_fetched {
+            between(tracer, &authenticate, "jwks.fetch", started).span().end_with_timestamp(ended);
+        }
+        authenticate.span().end_with_timestamp(ended);
     }
     context.with_value(Recording(tracer.clone()))
 }
 
-/// A span of work already done, under `parent`'s span, if that span is recorded.
-pub fn internal_between(
+/// A request refused before authentication: a SERVER span only when the parent its headers
+/// name is sampled (no one else asked for one), named after its `Mcp-Method` header when it
+/// has one (its body is never read), else after the HTTP method, with the refusal's code.
+#[allow(clippy::too_many_arguments)] // what is known of a request refused unread
+pub fn refused(
     tracer: &SdkTracer,
-    parent: &Context,
-    name: &'static str,
-    started: SystemTime,
-    ended: SystemTime,
+    arrival: &Arrival,
+    method: Option<&str>,
+    http_method: &http::Method,
+    tenant: &str,
+    route: &str,
+    code: i64,
+    message: &str,
 ) {
-    if !parent.span().is_recording() {
+    if !arrival.headers.span().span_context().is_sampled() {
         return;
     }
+    let name = method.map_or_else(|| http_method.as_str().to_owned(), str::to_owned);
     let mut span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_start_time(arrival.at)
+        .start_with_context(tracer, &arrival.headers);
+    let mut attributes = Vec::with_capacity(16);
+    if let Some(method) = method {
+        attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
+    }
+    attributes.extend(network(arrival.version));
+    let Link { local, peer } = arrival.link;
+    attributes.push(KeyValue::new("server.address", local.ip().to_string()));
+    attributes.push(KeyValue::new("server.port", i64::from(local.port())));
+    attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
+    attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
+    attributes.push(KeyValue::new("manifold.tenant", tenant.to_owned()));
+    attributes.push(KeyValue::new("manifold.route", route.to_owned()));
+    attributes.push(KeyValue::new("error.type", code.to_string()));
+    attributes.push(KeyValue::new("rpc.response.status_code", code.to_string()));
+    span.set_attributes(attributes);
+    span.set_status(Status::error(message.to_owned()));
+    if let Some((started, ended)) = arrival.authenticated {
+        let context = Context::new().with_remote_span_context(span.span_context().clone());
+        between(tracer, &context, "authenticate", started).span().end_with_timestamp(ended);
+    }
+    span.end();
+}
+
+/// An INTERNAL span of work that started at `started`, under `parent`'s span.
+fn between(tracer: &SdkTracer, parent: &Context, name: &'static str, started: SystemTime) -> Context {
+    let span = tracer
         .span_builder(name)
         .with_kind(SpanKind::Internal)
         .with_start_time(started)
         .start_with_context(tracer, parent);
-    span.end_with_timestamp(ended);
+    parent.with_span(span)
 }
 
 /// `network.protocol.*` and `network.transport` of an HTTP request.
@@ -298,15 +363,6 @@ fn network(version: http::Version) -> [KeyValue; 3] {
         KeyValue::new("network.protocol.version", version),
         KeyValue::new("network.transport", "tcp"),
     ]
-}
-
-/// How the caller authenticated; never who it is.
-fn principal_kind(principal: &Principal) -> &'static str {
-    match principal.source {
-        Source::Anonymous => "anonymous",
-        Source::ApiKey => "api-key",
-        Source::Jwt(_) => "jwt",
-    }
 }
 
 /// The JSON-RPC id as the conventions want it: a string's text, a number's digits, nothing
@@ -424,7 +480,14 @@ pub fn is_tool_error(result: &RawValue) -> bool {
 
 /// The CLIENT span of one attempt to a mount, under the current context; as the context to
 /// run the attempt in. `name` is the upstream's own name for the tool or prompt, or its URI.
-pub fn client(tracer: &SdkTracer, method: &str, name: Option<&str>, mount: &crate::snapshot::Mount) -> Context {
+/// `mount` is the mounted server's name, `address` the host and port its requests go to.
+pub fn client(
+    tracer: &SdkTracer,
+    method: &str,
+    name: Option<&str>,
+    mount: &str,
+    address: Option<(&str, u16)>,
+) -> Context {
     let parent = Context::current();
     let known = Method::parse(method);
     let span_name: Cow<'static, str> = match known {
@@ -444,38 +507,15 @@ pub fn client(tracer: &SdkTracer, method: &str, name: Option<&str>, mount: &crat
         let mut attributes = Vec::with_capacity(10);
         attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
         target.attributes(known, &mut attributes);
-        if let Some((host, port)) = upstream_address(&mount.config.upstream) {
-            attributes.push(KeyValue::new("server.address", host));
-            attributes.push(KeyValue::new("server.port", port));
+        if let Some((host, port)) = address {
+            attributes.push(KeyValue::new("server.address", host.to_owned()));
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         attributes.extend(network(http::Version::HTTP_11));
-        attributes.push(KeyValue::new("manifold.mount", mount.config.server.clone()));
+        attributes.push(KeyValue::new("manifold.mount", mount.to_owned()));
         span.set_attributes(attributes);
     }
     parent.with_span(span)
-}
-
-/// Records how an attempt ended on its CLIENT span.
-pub fn attempted(
-    context: &Context,
-    method: &str,
-    result: &Result<(crate::upstream::Reply, Option<u16>), crate::upstream::UpstreamError>,
-) {
-    use crate::upstream::Reply;
-    if !context.span().is_recording() {
-        return;
-    }
-    match result {
-        Ok((Reply::Result(result), _)) if method == Method::ToolsCall.name() && is_tool_error(result) => {
-            ended(context, Outcome::ToolError)
-        }
-        Ok((Reply::Result(_), _)) => {}
-        Ok((Reply::Error(error), _)) => {
-            let (code, message) = outcome_of_error(error);
-            ended(context, Outcome::Error(code, &message));
-        }
-        Err(error) => failed(context, error),
-    }
 }
 
 /// Adds attributes to the current span, if it is recorded (what is known only later, such as
@@ -489,32 +529,12 @@ pub fn annotate(attributes: &[(&'static str, &str)]) {
     });
 }
 
-/// The host and port a mount's requests go to.
-fn upstream_address(upstream: &manifold_api::config::Upstream) -> Option<(String, i64)> {
-    let url = match upstream {
-        manifold_api::config::Upstream::Remote(remote) => url::Url::parse(&remote.url).ok()?,
-        manifold_api::config::Upstream::OpenApi(api) => url::Url::parse(&api.base_url).ok()?,
-    };
-    Some((url.host_str()?.to_owned(), i64::from(url.port_or_known_default()?)))
-}
-
-/// The error class of an upstream failure, as `error.type` (the conventions' transport classes).
-pub fn failure_type(error: &crate::upstream::UpstreamError) -> Cow<'static, str> {
-    use crate::upstream::UpstreamError;
-    match error {
-        UpstreamError::Timeout(_) => Cow::Borrowed("timeout"),
-        UpstreamError::Connect(_) => Cow::Borrowed("connect"),
-        UpstreamError::Status { status, .. } => Cow::Owned(format!("http_{status}")),
-        _ => Cow::Borrowed("_OTHER"),
-    }
-}
-
-/// Records a failed attempt on `context`'s span.
-pub fn failed(context: &Context, error: &crate::upstream::UpstreamError) {
+/// Records a failure on `context`'s span: its class (`error.type`) and what it was.
+pub fn failed(context: &Context, error_type: Cow<'static, str>, description: String) {
     let span = context.span();
     if span.is_recording() {
-        span.set_attribute(KeyValue::new("error.type", failure_type(error)));
-        span.set_status(Status::error(error.summary()));
+        span.set_attribute(KeyValue::new("error.type", error_type));
+        span.set_status(Status::error(description));
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Args {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at start-up: the size of `run`'s arguments costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Compile manifests (files or directories of YAML) into a GatewayConfig on stdout.
     /// Each object's outcome goes to stderr; the exit code is 1 when any object is rejected.

@@ -69,6 +69,16 @@ impl Principal {
         Principal { name, groups, scopes, claims, source, identity, binding }
     }
 
+    /// How the caller authenticated (`anonymous`, `api-key`, `jwt`), which says nothing of who
+    /// it is: what traces record.
+    pub fn kind(&self) -> &'static str {
+        match self.source {
+            Source::Anonymous => "anonymous",
+            Source::ApiKey => "api-key",
+            Source::Jwt(_) => "jwt",
+        }
+    }
+
     fn anonymous() -> Self {
         Principal::new("anonymous".into(), vec![], vec![], Map::new(), Source::Anonymous)
     }

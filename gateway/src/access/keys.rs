@@ -149,7 +149,9 @@ impl KeySet {
                 return;
             }
         }
+        let started = std::time::SystemTime::now();
         let result = fetch(uri, self.egress).await;
+        crate::traces::jwks_fetched(started, std::time::SystemTime::now());
         let mut times = self.times.lock().expect("times lock");
         times.attempted = Some(Instant::now());
         match result {

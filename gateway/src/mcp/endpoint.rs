@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{
@@ -66,14 +65,18 @@ pub async fn handle(
     }
     // Before the body is read: an unauthenticated caller costs no more than its headers.
     // Spans need the body's `_meta` for their parent: authentication's is made once it is read.
-    let authenticating = arrival.as_ref().map(|_| SystemTime::now());
-    let authenticated = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown).await;
-    if let (Some(arrival), Some(started)) = (arrival.as_mut(), authenticating) {
-        arrival.authenticated = Some((started, SystemTime::now()));
-    }
+    let authenticate = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown);
+    let authenticated = match arrival.as_mut() {
+        Some(arrival) => traces::authenticating(arrival, authenticate).await,
+        None => authenticate.await,
+    };
     let principal = match authenticated {
         Ok(principal) => principal,
-        Err(refusal) => return Ok(refused(&gateway, route, &parts.headers, &refusal)),
+        Err(refusal) => {
+            let method = parts.headers.get(crate::protocol::header::METHOD).and_then(|v| v.to_str().ok());
+            let context = arrival.as_ref().map(|arrival| (arrival, method, &parts.method));
+            return Ok(refused(&gateway, route, &parts.headers, &refusal, context));
+        }
     };
     Ok(match parts.method {
         Method::POST => {
@@ -238,8 +241,17 @@ fn server_span(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // The session's id as logs show it: the token itself would hand the session out.
     let session = header(SESSION_ID).map(|id| &id[id.len().saturating_sub(8)..]);
-    let message = traces::Message { method, params, id, session, protocol_version: header(PROTOCOL_VERSION) };
-    traces::server(tracer, arrival, route, principal, &message)
+    let message = traces::Message {
+        method,
+        params,
+        id,
+        session,
+        protocol_version: header(PROTOCOL_VERSION),
+        tenant: &route.config.namespace,
+        route: &route.config.name,
+        principal_kind: principal.kind(),
+    };
+    traces::server(tracer, arrival, &message)
 }
 
 /// Answers one parsed message.
@@ -512,7 +524,14 @@ fn busy(gateway: &Gateway, route: &Route, max_in_flight: u32, seconds: u64) -> R
 }
 
 /// 401 or 403, with the challenge that tells a client where to get a token.
-fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &AuthnRefusal) -> Response {
+/// A traced request's arrival, `Mcp-Method` header and HTTP method go with it (`traced`).
+fn refused(
+    gateway: &Gateway,
+    route: &Route,
+    headers: &HeaderMap,
+    refusal: &AuthnRefusal,
+    traced: Option<(&traces::Arrival, Option<&str>, &Method)>,
+) -> Response {
     let (status, reason, message) = match refusal {
         AuthnRefusal::Missing => (
             StatusCode::UNAUTHORIZED,
@@ -531,6 +550,9 @@ fn refused(gateway: &Gateway, route: &Route, headers: &HeaderMap, refusal: &Auth
     let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
     gateway.metrics.refusals.inc(&RefusalLabels { namespace, route: route_name, reason });
     let code = if status == StatusCode::FORBIDDEN { FORBIDDEN } else { UNAUTHORIZED };
+    if let (Some(tracer), Some((arrival, method, http_method))) = (&gateway.tracer, traced) {
+        traces::refused(tracer, arrival, method, http_method, namespace, route_name, code, &message);
+    }
     let mut response = rpc_failure(status, None, RpcError::new(code, message));
     let challenge = metadata::challenge(&route.config, &route.access.authn, headers, refusal);
     if let Ok(value) = HeaderValue::from_str(&challenge) {

@@ -45,9 +45,11 @@ impl Call {
             let result = match &self.gateway.tracer {
                 None => attempt.await,
                 Some(tracer) => {
-                    let context = traces::client(tracer, method, name, mount);
+                    let address = mount.client.address();
+                    let address = address.as_ref().map(|(host, port)| (host.as_str(), *port));
+                    let context = traces::client(tracer, method, name, &mount.config.server, address);
                     let result = attempt.with_context(context.clone()).await;
-                    traces::attempted(&context, method, &result);
+                    attempted(&context, method, &result);
                     result
                 }
             };
@@ -162,6 +164,24 @@ impl Call {
     fn count_retry(&self, mount: &Mount, outcome: RetryOutcome) {
         let (namespace, route) = (&*self.route.config.namespace, &*self.route.config.name);
         self.gateway.metrics.retries.inc(&RetryLabels { namespace, route, mount: &mount.config.server, outcome });
+    }
+}
+
+/// Records how an attempt ended on its CLIENT span.
+fn attempted(context: &opentelemetry::Context, method: &str, result: &Result<(Reply, Option<u16>), UpstreamError>) {
+    if !opentelemetry::trace::TraceContextExt::span(context).is_recording() {
+        return;
+    }
+    match result {
+        Ok((Reply::Result(result), _)) if method == Method::ToolsCall.name() && traces::is_tool_error(result) => {
+            traces::ended(context, traces::Outcome::ToolError)
+        }
+        Ok((Reply::Result(_), _)) => {}
+        Ok((Reply::Error(error), _)) => {
+            let (code, message) = traces::outcome_of_error(error);
+            traces::ended(context, traces::Outcome::Error(code, &message));
+        }
+        Err(error) => traces::failed(context, error.error_type(), error.summary()),
     }
 }
 

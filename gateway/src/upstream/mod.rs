@@ -160,6 +160,17 @@ impl UpstreamError {
         }
     }
 
+    /// The failure's class, as the conventions' `error.type` names transport failures:
+    /// `timeout`, `connect`, `http_<status>`, else `_OTHER`.
+    pub fn error_type(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            UpstreamError::Timeout(_) => "timeout".into(),
+            UpstreamError::Connect(_) => "connect".into(),
+            UpstreamError::Status { status, .. } => format!("http_{status}").into(),
+            _ => "_OTHER".into(),
+        }
+    }
+
     /// Whether trying again may help: the failures above, and a 429.
     pub fn is_transient(&self) -> bool {
         self.is_failure() || matches!(self, UpstreamError::Status { status: 429, .. })
@@ -303,6 +314,20 @@ impl UpstreamClient {
             Transport::StreamableHttp => Wire::Streamable(Arc::new(streamable::Client { uri, headers, egress })),
             Transport::Sse => Wire::Sse(Arc::new(legacy::Client { url, headers, egress })),
         })
+    }
+
+    /// The host and port requests to this sub-server go to.
+    pub fn address(&self) -> Option<(String, u16)> {
+        let url = match &self.server {
+            Server::Mcp(Wire::Streamable(client)) => {
+                let uri = &client.uri;
+                let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+                return Some((uri.host()?.to_owned(), port));
+            }
+            Server::Mcp(Wire::Sse(client)) => &client.url,
+            Server::OpenApi(api) => api.base(),
+        };
+        Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
     }
 
     /// Sends a request in the session held by `slot`, opening it first if needed.

@@ -76,6 +76,11 @@ impl Api {
         })
     }
 
+    /// The API's base URL.
+    pub fn base(&self) -> &url::Url {
+        &self.target.base
+    }
+
     /// Answers one MCP request as an MCP server of this API would.
     pub async fn answer(&self, method: &str, params: Option<&RawValue>) -> Result<Reply, UpstreamError> {
         let params: Map<String, Value> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
