@@ -172,7 +172,12 @@ async fn a_session_client_the_gateway_and_fastmcp_make_one_trace_by_the_conventi
         + &yaml::route("keyed", "mounts: [{server: alpha}], authentication: {apiKeys: {secretRef: {name: callers}}}");
     let (gateway, _dir) = gateway(&jaeger, &manifests, Otlp::Grpc, &[]).await;
 
-    let ops = json!([{"op": "call", "name": "alpha_echo", "arguments": {"text": ARGUMENT}, "traced": true}]);
+    let ops = json!([
+        {"op": "call", "name": "alpha_echo", "arguments": {"text": ARGUMENT}, "traced": true},
+        {"op": "call", "name": "alpha_fail", "arguments": {}, "traced": true},
+        {"op": "call", "name": "nowhere_missing", "arguments": {"text": ARGUMENT}, "traced": true},
+        {"op": "call", "name": "alpha_add", "arguments": {"a": ARGUMENT, "b": 1}, "traced": true},
+    ]);
     let bearer = format!("Authorization: Bearer {KEY}");
     let r = run_client_traced(&gateway.url("/acme/keyed/mcp"), Sdk::Mcp, &jaeger.otlp_http_url(), &[bearer], ops).await;
     assert_eq!(text(&r[0]), format!("alpha:{ARGUMENT}"), "{}", r[0]);
@@ -229,15 +234,47 @@ async fn a_session_client_the_gateway_and_fastmcp_make_one_trace_by_the_conventi
     assert_eq!(call.name, "tools/call echo", "{tree}");
     assert_tags(&trace, &upstream, &[("gen_ai.tool.name", "echo")]);
 
+    // A tool error (`isError`): `tool_error` on both gateway spans.
+    assert_eq!(r[1]["isError"], true, "{}", r[1]);
+    let (Hops { trace: failed, server, call, .. }, _) =
+        hops(&jaeger, &r[1]["trace"], "alpha_fail", ("e2e-upstream-alpha", "tools/call fail")).await;
+    assert_tags(&failed, &server, &[("error.type", "tool_error"), ("otel.status_code", "ERROR")]);
+    assert_tags(&failed, &call, &[("error.type", "tool_error")]);
+
+    // A JSON-RPC error: its code as `error.type` and `rpc.response.status_code`.
+    let code = r[2]["error"]["code"].as_i64().unwrap_or_else(|| panic!("an unknown tool is an error: {}", r[2]));
+    let missing = server_span_of(&jaeger, &r[2]["trace"], "tools/call nowhere_missing").await;
+    let code = code.to_string();
+    assert_tags(&missing.0, &missing.1, &[("error.type", &code), ("rpc.response.status_code", &code)]);
+
+    // An argument the upstream refuses, naming it in its answer: the gateway's spans do not.
+    assert!(r[3].to_string().contains(ARGUMENT), "the upstream's answer names the argument: {}", r[3]);
+    let refused = server_span_of(&jaeger, &r[3]["trace"], "tools/call alpha_add").await.0;
+
     // Neither the argument nor the principal's name or key is in any gateway span.
-    for span in trace.of_service(GATEWAY) {
-        for secret in [ARGUMENT, PRINCIPAL, KEY] {
-            assert!(!span.name.contains(secret), "`{secret}` in the name of `{}`:\n{tree}", span.name);
-            for (key, value) in &span.tags {
-                assert!(!value.to_string().contains(secret), "`{secret}` in `{key}` of `{}`:\n{tree}", span.name);
+    for trace in [&trace, &failed, &missing.0, &refused] {
+        let tree = trace.tree();
+        for span in trace.of_service(GATEWAY) {
+            for secret in [ARGUMENT, PRINCIPAL, KEY] {
+                assert!(!span.name.contains(secret), "`{secret}` in the name of `{}`:\n{tree}", span.name);
+                for (key, value) in &span.tags {
+                    assert!(!value.to_string().contains(secret), "`{secret}` in `{key}` of `{}`:\n{tree}", span.name);
+                }
             }
         }
     }
+}
+
+/// The trace of a traced op once it holds the gateway's SERVER span `name`, and that span.
+async fn server_span_of(jaeger: &Jaeger, traced: &Value, name: &str) -> (Trace, Span) {
+    let trace_id = traced["trace_id"].as_str().unwrap_or_else(|| panic!("a traced op prints its ids: {traced}"));
+    let trace = jaeger
+        .wait_for(trace_id, &format!("the gateway's `{name}`"), |t| {
+            t.of_service(GATEWAY).any(|s| s.kind == "server" && s.name == name)
+        })
+        .await;
+    let span = trace.span(GATEWAY, name).clone();
+    (trace, span)
 }
 
 #[tokio::test(flavor = "multi_thread")]
