@@ -420,3 +420,44 @@ async fn a_jwks_fetch_authentication_waits_for_is_a_span_under_authenticate() {
         assert!(span.attributes.iter().all(|kv| !kv.value.to_string().contains(PRINCIPAL)), "{}", span.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_decision_is_a_span_under_the_request() {
+    let opa = Stub::start(|_| Reply::json(json!({"result": true}))).await;
+    let alpha = Upstream::start("alpha").await;
+    let keys = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: acme}}\nstringData: {{{PRINCIPAL}: {KEY}}}\n"
+    );
+    let external = format!("{{url: '{}', api: opa, cacheTtl: 0s}}", opa.url("/v1/data/manifold/allow"));
+    let manifests = yaml::server("alpha", &alpha.mcp_url(), "")
+        + &keys
+        + &yaml::route(
+            "decided",
+            &format!(
+                "mounts: [{{server: alpha}}], authentication: {{apiKeys: {{secretRef: {{name: keys}}}}}}, \
+                 authorization: {{external: {external}}}"
+            ),
+        );
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = provider.tracer("manifold");
+    let stack = LocalStack::start_with(&manifests, |settings| settings.tracer = Some(tracer)).await;
+    let call = raw::stateless(
+        &stack.url("/acme/decided/mcp"),
+        json!(1),
+        "tools/call",
+        json!({"name": "alpha_echo", "arguments": {"text": ARGUMENT}}),
+    )
+    .header("authorization", format!("Bearer {KEY}"));
+    assert_eq!(call.send().await.unwrap().status(), 200);
+    assert_eq!(opa.requests().len(), 1, "the decision point was asked");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = only(&spans, "tools/call alpha_echo");
+    let decided = only(&spans, "authorize.external");
+    assert_eq!(
+        (decided.span_kind.clone(), decided.parent_span_id),
+        (SpanKind::Internal, server.span_context.span_id())
+    );
+    assert!(decided.end_time <= only(&spans, "tools/call echo").start_time, "decided before the upstream is asked");
+}

@@ -80,6 +80,8 @@ impl TelemetryArgs {
         }
         let url = self.otel_endpoint.as_ref()?;
         Some(match self.otel_protocol {
+            // gRPC names its own paths: a bare origin, as `http://collector:4317`.
+            Protocol::Grpc if url.path() == "/" => url.as_str().trim_end_matches('/').to_owned(),
             Protocol::Grpc => url.to_string(),
             Protocol::Http => signal_url(url, "v1/traces"),
         })
@@ -154,7 +156,7 @@ mod tests {
         let http = parse(&["--otel-endpoint", "http://127.0.0.1:4318"]).unwrap();
         assert_eq!(http.traces_endpoint().as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
         let grpc = parse(&["--otel-endpoint", "http://127.0.0.1:4317", "--otel-protocol", "grpc"]).unwrap();
-        assert_eq!(grpc.traces_endpoint().as_deref(), Some("http://127.0.0.1:4317/"));
+        assert_eq!(grpc.traces_endpoint().as_deref(), Some("http://127.0.0.1:4317"));
         let both = parse(&[
             "--otel-endpoint",
             "http://a:4318/base/",
