@@ -197,6 +197,8 @@ pub struct Span {
     pub id: String,
     /// The span it is a child of (its `CHILD_OF` reference), None for a root.
     pub parent: Option<String>,
+    /// The spans it links to (its other references), as (trace id, span id).
+    pub links: Vec<(String, String)>,
     pub name: String,
     /// `service.name` of the process that made it.
     pub service: String,
@@ -235,14 +237,18 @@ impl Trace {
                                     .collect()
                             })
                             .unwrap_or_default();
-                        let parent = span["references"].as_array().and_then(|refs| {
-                            refs.iter()
-                                .find(|r| r["refType"] == "CHILD_OF")
-                                .and_then(|r| r["spanID"].as_str().map(str::to_owned))
-                        });
+                        let references = span["references"].as_array().map(Vec::as_slice).unwrap_or_default();
+                        let id = |r: &Value, key: &str| r[key].as_str().unwrap_or_default().to_owned();
+                        let parent = references.iter().find(|r| r["refType"] == "CHILD_OF").map(|r| id(r, "spanID"));
+                        let links = references
+                            .iter()
+                            .filter(|r| r["refType"] != "CHILD_OF")
+                            .map(|r| (id(r, "traceID"), id(r, "spanID")))
+                            .collect();
                         Span {
                             id: span["spanID"].as_str().unwrap_or_default().to_owned(),
                             parent,
+                            links,
                             name: span["operationName"].as_str().unwrap_or_default().to_owned(),
                             service: services
                                 .get(span["processID"].as_str().unwrap_or(""))
@@ -310,7 +316,8 @@ impl Trace {
             (Some(parent), 0) => format!(" (parent {parent}, not in the trace)"),
             _ => String::new(),
         };
-        let _ = writeln!(out, "{indent}{}  {} [{}] {}{orphan}", span.service, span.name, span.kind, span.id);
+        let links: String = span.links.iter().map(|(trace, id)| format!(" (links {trace}/{id})")).collect();
+        let _ = writeln!(out, "{indent}{}  {} [{}] {}{orphan}{links}", span.service, span.name, span.kind, span.id);
         let tags: Vec<String> = span
             .tags
             .iter()

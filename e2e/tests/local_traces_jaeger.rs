@@ -429,6 +429,9 @@ async fn context_comes_from_the_header_or_from_meta_which_wins() {
     assert_eq!(status, 200, "{body}");
     let Hops { trace, server, .. } = gateway_hops(&jaeger, meta_trace, "alpha_header", upstream).await;
     assert_eq!(server.parent.as_deref(), Some(meta_parent), "{}", trace.tree());
+    // The conventions: the transport's context is linked.
+    let header_span = (header_trace.to_owned(), "1111111111111111".to_owned());
+    assert!(server.links.contains(&header_span), "the header's span is linked: {:?}", server.links);
     assert!(jaeger.trace(header_trace).await.is_none(), "the header's trace has spans");
 }
 
