@@ -16,8 +16,9 @@ test: peers apiserver-build charts-lint cycles
 cycles:
 	python3 scripts/module-cycles.py
 
-# The real MCP peers the tests drive (a Python venv in .venv, the npm peers), redis-server, and
-# Debian's prometheus and promtool unpacked into a cache (scripts/install-prometheus.sh).
+# The real MCP peers the tests drive (a Python venv in .venv, the npm peers), redis-server,
+# Debian's prometheus and promtool unpacked into a cache (scripts/install-prometheus.sh), and
+# Jaeger (the trace backend, built from the Go module proxy once).
 peers:
 	scripts/install-peers.sh
 

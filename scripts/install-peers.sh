@@ -10,7 +10,9 @@
 # Redis: scripts/install-redis.sh installs Debian's redis-server when it is not on PATH.
 # Prometheus: scripts/install-prometheus.sh unpacks Debian's prometheus and promtool into a
 # cache folder (the dashboard and alert tests start their own).
-# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, and apt (as root).
+# Jaeger: scripts/install-jaeger.sh builds it from the Go module proxy once (cached).
+# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, apt (as root), and
+# Go 1.26 with the Go module proxy.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,3 +61,5 @@ fi
 
 # prometheus and promtool, for the dashboard and alert tests (cached; prints its folder).
 "$repo/scripts/install-prometheus.sh" >/dev/null
+# Jaeger, the trace backend of the end-to-end trace tests.
+echo "install-peers: Jaeger at $("$repo/scripts/install-jaeger.sh")"

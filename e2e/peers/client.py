@@ -2,6 +2,7 @@
 
 Usage: client.py --url URL --sdk mcp|fastmcp [--mode auto|legacy] [--timeout SECONDS]
                  [--header "Name: value" ...] [--resume SESSION_ID]   (both: --sdk mcp)
+                 [--otlp-endpoint URL]
 
 Reads a JSON array of operations from stdin, runs them in order in ONE MCP
 session (Streamable HTTP) against URL, and prints one JSON object per
@@ -10,6 +11,9 @@ operation to stdout, one per line, flushed:
   {"op": "list_tools"}                          -> {"tools": [<Tool as received>]}
   {"op": "call", "name": N, "arguments": {...}} -> {"isError": b, "content": [...], "structuredContent": x|null}
   {"op": "ping"}                                -> {"ok": true}
+  {"op": "call", ..., "traced": true}           -> as call, plus "trace": {"trace_id", "span_id"}
+                                                   of a span of ours around the call (needs
+                                                   --otlp-endpoint)
 
 With --sdk mcp only (the client answers the server's requests: sampling with the
 text "sampled: <prompt>", elicitation by accepting with a value for every requested
@@ -29,7 +33,9 @@ field, roots with file:///e2e):
                                                    arrived, else {"seen": false, "notifications": [...]}
   {"op": "seen"}                                -> {"requests": [<methods the server asked>],
                                                     "notifications": [<methods received, with
-                                                    the URI for resource updates>]}
+                                                    the URI for resource updates>],
+                                                    "spans": [{"method", "trace_id", "span_id"}
+                                                    of the spans recording how they were handled]}
 
 A JSON-RPC error answer prints {"error": {"code": <int>, "message": ...}}; any
 other exception inside one operation prints {"error": {"code": null, ...}} and
@@ -40,6 +46,12 @@ the run continues. If connecting or initializing fails it prints
 initialize handshake). --sdk fastmcp uses fastmcp.Client, whose default
 --mode auto first probes `server/discover` (2026-07-28 era) and falls back to
 the initialize handshake; --mode legacy skips the probe.
+
+With --otlp-endpoint URL the spans are exported over OTLP/HTTP as service `e2e-client`
+(tracing.py): the SDK's own CLIENT span per request it sends (its context goes in
+`params._meta.traceparent`), a span of ours around each traced call, and (--sdk mcp) a SERVER
+span per request the server asks (sampling, elicitation, roots), its parent read from that
+request's `_meta.traceparent`.
 """
 
 from __future__ import annotations
@@ -54,6 +66,8 @@ from typing import Any
 from mcp import ClientSession, MCPError
 from mcp.types import PaginatedRequestParams
 from mcp.client.streamable_http import streamable_http_client
+
+import tracing
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -96,29 +110,46 @@ class McpSdk:
         self.url, self.timeout, self.headers, self.resume = url, timeout, headers or {}, resume
         self.requests: list[str] = []
         self.notifications: list[str] = []
+        self.spans: list[dict[str, str]] = []
+
+    @contextlib.contextmanager
+    def handling(self, method: str, context: Any):
+        """Notes a request the server asked and records a SERVER span for handling it, a child
+        of the span whose context the request's `_meta` carries."""
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
+
+        self.requests.append(method)
+        tracer = trace.get_tracer("e2e-client")
+        parent = tracing.parent_from_meta(getattr(context, "meta", None))
+        attributes = {"mcp.method.name": method, "jsonrpc.request.id": str(context.request_id)}
+        with tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes) as span:
+            if span.get_span_context().is_valid:
+                self.spans.append({"method": method, **tracing.ids(span)})
+            yield
 
     async def connect(self, stack: contextlib.AsyncExitStack) -> None:
         from mcp import types
 
         async def sampling(context: Any, params: Any) -> Any:
-            self.requests.append("sampling/createMessage")
-            first = params.messages[0].content
-            prompt = getattr(first, "text", "") if not isinstance(first, list) else ""
-            return types.CreateMessageResult(
-                role="assistant",
-                content=types.TextContent(type="text", text=f"sampled: {prompt}"),
-                model="e2e-model",
-                stop_reason="endTurn",
-            )
+            with self.handling("sampling/createMessage", context):
+                first = params.messages[0].content
+                prompt = getattr(first, "text", "") if not isinstance(first, list) else ""
+                return types.CreateMessageResult(
+                    role="assistant",
+                    content=types.TextContent(type="text", text=f"sampled: {prompt}"),
+                    model="e2e-model",
+                    stop_reason="endTurn",
+                )
 
         async def elicitation(context: Any, params: Any) -> Any:
-            self.requests.append("elicitation/create")
-            schema = getattr(params, "requested_schema", None) or {}
-            return types.ElicitResult(action="accept", content=answer_for(schema))
+            with self.handling("elicitation/create", context):
+                schema = getattr(params, "requested_schema", None) or {}
+                return types.ElicitResult(action="accept", content=answer_for(schema))
 
         async def roots(context: Any) -> Any:
-            self.requests.append("roots/list")
-            return types.ListRootsResult(roots=[types.Root(uri="file:///e2e", name="e2e")])
+            with self.handling("roots/list", context):
+                return types.ListRootsResult(roots=[types.Root(uri="file:///e2e", name="e2e")])
 
         async def logging(params: Any) -> None:
             self.notifications.append("notifications/message")
@@ -234,6 +265,19 @@ class FastMcpSdk:
 
 
 async def run_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]:
+    if op.get("traced"):
+        from opentelemetry import trace
+
+        # The caller's own span (an agent's step, say) around the SDK's CLIENT span.
+        name = f"e2e {op.get('op')} {op.get('name', '')}".strip()
+        with trace.get_tracer("e2e-client").start_as_current_span(name) as span:
+            if not span.get_span_context().is_valid:
+                return {"error": {"code": None, "message": "a traced op needs --otlp-endpoint"}}
+            return await run_untraced_op(sdk, op) | {"trace": tracing.ids(span)}
+    return await run_untraced_op(sdk, op)
+
+
+async def run_untraced_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]:
     try:
         kind = op.get("op")
         if kind == "list_tools":
@@ -284,7 +328,7 @@ async def run_op(sdk: McpSdk | FastMcpSdk, op: dict[str, Any]) -> dict[str, Any]
                 await asyncio.sleep(0.05)
             return {"seen": True}
         if kind == "seen":
-            return {"requests": sdk.requests, "notifications": sdk.notifications}
+            return {"requests": sdk.requests, "notifications": sdk.notifications, "spans": sdk.spans}
         raise ValueError(f"unknown op: {kind!r}")
     except MCPError as e:
         return {"error": {"code": e.code, "message": e.message}}
@@ -311,7 +355,10 @@ async def main() -> int:
                         help="an HTTP header sent on every request (--sdk mcp), for example a token")
     parser.add_argument("--resume", metavar="SESSION_ID",
                         help="go on in this existing session instead of initializing (--sdk mcp)")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="export this client's spans over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318)")
     args = parser.parse_args()
+    provider = tracing.export_spans(args.otlp_endpoint, "e2e-client")
 
     try:
         ops = json.load(sys.stdin)
@@ -337,6 +384,9 @@ async def main() -> int:
     except Exception as e:  # noqa: BLE001 - anything escaping the ops is fatal
         emit({"fatal": describe(e)})
         return 1
+    finally:
+        if provider is not None:
+            provider.shutdown()
     return 0
 
 

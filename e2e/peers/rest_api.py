@@ -7,6 +7,10 @@ Apps:
 - `kitchen`: what real APIs also do (query styles, a header parameter, a form body, text and
   binary responses, redirects, failures, an oversized response).
 - `orders`: a second API for multi-API routes.
+
+With --otlp-endpoint URL, each request gets an HTTP SERVER span (OpenTelemetry's FastAPI
+instrumentation), its parent read from the `traceparent` header, exported over OTLP/HTTP as
+service `e2e-rest-<app>` (tracing.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse
 from pydantic import BaseModel
 
 from serving import serve
+from tracing import export_spans
 
 
 class Item(BaseModel):
@@ -147,9 +152,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", required=True, choices=sorted(APPS))
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="export a span per request over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318)")
     args = parser.parse_args()
     print(f"[rest {args.app}] starting", file=sys.stderr)
-    serve(APPS[args.app](), args.port)
+    app = APPS[args.app]()
+    provider = export_spans(args.otlp_endpoint, f"e2e-rest-{args.app}")
+    if provider is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # One SERVER span per request: the ASGI receive/send spans under it say nothing here.
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, exclude_spans=["receive", "send"])
+    serve(app, args.port)
 
 
 if __name__ == "__main__":

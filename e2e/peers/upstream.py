@@ -2,6 +2,7 @@
 
 Usage: upstream.py --profile alpha|beta|legacy|bulk|counted|flaky [--transport http|sse]
                    [--only-stateless | --only-sessions] [--faults] [--port N]
+                   [--otlp-endpoint URL]
 
 The script binds 127.0.0.1 on a free port itself, prints exactly one line
 `LISTENING <port>` to stdout once uvicorn accepts connections, then serves
@@ -9,6 +10,10 @@ until killed. MCP requests from the gateway (or a test client) flow in over
 Streamable HTTP at /mcp (default for alpha/beta) or legacy SSE at /sse with
 messages POSTed to /messages/?session_id=... (default for legacy); tool results
 flow back the same way. All logging goes to stderr.
+
+With --otlp-endpoint, FastMCP's own spans (a SERVER span per request, its parent read from
+`params._meta.traceparent`; a CLIENT span per request it sends the gateway, such as an
+elicitation) are exported over OTLP/HTTP as service `e2e-upstream-<profile>` (tracing.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResul
 
 from faults import faulty
 from serving import only_sessions, only_stateless, serve
+from tracing import export_spans
 
 
 def build_alpha() -> FastMCP:
@@ -220,6 +226,8 @@ def main() -> None:
                         help="serve only the session-based revisions (refuse 2026-07-28)")
     parser.add_argument("--faults", action="store_true",
                         help="count requests and fail chosen ones on demand (see faults.py)")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="export this server's spans over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318)")
     args = parser.parse_args()
     transport = args.transport or ("sse" if args.profile == "legacy" else "http")
 
@@ -228,6 +236,8 @@ def main() -> None:
         level=logging.INFO,
         format=f"[upstream {args.profile}] %(levelname)s %(name)s: %(message)s",
     )
+
+    export_spans(args.otlp_endpoint, f"e2e-upstream-{args.profile}")
 
     # host_origin_protection=False: the gateway may forward any Host header.
     app = PROFILES[args.profile]().http_app(transport=transport, host_origin_protection=False)

@@ -9,6 +9,7 @@ pub mod crd_cases;
 pub mod dashboards;
 pub mod helm;
 pub mod install;
+pub mod jaeger;
 pub mod kind;
 pub mod kube_stack;
 pub mod kubelet;

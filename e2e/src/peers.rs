@@ -74,8 +74,13 @@ impl Upstream {
     /// A real REST app (`e2e/peers/rest_api.py --app <app>`: FastAPI served by uvicorn); its
     /// OpenAPI document is at `/openapi.json`.
     pub async fn rest_api(app: &str) -> Self {
+        Self::rest_api_with(app, &[]).await
+    }
+
+    /// Same, with extra arguments (for example `--otlp-endpoint URL`).
+    pub async fn rest_api_with(app: &str, args: &[&str]) -> Self {
         let mut command = Command::new(python());
-        command.arg(repo_root().join("e2e/peers/rest_api.py")).args(["--app", app]);
+        command.arg(repo_root().join("e2e/peers/rest_api.py")).args(["--app", app]).args(args);
         Self::spawn(command, app).await
     }
 
@@ -212,6 +217,14 @@ pub async fn run_client_resuming(url: &str, session: &str, ops: Value) -> Vec<Va
 /// Same, with HTTP headers (`Name: value`) on every request (Python `mcp` client only).
 pub async fn run_client_with(url: &str, sdk: Sdk, headers: &[String], ops: Value) -> Vec<Value> {
     let args: Vec<String> = headers.iter().flat_map(|h| ["--header".to_owned(), h.clone()]).collect();
+    run_client_args(url, sdk, &args, ops).await
+}
+
+/// Same, with the client's spans exported over OTLP/HTTP to `otlp` (`client.py
+/// --otlp-endpoint`, service `e2e-client`), so ops may ask to be `traced`.
+pub async fn run_client_traced(url: &str, sdk: Sdk, otlp: &str, headers: &[String], ops: Value) -> Vec<Value> {
+    let mut args: Vec<String> = headers.iter().flat_map(|h| ["--header".to_owned(), h.clone()]).collect();
+    args.extend(["--otlp-endpoint".to_owned(), otlp.to_owned()]);
     run_client_args(url, sdk, &args, ops).await
 }
 

@@ -122,13 +122,19 @@ impl RawSession {
 }
 
 /// A request of the stateless revision (2026-07-28): `params` gain the `_meta` a client with
-/// no capabilities sends, and the headers mirror the body (`Mcp-Name` from `params.name` or
-/// `params.uri`).
+/// no capabilities sends (beside the `_meta` entries they hold, such as a `traceparent`), and
+/// the headers mirror the body (`Mcp-Name` from `params.name` or `params.uri`).
 pub fn stateless(url: &str, id: Value, method: &str, mut params: Value) -> reqwest::RequestBuilder {
-    params["_meta"] = json!({
+    let mut meta = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
     });
+    if let Some(Value::Object(given)) = params.get("_meta") {
+        for (key, value) in given {
+            meta[key] = value.clone();
+        }
+    }
+    params["_meta"] = meta;
     let name = params.get("name").or_else(|| params.get("uri")).and_then(Value::as_str).map(str::to_owned);
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
     let mut request = reqwest::Client::new()

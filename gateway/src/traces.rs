@@ -480,13 +480,14 @@ pub fn is_tool_error(result: &RawValue) -> bool {
 
 /// The CLIENT span of one attempt to a mount, under the current context; as the context to
 /// run the attempt in. `name` is the upstream's own name for the tool or prompt, or its URI.
-/// `mount` is the mounted server's name, `address` the host and port its requests go to.
+/// `mount` is the mounted server's name, `address` gives the host and port its requests go
+/// to (asked only when the span is recorded).
 pub fn client(
     tracer: &SdkTracer,
     method: &str,
     name: Option<&str>,
     mount: &str,
-    address: Option<(&str, u16)>,
+    address: impl FnOnce() -> Option<(String, u16)>,
 ) -> Context {
     let parent = Context::current();
     let known = Method::parse(method);
@@ -507,8 +508,8 @@ pub fn client(
         let mut attributes = Vec::with_capacity(10);
         attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
         target.attributes(known, &mut attributes);
-        if let Some((host, port)) = address {
-            attributes.push(KeyValue::new("server.address", host.to_owned()));
+        if let Some((host, port)) = address() {
+            attributes.push(KeyValue::new("server.address", host));
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         attributes.extend(network(http::Version::HTTP_11));

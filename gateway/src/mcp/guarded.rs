@@ -49,8 +49,7 @@ impl Call {
             let result = match &self.gateway.tracer {
                 None => attempt.await,
                 Some(tracer) => {
-                    let address = mount.client.address();
-                    let address = address.as_ref().map(|(host, port)| (host.as_str(), *port));
+                    let address = || mount.client.address();
                     let context = traces::client(tracer, method, name, &mount.config.server, address);
                     let result = attempt.with_context(context.clone()).await;
                     attempted(&context, method, &result);
