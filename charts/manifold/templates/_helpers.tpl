@@ -113,6 +113,49 @@ seccompProfile:
   value: {{ .logLevel | quote }}
 {{- end }}
 
+{{/* OpenTelemetry export (runtime/src/telemetry/args.rs reads these), only when an OTLP
+endpoint is set: without one the binaries do not trace, so nothing is rendered. The headers
+(collector credentials) come from a Secret, never from values. service.instance.id is the
+runtime's own, from POD_NAME; k8s.* are expanded by the kubelet from the downward-API
+variables that manifold.env defines before this. Takes the root context. */}}
+{{- define "manifold.telemetryEnv" -}}
+{{- with .Values.telemetry }}
+{{- if .otlp.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlp.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .otlp.protocol | quote }}
+{{- with .otlp.headersSecret }}
+{{- if .name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name | quote }}
+      key: {{ .key | quote }}
+{{- end }}
+{{- end }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .traces.samplingRatio | quote }}
+{{- $attributes := list "k8s.namespace.name=$(POD_NAMESPACE)" "k8s.pod.name=$(POD_NAME)" }}
+{{- range $key, $value := .resourceAttributes }}
+{{- if has $key (list "service.name" "service.instance.id" "k8s.namespace.name" "k8s.pod.name") }}
+{{- fail (printf "telemetry.resourceAttributes: `%s` is set by the chart (each component's service name, its pod and namespace)" $key) }}
+{{- end }}
+{{- if regexMatch "[,=\\s]" $key }}
+{{- fail (printf "telemetry.resourceAttributes: the key `%s` holds `,`, `=` or a space" $key) }}
+{{- end }}
+{{- $attributes = append $attributes (printf "%s=%s" $key $value) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+{{- if .metrics.otlp }}
+- name: MANIFOLD_OTEL_METRICS
+  value: "true"
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Scheduling and pulling, shared by both pod specs. Takes (dict "component" .Values.<c> "root" $). */}}
 {{- define "manifold.podPlacement" -}}
 {{- with .root.Values.imagePullSecrets }}

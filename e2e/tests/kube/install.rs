@@ -70,6 +70,9 @@ pub async fn helm_install() {
         "autoscalling",
         "/metrics/prometheusRule/enabled",
         "/dashboards/enabled",
+        "/telemetry/otlp/endpoint",
+        "/telemetry/otlp/protocol",
+        "/telemetry/traces/samplingRatio",
     ] {
         assert!(stderr.contains(named), "the refusal names `{named}`: {stderr}");
     }
