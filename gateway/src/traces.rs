@@ -12,14 +12,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use http::{HeaderMap, HeaderName};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::value::RawValue;
 
+pub use self::outbound::{inject_headers, inject_meta, write_params};
 use crate::protocol::Method;
+
+mod outbound;
 
 /// Whether some gateway of this process traces: the upstream clients, which know no
 /// gateway, read it before they look for a context to inject.
@@ -537,66 +540,6 @@ pub fn failed(context: &Context, error_type: &str, description: String) {
         span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));
         span.set_status(Status::error(description));
     }
-}
-
-/// The current context, if it has a span to propagate (sampled or not) and tracing is on.
-fn propagating() -> Option<Context> {
-    if !on() {
-        return None;
-    }
-    let context = Context::current();
-    context.span().span_context().is_valid().then_some(context)
-}
-
-/// Puts the current context in an upstream request's headers (`traceparent`, `tracestate`,
-/// `baggage`), when tracing is on and there is one.
-pub fn inject_headers(headers: &mut HeaderMap) {
-    let Some(context) = propagating() else { return };
-    struct Headers<'a>(&'a mut HeaderMap);
-    impl Injector for Headers<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            // An empty `tracestate` says nothing and some servers refuse it.
-            if value.is_empty() {
-                return;
-            }
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
-                self.0.insert(name, value);
-            }
-        }
-    }
-    propagator().inject_context(&context, &mut Headers(headers));
-}
-
-/// `params` with the current context in `_meta` (`traceparent`, `tracestate`, `baggage`,
-/// replacing what the client sent there), when tracing is on and there is one; `None` leaves
-/// `params` as they are.
-pub fn inject_meta(params: Option<&RawValue>) -> Option<Box<RawValue>> {
-    let context = propagating()?;
-    // The top level is read without parsing its values (arguments can be large); `_meta`, small,
-    // is parsed.
-    let mut fields: std::collections::BTreeMap<&str, &RawValue> = match params {
-        Some(params) => serde_json::from_str(params.get()).ok()?,
-        None => Default::default(),
-    };
-    let mut meta: serde_json::Map<String, serde_json::Value> = match fields.get("_meta") {
-        Some(meta) => serde_json::from_str(meta.get()).ok()?,
-        None => Default::default(),
-    };
-    struct Meta<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
-    impl Injector for Meta<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            if !value.is_empty() {
-                self.0.insert(key.to_owned(), serde_json::Value::String(value));
-            }
-        }
-    }
-    // What the client propagated is replaced, not merged: the upstream's parent is ours.
-    meta.remove("tracestate");
-    meta.remove("baggage");
-    propagator().inject_context(&context, &mut Meta(&mut meta));
-    let meta = crate::jsonrpc::raw(&meta);
-    fields.insert("_meta", &meta);
-    Some(crate::jsonrpc::raw(&fields))
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);

@@ -646,14 +646,18 @@ fn negotiated_version(reply: Reply) -> Result<String, UpstreamError> {
 
 /// A request body with our own id (ids are per client, so answers on a shared stream match).
 fn request_body(id: u64, method: &str, params: Option<&RawValue>) -> String {
-    // The trace context goes in `_meta` too: a message may outlive its HTTP request.
-    let traced = crate::traces::inject_meta(params);
-    let params = traced.as_deref().or(params);
     let method = serde_json::to_string(method).expect("strings serialize");
-    match params {
-        Some(params) => format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{method},"params":{}}}"#, params.get()),
-        None => format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{method}}}"#),
+    let mut body = String::with_capacity(params.map_or(0, |p| p.get().len()) + method.len() + 160);
+    body.push_str(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{method}"#));
+    // The trace context goes in `_meta` too: a message may outlive its HTTP request.
+    if !crate::traces::write_params(params, &mut body)
+        && let Some(params) = params
+    {
+        body.push_str(r#","params":"#);
+        body.push_str(params.get());
     }
+    body.push('}');
+    body
 }
 
 fn notification_body(method: &str) -> String {
