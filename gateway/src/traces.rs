@@ -726,7 +726,7 @@ mod tests {
         assert_eq!(server.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(server.parent_span_id.to_string(), "00f067aa0ba902b7", "under the upstream's request");
         let links: Vec<_> = server.links.iter().map(|link| link.span_context.clone()).collect();
-        assert_eq!(links, [attempt_context.clone()], "the attempt is linked");
+        assert_eq!(links, std::slice::from_ref(&attempt_context), "the attempt is linked");
         assert_eq!(
             (client.span_kind.clone(), client.parent_span_id),
             (SpanKind::Client, server.span_context.span_id())
