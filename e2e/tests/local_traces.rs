@@ -334,7 +334,8 @@ async fn a_request_the_upstream_asks_mid_call_is_a_client_span_under_the_call() 
     let spans = spans.get_finished_spans().unwrap();
     let call = only(&spans, "tools/call asking_greet");
     let asked = only(&spans, "elicitation/create");
-    // Asked within the attempt to the mount: under its CLIENT span, itself under the call's.
+    // Asked within the attempt to the mount: under its CLIENT span, itself under the call's (an
+    // InputRequiredResult is a result, with no context of the upstream's own to handle it under).
     let attempt = only(&spans, "tools/call greet");
     assert_eq!(attempt.parent_span_id, call.span_context.span_id());
     assert_eq!((asked.span_kind.clone(), asked.parent_span_id), (SpanKind::Client, attempt.span_context.span_id()));

@@ -321,6 +321,8 @@ struct Elicited {
     trace: Trace,
     /// The gateway's SERVER span of the call.
     server: Span,
+    /// The gateway's CLIENT span of its attempt to the upstream.
+    attempt: Span,
     /// The upstream's request to the gateway (FastMCP's CLIENT span under its tool call).
     asked: Span,
     /// The client's span handling the relayed request.
@@ -339,7 +341,7 @@ async fn elicited() -> Elicited {
     assert_eq!(text(&r[0]), "Hello, e2e!", "{}", r[0]);
     let handled = &r[1]["spans"][0];
     assert_eq!(handled["method"], "elicitation/create", "{}", r[1]);
-    let (Hops { server, upstream, .. }, _) =
+    let (Hops { server, call: attempt, upstream, .. }, _) =
         hops(&jaeger, &r[0]["trace"], "legacy_ask", ("e2e-upstream-legacy", "tools/call ask")).await;
 
     // The client's span for answering the relayed request is in the call's trace.
@@ -363,7 +365,7 @@ async fn elicited() -> Elicited {
         .unwrap_or_else(|| panic!("the upstream's elicitation/create span:\n{}", trace.tree()))
         .clone();
     assert!(trace.descends_from(&asked, &upstream), "{}", trace.tree());
-    Elicited { trace, server, asked, handler }
+    Elicited { trace, server, attempt, asked, handler }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,17 +383,25 @@ async fn an_elicitation_relayed_mid_call_is_handled_in_the_calls_trace_through_t
 }
 
 /// The conventions: the gateway, the upstream's client, handles a request the upstream asks
-/// as a server does, its parent the context in that request's `_meta`; it then asks the
-/// client under that. The gateway puts its relay under its own attempt instead.
+/// as a server does: a SERVER span whose parent is the context in that request's `_meta` and
+/// which links the attempt's CLIENT span (the transport it came back on); it then asks the
+/// client under that, and the client's handler is under the gateway's CLIENT span.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the gateway parents a relayed request under its attempt's CLIENT span, not the upstream request's _meta"]
 async fn an_elicitation_relayed_mid_call_is_handled_under_the_upstreams_request() {
-    let Elicited { trace, asked, handler, .. } = elicited().await;
-    assert!(
-        trace.descends_from(&handler, &asked),
-        "the client's handling descends from the upstream's request `{}` {}:\n{}",
-        asked.name,
-        asked.id,
+    let Elicited { trace, attempt, asked, handler, .. } = elicited().await;
+    let handling = trace
+        .of_service(GATEWAY)
+        .find(|s| s.kind == "server" && s.name == "elicitation/create")
+        .unwrap_or_else(|| panic!("the gateway's SERVER span elicitation/create:\n{}", trace.tree()));
+    assert_eq!(handling.parent.as_deref(), Some(asked.id.as_str()), "under the upstream's request:\n{}", trace.tree());
+    let attempt_span = (trace.id.clone(), attempt.id.clone());
+    assert!(handling.links.contains(&attempt_span), "the attempt is linked: {:?}\n{}", handling.links, trace.tree());
+    let relay = handler.parent.as_deref().and_then(|id| trace.by_id(id));
+    let relay = relay.unwrap_or_else(|| panic!("the handler's parent is in the trace:\n{}", trace.tree()));
+    assert_eq!(
+        (relay.kind.as_str(), relay.parent.as_deref()),
+        ("client", Some(handling.id.as_str())),
+        "the gateway asks the client under its SERVER span:\n{}",
         trace.tree()
     );
 }

@@ -117,31 +117,56 @@ pub fn internal(name: &'static str) -> Option<Context> {
 }
 
 /// A request an upstream asks the client mid-call (sampling, elicitation, roots), relayed
-/// by `mount` (where one is known): a CLIENT span `{method}` toward the client under the current span, if that one
-/// is recorded; and, whenever tracing is on, `params` with the context in `_meta`, so that
-/// the client's handler joins the trace. The span lasts as long as the returned context.
-pub fn relay(method: &str, mount: Option<&str>, params: Option<&RawValue>) -> (Option<Context>, Option<Box<RawValue>>) {
+/// by `mount` (where one is known), when the current request is recorded: a CLIENT span
+/// `{method}` toward the client; and, whenever tracing is on, `params` with the context in
+/// `_meta`, so that the client's handler joins the trace. The conventions make the gateway
+/// the upstream's server here: when `params._meta` names the upstream's context, the CLIENT
+/// span is under a SERVER span `{method}` whose parent is that context and which links the
+/// current span (the attempt); otherwise it is under the current span. The spans last as
+/// long as the returned guard.
+pub fn relay(method: &str, mount: Option<&str>, params: Option<&RawValue>) -> (Option<Relayed>, Option<Box<RawValue>>) {
     if !on() {
         return (None, None);
     }
-    let context = Context::map_current(|current| {
+    let relayed = Context::map_current(|current| {
         let Recording(tracer) = current.get::<Recording>()?;
-        let mut span =
-            tracer.span_builder(method.to_owned()).with_kind(SpanKind::Client).start_with_context(tracer, current);
-        span.set_attribute(KeyValue::new("mcp.method.name", method.to_owned()));
+        let mut attributes = vec![KeyValue::new("mcp.method.name", method.to_owned())];
         if let Some(mount) = mount {
-            span.set_attribute(KeyValue::new("manifold.mount", mount.to_owned()));
+            attributes.push(KeyValue::new("manifold.mount", mount.to_owned()));
         }
-        Some(current.with_span(span))
+        let handling = meta_parent(params).map(|asker| {
+            let attempt = current.span().span_context().clone();
+            let mut builder =
+                tracer.span_builder(method.to_owned()).with_kind(SpanKind::Server).with_attributes(attributes.clone());
+            if attempt.is_valid() {
+                builder = builder.with_links(vec![opentelemetry::trace::Link::with_context(attempt)]);
+            }
+            let span = builder.start_with_context(tracer, &asker);
+            asker.with_span(span)
+        });
+        let parent = handling.as_ref().unwrap_or(current);
+        let span = tracer
+            .span_builder(method.to_owned())
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
+        Some(Relayed { client: parent.with_span(span), _handling: handling })
     });
-    let params = match &context {
-        Some(context) => {
-            let _relaying = context.clone().attach();
+    let params = match &relayed {
+        Some(relayed) => {
+            let _relaying = relayed.client.clone().attach();
             inject_meta(params)
         }
         None => inject_meta(params),
     };
-    (context, params)
+    (relayed, params)
+}
+
+/// The spans of a relayed request; they end when it drops, the CLIENT span first.
+pub struct Relayed {
+    client: Context,
+    /// The SERVER span handling the upstream's request, when its `_meta` named a context.
+    _handling: Option<Context>,
 }
 
 /// `work` in an INTERNAL span of its own when the request is recorded.
@@ -618,6 +643,46 @@ mod tests {
         let mut headers = HeaderMap::new();
         inject_headers(&mut headers);
         assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn a_relayed_request_is_handled_under_the_upstreams_meta_and_asked_under_that() {
+        use opentelemetry::trace::TracerProvider as _;
+        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+        enable();
+        let spans = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+        let tracer = provider.tracer("manifold");
+        let attempt = tracer.span_builder("tools/call ask").with_kind(SpanKind::Client).start(&tracer);
+        let attempt_context = attempt.span_context().clone();
+        let _attempt = Context::new().with_span(attempt).with_value(Recording(tracer)).attach();
+
+        let asked = raw(&json!({"message": "name?", "_meta": {"traceparent": TRACEPARENT}}));
+        let (relayed, sent) = relay("elicitation/create", Some("alpha"), Some(&asked));
+        drop(relayed);
+        let (_, bare) = relay("roots/list", None, None);
+
+        let finished = spans.get_finished_spans().unwrap();
+        // In the order they ended: the CLIENT span before the SERVER span it is under.
+        let [client, server, roots] = &finished[..] else { panic!("three spans: {finished:?}") };
+        assert_eq!((server.name.as_ref(), server.span_kind.clone()), ("elicitation/create", SpanKind::Server));
+        assert_eq!(server.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(server.parent_span_id.to_string(), "00f067aa0ba902b7", "under the upstream's request");
+        let links: Vec<_> = server.links.iter().map(|link| link.span_context.clone()).collect();
+        assert_eq!(links, std::slice::from_ref(&attempt_context), "the attempt is linked");
+        assert_eq!(
+            (client.span_kind.clone(), client.parent_span_id),
+            (SpanKind::Client, server.span_context.span_id())
+        );
+        let sent: Value = serde_json::from_str(sent.expect("injected").get()).unwrap();
+        let client_id = client.span_context.span_id();
+        assert_eq!(sent["_meta"]["traceparent"], format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{client_id}-01"));
+        // Without the upstream's context, asked under the attempt.
+        assert_eq!((roots.span_kind.clone(), roots.parent_span_id), (SpanKind::Client, attempt_context.span_id()));
+        let bare: Value = serde_json::from_str(bare.expect("injected").get()).unwrap();
+        let roots_id = roots.span_context.span_id();
+        let trace = attempt_context.trace_id();
+        assert_eq!(bare["_meta"]["traceparent"], format!("00-{trace}-{roots_id}-01"));
     }
 
     #[test]
