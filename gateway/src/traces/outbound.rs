@@ -41,7 +41,7 @@ impl Propagated {
             hex::encode_to_slice([flags.to_u8()], &mut traceparent[53..55]).expect("1 byte fills 2");
             // An empty `tracestate` says nothing and some servers refuse it.
             let tracestate = Some(span.trace_state().header()).filter(|state| !state.is_empty());
-            let baggage = (context.baggage().len() > 0).then(|| baggage(context)).flatten();
+            let baggage = (!context.baggage().is_empty()).then(|| baggage(context)).flatten();
             Some(Propagated { traceparent, tracestate, baggage })
         })
     }
