@@ -159,7 +159,7 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
         source = cause.source();
     }
     // rmcp's worker passes some failures on as text only: read what reqwest says.
-    if text.contains("401") || text.contains("403") {
+    if names_status(&text, "401") || names_status(&text, "403") {
         Failure::Unauthorized(text)
     } else if ["error sending request", "Connection refused", "dns error", "timed out"].iter().any(|t| text.contains(t))
     {
@@ -167,6 +167,16 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> Failure {
     } else {
         Failure::ProtocolError(text)
     }
+}
+
+/// Whether `text` names HTTP status `code` as a number of its own: not inside a longer number
+/// (a port such as 40335) and not a port itself (`:403`).
+fn names_status(text: &str, code: &str) -> bool {
+    text.match_indices(code).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == ':') && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// The `Ready` condition a probe result gives.
@@ -522,6 +532,16 @@ mod tests {
         let teapot = probe(&remote(format!("http://{address}/teapot")), Egress::default()).await.unwrap_err();
         assert!(matches!(teapot, Failure::ProtocolError(_)), "{teapot:?}");
         assert_eq!((ready(&Err(teapot)).reason.as_str()), "ProtocolError");
+    }
+
+    #[test]
+    fn a_status_is_read_from_text_only_as_a_number_of_its_own() {
+        assert!(names_status("HTTP status client error (401 Unauthorized) for url", "401"));
+        assert!(names_status("Unexpected server response: 403", "403"));
+        // A port was once taken for a status (`failures_say_why` failed now and then).
+        assert!(!names_status("error sending request for url (http://127.0.0.1:40335/teapot)", "403"));
+        assert!(!names_status("http://127.0.0.1:403/mcp: not MCP", "403"));
+        assert!(!names_status("14010 bytes", "401"));
     }
 
     fn key(namespace: &str, name: &str) -> ObjectKey {
