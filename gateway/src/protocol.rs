@@ -108,6 +108,19 @@ pub enum Method {
 }
 
 impl Method {
+    /// Whether the request is about one component (a tool, a prompt, a resource), which its
+    /// params name.
+    pub fn is_about_one(self) -> bool {
+        matches!(
+            self,
+            Method::ToolsCall
+                | Method::PromptsGet
+                | Method::ResourcesRead
+                | Method::ResourcesSubscribe
+                | Method::ResourcesUnsubscribe
+        )
+    }
+
     /// Every known method, for the table below and its test.
     const ALL: [Method; 25] = [
         Method::Initialize,

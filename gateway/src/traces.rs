@@ -85,6 +85,17 @@ pub fn jwks_fetched(started: SystemTime, ended: SystemTime) {
 }
 
 impl Arrival {
+    /// The conventions' `network.*`, `server.*` and `client.*` of the request's connection.
+    fn transport(&self) -> impl Iterator<Item = KeyValue> {
+        let Link { local, peer } = self.link;
+        network(self.version).into_iter().chain([
+            KeyValue::new("server.address", local.ip().to_string()),
+            KeyValue::new("server.port", i64::from(local.port())),
+            KeyValue::new("client.address", peer.ip().to_string()),
+            KeyValue::new("client.port", i64::from(peer.port())),
+        ])
+    }
+
     pub fn new(headers: &HeaderMap, link: Link, version: http::Version) -> Self {
         let parent = propagator().extract(&HeaderExtractor(headers));
         Arrival { at: SystemTime::now(), headers: parent, link, version, authenticated: None, jwks_fetched: None }
@@ -291,12 +302,7 @@ pub fn server(tracer: &SdkTracer, arrival: &Arrival, message: &Message) -> Conte
         if let Some(session) = message.session {
             attributes.push(KeyValue::new("mcp.session.id", session.to_owned()));
         }
-        attributes.extend(network(arrival.version));
-        let Link { local, peer } = arrival.link;
-        attributes.push(KeyValue::new("server.address", local.ip().to_string()));
-        attributes.push(KeyValue::new("server.port", i64::from(local.port())));
-        attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
-        attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
+        attributes.extend(arrival.transport());
         attributes.push(KeyValue::new("manifold.tenant", message.tenant.to_owned()));
         attributes.push(KeyValue::new("manifold.route", message.route.to_owned()));
         attributes.push(KeyValue::new("manifold.principal.kind", message.principal_kind));
@@ -348,12 +354,7 @@ pub fn refused(
     if let Some(method) = method {
         attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
     }
-    attributes.extend(network(arrival.version));
-    let Link { local, peer } = arrival.link;
-    attributes.push(KeyValue::new("server.address", local.ip().to_string()));
-    attributes.push(KeyValue::new("server.port", i64::from(local.port())));
-    attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
-    attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
+    attributes.extend(arrival.transport());
     attributes.push(KeyValue::new("manifold.tenant", tenant.to_owned()));
     attributes.push(KeyValue::new("manifold.route", route.to_owned()));
     attributes.push(KeyValue::new("error.type", code.to_string()));
@@ -417,14 +418,7 @@ impl Target {
             name: Option<String>,
             uri: Option<String>,
         }
-        let about_one = matches!(
-            method,
-            Method::ToolsCall
-                | Method::PromptsGet
-                | Method::ResourcesRead
-                | Method::ResourcesSubscribe
-                | Method::ResourcesUnsubscribe
-        );
+        let about_one = method.is_about_one();
         if !about_one {
             return Target::default();
         }

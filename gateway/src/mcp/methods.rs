@@ -31,14 +31,7 @@ use manifold_api::config::Action;
 #[tracing::instrument(level = "debug", skip_all, fields(route = %call.route.id(), session = %call.session.log_id(), method = name))]
 pub async fn dispatch(call: &Call, method: Method, name: &str, params: Option<&RawValue>) -> Answer {
     // Requests about one component meet the limits after authorization, in `routed`.
-    let about_one = matches!(
-        method,
-        Method::ToolsCall
-            | Method::PromptsGet
-            | Method::ResourcesRead
-            | Method::ResourcesSubscribe
-            | Method::ResourcesUnsubscribe
-    );
+    let about_one = method.is_about_one();
     if !about_one
         && !call.route.limits.is_empty()
         && let Err(refused) = call.gateway.limiter.check(&call.route.limits, &call.principal.name, None).await
