@@ -223,6 +223,7 @@ mod tests {
                     url: format!("http://weather.{namespace}.svc:8080/mcp"),
                     transport: Transport::StreamableHttp,
                     headers: vec![],
+                    auth: None,
                     timeout_ms: 30_000,
                     resilience: Default::default(),
                 }),

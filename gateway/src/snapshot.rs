@@ -165,6 +165,7 @@ mod tests {
             url: "http://127.0.0.1:1/mcp".into(),
             transport: Transport::StreamableHttp,
             headers: vec![],
+            auth: None,
             timeout_ms: 1000,
             resilience: Default::default(),
         });

@@ -88,6 +88,7 @@ fn route(name: &str) -> RouteConfig {
                 url: "http://127.0.0.1:1/mcp".into(),
                 transport: Transport::StreamableHttp,
                 headers: vec![],
+                auth: None,
                 timeout_ms: 1000,
                 resilience: Default::default(),
             }),

@@ -486,6 +486,7 @@ mod tests {
             url,
             transport: Transport::StreamableHttp,
             headers: vec![],
+            auth: None,
             timeout_ms: 5000,
             resilience: Default::default(),
         }

@@ -124,6 +124,7 @@ fn remote_upstream(
         url: remote.url.clone(),
         transport: remote.transport,
         headers,
+        auth: None,
         timeout_ms,
         resilience: Default::default(),
     }))
@@ -344,6 +345,7 @@ fn openapi_upstream(
         timeout_ms,
         headers,
         query,
+        auth: None,
         tools: translated.tools,
         resources: translated.resources,
         templates: translated.templates,

@@ -4,12 +4,14 @@
 
 mod access;
 mod openapi;
+mod outbound;
 mod resilience;
 
 use std::collections::BTreeMap;
 
 pub use access::*;
 pub use openapi::*;
+pub use outbound::*;
 pub use resilience::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -122,6 +124,14 @@ pub struct RateLimitConfig {
 }
 
 impl Upstream {
+    /// The credential obtained per call, if the upstream has one.
+    pub fn auth(&self) -> Option<&OutboundAuth> {
+        match self {
+            Upstream::Remote(remote) => remote.auth.as_ref(),
+            Upstream::OpenApi(api) => api.auth.as_ref(),
+        }
+    }
+
     /// Retries, circuit breaker and concurrency cap toward this upstream.
     pub fn resilience(&self) -> &ResilienceConfig {
         match self {
@@ -195,6 +205,9 @@ pub struct RemoteUpstream {
     /// Headers sent on every request, Secret values already read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Header>,
+    /// A credential obtained per call (OAuth2, token exchange, a signed JWT...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<OutboundAuth>,
     /// Per-request timeout in milliseconds.
     pub timeout_ms: u64,
     /// Retries, circuit breaker and concurrency cap.

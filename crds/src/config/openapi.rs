@@ -20,6 +20,9 @@ pub struct OpenApiUpstream {
     /// Query parameters added to every call (an API key sent in the query).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query: Vec<Header>,
+    /// A credential obtained per call (OAuth2, token exchange, a signed JWT...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::OutboundAuth>,
     /// Tools, in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ApiTool>,

@@ -40,6 +40,30 @@ pub struct Principal {
     pub identity: String,
     /// A hash of the identity: what session tokens are bound to.
     pub binding: String,
+    /// The bearer JWT the caller presented, for the upstreams that take it further (token
+    /// exchange, forwarding); none for API keys and anonymous callers.
+    pub token: Option<CallerToken>,
+}
+
+/// A caller's JWT: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct CallerToken(Arc<str>);
+
+impl CallerToken {
+    pub fn new(token: &str) -> Self {
+        CallerToken(token.into())
+    }
+
+    /// The token itself, to be sent on; never to be logged.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerToken(..)")
+    }
 }
 
 /// Where a principal's name comes from.
@@ -66,7 +90,16 @@ impl Principal {
             Source::Jwt(issuer) => format!("jwt {issuer} {name}"),
         };
         let binding = binding(&identity);
-        Principal { name, groups, scopes, claims, source, identity, binding }
+        Principal { name, groups, scopes, claims, source, identity, binding, token: None }
+    }
+
+    /// The `aud` claim of the caller's token, as a list.
+    pub fn audiences(&self) -> Vec<&str> {
+        match self.claims.get("aud") {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        }
     }
 
     /// How the caller authenticated (`anonymous`, `api-key`, `jwt`), which says nothing of who
@@ -251,7 +284,9 @@ impl Authenticator {
         {
             return Ok(Arc::clone(principal));
         }
-        let principal = Arc::new(self.verify_jwt(token, cooldown).await?);
+        let mut principal = self.verify_jwt(token, cooldown).await?;
+        principal.token = Some(CallerToken::new(token));
+        let principal = Arc::new(principal);
         let expires_in = principal
             .claims
             .get("exp")

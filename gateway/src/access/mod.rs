@@ -13,7 +13,7 @@ mod rules;
 
 use manifold_api::config::{Action, RouteConfig};
 
-pub use authn::{Principal, Refusal, binding};
+pub use authn::{CallerToken, Principal, Refusal, binding};
 
 use crate::protocol::Kind;
 

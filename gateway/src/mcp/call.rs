@@ -383,6 +383,7 @@ pub mod testing {
             url: "http://127.0.0.1:1/mcp".into(),
             transport: Transport::StreamableHttp,
             headers: vec![],
+            auth: None,
             timeout_ms: 1000,
             resilience: Default::default(),
         });

@@ -245,6 +245,7 @@ mod tests {
                 url,
                 transport: Transport::StreamableHttp,
                 headers: vec![],
+                auth: None,
                 timeout_ms: 30_000,
                 resilience: Default::default(),
             });

@@ -9,6 +9,7 @@
 //! or, from the upstream's standalone stream, to the slot's [`Inbox`].
 
 pub mod client;
+pub mod identity;
 mod legacy;
 pub mod openapi;
 pub mod sse;
@@ -700,6 +701,7 @@ mod tests {
                 url: url.into(),
                 transport: Transport::StreamableHttp,
                 headers: vec![],
+                auth: None,
                 timeout_ms: 1000,
                 resilience: Default::default(),
             })
