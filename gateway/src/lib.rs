@@ -15,6 +15,7 @@ pub mod kube_source;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
+pub mod principal;
 pub mod protocol;
 pub mod snapshot;
 pub mod source;

@@ -70,6 +70,9 @@ pub mod code {
     pub const MISSING_CAPABILITY: i64 = -32021;
     /// Stateless revision: the requested revision is not served.
     pub const UNSUPPORTED_VERSION: i64 = -32022;
+    /// The request needs the user to complete a URL-mode elicitation first (2025-11-25:
+    /// `data.elicitations` lists them).
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
     /// Manifold's: a rate limit of the route refused the request (`data.retryAfterSeconds`
     /// says when to try again). In the implementation-defined server range; 29 as in 429.
     pub const RATE_LIMITED: i64 = -32029;

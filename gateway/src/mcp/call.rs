@@ -22,7 +22,7 @@ use crate::policy::resilience::cap::Place;
 use crate::protocol::Method;
 use crate::protocol::code::INTERNAL_ERROR;
 use crate::snapshot::{Mount, Route};
-use crate::upstream::{Observer, Reply, UpstreamError};
+use crate::upstream::{Observer, Reply, UpstreamError, identity};
 
 /// How many times one request may come back asking for input before the gateway gives up.
 const MAX_INPUT_ROUNDS: usize = 8;
@@ -151,10 +151,37 @@ pub struct Stateless {
 }
 
 impl Call {
-    /// One attempt in the revision both sides speak: a stateless client's request goes to a
+    /// One attempt, carrying the caller's credential when the mount obtains one per call. A
+    /// credential the upstream refuses (HTTP 401: it ran nothing) is forgotten, and the
+    /// request is sent once more with a fresh one.
+    pub(super) async fn attempt(
+        &self,
+        mount: &Mount,
+        method: &str,
+        params: Option<&RawValue>,
+        name: Option<&str>,
+        forward: &dyn Observer,
+    ) -> Result<(Reply, Option<u16>), UpstreamError> {
+        let Some(identity) = &mount.client.identity else {
+            return self.deliver(mount, method, params, name, forward).await;
+        };
+        let stripped = params.and_then(super::elicit::without_consent_response);
+        let params = stripped.as_deref().or(params);
+        let credential = identity.credential(&self.principal).await.map_err(UpstreamError::Credential)?;
+        let sent = credential.clone();
+        match identity::carrying(credential, self.deliver(mount, method, params, name, forward)).await {
+            Err(UpstreamError::Status { status: 401, .. }) if identity.rejected(&self.principal, &sent) => {
+                let fresh = identity.credential(&self.principal).await.map_err(UpstreamError::Credential)?;
+                identity::carrying(fresh, self.deliver(mount, method, params, name, forward)).await
+            }
+            other => other,
+        }
+    }
+
+    /// One request in the revision both sides speak: a stateless client's request goes to a
     /// stateless upstream as it is; anything else goes through an upstream session, the
     /// client's own or, for a stateless client, the gateway's bridge session.
-    pub(super) async fn attempt(
+    async fn deliver(
         &self,
         mount: &Mount,
         method: &str,
@@ -238,6 +265,19 @@ impl Call {
             None => retry.remove("requestState"),
         };
         Ok(raw(&retry))
+    }
+
+    /// Whether the client declared URL-mode elicitation (`capabilities.elicitation.url`), so
+    /// it can show the user a link to open.
+    pub fn offers_url_elicitation(&self) -> bool {
+        let capabilities: Value = match &self.era {
+            Era::Session => serde_json::from_str(self.session.hello.capabilities.get()).unwrap_or_default(),
+            Era::Stateless(stateless) => serde_json::from_str::<Value>(stateless.meta.get())
+                .ok()
+                .and_then(|mut meta| meta.get_mut(crate::protocol::meta::CLIENT_CAPABILITIES).map(Value::take))
+                .unwrap_or_default(),
+        };
+        capabilities.get("elicitation").and_then(|e| e.get("url")).is_some()
     }
 
     /// Times one upstream exchange into the latency histogram.

@@ -351,7 +351,7 @@ async fn message(
 /// GET: the session's standalone stream (or, with `Last-Event-ID`, the rest of an earlier
 /// stream). Opening it also opens each mount's upstream stream, so what upstreams send on
 /// their own reaches the client.
-fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Principal) -> Response {
+fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Arc<Principal>) -> Response {
     let accepts_stream = headers
         .get_all(ACCEPT)
         .iter()
@@ -373,9 +373,9 @@ fn get(gateway: &Gateway, route: &Route, headers: &HeaderMap, principal: &Princi
     };
     for mount in &route.mounts {
         let (client, slot, session) = (Arc::clone(&mount.client), session.slot(mount), Arc::clone(&session));
-        let server = mount.config.server.clone();
+        let (server, principal) = (mount.config.server.clone(), Arc::clone(principal));
         tokio::spawn(async move {
-            if let Err(error) = client.listen(&slot, &session.hello).await {
+            if let Err(error) = client.as_caller(&principal, client.listen(&slot, &session.hello)).await {
                 tracing::warn!(mount = %server, %error, "cannot listen to an upstream's own messages");
             }
         });
@@ -408,7 +408,7 @@ async fn initialize(
     let version =
         if SUPPORTED_VERSIONS.contains(&requested.as_str()) { requested } else { SUPPORTED_VERSIONS[0].to_owned() };
     let hello = Hello { protocol_version: version.clone(), capabilities };
-    let upstreams = open_upstreams(gateway, route, &hello).await;
+    let upstreams = open_upstreams(gateway, route, &hello, principal).await;
     let session = gateway.sessions.create(route.config.key(), hello, principal.binding.clone(), upstreams);
     tracing::info!(route = %route.id(), session = %session.log_id(), principal = %principal.name, %version, "session opened");
     let result = serde_json::json!({
@@ -435,7 +435,12 @@ const EAGER_OPEN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Opens every mount's upstream session for a new client session, so that its token carries
 /// them and any replica goes on in them. Mounts that fail or are slow are left out.
-async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<(String, crate::upstream::Held)> {
+async fn open_upstreams(
+    gateway: &Gateway,
+    route: &Route,
+    hello: &Hello,
+    principal: &Principal,
+) -> Vec<(String, crate::upstream::Held)> {
     let provisional = gateway.sessions.provisional(route.config.key(), hello.clone());
     let opened = route.mounts.iter().map(|mount| {
         let slot = provisional.slot(mount);
@@ -444,7 +449,8 @@ async fn open_upstreams(gateway: &Gateway, route: &Route, hello: &Hello) -> Vec<
             if mount.client.guard.breaker.state() == BreakerState::Open {
                 return None;
             }
-            match tokio::time::timeout(EAGER_OPEN, mount.client.hold(&slot, hello)).await {
+            let hold = mount.client.as_caller(principal, mount.client.hold(&slot, hello));
+            match tokio::time::timeout(EAGER_OPEN, hold).await {
                 Ok(Ok(Some(held))) => Some((mount.key.to_string(), held)),
                 Ok(Ok(None)) => None,
                 Ok(Err(error)) => {

@@ -14,6 +14,7 @@ use crate::jsonrpc::raw;
 use crate::protocol::Kind;
 use crate::protocol::code::METHOD_NOT_FOUND;
 use crate::snapshot::Mount;
+use crate::upstream::identity::Denied;
 use crate::upstream::{Reply, UpstreamError};
 
 /// One page of the route's merged list.
@@ -64,6 +65,17 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
                 fail(call, mount, kind, error.get());
                 pager.failed(&mount.config.server, "answered with an error");
                 continue;
+            }
+            // A client that can show the consent link is asked for it: once it has
+            // consented, its next list holds the mount's items.
+            Err(UpstreamError::Credential(Denied::Consent { url, elicitation_id }))
+                if call.offers_url_elicitation() =>
+            {
+                let stateless = call.era.is_stateless();
+                return match super::elicit::consent_required(stateless, &mount.config.server, &url, &elicitation_id) {
+                    Ok(input_required) => Answer::Result(input_required),
+                    Err(error) => Answer::Error(error),
+                };
             }
             Err(error) => {
                 fail(call, mount, kind, &error.to_string());

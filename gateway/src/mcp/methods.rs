@@ -24,6 +24,7 @@ use crate::protocol::code::{
 };
 use crate::protocol::{Kind, Method, meta};
 use crate::snapshot::{Mount, Route};
+use crate::upstream::identity::Denied;
 use crate::upstream::{Reply, UpstreamError};
 use manifold_api::config::Action;
 
@@ -225,6 +226,13 @@ async fn forward(
     match reply {
         Ok((Reply::Result(result), _)) => Answer::Result(client_side_uris(&mount.config.prefix, method, result)),
         Ok((Reply::Error(error), status)) => Answer::UpstreamError(error, status),
+        Err(UpstreamError::Credential(Denied::Consent { url, elicitation_id })) => {
+            let stateless = call.era.is_stateless();
+            match super::elicit::consent_required(stateless, &mount.config.server, &url, &elicitation_id) {
+                Ok(input_required) => Answer::Result(input_required),
+                Err(error) => Answer::Error(error),
+            }
+        }
         Err(error) => {
             tracing::warn!(route = %call.route.id(), mount = %mount.config.server, name = %visible, %error, "{} failed upstream", method.name());
             failed(kind, visible, &mount.config.server, &error)
@@ -269,10 +277,9 @@ async fn set_level(call: &Call, params: Option<&RawValue>) -> Answer {
     let replies = futures::future::join_all(call.route.mounts.iter().map(|mount| async move {
         let slot = call.session.slot(mount);
         let forward = Forward::new(call, mount);
-        let reply = mount
-            .client
-            .request(&slot, &call.session.hello, Method::LoggingSetLevel.name(), Some(params), &forward)
-            .await;
+        let request =
+            mount.client.request(&slot, &call.session.hello, Method::LoggingSetLevel.name(), Some(params), &forward);
+        let reply = mount.client.as_caller(&call.principal, request).await;
         (mount, reply)
     }))
     .await;
@@ -348,7 +355,10 @@ async fn owner<'a>(call: &'a Call, kind: Kind, visible: &'a str) -> Owner<'a> {
 async fn holds(call: &Call, mount: &Mount, kind: Kind, upstream: &str) -> Result<bool, UpstreamError> {
     let slot = call.session.slot(mount);
     let hello = &call.session.hello;
-    let list = |kind: Kind| mount.client.within(mount.client.list_all(&slot, hello, kind.list_method(), kind.items()));
+    let list = |kind: Kind| {
+        let listing = mount.client.within(mount.client.list_all(&slot, hello, kind.list_method(), kind.items()));
+        mount.client.as_caller(&call.principal, listing)
+    };
     let named = |items: &[Map<String, Value>], kind: Kind, matches: &dyn Fn(&str) -> bool| {
         items.iter().any(|item| item.get(kind.key()).and_then(Value::as_str).is_some_and(matches))
     };

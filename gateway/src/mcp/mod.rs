@@ -11,6 +11,7 @@
 
 mod cached;
 mod call;
+mod elicit;
 pub mod endpoint;
 mod exchange;
 mod guarded;

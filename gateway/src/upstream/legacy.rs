@@ -159,6 +159,7 @@ impl Client {
         }
         headers.insert(name, value);
         crate::traces::inject_headers(headers);
+        super::identity::inject(headers);
         HttpClient::current(self.egress).send(request).await
     }
 

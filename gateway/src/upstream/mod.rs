@@ -107,6 +107,9 @@ pub enum UpstreamError {
     /// No place in the upstream's cap on requests in flight came free in time: nothing was sent.
     #[error("{0} requests are in flight already")]
     Busy(u32, Duration),
+    /// No credential could be had for the caller (see `identity`): nothing was sent.
+    #[error("no credential for the caller: {0}")]
+    Credential(identity::Denied),
 }
 
 impl From<manifold_runtime::egress::Failure> for UpstreamError {
@@ -135,6 +138,7 @@ impl UpstreamError {
                 "is not called for now: its circuit breaker is open after repeated failures".into()
             }
             UpstreamError::Busy(cap, _) => format!("is busy: {cap} requests to it are in flight already"),
+            UpstreamError::Credential(denied) => denied.to_string(),
         }
     }
 
@@ -152,7 +156,8 @@ impl UpstreamError {
             | UpstreamError::Protocol(_)
             | UpstreamError::SessionExpired
             | UpstreamError::CircuitOpen(_)
-            | UpstreamError::Busy(..) => ErrorType::Other,
+            | UpstreamError::Busy(..)
+            | UpstreamError::Credential(_) => ErrorType::Other,
         }
     }
 
@@ -176,7 +181,8 @@ impl UpstreamError {
             UpstreamError::Protocol(_)
             | UpstreamError::SessionExpired
             | UpstreamError::CircuitOpen(_)
-            | UpstreamError::Busy(..) => false,
+            | UpstreamError::Busy(..)
+            | UpstreamError::Credential(_) => false,
         }
     }
 
@@ -285,6 +291,8 @@ pub struct UpstreamClient {
     /// Its circuit breaker, retry budget and cap on requests in flight, shared by every
     /// route of the tenant that mounts it.
     pub guard: Guard,
+    /// How a call gets its credential, when the mount obtains one per call.
+    pub identity: Option<identity::Identity>,
 }
 
 impl UpstreamClient {
@@ -295,6 +303,7 @@ impl UpstreamClient {
             Upstream::Remote(remote) => (Server::Mcp(Self::remote(remote, egress)?), remote.timeout_ms),
             Upstream::OpenApi(api) => (Server::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
         };
+        let identity = config.auth().map(|auth| identity::Identity::new(auth, egress)).transpose()?;
         static SERIALS: AtomicU64 = AtomicU64::new(0);
         let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
         Ok(UpstreamClient {
@@ -305,6 +314,7 @@ impl UpstreamClient {
             stateless: OnceCell::new(),
             refuses_sessions: AtomicBool::new(false),
             guard: Guard::new(config.resilience()),
+            identity,
         })
     }
 
@@ -323,6 +333,23 @@ impl UpstreamClient {
             Transport::StreamableHttp => Wire::Streamable(Arc::new(streamable::Client { uri, headers, egress })),
             Transport::Sse => Wire::Sse(Arc::new(legacy::Client { url, headers, egress })),
         })
+    }
+
+    /// Runs `work` (requests to this upstream outside a call's attempts: opening its session
+    /// early, its stream, `logging/setLevel`) with `caller`'s credential, when the mount
+    /// obtains one per call; when none can be had, `work` is not run.
+    pub async fn as_caller<T>(
+        &self,
+        caller: &crate::principal::Principal,
+        work: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        match &self.identity {
+            None => work.await,
+            Some(identity) => {
+                let credential = identity.credential(caller).await.map_err(UpstreamError::Credential)?;
+                identity::carrying(credential, work).await
+            }
+        }
     }
 
     /// The host and port requests to this sub-server go to.
@@ -535,7 +562,12 @@ impl UpstreamClient {
         let mut listener = connection.listener.lock().expect("listener lock");
         if listener.is_none() && session.is_stateful() {
             let task = client.listen(session, Arc::clone(&slot.inbox));
-            *listener = Some(tokio::spawn(task).abort_handle());
+            // The stream outlives the call that opened it: it keeps that call's credential.
+            let task = match identity::current() {
+                Some(credential) => tokio::spawn(identity::carrying(credential, task)),
+                None => tokio::spawn(task),
+            };
+            *listener = Some(task.abort_handle());
         }
     }
 

@@ -266,6 +266,7 @@ impl Client {
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, JSON_OR_STREAM);
         crate::traces::inject_headers(headers);
+        super::identity::inject(headers);
         if let Some(session) = session {
             headers.insert(PROTOCOL_VERSION, session.version.clone());
             if let Some(id) = &session.id {

@@ -5,7 +5,7 @@
 use manifold_api::config::ForwardConfig;
 
 use super::Denied;
-use crate::access::Principal;
+use crate::principal::Principal;
 
 pub struct Forward {
     audience: String,

@@ -6,10 +6,11 @@
 
 mod forward;
 
-use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 use manifold_api::config::OutboundAuth;
 
-use crate::access::Principal;
+use crate::principal::Principal;
 
 /// How one mount's calls get their credential.
 pub struct Identity {
@@ -21,8 +22,9 @@ enum Provider {
 }
 
 /// Why a call to a mount cannot carry a credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
+    #[error("needs your consent first: open {url} to allow it to act for you")]
     /// The caller has not consented yet (or its consent lapsed): it should visit `url`.
     Consent {
         /// The gateway's consent link for this caller and mount.
@@ -31,8 +33,10 @@ pub enum Denied {
         elicitation_id: String,
     },
     /// The caller's own credential cannot serve this mount (no JWT, another audience): why.
+    #[error("{0}")]
     Caller(String),
     /// The identity provider failed or refused the gateway: why, without secrets.
+    #[error("could not get a credential for it: {0}")]
     Provider(String),
 }
 
@@ -69,4 +73,27 @@ fn bearer(token: &str) -> Result<HeaderValue, Denied> {
         .map_err(|_| Denied::Provider("the token obtained is not a valid header value".into()))?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+tokio::task_local! {
+    /// The credential of the call being sent: every request to the upstream made while it is
+    /// set (opening its session, the request, a reopened stream) carries it.
+    static CREDENTIAL: HeaderValue;
+}
+
+/// Runs `work` with `credential` on every upstream request it makes.
+pub async fn carrying<F: Future>(credential: HeaderValue, work: F) -> F::Output {
+    CREDENTIAL.scope(credential, work).await
+}
+
+/// The credential in scope, to hand to a task that outlives the call (a standalone stream).
+pub fn current() -> Option<HeaderValue> {
+    CREDENTIAL.try_with(HeaderValue::clone).ok()
+}
+
+/// Puts the credential in scope, if any, in an upstream request's headers, and says whether
+/// it did. It replaces a configured `Authorization` header: the mount's `auth` is what speaks
+/// for the caller.
+pub fn inject(headers: &mut HeaderMap) -> bool {
+    CREDENTIAL.try_with(|credential| headers.insert(AUTHORIZATION, credential.clone())).is_ok()
 }

@@ -186,7 +186,14 @@ impl Api {
 
     async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<(StatusCode, String, Bytes), UpstreamError> {
         crate::traces::inject_headers(request.headers_mut());
-        Ok(egress::exchange(&self.http, &self.target.base, request, MAX_RESPONSE_BYTES).await?)
+        let carries_credential = super::identity::inject(request.headers_mut());
+        let answer = egress::exchange(&self.http, &self.target.base, request, MAX_RESPONSE_BYTES).await?;
+        // A credential the mount obtained and the API refused is the caller's to hear about
+        // as such (the call may be repeated once with a fresh one), not the tool's failure.
+        if carries_credential && answer.0 == StatusCode::UNAUTHORIZED {
+            return Err(UpstreamError::Status { status: 401, excerpt: super::excerpt(&answer.2), retry_after: None });
+        }
+        Ok(answer)
     }
 }
 
