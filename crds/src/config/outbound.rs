@@ -151,6 +151,17 @@ impl OutboundAuth {
         }
     }
 
+    /// Whether what the upstream sees depends on who calls: everything but client credentials
+    /// and a signed JWT with a fixed subject and no claims of the caller. Results of such a
+    /// mount are never shared between callers.
+    pub fn speaks_for_caller(&self) -> bool {
+        match self {
+            OutboundAuth::ClientCredentials(_) => false,
+            OutboundAuth::SignedJwt(jwt) => jwt.subject.is_none() || !jwt.claims.is_empty(),
+            _ => true,
+        }
+    }
+
     /// Whether the mode needs the caller's inbound JWT.
     pub fn needs_caller_jwt(&self) -> bool {
         matches!(self, OutboundAuth::TokenExchange(_) | OutboundAuth::ForwardCallerToken(_))

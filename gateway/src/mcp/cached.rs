@@ -63,8 +63,8 @@ fn count(call: &Call, kind: CacheKind, outcome: Outcome) {
 /// A `tools/call` of `visible` on `mount`, whose results `rule` keeps: served from the cache,
 /// or by `ask` (the call forwarded to the mount). Only successful results are kept: never
 /// `isError`, never an error; for as long as the rule and the upstream's `ttlMs` both allow;
-/// shared across callers only when the rule says the results are public and the upstream
-/// does not say they are private.
+/// shared across callers only when the rule says the results are public, the upstream
+/// does not say they are private, and the mount does not call with the caller's own credential.
 pub async fn tool_call(
     call: &Call,
     mount: &Mount,
@@ -83,7 +83,9 @@ pub async fn tool_call(
         fields.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok()).unwrap_or(Value::Null);
     let route = (&*call.route.config.namespace, &*call.route.config.name);
     let own = Key::result(route, &mount.key, Some(&call.principal.identity), visible, &arguments);
-    let shared = rule.public.then(|| Key::result(route, &mount.key, None, visible, &arguments));
+    // What a mount answers with the caller's own credential is that caller's alone.
+    let public = rule.public && !mount.client.speaks_for_caller;
+    let shared = public.then(|| Key::result(route, &mount.key, None, visible, &arguments));
     let store = &call.gateway.cache;
     let outcome = if fresh(call, params) { Outcome::Bypass } else { Outcome::Miss };
     if outcome == Outcome::Miss {

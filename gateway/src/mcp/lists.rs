@@ -98,7 +98,11 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         }
     }
     let caching = match call.era.is_stateless() {
-        true => Caching::Stated { shared: route.access.is_open() },
+        // A list any caller gets alike may be kept by anyone: not when a mount lists with
+        // the caller's own credential.
+        true => Caching::Stated {
+            shared: route.access.is_open() && !route.mounts.iter().any(|mount| mount.client.speaks_for_caller),
+        },
         false => Caching::Unstated,
     };
     let (complete, upstream_ttl) = (pager.complete(), pager.upstream_ttl());

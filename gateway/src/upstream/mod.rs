@@ -293,6 +293,8 @@ pub struct UpstreamClient {
     pub guard: Guard,
     /// How a call gets its credential, when the mount obtains one per call.
     pub identity: Option<identity::Identity>,
+    /// Whether what the upstream answers depends on who calls (see `OutboundAuth`).
+    pub speaks_for_caller: bool,
 }
 
 impl UpstreamClient {
@@ -315,6 +317,7 @@ impl UpstreamClient {
             refuses_sessions: AtomicBool::new(false),
             guard: Guard::new(config.resilience()),
             identity,
+            speaks_for_caller: config.auth().is_some_and(|auth| auth.speaks_for_caller()),
         })
     }
 
