@@ -123,3 +123,148 @@ fn key(principal: &Principal, subject: &str) -> [u8; 32] {
     hash.update(subject.as_bytes());
     hash.finalize().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::upstream::identity::testing::{self, TokenServer, granted};
+
+    fn exchange(url: &str) -> Exchange {
+        let config = TokenExchangeConfig {
+            client: testing::client(url),
+            audience: Some("orders".into()),
+            resource: Some("https://orders.test".into()),
+            scopes: vec!["orders:read".into()],
+            requested_token_type: String::new(),
+        };
+        Exchange::new(&config, Egress::default(), Duration::from_secs(10)).expect("a valid config")
+    }
+
+    /// The exchanged token names whose token was exchanged.
+    async fn server() -> TokenServer {
+        TokenServer::answering(Duration::ZERO, |received, n| {
+            (200, granted(&format!("{}-{n}", received.form["subject_token"]), 3600))
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_callers_jwt_is_exchanged_once_per_caller() {
+        let server = server().await;
+        let exchange = exchange(&server.url);
+        let alice = testing::caller("alice", Some("jwt-alice"), testing::no_claims());
+        let bob = testing::caller("bob", Some("jwt-bob"), testing::no_claims());
+        let now = flight::now_ms();
+        assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-1");
+        assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-1");
+        assert_eq!(&*exchange.token(&bob, now).await.expect("bob's token"), "jwt-bob-2");
+        assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-1");
+        let received = server.received();
+        assert_eq!(received.len(), 2);
+        let form = &received[0].form;
+        let expected = [
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", "jwt-alice"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", "orders"),
+            ("resource", "https://orders.test"),
+            ("scope", "orders:read"),
+            ("client_id", "gateway"),
+            ("client_secret", "s3cret-value"),
+        ];
+        assert_eq!(form, &expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    }
+
+    #[tokio::test]
+    async fn a_new_jwt_of_the_same_caller_is_exchanged_again() {
+        let server = server().await;
+        let exchange = exchange(&server.url);
+        let now = flight::now_ms();
+        let before = testing::caller("alice", Some("jwt-a1"), testing::no_claims());
+        let after = testing::caller("alice", Some("jwt-a2"), testing::no_claims());
+        assert_eq!(&*exchange.token(&before, now).await.expect("a token"), "jwt-a1-1");
+        assert_eq!(&*exchange.token(&after, now).await.expect("a token"), "jwt-a2-2");
+    }
+
+    #[tokio::test]
+    async fn an_exchanged_token_is_not_kept_past_the_callers_own() {
+        let server = server().await;
+        let exchange = exchange(&server.url);
+        let now = flight::now_ms();
+        // The caller's token expires in 10 s; the exchanged one would last an hour.
+        let alice = testing::caller("alice", Some("jwt-alice"), json!({ "exp": now / 1000 + 10 }));
+        let lifetime = (now / 1000 + 10) * 1000 - now;
+        let refresh = flight::refresh_at(now, lifetime);
+        assert_eq!(&*exchange.token(&alice, now).await.expect("a token"), "jwt-alice-1");
+        assert_eq!(&*exchange.token(&alice, refresh - 1).await.expect("a token"), "jwt-alice-1");
+        assert_eq!(&*exchange.token(&alice, refresh).await.expect("a token"), "jwt-alice-2");
+    }
+
+    #[tokio::test]
+    async fn a_caller_without_a_jwt_is_told_so() {
+        let server = server().await;
+        let anonymous = testing::caller("alice", None, testing::no_claims());
+        let denied = exchange(&server.url).token(&anonymous, flight::now_ms()).await;
+        let expected = "this mount exchanges the caller's JWT, and the caller presented none";
+        assert_eq!(denied, Err(Denied::Caller(expected.into())));
+        assert_eq!(server.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn refusals_of_the_callers_token_are_the_callers_and_others_the_providers() {
+        let server =
+            TokenServer::answering(Duration::ZERO, |received, _| match received.form["subject_token"].as_str() {
+                "expired" => (400, json!({ "error": "invalid_grant", "error_description": "token expired" })),
+                _ => (400, json!({ "error": "invalid_target", "error_description": "unknown audience orders" })),
+            })
+            .await;
+        let exchange = exchange(&server.url);
+        let now = flight::now_ms();
+        let expired = testing::caller("alice", Some("expired"), testing::no_claims());
+        let expected = format!(
+            "the identity provider would not exchange the caller's token: the token endpoint {} refused: invalid_grant: token expired",
+            server.url
+        );
+        assert_eq!(exchange.token(&expired, now).await, Err(Denied::Caller(expected)));
+        let other = testing::caller("bob", Some("fine"), testing::no_claims());
+        let expected = format!(
+            "cannot exchange the caller's token for this mount: the token endpoint {} refused: invalid_target: unknown audience orders",
+            server.url
+        );
+        assert_eq!(exchange.token(&other, now).await, Err(Denied::Provider(expected)));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_exchanged_token_is_exchanged_anew_for_that_caller_only() {
+        let server = server().await;
+        let exchange = exchange(&server.url);
+        let now = flight::now_ms();
+        let alice = testing::caller("alice", Some("jwt-alice"), testing::no_claims());
+        let bob = testing::caller("bob", Some("jwt-bob"), testing::no_claims());
+        exchange.token(&alice, now).await.expect("alice's token");
+        exchange.token(&bob, now).await.expect("bob's token");
+        // Bob's rejection of alice's token (a token he cannot hold) forgets nothing of hers.
+        assert!(exchange.rejected(&bob, "jwt-alice-1"));
+        assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-1");
+        assert!(exchange.rejected(&alice, "jwt-alice-1"));
+        assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-3");
+        assert_eq!(&*exchange.token(&bob, now).await.expect("bob's token"), "jwt-bob-2");
+        assert_eq!(server.count(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_of_one_caller_exchange_once() {
+        let server = server().await;
+        let exchange = exchange(&server.url);
+        let now = flight::now_ms();
+        let alice = testing::caller("alice", Some("jwt-alice"), testing::no_claims());
+        let tokens = futures::future::join_all((0..20).map(|_| exchange.token(&alice, now))).await;
+        for token in tokens {
+            assert_eq!(&*token.expect("a token"), "jwt-alice-1");
+        }
+        assert_eq!(server.count(), 1);
+    }
+}

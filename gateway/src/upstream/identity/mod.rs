@@ -9,6 +9,8 @@ mod exchange;
 mod flight;
 mod forward;
 mod signed;
+#[cfg(test)]
+mod testing;
 pub mod token_endpoint;
 
 use std::time::Duration;
@@ -30,7 +32,8 @@ pub struct Identity {
 enum Provider {
     ClientCredentials(client_credentials::ClientCredentials),
     Exchange(exchange::Exchange),
-    Signed(signed::Signed),
+    /// Boxed: a signing key and its JWT header are large beside the others.
+    Signed(Box<signed::Signed>),
     Forward(forward::Forward),
 }
 
@@ -63,7 +66,7 @@ impl Identity {
             OutboundAuth::TokenExchange(config) => {
                 Provider::Exchange(exchange::Exchange::new(config, egress, TOKEN_TIMEOUT)?)
             }
-            OutboundAuth::SignedJwt(config) => Provider::Signed(signed::Signed::new(config)?),
+            OutboundAuth::SignedJwt(config) => Provider::Signed(Box::new(signed::Signed::new(config)?)),
             OutboundAuth::ForwardCallerToken(forward) => Provider::Forward(forward::Forward::new(forward)),
             other => return Err(format!("auth mode {} is not available in this gateway", other.mode())),
         };

@@ -38,10 +38,8 @@ enum Authentication {
     /// The `Authorization: Basic` value, computed once.
     Basic(String),
     Post(String),
-    PrivateKeyJwt {
-        key: EncodingKey,
-        header: Header,
-    },
+    /// Boxed: a key and a header are large beside a string.
+    PrivateKeyJwt(Box<(EncodingKey, Header)>),
 }
 
 /// What a token endpoint granted (RFC 6749 §5.1, RFC 8693 §2.2.1).
@@ -99,7 +97,7 @@ impl TokenEndpoint {
                 // A key that parses may still not sign (a truncated RSA key): find out now.
                 jsonwebtoken::encode(&header, &serde_json::json!({}), &key)
                     .map_err(|e| format!("the private_key_jwt key cannot sign {algorithm:?}: {e}"))?;
-                Authentication::PrivateKeyJwt { key, header }
+                Authentication::PrivateKeyJwt(Box::new((key, header)))
             }
         };
         Ok(TokenEndpoint {
@@ -134,7 +132,8 @@ impl TokenEndpoint {
             Authentication::Post(secret) => {
                 body.append_pair("client_id", &self.client_id).append_pair("client_secret", secret);
             }
-            Authentication::PrivateKeyJwt { key, header } => {
+            Authentication::PrivateKeyJwt(signer) => {
+                let (key, header) = &**signer;
                 let assertion = self.assertion(key, header)?;
                 body.append_pair("client_id", &self.client_id)
                     .append_pair("client_assertion_type", JWT_BEARER_ASSERTION)
@@ -250,4 +249,200 @@ impl std::fmt::Debug for Granted {
 
 fn form_encoded(part: &str) -> String {
     form_urlencoded::byte_serialize(part.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use jsonwebtoken::{DecodingKey, Validation};
+    use serde_json::json;
+
+    use super::*;
+    use crate::upstream::identity::testing::{self, TokenServer};
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn endpoint(url: &str, authentication: ClientAuthentication) -> TokenEndpoint {
+        let client = TokenClient { token_url: url.into(), client_id: "gate way:1".into(), authentication };
+        TokenEndpoint::new(&client, Egress::default(), TIMEOUT).expect("a valid token client")
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn client_secret_basic_form_encodes_id_and_secret_before_base64() {
+        let server = TokenServer::start().await;
+        let secret = ClientAuthentication::ClientSecretBasic { secret: "s3cr&t+/= é".into() };
+        let granted = endpoint(&server.url, secret).grant(&[("grant_type", "client_credentials")]).await;
+        assert_eq!(granted.expect("a token").access_token, "token-1");
+        let [received] = &server.received()[..] else { panic!("one request") };
+        let basic = received.authorization.as_deref().and_then(|v| v.strip_prefix("Basic ")).expect("Basic");
+        let decoded = base64::engine::general_purpose::STANDARD.decode(basic).expect("base64");
+        assert_eq!(String::from_utf8(decoded).expect("UTF-8"), "gate+way%3A1:s3cr%26t%2B%2F%3D+%C3%A9");
+        assert_eq!(received.form, form(&[("grant_type", "client_credentials")]));
+    }
+
+    #[tokio::test]
+    async fn client_secret_post_sends_id_and_secret_in_the_form() {
+        let server = TokenServer::start().await;
+        let secret = ClientAuthentication::ClientSecretPost { secret: "s3cr&t".into() };
+        endpoint(&server.url, secret).grant(&[("grant_type", "client_credentials")]).await.expect("a token");
+        let [received] = &server.received()[..] else { panic!("one request") };
+        assert_eq!(received.authorization, None);
+        let expected = [("grant_type", "client_credentials"), ("client_id", "gate way:1"), ("client_secret", "s3cr&t")];
+        assert_eq!(received.form, form(&expected));
+    }
+
+    #[tokio::test]
+    async fn private_key_jwt_sends_an_assertion_signed_by_the_clients_key() {
+        let cases = [
+            (
+                SigningAlgorithm::RS256,
+                Algorithm::RS256,
+                testing::RSA_PRIVATE,
+                DecodingKey::from_rsa_pem(testing::RSA_PUBLIC.as_bytes()),
+            ),
+            (
+                SigningAlgorithm::ES256,
+                Algorithm::ES256,
+                testing::EC_PRIVATE,
+                DecodingKey::from_ec_pem(testing::EC_PUBLIC.as_bytes()),
+            ),
+        ];
+        for (algorithm, expected, private_key, public_key) in cases {
+            let server = TokenServer::start().await;
+            let authentication = ClientAuthentication::PrivateKeyJwt {
+                private_key: private_key.into(),
+                algorithm,
+                key_id: Some("k1".into()),
+            };
+            endpoint(&server.url, authentication)
+                .grant(&[("grant_type", "client_credentials")])
+                .await
+                .expect("a token");
+            let [received] = &server.received()[..] else { panic!("one request") };
+            assert_eq!(received.authorization, None);
+            assert_eq!(received.form["client_id"], "gate way:1");
+            assert_eq!(received.form["client_assertion_type"], JWT_BEARER_ASSERTION);
+            assert!(!received.form.contains_key("client_secret"));
+            let assertion = &received.form["client_assertion"];
+            let mut validation = Validation::new(expected);
+            validation.set_audience(&[&server.url]);
+            validation.set_issuer(&["gate way:1"]);
+            let verified = jsonwebtoken::decode::<Value>(assertion, &public_key.expect("a public key"), &validation)
+                .unwrap_or_else(|e| panic!("{algorithm:?}: the assertion does not verify: {e}"));
+            assert_eq!(verified.header.kid.as_deref(), Some("k1"));
+            let claims = verified.claims;
+            assert_eq!(claims["sub"], "gate way:1");
+            assert_eq!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"), 60);
+            assert!(uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_the_providers_error_and_description() {
+        let server = TokenServer::answering(Duration::ZERO, |_, _| {
+            (400, json!({ "error": "invalid_scope", "error_description": "no such scope: x" }))
+        })
+        .await;
+        let secret = ClientAuthentication::ClientSecretPost { secret: "s3cr&t".into() };
+        let error =
+            endpoint(&server.url, secret).grant(&[("grant_type", "client_credentials")]).await.expect_err("refused");
+        assert_eq!(
+            error,
+            GrantError::Refused {
+                token_url: server.url.clone(),
+                error: "invalid_scope".into(),
+                description: Some("no such scope: x".into())
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("the token endpoint {} refused: invalid_scope: no such scope: x", server.url)
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_neither_token_nor_error_are_invalid() {
+        let server = TokenServer::answering(Duration::ZERO, |_, n| match n {
+            1 => (200, json!({ "token_type": "Bearer" })),
+            _ => (502, json!({ "message": "bad gateway" })),
+        })
+        .await;
+        let secret = ClientAuthentication::ClientSecretPost { secret: "s3cr&t".into() };
+        let endpoint = endpoint(&server.url, secret);
+        let no_token = endpoint.grant(&[("grant_type", "client_credentials")]).await.expect_err("no token");
+        assert_eq!(
+            no_token,
+            GrantError::Invalid(format!("the token endpoint {} answered without an access_token", server.url))
+        );
+        let no_error = endpoint.grant(&[("grant_type", "client_credentials")]).await.expect_err("no error");
+        let expected =
+            format!("the token endpoint {} answered HTTP 502 Bad Gateway without an OAuth error", server.url);
+        assert_eq!(no_error, GrantError::Invalid(expected));
+    }
+
+    #[tokio::test]
+    async fn every_field_of_a_grant_is_read_and_none_is_printed() {
+        let server = TokenServer::answering(Duration::ZERO, |_, _| {
+            let answer = json!({
+                "access_token": "at-secret", "expires_in": "120", "refresh_token": "rt-secret", "id_token": "it-secret",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "scope": "a b",
+            });
+            (200, answer)
+        })
+        .await;
+        let secret = ClientAuthentication::ClientSecretPost { secret: "s3cr&t".into() };
+        let granted = endpoint(&server.url, secret).grant(&[("grant_type", "refresh_token")]).await.expect("a token");
+        let expected = Granted {
+            access_token: "at-secret".into(),
+            expires_in: Some(120),
+            refresh_token: Some("rt-secret".into()),
+            id_token: Some("it-secret".into()),
+            issued_token_type: Some("urn:ietf:params:oauth:token-type:access_token".into()),
+            scope: Some("a b".into()),
+        };
+        assert_eq!(granted, expected);
+        assert_eq!(granted.lifetime(), Duration::from_secs(120));
+        let printed = format!("{granted:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+    }
+
+    #[test]
+    fn keys_and_urls_that_cannot_work_are_refused_at_once() {
+        let client = |token_url: &str, authentication| TokenClient {
+            token_url: token_url.into(),
+            client_id: "c".into(),
+            authentication,
+        };
+        let post = || ClientAuthentication::ClientSecretPost { secret: "s".into() };
+        let key = |private_key: &str, algorithm| ClientAuthentication::PrivateKeyJwt {
+            private_key: private_key.into(),
+            algorithm,
+            key_id: None,
+        };
+        let cases = [
+            (client("ftp://idp/token", post()), "tokenUrl `ftp://idp/token` is not an http(s) URL"),
+            (client("/token", post()), "tokenUrl `/token` is not an http(s) URL"),
+            (
+                client("http://idp/token", key(testing::RSA_PRIVATE, SigningAlgorithm::HS256)),
+                "private_key_jwt signs with RS256 or ES256, not HS256",
+            ),
+            (
+                client("http://idp/token", key("not a key", SigningAlgorithm::RS256)),
+                "the private_key_jwt key is not a RS256 PEM key",
+            ),
+            (
+                client("http://idp/token", key(testing::RSA_PRIVATE, SigningAlgorithm::ES256)),
+                "the private_key_jwt key is not a ES256 PEM key",
+            ),
+        ];
+        for (client, expected) in cases {
+            let error = TokenEndpoint::new(&client, Egress::default(), TIMEOUT).err().expect("refused");
+            assert!(error.starts_with(expected), "{error}");
+        }
+    }
 }
