@@ -82,7 +82,7 @@ mod tests {
         Identity::new(&OutboundAuth::ClientCredentials(config(url)), Egress::default()).expect("a valid config")
     }
 
-    fn anyone() -> crate::access::Principal {
+    fn anyone() -> crate::principal::Principal {
         testing::caller("alice", None, testing::no_claims())
     }
 

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::Denied;
 use super::flight::{self, Fetched, Flight};
 use super::token_endpoint::{GrantError, TokenEndpoint};
-use crate::access::Principal;
+use crate::principal::Principal;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -73,7 +73,7 @@ impl Exchange {
             GrantError::Refused { error: code, .. } if CALLER_ERRORS.contains(&code.as_str()) => {
                 Denied::Caller(format!("the identity provider would not exchange the caller's token: {error}"))
             }
-            _ => Denied::Provider(format!("cannot exchange the caller's token for this mount: {error}")),
+            _ => Denied::Provider(format!("cannot exchange the caller's token: {error}")),
         })?;
         let mut lifetime = granted.lifetime().as_millis() as u64;
         // The exchanged token stands for the caller's: it is not used once that has expired.
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(exchange.token(&expired, now).await, Err(Denied::Caller(expected)));
         let other = testing::caller("bob", Some("fine"), testing::no_claims());
         let expected = format!(
-            "cannot exchange the caller's token for this mount: the token endpoint {} refused: invalid_target: unknown audience orders",
+            "cannot exchange the caller's token: the token endpoint {} refused: invalid_target: unknown audience orders",
             server.url
         );
         assert_eq!(exchange.token(&other, now).await, Err(Denied::Provider(expected)));

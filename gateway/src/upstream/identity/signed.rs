@@ -11,7 +11,7 @@ use manifold_api::config::{SignedJwtConfig, SigningAlgorithm};
 use serde_json::{Map, Value};
 
 use super::Denied;
-use crate::access::Principal;
+use crate::principal::Principal;
 
 /// Claims the gateway sets itself, which a mapping may not replace.
 const REGISTERED: [&str; 7] = ["iss", "aud", "sub", "iat", "exp", "nbf", "jti"];

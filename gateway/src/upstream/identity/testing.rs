@@ -11,8 +11,7 @@ use bytes::Bytes;
 use manifold_api::config::{ClientAuthentication, TokenClient};
 use serde_json::{Map, Value, json};
 
-use crate::access::authn::Source;
-use crate::access::{CallerToken, Principal};
+use crate::principal::{CallerToken, Principal, Source};
 
 pub const RSA_PRIVATE: &str = include_str!("../../../tests/keys/rsa-private.pem");
 pub const RSA_PUBLIC: &str = include_str!("../../../tests/keys/rsa-public.pem");

@@ -117,6 +117,27 @@ impl TokenEndpoint {
     /// Asks for a token with the grant's `form` (`grant_type` and its parameters); the
     /// client's authentication is added here.
     pub async fn grant(&self, form: &[(&str, &str)]) -> Result<Granted, GrantError> {
+        let request = self.request(form)?;
+        let exchange = async {
+            let response = HttpClient::current(self.egress).send(request).await.map_err(|e| {
+                GrantError::Unreachable(format!("the token endpoint {} cannot be reached: {e}", self.url))
+            })?;
+            let status = response.status();
+            let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| GrantError::Unreachable(format!("reading the token endpoint {}'s answer: {e}", self.url)))?
+                .to_bytes();
+            Ok((status, answer))
+        };
+        let (status, answer) = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
+            GrantError::Unreachable(format!("the token endpoint {} did not answer within {:?}", self.url, self.timeout))
+        })??;
+        self.read(status, &answer)
+    }
+
+    /// The form POST: the grant's `form` and the client's authentication.
+    fn request(&self, form: &[(&str, &str)]) -> Result<http::Request<Full<Bytes>>, GrantError> {
         let mut body = form_urlencoded::Serializer::new(String::new());
         body.extend_pairs(form);
         let mut request = http::Request::post(&self.url)
@@ -140,25 +161,9 @@ impl TokenEndpoint {
                     .append_pair("client_assertion", &assertion);
             }
         }
-        let request = request
+        request
             .body(Full::new(Bytes::from(body.finish())))
-            .map_err(|e| self.invalid(&format!("cannot make the request: {e}")))?;
-        let exchange = async {
-            let response = HttpClient::current(self.egress).send(request).await.map_err(|e| {
-                GrantError::Unreachable(format!("the token endpoint {} cannot be reached: {e}", self.url))
-            })?;
-            let status = response.status();
-            let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| GrantError::Unreachable(format!("reading the token endpoint {}'s answer: {e}", self.url)))?
-                .to_bytes();
-            Ok((status, answer))
-        };
-        let (status, answer) = tokio::time::timeout(self.timeout, exchange).await.map_err(|_| {
-            GrantError::Unreachable(format!("the token endpoint {} did not answer within {:?}", self.url, self.timeout))
-        })??;
-        self.read(status, &answer)
+            .map_err(|e| self.invalid(&format!("cannot make the request: {e}")))
     }
 
     /// RFC 7523 §3: the client's own short-lived JWT, for this endpoint only.
