@@ -35,6 +35,8 @@ pub struct Exchange {
     parameters: Vec<(&'static str, String)>,
     /// SHA-256 of (caller identity, subject token) -> its exchanged token.
     cache: Mutex<HashMap<[u8; 32], Arc<Flight>>>,
+    /// Entries kept, at most ([`MAX_CACHED`]; tests make it small).
+    capacity: usize,
 }
 
 impl Exchange {
@@ -52,7 +54,7 @@ impl Exchange {
         if !config.scopes.is_empty() {
             parameters.push(("scope", config.scopes.join(" ")));
         }
-        Ok(Exchange { endpoint, parameters, cache: Mutex::default() })
+        Ok(Exchange { endpoint, parameters, cache: Mutex::default(), capacity: MAX_CACHED })
     }
 
     /// `principal`'s exchanged token, exchanged if none is fresh at `now` (Unix ms).
@@ -101,12 +103,13 @@ impl Exchange {
         if let Some(entry) = cache.get(&key) {
             return entry.clone();
         }
-        if cache.len() >= MAX_CACHED {
+        if cache.len() >= self.capacity {
             cache.retain(|_, entry| !entry.spent(now));
-            if cache.len() >= MAX_CACHED {
+            if cache.len() >= self.capacity {
                 let mut due: Vec<u64> = cache.values().map(|entry| entry.refresh_at()).collect();
-                let keep = MAX_CACHED * 9 / 10;
-                let (_, cutoff, _) = due.select_nth_unstable(cache.len() - keep);
+                let keep = self.capacity * 9 / 10;
+                // The (len - keep)th soonest: it and all due before it go.
+                let (_, cutoff, _) = due.select_nth_unstable(cache.len() - keep - 1);
                 let cutoff = *cutoff;
                 cache.retain(|_, entry| entry.refresh_at() > cutoff);
             }
@@ -253,6 +256,30 @@ mod tests {
         assert_eq!(&*exchange.token(&alice, now).await.expect("alice's token"), "jwt-alice-3");
         assert_eq!(&*exchange.token(&bob, now).await.expect("bob's token"), "jwt-bob-2");
         assert_eq!(server.count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_drops_spent_entries_first_then_those_due_soonest() {
+        // `short` gets a 10 s token, everyone else an hour's.
+        let server = TokenServer::answering(Duration::ZERO, |received, n| {
+            let subject = &received.form["subject_token"];
+            (200, granted(&format!("{subject}-{n}"), if subject == "short" { 10 } else { 3600 }))
+        })
+        .await;
+        let mut exchange = exchange(&server.url);
+        exchange.capacity = 2;
+        let caller = |name: &str| testing::caller(name, Some(name), testing::no_claims());
+        let now = flight::now_ms();
+        exchange.token(&caller("short"), now).await.expect("a token");
+        exchange.token(&caller("alice"), now).await.expect("a token");
+        // At 9 s, short's token is due: it makes room for bob, and alice's stays.
+        exchange.token(&caller("bob"), now + 9_000).await.expect("a token");
+        assert_eq!(&*exchange.token(&caller("alice"), now + 9_000).await.expect("a token"), "alice-2");
+        assert_eq!(server.count(), 3);
+        // Nothing is due: the entry due soonest (alice's) makes room for carol; bob's stays.
+        exchange.token(&caller("carol"), now + 10_000).await.expect("a token");
+        assert_eq!(&*exchange.token(&caller("bob"), now + 10_000).await.expect("a token"), "bob-3");
+        assert_eq!(&*exchange.token(&caller("alice"), now + 10_000).await.expect("a token"), "alice-5");
     }
 
     #[tokio::test]
