@@ -80,7 +80,7 @@ impl Exchange {
         let mut lifetime = granted.lifetime().as_millis() as u64;
         // The exchanged token stands for the caller's: it is not used once that has expired.
         if let Some(exp) = principal.claim("exp").and_then(serde_json::Value::as_u64) {
-            lifetime = lifetime.min((exp * 1000).saturating_sub(now));
+            lifetime = lifetime.min(exp.saturating_mul(1000).saturating_sub(now));
         }
         Ok(Fetched { token: granted.access_token.into(), refresh_at: flight::refresh_at(now, lifetime) })
     }
