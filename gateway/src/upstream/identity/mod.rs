@@ -4,7 +4,16 @@
 //! forwarded, a JWT the gateway signs, or the caller's own token from a consent flow. What it
 //! cannot get is [`Denied`], and only that mount's calls fail.
 
+mod client_credentials;
+mod exchange;
+mod flight;
 mod forward;
+mod signed;
+#[cfg(test)]
+mod testing;
+pub mod token_endpoint;
+
+use std::time::Duration;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
@@ -12,12 +21,19 @@ use manifold_api::config::OutboundAuth;
 
 use crate::principal::Principal;
 
+/// How long a token endpoint may take to answer.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How one mount's calls get their credential.
 pub struct Identity {
     provider: Provider,
 }
 
 enum Provider {
+    ClientCredentials(client_credentials::ClientCredentials),
+    Exchange(exchange::Exchange),
+    /// Boxed: a signing key and its JWT header are large beside the others.
+    Signed(Box<signed::Signed>),
     Forward(forward::Forward),
 }
 
@@ -42,8 +58,15 @@ pub enum Denied {
 
 impl Identity {
     /// The identity `config` describes; `egress` says where token endpoints may be.
-    pub fn new(config: &OutboundAuth, _egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
+    pub fn new(config: &OutboundAuth, egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
         let provider = match config {
+            OutboundAuth::ClientCredentials(config) => {
+                Provider::ClientCredentials(client_credentials::ClientCredentials::new(config, egress, TOKEN_TIMEOUT)?)
+            }
+            OutboundAuth::TokenExchange(config) => {
+                Provider::Exchange(exchange::Exchange::new(config, egress, TOKEN_TIMEOUT)?)
+            }
+            OutboundAuth::SignedJwt(config) => Provider::Signed(Box::new(signed::Signed::new(config)?)),
             OutboundAuth::ForwardCallerToken(forward) => Provider::Forward(forward::Forward::new(forward)),
             other => return Err(format!("auth mode {} is not available in this gateway", other.mode())),
         };
@@ -53,15 +76,24 @@ impl Identity {
     /// The `Authorization` value for `principal`'s call, marked sensitive.
     pub async fn credential(&self, principal: &Principal) -> Result<HeaderValue, Denied> {
         let token = match &self.provider {
-            Provider::Forward(forward) => forward.token(principal)?,
+            Provider::ClientCredentials(client) => client.token(flight::now_ms()).await?,
+            Provider::Exchange(exchange) => exchange.token(principal, flight::now_ms()).await?,
+            Provider::Signed(signed) => signed.token(principal, jsonwebtoken::get_current_timestamp())?,
+            Provider::Forward(forward) => forward.token(principal)?.into(),
         };
         bearer(&token)
     }
 
     /// The upstream refused `sent` (HTTP 401): it is not sent again. Returns whether a
     /// retry may get another credential (a fresh token), so the call is worth repeating.
-    pub fn rejected(&self, _principal: &Principal, _sent: &HeaderValue) -> bool {
+    pub fn rejected(&self, principal: &Principal, sent: &HeaderValue) -> bool {
+        let Some(sent) = sent.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")) else {
+            return false;
+        };
         match &self.provider {
+            Provider::ClientCredentials(client) => client.rejected(sent),
+            Provider::Exchange(exchange) => exchange.rejected(principal, sent),
+            Provider::Signed(signed) => signed.rejected(sent),
             Provider::Forward(_) => false,
         }
     }
