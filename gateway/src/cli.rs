@@ -102,6 +102,12 @@ pub struct Args {
     /// being unavailable.
     #[arg(long, env = "MANIFOLD_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub rate_limit_redis_timeout_ms: u64,
+    /// Keep per-user upstream tokens (oauth2AuthorizationCode consents), sealed with the
+    /// session keys, in this Redis (redis://[user:password@]host:port[/db], shared by every
+    /// replica) or this file (local mode, mode 0600). Default: the --rate-limit-redis Redis,
+    /// else memory (callers consent again after a restart).
+    #[arg(long, env = "MANIFOLD_TOKEN_STORE", value_name = "URL|PATH", hide_env_values = true)]
+    pub token_store: Option<crate::upstream::identity::store::Setting>,
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -131,6 +137,7 @@ impl Args {
                 unavailable: self.rate_limit_redis_unavailable,
                 timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
             }),
+            token_store: self.token_store.clone(),
             tracer: None,
             meter: None,
         }

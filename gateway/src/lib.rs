@@ -72,6 +72,10 @@ pub struct Gateway {
     pub cache: Arc<policy::cache::Store>,
     /// Where spans go; none: tracing is off, and requests pay one branch for it.
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    /// Per-user upstream tokens and consent markers, sealed with the sessions' key ring.
+    pub tokens: Arc<upstream::identity::Tokens>,
+    /// Where upstreams and token endpoints may be called.
+    pub egress: manifold_runtime::egress::Egress,
 }
 
 /// Where a gateway's config comes from.
@@ -124,6 +128,9 @@ pub struct Settings {
     pub egress: manifold_runtime::egress::Egress,
     /// Redis for cluster-wide rate limits; none: each replica counts for itself.
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
+    /// Where per-user upstream tokens are kept (Redis or a file); none: the rate limits'
+    /// Redis if there is one, else this process's memory.
+    pub token_store: Option<upstream::identity::store::Setting>,
     /// Where spans go (`manifold_runtime::telemetry`); none: tracing is off.
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     /// With `--otel-metrics`, the meter of the OTLP meter provider: the conventions'
@@ -149,6 +156,7 @@ impl Default for Settings {
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
             rate_limit_redis: None,
+            token_store: None,
             tracer: None,
             meter: None,
         }
@@ -210,11 +218,11 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
     }
     let cache = Arc::new(policy::cache::Store::new(settings.cache_bytes));
+    let sessions = Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age);
+    let tokens = Arc::new(token_store(&settings, sessions.ring()).map_err(std::io::Error::other)?);
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age)
-            .with_cache(Arc::clone(&cache))
-            .with_durations(metrics.conventions.clone()),
+        sessions: sessions.with_cache(Arc::clone(&cache)).with_durations(metrics.conventions.clone()),
         metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,
@@ -226,6 +234,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         limiter,
         cache,
         tracer: settings.tracer.clone(),
+        tokens,
+        egress: settings.egress,
     });
     if gateway.tracer.is_some() {
         traces::enable();
@@ -273,6 +283,26 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     }
     tracing::info!(%mcp_addr, %admin_addr, workers = workers.len(), "gateway listening");
     Ok(Running { mcp_addr, admin_addr, gateway, shutdown, tasks, workers })
+}
+
+/// Where per-user upstream tokens are kept: `--token-store`, else the rate limits' Redis,
+/// else memory (consents then last as long as this process).
+fn token_store(settings: &Settings, ring: &Arc<KeyRing>) -> Result<upstream::identity::Tokens, String> {
+    use upstream::identity::store::Setting;
+    let ring = Arc::clone(ring);
+    let tokens = match (&settings.token_store, &settings.rate_limit_redis) {
+        (Some(Setting::Redis(url)), _) => upstream::identity::Tokens::redis(url, ring)?,
+        (Some(Setting::File(path)), _) => upstream::identity::Tokens::file(path, ring)?,
+        (None, Some(redis)) => upstream::identity::Tokens::redis(&redis.url, ring)?,
+        (None, None) => {
+            tracing::warn!(
+                "no --token-store: per-user upstream tokens are kept in memory, and callers consent again after a restart"
+            );
+            return Ok(upstream::identity::Tokens::memory(ring));
+        }
+    };
+    tracing::info!(store = %tokens.place(), "per-user upstream tokens are kept sealed in this store");
+    Ok(tokens)
 }
 
 /// A thread with its own single-threaded runtime, accepting MCP connections on a shared

@@ -5,11 +5,17 @@
 //! cannot get is [`Denied`], and only that mount's calls fail.
 
 mod forward;
+mod grant;
+pub mod per_user;
+pub mod store;
+
+use std::sync::Arc;
 
 use http::HeaderValue;
 use manifold_api::config::OutboundAuth;
 
 use crate::access::Principal;
+pub use store::Tokens;
 
 /// How one mount's calls get their credential.
 pub struct Identity {
@@ -18,6 +24,19 @@ pub struct Identity {
 
 enum Provider {
     Forward(forward::Forward),
+    PerUser(per_user::PerUser),
+}
+
+/// Where a mount is served, and the gateway's per-user token store: what per-user tokens
+/// are kept under, and where consent links lead back to.
+pub struct Place<'a> {
+    /// The route's (and McpServer's) namespace: the tenant.
+    pub namespace: &'a str,
+    /// The route's name.
+    pub route: &'a str,
+    /// The McpServer's name.
+    pub server: &'a str,
+    pub tokens: &'a Arc<Tokens>,
 }
 
 /// Why a call to a mount cannot carry a credential.
@@ -37,10 +56,12 @@ pub enum Denied {
 }
 
 impl Identity {
-    /// The identity `config` describes; `egress` says where token endpoints may be.
-    pub fn new(config: &OutboundAuth, _egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
+    /// The identity `config` describes for the mount at `place`; `egress` says where token
+    /// endpoints may be.
+    pub fn new(config: &OutboundAuth, egress: manifold_runtime::egress::Egress, place: &Place) -> Result<Self, String> {
         let provider = match config {
             OutboundAuth::ForwardCallerToken(forward) => Provider::Forward(forward::Forward::new(forward)),
+            OutboundAuth::AuthorizationCode(code) => Provider::PerUser(per_user::PerUser::new(code, egress, place)?),
             other => return Err(format!("auth mode {} is not available in this gateway", other.mode())),
         };
         Ok(Identity { provider })
@@ -50,15 +71,17 @@ impl Identity {
     pub async fn credential(&self, principal: &Principal) -> Result<HeaderValue, Denied> {
         let token = match &self.provider {
             Provider::Forward(forward) => forward.token(principal)?,
+            Provider::PerUser(per_user) => per_user.token(principal).await?,
         };
         bearer(&token)
     }
 
     /// The upstream refused `sent` (HTTP 401): it is not sent again. Returns whether a
     /// retry may get another credential (a fresh token), so the call is worth repeating.
-    pub fn rejected(&self, _principal: &Principal, _sent: &HeaderValue) -> bool {
+    pub fn rejected(&self, principal: &Principal, sent: &HeaderValue) -> bool {
         match &self.provider {
             Provider::Forward(_) => false,
+            Provider::PerUser(per_user) => per_user.rejected(principal, sent),
         }
     }
 }

@@ -1,0 +1,262 @@
+//! The consent pages of per-user upstream tokens, on any host: `/.manifold/oauth2/start`
+//! opens a consent link's sealed state, binds it to the browser with a cookie and redirects
+//! to the mount's configured authorization endpoint (PKCE, S256); `/.manifold/oauth2/callback`
+//! checks the state, the cookie and that the state is used once, redeems the code and stores
+//! the caller's tokens. Nothing but `state` (and the provider's `code` or `error`) is read
+//! from a request, so the pages redirect nowhere a request names. Every refusal is a
+//! [`Refusal`] constant: its status and text are what callers (and the security tests) see.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{Either, Full};
+use manifold_api::config::{AuthorizationCodeConfig, OutboundAuth};
+use subtle::ConstantTimeEq;
+
+use super::response::{Response, plain};
+use crate::Gateway;
+use crate::snapshot::Snapshot;
+use crate::upstream::identity::per_user::{self, BadState, STATE_LIFE, State, Unredeemed};
+
+/// Every consent page is below this path.
+pub const PREFIX: &str = "/.manifold/oauth2/";
+/// The cookie binding a flow to the browser that started it; its value is the state's nonce.
+const COOKIE_PREFIX: &str = "manifold-consent-";
+
+/// A refusal's status and exact text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub text: &'static str,
+}
+
+/// No state, or one this gateway's ring did not seal (or that was altered).
+pub const FORGED: Refusal = Refusal {
+    status: StatusCode::BAD_REQUEST,
+    text: "this consent link is not valid: it was not made by this gateway",
+};
+pub const EXPIRED: Refusal = Refusal {
+    status: StatusCode::BAD_REQUEST,
+    text: "this consent link has expired: call the tool again for a new one",
+};
+/// The callback's browser does not hold the cookie the start page set for this state.
+pub const OTHER_BROWSER: Refusal =
+    Refusal { status: StatusCode::BAD_REQUEST, text: "this consent was started in another browser" };
+pub const REPLAYED: Refusal = Refusal { status: StatusCode::BAD_REQUEST, text: "this consent link was already used" };
+/// The route or its mount of the McpServer is no longer served.
+pub const GONE: Refusal =
+    Refusal { status: StatusCode::NOT_FOUND, text: "the server this consent was for is no longer served here" };
+/// The provider redirected back with `error=…`; the text is followed by that error code.
+pub const DENIED: Refusal = Refusal { status: StatusCode::BAD_REQUEST, text: "the provider did not grant access: " };
+pub const NO_CODE: Refusal =
+    Refusal { status: StatusCode::BAD_REQUEST, text: "the provider's answer holds no authorization code" };
+/// The token endpoint refused the code (another flow's code fails PKCE); followed by the
+/// provider's `error` and `error_description`.
+pub const CODE_REFUSED: Refusal =
+    Refusal { status: StatusCode::BAD_REQUEST, text: "the provider refused the authorization code: " };
+pub const OTHER_USER: Refusal =
+    Refusal { status: StatusCode::BAD_REQUEST, text: "signed in at the provider as someone other than the caller" };
+pub const PROVIDER_DOWN: Refusal =
+    Refusal { status: StatusCode::BAD_GATEWAY, text: "the provider's token endpoint gave no usable answer; try again" };
+pub const STORE_DOWN: Refusal =
+    Refusal { status: StatusCode::SERVICE_UNAVAILABLE, text: "the token store is unavailable; try again" };
+pub const NO_PAGE: Refusal = Refusal { status: StatusCode::NOT_FOUND, text: "no consent page is served here" };
+pub const USE_GET: Refusal = Refusal { status: StatusCode::METHOD_NOT_ALLOWED, text: "use GET" };
+
+/// A request for `PREFIX` + `page`.
+pub async fn handle(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    page: &str,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let start = match page {
+        "start" => true,
+        "callback" => false,
+        _ => return refuse(NO_PAGE, ""),
+    };
+    if method != Method::GET {
+        let mut response = refuse(USE_GET, "");
+        response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
+    let parameters: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    let parameter = |name: &str| parameters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let sealed = parameter("state").unwrap_or("");
+    let state = match State::open(sealed, gateway.tokens.ring()) {
+        Ok(state) => state,
+        Err(BadState::Forged) => return refused(FORGED, "", None),
+        Err(BadState::Expired) => return refused(EXPIRED, "", None),
+    };
+    if start {
+        let Some(config) = mount(snapshot, &state) else { return refused(GONE, "", Some(&state)) };
+        return redirect(config, &state, sealed);
+    }
+    if !holds_cookie(headers, &state.nonce) {
+        return refused(OTHER_BROWSER, "", Some(&state));
+    }
+    match gateway.tokens.use_once(&state.nonce, STATE_LIFE).await {
+        Ok(true) => {}
+        Ok(false) => return refused(REPLAYED, "", Some(&state)),
+        Err(error) => {
+            tracing::warn!(%error, server = %state.server, "consent callback: the token store failed");
+            return refused(STORE_DOWN, "", Some(&state));
+        }
+    }
+    let Some(config) = mount(snapshot, &state) else { return refused(GONE, "", Some(&state)) };
+    if let Some(error) = parameter("error") {
+        return refused(DENIED, &printable(error), Some(&state));
+    }
+    let Some(code) = parameter("code").filter(|code| !code.is_empty()) else {
+        return refused(NO_CODE, "", Some(&state));
+    };
+    match per_user::redeem(config, &state, code, &gateway.tokens, gateway.egress).await {
+        Ok(()) => {
+            tracing::info!(namespace = %state.namespace, server = %state.server, "a caller consented: its upstream tokens are stored");
+            granted(&state)
+        }
+        Err(Unredeemed::Refused(error)) => refused(CODE_REFUSED, &printable(&error.reason()), Some(&state)),
+        Err(Unredeemed::Failed(error)) => {
+            tracing::warn!(server = %state.server, token_url = %config.client.token_url, reason = %error.reason(), "consent callback: the code could not be redeemed");
+            refused(PROVIDER_DOWN, "", Some(&state))
+        }
+        Err(Unredeemed::OtherUser) => refused(OTHER_USER, "", Some(&state)),
+        Err(Unredeemed::Store(error)) => {
+            tracing::warn!(%error, server = %state.server, "consent callback: the token store failed");
+            refused(STORE_DOWN, "", Some(&state))
+        }
+    }
+}
+
+/// The state's mount in the current snapshot, by route and McpServer name, if it still has
+/// per-user tokens.
+fn mount<'a>(snapshot: &'a Snapshot, state: &State) -> Option<&'a AuthorizationCodeConfig> {
+    let (namespace, name) = state.route.split_once('/')?;
+    let route = snapshot.route_named(namespace, name)?;
+    route.mounts.iter().filter(|m| m.config.server == state.server).find_map(|m| match m.config.upstream.auth() {
+        Some(OutboundAuth::AuthorizationCode(config)) => Some(config),
+        _ => None,
+    })
+}
+
+/// 302 to the configured authorization endpoint, with the cookie that binds the flow here.
+fn redirect(config: &AuthorizationCodeConfig, state: &State, sealed: &str) -> Response {
+    let Ok(mut target) = url::Url::parse(&config.authorization_url) else {
+        // Checked when the mount's identity was built: only a config changed since gets here.
+        return refused(GONE, "", Some(state));
+    };
+    {
+        let mut query = target.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &config.client.client_id)
+            .append_pair("redirect_uri", &state.redirect_url);
+        if !config.scopes.is_empty() {
+            query.append_pair("scope", &config.scopes.join(" "));
+        }
+        query
+            .append_pair("state", sealed)
+            .append_pair("code_challenge", &state.challenge())
+            .append_pair("code_challenge_method", "S256");
+        if let Some(audience) = &config.audience {
+            query.append_pair("audience", audience);
+        }
+        if let Some(resource) = &config.resource {
+            query.append_pair("resource", resource);
+        }
+    }
+    let secure = if state.redirect_url.starts_with("https:") { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={}; Path={PREFIX}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(&state.nonce),
+        state.nonce,
+        STATE_LIFE.as_secs()
+    );
+    let mut response = page(StatusCode::FOUND, "text/plain; charset=utf-8", String::new());
+    let headers = response.headers_mut();
+    match (HeaderValue::try_from(target.as_str()), HeaderValue::try_from(cookie)) {
+        (Ok(location), Ok(cookie)) => {
+            headers.insert(LOCATION, location);
+            headers.insert(SET_COOKIE, cookie);
+        }
+        _ => return refused(GONE, "", Some(state)),
+    }
+    response
+}
+
+/// Whether the request carries the cookie the start page set for this nonce.
+fn holds_cookie(headers: &HeaderMap, nonce: &str) -> bool {
+    let name = cookie_name(nonce);
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(n, v)| n == name && bool::from(v.as_bytes().ct_eq(nonce.as_bytes())))
+}
+
+/// One cookie per flow, so two consents started in one browser do not undo each other.
+fn cookie_name(nonce: &str) -> String {
+    format!("{COOKIE_PREFIX}{}", &nonce[..nonce.len().min(12)])
+}
+
+/// The page a consenting user sees last: no token in it, and the flow's cookie cleared.
+fn granted(state: &State) -> Response {
+    let server = escape(&state.server);
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Manifold</title></head><body>\
+         <p>Manifold: {server} may now act for you; return to your client.</p></body></html>"
+    );
+    let mut response = page(StatusCode::OK, "text/html; charset=utf-8", body);
+    let clear = format!("{}=; Path={PREFIX}; Max-Age=0; HttpOnly; SameSite=Lax", cookie_name(&state.nonce));
+    if let Ok(clear) = HeaderValue::try_from(clear) {
+        response.headers_mut().insert(SET_COOKIE, clear);
+    }
+    response
+}
+
+/// A refusal, logged without secrets (never the state, code or cookie).
+fn refused(refusal: Refusal, detail: &str, state: Option<&State>) -> Response {
+    match state {
+        Some(state) => tracing::info!(
+            namespace = %state.namespace, server = %state.server, status = refusal.status.as_u16(),
+            reason = refusal.text, detail, "consent refused"
+        ),
+        None => tracing::info!(status = refusal.status.as_u16(), reason = refusal.text, "consent refused"),
+    }
+    refuse(refusal, detail)
+}
+
+fn refuse(refusal: Refusal, detail: &str) -> Response {
+    let mut response = plain(refusal.status, format!("{}{detail}", refusal.text));
+    no_store(response.headers_mut());
+    response
+}
+
+fn page(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = http::Response::new(Either::Left(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    no_store(response.headers_mut());
+    response
+}
+
+/// Consent pages are never cached, and the callback's URL (with its code) is never sent on
+/// as a referrer.
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+}
+
+/// A provider's error, kept to printable ASCII and a bounded length.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(300).collect()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
