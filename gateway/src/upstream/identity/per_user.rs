@@ -357,3 +357,255 @@ fn random<const N: usize>() -> [u8; N] {
     aws_lc_rs::rand::fill(&mut bytes).expect("the system has randomness");
     bytes
 }
+
+/// A token endpoint for tests: it records each request's form, checks PKCE for the codes it
+/// was told of, and answers what it is told to.
+#[cfg(test)]
+pub mod testing {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State as Shared;
+    use axum::http::StatusCode;
+    use manifold_api::config::{AuthorizationCodeConfig, ClientAuthentication, TokenClient};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::access::authn::Source;
+
+    pub const ISSUER: &str = "https://idp.example/realms/acme";
+
+    #[derive(Default)]
+    struct Inner {
+        forms: Vec<BTreeMap<String, String>>,
+        answer: Option<(u16, Value)>,
+        /// code -> the PKCE challenge of the flow it was issued to.
+        codes: HashMap<String, String>,
+    }
+
+    #[derive(Clone)]
+    pub struct TokenEndpoint {
+        pub url: String,
+        inner: Arc<Mutex<Inner>>,
+    }
+
+    impl TokenEndpoint {
+        pub async fn start() -> Self {
+            let inner = Arc::new(Mutex::new(Inner::default()));
+            let app = axum::Router::new().route("/token", axum::routing::post(answer)).with_state(Arc::clone(&inner));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the token endpoint");
+            let url = format!("http://{}/token", listener.local_addr().expect("bound"));
+            tokio::spawn(async move { axum::serve(listener, app).await.expect("the token endpoint serves") });
+            TokenEndpoint { url, inner }
+        }
+
+        /// What every request gets from now on.
+        pub fn answer(&self, status: u16, body: Value) {
+            self.inner.lock().unwrap().answer = Some((status, body));
+        }
+
+        /// `code` was issued to the flow whose PKCE challenge is `challenge`.
+        pub fn issue(&self, code: &str, challenge: &str) {
+            self.inner.lock().unwrap().codes.insert(code.into(), challenge.into());
+        }
+
+        pub fn forms(&self) -> Vec<BTreeMap<String, String>> {
+            self.inner.lock().unwrap().forms.clone()
+        }
+    }
+
+    async fn answer(Shared(inner): Shared<Arc<Mutex<Inner>>>, body: String) -> (StatusCode, axum::Json<Value>) {
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        let mut inner = inner.lock().unwrap();
+        inner.forms.push(form.clone());
+        if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let issued = form.get("code").and_then(|code| inner.codes.get(code));
+            if issued != Some(&challenge) {
+                let refusal = json!({"error": "invalid_grant", "error_description": "PKCE verification failed"});
+                return (StatusCode::BAD_REQUEST, axum::Json(refusal));
+            }
+        }
+        let (status, body) = inner.answer.clone().unwrap_or((500, json!({"error": "server_error"})));
+        (StatusCode::from_u16(status).unwrap(), axum::Json(body))
+    }
+
+    pub fn config(token_url: &str) -> AuthorizationCodeConfig {
+        AuthorizationCodeConfig {
+            client: TokenClient {
+                token_url: token_url.into(),
+                client_id: "gateway-client".into(),
+                authentication: ClientAuthentication::ClientSecretPost { secret: "client-secret-value".into() },
+            },
+            authorization_url: "https://idp.example/authorize?tenant=acme".into(),
+            redirect_url: "https://gw.example/.manifold/oauth2/callback".into(),
+            scopes: vec!["repo".into(), "read:user".into()],
+            audience: Some("github-api".into()),
+            resource: None,
+        }
+    }
+
+    /// A caller with a JWT of [`ISSUER`] for `subject`.
+    pub fn caller(subject: &str) -> Principal {
+        let claims = json!({"sub": subject, "iss": ISSUER}).as_object().cloned().unwrap();
+        Principal::new(subject.into(), vec![], vec![], claims, Source::Jwt(ISSUER.into()))
+    }
+
+    /// An unsigned JWT holding `claims` (the gateway does not verify what the token endpoint
+    /// hands it).
+    pub fn jwt(claims: Value) -> String {
+        let part = |value: Value| URL_SAFE_NO_PAD.encode(value.to_string());
+        format!("{}.{}.c2ln", part(json!({"alg": "RS256"})), part(claims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::testing::{ISSUER, TokenEndpoint, caller, config};
+    use super::*;
+
+    fn tokens() -> Arc<Tokens> {
+        Arc::new(Tokens::memory(Arc::new(KeyRing::new(&[[5u8; 32]]))))
+    }
+
+    fn per_user(token_url: &str, tokens: &Arc<Tokens>, namespace: &str, server: &str) -> PerUser {
+        let place = Place { namespace, route: "tools", server, tokens };
+        PerUser::new(&config(token_url), Default::default(), &place).expect("a valid config")
+    }
+
+    fn entry(access: &str, refresh: Option<&str>, expires_in: u64) -> Entry {
+        Entry {
+            access_token: access.into(),
+            refresh_token: refresh.map(str::to_owned),
+            expires_at: now() + expires_in,
+            scope: None,
+        }
+    }
+
+    fn alice_key() -> Key {
+        Key::new("acme", "github", &caller("alice").identity)
+    }
+
+    #[tokio::test]
+    async fn a_caller_without_a_token_gets_a_consent_link_with_its_sealed_state() {
+        let tokens = tokens();
+        let github = per_user("http://127.0.0.1:1/token", &tokens, "acme", "github");
+        let Err(Denied::Consent { url, elicitation_id }) = github.token(&caller("alice")).await else {
+            panic!("consent expected")
+        };
+        let sealed = url.strip_prefix("https://gw.example/.manifold/oauth2/start?state=").expect("a start link");
+        let state = State::open(sealed, tokens.ring()).expect("the state opens");
+        assert_eq!(
+            (state.namespace.as_str(), state.route.as_str(), state.server.as_str()),
+            ("acme", "acme/tools", "github")
+        );
+        assert_eq!(state.principal, principal_hash(&caller("alice").identity));
+        assert_eq!((state.issuer.as_deref(), state.subject.as_str()), (Some(ISSUER), "alice"));
+        assert_eq!(state.elicitation_id, elicitation_id);
+        assert_eq!(state.redirect_url, "https://gw.example/.manifold/oauth2/callback");
+        assert_eq!(state.challenge(), URL_SAFE_NO_PAD.encode(Sha256::digest(state.verifier.as_bytes())));
+        assert!(state.verifier.len() >= 43, "RFC 7636: at least 43 characters");
+        assert!(state.expires <= now() + STATE_LIFE.as_secs());
+        let Err(Denied::Consent { url: again, .. }) = github.token(&caller("alice")).await else { panic!() };
+        assert_ne!(url, again, "each link has its own nonce and verifier");
+        assert_eq!(State::open(&sealed[..sealed.len() - 1], tokens.ring()), Err(BadState::Forged));
+        let anonymous = Principal::new("anonymous".into(), vec![], vec![], Default::default(), Source::Anonymous);
+        let refused = github.token(&anonymous).await.unwrap_err();
+        assert!(matches!(refused, Denied::Caller(ref why) if why.contains("anonymous")), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stored_token_serves_only_its_principal_namespace_and_server() {
+        let tokens = tokens();
+        let endpoint = TokenEndpoint::start().await;
+        tokens.put(&alice_key(), &entry("alice-token", None, 300), Duration::from_secs(300)).await.unwrap();
+        let github = per_user(&endpoint.url, &tokens, "acme", "github");
+        assert_eq!(github.token(&caller("alice")).await.unwrap(), "alice-token");
+        assert!(matches!(github.token(&caller("bob")).await, Err(Denied::Consent { .. })), "bob is not alice");
+        let elsewhere =
+            [per_user(&endpoint.url, &tokens, "globex", "github"), per_user(&endpoint.url, &tokens, "acme", "gitlab")];
+        for mount in elsewhere {
+            assert!(matches!(mount.token(&caller("alice")).await, Err(Denied::Consent { .. })), "{}", mount.server);
+        }
+        assert!(endpoint.forms().is_empty(), "nothing was refreshed");
+    }
+
+    #[tokio::test]
+    async fn an_expiring_token_is_refreshed_once_for_concurrent_calls() {
+        let tokens = tokens();
+        let endpoint = TokenEndpoint::start().await;
+        endpoint.answer(
+            200,
+            json!({"access_token": "fresh", "refresh_token": "r2", "expires_in": 300, "token_type": "Bearer"}),
+        );
+        tokens.put(&alice_key(), &entry("old", Some("r1"), MARGIN - 1), Duration::from_secs(300)).await.unwrap();
+        let github = per_user(&endpoint.url, &tokens, "acme", "github");
+        let alice = caller("alice");
+        let answers = futures::future::join_all((0..5).map(|_| github.token(&alice))).await;
+        assert!(answers.iter().all(|a| a.as_deref() == Ok("fresh")), "{answers:?}");
+        let forms = endpoint.forms();
+        assert_eq!(forms.len(), 1, "one refresh for five calls");
+        let form = &forms[0];
+        assert_eq!(
+            (form["grant_type"].as_str(), form["refresh_token"].as_str(), form["client_id"].as_str()),
+            ("refresh_token", "r1", "gateway-client")
+        );
+        assert_eq!(form["client_secret"], "client-secret-value");
+        let stored = tokens.get(&alice_key()).await.unwrap().expect("stored");
+        assert_eq!((stored.access_token.as_str(), stored.refresh_token.as_deref()), ("fresh", Some("r2")));
+        assert!(github.refreshing.lock().unwrap().is_empty(), "the flight is gone once landed");
+    }
+
+    #[tokio::test]
+    async fn a_revoked_refresh_token_asks_for_consent_again() {
+        let tokens = tokens();
+        let endpoint = TokenEndpoint::start().await;
+        endpoint.answer(400, json!({"error": "invalid_grant", "error_description": "Token is not active"}));
+        tokens.put(&alice_key(), &entry("old", Some("revoked"), 0), Duration::from_secs(300)).await.unwrap();
+        let github = per_user(&endpoint.url, &tokens, "acme", "github");
+        assert!(matches!(github.token(&caller("alice")).await, Err(Denied::Consent { .. })));
+        assert_eq!(tokens.get(&alice_key()).await.unwrap(), None, "the revoked entry is gone");
+        assert_eq!(endpoint.forms().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_the_upstream_refuses_is_refreshed_and_if_that_fails_forgotten() {
+        let tokens = tokens();
+        let endpoint = TokenEndpoint::start().await;
+        tokens.put(&alice_key(), &entry("stale", Some("r1"), 300), Duration::from_secs(300)).await.unwrap();
+        let github = per_user(&endpoint.url, &tokens, "acme", "github");
+        let alice = caller("alice");
+        assert_eq!(github.token(&alice).await.unwrap(), "stale");
+        assert!(github.rejected(&alice, &HeaderValue::from_static("Bearer stale")));
+        endpoint.answer(200, json!({"access_token": "fresh", "expires_in": 300}));
+        assert_eq!(github.token(&alice).await.unwrap(), "fresh", "refreshed although not expired");
+        let kept = tokens.get(&alice_key()).await.unwrap().expect("stored");
+        assert_eq!(kept.refresh_token.as_deref(), Some("r1"), "the refresh token is kept when none comes back");
+        assert!(github.rejected(&alice, &HeaderValue::from_static("Bearer fresh")));
+        endpoint.answer(503, json!({"error": "temporarily_unavailable"}));
+        assert!(matches!(github.token(&alice).await, Err(Denied::Consent { .. })));
+        assert_eq!(tokens.get(&alice_key()).await.unwrap(), None);
+        assert_eq!(endpoint.forms().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_provider_failing_a_refresh_fails_the_call_with_a_clear_message_and_no_secret() {
+        let tokens = tokens();
+        let endpoint = TokenEndpoint::start().await;
+        endpoint.answer(503, json!({"error": "temporarily_unavailable", "error_description": "maintenance"}));
+        tokens.put(&alice_key(), &entry("old", Some("secret-refresh"), 0), Duration::from_secs(300)).await.unwrap();
+        let github = per_user(&endpoint.url, &tokens, "acme", "github");
+        let Err(Denied::Provider(why)) = github.token(&caller("alice")).await else { panic!("a provider failure") };
+        assert_eq!(
+            why,
+            format!(
+                "github: refreshing the caller's token at {} failed: temporarily_unavailable: maintenance",
+                endpoint.url
+            )
+        );
+        assert!(tokens.get(&alice_key()).await.unwrap().is_some(), "kept for when the provider is back");
+    }
+}

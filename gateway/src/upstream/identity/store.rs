@@ -352,7 +352,8 @@ mod tests {
         Entry {
             access_token: access.into(),
             refresh_token: Some(format!("{access}-refresh")),
-            expires_at: now() + 300,
+            // Fixed, so two entries made a second apart are equal.
+            expires_at: 4_000_000_000,
             scope: Some("repo".into()),
         }
     }
