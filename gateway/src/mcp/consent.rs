@@ -260,3 +260,254 @@ fn printable(text: &str) -> String {
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use manifold_api::GatewayConfig;
+    use manifold_api::config::Upstream;
+    use serde_json::json;
+
+    use super::*;
+    use crate::mcp::seal::KeyRing;
+    use crate::upstream::identity::per_user::testing::{ISSUER, TokenEndpoint, caller, config, jwt};
+    use crate::upstream::identity::store::Key;
+    use crate::upstream::identity::{Denied, Identity, Place};
+    use crate::{ConfigSource, Running, Settings};
+
+    /// A gateway serving route acme/tools, whose mount of McpServer `server-github` has
+    /// per-user tokens from `endpoint`.
+    async fn gateway(endpoint: &TokenEndpoint) -> (Running, tempfile::TempDir) {
+        let mut route = crate::mcp::call::testing::route(&["github"], None);
+        let Upstream::Remote(remote) = &mut route.mounts[0].upstream else { unreachable!("a remote mount") };
+        remote.auth = Some(OutboundAuth::AuthorizationCode(config(&endpoint.url)));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, serde_json::to_string(&GatewayConfig::new(vec![route], None)).unwrap()).unwrap();
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            audit_log: Some("/dev/null".into()),
+            ..Settings::default()
+        };
+        (crate::start(settings, ConfigSource::File(file)).await.expect("the gateway starts"), dir)
+    }
+
+    /// The mount's identity, as the call path builds it.
+    fn identity(running: &Running, endpoint: &TokenEndpoint) -> Identity {
+        let tokens = &running.gateway.tokens;
+        let place = Place { namespace: "acme", route: "tools", server: "server-github", tokens };
+        Identity::new(&OutboundAuth::AuthorizationCode(config(&endpoint.url)), Default::default(), &place).unwrap()
+    }
+
+    /// A consent link's sealed state for `subject`.
+    async fn consent(identity: &Identity, subject: &str) -> String {
+        match identity.credential(&caller(subject)).await {
+            Err(Denied::Consent { url, .. }) => {
+                url.strip_prefix("https://gw.example/.manifold/oauth2/start?state=").expect("a start link").to_owned()
+            }
+            other => panic!("consent expected, got {other:?}"),
+        }
+    }
+
+    struct Answer {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: String,
+    }
+
+    async fn get(running: &Running, path_and_query: &str, cookie: Option<&str>) -> Answer {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut request = http::Request::get(running.url(path_and_query));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        let response = client.request(request.body(Full::default()).unwrap()).await.expect("the gateway answers");
+        let (parts, body) = response.into_parts();
+        let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Answer { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// Starts the flow of `state`: the cookie the browser now holds.
+    async fn start(running: &Running, state: &str) -> String {
+        let answer = get(running, &format!("/.manifold/oauth2/start?state={state}"), None).await;
+        assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
+        let cookie = answer.headers[SET_COOKIE].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    fn assert_refused(answer: &Answer, refusal: Refusal, detail: &str) {
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (refusal.status, format!("{}{detail}", refusal.text).as_str())
+        );
+    }
+
+    fn opened(running: &Running, state: &str) -> State {
+        State::open(state, running.gateway.tokens.ring()).expect("the state opens")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_redirects_to_the_configured_authorization_url_and_nowhere_a_request_names() {
+        let endpoint = TokenEndpoint::start().await;
+        let (running, _dir) = gateway(&endpoint).await;
+        let state = consent(&identity(&running, &endpoint), "alice").await;
+        let extra =
+            "&redirect_uri=https%3A%2F%2Fevil.example%2F&authorization_url=https%3A%2F%2Fevil.example&client_id=evil";
+        let answer = get(&running, &format!("/.manifold/oauth2/start?state={state}{extra}"), None).await;
+        assert_eq!(answer.status, StatusCode::FOUND, "{}", answer.body);
+        let location = url::Url::parse(answer.headers[LOCATION].to_str().unwrap()).unwrap();
+        assert_eq!(&location[..url::Position::AfterPath], "https://idp.example/authorize");
+        let query: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        let challenge = opened(&running, &state).challenge();
+        let expected = [
+            ("tenant", "acme"),
+            ("response_type", "code"),
+            ("client_id", "gateway-client"),
+            ("redirect_uri", "https://gw.example/.manifold/oauth2/callback"),
+            ("scope", "repo read:user"),
+            ("state", state.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("audience", "github-api"),
+        ];
+        let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        assert_eq!(query, expected);
+        let cookie = answer.headers[SET_COOKIE].to_str().unwrap();
+        let nonce = opened(&running, &state).nonce;
+        assert!(cookie.starts_with(&format!("{}={nonce};", cookie_name(&nonce))), "{cookie}");
+        for attribute in ["; Path=/.manifold/oauth2/", "; HttpOnly", "; SameSite=Lax", "; Secure", "; Max-Age=600"] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+        assert_eq!(answer.headers[CACHE_CONTROL], "no-store");
+        running.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn forged_expired_replayed_and_other_browsers_states_are_refused() {
+        let endpoint = TokenEndpoint::start().await;
+        let (running, _dir) = gateway(&endpoint).await;
+        let identity = identity(&running, &endpoint);
+        let state = consent(&identity, "alice").await;
+        let ring = running.gateway.tokens.ring();
+
+        let other_ring = KeyRing::new(&[[1u8; 32]])
+            .seal_bytes(&ring.open_bytes(&state, b"manifold:consent-state").unwrap(), b"manifold:consent-state");
+        let mut expired = opened(&running, &state);
+        expired.expires = crate::upstream::identity::store::now() - 1;
+        let expired = expired.seal(ring);
+        for page in ["start", "callback"] {
+            for forged in ["", "not-a-state", other_ring.as_str(), &state[..state.len() - 2]] {
+                let answer = get(&running, &format!("/.manifold/oauth2/{page}?state={forged}&code=c"), None).await;
+                assert_refused(&answer, FORGED, "");
+            }
+            assert_refused(
+                &get(&running, &format!("/.manifold/oauth2/{page}?state={expired}&code=c"), None).await,
+                EXPIRED,
+                "",
+            );
+        }
+        let mut gone = opened(&running, &state);
+        gone.route = "acme/elsewhere".into();
+        let gone = gone.seal(ring);
+        assert_refused(&get(&running, &format!("/.manifold/oauth2/start?state={gone}"), None).await, GONE, "");
+
+        let cookie = start(&running, &state).await;
+        let callback = format!("/.manifold/oauth2/callback?code=code-alice&state={state}");
+        assert_refused(&get(&running, &callback, None).await, OTHER_BROWSER, "");
+        let another = start(&running, &consent(&identity, "alice").await).await;
+        assert_refused(&get(&running, &callback, Some(&another)).await, OTHER_BROWSER, "");
+        let (name, _) = cookie.split_once('=').unwrap();
+        assert_refused(
+            &get(&running, &callback, Some(&format!("{name}=0123456789abcdef0123456789abcdef"))).await,
+            OTHER_BROWSER,
+            "",
+        );
+
+        endpoint.issue("code-alice", &opened(&running, &state).challenge());
+        let access = jwt(json!({"iss": ISSUER, "sub": "alice"}));
+        endpoint.answer(200, json!({"access_token": access, "refresh_token": "r1", "expires_in": 300}));
+        let answer = get(&running, &callback, Some(&format!("{another}; {cookie}"))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(
+            answer.body.contains("Manifold: server-github may now act for you; return to your client"),
+            "{}",
+            answer.body
+        );
+        assert!(!answer.body.contains(&access) && !answer.body.contains("r1"));
+        assert!(answer.headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"), "the cookie is cleared");
+        let form = endpoint.forms().pop().unwrap();
+        assert_eq!(
+            (form["grant_type"].as_str(), form["code"].as_str(), form["redirect_uri"].as_str()),
+            ("authorization_code", "code-alice", "https://gw.example/.manifold/oauth2/callback")
+        );
+        assert_eq!(form["code_verifier"], opened(&running, &state).verifier);
+        assert_eq!(identity.credential(&caller("alice")).await.unwrap(), format!("Bearer {access}").as_str());
+        assert!(
+            matches!(identity.credential(&caller("bob")).await, Err(Denied::Consent { .. })),
+            "bob is asked his own"
+        );
+
+        assert_refused(&get(&running, &callback, Some(&cookie)).await, REPLAYED, "");
+        assert_eq!(endpoint.forms().len(), 1, "a replay reaches no token endpoint");
+        running.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_code_from_another_flow_fails_pkce_and_stores_nothing() {
+        let endpoint = TokenEndpoint::start().await;
+        let (running, _dir) = gateway(&endpoint).await;
+        let identity = identity(&running, &endpoint);
+        let (mallory, alice) = (consent(&identity, "mallory").await, consent(&identity, "alice").await);
+        // Mallory's code, injected into Alice's flow (her state, her browser's cookie).
+        endpoint.issue("code-mallory", &opened(&running, &mallory).challenge());
+        endpoint.answer(200, json!({"access_token": "mallory-token", "expires_in": 300}));
+        let cookie = start(&running, &alice).await;
+        let answer =
+            get(&running, &format!("/.manifold/oauth2/callback?code=code-mallory&state={alice}"), Some(&cookie)).await;
+        assert_refused(&answer, CODE_REFUSED, "invalid_grant: PKCE verification failed");
+        let key = Key::new("acme", "server-github", &caller("alice").identity);
+        assert_eq!(running.gateway.tokens.get(&key).await.unwrap(), None);
+        running.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sign_in_as_someone_else_or_a_refusal_at_the_provider_stores_nothing() {
+        let endpoint = TokenEndpoint::start().await;
+        let (running, _dir) = gateway(&endpoint).await;
+        let identity = identity(&running, &endpoint);
+        let key = Key::new("acme", "server-github", &caller("alice").identity);
+
+        let state = consent(&identity, "alice").await;
+        endpoint.issue("code-1", &opened(&running, &state).challenge());
+        let id_token = jwt(json!({"iss": ISSUER, "sub": "mallory"}));
+        endpoint.answer(200, json!({"access_token": "opaque", "id_token": id_token, "expires_in": 300}));
+        let cookie = start(&running, &state).await;
+        let answer =
+            get(&running, &format!("/.manifold/oauth2/callback?code=code-1&state={state}"), Some(&cookie)).await;
+        assert_refused(&answer, OTHER_USER, "");
+        assert_eq!(running.gateway.tokens.get(&key).await.unwrap(), None);
+
+        let state = consent(&identity, "alice").await;
+        let cookie = start(&running, &state).await;
+        let denied = format!("/.manifold/oauth2/callback?error=access_denied&error_description=no&state={state}");
+        assert_refused(&get(&running, &denied, Some(&cookie)).await, DENIED, "access_denied");
+
+        // Another issuer's tokens say nothing about the caller: stored.
+        let state = consent(&identity, "alice").await;
+        endpoint.issue("code-2", &opened(&running, &state).challenge());
+        let id_token = jwt(json!({"iss": "https://other.example", "sub": "someone"}));
+        endpoint.answer(200, json!({"access_token": "opaque", "id_token": id_token, "expires_in": 300}));
+        let cookie = start(&running, &state).await;
+        let answer =
+            get(&running, &format!("/.manifold/oauth2/callback?code=code-2&state={state}"), Some(&cookie)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(running.gateway.tokens.get(&key).await.unwrap().unwrap().access_token, "opaque");
+
+        assert_refused(&get(&running, "/.manifold/oauth2/elsewhere", None).await, NO_PAGE, "");
+        running.shutdown().await;
+    }
+}
