@@ -235,6 +235,23 @@ mod tests {
     }
 
     #[test]
+    fn the_token_store_is_a_redis_url_or_a_file() {
+        use crate::upstream::identity::store::Setting;
+        let parse = |value: &str| Args::try_parse_from(["manifold-gateway", "--kube", "--token-store", value]);
+        let Some(Setting::Redis(url)) = parse("redis://:pw@redis:6379/2").unwrap().settings().token_store else {
+            panic!("a Redis store")
+        };
+        assert_eq!(url.to_string(), "redis://:redacted@redis:6379/2");
+        let Some(Setting::File(path)) = parse("/var/lib/manifold/tokens.json").unwrap().settings().token_store else {
+            panic!("a file store")
+        };
+        assert_eq!(path, PathBuf::from("/var/lib/manifold/tokens.json"));
+        let message = parse("http://redis:6379").unwrap_err().to_string();
+        assert!(message.contains("scheme `http` is not supported"), "{message}");
+        assert!(Args::try_parse_from(["manifold-gateway", "--kube"]).unwrap().settings().token_store.is_none());
+    }
+
+    #[test]
     fn redis_for_rate_limits_is_optional_fails_open_by_default_and_a_bad_url_is_named() {
         let local = Args::try_parse_from(["manifold-gateway", "--kube"]).unwrap().settings();
         assert!(local.rate_limit_redis.is_none());

@@ -288,8 +288,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
 /// Where per-user upstream tokens are kept: `--token-store`, else the rate limits' Redis,
 /// else memory (consents then last as long as this process).
 fn token_store(settings: &Settings, ring: &Arc<KeyRing>) -> Result<upstream::identity::Tokens, String> {
-    use upstream::identity::store::Setting;
-    let ring = Arc::clone(ring);
+    use upstream::identity::store::{Seal, Setting};
+    let ring: Arc<dyn Seal> = Arc::clone(ring) as Arc<dyn Seal>;
     let tokens = match (&settings.token_store, &settings.rate_limit_redis) {
         (Some(Setting::Redis(url)), _) => upstream::identity::Tokens::redis(url, ring)?,
         (Some(Setting::File(path)), _) => upstream::identity::Tokens::file(path, ring)?,

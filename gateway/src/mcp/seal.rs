@@ -1,4 +1,5 @@
-//! Session tokens: the `Mcp-Session-Id` a client holds is the session itself, sealed with
+//! Sealing under the gateway's key ring (AES-256-GCM with associated data: `seal_bytes`,
+//! `open_bytes`), and session tokens sealed with it. The `Mcp-Session-Id` a client holds is the session itself, sealed with
 //! AES-256-GCM (aws-lc-rs) under the gateway's key ring, so that any replica holding the
 //! ring can open it and go on serving the session. A token names its route and the principal
 //! it is bound to (a hash), the negotiated revision, the client's capabilities and when it
@@ -150,6 +151,17 @@ impl KeyRing {
                 key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&associated[..]), &mut sealed).ok()?;
             Some(plain.to_vec())
         })
+    }
+}
+
+/// Stored upstream tokens and consent states are sealed with the ring.
+impl crate::upstream::identity::store::Seal for KeyRing {
+    fn seal_bytes(&self, plain: &[u8], aad: &[u8]) -> String {
+        KeyRing::seal_bytes(self, plain, aad)
+    }
+
+    fn open_bytes(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        KeyRing::open_bytes(self, sealed, aad)
     }
 }
 

@@ -24,7 +24,7 @@ pub struct Identity {
 
 enum Provider {
     Forward(forward::Forward),
-    PerUser(per_user::PerUser),
+    PerUser(Box<per_user::PerUser>),
 }
 
 /// Where a mount is served, and the gateway's per-user token store: what per-user tokens
@@ -61,7 +61,9 @@ impl Identity {
     pub fn new(config: &OutboundAuth, egress: manifold_runtime::egress::Egress, place: &Place) -> Result<Self, String> {
         let provider = match config {
             OutboundAuth::ForwardCallerToken(forward) => Provider::Forward(forward::Forward::new(forward)),
-            OutboundAuth::AuthorizationCode(code) => Provider::PerUser(per_user::PerUser::new(code, egress, place)?),
+            OutboundAuth::AuthorizationCode(code) => {
+                Provider::PerUser(Box::new(per_user::PerUser::new(code, egress, place)?))
+            }
             other => return Err(format!("auth mode {} is not available in this gateway", other.mode())),
         };
         Ok(Identity { provider })

@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::grant::{GrantError, Granted, grant};
-use super::store::{Entry, Key, MAX_ENTRY_LIFE, StoreError, Tokens, now, principal_hash};
+use super::store::{Entry, Key, MAX_ENTRY_LIFE, Seal, StoreError, Tokens, now, principal_hash};
 use super::{Denied, Place};
 use crate::access::{Principal, authn::Source};
-use crate::mcp::seal::KeyRing;
 
 /// Where consent links lead (on the origin of the mount's `redirectUrl`).
 pub const START_PATH: &str = "/.manifold/oauth2/start";
@@ -77,11 +76,11 @@ pub enum BadState {
 }
 
 impl State {
-    pub fn seal(&self, ring: &KeyRing) -> String {
+    pub fn seal(&self, ring: &dyn Seal) -> String {
         ring.seal_bytes(&serde_json::to_vec(self).expect("states serialize"), STATE_AAD)
     }
 
-    pub fn open(sealed: &str, ring: &KeyRing) -> Result<State, BadState> {
+    pub fn open(sealed: &str, ring: &dyn Seal) -> Result<State, BadState> {
         let plain = ring.open_bytes(sealed, STATE_AAD).ok_or(BadState::Forged)?;
         let state: State = serde_json::from_slice(&plain).map_err(|_| BadState::Forged)?;
         if state.expires <= now() {
@@ -466,6 +465,7 @@ mod tests {
 
     use super::testing::{ISSUER, TokenEndpoint, caller, config};
     use super::*;
+    use crate::mcp::seal::KeyRing;
 
     fn tokens() -> Arc<Tokens> {
         Arc::new(Tokens::memory(Arc::new(KeyRing::new(&[[5u8; 32]]))))

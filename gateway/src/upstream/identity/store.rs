@@ -16,7 +16,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::mcp::seal::KeyRing;
 use crate::policy::cluster::RedisUrl;
 
 /// Entries are kept at most this long (a refresh token's life when the provider says none).
@@ -25,6 +24,14 @@ pub const MAX_ENTRY_LIFE: Duration = Duration::from_secs(30 * 24 * 3600);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const TOKENS_PREFIX: &str = "manifold:tokens:";
 const CONSENT_PREFIX: &str = "manifold:consent:";
+
+/// What seals entries and consent states: the gateway's key ring (`mcp::seal::KeyRing`),
+/// AES-256-GCM with associated data.
+pub trait Seal: Send + Sync {
+    fn seal_bytes(&self, plain: &[u8], aad: &[u8]) -> String;
+    /// None unless `sealed` was sealed by a key of the ring with this very `aad`.
+    fn open_bytes(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>>;
+}
 
 /// One principal's tokens for one McpServer.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -106,7 +113,7 @@ pub struct StoreError {
 /// Per-user tokens and consent markers, sealed with the gateway's ring.
 pub struct Tokens {
     backend: Backend,
-    ring: Arc<KeyRing>,
+    ring: Arc<dyn Seal>,
 }
 
 enum Backend {
@@ -126,12 +133,12 @@ struct Stored {
 
 impl Tokens {
     /// Kept by this process only: consents are lost with it.
-    pub fn memory(ring: Arc<KeyRing>) -> Self {
+    pub fn memory(ring: Arc<dyn Seal>) -> Self {
         Tokens { backend: Backend::Memory(Mutex::default()), ring }
     }
 
     /// Kept in `path` (one JSON map, mode 0600, rewritten whole on each change), read now.
-    pub fn file(path: &Path, ring: Arc<KeyRing>) -> Result<Self, String> {
+    pub fn file(path: &Path, ring: Arc<dyn Seal>) -> Result<Self, String> {
         let map = match std::fs::read(path) {
             Ok(bytes) => {
                 restrict(path).map_err(|e| format!("--token-store {}: cannot make it private: {e}", path.display()))?;
@@ -146,7 +153,7 @@ impl Tokens {
 
     /// Kept in Redis, connected lazily: the gateway starts whether or not it answers yet.
     /// Needs a Tokio runtime, which runs the connection.
-    pub fn redis(url: &RedisUrl, ring: Arc<KeyRing>) -> Result<Self, String> {
+    pub fn redis(url: &RedisUrl, ring: Arc<dyn Seal>) -> Result<Self, String> {
         let client = url.client().map_err(|e| format!("--token-store {url}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(1)
@@ -158,8 +165,8 @@ impl Tokens {
     }
 
     /// The ring entries (and consent states) are sealed with.
-    pub fn ring(&self) -> &Arc<KeyRing> {
-        &self.ring
+    pub fn ring(&self) -> &dyn Seal {
+        &*self.ring
     }
 
     /// Where entries live, for logs.
@@ -343,8 +350,9 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::seal::KeyRing;
 
-    fn ring() -> Arc<KeyRing> {
+    fn ring() -> Arc<dyn Seal> {
         Arc::new(KeyRing::new(&[[9u8; 32]]))
     }
 
