@@ -177,3 +177,102 @@ fn assertion(
     jsonwebtoken::encode(&header, &claims, &key)
         .map_err(|e| GrantError::Failed(format!("signing the client assertion failed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::upstream::identity::per_user::testing::TokenEndpoint;
+
+    fn client(url: &str, authentication: ClientAuthentication) -> TokenClient {
+        TokenClient { token_url: url.into(), client_id: "gate way:1".into(), authentication }
+    }
+
+    const FORM: [(&str, &str); 2] = [("grant_type", "refresh_token"), ("refresh_token", "r1")];
+
+    #[tokio::test]
+    async fn clients_authenticate_with_basic_post_or_a_signed_assertion() {
+        let endpoint = TokenEndpoint::start().await;
+        endpoint.answer(200, json!({"access_token": "t", "expires_in": 60, "refresh_expires_in": 1800}));
+        let basic = client(&endpoint.url, ClientAuthentication::ClientSecretBasic { secret: "s3cr:t/+".into() });
+        let granted = grant(&basic, &FORM, Default::default()).await.unwrap();
+        assert_eq!(
+            (granted.access_token.as_str(), granted.expires_in, granted.refresh_expires_in),
+            ("t", Some(60), Some(1800))
+        );
+        let form = endpoint.forms().pop().unwrap();
+        // RFC 6749 §2.3.1: id and secret form-encoded, then joined and base64-encoded.
+        assert_eq!(form["(authorization)"], format!("Basic {}", STANDARD.encode("gate+way%3A1:s3cr%3At%2F%2B")));
+        assert_eq!((form["grant_type"].as_str(), form["refresh_token"].as_str()), ("refresh_token", "r1"));
+        assert!(!form.contains_key("client_secret"));
+
+        let post = client(&endpoint.url, ClientAuthentication::ClientSecretPost { secret: "s3cr:t/+".into() });
+        grant(&post, &FORM, Default::default()).await.unwrap();
+        let form = endpoint.forms().pop().unwrap();
+        assert_eq!((form["client_id"].as_str(), form["client_secret"].as_str()), ("gate way:1", "s3cr:t/+"));
+        assert!(!form.contains_key("(authorization)"));
+
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let pem =
+            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(pkcs8.as_ref()));
+        let jwt = ClientAuthentication::PrivateKeyJwt {
+            private_key: pem,
+            algorithm: SigningAlgorithm::ES256,
+            key_id: Some("k1".into()),
+        };
+        grant(&client(&endpoint.url, jwt), &FORM, Default::default()).await.unwrap();
+        let form = endpoint.forms().pop().unwrap();
+        assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        let assertion = &form["client_assertion"];
+        let (signed, signature) = assertion.rsplit_once('.').unwrap();
+        let public = aws_lc_rs::signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref());
+        public
+            .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(signature).unwrap())
+            .expect("signed with the client's key");
+        let part = |i: usize| -> Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signed.split('.').nth(i).unwrap()).unwrap()).unwrap()
+        };
+        assert_eq!((part(0)["alg"].as_str(), part(0)["kid"].as_str()), (Some("ES256"), Some("k1")));
+        let claims = part(1);
+        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("gate way:1"), Some("gate way:1")));
+        assert_eq!(claims["aud"].as_str(), Some(endpoint.url.as_str()));
+        assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 60);
+    }
+
+    #[tokio::test]
+    async fn refusals_name_the_providers_error_and_failures_the_endpoint() {
+        let endpoint = TokenEndpoint::start().await;
+        let post = client(&endpoint.url, ClientAuthentication::ClientSecretPost { secret: "s".into() });
+        endpoint.answer(400, json!({"error": "invalid_grant", "error_description": "Token is not active"}));
+        let refused = grant(&post, &FORM, Default::default()).await.err().unwrap();
+        assert!(refused.is_invalid_grant());
+        assert_eq!(refused.reason(), "invalid_grant: Token is not active");
+        endpoint.answer(502, json!("bad gateway"));
+        let failed = grant(&post, &FORM, Default::default()).await.err().unwrap();
+        assert_eq!(
+            failed,
+            GrantError::Failed(format!("the token endpoint {} answered HTTP 502 Bad Gateway", endpoint.url))
+        );
+        endpoint.answer(200, json!({"token_type": "Bearer"}));
+        let failed = grant(&post, &FORM, Default::default()).await.err().unwrap().reason();
+        assert!(
+            failed.starts_with(&format!("the token endpoint {} answered without an access token", endpoint.url)),
+            "{failed}"
+        );
+        let nowhere = client("http://127.0.0.1:1/token", ClientAuthentication::ClientSecretPost { secret: "s".into() });
+        let failed = grant(&nowhere, &FORM, Default::default()).await.err().unwrap().reason();
+        assert!(failed.starts_with("the token endpoint http://127.0.0.1:1/token: "), "{failed}");
+        let hs = ClientAuthentication::PrivateKeyJwt {
+            private_key: "k".into(),
+            algorithm: SigningAlgorithm::HS256,
+            key_id: None,
+        };
+        let failed = grant(&client(&endpoint.url, hs), &FORM, Default::default()).await.err().unwrap().reason();
+        assert_eq!(failed, "private_key_jwt needs RS256 or ES256, not HS256");
+    }
+}

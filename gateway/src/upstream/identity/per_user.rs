@@ -413,8 +413,16 @@ pub mod testing {
         }
     }
 
-    async fn answer(Shared(inner): Shared<Arc<Mutex<Inner>>>, body: String) -> (StatusCode, axum::Json<Value>) {
-        let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    /// The form's `(authorization)` entry holds the request's `Authorization` header, if any.
+    async fn answer(
+        Shared(inner): Shared<Arc<Mutex<Inner>>>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    ) -> (StatusCode, axum::Json<Value>) {
+        let mut form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        if let Some(authorization) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+            form.insert("(authorization)".into(), authorization.into());
+        }
         let mut inner = inner.lock().unwrap();
         inner.forms.push(form.clone());
         if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
