@@ -408,3 +408,36 @@ async fn expire_sessions(gateway: Arc<Gateway>, shutdown: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn per_user_tokens_go_to_the_token_store_else_the_rate_limits_redis_else_memory() {
+        let ring = Arc::new(KeyRing::generate());
+        let redis = |url: &str| policy::cluster::RedisSettings {
+            url: url.parse().unwrap(),
+            unavailable: policy::cluster::Unavailable::Open,
+            timeout: Duration::from_millis(50),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.json");
+        let place = |token_store: Option<&str>, rate_limit_redis: Option<&str>| {
+            let settings = Settings {
+                token_store: token_store.map(|s| s.parse().unwrap()),
+                rate_limit_redis: rate_limit_redis.map(redis),
+                ..Settings::default()
+            };
+            token_store_place(&settings, &ring)
+        };
+        assert_eq!(place(None, None), "memory");
+        assert_eq!(place(None, Some("redis://:pw@limits:6379/0")), "redis://:redacted@limits:6379/0");
+        assert_eq!(place(Some("redis://tokens:6379/3"), Some("redis://limits:6379/0")), "redis://tokens:6379/3");
+        assert_eq!(place(Some(file.to_str().unwrap()), Some("redis://limits:6379/0")), file.display().to_string());
+    }
+
+    fn token_store_place(settings: &Settings, ring: &Arc<KeyRing>) -> String {
+        token_store(settings, ring).expect("the store opens").place()
+    }
+}
