@@ -220,28 +220,15 @@ impl Tokens {
     /// Marks `marker` used for `life`: true the first time, false once it is marked.
     pub async fn use_once(&self, marker: &str, life: Duration) -> Result<bool, StoreError> {
         let key = format!("{CONSENT_PREFIX}{marker}");
+        let stored = Stored { value: String::new(), expires: now() + life.as_secs().max(1) };
         match &self.backend {
-            Backend::Memory(_) | Backend::File { .. } => {
-                let now = now();
-                let stored = Stored { value: String::new(), expires: now + life.as_secs().max(1) };
-                let fresh = |map: &mut BTreeMap<String, Stored>| {
-                    if map.get(&key).is_some_and(|s| s.expires > now) {
-                        return false;
-                    }
-                    map.insert(key.clone(), stored.clone());
-                    true
-                };
-                match &self.backend {
-                    Backend::Memory(map) => Ok(fresh(&mut map.lock().expect("token map lock"))),
-                    Backend::File { path, map } => {
-                        let mut map = map.lock().expect("token file lock");
-                        if !fresh(&mut map) {
-                            return Ok(false);
-                        }
-                        self.save(path, &mut map).map(|()| true)
-                    }
-                    Backend::Redis { .. } => unreachable!("matched above"),
+            Backend::Memory(map) => Ok(mark(&mut map.lock().expect("token map lock"), &key, stored)),
+            Backend::File { path, map } => {
+                let mut map = map.lock().expect("token file lock");
+                if !mark(&mut map, &key, stored) {
+                    return Ok(false);
                 }
+                self.save(path, &mut map).map(|()| true)
             }
             Backend::Redis { connection, .. } => {
                 let mut connection = connection.clone();
@@ -317,6 +304,15 @@ impl Tokens {
             }
         }
     }
+}
+
+/// Marks `key` in `map` unless it is marked and unexpired: whether it was marked now.
+fn mark(map: &mut BTreeMap<String, Stored>, key: &str, stored: Stored) -> bool {
+    if map.get(key).is_some_and(|held| held.expires > now()) {
+        return false;
+    }
+    map.insert(key.to_owned(), stored);
+    true
 }
 
 #[cfg(unix)]
