@@ -102,6 +102,12 @@ pub struct Args {
     /// being unavailable.
     #[arg(long, env = "MANIFOLD_RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 50)]
     pub rate_limit_redis_timeout_ms: u64,
+    /// Keep per-user upstream tokens (oauth2AuthorizationCode consents), sealed with the
+    /// session keys, in this Redis (redis://[user:password@]host:port[/db], shared by every
+    /// replica) or this file (local mode, mode 0600). Default: the --rate-limit-redis Redis,
+    /// else memory (callers consent again after a restart).
+    #[arg(long, env = "MANIFOLD_TOKEN_STORE", value_name = "URL|PATH", hide_env_values = true)]
+    pub token_store: Option<crate::upstream::identity::store::Setting>,
     /// Log format.
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -131,6 +137,7 @@ impl Args {
                 unavailable: self.rate_limit_redis_unavailable,
                 timeout: Duration::from_millis(self.rate_limit_redis_timeout_ms.max(1)),
             }),
+            token_store: self.token_store.clone(),
             tracer: None,
             meter: None,
         }
@@ -225,6 +232,23 @@ mod tests {
         assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
         let none = Args::try_parse_from(["manifold-gateway"]).unwrap_err();
         assert_eq!(none.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn the_token_store_is_a_redis_url_or_a_file() {
+        use crate::upstream::identity::store::Setting;
+        let parse = |value: &str| Args::try_parse_from(["manifold-gateway", "--kube", "--token-store", value]);
+        let Some(Setting::Redis(url)) = parse("redis://:pw@redis:6379/2").unwrap().settings().token_store else {
+            panic!("a Redis store")
+        };
+        assert_eq!(url.to_string(), "redis://:redacted@redis:6379/2");
+        let Some(Setting::File(path)) = parse("/var/lib/manifold/tokens.json").unwrap().settings().token_store else {
+            panic!("a file store")
+        };
+        assert_eq!(path, PathBuf::from("/var/lib/manifold/tokens.json"));
+        let message = parse("http://redis:6379").unwrap_err().to_string();
+        assert!(message.contains("scheme `http` is not supported"), "{message}");
+        assert!(Args::try_parse_from(["manifold-gateway", "--kube"]).unwrap().settings().token_store.is_none());
     }
 
     #[test]

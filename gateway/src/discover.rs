@@ -28,7 +28,8 @@ pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<Object
         }
     }
     let probes = servers.into_iter().map(|(key, upstream)| async move {
-        let client = UpstreamClient::new(&upstream, egress).ok()?;
+        // A server that needs a caller's credential cannot be listed here: it is not checked.
+        let client = UpstreamClient::new(&upstream, egress, None).ok()?;
         let hello =
             Hello { protocol_version: SUPPORTED_VERSIONS[0].into(), capabilities: crate::jsonrpc::raw(&Map::new()) };
         let slot = Slot::detached();

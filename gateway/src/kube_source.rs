@@ -48,7 +48,7 @@ pub(crate) async fn run(source: KubeSource, gateway: Arc<Gateway>, egress: Egres
     let api: Api<Secret> = Api::namespaced(source.client, &source.namespace);
     let events = watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     let mut events = std::pin::pin!(events);
-    let mut pool = ClientPool::new(egress);
+    let mut pool = ClientPool::new(egress, Arc::clone(&gateway.tokens));
     let mut shards = Shards::default();
     let mut failing = false;
     tracing::info!(namespace = %source.namespace, secret = %name, %selector, "watching the published config");

@@ -73,6 +73,10 @@ pub struct Gateway {
     pub cache: Arc<policy::cache::Store>,
     /// Where spans go; none: tracing is off, and requests pay one branch for it.
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    /// Per-user upstream tokens and consent markers, sealed with the sessions' key ring.
+    pub tokens: Arc<upstream::identity::Tokens>,
+    /// Where upstreams and token endpoints may be called.
+    pub egress: manifold_runtime::egress::Egress,
 }
 
 /// Where a gateway's config comes from.
@@ -125,6 +129,9 @@ pub struct Settings {
     pub egress: manifold_runtime::egress::Egress,
     /// Redis for cluster-wide rate limits; none: each replica counts for itself.
     pub rate_limit_redis: Option<policy::cluster::RedisSettings>,
+    /// Where per-user upstream tokens are kept (Redis or a file); none: the rate limits'
+    /// Redis if there is one, else this process's memory.
+    pub token_store: Option<upstream::identity::store::Setting>,
     /// Where spans go (`manifold_runtime::telemetry`); none: tracing is off.
     pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     /// With `--otel-metrics`, the meter of the OTLP meter provider: the conventions'
@@ -150,6 +157,7 @@ impl Default for Settings {
             session_max_age: Duration::from_secs(24 * 3600),
             egress: Default::default(),
             rate_limit_redis: None,
+            token_store: None,
             tracer: None,
             meter: None,
         }
@@ -211,11 +219,11 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         tracing::info!(url = %redis.url, unavailable = %redis.unavailable, "rate limits are counted in Redis, across replicas");
     }
     let cache = Arc::new(policy::cache::Store::new(settings.cache_bytes));
+    let sessions = Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age);
+    let tokens = Arc::new(token_store(&settings, sessions.ring()).map_err(std::io::Error::other)?);
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-        sessions: Sessions::new(settings.session_idle_timeout, settings.max_sessions, ring, settings.session_max_age)
-            .with_cache(Arc::clone(&cache))
-            .with_durations(metrics.conventions.clone()),
+        sessions: sessions.with_cache(Arc::clone(&cache)).with_durations(metrics.conventions.clone()),
         metrics,
         ready: AtomicBool::new(false),
         max_body_bytes: settings.max_body_bytes,
@@ -227,6 +235,8 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
         limiter,
         cache,
         tracer: settings.tracer.clone(),
+        tokens,
+        egress: settings.egress,
     });
     if gateway.tracer.is_some() {
         traces::enable();
@@ -242,7 +252,7 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     let (kube, loader) = match local {
         Err(kube) => (Some(kube), None),
         Ok(local) => {
-            let mut loader = Loader::new(local, settings.egress);
+            let mut loader = Loader::new(local, settings.egress, Arc::clone(&gateway.tokens));
             loader.poll(&gateway).await;
             (None, loader.watches().then_some(loader))
         }
@@ -274,6 +284,26 @@ pub async fn start(settings: Settings, source: ConfigSource) -> std::io::Result<
     }
     tracing::info!(%mcp_addr, %admin_addr, workers = workers.len(), "gateway listening");
     Ok(Running { mcp_addr, admin_addr, gateway, shutdown, tasks, workers })
+}
+
+/// Where per-user upstream tokens are kept: `--token-store`, else the rate limits' Redis,
+/// else memory (consents then last as long as this process).
+fn token_store(settings: &Settings, ring: &Arc<KeyRing>) -> Result<upstream::identity::Tokens, String> {
+    use upstream::identity::store::{Seal, Setting};
+    let ring: Arc<dyn Seal> = Arc::clone(ring) as Arc<dyn Seal>;
+    let tokens = match (&settings.token_store, &settings.rate_limit_redis) {
+        (Some(Setting::Redis(url)), _) => upstream::identity::Tokens::redis(url, ring)?,
+        (Some(Setting::File(path)), _) => upstream::identity::Tokens::file(path, ring)?,
+        (None, Some(redis)) => upstream::identity::Tokens::redis(&redis.url, ring)?,
+        (None, None) => {
+            tracing::warn!(
+                "no --token-store: per-user upstream tokens are kept in memory, and callers consent again after a restart"
+            );
+            return Ok(upstream::identity::Tokens::memory(ring));
+        }
+    };
+    tracing::info!(store = %tokens.place(), "per-user upstream tokens are kept sealed in this store");
+    Ok(tokens)
 }
 
 /// A thread with its own single-threaded runtime, accepting MCP connections on a shared
@@ -377,5 +407,38 @@ async fn expire_sessions(gateway: Arc<Gateway>, shutdown: CancellationToken) {
             tracing::debug!(session = %session.log_id(), "session entry dropped after idling");
             session.release().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn per_user_tokens_go_to_the_token_store_else_the_rate_limits_redis_else_memory() {
+        let ring = Arc::new(KeyRing::generate());
+        let redis = |url: &str| policy::cluster::RedisSettings {
+            url: url.parse().unwrap(),
+            unavailable: policy::cluster::Unavailable::Open,
+            timeout: Duration::from_millis(50),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.json");
+        let place = |token_store: Option<&str>, rate_limit_redis: Option<&str>| {
+            let settings = Settings {
+                token_store: token_store.map(|s| s.parse().unwrap()),
+                rate_limit_redis: rate_limit_redis.map(redis),
+                ..Settings::default()
+            };
+            token_store_place(&settings, &ring)
+        };
+        assert_eq!(place(None, None), "memory");
+        assert_eq!(place(None, Some("redis://:pw@limits:6379/0")), "redis://:redacted@limits:6379/0");
+        assert_eq!(place(Some("redis://tokens:6379/3"), Some("redis://limits:6379/0")), "redis://tokens:6379/3");
+        assert_eq!(place(Some(file.to_str().unwrap()), Some("redis://limits:6379/0")), file.display().to_string());
+    }
+
+    fn token_store_place(settings: &Settings, ring: &Arc<KeyRing>) -> String {
+        token_store(settings, ring).expect("the store opens").place()
     }
 }

@@ -13,6 +13,7 @@ use crate::policy::cache::Rules;
 use crate::policy::limits::Limits;
 use crate::policy::resilience::cap::Cap;
 use crate::upstream::UpstreamClient;
+use crate::upstream::identity::{Place, Tokens};
 
 /// Everything served at one config generation.
 pub struct Snapshot {
@@ -48,18 +49,25 @@ pub struct Mount {
 /// likewise fetched JWT key sets.
 #[derive(Default)]
 pub struct ClientPool {
-    upstreams: HashMap<(String, Upstream), Arc<UpstreamClient>>,
+    upstreams: HashMap<ClientKey, Arc<UpstreamClient>>,
     key_sets: access::keys::Pool,
     /// Where upstreams, OpenAPI sub-servers, key sets and decision services may be called.
     egress: manifold_runtime::egress::Egress,
+    /// Where per-user upstream tokens are kept; none: mounts with per-user tokens are not built.
+    tokens: Option<Arc<Tokens>>,
 }
 
+/// A client's tenant, McpServer name and upstream config. The name counts only for upstreams
+/// that obtain credentials: those keep tokens under it.
+type ClientKey = (String, String, Upstream);
+
 impl ClientPool {
-    /// A pool whose clients connect only where `egress` allows.
-    pub fn new(egress: manifold_runtime::egress::Egress) -> Self {
+    /// A pool whose clients connect only where `egress` allows, and keep per-user tokens in
+    /// `tokens`.
+    pub fn new(egress: manifold_runtime::egress::Egress, tokens: Arc<Tokens>) -> Self {
         let mut key_sets = access::keys::Pool::default();
         key_sets.egress = egress;
-        ClientPool { upstreams: HashMap::new(), key_sets, egress }
+        ClientPool { upstreams: HashMap::new(), key_sets, egress, tokens: Some(tokens) }
     }
 }
 
@@ -116,15 +124,22 @@ impl Route {
     fn build(
         route: &RouteConfig,
         pool: &mut ClientPool,
-        next: &mut HashMap<(String, Upstream), Arc<UpstreamClient>>,
+        next: &mut HashMap<ClientKey, Arc<UpstreamClient>>,
         errors: &mut Vec<String>,
     ) -> Result<Self, String> {
         let mut mounts = Vec::with_capacity(route.mounts.len());
         for mount in &route.mounts {
-            let key = (route.namespace.clone(), mount.upstream.clone());
+            let named = if mount.upstream.auth().is_some() { mount.server.clone() } else { String::new() };
+            let key = (route.namespace.clone(), named, mount.upstream.clone());
+            let place = pool.tokens.as_ref().map(|tokens| Place {
+                namespace: &route.namespace,
+                route: &route.name,
+                server: &mount.server,
+                tokens,
+            });
             let client = match pool.upstreams.get(&key).or_else(|| next.get(&key)) {
                 Some(client) => Arc::clone(client),
-                None => match UpstreamClient::new(&mount.upstream, pool.egress) {
+                None => match UpstreamClient::new(&mount.upstream, pool.egress, place.as_ref()) {
                     Ok(client) => Arc::new(client),
                     Err(error) => {
                         // This mount only: the route's others go on.

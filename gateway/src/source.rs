@@ -46,8 +46,8 @@ pub struct Loader {
 impl Loader {
     /// A loader for `source`, whose upstreams, spec URLs and discovery connect only where
     /// `egress` allows.
-    pub fn new(source: Local, egress: Egress) -> Self {
-        let pool = ClientPool::new(egress);
+    pub fn new(source: Local, egress: Egress, tokens: std::sync::Arc<crate::upstream::identity::Tokens>) -> Self {
+        let pool = ClientPool::new(egress, tokens);
         Loader { source, pool, specs: Specs::new(egress), egress, last_read: None, rejected: None }
     }
 

@@ -470,6 +470,8 @@ pub mod testing {
             limiter: Default::default(),
             cache: Arc::new(crate::policy::cache::Store::new(1 << 20)),
             tracer: None,
+            tokens: Arc::new(crate::upstream::identity::Tokens::memory(Arc::new(KeyRing::generate()))),
+            egress: Default::default(),
         });
         let principal = route.access.authn.authenticate(&http::HeaderMap::new(), Duration::ZERO).await;
         let principal = principal.unwrap_or_else(|_| panic!("anonymous callers are let in"));

@@ -55,6 +55,11 @@ pub async fn handle(
     if let Some(resource_path) = parts.uri.path().strip_prefix(metadata::WELL_KNOWN) {
         return Ok(protected_resource(&snapshot, host.as_deref(), resource_path, &parts.method, &parts.headers));
     }
+    if let Some(page) = parts.uri.path().strip_prefix(super::consent::PREFIX) {
+        return Ok(
+            super::consent::handle(&gateway, &snapshot, page, &parts.method, parts.uri.query(), &parts.headers).await
+        );
+    }
     let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
         return Ok(plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", parts.uri.path())));
     };

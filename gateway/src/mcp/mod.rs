@@ -7,10 +7,12 @@
 //! retries) over `call` (the request context, its era and its answer, and how a request
 //! reaches a mount), `session` (client sessions) with `listeners` (stateless clients
 //! waiting for changes), and the leaves `response` (HTTP responses and every status), `rewrite`
-//! (pure message rewriting), `names` (client-visible names and URIs), `stream` and `seal`.
+//! (pure message rewriting), `names` (client-visible names and URIs), `stream` and `seal`. Beside them, `consent` serves the
+//! pages where callers consent to per-user upstream tokens.
 
 mod cached;
 mod call;
+pub mod consent;
 mod elicit;
 pub mod endpoint;
 mod exchange;

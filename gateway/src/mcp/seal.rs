@@ -1,4 +1,5 @@
-//! Session tokens: the `Mcp-Session-Id` a client holds is the session itself, sealed with
+//! Sealing under the gateway's key ring (AES-256-GCM with associated data: `seal_bytes`,
+//! `open_bytes`), and session tokens sealed with it. The `Mcp-Session-Id` a client holds is the session itself, sealed with
 //! AES-256-GCM (aws-lc-rs) under the gateway's key ring, so that any replica holding the
 //! ring can open it and go on serving the session. A token names its route and the principal
 //! it is bound to (a hash), the negotiated revision, the client's capabilities and when it
@@ -19,6 +20,9 @@ use crate::upstream::Held;
 
 /// Longer tokens are not opened (64 mounts with their upstream sessions fit well within).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Longer sealed values are not opened (stored upstream tokens are a few KiB).
+const MAX_SEALED_BYTES: usize = 64 * 1024;
 
 /// Format of the sealed payload; a token of another format does not open.
 const FORMAT: u8 = 1;
@@ -92,20 +96,9 @@ impl KeyRing {
         KeyRing { keys }
     }
 
-    /// Seals claims under the current key: `format, key id, nonce, ciphertext+tag`, base64url.
+    /// Seals claims under the current key (as [`KeyRing::seal_bytes`] with no associated data).
     pub fn seal(&self, claims: &Claims) -> String {
-        let (id, key) = &self.keys[0];
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).expect("the system has randomness");
-        let header = [FORMAT, *id];
-        let mut sealed = serde_json::to_vec(claims).expect("claims serialize");
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut sealed)
-            .expect("sealing cannot fail with a valid key");
-        let mut token = Vec::with_capacity(2 + NONCE_LEN + sealed.len());
-        token.extend_from_slice(&header);
-        token.extend_from_slice(&nonce);
-        token.extend_from_slice(&sealed);
-        URL_SAFE_NO_PAD.encode(token)
+        self.seal_bytes(&serde_json::to_vec(claims).expect("claims serialize"), b"")
     }
 
     /// The claims of a token sealed under any key of the ring; None for anything else.
@@ -113,19 +106,72 @@ impl KeyRing {
         if token.len() > MAX_TOKEN_BYTES {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        serde_json::from_slice(&self.open_bytes(token, b"")?).ok()
+    }
+
+    /// Seals `plain` under the current key, bound to `aad` (associated data: not in the
+    /// output, and needed to open it): `format, key id, nonce, ciphertext+tag`, base64url.
+    /// What is sealed for one purpose or place (a store key, say) opens nowhere else.
+    pub fn seal_bytes(&self, plain: &[u8], aad: &[u8]) -> String {
+        let (id, key) = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("the system has randomness");
+        let header = [FORMAT, *id];
+        let mut sealed = plain.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(associated(header, aad)),
+            &mut sealed,
+        )
+        .expect("sealing cannot fail with a valid key");
+        let mut token = Vec::with_capacity(2 + NONCE_LEN + sealed.len());
+        token.extend_from_slice(&header);
+        token.extend_from_slice(&nonce);
+        token.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// What `sealed` holds, if a key of the ring sealed it with this very `aad`.
+    pub fn open_bytes(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() > MAX_SEALED_BYTES {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if bytes.len() < 2 + NONCE_LEN || bytes[0] != FORMAT {
             return None;
         }
         let (header, rest) = bytes.split_at(2);
+        let header: [u8; 2] = header.try_into().ok()?;
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let associated = associated(header, aad);
         self.keys.iter().filter(|(id, _)| *id == header[1]).find_map(|(_, key)| {
             let mut sealed = sealed.to_vec();
-            let plain = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut sealed).ok()?;
-            serde_json::from_slice(plain).ok()
+            let plain =
+                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&associated[..]), &mut sealed).ok()?;
+            Some(plain.to_vec())
         })
     }
+}
+
+/// Stored upstream tokens and consent states are sealed with the ring.
+impl crate::upstream::identity::store::Seal for KeyRing {
+    fn seal_bytes(&self, plain: &[u8], aad: &[u8]) -> String {
+        KeyRing::seal_bytes(self, plain, aad)
+    }
+
+    fn open_bytes(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        KeyRing::open_bytes(self, sealed, aad)
+    }
+}
+
+/// The header, then the caller's associated data: with none, exactly what session tokens
+/// have always been sealed with, so tokens sealed before still open.
+fn associated(header: [u8; 2], aad: &[u8]) -> Vec<u8> {
+    let mut associated = Vec::with_capacity(2 + aad.len());
+    associated.extend_from_slice(&header);
+    associated.extend_from_slice(aad);
+    associated
 }
 
 #[cfg(test)]
@@ -160,6 +206,19 @@ mod tests {
         assert!(KeyRing::new(&[new]).open(&token).is_none(), "the old key dropped");
         assert_eq!(opened.upstreams, claims().upstreams);
         assert!(token.len() < 300, "compact: {} bytes", token.len());
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_their_associated_data() {
+        let ring = KeyRing::new(&[[3u8; 32]]);
+        let sealed = ring.seal_bytes(b"refresh me", b"manifold:tokens:acme/github/aa");
+        assert_eq!(ring.open_bytes(&sealed, b"manifold:tokens:acme/github/aa").as_deref(), Some(&b"refresh me"[..]));
+        assert!(ring.open_bytes(&sealed, b"manifold:tokens:acme/github/bb").is_none(), "another key's data");
+        assert!(ring.open_bytes(&sealed, b"").is_none(), "no associated data");
+        assert!(ring.open(&sealed).is_none(), "not a session token");
+        assert!(KeyRing::new(&[[4u8; 32]]).open_bytes(&sealed, b"manifold:tokens:acme/github/aa").is_none());
+        let session = ring.seal(&claims());
+        assert!(ring.open_bytes(&session, b"manifold:tokens:acme/github/aa").is_none(), "a session token is no entry");
     }
 
     #[test]

@@ -342,6 +342,12 @@ impl Sessions {
         }
     }
 
+    /// The key ring session tokens are sealed with: the gateway's, shared with what else it
+    /// seals (consent states, stored upstream tokens).
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
     /// The same table, timing the sessions that end into `conventions`' session histogram.
     pub fn with_durations(self, conventions: Conventions) -> Self {
         Sessions { durations: Some(conventions), ..self }

@@ -96,6 +96,13 @@ impl FromStr for RedisUrl {
     }
 }
 
+impl RedisUrl {
+    /// A client for this URL (the per-user token store shares the rate limits' Redis).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.0.as_str())
+    }
+}
+
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match url::Url::parse(&self.0) {

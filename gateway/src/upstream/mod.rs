@@ -299,13 +299,22 @@ pub struct UpstreamClient {
 
 impl UpstreamClient {
     /// A client for `config` (connections to remote MCP servers come from the calling
-    /// thread's pool); `egress` says which addresses may not be called.
-    pub fn new(config: &Upstream, egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
+    /// thread's pool); `egress` says which addresses may not be called. A config with `auth`
+    /// needs `place`: where the mount is served and the gateway's per-user token store.
+    pub fn new(
+        config: &Upstream,
+        egress: manifold_runtime::egress::Egress,
+        place: Option<&identity::Place>,
+    ) -> Result<Self, String> {
         let (server, timeout_ms) = match config {
             Upstream::Remote(remote) => (Server::Mcp(Self::remote(remote, egress)?), remote.timeout_ms),
             Upstream::OpenApi(api) => (Server::OpenApi(Box::new(openapi::Api::new(api, egress)?)), api.timeout_ms),
         };
-        let identity = config.auth().map(|auth| identity::Identity::new(auth, egress)).transpose()?;
+        let identity = match (config.auth(), place) {
+            (None, _) => None,
+            (Some(auth), Some(place)) => Some(identity::Identity::new(auth, egress, place)?),
+            (Some(auth), None) => return Err(format!("auth mode {} needs a gateway to run in", auth.mode())),
+        };
         static SERIALS: AtomicU64 = AtomicU64::new(0);
         let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
         Ok(UpstreamClient {
@@ -741,19 +750,23 @@ mod tests {
                 resilience: Default::default(),
             })
         };
-        let refused =
-            UpstreamClient::new(&remote("http://169.254.169.254/mcp"), manifold_runtime::egress::Egress::default());
+        let refused = UpstreamClient::new(
+            &remote("http://169.254.169.254/mcp"),
+            manifold_runtime::egress::Egress::default(),
+            None,
+        );
         let error = refused.err().expect("refused");
         assert!(error.starts_with("upstream URL `http://169.254.169.254/mcp` is a link-local"), "{error}");
         let mapped = UpstreamClient::new(
             &remote("http://[::ffff:169.254.169.254]/mcp"),
             manifold_runtime::egress::Egress::default(),
+            None,
         );
         assert!(mapped.is_err(), "the same address in IPv6 clothing");
         let allowed = manifold_runtime::egress::Egress { allow_link_local: true };
-        assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed).is_ok());
+        assert!(UpstreamClient::new(&remote("http://169.254.169.254/mcp"), allowed, None).is_ok());
         assert!(
-            UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), manifold_runtime::egress::Egress::default())
+            UpstreamClient::new(&remote("http://10.0.0.7:8080/mcp"), manifold_runtime::egress::Egress::default(), None)
                 .is_ok()
         );
     }

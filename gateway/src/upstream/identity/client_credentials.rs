@@ -79,7 +79,7 @@ mod tests {
     }
 
     fn identity(url: &str) -> Identity {
-        Identity::new(&OutboundAuth::ClientCredentials(config(url)), Egress::default()).expect("a valid config")
+        crate::upstream::identity::testing::identity(&OutboundAuth::ClientCredentials(config(url)))
     }
 
     fn anyone() -> crate::principal::Principal {

@@ -8,11 +8,15 @@ mod client_credentials;
 mod exchange;
 mod flight;
 mod forward;
+mod grant;
+pub mod per_user;
 mod signed;
+pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod token_endpoint;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
@@ -20,6 +24,7 @@ use http::{HeaderMap, HeaderValue};
 use manifold_api::config::OutboundAuth;
 
 use crate::principal::Principal;
+pub use store::Tokens;
 
 /// How long a token endpoint may take to answer.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +40,19 @@ enum Provider {
     /// Boxed: a signing key and its JWT header are large beside the others.
     Signed(Box<signed::Signed>),
     Forward(forward::Forward),
+    PerUser(Box<per_user::PerUser>),
+}
+
+/// Where a mount is served, and the gateway's per-user token store: what per-user tokens
+/// are kept under, and where consent links lead back to.
+pub struct Place<'a> {
+    /// The route's (and McpServer's) namespace: the tenant.
+    pub namespace: &'a str,
+    /// The route's name.
+    pub route: &'a str,
+    /// The McpServer's name.
+    pub server: &'a str,
+    pub tokens: &'a Arc<Tokens>,
 }
 
 /// Why a call to a mount cannot carry a credential.
@@ -57,8 +75,9 @@ pub enum Denied {
 }
 
 impl Identity {
-    /// The identity `config` describes; `egress` says where token endpoints may be.
-    pub fn new(config: &OutboundAuth, egress: manifold_runtime::egress::Egress) -> Result<Self, String> {
+    /// The identity `config` describes for the mount at `place`; `egress` says where token
+    /// endpoints may be.
+    pub fn new(config: &OutboundAuth, egress: manifold_runtime::egress::Egress, place: &Place) -> Result<Self, String> {
         let provider = match config {
             OutboundAuth::ClientCredentials(config) => {
                 Provider::ClientCredentials(client_credentials::ClientCredentials::new(config, egress, TOKEN_TIMEOUT)?)
@@ -68,7 +87,9 @@ impl Identity {
             }
             OutboundAuth::SignedJwt(config) => Provider::Signed(Box::new(signed::Signed::new(config)?)),
             OutboundAuth::ForwardCallerToken(forward) => Provider::Forward(forward::Forward::new(forward)),
-            other => return Err(format!("auth mode {} is not available in this gateway", other.mode())),
+            OutboundAuth::AuthorizationCode(code) => {
+                Provider::PerUser(Box::new(per_user::PerUser::new(code, egress, place)?))
+            }
         };
         Ok(Identity { provider })
     }
@@ -80,6 +101,7 @@ impl Identity {
             Provider::Exchange(exchange) => exchange.token(principal, flight::now_ms()).await?,
             Provider::Signed(signed) => signed.token(principal, jsonwebtoken::get_current_timestamp())?,
             Provider::Forward(forward) => forward.token(principal)?.into(),
+            Provider::PerUser(per_user) => per_user.token(principal).await?.into(),
         };
         bearer(&token)
     }
@@ -95,6 +117,7 @@ impl Identity {
             Provider::Exchange(exchange) => exchange.rejected(principal, sent),
             Provider::Signed(signed) => signed.rejected(sent),
             Provider::Forward(_) => false,
+            Provider::PerUser(per_user) => per_user.rejected(principal, sent),
         }
     }
 }

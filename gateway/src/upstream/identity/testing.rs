@@ -125,3 +125,10 @@ pub fn caller(name: &str, jwt: Option<&str>, claims: Value) -> Principal {
 pub fn no_claims() -> Value {
     Value::Object(Map::new())
 }
+
+/// Identity for `config` at a test mount `acme/tools` server `api`, with an in-memory token store.
+pub fn identity(config: &manifold_api::config::OutboundAuth) -> super::Identity {
+    let tokens = std::sync::Arc::new(super::Tokens::memory(std::sync::Arc::new(crate::mcp::seal::KeyRing::generate())));
+    let place = super::Place { namespace: "acme", route: "tools", server: "api", tokens: &tokens };
+    super::Identity::new(config, manifold_runtime::egress::Egress::default(), &place).expect("a valid config")
+}
