@@ -17,11 +17,10 @@
 //! - `upstream-api`: no flows, only an audience.
 
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -103,8 +102,9 @@ pub fn signed_jwt_key(alg: &str) -> (String, String) {
 /// One Keycloak process; stopped when dropped, or when the test process dies (a watchdog shell
 /// stops it when its stdin closes).
 pub struct Keycloak {
-    child: Mutex<Child>,
-    stdin: ChildStdin,
+    child: Child,
+    /// The watchdog's stdin: closing it stops Keycloak.
+    stdin: Option<ChildStdin>,
     base: String,
     /// Its H2 database, transaction log, temp files and log (`keycloak.log`).
     dir: tempfile::TempDir,
@@ -133,10 +133,15 @@ impl Keycloak {
         let data = dir.path();
         let db_url = format!("jdbc:h2:file:{}/keycloak;NON_KEYWORDS=VALUE", data.display());
         // kc.sh runs java as its child and forwards only TERM and INT to it: this shell starts
-        // it in the background and stops it with TERM once its own stdin closes, which happens
-        // when the test process ends however it ends (statics are never dropped).
+        // it in the background, stops it with TERM once its own stdin closes, which happens
+        // when the test process ends however it ends (statics are never dropped), and then
+        // removes the data folder (a shared instance's TempDir is never dropped either).
         let mut child = Command::new("sh")
-            .args(["-c", r#""$@" </dev/null & pid=$!; read _ignored; kill -TERM "$pid"; wait "$pid""#, "keycloak"])
+            .args([
+                "-c",
+                r#""$@" </dev/null & pid=$!; read _ignored; kill -TERM "$pid"; wait "$pid"; rm -rf "$KEYCLOAK_DATA""#,
+                "keycloak",
+            ])
             .arg(home.join("bin/kc.sh"))
             .args(["start", "--optimized", "--http-enabled=true", "--http-host=127.0.0.1"])
             .arg(format!("--http-port={}", http.port()))
@@ -144,6 +149,7 @@ impl Keycloak {
             .arg(format!("--hostname={base}"))
             .arg(format!("--db-url={db_url}"))
             .arg("--log-level=warn")
+            .env("KEYCLOAK_DATA", data)
             .env("JAVA_HOME", java_home())
             .env("KC_BOOTSTRAP_ADMIN_USERNAME", ADMIN)
             .env("KC_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -161,7 +167,7 @@ impl Keycloak {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}/bin/kc.sh: {e}", home.display()));
         let stdin = child.stdin.take().expect("piped stdin");
-        let mut keycloak = Keycloak { child: Mutex::new(child), stdin, base, dir, started_in: Duration::ZERO };
+        let mut keycloak = Keycloak { child, stdin: Some(stdin), base, dir, started_in: Duration::ZERO };
         keycloak.wait_until_ready(management).await;
         keycloak.create_realm().await;
         keycloak.started_in = started.elapsed();
@@ -178,7 +184,7 @@ impl Keycloak {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            if let Some(status) = self.child.get_mut().expect("not poisoned").try_wait().expect("poll Keycloak") {
+            if let Some(status) = self.child.try_wait().expect("poll Keycloak") {
                 panic!("Keycloak exited ({status}) before it was ready; its log ends:\n{}", self.log_tail());
             }
             if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -220,11 +226,6 @@ impl Keycloak {
     /// The realm's signing keys (JWKS).
     pub fn jwks_url(&self) -> String {
         format!("{}/protocol/openid-connect/certs", self.issuer())
-    }
-
-    /// Whether `url` is served by this Keycloak (same scheme, host and port).
-    pub fn serves(&self, url: &str) -> bool {
-        url == self.base || url.starts_with(&format!("{}/", self.base))
     }
 
     /// POSTs `form` to the token endpoint (no client authentication beyond what `form` holds):
@@ -390,11 +391,8 @@ impl Keycloak {
 
 impl Drop for Keycloak {
     fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // The watchdog shell stops Keycloak once its stdin closes; closing our end is not
-        // possible from `&mut self` while the field lives, so say it with a newline.
-        let _ = self.stdin.write_all(b"\n");
-        let _ = child.wait();
+        drop(self.stdin.take());
+        let _ = self.child.wait();
     }
 }
 

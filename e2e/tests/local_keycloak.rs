@@ -211,6 +211,17 @@ async fn signed_jwt_clients_get_tokens_and_keycloak_counts_each_grant() {
     assert_eq!(body["error"], "invalid_client");
     assert_eq!(keycloak.events(keycloak::SIGNED, "CLIENT_LOGIN").await, before + 2);
 
+    // A client registered by the test with a key of its own.
+    let signer = manifold_e2e::tokens::Signer::rsa("rsa-b", "test-registered-rs256");
+    keycloak.add_signed_jwt_client("test-registered", &manifold_e2e::tokens::jwks(&[&signer])).await;
+    let assertion = signer.token(&json!({
+        "iss": "test-registered", "sub": "test-registered", "aud": keycloak.issuer(),
+        "jti": keycloak::pkce().0, "iat": now(), "exp": now() + 60,
+    }));
+    let (status, body) = assertion_grant(keycloak, &assertion).await;
+    assert_eq!(status, StatusCode::OK, "assertion of a registered key: {body}");
+    assert_eq!(claims(body["access_token"].as_str().expect("an access_token"))["azp"], "test-registered");
+
     // client_secret_jwt (HS256 over the client secret), with a shortened token lifespan.
     keycloak.set_token_lifespan(keycloak::SECRET_JWT, 7).await;
     let assertion = signed_assertion(
