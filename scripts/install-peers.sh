@@ -11,8 +11,10 @@
 # Prometheus: scripts/install-prometheus.sh unpacks Debian's prometheus and promtool into a
 # cache folder (the dashboard and alert tests start their own).
 # Jaeger: scripts/install-jaeger.sh builds it from the Go module proxy once (cached).
-# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, apt (as root), and
-# Go 1.26 with the Go module proxy.
+# Keycloak: scripts/install-keycloak.sh fetches it from Maven Central and builds it once (cached;
+# runs on Java 21+, /usr/lib/jvm/temurin-25-jdk-amd64 unless KEYCLOAK_JAVA_HOME says otherwise).
+# Needs python3 (3.11+) with PyPI, npm (any version) with the npm registry, apt (as root),
+# Go 1.26 with the Go module proxy, and curl and Java 21+ with Maven Central.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,3 +65,5 @@ fi
 "$repo/scripts/install-prometheus.sh" >/dev/null
 # Jaeger, the trace backend of the end-to-end trace tests.
 echo "install-peers: Jaeger at $("$repo/scripts/install-jaeger.sh")"
+# Keycloak, the identity provider of the outbound identity tests.
+echo "install-peers: Keycloak at $("$repo/scripts/install-keycloak.sh")"

@@ -10,6 +10,7 @@ pub mod dashboards;
 pub mod helm;
 pub mod install;
 pub mod jaeger;
+pub mod keycloak;
 pub mod kind;
 pub mod kube_stack;
 pub mod kubelet;

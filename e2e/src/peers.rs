@@ -84,6 +84,17 @@ impl Upstream {
         Self::spawn(command, app).await
     }
 
+    /// An upstream that verifies bearer tokens (`e2e/peers/verifying.py --app <app>`): `mcp`
+    /// (FastMCP with its `JWTVerifier`, tool `whoami`) or `api` (FastAPI with PyJWT,
+    /// `GET /whoami`, OpenAPI at `/openapi.json`); `args` choose the key (`--jwks-uri URL`,
+    /// `--public-key-file PEM`, `--hs256-secret-file FILE`), `--issuer` and `--audience`.
+    /// Both count accepted and refused tokens at `GET /stats`.
+    pub async fn verifying(app: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("e2e/peers/verifying.py")).args(["--app", app]).args(args);
+        Self::spawn(command, &format!("verifying-{app}")).await
+    }
+
     /// `@modelcontextprotocol/server-everything` over streamable HTTP (`/mcp`).
     pub async fn everything() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();

@@ -17,6 +17,8 @@ use hyper_util::rt::TokioIo;
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
     pub headers: http::HeaderMap,
     pub body: Bytes,
 }
@@ -79,6 +81,7 @@ impl Stub {
                         let seen = Recorded {
                             method: parts.method.to_string(),
                             path: parts.uri.path().to_owned(),
+                            query: parts.uri.query().unwrap_or_default().to_owned(),
                             headers: parts.headers,
                             body,
                         };
