@@ -15,6 +15,7 @@ pub mod kind;
 pub mod kube_stack;
 pub mod kubelet;
 pub mod netns;
+pub mod outbound;
 pub mod peers;
 pub mod pods;
 pub mod process;

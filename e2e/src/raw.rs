@@ -9,6 +9,8 @@ pub struct RawSession {
     http: reqwest::Client,
     pub url: String,
     pub session: Option<String>,
+    /// Sent as `Authorization: Bearer` with every request, when set.
+    bearer: Option<String>,
 }
 
 /// The JSON-RPC messages of an event stream, as they arrive.
@@ -54,7 +56,7 @@ pub struct Answer {
 impl RawSession {
     /// No session yet.
     pub fn new(url: &str) -> Self {
-        RawSession { http: reqwest::Client::new(), url: url.to_owned(), session: None }
+        RawSession { http: reqwest::Client::new(), url: url.to_owned(), session: None, bearer: None }
     }
 
     /// An existing session, used from another task.
@@ -74,6 +76,19 @@ impl RawSession {
         raw
     }
 
+    /// The same, sending `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
+    }
+
+    /// Goes on in the session an `initialize` answer opened, and says it is initialized.
+    pub async fn adopt(&mut self, initialized: &Answer) {
+        let id = initialized.headers.get("mcp-session-id").expect("initialize opened a session");
+        self.session = Some(id.to_str().expect("a session id is text").to_owned());
+        self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+    }
+
     /// Sends a request with id 1.
     pub async fn request(&self, method: &str, params: Value) -> Answer {
         self.post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()).await
@@ -89,6 +104,9 @@ impl RawSession {
         request = request.header("accept", "application/json, text/event-stream");
         if let Some(session) = &self.session {
             request = request.header("mcp-session-id", session);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("gateway answers");
         let (status, headers) = (response.status(), response.headers().clone());
