@@ -19,6 +19,7 @@ fn mk_server(name: &str) -> McpServer {
         url: format!("http://{name}:8080/mcp"),
         transport: Default::default(),
         headers: vec![],
+        auth: None,
         timeout: None,
     };
     McpServer {

@@ -10,6 +10,7 @@ mod resilience;
 mod route;
 mod server;
 mod status;
+mod upstream_auth;
 
 pub use access::{
     Action, ApiKeys, Audit, Authentication, Authorization, AuthorizationRule, ClaimMappings, DecisionApi, Effect,
@@ -17,14 +18,16 @@ pub use access::{
 };
 pub use caching::{CacheScope, Caching, ListCache, ResultCache};
 pub use limits::{LimitScope, RateLimit};
-pub use openapi::{
-    ApiAuth, ApiKeyAuth, ApiKeyLocation, BasicAuth, BearerAuth, ComponentType, ConfigMapKeyRef, HttpMethod,
-    OpenApiSource, OperationOverride, RouteMap,
-};
+pub use openapi::{ComponentType, ConfigMapKeyRef, HttpMethod, OpenApiSource, OperationOverride, RouteMap};
 pub use resilience::{CircuitBreaker, Concurrency, Resilience, Retries, RouteResilience};
 pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
 pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};
 pub use status::{McpRouteStatus, McpServerStatus};
+pub use upstream_auth::{
+    ApiKeyAuth, ApiKeyLocation, AssertionAlgorithm, AuthorizationCodeAuth, BasicAuth, BearerAuth,
+    ClientAuthenticationMethod, ClientCredentialsAuth, ForwardCallerTokenAuth, JwtSigningAlgorithm, MintPolicy,
+    SignedJwtAuth, TokenClientSpec, TokenExchangeAuth, UpstreamAuth,
+};
 
 /// API group of every Manifold resource.
 pub const GROUP: &str = "manifold.dev";
