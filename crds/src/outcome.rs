@@ -37,7 +37,8 @@ pub mod reason {
     pub const NAME_COLLISION: &str = "NameCollision";
     /// A referenced object does not exist.
     pub const REF_NOT_FOUND: &str = "RefNotFound";
-    /// A referenced McpServer exists but is itself not accepted.
+    /// A referenced McpServer exists but cannot be mounted: it is not usable itself, or not
+    /// by this route (its credential needs the caller's JWT, and the route takes none).
     pub const REF_NOT_READY: &str = "RefNotReady";
     /// Operations of an OpenAPI document are left out.
     pub const OPERATIONS_SKIPPED: &str = "OperationsSkipped";
