@@ -36,6 +36,12 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in manifests.
 pub const API_VERSION: &str = "manifold.dev/v1alpha1";
 
+/// The fields that name a Secret of the referrer's namespace (`{name}` or `{name, key}`),
+/// wherever they are in a spec: what the operator watches and reads for compile.
+pub const SECRET_REFERENCES: [&str; 5] = ["secretRef", "secretKeyRef", "clientSecretRef", "privateKeyRef", "keyRef"];
+/// The fields that name a ConfigMap of the referrer's namespace.
+pub const CONFIG_MAP_REFERENCES: [&str; 1] = ["configMapRef"];
+
 /// RFC 1123 label: what a mount prefix must be, so that `<prefix>_<name>` splits at the first `_`.
 pub const PREFIX_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
 /// A lowercase DNS name, or `*.` followed by a name of at least two labels.
