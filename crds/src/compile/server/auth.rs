@@ -339,9 +339,10 @@ impl Reader<'_> {
                 EncodingKey::from_rsa_pem(value.as_bytes()).is_ok(),
                 "an RSA private key, PEM (PKCS#1 or PKCS#8), for RS256",
             ),
-            SigningAlgorithm::ES256 => {
-                (EncodingKey::from_ec_pem(value.as_bytes()).is_ok(), "an EC P-256 private key, PEM (PKCS#8), for ES256")
-            }
+            SigningAlgorithm::ES256 => (
+                EncodingKey::from_ec_pem(value.as_bytes()).is_ok() && on_p256(&value),
+                "an EC P-256 private key, PEM (PKCS#8), for ES256",
+            ),
         };
         if !usable {
             let why = format!("key `{}` of Secret `{}` is not {wanted}", reference.key, reference.name);
@@ -350,6 +351,15 @@ impl Reader<'_> {
         }
         Some(value)
     }
+}
+
+/// Whether a PEM EC key names the curve ES256 signs on: jsonwebtoken takes any EC key, and
+/// one on P-384 would fail only when the gateway first signs.
+fn on_p256(pem: &str) -> bool {
+    /// The DER of OID 1.2.840.10045.3.1.7 (prime256v1).
+    const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let body: String = pem.lines().map(str::trim).filter(|line| !line.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).is_ok_and(|der| der.windows(P256.len()).any(|w| w == P256))
 }
 
 /// An endpoint of the provider: an absolute http(s) URL without credentials or a fragment

@@ -8,6 +8,7 @@ use crate::manifests::{self, Source};
 const RSA: &str = include_str!("../../../tests/keys/rsa.pem");
 const EC: &str = include_str!("../../../tests/keys/ec.pem");
 const EC_SEC1: &str = include_str!("../../../tests/keys/ec-sec1.pem");
+const EC_P384: &str = include_str!("../../../tests/keys/ec-p384.pem");
 
 /// One McpServer `s` in namespace `acme` with `auth` (YAML flow), beside Secret `keys`.
 fn compiled(auth: &str, keys: &[(&str, &str)]) -> Compiled {
@@ -68,6 +69,11 @@ fn each_algorithm_takes_the_keys_it_can_sign_with() {
         refused(&signed("RS256"), EC),
         "spec.remote.auth.signedJwt.keyRef: key `k` of Secret `keys` is not an RSA private key, PEM (PKCS#1 or \
          PKCS#8), for RS256"
+    );
+    assert_eq!(
+        refused(&signed("ES256"), EC_P384),
+        "spec.remote.auth.signedJwt.keyRef: key `k` of Secret `keys` is not an EC P-256 private key, PEM (PKCS#8), \
+         for ES256"
     );
     assert!(refused(&private_key_jwt("ES256"), EC_SEC1).starts_with(
         "spec.remote.auth.oauth2ClientCredentials.privateKeyRef: key `k` of Secret `keys` is not an EC P-256"
