@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::server::SecretKeyRef;
 
 /// How the gateway authenticates to the upstream: exactly one mode.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("[has(self.bearer), has(self.apiKey), has(self.basic), has(self.oauth2ClientCredentials), has(self.tokenExchange), has(self.signedJwt), has(self.oauth2AuthorizationCode), has(self.forwardCallerToken)].filter(s, s).size() == 1").message("exactly one of bearer, apiKey, basic, oauth2ClientCredentials, tokenExchange, signedJwt, oauth2AuthorizationCode or forwardCallerToken must be set"))]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamAuth {
@@ -90,7 +90,7 @@ pub struct BasicAuth {
 
 /// The gateway as an OAuth2 client: where it asks for tokens and how it proves itself
 /// there. Shared by `oauth2ClientCredentials`, `tokenExchange` and `oauth2AuthorizationCode`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("has(self.clientSecretRef) != has(self.privateKeyRef)").message("exactly one of clientSecretRef or privateKeyRef must be set"))]
 #[x_kube(validation = Rule::new("has(self.privateKeyRef) == (has(self.clientAuthentication) && self.clientAuthentication == 'privateKeyJwt')").message("privateKeyRef goes with clientAuthentication: privateKeyJwt, clientSecretRef with clientSecretBasic or clientSecretPost"))]
 #[x_kube(validation = Rule::new("has(self.signingAlgorithm) == has(self.privateKeyRef)").message("privateKeyJwt needs signingAlgorithm (RS256 or ES256), and only it takes one"))]
@@ -155,7 +155,7 @@ pub enum AssertionAlgorithm {
 }
 
 /// `oauth2ClientCredentials`: one token for the gateway itself, shared by every caller.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCredentialsAuth {
     #[serde(flatten)]
@@ -178,7 +178,7 @@ pub struct ClientCredentialsAuth {
 }
 
 /// `tokenExchange`: the caller's JWT as the subject token, a token for this upstream back.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenExchangeAuth {
     #[serde(flatten)]
@@ -276,7 +276,7 @@ pub enum MintPolicy {
 }
 
 /// `oauth2AuthorizationCode`: per-user tokens, each caller consenting once.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationCodeAuth {
     #[serde(flatten)]
