@@ -90,15 +90,8 @@ pub fn judge_servers(
 /// credential is made by the gateway per call, and who it is made for decides what the
 /// server lists.
 fn unprobed(auth: &OutboundAuth) -> Verdict {
-    let per_caller = match auth {
-        OutboundAuth::TokenExchange(_) | OutboundAuth::AuthorizationCode(_) | OutboundAuth::ForwardCallerToken(_) => {
-            true
-        }
-        OutboundAuth::SignedJwt(jwt) => jwt.subject.is_none() || !jwt.claims.is_empty(),
-        OutboundAuth::ClientCredentials(_) => false,
-    };
     let mode = auth.mode();
-    match per_caller {
+    match auth.speaks_for_caller() {
         true => verdict(
             true,
             reason::TOOLS_PER_CALLER,
