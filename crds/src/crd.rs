@@ -16,3 +16,48 @@ pub fn manifests() -> Vec<(&'static str, String)> {
         ("mcproutes.manifold.dev.yaml", render(McpRoute::crd())),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::resources::{CONFIG_MAP_REFERENCES, SECRET_REFERENCES};
+
+    /// Every property named `...Ref` in `schema`.
+    fn references(schema: &serde_json::Value, found: &mut Vec<String>) {
+        match schema {
+            serde_json::Value::Object(map) => {
+                if let Some(properties) = map.get("properties").and_then(serde_json::Value::as_object) {
+                    found.extend(properties.keys().filter(|name| name.ends_with("Ref")).cloned());
+                }
+                map.values().for_each(|inner| references(inner, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+            _ => {}
+        }
+    }
+
+    /// The operator reads (and watches) the objects these fields name: a reference field it
+    /// does not know would leave its Secret unread, and the server unresolved.
+    #[test]
+    fn every_reference_field_is_known_as_a_secret_or_config_map_reference() {
+        let mut found = Vec::new();
+        for (file, yaml) in super::manifests() {
+            let crd: serde_json::Value = serde_yaml::from_str(&yaml).expect(file);
+            references(&crd["spec"]["versions"], &mut found);
+        }
+        found.sort();
+        found.dedup();
+        let unknown: Vec<&String> = found
+            .iter()
+            .filter(|name| {
+                !SECRET_REFERENCES.contains(&name.as_str()) && !CONFIG_MAP_REFERENCES.contains(&name.as_str())
+            })
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "reference fields neither in SECRET_REFERENCES nor CONFIG_MAP_REFERENCES: {unknown:?}"
+        );
+        for known in SECRET_REFERENCES.iter().chain(&CONFIG_MAP_REFERENCES) {
+            assert!(found.iter().any(|name| name == known), "`{known}` is in no CRD: stale?");
+        }
+    }
+}

@@ -19,7 +19,8 @@ pub mod condition {
     /// Present, and true, when parts of an object are left out and the rest is served (an
     /// OpenAPI operation that cannot be translated), as Gateway API routes report it.
     pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
-    /// An McpServer answers (remote: its last probe; OpenAPI: it compiled; set by the operator).
+    /// An McpServer answers (remote: its last probe, or, for one whose credential the gateway
+    /// makes per call, it compiled; OpenAPI: it compiled; set by the operator).
     pub const READY: &str = "Ready";
 }
 
@@ -37,7 +38,8 @@ pub mod reason {
     pub const NAME_COLLISION: &str = "NameCollision";
     /// A referenced object does not exist.
     pub const REF_NOT_FOUND: &str = "RefNotFound";
-    /// A referenced McpServer exists but is itself not accepted.
+    /// A referenced McpServer exists but cannot be mounted: it is not usable itself, or not
+    /// by this route (its credential needs the caller's JWT, and the route takes none).
     pub const REF_NOT_READY: &str = "RefNotReady";
     /// Operations of an OpenAPI document are left out.
     pub const OPERATIONS_SKIPPED: &str = "OperationsSkipped";
@@ -49,6 +51,13 @@ pub mod reason {
     pub const READY: &str = Probed::Ready.reason();
     /// `Ready` of a remote server not probed yet.
     pub const PROBING: &str = "Probing";
+    /// `Ready` of a remote server whose credential is made per caller (token exchange,
+    /// per-user tokens, the caller's own token, a JWT about the caller): the operator has no
+    /// caller to probe it as; its tools are listed per caller, through a route.
+    pub const TOOLS_PER_CALLER: &str = "ToolsPerCaller";
+    /// `Ready` of a remote server whose credential the gateway obtains or mints per call for
+    /// every caller alike (client credentials, a JWT with a fixed subject): not probed.
+    pub const NOT_PROBED: &str = "NotProbed";
     /// `Ready` of a server that is not usable (see `Accepted` and `ResolvedRefs`).
     pub const INVALID_SPEC: &str = "InvalidSpec";
 

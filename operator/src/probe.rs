@@ -3,7 +3,8 @@
 //! Each server is asked `initialize` and then its lists, with its own credentials (the
 //! compiled upstream, Secret values read), through rmcp's client. What answers and how much
 //! it offers becomes the McpServer's `Ready` condition and counts, and its tool names let
-//! compile catch collisions between mounts. Probes run in a task of their own ([`Prober`]),
+//! compile catch collisions between mounts. A server whose credential the gateway makes per
+//! call (`auth`) is not probed (see [`remotes`]). Probes run in a task of their own ([`Prober`]),
 //! never inside a reconcile. A server is asked again when its config changes:
 //! - after a success, every [`RECHECK`];
 //! - after a failure, with a backoff from 5 s doubling to [`RECHECK`].
@@ -223,13 +224,16 @@ type Remotes = BTreeMap<ObjectKey, RemoteUpstream>;
 /// What each server answered, and the config it was asked with.
 type Answers = BTreeMap<ObjectKey, (RemoteUpstream, Result<Offered, Failure>)>;
 
-/// The remote servers among `servers` (OpenAPI ones need no probe).
+/// The remote servers among `servers` the operator can ask itself. OpenAPI ones need no
+/// probe; one with an `auth` credential cannot be asked without the gateway, which makes
+/// that credential per call (from a token endpoint, the caller's own token or a key it signs
+/// with), and often per caller: its `Ready` says so instead.
 fn remotes(servers: &BTreeMap<ObjectKey, Upstream>) -> Remotes {
     servers
         .iter()
         .filter_map(|(key, upstream)| match upstream {
-            Upstream::Remote(remote) => Some((key.clone(), remote.clone())),
-            Upstream::OpenApi(_) => None,
+            Upstream::Remote(remote) if remote.auth.is_none() => Some((key.clone(), remote.clone())),
+            Upstream::Remote(_) | Upstream::OpenApi(_) => None,
         })
         .collect()
 }

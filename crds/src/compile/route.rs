@@ -2,7 +2,8 @@
 //! (host, path) to the oldest route claiming it, and keeps serving the last valid version
 //! of a route that has become invalid, so a bad edit never takes a working endpoint down.
 //! A mounted server that is itself unusable costs the route only that mount (served in its
-//! last valid version when there is one): the other mounts go on.
+//! last valid version when there is one): the other mounts go on. So does a server whose
+//! credential is made from the caller's JWT, on a route that takes no JWT.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -12,8 +13,8 @@ use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of, secrets};
 use crate::config::{
-    CachingConfig, GatewayConfig, MountConfig, RateLimitConfig, ResultCacheConfig, RouteConfig, ToolPolicy, prefixed,
-    wildcard_covers,
+    CachingConfig, GatewayConfig, MountConfig, OutboundAuth, RateLimitConfig, ResultCacheConfig, RouteConfig,
+    ToolPolicy, prefixed, wildcard_covers,
 };
 use crate::key::ObjectKey;
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
@@ -287,6 +288,8 @@ fn check(
         invalid.push(Problem::new("spec.mounts", format!("at most {MAX_MOUNTS} mounts are allowed")));
     }
 
+    // A mount whose credential is made from the caller's JWT needs a route that takes JWTs.
+    let takes_jwts = spec.authentication.as_ref().is_some_and(|a| !a.jwt.is_empty());
     let mut prefixes: HashMap<&str, usize> = HashMap::new();
     let mut mounts = Vec::with_capacity(spec.mounts.len());
     for (i, mount) in spec.mounts.iter().enumerate() {
@@ -320,33 +323,48 @@ fn check(
             rename: mount.rename.clone(),
         };
         check_policy(&policy, &field, &mut invalid);
-        match servers.get(&ObjectKey::new(&namespace, &mount.server)) {
+        let unusable = match servers.get(&ObjectKey::new(&namespace, &mount.server)) {
             None => {
                 refs_reason = reason::REF_NOT_FOUND;
                 refs.push(Problem::new(
                     format!("{field}.server"),
                     format!("McpServer `{}` does not exist in namespace {namespace}", mount.server),
                 ));
+                continue;
             }
-            Some(Err(why)) => {
-                // Another object's problem: this mount is out, or at its last valid version.
-                let last = served_before
-                    .and_then(|r| r.mounts.iter().find(|m| m.server == mount.server && m.prefix == prefix));
-                let kept = match last {
-                    Some(_) => " (its last valid version is still served; the route's other mounts go on)",
-                    None => " (the route's other mounts go on without it)",
-                };
-                degraded.push(Problem::new(format!("{field}.server"), format!("{why}{kept}")));
-                if let Some(last) = last {
-                    mounts.push(MountConfig { tools: policy, ..last.clone() });
+            Some(Err(why)) => why.clone(),
+            Some(Ok(upstream)) => match upstream.auth().filter(|auth| auth.needs_caller_jwt() && !takes_jwts) {
+                // The server may be fine for routes that take JWTs: like an unusable server,
+                // this costs the route only this mount.
+                Some(auth) => format!(
+                    "McpServer `{}` authenticates with {}, which needs the caller's JWT, and this route \
+                     accepts none (spec.authentication lists no jwt providers)",
+                    mount.server,
+                    auth.mode()
+                ),
+                None => {
+                    mounts.push(MountConfig {
+                        server: mount.server.clone(),
+                        prefix: prefix.to_owned(),
+                        tools: policy,
+                        upstream: upstream.clone(),
+                    });
+                    continue;
                 }
-            }
-            Some(Ok(upstream)) => mounts.push(MountConfig {
-                server: mount.server.clone(),
-                prefix: prefix.to_owned(),
-                tools: policy,
-                upstream: upstream.clone(),
-            }),
+            },
+        };
+        // Another object's problem, or a pairing that cannot work: this mount is out, or at
+        // its last valid version (one this route can serve).
+        let last = served_before
+            .and_then(|r| r.mounts.iter().find(|m| m.server == mount.server && m.prefix == prefix))
+            .filter(|last| takes_jwts || !last.upstream.auth().is_some_and(OutboundAuth::needs_caller_jwt));
+        let kept = match last {
+            Some(_) => " (its last valid version is still served; the route's other mounts go on)",
+            None => " (the route's other mounts go on without it)",
+        };
+        degraded.push(Problem::new(format!("{field}.server"), format!("{unusable}{kept}")));
+        if let Some(last) = last {
+            mounts.push(MountConfig { tools: policy, ..last.clone() });
         }
     }
 

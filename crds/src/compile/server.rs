@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use base64::Engine;
+mod auth;
 
 use super::{ServerState, Unreadable, name_of, namespace_of, secrets};
-use crate::config::{Header, OpenApiUpstream, RemoteUpstream, Upstream};
+use crate::config::{Header, OpenApiUpstream, OutboundAuth, RemoteUpstream, Upstream};
 use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, Verdict, condition, reason, verdict};
-use crate::resources::{ApiKeyLocation, HeaderSource, McpServer, OpenApiSource, RemoteSource, SecretKeyRef};
+use crate::resources::{ApiKeyLocation, HeaderSource, McpServer, OpenApiSource, RemoteSource};
 
 /// Default per-request timeout toward an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -119,12 +119,16 @@ fn remote_upstream(
 ) -> Option<Upstream> {
     check_url(&remote.url).unwrap_or_else(|why| found.invalid.push(Problem::new("spec.remote.url", why)));
     let timeout_ms = timeout(remote.timeout, "spec.remote.timeout", &mut found.invalid);
-    let headers = headers(&remote.headers, "spec.remote.headers", namespace, secrets, found);
+    let mut headers = headers(&remote.headers, "spec.remote.headers", namespace, secrets, found);
+    let auth = remote.auth.as_ref().and_then(|auth| {
+        let credential = auth::compile(auth, "spec.remote.auth", namespace, secrets, found)?;
+        apply(credential, "spec.remote", &mut headers, None, found)
+    });
     Some(Upstream::Remote(RemoteUpstream {
         url: remote.url.clone(),
         transport: remote.transport,
         headers,
-        auth: None,
+        auth,
         timeout_ms,
         resilience: Default::default(),
     }))
@@ -191,6 +195,53 @@ fn headers(
         }
     }
     headers
+}
+
+/// Puts a compiled `auth` where the gateway reads it: a static credential among the headers
+/// (or, where the source has one, the query), any other as the upstream's `auth`. `source` is
+/// `spec.remote` or `spec.openapi`; `query` is None for a remote server, whose URL must not
+/// carry a credential.
+fn apply(
+    credential: auth::Credential,
+    source: &str,
+    headers: &mut Vec<Header>,
+    query: Option<&mut Vec<Header>>,
+    found: &mut Found,
+) -> Option<OutboundAuth> {
+    let (name, value) = match credential {
+        auth::Credential::PerCall(auth) => ("Authorization".to_owned(), Err(auth)),
+        auth::Credential::Static { location: ApiKeyLocation::Header, name, value } => (name, Ok(value)),
+        auth::Credential::Static { location: ApiKeyLocation::Query, name, value } => {
+            match query {
+                Some(query) => query.push(Header { name, value }),
+                None => found.invalid.push(Problem::new(
+                    format!("{source}.auth.apiKey.in"),
+                    "a remote server takes an API key in a header only (in: header): in the URL's query it would show \
+                     wherever the URL does",
+                )),
+            }
+            return None;
+        }
+    };
+    if headers.iter().any(|h| h.name.eq_ignore_ascii_case(&name)) {
+        found.invalid.push(Problem::new(
+            format!("{source}.headers"),
+            format!("header `{name}` is set by {source}.auth; remove it from headers"),
+        ));
+        return None;
+    }
+    match value {
+        Err(auth) => Some(auth),
+        Ok(value) if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) => {
+            let why = "the credential holds control characters or line breaks";
+            found.invalid.push(Problem::new(format!("{source}.auth"), why));
+            None
+        }
+        Ok(value) => {
+            headers.push(Header { name, value });
+            None
+        }
+    }
 }
 
 /// A REST API's components and how to call it.
@@ -262,90 +313,17 @@ fn openapi_upstream(
     }
     let mut headers = headers(&source.headers, "spec.openapi.headers", namespace, secrets, found);
     let mut query = Vec::new();
-    if let Some(auth) = &source.auth {
-        let secret = |reference: &SecretKeyRef, field: &str, found: &mut Found| match secrets.get(namespace, reference)
-        {
-            Ok(value) => Some(value.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(why) => {
-                found.refs.push(Problem::new(field, why));
-                None
-            }
-        };
-        let credential = if let Some(bearer) = &auth.bearer {
-            secret(&bearer.secret_key_ref, "spec.openapi.auth.bearer.secretKeyRef", found)
-                .map(|token| (ApiKeyLocation::Header, "Authorization".to_owned(), format!("Bearer {token}")))
-        } else if let Some(key) = &auth.api_key {
-            let name_ok = !key.name.is_empty()
-                && key.name.len() <= 128
-                && key.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            let owned =
-                key.in_ == ApiKeyLocation::Header && RESERVED_HEADERS.contains(&key.name.to_ascii_lowercase().as_str());
-            if !name_ok {
-                found.invalid.push(Problem::new(
-                    "spec.openapi.auth.apiKey.name",
-                    "name must be 1-128 letters, digits, '_', '-' or '.'",
-                ));
-            } else if owned {
-                found.invalid.push(Problem::new(
-                    "spec.openapi.auth.apiKey.name",
-                    format!("header `{}` is set by the gateway and cannot carry an API key", key.name),
-                ));
-            }
-            secret(&key.secret_key_ref, "spec.openapi.auth.apiKey.secretKeyRef", found)
-                .filter(|_| name_ok && !owned)
-                .map(|value| (key.in_, key.name.clone(), value))
-        } else if let Some(basic) = &auth.basic {
-            let field = "spec.openapi.auth.basic.secretRef";
-            match secrets.entries(namespace, &basic.secret_ref.name) {
-                Ok(entries) => match (entries.get("username"), entries.get("password")) {
-                    (Some(user), Some(password)) => {
-                        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                        Some((ApiKeyLocation::Header, "Authorization".to_owned(), format!("Basic {pair}")))
-                    }
-                    _ => {
-                        found.refs.push(Problem::new(
-                            field,
-                            format!("Secret `{}` needs keys `username` and `password`", basic.secret_ref.name),
-                        ));
-                        None
-                    }
-                },
-                Err(why) => {
-                    found.refs.push(Problem::new(field, why));
-                    None
-                }
-            }
-        } else {
-            found.invalid.push(Problem::new("spec.openapi.auth", "exactly one of bearer, apiKey or basic must be set"));
-            None
-        };
-        match credential {
-            Some((ApiKeyLocation::Header, name, value)) => {
-                if headers.iter().any(|h| h.name.eq_ignore_ascii_case(&name)) {
-                    found.invalid.push(Problem::new(
-                        "spec.openapi.headers",
-                        format!("header `{name}` is set by spec.openapi.auth; remove it from headers"),
-                    ));
-                } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-                    found.invalid.push(Problem::new(
-                        "spec.openapi.auth",
-                        "the credential holds control characters or line breaks",
-                    ));
-                } else {
-                    headers.push(Header { name, value });
-                }
-            }
-            Some((ApiKeyLocation::Query, name, value)) => query.push(Header { name, value }),
-            None => {}
-        }
-    }
+    let auth = source.auth.as_ref().and_then(|auth| {
+        let credential = auth::compile(auth, "spec.openapi.auth", namespace, secrets, found)?;
+        apply(credential, "spec.openapi", &mut headers, Some(&mut query), found)
+    });
 
     Some(Upstream::OpenApi(OpenApiUpstream {
         base_url,
         timeout_ms,
         headers,
         query,
-        auth: None,
+        auth,
         tools: translated.tools,
         resources: translated.resources,
         templates: translated.templates,
@@ -416,3 +394,6 @@ fn check_url(url: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! Unit tests for what golden files cannot show: collisions found through discovered tool
-//! names, and the tool matcher's round trip between upstream and client-visible names.
+//! names, the tool matcher's round trip between upstream and client-visible names, and the
+//! last valid mount kept when a server's credential comes to need a JWT its route does not take.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ fn mk_server(name: &str) -> McpServer {
         url: format!("http://{name}:8080/mcp"),
         transport: Default::default(),
         headers: vec![],
+        auth: None,
         timeout: None,
     };
     McpServer {
@@ -172,4 +174,66 @@ fn a_config_round_trips_and_detects_tampering() {
     assert!(GatewayConfig::from_text(&tampered).unwrap_err().to_string().contains("hash mismatch"));
     let future = text.replace("format: 1", "format: 9");
     assert!(GatewayConfig::from_text(&future).unwrap_err().to_string().contains("format 9 is not supported"));
+}
+
+/// acme's `crm` server with `auth` (YAML flow), and route `r` mounting it and `math`,
+/// authenticating with `authentication`.
+fn caller_token_world(auth: &str, authentication: &str) -> Inputs {
+    let text = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: acme}}\n\
+         stringData: {{bot: a-long-enough-test-api-key}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: crm, namespace: acme}}\nstringData: {{token: t}}\n---\n\
+         apiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: crm, namespace: acme}}\n\
+         spec: {{remote: {{url: 'http://crm:8080/mcp', auth: {auth}}}}}\n---\n\
+         apiVersion: manifold.dev/v1alpha1\nkind: McpServer\nmetadata: {{name: math, namespace: acme}}\n\
+         spec: {{remote: {{url: 'http://math:8080/mcp'}}}}\n---\n\
+         apiVersion: manifold.dev/v1alpha1\nkind: McpRoute\nmetadata: {{name: r, namespace: acme}}\n\
+         spec: {{authentication: {authentication}, mounts: [{{server: crm}}, {{server: math}}]}}\n"
+    );
+    let read = crate::manifests::read(&[crate::manifests::Source { origin: "test".into(), text }]).unwrap();
+    read.inputs
+}
+
+const STATIC: &str = "{bearer: {secretKeyRef: {name: crm, key: token}}}";
+const FORWARD: &str = "{forwardCallerToken: {audience: crm}}";
+const API_KEYS: &str = "{apiKeys: {secretRef: {name: keys}}}";
+const JWTS: &str = "{jwt: [{issuer: 'https://idp', audiences: [gw], jwks: {uri: 'https://idp/jwks'}}]}";
+
+fn mounted(config: &GatewayConfig) -> Vec<(&str, Option<&'static str>)> {
+    config.routes[0].mounts.iter().map(|m| (m.server.as_str(), m.upstream.auth().map(|a| a.mode()))).collect()
+}
+
+#[test]
+fn a_mount_that_needs_the_callers_jwt_is_left_out_of_a_route_that_takes_none() {
+    let with_jwts = compile(&caller_token_world(FORWARD, JWTS), None);
+    assert!(route_outcome(&with_jwts, "r").is_ok(), "{:?}", with_jwts.outcomes);
+    assert_eq!(mounted(&with_jwts.config), [("crm", Some("forwardCallerToken")), ("math", None)]);
+
+    // The route worked with the server's static token; the server moves to forwarding the
+    // caller's token, which this route's API-key callers do not have: the last valid mount
+    // stays, and the status says why.
+    let before = compile(&caller_token_world(STATIC, API_KEYS), None);
+    assert_eq!(mounted(&before.config), [("crm", None), ("math", None)]);
+    let after = compile(&caller_token_world(FORWARD, API_KEYS), Some(&before.config));
+    let outcome = route_outcome(&after, "r");
+    assert_eq!(outcome.serving, Serving::Current, "the route's other mounts go on");
+    let resolved = &outcome.conditions[1];
+    assert_eq!(
+        (resolved.type_.as_str(), resolved.status, resolved.reason.as_str()),
+        ("ResolvedRefs", false, "RefNotReady")
+    );
+    assert_eq!(
+        resolved.message,
+        "spec.mounts[0].server: McpServer `crm` authenticates with forwardCallerToken, which needs the caller's JWT, \
+         and this route accepts none (spec.authentication lists no jwt providers) (its last valid version is still \
+         served; the route's other mounts go on)"
+    );
+    assert_eq!(mounted(&after.config), [("crm", None), ("math", None)]);
+
+    // A route that drops its JWT providers keeps no mount it cannot serve.
+    let dropped = compile(&caller_token_world(FORWARD, API_KEYS), Some(&with_jwts.config));
+    assert_eq!(mounted(&dropped.config), [("math", None)]);
+    assert!(
+        route_outcome(&dropped, "r").conditions[1].message.ends_with("(the route's other mounts go on without it)")
+    );
 }

@@ -8,7 +8,7 @@ use kube::{KubeSchema, core::Duration};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::server::{HeaderSource, SecretKeyRef};
+use super::server::HeaderSource;
 
 /// An OpenAPI document and how to call the API it describes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -56,9 +56,10 @@ pub struct OpenApiSource {
     #[schemars(extend("maxProperties" = 4096))]
     pub operations: BTreeMap<String, OperationOverride>,
 
-    /// Credentials sent to the API, from Secrets in the server's namespace.
+    /// How the gateway authenticates to the API: static credentials or a token per call,
+    /// from Secrets in the server's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<ApiAuth>,
+    pub auth: Option<super::UpstreamAuth>,
 
     /// Extra headers sent on every call, literal or from a Secret key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -180,60 +181,4 @@ pub struct OperationOverride {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub tags: Vec<String>,
-}
-
-/// Credentials sent to the API: exactly one kind.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("[has(self.bearer), has(self.apiKey), has(self.basic)].filter(s, s).size() == 1").message("exactly one of bearer, apiKey or basic must be set"))]
-#[serde(rename_all = "camelCase")]
-pub struct ApiAuth {
-    /// `Authorization: Bearer <token>`, the token from a Secret key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer: Option<BearerAuth>,
-    /// An API key in a header or a query parameter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<ApiKeyAuth>,
-    /// HTTP basic authentication from a Secret with keys `username` and `password`
-    /// (type `kubernetes.io/basic-auth`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic: Option<BasicAuth>,
-}
-
-/// A bearer token.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct BearerAuth {
-    /// The Secret key holding the token.
-    pub secret_key_ref: SecretKeyRef,
-}
-
-/// An API key.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKeyAuth {
-    /// Where the key goes.
-    #[serde(rename = "in")]
-    pub in_: ApiKeyLocation,
-    /// The header or query parameter name, for example `X-Api-Key` or `api_key`.
-    #[schemars(length(max = 128))]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]{1,128}$')").message("name must be 1-128 letters, digits, '_', '-' or '.'"))]
-    pub name: String,
-    /// The Secret key holding the API key.
-    pub secret_key_ref: SecretKeyRef,
-}
-
-/// Where an API key is sent.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "camelCase")]
-pub enum ApiKeyLocation {
-    Header,
-    Query,
-}
-
-/// Basic authentication.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct BasicAuth {
-    /// A Secret in the server's namespace with keys `username` and `password`.
-    pub secret_ref: super::SecretRef,
 }

@@ -45,6 +45,7 @@ pub struct McpServerSpec {
 
 /// Where a remote MCP server lives and how to talk to it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.apiKey) || self.auth.apiKey.__in__ == 'header'").message("a remote server takes an API key in a header only (in: header): in the URL's query it would show wherever the URL does"))]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteSource {
     /// Absolute http(s) URL of the server's MCP endpoint, for example
@@ -63,6 +64,11 @@ pub struct RemoteSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub headers: Vec<HeaderSource>,
+
+    /// How the gateway authenticates to this server: static credentials or a token per
+    /// call, from Secrets in the server's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::UpstreamAuth>,
 
     /// How long one request to this server may take before the call fails (Go duration,
     /// for example `30s`). Default `30s`, at most `1h`.

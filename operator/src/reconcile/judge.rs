@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use manifold_api::config::Upstream;
+use manifold_api::config::{OutboundAuth, Upstream};
 use manifold_api::outcome::condition::{ACCEPTED, PROGRAMMED, READY};
 use manifold_api::outcome::reason::{self, PROBING, Probed};
 use manifold_api::outcome::{Kind, Outcome, Verdict};
@@ -70,6 +70,7 @@ pub fn judge_servers(
     for outcome in outcomes.iter_mut().filter(|o| o.object.kind == Kind::McpServer) {
         let key = outcome.object.key();
         outcome.conditions.push(match (servers.get(&key), offered.get(&key)) {
+            (Some(Upstream::Remote(remote)), _) if let Some(auth) = &remote.auth => unprobed(auth),
             (Some(Upstream::Remote(_)), _) => match probes.get(&key) {
                 Some(result) => probe::ready(result),
                 None => verdict(false, PROBING, "not asked yet"),
@@ -83,6 +84,26 @@ pub fn judge_servers(
         });
     }
     (offered, tool_names)
+}
+
+/// The `Ready` of a remote server the operator does not probe (see `probe::remotes`): its
+/// credential is made by the gateway per call, and who it is made for decides what the
+/// server lists.
+fn unprobed(auth: &OutboundAuth) -> Verdict {
+    let mode = auth.mode();
+    match auth.speaks_for_caller() {
+        true => verdict(
+            true,
+            reason::TOOLS_PER_CALLER,
+            &format!(
+                "not probed: with {mode} the server answers each caller as that caller, so its tools are listed \
+                 per caller, through a route"
+            ),
+        ),
+        false => {
+            verdict(true, reason::NOT_PROBED, &format!("not probed: credentials obtained by the gateway ({mode})"))
+        }
+    }
 }
 
 /// Adds each McpRoute's `Programmed` condition; returns how many served routes are not

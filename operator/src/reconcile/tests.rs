@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
 use manifold_api::ObjectKey;
 use manifold_api::compile::{Unreadable, compile};
@@ -206,11 +207,30 @@ fn references_are_found_wherever_the_specs_hold_them() {
                "authorization": {"external": {"url": "http://pdp", "api": "permit", "secretRef": {"name": "permit", "key": "token"}}},
                "mounts": [{"server": "weather"}]}),
     );
-    let found = references(&[keyed, api], &[guarded]);
+    let exchanging = server(
+        "crm",
+        json!({"url": "http://crm:8080/mcp", "auth": {"tokenExchange": {"tokenUrl": "https://idp/token", "clientId": "gw",
+               "clientAuthentication": "privateKeyJwt", "privateKeyRef": {"name": "crm-client", "key": "tls.key"}, "signingAlgorithm": "ES256"}}}),
+    );
+    let consenting = server(
+        "github",
+        json!({"url": "http://github:8080/mcp", "auth": {"oauth2AuthorizationCode": {"tokenUrl": "https://idp/token", "clientId": "gw",
+               "clientSecretRef": {"name": "github-client", "key": "secret"}, "authorizationUrl": "https://idp/authorize",
+               "redirectUrl": "https://mcp.example.com/.manifold/oauth2/callback"}}}),
+    );
+    let signing = server(
+        "billing",
+        json!({"url": "http://billing:8080/mcp", "auth": {"signedJwt": {"algorithm": "HS256", "keyRef": {"name": "billing-jwt", "key": "k"},
+               "issuer": "gw", "audience": "billing"}}}),
+    );
+    let found = references(&[keyed, api, exchanging, consenting, signing], &[guarded]);
     let pairs = |names: &[(&str, &str)]| names.iter().map(|(n, m)| ObjectKey::new(*n, *m)).collect();
     assert_eq!(
         found.secrets,
         pairs(&[
+            ("acme", "billing-jwt"),
+            ("acme", "crm-client"),
+            ("acme", "github-client"),
             ("acme", "jwks"),
             ("acme", "keys"),
             ("acme", "permit"),
@@ -295,6 +315,52 @@ async fn probed_servers_report_ready_and_counts_and_routes_their_visible_tools()
     assert_eq!(ready["message"], "offers 3 tool(s), 0 resource(s), 0 prompt(s)");
     assert_eq!((bodies[4]["status"]["tools"].as_u64(), bodies[4]["status"]["prompts"].as_u64()), (Some(3), Some(0)));
     assert_eq!(bodies[5]["status"]["tools"], 2, "what a client sees: `about` is excluded");
+}
+
+#[tokio::test]
+async fn servers_whose_credential_the_gateway_makes_are_ready_unprobed_saying_why() {
+    let client =
+        json!({"tokenUrl": "https://idp/token", "clientId": "gw", "clientSecretRef": {"name": "idp", "key": "secret"}});
+    let with = |auth: Value| json!({"url": "http://127.0.0.1:1/mcp", "auth": auth});
+    let servers = vec![
+        server("crm", with(json!({"tokenExchange": client}))),
+        server("reports", with(json!({"oauth2ClientCredentials": client}))),
+        server("search", with(json!({"forwardCallerToken": {"audience": "search"}}))),
+    ];
+    let secret: Secret = object(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "idp", "namespace": "acme"}, "stringData": {"secret": "s"}}));
+    let world = World { servers: servers.clone(), secrets: vec![secret], ..World::default() };
+    let usable = world.servers_to_probe();
+    assert_eq!(usable.len(), 3, "all three compile");
+    let prober = crate::probe::Prober::spawn(manifold_api::egress::Egress::default());
+    assert!(prober.want(&usable).is_empty(), "none is probed: nothing answers at 127.0.0.1:1 and nothing needs to");
+
+    let statuses = servers.iter().map(|s| status_of("mcpservers", &s.name_any(), serde_json::to_value(s).unwrap()));
+    let (_, bodies) = reconcile(&mut None, &world, [list(), apply()].into_iter().chain(statuses).collect()).await;
+    let ready: Vec<(&str, &str, &str)> = bodies[2..]
+        .iter()
+        .map(|body| condition(body, "Ready"))
+        .map(|c| (c["status"].as_str().unwrap(), c["reason"].as_str().unwrap(), c["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ready,
+        [
+            (
+                "True",
+                "ToolsPerCaller",
+                "not probed: with tokenExchange the server answers each caller as that caller, so its tools are listed \
+                 per caller, through a route"
+            ),
+            ("True", "NotProbed", "not probed: credentials obtained by the gateway (oauth2ClientCredentials)"),
+            (
+                "True",
+                "ToolsPerCaller",
+                "not probed: with forwardCallerToken the server answers each caller as that caller, so its tools are \
+                 listed per caller, through a route"
+            ),
+        ]
+    );
+    assert!(bodies[2..].iter().all(|b| b["status"].get("tools").is_none()), "no count is made up");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use manifold_api::ObjectKey;
 use manifold_api::compile::{Inputs, Unreadable, compile};
 use manifold_api::config::Upstream;
 use manifold_api::outcome::ObjectRef;
-use manifold_api::resources::{McpRoute, McpServer};
+use manifold_api::resources::{CONFIG_MAP_REFERENCES, McpRoute, McpServer, SECRET_REFERENCES};
 
 /// What the watches hold.
 #[derive(Clone, Debug, Default)]
@@ -56,9 +56,11 @@ pub struct References {
     pub config_maps: BTreeSet<ObjectKey>,
 }
 
-/// Every `secretRef`, `secretKeyRef` and `configMapRef` in the objects' specs (a reference
+/// Every Secret and ConfigMap reference in the objects' specs (the fields
+/// `manifold_api::resources::SECRET_REFERENCES` and `CONFIG_MAP_REFERENCES` name; a reference
 /// names an object of the referrer's own namespace). Found by walking the specs, so a field
-/// added to the API is covered without a change here.
+/// added to the API is covered without a change here (a test in manifold-api fails on a
+/// `...Ref` field in neither list).
 pub fn references(servers: &[McpServer], routes: &[McpRoute]) -> References {
     fn walk(value: &serde_json::Value, namespace: &str, found: &mut References) {
         match value {
@@ -66,10 +68,10 @@ pub fn references(servers: &[McpServer], routes: &[McpRoute]) -> References {
                 for (key, inner) in map {
                     let name = inner.get("name").and_then(serde_json::Value::as_str);
                     match (key.as_str(), name) {
-                        ("secretRef" | "secretKeyRef", Some(name)) => {
+                        (key, Some(name)) if SECRET_REFERENCES.contains(&key) => {
                             found.secrets.insert(ObjectKey::new(namespace, name));
                         }
-                        ("configMapRef", Some(name)) => {
+                        (key, Some(name)) if CONFIG_MAP_REFERENCES.contains(&key) => {
                             found.config_maps.insert(ObjectKey::new(namespace, name));
                         }
                         _ => walk(inner, namespace, found),
