@@ -91,15 +91,28 @@ async fn jwts_the_gateway_signs_are_verified_by_the_upstreams() {
     std::fs::write(secret_file.path(), "an-hs256-secret-shared-with-the-api-0123456789").unwrap();
     let public = keys.join("rsa-public.pem");
     let mcp_args = ["--public-key-file", public.to_str().unwrap(), "--issuer", "https://manifold.test"];
-    let mcp = Upstream::verifying("mcp", &[&mcp_args[..], &["--audience", "signed-mcp", "--algorithm", "RS256"]].concat()).await;
+    let mcp =
+        Upstream::verifying("mcp", &[&mcp_args[..], &["--audience", "signed-mcp", "--algorithm", "RS256"]].concat())
+            .await;
     let hs = secret_file.path().to_str().unwrap();
     let api_args = ["--hs256-secret-file", hs, "--issuer", "https://manifold.test", "--audience", "signed-api"];
     let api = Upstream::verifying("api", &api_args).await;
     let private = std::fs::read_to_string(keys.join("rsa-private.pem")).unwrap();
-    let manifests = secret("signing", &format!("rsa: {}, hs: an-hs256-secret-shared-with-the-api-0123456789", json!(private)))
-        + &yaml::server("tools", &mcp.mcp_url(), "auth: {signedJwt: {algorithm: RS256, keyRef: {name: signing, key: rsa}, keyId: rsa-1, issuer: 'https://manifold.test', audience: signed-mcp, claims: {department: department, mail: email}}}")
-        + &api_server("api", &api, "{signedJwt: {algorithm: HS256, keyRef: {name: signing, key: hs}, issuer: 'https://manifold.test', audience: signed-api, mint: perMinute}}")
-        + &yaml::route("r", &format!("mounts: [{{server: tools}}, {{server: api}}], {}", keycloak_callers(keycloak)));
+    let manifests = secret(
+        "signing",
+        &format!("rsa: {}, hs: an-hs256-secret-shared-with-the-api-0123456789", json!(private)),
+    ) + &yaml::server(
+        "tools",
+        &mcp.mcp_url(),
+        "auth: {signedJwt: {algorithm: RS256, keyRef: {name: signing, key: rsa}, keyId: rsa-1, issuer: 'https://manifold.test', audience: signed-mcp, claims: {department: department, mail: email}}}",
+    ) + &api_server(
+        "api",
+        &api,
+        "{signedJwt: {algorithm: HS256, keyRef: {name: signing, key: hs}, issuer: 'https://manifold.test', audience: signed-api, mint: perMinute}}",
+    ) + &yaml::route(
+        "r",
+        &format!("mounts: [{{server: tools}}, {{server: api}}], {}", keycloak_callers(keycloak)),
+    );
     let stack = LocalStack::start(&manifests).await;
     let url = stack.url("/acme/r/mcp");
 
@@ -209,7 +222,9 @@ async fn a_provider_that_is_down_fails_only_its_mounts_calls() {
         + &yaml::server(
             "tools",
             &mcp.mcp_url(),
-            &format!("auth: {{oauth2ClientCredentials: {{tokenUrl: '{down}', clientId: x, clientSecretRef: {{name: idp, key: secret}}}}}}"),
+            &format!(
+                "auth: {{oauth2ClientCredentials: {{tokenUrl: '{down}', clientId: x, clientSecretRef: {{name: idp, key: secret}}}}}}"
+            ),
         )
         + &yaml::server("alpha", &plain.mcp_url(), "")
         + &yaml::route("r", "mounts: [{server: tools}, {server: alpha}]");
@@ -220,17 +235,23 @@ async fn a_provider_that_is_down_fails_only_its_mounts_calls() {
     assert_eq!(failed["result"]["isError"], true, "{failed}");
     let text = failed["result"]["content"][0]["text"].as_str().unwrap();
     assert!(
-        text.starts_with("Tool `tools_whoami` is unavailable: mounted server `tools` could not get a credential for it: ")
-            && text.contains(&down),
+        text.starts_with(
+            "tool `tools_whoami` is unavailable: mounted server `tools` could not get a credential for it: "
+        ) && text.contains(&down),
         "{text}"
     );
     assert!(!text.contains("whatever"), "no secret in the answer");
-    let answered = manifold_e2e::raw::stateless(&url, json!(2), "tools/call", json!({"name": "alpha_echo", "arguments": {"text": "t"}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let answered = manifold_e2e::raw::stateless(
+        &url,
+        json!(2),
+        "tools/call",
+        json!({"name": "alpha_echo", "arguments": {"text": "t"}}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
     assert_eq!(answered["result"]["content"][0]["text"], "alpha:t", "the other mount is untouched");
 }
