@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 /// A Secret of tenant `acme` holding `entries` (stringData, flow style).
 pub fn secret(name: &str, entries: &str) -> String {
-    format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: acme}}\nstringData: {{{entries}}}\n")
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: acme}}\nstringData: {{{entries}}}\n"
+    )
 }
 
 /// The route's authentication: Keycloak's tokens for the gateway.
@@ -112,4 +114,3 @@ pub async fn session_with_url_elicitation(url: &str, token: &str) -> crate::raw:
     session.adopt(&init).await;
     session
 }
-
