@@ -8,7 +8,6 @@ mod client_credentials;
 mod exchange;
 mod flight;
 mod forward;
-mod grant;
 pub mod per_user;
 mod signed;
 pub mod store;

@@ -13,8 +13,8 @@ use manifold_api::config::AuthorizationCodeConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::grant::{GrantError, Granted, grant};
 use super::store::{Entry, Key, MAX_ENTRY_LIFE, Seal, StoreError, Tokens, now, principal_hash};
+use super::token_endpoint::{GrantError, Granted, TokenEndpoint};
 use super::{Denied, Place};
 use crate::principal::{Principal, Source};
 
@@ -106,7 +106,8 @@ pub struct PerUser {
     route: String,
     server: String,
     tokens: Arc<Tokens>,
-    egress: manifold_runtime::egress::Egress,
+    /// The provider's token endpoint, for refreshes.
+    endpoint: TokenEndpoint,
     /// `scheme://host[:port]` of `redirect_url`: where consent links lead.
     origin: String,
     /// One refresh per key at a time on this replica; the others wait and read its result.
@@ -137,7 +138,7 @@ impl PerUser {
             route: place.route.to_owned(),
             server: place.server.to_owned(),
             tokens: Arc::clone(place.tokens),
-            egress,
+            endpoint: TokenEndpoint::new(&config.client, egress, super::TOKEN_TIMEOUT)?,
             origin: redirect.origin().ascii_serialization(),
             refreshing: Mutex::default(),
             rejected: Mutex::default(),
@@ -200,7 +201,7 @@ impl PerUser {
             return Err(self.consent(principal));
         };
         let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
-        match grant(&self.config.client, &form, self.egress).await {
+        match self.endpoint.grant(&form).await {
             Ok(granted) => {
                 let (fresh, life) = entry_of(granted, Some(refresh), entry.scope.clone());
                 self.tokens.put(key, &fresh, life).await.map_err(|e| self.store_down(e))?;
@@ -302,9 +303,11 @@ pub async fn redeem(
         ("redirect_uri", state.redirect_url.as_str()),
         ("code_verifier", state.verifier.as_str()),
     ];
-    let granted = grant(&config.client, &form, egress).await.map_err(|error| match error {
+    let endpoint = TokenEndpoint::new(&config.client, egress, super::TOKEN_TIMEOUT)
+        .map_err(|why| Unredeemed::Failed(GrantError::Invalid(why)))?;
+    let granted = endpoint.grant(&form).await.map_err(|error| match error {
         GrantError::Refused { .. } => Unredeemed::Refused(error),
-        GrantError::Failed(_) => Unredeemed::Failed(error),
+        GrantError::Unreachable(_) | GrantError::Invalid(_) => Unredeemed::Failed(error),
     })?;
     if let Some(issuer) = &state.issuer {
         let signed_in = [granted.id_token.as_deref(), Some(granted.access_token.as_str())]

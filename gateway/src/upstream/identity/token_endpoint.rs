@@ -49,6 +49,9 @@ pub struct Granted {
     /// Seconds; none when the provider did not say.
     pub expires_in: Option<u64>,
     pub refresh_token: Option<String>,
+    /// Seconds the refresh token lives (Keycloak's and others' `refresh_expires_in`); 0 for
+    /// offline tokens, none when the provider did not say.
+    pub refresh_expires_in: Option<u64>,
     pub id_token: Option<String>,
     pub issued_token_type: Option<String>,
     pub scope: Option<String>,
@@ -66,6 +69,22 @@ pub enum GrantError {
     /// An answer that is not a token nor an OAuth error.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl GrantError {
+    /// `invalid_grant`: the code or refresh token is no good (used, revoked, expired).
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, GrantError::Refused { error, .. } if error == "invalid_grant")
+    }
+
+    /// The provider's `error` (and `error_description`), or why there was no answer.
+    pub fn reason(&self) -> String {
+        match self {
+            GrantError::Refused { error, description: Some(description), .. } => format!("{error}: {description}"),
+            GrantError::Refused { error, description: None, .. } => error.clone(),
+            GrantError::Unreachable(why) | GrantError::Invalid(why) => why.clone(),
+        }
+    }
 }
 
 impl TokenEndpoint {
@@ -196,17 +215,11 @@ impl TokenEndpoint {
             .access_token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| self.invalid("answered without an access_token"))?;
-        let expires_in = match answer.expires_in {
-            None | Some(Value::Null) => None,
-            // Some providers send the number as a string.
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.parse().ok(),
-            Some(_) => None,
-        };
         Ok(Granted {
             access_token,
-            expires_in,
+            expires_in: seconds(answer.expires_in),
             refresh_token: answer.refresh_token,
+            refresh_expires_in: seconds(answer.refresh_expires_in),
             id_token: answer.id_token,
             issued_token_type: answer.issued_token_type,
             scope: answer.scope,
@@ -224,6 +237,7 @@ struct Answer {
     access_token: Option<String>,
     expires_in: Option<Value>,
     refresh_token: Option<String>,
+    refresh_expires_in: Option<Value>,
     id_token: Option<String>,
     issued_token_type: Option<String>,
     scope: Option<String>,
@@ -245,10 +259,20 @@ impl std::fmt::Debug for Granted {
             .field("access_token", &"(hidden)")
             .field("expires_in", &self.expires_in)
             .field("refresh_token", &hidden(self.refresh_token.is_some()))
+            .field("refresh_expires_in", &self.refresh_expires_in)
             .field("id_token", &hidden(self.id_token.is_some()))
             .field("issued_token_type", &self.issued_token_type)
             .field("scope", &self.scope)
             .finish()
+    }
+}
+
+/// A number of seconds, which some providers send as a string.
+fn seconds(value: Option<Value>) -> Option<u64> {
+    match value? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
     }
 }
 
@@ -394,7 +418,7 @@ mod tests {
     async fn every_field_of_a_grant_is_read_and_none_is_printed() {
         let server = TokenServer::answering(Duration::ZERO, |_, _| {
             let answer = json!({
-                "access_token": "at-secret", "expires_in": "120", "refresh_token": "rt-secret", "id_token": "it-secret",
+                "access_token": "at-secret", "expires_in": "120", "refresh_token": "rt-secret", "refresh_expires_in": 1800, "id_token": "it-secret",
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "scope": "a b",
             });
             (200, answer)
@@ -406,6 +430,7 @@ mod tests {
             access_token: "at-secret".into(),
             expires_in: Some(120),
             refresh_token: Some("rt-secret".into()),
+            refresh_expires_in: Some(1800),
             id_token: Some("it-secret".into()),
             issued_token_type: Some("urn:ietf:params:oauth:token-type:access_token".into()),
             scope: Some("a b".into()),
