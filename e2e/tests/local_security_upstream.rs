@@ -2,7 +2,8 @@
 //! against Keycloak and real verifying upstreams: a forged or replayed consent `state`, a
 //! callback completed by someone other than the caller, a code injected into another
 //! caller's flow, an open redirect through the consent link, a token for one audience sent
-//! to another, and a mount's tokens reaching another mount or tenant.
+//! to another, and a mount's tokens reaching another mount or tenant; and no secret or token
+//! in the gateway's log (at trace level), metrics or status.
 
 use manifold_e2e::keycloak::{self, Browser, Keycloak};
 use manifold_e2e::outbound::{
@@ -232,5 +233,95 @@ async fn a_mounts_tokens_never_reach_another_mount_or_tenant() {
         assert_eq!(whoami(&call(&acme_url, None, "one_whoami").await)["azp"], keycloak::GATEWAY);
         assert_eq!(whoami(&call(&acme_url, None, "two_whoami").await)["azp"], keycloak::SIGNED);
         assert_eq!(whoami(&call(&globex_url, None, "one_whoami").await)["azp"], keycloak::SIGNED, "globex's own");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_or_secret_reaches_the_log_the_metrics_or_the_status() {
+    use manifold_e2e::process::{GatewayProcess, Options};
+    let keycloak = Keycloak::shared().await;
+    let (upstream, _) = verifying_peers(keycloak).await;
+    let (dir, keys, log) = (tempfile::tempdir().unwrap(), key_ring(), tempfile::NamedTempFile::new().unwrap());
+    let options = Options {
+        log_filter: Some("debug,manifold_gateway=trace".into()),
+        log: Some(log.path().to_owned()),
+        ..Options::default()
+    };
+    std::fs::write(dir.path().join("manifests.yaml"), "").unwrap();
+    let gateway = GatewayProcess::start_with(dir.path(), keys.path(), options).await;
+    // Every mode that holds a secret or a token: client credentials, exchange, per-user.
+    let client = |mode: &str, client: &str, secret: &str, extra: &str| {
+        format!(
+            "auth: {{{mode}: {{tokenUrl: '{}', clientId: {client}, clientSecretRef: {{name: idp, key: {secret}}}{extra}}}}}",
+            keycloak.token_url()
+        )
+    };
+    let consent = format!(
+        ", authorizationUrl: '{}', redirectUrl: 'http://{}{}'",
+        keycloak.authorization_url(),
+        gateway.mcp,
+        keycloak::CALLBACK_PATH
+    );
+    let manifests =
+        secret("idp", &format!("gateway: {}, consent: {}", keycloak::GATEWAY_SECRET, keycloak::CONSENT_SECRET))
+            + &yaml::server(
+                "cc",
+                &upstream.mcp_url(),
+                &client("oauth2ClientCredentials", keycloak::GATEWAY, "gateway", ""),
+            )
+            + &yaml::server(
+                "tx",
+                &upstream.mcp_url(),
+                &client("tokenExchange", keycloak::GATEWAY, "gateway", ", audience: upstream-api"),
+            )
+            + &yaml::server(
+                "me",
+                &upstream.mcp_url(),
+                &client("oauth2AuthorizationCode", keycloak::CONSENT, "consent", &consent),
+            )
+            + &yaml::route(
+                "r",
+                &format!("mounts: [{{server: cc}}, {{server: tx}}, {{server: me}}], {}", keycloak_callers(keycloak)),
+            );
+    std::fs::write(dir.path().join("manifests.yaml"), manifests).unwrap();
+    let url = gateway.url("/acme/r/mcp");
+    let alice = keycloak.password_token("alice").await;
+    manifold_e2e::eventually("the route is served", std::time::Duration::from_secs(20), || {
+        let (url, alice) = (url.clone(), alice.clone());
+        async move {
+            let request = manifold_e2e::raw::stateless(
+                &url,
+                serde_json::json!(1),
+                "tools/call",
+                serde_json::json!({"name": "cc_whoami"}),
+            );
+            let answer: Value = request.bearer_auth(&alice).send().await.ok()?.json().await.ok()?;
+            answer.get("result").map(|_| ())
+        }
+    })
+    .await;
+
+    let browser = Browser::new(keycloak);
+    let link = consent_link(&call(&url, Some(&alice), "me_whoami").await);
+    let callback = browser.authorize(&link, "alice", &keycloak::password("alice")).await.unwrap();
+    let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    assert_eq!(browser.get(&callback).await.0, 200);
+    for tool in ["cc_whoami", "tx_whoami", "me_whoami"] {
+        assert!(whoami(&call(&url, Some(&alice), tool).await)["sub"].is_string(), "{tool}");
+    }
+    // A caller the route refuses is logged too.
+    call(&url, Some("not-a-token"), "cc_whoami").await;
+
+    let metrics = reqwest::get(format!("http://{}/metrics", gateway.admin)).await.unwrap().text().await.unwrap();
+    let status = reqwest::get(format!("http://{}/status", gateway.admin)).await.unwrap().text().await.unwrap();
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(logged.lines().count() > 20, "the gateway logged at trace level: {logged}");
+    let secrets = [keycloak::GATEWAY_SECRET, keycloak::CONSENT_SECRET, alice.as_str(), code.as_str()];
+    for (place, text) in [("log", &logged), ("metrics", &metrics), ("status", &status)] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{place} holds a secret ({:.12}…)", secret);
+        }
+        // Whatever token the gateway obtained: no JWT at all appears.
+        assert!(!text.contains("eyJ"), "{place} holds a JWT");
     }
 }
