@@ -178,7 +178,7 @@ class ScriptedModel:
                     raise Refused(400, "the request body is not a JSON object")
                 errors = api.validate(body)
                 if errors:
-                    raise errors[0] if len(errors) == 1 or not api.joins_errors else joined(errors)
+                    raise api.answering(errors)
                 request = api.read(body, path)
                 if request.results:
                     self._last_result = request.results[-1]
@@ -191,10 +191,6 @@ class ScriptedModel:
                 answer = api.error(refused)
                 self.refusals.append({"api": api.name, "status": refused.status, "error": answer})
                 return refused.status, answer
-
-
-def joined(errors: list[Refused]) -> Refused:
-    return Refused(errors[0].status, "".join(e.message for e in errors))
 
 
 def _handler(model: ScriptedModel) -> type[BaseHTTPRequestHandler]:
@@ -495,8 +491,10 @@ def openai_error(refused: Refused) -> dict[str, Any]:
 
 class Api:
     name = ""
-    # Gemini lists every problem in one answer; OpenAI and Anthropic name the first.
-    joins_errors = False
+
+    def answering(self, errors: list[Refused]) -> Refused:
+        """The one answer to a request with these problems: OpenAI and Anthropic name the first."""
+        return errors[0]
 
     def validate(self, body: dict[str, Any]) -> list[Refused]:
         raise NotImplementedError
@@ -805,8 +803,11 @@ GEMINI_DECLARATION_BY_NAME = {
 }
 
 
+INVALID_JSON = "Invalid JSON payload received. "
+
+
 def invalid_json(message: str) -> Refused:
-    return Refused(400, f"Invalid JSON payload received. {message}\n")
+    return Refused(400, INVALID_JSON + message)
 
 
 def gemini_parse_errors(schema: Any, at: str) -> list[Refused]:
@@ -904,6 +905,7 @@ def gemini_tool_errors(tools: Any) -> list[Refused]:
     parse: list[Refused] = []
     semantic: list[Refused] = []
     names: list[str] = []
+    parsed: list[tuple[dict[str, Any], str]] = []
 
     def bad(where: str, why: str) -> Refused:
         return Refused(400, f"* GenerateContentRequest.{where}: {why}\n")
@@ -941,9 +943,12 @@ def gemini_tool_errors(tools: Any) -> list[Refused]:
                 )
             else:
                 names.append(name)
-            semantic += gemini_declaration_problems(fields, at, bad)
+            parsed.append((fields, at))
+    # The API reports what its JSON parser refused, and checks the parsed request only after.
     if parse:
         return parse
+    for fields, at in parsed:
+        semantic += gemini_declaration_problems(fields, at, bad)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         semantic.append(bad("tools", f"duplicate function declaration names: {duplicates}"))
@@ -1002,7 +1007,13 @@ class Gemini(Api):
     parts, a call as a `functionCall` part (with an `id`, as Gemini 3 sends)."""
 
     name = "gemini"
-    joins_errors = True
+
+    def answering(self, errors: list[Refused]) -> Refused:
+        """Gemini lists every problem: parser errors under one prefix, one per line; checks of
+        the parsed request as `* path: why` lines."""
+        if errors[0].message.startswith(INVALID_JSON):
+            return Refused(400, INVALID_JSON + "\n".join(e.message.removeprefix(INVALID_JSON) for e in errors))
+        return Refused(400, "".join(e.message for e in errors))
 
     def validate(self, body: dict[str, Any]) -> list[Refused]:
         return gemini_tool_errors(body.get("tools", []))
