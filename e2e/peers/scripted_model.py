@@ -130,6 +130,11 @@ class ScriptedModel:
         self.refusals: list[dict[str, Any]] = []
         self._played = 0
         self._last_result: str | None = None
+        # What each request came to once read (None: refused before), beside `requests`.
+        self._views: list[Request | None] = []
+        # Conversations held server-side, as the provider holds them: Anthropic threads and
+        # Responses' `previous_response_id`, keyed by (api, id of the reply to continue from).
+        self._held: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -159,16 +164,13 @@ class ScriptedModel:
         return last.results if last else []
 
     def _last_parsed(self) -> Request | None:
-        for entry in reversed(self.requests):
-            api = APIS.get(entry["api"])
-            if api is not None:
-                return api.read(entry["body"], entry["path"])
-        return None
+        return next((view for view in reversed(self._views) if view is not None), None)
 
     def answer(self, path: str, body: Any) -> tuple[int, Any]:
         api = route(path)
         with self._lock:
             self.requests.append({"api": api.name if api else None, "path": path, "body": body})
+            self._views.append(None)
             if api is None:
                 answer = {"error": {"message": f"no such endpoint: POST {path}"}}
                 self.refusals.append({"api": None, "status": 404, "error": answer})
@@ -176,17 +178,20 @@ class ScriptedModel:
             try:
                 if not isinstance(body, dict):
                     raise Refused(400, "the request body is not a JSON object")
+                body = api.history(body, self._held)
                 errors = api.validate(body)
                 if errors:
                     raise api.answering(errors)
-                request = api.read(body, path)
+                request = self._views[-1] = api.read(body, path)
                 if request.results:
                     self._last_result = request.results[-1]
                 if self._played >= len(self.turns):
                     raise Refused(500, f"test bug: the script has no turn {self._played + 1}")
                 turn = play(self.turns[self._played], self._played + 1, request, self._last_result)
                 self._played += 1
-                return 200, api.reply(body, request, turn)
+                reply = api.reply(body, request, turn)
+                api.hold(body, reply, self._held)
+                return 200, reply
             except Refused as refused:
                 answer = api.error(refused)
                 self.refusals.append({"api": api.name, "status": refused.status, "error": answer})
@@ -496,6 +501,14 @@ class Api:
         """The one answer to a request with these problems: OpenAI and Anthropic name the first."""
         return errors[0]
 
+    def history(self, body: dict[str, Any], held: dict[tuple[str, str], Any]) -> dict[str, Any]:
+        """The request as the provider reads it: a conversation it continues, held server-side,
+        put back in front. Most requests carry their whole history."""
+        return body
+
+    def hold(self, body: dict[str, Any], reply: dict[str, Any], held: dict[tuple[str, str], Any]) -> None:
+        """Keep what a later request may continue from."""
+
     def validate(self, body: dict[str, Any]) -> list[Refused]:
         raise NotImplementedError
 
@@ -564,11 +577,31 @@ class Chat(Api):
         return openai_error(refused)
 
 
+def input_items(body: dict[str, Any]) -> list[Any]:
+    """A Responses request's `input` as items (a string is one user message)."""
+    given = body.get("input")
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return list(given) if isinstance(given, list) else []
+
+
 class Responses(Api):
     """OpenAI Responses: tools `{"type":"function", name, parameters, strict}`, results as
     `function_call_output` input items, a call as a `function_call` output item."""
 
     name = "responses"
+
+    def history(self, body: dict[str, Any], held: dict[tuple[str, str], Any]) -> dict[str, Any]:
+        previous = body.get("previous_response_id")
+        if previous is None:
+            return body
+        if ("responses", previous) not in held:
+            message = f"Previous response with id '{previous}' not found."
+            raise Refused(400, message, "previous_response_id", "previous_response_not_found")
+        return {**body, "input": held[("responses", previous)] + input_items(body)}
+
+    def hold(self, body: dict[str, Any], reply: dict[str, Any], held: dict[tuple[str, str], Any]) -> None:
+        held[("responses", reply["id"])] = input_items(body) + reply["output"]
 
     def validate(self, body: dict[str, Any]) -> list[Refused]:
         return responses_tool_errors(body.get("tools", []))
@@ -581,7 +614,7 @@ class Responses(Api):
         ]
         choice = body.get("tool_choice")
         only = choice.get("name") if isinstance(choice, dict) and choice.get("type") == "function" else None
-        items = body.get("input") if isinstance(body.get("input"), list) else []
+        items = input_items(body)
         results = [
             result_text(i.get("output"))
             for i in items
@@ -702,6 +735,24 @@ class Anthropic(Api):
     `tool_result` blocks, a call as a `tool_use` content block."""
 
     name = "anthropic"
+    # What a thread keeps from the request that created it; a `continue` may not send them.
+    thread_fields = ("system", "tools")
+
+    def history(self, body: dict[str, Any], held: dict[tuple[str, str], Any]) -> dict[str, Any]:
+        thread = body.get("thread")
+        if not (isinstance(thread, dict) and thread.get("type") == "continue"):
+            return body
+        previous = held.get(("anthropic", str(thread.get("previous_message_id"))))
+        if previous is None:
+            message = f"thread: no message `{thread.get('previous_message_id')}` to continue"
+            raise Refused(404, message, code="thread_not_found")
+        return {**body, **previous, "messages": previous["messages"] + list(body.get("messages", []))}
+
+    def hold(self, body: dict[str, Any], reply: dict[str, Any], held: dict[tuple[str, str], Any]) -> None:
+        if isinstance(body.get("thread"), dict):
+            answered = {"role": "assistant", "content": reply["content"]}
+            kept = {f: body[f] for f in self.thread_fields if f in body}
+            held[("anthropic", reply["id"])] = {**kept, "messages": list(body.get("messages", [])) + [answered]}
 
     def validate(self, body: dict[str, Any]) -> list[Refused]:
         return anthropic_tool_errors(body.get("tools", []))
@@ -742,8 +793,11 @@ class Anthropic(Api):
         }
 
     def error(self, refused: Refused) -> dict[str, Any]:
-        kind = "invalid_request_error" if refused.status < 500 else "api_error"
-        return {"type": "error", "error": {"type": kind, "message": refused.message}}
+        kinds = {400: "invalid_request_error", 404: "not_found_error"}
+        error = {"type": kinds.get(refused.status, "api_error"), "message": refused.message}
+        if refused.code is not None:
+            error["details"] = {"error_code": refused.code}
+        return {"type": "error", "error": error}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1002,6 +1056,17 @@ def gemini_as_json_schema(schema: Any) -> Any:
     return {GEMINI_FIELD_BY_NAME.get(k, k): v for k, v in schema.items()}
 
 
+def gemini_result_text(response: Any) -> str:
+    """A functionResponse's `response` as text: its `output` or `result` (an MCP tool result's
+    content, as google-genai wraps a session's answer), JSON otherwise (an `error`, say)."""
+    if isinstance(response, dict) and len(response) == 1 and ("output" in response or "result" in response):
+        value = next(iter(response.values()))
+        if isinstance(value, dict) and isinstance(value.get("content"), list) and not value.get("isError"):
+            return result_text(value["content"])
+        return result_text(value)
+    return json.dumps(response)
+
+
 class Gemini(Api):
     """Gemini generateContent: `tools[].functionDeclarations`, results as `functionResponse`
     parts, a call as a `functionCall` part (with an `id`, as Gemini 3 sends)."""
@@ -1030,7 +1095,7 @@ class Gemini(Api):
         allowed = calling.get("allowedFunctionNames", calling.get("allowed_function_names"))
         callable_ = [] if mode == "NONE" else [t.name for t in tools if allowed is None or t.name in allowed]
         results = [
-            json.dumps(part["functionResponse"].get("response"))
+            gemini_result_text(part["functionResponse"].get("response"))
             for content in body.get("contents", [])
             if isinstance(content, dict)
             for part in content.get("parts", [])

@@ -371,7 +371,7 @@ async fn each_api_plays_a_tool_call_then_a_final_text_quoting_its_result() {
         (&json!([{"type": "text", "text": "it said alpha:hi"}]), &json!("end_turn"))
     );
 
-    // Gemini generateContent: the result is the functionResponse's `response`, as JSON.
+    // Gemini generateContent: the result as google-genai hands back an MCP session's answer.
     let tools = declarations(json!([declaration("alpha_echo", echo_schema())]));
     let user = json!({"role": "user", "parts": [{"text": "echo hi"}]});
     let url = format!("{root}/v1beta/models/gemini-3-flash:generateContent");
@@ -381,11 +381,11 @@ async fn each_api_plays_a_tool_call_then_a_final_text_quoting_its_result() {
     assert_eq!((&call["name"], &call["args"]), (&json!("alpha_echo"), &json!({"text": "hi"})), "{first}");
     assert!(call["id"].is_string(), "Gemini 3 sends an id with each call: {first}");
     let model_turn = &first["candidates"][0]["content"];
-    let response = json!({"role": "user", "parts": [{"functionResponse": {"id": call["id"], "name": "alpha_echo", "response": {"output": "alpha:hi"}}}]});
+    let response = json!({"role": "user", "parts": [{"functionResponse": {"id": call["id"], "name": "alpha_echo", "response": {"result": {"content": [{"type": "text", "text": "alpha:hi"}], "isError": false}}}}]});
     let url = format!("{root}/v1/models/gemini-3-flash:generateContent");
     let (status, second) = post(&url, json!({"contents": [user, model_turn, response], "tools": tools})).await;
     assert_eq!(status, 200, "{second}");
-    assert_eq!(second["candidates"][0]["content"]["parts"][0]["text"], "it said {\"output\": \"alpha:hi\"}");
+    assert_eq!(second["candidates"][0]["content"]["parts"][0]["text"], "it said alpha:hi");
 
     let seen = model.seen().await;
     let apis: Vec<&Value> = seen["requests"].as_array().expect("requests").iter().map(|r| &r["api"]).collect();
@@ -475,4 +475,65 @@ async fn each_api_refuses_in_its_providers_error_shape_and_keeps_the_turn() {
         [("chat", 400), ("responses", 400), ("anthropic", 400), ("gemini", 400), ("chat", 400), ("chat", 500)]
     );
     assert_eq!(seen["requests"].as_array().map(Vec::len), Some(7));
+}
+
+/// Anthropic's threads (the SDK's default in 2.10: a `continue` carries only the new messages,
+/// not the tools) and Responses' `previous_response_id` continue a conversation the provider
+/// holds: the model still sees the tools and every result.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_the_provider_holds_are_continued_with_their_tools() {
+    let call = json!({"tool": "alpha_echo", "arguments": {"text": "hi"}});
+    let last = json!({"text": "it said {result}"});
+    let model = ScriptedModel::start(json!([call, call, last, call, last])).await;
+    let root = model.base_url("anthropic");
+
+    let tools = json!([anthropic_tool("alpha_echo", echo_schema())]);
+    let user = json!({"role": "user", "content": "echo hi"});
+    let body =
+        json!({"model": "claude", "max_tokens": 100, "messages": [user], "tools": tools, "thread": {"type": "create"}});
+    let (status, first) = post(&format!("{root}/v1/messages"), body).await;
+    assert_eq!(status, 200, "{first}");
+    let result = |id: &Value, text: &str| json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": text}]});
+    let continued = |previous: &Value, message: Value| json!({"model": "claude", "max_tokens": 100, "messages": [message], "thread": {"type": "continue", "previous_message_id": previous}});
+    let body = continued(&first["id"], result(&first["content"][0]["id"], "alpha:one"));
+    let (status, second) = post(&format!("{root}/v1/messages"), body).await;
+    assert_eq!(
+        (status, &second["content"][0]["name"]),
+        (200, &json!("alpha_echo")),
+        "the thread kept its tools: {second}"
+    );
+    let body = continued(&second["id"], result(&second["content"][0]["id"], "alpha:two"));
+    let (status, third) = post(&format!("{root}/v1/messages"), body).await;
+    assert_eq!((status, &third["content"][0]["text"]), (200, &json!("it said alpha:two")), "{third}");
+    let seen = model.seen().await;
+    let last_body = &seen["requests"][2]["body"];
+    assert!(last_body.get("tools").is_none(), "the SDK's continue sends no tools: {last_body}");
+
+    let (status, lost) = post(&format!("{root}/v1/messages"), continued(&json!("msg_lost"), user.clone())).await;
+    let refusal = json!({"type": "error", "error": {
+        "type": "not_found_error",
+        "message": "thread: no message `msg_lost` to continue",
+        "details": {"error_code": "thread_not_found"},
+    }});
+    assert_eq!((status, &lost), (404, &refusal));
+
+    let openai = model.base_url("openai");
+    let tools = json!([{"type": "function", "name": "alpha_echo", "parameters": echo_schema()}]);
+    let (status, first) =
+        post(&format!("{openai}/responses"), json!({"model": "m", "input": "echo hi", "tools": tools})).await;
+    assert_eq!(status, 200, "{first}");
+    let output =
+        json!({"type": "function_call_output", "call_id": first["output"][0]["call_id"], "output": "alpha:three"});
+    let body = json!({"model": "m", "previous_response_id": first["id"], "input": [output], "tools": tools});
+    let (status, second) = post(&format!("{openai}/responses"), body).await;
+    assert_eq!((status, &second["output"][0]["content"][0]["text"]), (200, &json!("it said alpha:three")), "{second}");
+    let body = json!({"model": "m", "previous_response_id": "resp_lost", "input": "hi", "tools": tools});
+    let (status, lost) = post(&format!("{openai}/responses"), body).await;
+    let refusal = json!({"error": {
+        "message": "Previous response with id 'resp_lost' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }});
+    assert_eq!((status, &lost), (400, &refusal));
 }
