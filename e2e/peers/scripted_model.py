@@ -153,18 +153,23 @@ class ScriptedModel:
         self._server.shutdown()
         self._server.server_close()
 
-    def offered_tools(self) -> list[str]:
-        """The tool names offered to the model in the last request, in order."""
-        last = self._last_parsed()
-        return [t.name for t in last.tools] if last else []
+    def offered_tools(self, index: int = -1) -> list[str]:
+        """The tool names offered to the model in request `index` (the last by default), in
+        order; a continued conversation offers the tools it holds."""
+        view = self._view(index)
+        return [t.name for t in view.tools] if view else []
 
-    def tool_results(self) -> list[str]:
-        """The tool results handed back in the last request, as text, in order."""
-        last = self._last_parsed()
-        return last.results if last else []
+    def tool_results(self, index: int = -1) -> list[str]:
+        """The tool results handed back in request `index` (the last by default), as text, in
+        order; a continued conversation includes those it holds."""
+        view = self._view(index)
+        return view.results if view else []
 
-    def _last_parsed(self) -> Request | None:
-        return next((view for view in reversed(self._views) if view is not None), None)
+    def _view(self, index: int) -> Request | None:
+        try:
+            return self._views[index]
+        except IndexError:  # no such request (yet)
+            return None
 
     def answer(self, path: str, body: Any) -> tuple[int, Any]:
         api = route(path)
@@ -179,10 +184,11 @@ class ScriptedModel:
                 if not isinstance(body, dict):
                     raise Refused(400, "the request body is not a JSON object")
                 body = api.history(body, self._held)
+                self._views[-1] = readable(api, body, path)
                 errors = api.validate(body)
                 if errors:
                     raise api.answering(errors)
-                request = self._views[-1] = api.read(body, path)
+                request = api.read(body, path)
                 if request.results:
                     self._last_result = request.results[-1]
                 if self._played >= len(self.turns):
@@ -196,6 +202,14 @@ class ScriptedModel:
                 answer = api.error(refused)
                 self.refusals.append({"api": api.name, "status": refused.status, "error": answer})
                 return refused.status, answer
+
+
+def readable(api: Api, body: dict[str, Any], path: str) -> Request | None:
+    """The request as read, as far as a malformed one can be (its refusal says why)."""
+    try:
+        return api.read(body, path)
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _handler(model: ScriptedModel) -> type[BaseHTTPRequestHandler]:
@@ -342,6 +356,8 @@ STRICT_REFUSED = (
     "uniqueItems",
     "default",
 )
+# Chat Completions takes at most 128 tools (Responses has no documented bound).
+CHAT_MAX_TOOLS = 128
 STRICT_MAX_DEPTH = 10
 STRICT_MAX_PROPERTIES = 5000
 
@@ -453,6 +469,12 @@ def strict_problems(root: dict[str, Any]) -> list[str]:
 def chat_tool_errors(tools: Any, require_strict_flag: bool = False) -> list[Refused]:
     if not isinstance(tools, list):
         return [Refused(400, "Invalid type for 'tools': expected an array.", "tools", "invalid_type")]
+    if len(tools) > CHAT_MAX_TOOLS:
+        message = (
+            f"Invalid 'tools': array too long. Expected an array with maximum length {CHAT_MAX_TOOLS}, "
+            f"but got an array with length {len(tools)} instead."
+        )
+        return [Refused(400, message, "tools", "array_above_max_length")]
     errors: list[Refused] = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or "type" not in tool:
@@ -804,7 +826,9 @@ class Anthropic(Api):
 # Gemini: the `Schema` proto (OpenAPI subset) parsed as the API parses JSON into it.
 
 GEMINI_PATH = re.compile(r"/(v1beta|v1)/models/[^/:]+:generateContent")
-GEMINI_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}$")
+# The shared contract's rule: 128 characters. The API's own message says 64 (seen since late 2025).
+GEMINI_NAME_MAX = 128
+GEMINI_NAME = re.compile(rf"^[a-zA-Z_][a-zA-Z0-9_.:-]{{0,{GEMINI_NAME_MAX - 1}}}$")
 GEMINI_PROPERTY = re.compile(r"^[a-zA-Z0-9_]+$")
 GEMINI_TYPES = {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
 GEMINI_FORMATS = {"STRING": ("enum", "date-time"), "NUMBER": ("float", "double"), "INTEGER": ("int32", "int64")}
@@ -858,6 +882,12 @@ GEMINI_DECLARATION_BY_NAME = {
 
 
 INVALID_JSON = "Invalid JSON payload received. "
+PROTO_INVALID = "The GenerateContentRequest proto is invalid:\n"
+GEMINI_MAX_DECLARATIONS = 512
+GEMINI_NAME_RULE = (
+    "Invalid function name. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain "
+    f"underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of {GEMINI_NAME_MAX}."
+)
 
 
 def invalid_json(message: str) -> Refused:
@@ -954,16 +984,15 @@ def gemini_schema_problems(schema: dict[str, Any], at: str) -> list[Refused]:
 
 
 def gemini_tool_errors(tools: Any) -> list[Refused]:
+    """What the API refuses in `tools`, in its three stages: the JSON parser, the proto's field
+    rules (names, counts), then the checks of each schema. A stage runs only when the one
+    before it found nothing, as the API answers."""
     if not isinstance(tools, list):
         return [invalid_json(f"Invalid value at 'tools' ({SCHEMA_PB}.Tool), {json.dumps(tools)}")]
     parse: list[Refused] = []
-    semantic: list[Refused] = []
+    fields_invalid: list[Refused] = []
     names: list[str] = []
     parsed: list[tuple[dict[str, Any], str]] = []
-
-    def bad(where: str, why: str) -> Refused:
-        return Refused(400, f"* GenerateContentRequest.{where}: {why}\n")
-
     for t, tool in enumerate(tools):
         if not isinstance(tool, dict):
             parse.append(invalid_json(f"Invalid value at 'tools[{t}]' ({SCHEMA_PB}.Tool), {json.dumps(tool)}"))
@@ -972,6 +1001,9 @@ def gemini_tool_errors(tools: Any) -> list[Refused]:
         if not isinstance(declarations, list):
             parse.append(invalid_json(f"Invalid value at 'tools[{t}].function_declarations'"))
             continue
+        if len(declarations) > GEMINI_MAX_DECLARATIONS:
+            why = f"At most {GEMINI_MAX_DECLARATIONS} function declarations can be specified."
+            fields_invalid.append(field_invalid(f"tools[{t}].function_declarations", why))
         for d, declaration in enumerate(declarations):
             at = f"tools[{t}].function_declarations[{d}]"
             if not isinstance(declaration, dict):
@@ -987,26 +1019,24 @@ def gemini_tool_errors(tools: Any) -> list[Refused]:
                 parse += gemini_parse_errors(fields["parameters"], f"{at}.parameters")
             name = fields.get("name")
             if not isinstance(name, str) or not GEMINI_NAME.match(name):
-                semantic.append(
-                    bad(
-                        f"{at}.name",
-                        "Invalid function name. Must start with a letter or an underscore. Must be alphameric "
-                        "(a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum "
-                        "length of 128.",
-                    )
-                )
+                fields_invalid.append(field_invalid(f"{at}.name", GEMINI_NAME_RULE))
             else:
                 names.append(name)
             parsed.append((fields, at))
-    # The API reports what its JSON parser refused, and checks the parsed request only after.
-    if parse:
-        return parse
-    for fields, at in parsed:
-        semantic += gemini_declaration_problems(fields, at, bad)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        semantic.append(bad("tools", f"duplicate function declaration names: {duplicates}"))
-    return semantic
+        fields_invalid.append(field_invalid("tools", f"Duplicate function declaration names: {duplicates}"))
+    if parse or fields_invalid:
+        return parse or fields_invalid
+    return [problem for fields, at in parsed for problem in gemini_declaration_problems(fields, at, schema_check)]
+
+
+def schema_check(where: str, why: str) -> Refused:
+    return Refused(400, f"* GenerateContentRequest.{where}: {why}\n")
+
+
+def field_invalid(where: str, why: str) -> Refused:
+    return Refused(400, f"{PROTO_INVALID}  * {where}: [FIELD_INVALID] {why}")
 
 
 def gemini_declaration_problems(fields: dict[str, Any], at: str, bad: Any) -> list[Refused]:
@@ -1074,10 +1104,11 @@ class Gemini(Api):
     name = "gemini"
 
     def answering(self, errors: list[Refused]) -> Refused:
-        """Gemini lists every problem: parser errors under one prefix, one per line; checks of
-        the parsed request as `* path: why` lines."""
-        if errors[0].message.startswith(INVALID_JSON):
-            return Refused(400, INVALID_JSON + "\n".join(e.message.removeprefix(INVALID_JSON) for e in errors))
+        """Gemini lists every problem of a stage: parser and field errors under one heading, one
+        per line; schema checks as `* path: why` lines."""
+        for heading, separator in ((INVALID_JSON, "\n"), (PROTO_INVALID, "\n")):
+            if errors[0].message.startswith(heading):
+                return Refused(400, heading + separator.join(e.message.removeprefix(heading) for e in errors))
         return Refused(400, "".join(e.message for e in errors))
 
     def validate(self, body: dict[str, Any]) -> list[Refused]:

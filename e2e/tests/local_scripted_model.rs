@@ -126,6 +126,20 @@ async fn openai_validators_accept_what_openai_accepts_and_refuse_each_rule_it_br
         ["tools[0].function.strict: openai-strict marks each tool `strict: true` or `false`."]
     );
     assert_eq!(validate_tools("openai", &unmarked).await, Vec::<String>::new());
+
+    // Chat Completions takes at most 128 tools; the Responses API states no bound.
+    let many = |count: usize| {
+        let tools = (0..count).map(|i| function(&format!("t{i}"), json!({"type": "object", "properties": {}}), None));
+        Value::Array(tools.collect())
+    };
+    assert_eq!(validate_tools("openai", &many(128)).await, Vec::<String>::new());
+    assert_eq!(
+        validate_tools("openai", &many(129)).await,
+        [
+            "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length 129 instead."
+        ]
+    );
+    assert_eq!(validate_tools("openai-responses", &responses_tools(&many(300))).await, Vec::<String>::new());
 }
 
 fn anthropic_tool(name: &str, input_schema: Value) -> Value {
@@ -255,10 +269,34 @@ async fn the_gemini_validator_accepts_what_gemini_accepts_and_refuses_each_rule_
         ]
     );
 
-    // What it refuses in a request it parsed.
-    let refused = declarations(json!([
+    // What the proto's field rules refuse: names, and how many declarations one tool holds.
+    let misnamed = declarations(json!([
         declaration("1abc", json!({"type": "object", "properties": {}})),
         {"name": "a".repeat(129)},
+        {"name": "twice"},
+        {"name": "twice"},
+    ]));
+    let name_rule = "Invalid function name. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128.";
+    let invalid = "The GenerateContentRequest proto is invalid:\n  * tools";
+    assert_eq!(
+        validate_tools("gemini", &misnamed).await,
+        [
+            format!("{invalid}[0].function_declarations[0].name: [FIELD_INVALID] {name_rule}"),
+            format!("{invalid}[0].function_declarations[1].name: [FIELD_INVALID] {name_rule}"),
+            format!("{invalid}: [FIELD_INVALID] Duplicate function declaration names: ['twice']"),
+        ]
+    );
+    let many = |count: usize| declarations((0..count).map(|i| json!({"name": format!("t{i}")})).collect());
+    assert_eq!(validate_tools("gemini", &many(512)).await, Vec::<String>::new());
+    assert_eq!(
+        validate_tools("gemini", &many(513)).await,
+        [format!(
+            "{invalid}[0].function_declarations: [FIELD_INVALID] At most 512 function declarations can be specified."
+        )]
+    );
+
+    // What its checks of each schema refuse.
+    let refused = declarations(json!([
         declaration("dotted_property", json!({"type": "object", "properties": {"a.b": string()}})),
         declaration("uri", json!({"type": "object", "properties": {"u": {"type": "string", "format": "uri"}}})),
         declaration("int_enum", json!({"type": "object", "properties": {"u": {"type": "integer", "enum": ["1"]}}})),
@@ -268,28 +306,22 @@ async fn the_gemini_validator_accepts_what_gemini_accepts_and_refuses_each_rule_
         declaration("string_root", string()),
         {"name": "both", "parameters": {"type": "object", "properties": {}}, "parametersJsonSchema": {"type": "object"}},
         {"name": "outside_ref", "parametersJsonSchema": {"type": "object", "properties": {"a": {"$ref": "other.json#/a"}}}},
-        {"name": "twice"},
-        {"name": "twice"},
     ]));
-    let name_rule = "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128.";
     let at = "* GenerateContentRequest.tools[0].function_declarations";
     assert_eq!(
         validate_tools("gemini", &refused).await,
         [
-            format!("{at}[0].name: {name_rule}"),
-            format!("{at}[1].name: {name_rule}"),
-            format!("{at}[2].parameters.properties[a.b]: property name must match ^[a-zA-Z0-9_]+$"),
+            format!("{at}[0].parameters.properties[a.b]: property name must match ^[a-zA-Z0-9_]+$"),
             format!(
-                "{at}[3].parameters.properties[u].format: only 'enum' and 'date-time' are supported for STRING type"
+                "{at}[1].parameters.properties[u].format: only 'enum' and 'date-time' are supported for STRING type"
             ),
-            format!("{at}[4].parameters.properties[u].enum: only allowed for STRING type"),
-            format!("{at}[5].parameters.required[0]: property is not defined"),
-            format!("{at}[6].parameters.properties[a].items: missing field."),
-            format!("{at}[7].parameters.properties[a].properties: only allowed for OBJECT type"),
-            format!("{at}[8].parameters.type: function parameters schema must be of type OBJECT"),
-            format!("{at}[9]: parameters and parameters_json_schema cannot both be set"),
-            format!("{at}[10].parameters_json_schema: $ref 'other.json#/a' does not resolve within this schema"),
-            "* GenerateContentRequest.tools: duplicate function declaration names: ['twice']".to_owned(),
+            format!("{at}[2].parameters.properties[u].enum: only allowed for STRING type"),
+            format!("{at}[3].parameters.required[0]: property is not defined"),
+            format!("{at}[4].parameters.properties[a].items: missing field."),
+            format!("{at}[5].parameters.properties[a].properties: only allowed for OBJECT type"),
+            format!("{at}[6].parameters.type: function parameters schema must be of type OBJECT"),
+            format!("{at}[7]: parameters and parameters_json_schema cannot both be set"),
+            format!("{at}[8].parameters_json_schema: $ref 'other.json#/a' does not resolve within this schema"),
         ]
     );
 }
