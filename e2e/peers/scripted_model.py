@@ -7,20 +7,22 @@ One loopback port speaks four provider APIs (non-streaming JSON):
   OpenAI Responses  POST /v1/responses
   Anthropic         POST /v1/messages
 
-What flows through, per request: the SDK's body is parsed by its API's section into the
-common view (the tools it offers, with their schemas, and the tool results it hands back),
-validated on the way as that provider does (tool names, schemas, strict rules); then the
-next turn of the script is played against that view and the API's section writes the reply
-in the provider's shape. A request the provider would refuse is answered with its error
-shape and HTTP 400, and the turn is not consumed; a script that does not fit the request
-(a tool it did not offer: 400; arguments missing a required property: 500, a test bug).
+What flows through, per request: the SDK's body, with any conversation the provider holds
+for it put back in front (Anthropic threads, Responses' `previous_response_id`), is checked
+by its provider's validators (tool names and counts, schemas, strict rules) and read by its
+API's section into the common view (the tools offered, with their schemas, and the tool
+results handed back); the next turn of the script is played against that view and the API's
+section writes the reply in the provider's shape. A request the provider would refuse is
+answered with its error shape and status (400 mostly), and the turn is not consumed; so is a
+script that does not fit the request (a tool it did not offer: 400; arguments missing a
+required property: 500, a bug in the test).
 
 A turn is {"tool": NAME, "arguments": {...}}, {"tool_like": TEXT, "arguments": {...}} (the
 first offered tool whose name contains TEXT) or {"text": "..."}, where `{result}` becomes
 the last tool result the model was handed.
 
-Python API: `ScriptedModel(turns)`, `.url(api)`, `.requests`, `.offered_tools()`,
-`.tool_results()`, `.refusals`, `.close()`; `validate_tools(format, tools)` runs the same
+Python API: `ScriptedModel(turns)`, `.url(api)`, `.requests`, `.offered_tools(index=-1)`,
+`.tool_results(index=-1)`, `.refusals`, `.close()`; `validate_tools(format, tools)` runs the same
 validators over exported tools. CLI: `scripted_model.py serve` (turns on stdin, prints
 {"url"}, serves until stdin closes; GET /_scripted returns {"requests", "refusals"}) and
 `scripted_model.py validate FORMAT` (tools on stdin, prints {"errors"}).
@@ -738,9 +740,8 @@ def anthropic_tool_errors(tools: Any) -> list[Refused]:
         errors.append(Refused(400, f"tools: Tool names must be unique. Repeated: {duplicates}"))
     strict = sum(1 for t in tools if isinstance(t, dict) and t.get("strict") is True)
     if strict > ANTHROPIC_MAX_STRICT:
-        errors.append(
-            Refused(400, f"tools: at most {ANTHROPIC_MAX_STRICT} tools may set `strict: true` per request, got {strict}")
-        )
+        message = f"tools: at most {ANTHROPIC_MAX_STRICT} tools may set `strict: true` in a request, got {strict}"
+        errors.append(Refused(400, message))
     return errors
 
 

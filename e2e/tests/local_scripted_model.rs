@@ -196,7 +196,7 @@ async fn the_anthropic_validator_accepts_what_anthropic_accepts_and_refuses_each
     assert_eq!(validate_tools("anthropic", &strict_tools(20)).await, Vec::<String>::new());
     assert_eq!(
         validate_tools("anthropic", &strict_tools(21)).await,
-        ["tools: at most 20 tools may set `strict: true` per request, got 21"]
+        ["tools: at most 20 tools may set `strict: true` in a request, got 21"]
     );
 }
 
