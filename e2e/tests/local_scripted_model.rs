@@ -1,7 +1,7 @@
-//! The scripted model server (e2e/peers/scripted_model.py) held to what each provider's API
-//! accepts and refuses: its validators over tools as a request or an export carries them, each
-//! API's refusal in that provider's error shape over HTTP, and a script played through each API
-//! (a tool call, then a final text quoting the tool's result). The rules live in e2e/peers/provider_rules.py.
+//! The scripted model server (e2e/peers/scripted_model.py, its rules in provider_rules.py) held
+//! to what each provider's API accepts and refuses: its validators over tools as a request or an
+//! export carries them, each API's refusal in that provider's error shape over HTTP, and a script
+//! played through each API (a tool call, then a final text quoting the tool's result).
 
 use manifold_e2e::peers::{ScriptedModel, validate_tools};
 use serde_json::{Value, json};
