@@ -547,14 +547,14 @@ def gemini_as_json_schema(schema: Any) -> Any:
 
 
 def gemini_result_text(response: Any) -> str:
-    """A functionResponse's `response` as text: its `output` or `result` (an MCP tool result's
-    content, as google-genai wraps a session's answer), JSON otherwise (an `error`, say)."""
+    """A functionResponse's `response` as text: its `output` or `result`, and of an MCP tool
+    result its content (google-genai wraps a session's result as `{"result": ...}`,
+    @google/genai hands it as is); JSON otherwise (an `error`, say)."""
     if isinstance(response, dict) and len(response) == 1 and ("output" in response or "result" in response):
-        value = next(iter(response.values()))
-        if isinstance(value, dict) and isinstance(value.get("content"), list) and not value.get("isError"):
-            return result_text(value["content"])
-        return result_text(value)
-    return json.dumps(response)
+        response = next(iter(response.values()))
+    if isinstance(response, dict) and isinstance(response.get("content"), list) and not response.get("isError"):
+        return result_text(response["content"])
+    return result_text(response)
 
 
 class Gemini(Api):
