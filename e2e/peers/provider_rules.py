@@ -121,6 +121,8 @@ STRICT_REFUSED = (
     "uniqueItems",
     "default",
 )
+# Keywords OpenAI refuses at the root of any function's parameters, strict or not.
+OPENAI_ROOT_REFUSED = ("oneOf", "anyOf", "allOf", "enum", "const", "not")
 # Chat Completions takes at most 128 tools (Responses has no documented bound).
 CHAT_MAX_TOOLS = 128
 STRICT_MAX_DEPTH = 10
@@ -156,6 +158,9 @@ def openai_function_errors(function: Any, at: str) -> list[Refused]:
     if not isinstance(schema, dict) or schema.get("type") != "object":
         got = json.dumps(schema.get("type")) if isinstance(schema, dict) else json.dumps(schema)
         return [bad(f"schema must be a JSON Schema of 'type: \"object\"', got 'type: {got}'.")]
+    if any(keyword in schema for keyword in OPENAI_ROOT_REFUSED):
+        refused = "/".join(f"'{keyword}'" for keyword in OPENAI_ROOT_REFUSED)
+        return [bad(f"schema must have type 'object' and not have {refused} at the top level.")]
     if problem := json_schema_problem(schema):
         return [bad(problem.lstrip("."))]
     if "properties" not in schema:
@@ -223,8 +228,6 @@ def strict_problems(root: dict[str, Any]) -> list[str]:
             for name, sub in (node.get(key) or {}).items():
                 walk(sub, path + (key, name), depth)
 
-    if "anyOf" in root or isinstance(root.get("type"), list):
-        problems.append("In context=(), the root schema must be a non-nullable object, not 'anyOf' or a type list.")
     walk(root, (), 1)
     if total > STRICT_MAX_PROPERTIES:
         problems.append(f"In context=(), {total} properties in all: at most {STRICT_MAX_PROPERTIES} are allowed.")
@@ -305,6 +308,9 @@ def anthropic_tool_errors(tools: Any) -> list[Refused]:
             errors.append(Refused(400, f"{at}.input_schema: Input should be a valid dictionary"))
         elif schema.get("type") != "object":
             errors.append(Refused(400, f"{at}.input_schema.type: Input should be 'object'"))
+        elif any(keyword in schema for keyword in ("oneOf", "allOf", "anyOf")):
+            message = f"{at}.input_schema: input_schema does not support oneOf, allOf, or anyOf at the top level"
+            errors.append(Refused(400, message))
         elif json_schema_problem(schema) or any(not _resolves(schema, r) for r in refs(schema)):
             errors.append(
                 Refused(

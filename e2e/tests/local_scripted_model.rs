@@ -75,6 +75,7 @@ async fn openai_validators_accept_what_openai_accepts_and_refuse_each_rule_it_br
         function("no_properties", json!({"type": "object"}), None),
         function("bad_required", json!({"type": "object", "properties": {"a": string()}, "required": "a"}), None),
         function("dangling", json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}), None),
+        function("root_any_of", json!({"type": "object", "properties": {}, "anyOf": [{"required": ["a"]}]}), None),
         strict("s_open", json!({"type": "object", "properties": {"a": string()}, "required": ["a"]})),
         strict(
             "s_optional",
@@ -103,6 +104,7 @@ async fn openai_validators_accept_what_openai_accepts_and_refuse_each_rule_it_br
         "Invalid schema for function 'no_properties': In context=(), object schema missing properties.".to_owned(),
         "Invalid schema for function 'bad_required': required: \"a\" is not an array of strings".to_owned(),
         "Invalid schema for function 'dangling': reference to component '#/$defs/missing' which was not found in the schema.".to_owned(),
+        "Invalid schema for function 'root_any_of': schema must have type 'object' and not have 'oneOf'/'anyOf'/'allOf'/'enum'/'const'/'not' at the top level.".to_owned(),
         "Invalid schema for function 's_open': In context=(), 'additionalProperties' is required to be supplied and to be false.".to_owned(),
         "Invalid schema for function 's_optional': In context=(), 'required' is required to be supplied and to be an array including every key in properties. Missing 'b'.".to_owned(),
         "Invalid schema for function 's_one_of': In context=('properties', 'a'), 'oneOf' is not permitted.".to_owned(),
@@ -167,6 +169,7 @@ async fn the_anthropic_validator_accepts_what_anthropic_accepts_and_refuses_each
         anthropic_tool("arr", json!({"type": "array"})),
         anthropic_tool("bad_type", json!({"type": "object", "properties": {"a": {"type": "str"}}})),
         anthropic_tool("dangling", json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/none"}}})),
+        anthropic_tool("root_one_of", json!({"type": "object", "oneOf": [{"required": ["a"]}, {"required": ["b"]}]})),
         anthropic_tool("twice", object.clone()),
         anthropic_tool("twice", object.clone()),
     ]);
@@ -181,6 +184,8 @@ async fn the_anthropic_validator_accepts_what_anthropic_accepts_and_refuses_each
             "tools.3.custom.input_schema.type: Input should be 'object'".to_owned(),
             format!("tools.4.custom.input_schema: {invalid}"),
             format!("tools.5.custom.input_schema: {invalid}"),
+            "tools.6.custom.input_schema: input_schema does not support oneOf, allOf, or anyOf at the top level"
+                .to_owned(),
             "tools: Tool names must be unique. Repeated: ['twice']".to_owned(),
         ]
     );
