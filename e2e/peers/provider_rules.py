@@ -171,7 +171,8 @@ def openai_function_errors(function: Any, at: str) -> list[Refused]:
         except KeyError:
             return [bad(f"reference to component '{ref}' which was not found in the schema.")]
     if function.get("strict") is True:
-        return [bad(why) for why in strict_problems(schema)]
+        # Like the API, one problem per function: the first it meets.
+        return [bad(why) for why in strict_problems(schema)[:1]]
     return []
 
 
@@ -196,6 +197,8 @@ def strict_problems(root: dict[str, Any]) -> list[str]:
         for keyword in STRICT_REFUSED:
             if keyword in node:
                 problems.append(f"{context(path)} '{keyword}' is not permitted.")
+        if not any(keyword in node for keyword in ("type", "anyOf", "enum", "const")):
+            problems.append(f"{context(path)} schema must have a 'type' key.")
         if "format" in node and node["format"] not in STRICT_FORMATS:
             problems.append(f"{context(path)} '{node['format']}' is not a valid format.")
         kinds = node["type"] if isinstance(node.get("type"), list) else [node.get("type")]

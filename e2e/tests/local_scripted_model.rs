@@ -94,6 +94,7 @@ async fn openai_validators_accept_what_openai_accepts_and_refuse_each_rule_it_br
             json!({"type": ["object", "null"], "properties": {}, "required": [], "additionalProperties": false})
         ),
         strict("s_unique", closed(json!({"a": {"type": "array", "items": string(), "uniqueItems": true}}))),
+        strict("s_untyped", closed(json!({"a": {"description": "anything"}}))),
         strict("s_deep", nested(10)),
     ]);
     let deep_context = ["'properties', 'x'"; 10].join(", ");
@@ -113,6 +114,7 @@ async fn openai_validators_accept_what_openai_accepts_and_refuse_each_rule_it_br
         "Invalid schema for function 's_definitions': In context=('properties', 'a'), '$ref' must be '#' or point into '#/$defs/', got '#/definitions/a'.".to_owned(),
         "Invalid schema for function 's_nullable_root': schema must be a JSON Schema of 'type: \"object\"', got 'type: [\"object\", \"null\"]'.".to_owned(),
         "Invalid schema for function 's_unique': In context=('properties', 'a'), 'uniqueItems' is not permitted.".to_owned(),
+        "Invalid schema for function 's_untyped': In context=('properties', 'a'), schema must have a 'type' key.".to_owned(),
         format!("Invalid schema for function 's_deep': In context=({deep_context}), objects nest deeper than 10 levels."),
     ];
     assert_eq!(validate_tools("openai", &bad).await, expected);
