@@ -107,14 +107,20 @@ def play(turn: Any, number: int, request: Request, last_result: str | None) -> P
             text = text.replace("{result}", last_result)
         return Play(number, text=text)
     offered = request.callable
+    # Offered but ruled out by the request's tool choice: say so, the names alone would puzzle.
+    narrowed = f" (its tool choice allows {offered})" if len(offered) < len(request.tools) else ""
     if "tool" in turn:
         name = turn["tool"]
         if name not in offered:
-            raise Refused(400, f"turn {number} calls `{name}`, which this request does not offer (offered: {offered})")
+            offers = [t.name for t in request.tools]
+            message = f"turn {number} calls `{name}`, which this request does not offer (offered: {offers}){narrowed}"
+            raise Refused(400, message)
     elif "tool_like" in turn:
         name = next((n for n in offered if turn["tool_like"] in n), None)
         if name is None:
-            raise Refused(400, f"turn {number} calls a tool like `{turn['tool_like']}`: none offered ({offered})")
+            offers = [t.name for t in request.tools]
+            message = f"turn {number} calls a tool like `{turn['tool_like']}`: none offered ({offers}){narrowed}"
+            raise Refused(400, message)
     else:
         raise Refused(500, f"test bug: turn {number} has none of `tool`, `tool_like`, `text`: {turn}")
     arguments = turn.get("arguments", {})

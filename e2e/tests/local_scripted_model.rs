@@ -576,3 +576,27 @@ async fn conversations_the_provider_holds_are_continued_with_their_tools() {
     }});
     assert_eq!((status, &lost), (400, &refusal));
 }
+
+/// A request's tool choice narrows what the model may call, as the provider's would: a turn
+/// calling a tool the choice rules out is refused, one it allows is played.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_choice_narrows_what_the_script_may_call() {
+    let call = json!({"tool": "alpha_echo", "arguments": {"text": "hi"}});
+    let model = ScriptedModel::start(json!([call])).await;
+    let openai = model.base_url("openai");
+    let user = json!({"role": "user", "content": "echo hi"});
+    let tools = json!([function("alpha_echo", echo_schema(), None), function("alpha_other", echo_schema(), None)]);
+
+    let only_other = json!({"type": "function", "function": {"name": "alpha_other"}});
+    let body = json!({"model": "m", "messages": [user], "tools": tools, "tool_choice": only_other});
+    let (status, answer) = post(&format!("{openai}/chat/completions"), body).await;
+    let message = "turn 1 calls `alpha_echo`, which this request does not offer (offered: ['alpha_echo', 'alpha_other']) (its tool choice allows ['alpha_other'])";
+    assert_eq!((status, &answer["error"]["message"]), (400, &json!(message)));
+
+    let body = json!({"model": "m", "messages": [user], "tools": tools, "tool_choice": "auto"});
+    let (status, answer) = post(&format!("{openai}/chat/completions"), body).await;
+    assert_eq!(
+        (status, &answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"]),
+        (200, &json!("alpha_echo"))
+    );
+}
