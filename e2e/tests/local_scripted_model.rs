@@ -381,7 +381,8 @@ async fn each_api_plays_a_tool_call_then_a_final_text_quoting_its_result() {
         (&item["type"], &item["name"], &item["arguments"]),
         (&json!("function_call"), &json!("alpha_echo"), &json!("{\"text\": \"hi\"}"))
     );
-    let output = json!({"type": "function_call_output", "call_id": item["call_id"], "output": [{"type": "input_text", "text": "alpha:hi"}]});
+    let text = json!([{"type": "input_text", "text": "alpha:hi"}]);
+    let output = json!({"type": "function_call_output", "call_id": item["call_id"], "output": text});
     let body = json!({"model": "m", "input": [{"role": "user", "content": "echo hi"}, item, output], "tools": tools});
     let (status, second) = post(&format!("{openai}/responses"), body).await;
     assert_eq!(status, 200, "{second}");
@@ -400,7 +401,9 @@ async fn each_api_plays_a_tool_call_then_a_final_text_quoting_its_result() {
     assert_eq!((&first["type"], &first["stop_reason"]), (&json!("message"), &json!("tool_use")), "{first}");
     let tool_use = &first["content"][0];
     assert_eq!((&tool_use["name"], &tool_use["input"]), (&json!("alpha_echo"), &json!({"text": "hi"})));
-    let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": [{"type": "text", "text": "alpha:hi"}]}]});
+    let text = json!([{"type": "text", "text": "alpha:hi"}]);
+    let result =
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": text}]});
     let assistant = json!({"role": "assistant", "content": first["content"]});
     let body = json!({"model": "claude", "max_tokens": 100, "messages": [user, assistant, result], "tools": tools});
     let (status, second) = post(&format!("{root}/v1/messages"), body).await;
@@ -420,7 +423,9 @@ async fn each_api_plays_a_tool_call_then_a_final_text_quoting_its_result() {
     assert_eq!((&call["name"], &call["args"]), (&json!("alpha_echo"), &json!({"text": "hi"})), "{first}");
     assert!(call["id"].is_string(), "Gemini 3 sends an id with each call: {first}");
     let model_turn = &first["candidates"][0]["content"];
-    let response = json!({"role": "user", "parts": [{"functionResponse": {"id": call["id"], "name": "alpha_echo", "response": {"result": {"content": [{"type": "text", "text": "alpha:hi"}], "isError": false}}}}]});
+    let mcp_result = json!({"content": [{"type": "text", "text": "alpha:hi"}], "isError": false});
+    let answered = json!({"id": call["id"], "name": "alpha_echo", "response": {"result": mcp_result}});
+    let response = json!({"role": "user", "parts": [{"functionResponse": answered}]});
     let url = format!("{root}/v1/models/gemini-3-flash:generateContent");
     let (status, second) = post(&url, json!({"contents": [user, model_turn, response], "tools": tools})).await;
     assert_eq!(status, 200, "{second}");
