@@ -9,6 +9,7 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
+pub mod export;
 mod globs;
 pub mod jsonrpc;
 pub mod kube_source;
@@ -358,7 +359,7 @@ async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: Cance
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
         let link = traces::Link { local, peer };
-        let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request, link));
+        let service = service_fn(move |request| export::serve(Arc::clone(&gateway), request, link));
         // A client has 30 s to send its headers: slow clients cannot hold connections forever.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
