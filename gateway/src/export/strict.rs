@@ -28,6 +28,9 @@ const REFUSED: &[&str] = &[
     "dependentSchemas",
     "unevaluatedProperties",
     "prefixItems",
+    "unevaluatedItems",
+    "minContains",
+    "maxContains",
 ];
 
 /// The string formats strict mode takes.
