@@ -362,3 +362,66 @@ async fn an_agent_loop_over_plain_http_runs_through_the_export_in_every_format()
         assert!(said.starts_with("The tool said ") && said.contains("alpha:loop"), "{format}: {said}");
     }
 }
+
+/// The schema cases agent SDKs trip on (upstream profile `agents`, 300 tools whose results
+/// echo the arguments they received): every page listed, each format accepted, strict only
+/// where the conversion is exact, and the `null`s a strict call carries for left-out
+/// properties taken out before the upstream sees them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_cases_are_strict_where_exact_and_strict_nulls_never_reach_the_upstream() {
+    let agents = Upstream::start("agents").await;
+    // The long dotted name breaks OpenAI's and Anthropic's rules on a route without a
+    // compatibility profile: denied here, so it is also the tool the export leaves out.
+    let rules = "{rules: [{effect: Deny, tools: ['agents_billing*']}, {effect: Allow, tools: ['*']}]}";
+    let route = yaml::route("wide", &format!("path: {ROUTE}, mounts: [{{server: agents}}], authorization: {rules}"));
+    let stack = LocalStack::start(&(yaml::server("agents", &agents.mcp_url(), "") + &route)).await;
+    let export = |format: &'static str| {
+        let url = stack.url(&format!("{ROUTE}/tools?format={format}"));
+        async move { http().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    for format in FORMATS {
+        let tools = export(format).await;
+        assert_eq!(validate(format, &tools).await, Vec::<String>::new(), "{format}");
+        let names = names(format, &tools);
+        assert_eq!(names.len(), 299, "{format}: every page, less the denied tool");
+        assert!(!names.iter().any(|n| n.starts_with("agents_billing")), "{format}");
+    }
+    let chat = export("openai-strict").await;
+    let loose: BTreeSet<&str> = chat
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["function"]["strict"] == false)
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        loose,
+        BTreeSet::from(["agents_tag_resource", "agents_update_note"]),
+        "an open map and a `default` are not strict; draft-07 definitions, enums, nested objects and arrays are"
+    );
+    let lookup = chat.as_array().unwrap().iter().find(|t| t["function"]["name"] == "agents_legacy_lookup").unwrap();
+    // FastMCP inlines `$ref`s as it lists (the unit tests hold the refs' conversion); the
+    // draft-07 `definitions` it leaves are strict mode's `$defs`.
+    let parameters = &lookup["function"]["parameters"];
+    assert_eq!((&parameters["$defs"]["Key"]["type"], parameters.get("definitions")), (&json!("string"), None));
+
+    let strict_call = |id: &str, name: &str, arguments: Value| json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments.to_string()}});
+    let calls = json!([
+        strict_call("c1", "agents_set_unit", json!({"unit": "celsius", "precision": null})),
+        strict_call("c2", "agents_ship_order", json!({"address": {"city": "Oslo", "zip": null}})),
+        strict_call("c3", "agents_update_note", json!({"title": null})),
+    ]);
+    let response = http().post(stack.url(&format!("{ROUTE}/tools/call"))).json(&calls).send().await.unwrap();
+    let answers: Value = response.json().await.unwrap();
+    let received: Vec<&str> = answers.as_array().unwrap().iter().filter_map(|a| a["content"].as_str()).collect();
+    assert_eq!(
+        received,
+        [
+            r#"set_unit:{"unit":"celsius"}"#,
+            r#"ship_order:{"address":{"city":"Oslo"}}"#,
+            r#"update_note:{"title":null}"#,
+        ],
+        "optional properties left out again; a nullable one keeps its meant null"
+    );
+}
