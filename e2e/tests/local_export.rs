@@ -161,6 +161,10 @@ async fn bad_requests_and_unauthenticated_callers_are_refused_saying_why() {
         let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
         assert!(challenge.starts_with("Bearer "), "{challenge}");
     }
+    // A browser page of another origin is refused as on the MCP endpoint.
+    let foreign = http().get(stack.url(&format!("{ROUTE}/tools?format=openai"))).bearer_auth(KEY);
+    let response = foreign.header("origin", "http://evil.example.com").send().await.unwrap();
+    assert_eq!(response.status(), 403);
     let wrong_method = http().post(stack.url(&format!("{ROUTE}/tools?format=openai"))).bearer_auth(KEY);
     let response = wrong_method.send().await.unwrap();
     assert_eq!((response.status().as_u16(), response.headers()["allow"].to_str().unwrap()), (405, "GET"));
@@ -210,7 +214,7 @@ async fn calls_in_every_shape_come_back_in_it_refusals_as_readable_results_meter
     let counted = r#"manifold_requests_total{method="tools/call",namespace="acme",outcome="ok",route="agents"} "#;
     let line = metrics.lines().find(|l| l.starts_with(counted)).unwrap_or_else(|| panic!("no {counted} in\n{metrics}"));
     let count: f64 = line[counted.len()..].trim().parse().expect("a count");
-    assert!(count >= 5.0, "four echoes and the failing tool are counted: {line}");
+    assert_eq!(count, 5.0, "the four echoes and the failing tool (a result) are counted: {line}");
     let events = eventually("the audit lines of the calls", Duration::from_secs(5), || {
         let events = stack.audit();
         async move { (events.len() >= 7).then_some(events) }
@@ -424,4 +428,23 @@ async fn the_schema_cases_are_strict_where_exact_and_strict_nulls_never_reach_th
         ],
         "optional properties left out again; a nullable one keeps its meant null"
     );
+}
+
+/// A rate limit reached is a tool result the model reads, with the wait; nothing was run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_call_is_a_result_that_says_when_to_retry() {
+    let alpha = Upstream::start("alpha").await;
+    let limits = "rateLimits: [{name: echoes, scope: Route, requests: 1, per: 1h, tools: ['*']}]";
+    let route = yaml::route("agents", &format!("mounts: [{{server: alpha}}], {limits}"));
+    let stack = LocalStack::start(&(yaml::server("alpha", &alpha.mcp_url(), "") + &route)).await;
+    let echo =
+        json!({"type": "function_call", "call_id": "r1", "name": "alpha_echo", "arguments": "{\"text\":\"hi\"}"});
+    let url = stack.url(&format!("{ROUTE}/tools/call"));
+    let first: Value = http().post(&url).json(&echo).send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["output"], "{\"result\":\"alpha:hi\"}");
+    let response = http().post(&url).json(&echo).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let second: Value = response.json().await.unwrap();
+    let output = second["output"].as_str().unwrap_or_default();
+    assert!(output.starts_with("Error: rate limit `echoes` reached: retry in "), "{second}");
 }

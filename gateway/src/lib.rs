@@ -1,7 +1,8 @@
 //! Manifold's data plane. A config source (`source`: local files, or `kube_source`: the
 //! Secrets the operator publishes) compiles or loads a `GatewayConfig` into a `Snapshot`; the
 //! MCP endpoint (`mcp`) serves every route of the snapshot, reaching mounted servers through
-//! `upstream` clients; `admin` serves health, readiness and metrics.
+//! `upstream` clients; `export` serves each route's tools for LLM APIs beside it, through
+//! the same endpoint; `admin` serves health, readiness and metrics.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -9,7 +10,7 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
-pub mod export;
+mod export;
 mod globs;
 pub mod jsonrpc;
 pub mod kube_source;
