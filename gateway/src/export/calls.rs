@@ -152,11 +152,14 @@ impl Outcome {
             return Outcome::error("the tool asks for input from the user, which a call through this endpoint cannot give; use an MCP client".into());
         }
         let content = result.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        Outcome {
-            blocks: content.iter().map(block).collect(),
-            structured: result.get("structuredContent").filter(|s| !s.is_null()).cloned(),
-            is_error: result.get("isError") == Some(&Value::Bool(true)),
+        let structured = result.get("structuredContent").filter(|s| !s.is_null()).cloned();
+        let mut blocks: Vec<Value> = content.iter().map(block).collect();
+        // Content blocks are what Anthropic reads: a result with structured content only
+        // gives it that, as JSON text.
+        if let (true, Some(structured)) = (blocks.is_empty(), &structured) {
+            blocks.push(json!({ "type": "text", "text": structured.to_string() }));
         }
+        Outcome { blocks, structured, is_error: result.get("isError") == Some(&Value::Bool(true)) }
     }
 
     fn error(message: String) -> Outcome {
@@ -309,6 +312,11 @@ mod tests {
         assert_eq!(
             answered(gemini(), Ok(result)),
             json!({"functionResponse": {"name": "t", "id": "g1", "response": {"output": {"result": "alpha:hi"}}}})
+        );
+        let structured_only = json!({"content": [], "structuredContent": {"n": 1}});
+        assert_eq!(
+            answered(anthropic(), Ok(structured_only))["content"],
+            json!([{"type": "text", "text": "{\"n\":1}"}])
         );
         let text_only = json!({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]});
         assert_eq!(answered(chat(), Ok(text_only.clone()))["content"], "a\nb");

@@ -147,21 +147,27 @@ async fn call(pipeline: &pipeline::Pipeline<'_>, headers: &HeaderMap, body: &[u8
         Ok(parsed) => parsed,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    // Strict OpenAI tools send `null` for what the caller left out: those go only where the
-    // tool's own schema is needed to tell them from a meant `null`.
+    // Strict OpenAI tools send `null` for what the caller left out: telling those from a
+    // meant `null` takes the tools' own schemas, listed only when a call carries a `null`.
+    // When the list fails, each call is answered with why, as the call itself would be.
     let schemas = match parsed.iter().any(calls::ToolCall::may_carry_strict_nulls) {
-        true => match pipeline.all_tools().await {
-            Ok(tools) => Some(tools),
-            Err(failure) => return failure.response(),
-        },
+        true => Some(pipeline.all_tools().await),
         false => None,
     };
     let answered = futures::future::join_all(parsed.into_iter().enumerate().map(|(index, mut tool_call)| {
-        if let Some(tools) = &schemas {
-            tool_call.drop_strict_nulls(tools);
-        }
+        let listed = match &schemas {
+            Some(Err(failure)) => Err(failure.clone()),
+            Some(Ok(tools)) => {
+                tool_call.drop_strict_nulls(tools);
+                Ok(())
+            }
+            None => Ok(()),
+        };
         async move {
-            let outcome = pipeline.call_tool(index, &tool_call.name, &tool_call.arguments).await;
+            let outcome = match listed {
+                Ok(()) => pipeline.call_tool(index, &tool_call.name, &tool_call.arguments).await,
+                Err(failure) => Err(failure),
+            };
             tool_call.answer(outcome)
         }
     }))

@@ -34,7 +34,7 @@ pub struct Pipeline<'a> {
 }
 
 /// A JSON-RPC error the route answered, with the HTTP status the endpoint gave it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub status: StatusCode,
     pub code: i64,
