@@ -26,9 +26,10 @@ const EXAMPLES: [&str; 7] = [
 
 const ISSUER: &str = "https://idp.acme.test";
 const AUD: &str = "https://mcp.test/acme/agents/mcp";
-const KEY: &str = "agent-key-0123456789abcdef";
+const DENIED: &str = "tool `agents_f000`: call is not allowed for this caller";
+const FAILED: &str = "the warehouse is unreachable";
 
-/// The `agents` upstream behind a route taking an API key or a JWT, with a few of its tools
+/// The `agents` upstream behind a route taking API keys and JWTs, with a few of its tools
 /// (plain schemas every SDK takes): `agents_echo`, `agents_fail` (fails upstream), and
 /// `agents_f000`..`agents_f009`. Its decision point revokes `agents_f000` from a caller named
 /// `revoked-…` once it was listed to them: the model is offered the tool, and its call is denied
@@ -56,8 +57,12 @@ impl Guarded {
         })
         .await;
         let upstream = Upstream::start("agents").await;
+        // An API key per caller: the lister, and each example's revoked user.
+        let users = std::iter::once("lister".to_owned()).chain(EXAMPLES.map(revoked));
+        let keys: Vec<String> = users.map(|user| format!("'{user}': '{{key: {}}}'", key_of(&user))).collect();
         let keys = format!(
-            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: acme}}\nstringData: {{agent: '{{key: {KEY}}}'}}\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: acme}}\nstringData: {{{}}}\n",
+            keys.join(", ")
         );
         let authentication = format!(
             "{{apiKeys: {{secretRef: {{name: keys}}}}, jwt: [{{issuer: '{ISSUER}', audiences: ['{AUD}'], jwks: {{uri: '{}'}}}}]}}",
@@ -79,38 +84,29 @@ impl Guarded {
         self.stack.url("/acme/agents/mcp")
     }
 
-    /// The header of the route's API key, or of a JWT for `user`.
-    fn credential(&self, jwt: bool, user: &str) -> Vec<String> {
-        let token = if jwt { self.signer.token(&claims(ISSUER, AUD, user)) } else { KEY.to_owned() };
-        vec![format!("Authorization: Bearer {token}")]
+    fn api_key(&self, user: &str) -> Vec<String> {
+        vec![format!("Authorization: Bearer {}", key_of(user))]
+    }
+
+    fn jwt(&self, user: &str) -> Vec<String> {
+        vec![format!("Authorization: Bearer {}", self.signer.token(&claims(ISSUER, AUD, user)))]
     }
 
     /// The route's tools as a plain MCP client lists them, every page.
     async fn tools(&self) -> Vec<String> {
-        let listed = run_client_with(
-            &self.url(),
-            Sdk::Mcp,
-            &self.credential(false, ""),
-            json!([{"op": "list", "kind": "tools"}]),
-        )
-        .await;
+        let listed =
+            run_client_with(&self.url(), Sdk::Mcp, &self.api_key("lister"), json!([{"op": "list", "kind": "tools"}]))
+                .await;
         tool_names(&json!({"tools": listed[0]["items"]}))
     }
+}
 
-    /// Runs `script` through every example at once, each with the key or a JWT for the user
-    /// `user(example)` names.
-    async fn run_all(&self, script: &Value, user: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, Value)> {
-        let url = self.url();
-        let runs = EXAMPLES.map(|example| {
-            let headers = match user(example) {
-                Some(user) => self.credential(true, &user),
-                None => self.credential(false, ""),
-            };
-            let (url, script) = (url.clone(), script.clone());
-            async move { (example, run_agent(example, &url, &headers, script).await) }
-        });
-        join_all(runs).await
-    }
+fn revoked(example: &str) -> String {
+    format!("revoked-{example}")
+}
+
+fn key_of(user: &str) -> String {
+    format!("{user}-key-0123456789abcdef")
 }
 
 /// A tool result the SDK wrote as JSON text, parsed.
@@ -130,103 +126,108 @@ fn sorted(names: &Value) -> Vec<String> {
     names
 }
 
-/// Each SDK lists the route's tools, offers exactly those to its model, calls the one the
-/// model picks through the route (with an API key, or a JWT for the Gemini paths) and hands
-/// the result back: the final answer carries it.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_sdk_completes_a_tool_round_trip_through_a_route() {
-    let route = Guarded::start().await;
-    let tools = route.tools().await;
-    assert_eq!(tools.len(), 12, "{tools:?}");
-
-    let script = json!({
-        "input": "Echo hi.",
-        "turns": [{"tool": "agents_echo", "arguments": {"text": "hi"}}, {"text": "The tool said: {result}"}],
-    });
-    for (example, run) in
-        route.run_all(&script, |example| example.starts_with("gemini").then(|| example.to_owned())).await
-    {
-        let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
-        assert_eq!(results.len(), 1, "{example}: {run}");
-        let result = results[0].as_str().expect("a tool result");
-        assert!(
-            result.contains(r#"echo:{"text":"hi"}"#) || result.contains(r#"echo:{\"text\":\"hi\"}"#),
-            "{example}: {run}"
-        );
-        assert_eq!(run["final"], format!("The tool said: {result}"), "{example}: {run}");
-        assert_eq!(run["requests"], 2, "{example}: {run}");
-        for offered in run["offered"].as_array().expect("offered per request") {
-            assert_eq!(sorted(offered), tools, "{example} offers its model the route's tools: {run}");
+/// What `example` hands its model for the revoked call, the upstream failure and `agents_echo`:
+/// text as the model read it, or JSON (an object) the text parses as.
+fn told(example: &str) -> [Value; 3] {
+    let echoed = r#"echo:{"text":"hi"}"#;
+    let mcp_result = |text: &str, error: bool| json!({"content": [{"type": "text", "text": text}], "is_error": error, "result_type": "complete"});
+    match example {
+        // The session's error, and each result whole: a failed one as `error`.
+        "gemini_agent.py" => [
+            json!({"error": DENIED}),
+            json!({"error": mcp_result(FAILED, true)}),
+            json!({"result": mcp_result(echoed, false)}),
+        ],
+        // The examples' own loop: the refusal and the failure marked.
+        "openai_chat_agent.py" | "openai_responses_agent.py" => {
+            [json!(format!("error: {DENIED}")), json!(format!("error: {FAILED}")), json!(echoed)]
         }
+        // The Agents SDK hides why a call raised; a failed result reaches the model unmarked.
+        "openai_agents_agent.py" => {
+            [json!("An error occurred while running the tool. Please try again."), json!(FAILED), json!(echoed)]
+        }
+        // The tool runner hands over the exception's repr (both failures as `is_error` results).
+        "anthropic_agent.py" => [json!(format!("MCPError(-32003, '{DENIED}', None)")), json!(FAILED), json!(echoed)],
+        "pydantic_ai_agent.py" => [json!({"error": DENIED}), json!({"error": FAILED}), json!(echoed)],
+        other => panic!("no expectation for {other}"),
     }
 }
 
-/// What each SDK tells its model when the route denies a call (a permission withdrawn after
-/// the tool was listed) and when the upstream fails the call: each case exactly as the model
-/// reads it. The TypeScript Gemini SDK raises on the denial instead, ending the run.
+fn assert_told(example: &str, run: &Value, expected: &[Value]) {
+    let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
+    assert_eq!(results.len(), expected.len(), "{example}: {run}");
+    for (result, expected) in results.iter().zip(expected) {
+        let read = if expected.is_object() { parsed(result) } else { result.clone() };
+        assert_eq!(&read, expected, "{example}: {run}");
+    }
+}
+
+/// Each SDK lists the route's tools and offers exactly those to its model (API keys; JWTs for
+/// the Gemini paths); the model calls a tool whose permission was withdrawn since, then one
+/// the upstream fails, then `agents_echo`: each SDK goes on to a final answer carrying the echo,
+/// and the model read each case as `told` says. The TypeScript Gemini SDK raises on the denial
+/// instead, ending the run; a second run shows it the failure and the round trip.
 #[tokio::test(flavor = "multi_thread")]
-async fn every_sdk_tells_its_model_of_a_denied_call_and_an_upstream_failure() {
-    const DENIED: &str = "tool `agents_f000`: call is not allowed for this caller";
-    const FAILED: &str = "the warehouse is unreachable";
+async fn every_sdk_round_trips_a_tool_and_tells_its_model_of_a_denied_call_and_an_upstream_failure() {
     let route = Guarded::start().await;
+    let tools = route.tools().await;
+    assert_eq!(tools.len(), 12, "{tools:?}");
+    let echo = json!({"tool": "agents_echo", "arguments": {"text": "hi"}});
+    let fail = json!({"tool": "agents_fail", "arguments": {"n": 1}});
+    let answer = json!({"text": "The tool said: {result}"});
     let script = json!({
-        "input": "Try f000, then fail.",
-        "turns": [
-            {"tool": "agents_f000", "arguments": {"n": 1}},
-            {"tool": "agents_fail", "arguments": {"n": 1}},
-            {"text": "done"},
-        ],
+        "input": "Try f000, then fail, then echo hi.",
+        "turns": [{"tool": "agents_f000", "arguments": {"n": 1}}, fail, echo, answer],
     });
-    // Text as the model read it, or JSON (an object) it parses as.
-    let told = |example: &str| -> [Value; 2] {
-        match example {
-            // The session's error and the failed result, as the function's response.
-            "gemini_agent.py" => [
-                json!({"error": DENIED}),
-                json!({"error": {"content": [{"type": "text", "text": FAILED}], "is_error": true, "result_type": "complete"}}),
-            ],
-            // The examples' own loop: the refusal and the failure, marked.
-            "openai_chat_agent.py" | "openai_responses_agent.py" => {
-                [json!(format!("error: {DENIED}")), json!(format!("error: {FAILED}"))]
-            }
-            // The Agents SDK hides why a call raised; a failed result reaches the model unmarked.
-            "openai_agents_agent.py" => {
-                [json!("An error occurred while running the tool. Please try again."), json!(FAILED)]
-            }
-            // The tool runner hands over the exception's repr (both as `is_error` results).
-            "anthropic_agent.py" => [json!(format!("MCPError(-32003, '{DENIED}', None)")), json!(FAILED)],
-            "pydantic_ai_agent.py" => [json!({"error": DENIED}), json!({"error": FAILED})],
-            other => panic!("no expectation for {other}"),
-        }
-    };
-    for (example, run) in route.run_all(&script, |example| Some(format!("revoked-{example}"))).await {
-        let offered = &run["offered"][0];
-        assert!(
-            offered.as_array().is_some_and(|o| o.contains(&json!("agents_f000"))),
-            "{example} offered the tool: {run}"
-        );
+
+    let url = route.url();
+    let runs = join_all(EXAMPLES.map(|example| {
+        let user = revoked(example);
+        let headers = if example.starts_with("gemini") { route.jwt(&user) } else { route.api_key(&user) };
+        let (url, script) = (url.clone(), script.clone());
+        async move { (example, run_agent(example, &url, &headers, script).await) }
+    }))
+    .await;
+    for (example, run) in runs {
+        assert_eq!(sorted(&run["offered"][0]), tools, "{example} offers its model the route's tools: {run}");
         if example == "gemini_agent.mjs" {
             assert_eq!(run["raised"], format!("McpError: MCP error -32003: {DENIED}"), "{run}");
             assert_eq!(run["requests"], 1, "{run}");
             continue;
         }
-        assert_eq!(run["final"], "done", "{example} goes on to its answer: {run}");
-        let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
-        assert_eq!(results.len(), 2, "{example}: {run}");
-        for (result, expected) in results.iter().zip(told(example)) {
-            let read = if expected.is_object() { parsed(result) } else { result.clone() };
-            assert_eq!(read, expected, "{example}: {run}");
+        let expected = told(example);
+        assert_told(example, &run, &expected);
+        let echoed = run["tool_results"][2].as_str().expect("the echo as text");
+        assert_eq!(run["final"], format!("The tool said: {echoed}"), "{example}: {run}");
+        assert_eq!(run["requests"], 4, "{example}: {run}");
+        // The Agents SDK lists the tools again for every request: the revoked one is gone then.
+        let later: Vec<String> = if example == "openai_agents_agent.py" {
+            tools.iter().filter(|t| *t != "agents_f000").cloned().collect()
+        } else {
+            tools.clone()
+        };
+        for offered in &run["offered"].as_array().expect("offered per request")[1..] {
+            assert_eq!(sorted(offered), later, "{example}: {run}");
         }
     }
 
-    // The TypeScript Gemini SDK and an upstream failure on its own.
-    let script =
-        json!({"input": "Try fail.", "turns": [{"tool": "agents_fail", "arguments": {"n": 1}}, {"text": "done"}]});
-    let run = run_agent("gemini_agent.mjs", &route.url(), &route.credential(false, ""), script).await;
-    assert_eq!(run["final"], "done", "{run}");
-    let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{run}"));
-    assert_eq!(results.len(), 1, "{run}");
-    assert_eq!(parsed(&results[0]), json!({"error": {"content": [{"type": "text", "text": FAILED}], "isError": true}}));
+    // The TypeScript Gemini SDK, a caller whose permissions stay: the failure, then the echo.
+    let script = json!({"input": "Try fail, then echo hi.", "turns": [fail, echo, answer]});
+    let run = run_agent("gemini_agent.mjs", &url, &route.jwt("gemini_agent.mjs"), script).await;
+    let echoed = r#"echo:{"text":"hi"}"#;
+    assert_told(
+        "gemini_agent.mjs",
+        &run,
+        &[
+            json!({"error": {"content": [{"type": "text", "text": FAILED}], "isError": true}}),
+            json!({"content": [{"type": "text", "text": echoed}], "isError": false}),
+        ],
+    );
+    let echoed = run["tool_results"][1].as_str().expect("the echo as text");
+    assert_eq!(run["final"], format!("The tool said: {echoed}"), "{run}");
+    for offered in run["offered"].as_array().expect("offered per request") {
+        assert_eq!(sorted(offered), tools, "{run}");
+    }
 }
 
 /// A route with 300 tools, among them the schema cases (`$ref`, draft-07 `definitions`,
