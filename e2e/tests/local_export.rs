@@ -448,3 +448,33 @@ async fn a_rate_limited_call_is_a_result_that_says_when_to_retry() {
     let output = second["output"].as_str().unwrap_or_default();
     assert!(output.starts_with("Error: rate limit `echoes` reached: retry in "), "{second}");
 }
+
+/// On a route with a compatibility profile the export declares what the route's clients
+/// see: short forms of the names a provider refuses, which calls reach by that name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profiled_route_exports_its_short_names_and_calls_reach_them() {
+    let agents = Upstream::start("agents").await;
+    let route = yaml::route(
+        "profiled",
+        &format!("path: {ROUTE}, compatibility: [openai, anthropic, gemini], mounts: [{{server: agents}}]"),
+    );
+    let stack = LocalStack::start(&(yaml::server("agents", &agents.mcp_url(), "") + &route)).await;
+    let long = "agents_billing.invoices.reconcile_outstanding_balances_for_customer_id";
+    let short = manifold_api::compat::short_name(long);
+    for format in FORMATS {
+        let url = stack.url(&format!("{ROUTE}/tools?format={format}"));
+        let tools: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(validate(format, &tools).await, Vec::<String>::new(), "{format}");
+        let names = names(format, &tools);
+        assert_eq!(names.len(), 300, "{format}");
+        assert!(names.contains(&short) && !names.iter().any(|n| n == long), "{format}: {short}");
+    }
+    let call = json!({"type": "tool_use", "id": "u1", "name": short, "input": {"customer": "c-1"}});
+    let response = http().post(stack.url(&format!("{ROUTE}/tools/call"))).json(&call).send().await.unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["content"][0]["text"],
+        r#"billing.invoices.reconcile_outstanding_balances_for_customer_id:{"customer":"c-1"}"#,
+        "{answer}"
+    );
+}
