@@ -2,10 +2,11 @@
 //! `GET <route path>/tools?format=F` answers the caller's tools as that provider's function
 //! declarations (`formats`, `strict`), and `POST <route path>/tools/call` takes a provider's
 //! tool call(s) and answers what that provider expects back (`calls`). Nothing here decides
-//! who may do what: the endpoint has authenticated the caller (and refused it as the MCP
-//! endpoint does), and every `tools/list` page and `tools/call` goes through the route as a
-//! stateless MCP request (`pipeline`), so authorization, limits, caching, audit, metrics and
-//! traces apply as they do to MCP clients. The paths, methods and HTTP errors are decided here.
+//! who may do what: callers pass the MCP endpoint's own checks (`endpoint::admit`: Host,
+//! Origin, credential, refused exactly as there), and every `tools/list` page and `tools/call`
+//! goes through the route as a stateless MCP request (`pipeline`), so authorization, limits,
+//! caching, audit, metrics and traces apply as they do to MCP clients. The paths, methods and
+//! HTTP errors of the exports are decided here.
 
 mod calls;
 mod formats;
@@ -38,7 +39,7 @@ enum Endpoint {
 }
 
 /// Every request to the MCP listener passes here: a route's tool exports are answered here,
-/// everything else goes to the MCP endpoint. An MCP request pays one suffix check for it.
+/// everything else goes to the MCP endpoint. An MCP request pays a suffix check for it.
 pub async fn serve(
     gateway: Arc<Gateway>,
     request: Request<RequestBody>,
