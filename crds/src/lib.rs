@@ -3,6 +3,7 @@
 //! resources to config plus one outcome per object. No kube client, no HTTP, no IO.
 #![forbid(unsafe_code)]
 
+pub mod compat;
 pub mod compile;
 pub mod config;
 pub mod crd;

@@ -19,6 +19,9 @@ pub mod condition {
     /// Present, and true, when parts of an object are left out and the rest is served (an
     /// OpenAPI operation that cannot be translated), as Gateway API routes report it.
     pub const PARTIALLY_INVALID: &str = "PartiallyInvalid";
+    /// Present on a route with a compatibility profile: what the profile does to its tools'
+    /// names (always true: a name a provider refuses is shortened, or left out and reported).
+    pub const COMPATIBLE: &str = "Compatible";
     /// An McpServer answers (remote: its last probe, or, for one whose credential the gateway
     /// makes per call, it compiled; OpenAPI: it compiled; set by the operator).
     pub const READY: &str = "Ready";
@@ -43,6 +46,15 @@ pub mod reason {
     pub const REF_NOT_READY: &str = "RefNotReady";
     /// Operations of an OpenAPI document are left out.
     pub const OPERATIONS_SKIPPED: &str = "OperationsSkipped";
+    /// `Compatible`: every known client-visible tool name meets the named providers' rules as
+    /// it is (or the mounted servers' tools are not known yet, and the gateways apply the
+    /// profile as they list).
+    pub const COMPATIBLE: &str = "Compatible";
+    /// `Compatible`: names a provider refuses are served in their short forms (listed).
+    pub const NAMES_SHORTENED: &str = "NamesShortened";
+    /// `Compatible` and `PartiallyInvalid`: tools whose names a provider refuses are left out
+    /// for the route's clients (`incompatibleToolNames: Report`; each named, with why).
+    pub const TOOLS_LEFT_OUT: &str = "ToolsLeftOut";
     /// A tenant's routes together are too large for a config Secret (set by the operator).
     pub const TOO_LARGE: &str = "TooLarge";
 

@@ -1,6 +1,6 @@
 """FastMCP upstream server for Manifold's end-to-end tests.
 
-Usage: upstream.py --profile alpha|beta|legacy|bulk|counted|flaky [--transport http|sse]
+Usage: upstream.py --profile alpha|beta|legacy|bulk|counted|flaky|agents [--transport http|sse]
                    [--only-stateless | --only-sessions] [--faults] [--port N]
                    [--otlp-endpoint URL]
 
@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import Middleware
+from fastmcp.tools.base import Tool, ToolResult
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolListChangedNotification
 
 from faults import faulty
@@ -205,6 +207,122 @@ def build_flaky() -> FastMCP:
     return mcp
 
 
+# What LLM SDKs and providers trip on (e2e/tests/local_agents.rs): one tool per schema case, each
+# schema exactly as written here (a raw JSON Schema, not one FastMCP derives).
+AGENT_SCHEMAS: dict[str, dict] = {
+    "echo": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    # `$ref` into `$defs` (what pydantic emits for a nested model).
+    "ship_order": {
+        "type": "object",
+        "properties": {"address": {"$ref": "#/$defs/Address"}},
+        "required": ["address"],
+        "$defs": {
+            "Address": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+                "required": ["city"],
+            }
+        },
+    },
+    # draft-07 `definitions` (older generators).
+    "legacy_lookup": {
+        "type": "object",
+        "properties": {"key": {"$ref": "#/definitions/Key"}},
+        "required": ["key"],
+        "definitions": {"Key": {"type": "string", "minLength": 1}},
+    },
+    # A closed object: what zod and pydantic `extra="forbid"` emit.
+    "closed_note": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+        "additionalProperties": False,
+    },
+    # An open map: any keys, string values.
+    "tag_resource": {
+        "type": "object",
+        "properties": {
+            "resource": {"type": "string"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "required": ["resource", "labels"],
+    },
+    # A string enum and an integer enum.
+    "set_unit": {
+        "type": "object",
+        "properties": {
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "precision": {"type": "integer", "enum": [0, 1, 2]},
+        },
+        "required": ["unit"],
+    },
+    # Nullable, both ways: a type array and an `anyOf` with null.
+    "update_note": {
+        "type": "object",
+        "properties": {
+            "title": {"type": ["string", "null"]},
+            "body": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        },
+        "required": ["title"],
+    },
+    # Objects in objects, and an array of objects.
+    "create_shipment": {
+        "type": "object",
+        "properties": {
+            "sender": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "address": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+                "required": ["name", "address"],
+            },
+            "parcels": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"kg": {"type": "number"}}, "required": ["kg"]},
+            },
+        },
+        "required": ["sender", "parcels"],
+    },
+    # Dotted and long: `agents_` + this is 70 characters, over OpenAI's and Anthropic's 64, and
+    # the dots break their character rule too (Gemini takes both).
+    "billing.invoices.reconcile_outstanding_balances_for_customer_id": {
+        "type": "object",
+        "properties": {"customer": {"type": "string"}},
+        "required": ["customer"],
+    },
+}
+AGENTS_TOOL_COUNT = 300
+
+
+class EchoingTool(Tool):
+    """A tool whose input schema is given as is; its result is its name and the arguments it
+    received (sorted JSON), so a test reads what reached the upstream."""
+
+    async def run(self, arguments: dict) -> ToolResult:
+        return ToolResult(content=f"{self.name}:{json.dumps(arguments, sort_keys=True, separators=(',', ':'))}")
+
+
+class FailingTool(Tool):
+    """A tool whose every call fails upstream (a tool error: `isError` with this text)."""
+
+    async def run(self, arguments: dict) -> ToolResult:
+        raise ToolError("the warehouse is unreachable")
+
+
+def build_agents() -> FastMCP:
+    """300 tools: the schema cases of AGENT_SCHEMAS (plus a long dotted name), `fail` (an
+    upstream failure), then `f000`.. filler tools, for the agent SDK tests."""
+    mcp = FastMCP("upstream-agents")
+    for name, schema in AGENT_SCHEMAS.items():
+        mcp.add_tool(EchoingTool(name=name, description=f"The {name} case.", parameters=schema))
+    plain = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    mcp.add_tool(FailingTool(name="fail", description="Always fails upstream.", parameters=plain))
+    for i in range(AGENTS_TOOL_COUNT - len(AGENT_SCHEMAS) - 1):
+        mcp.add_tool(EchoingTool(name=f"f{i:03}", description=f"Filler tool {i}.", parameters=plain))
+    return mcp
+
+
 PROFILES = {
     "alpha": build_alpha,
     "beta": build_beta,
@@ -212,6 +330,7 @@ PROFILES = {
     "bulk": build_bulk,
     "counted": build_counted,
     "flaky": build_flaky,
+    "agents": build_agents,
 }
 
 

@@ -1,8 +1,9 @@
 //! Real MCP peers, run as child processes: from the repository's venv, FastMCP upstream
 //! servers (`e2e/peers/upstream.py`), the conformance fixture (`conformance_fixture.py`) and
 //! downstream clients (`e2e/peers/client.py`, driving the official `mcp` SDK or a FastMCP
-//! `Client` through a list of operations); from `e2e/peers/node`, Node 22 and the npm peers
-//! (the conformance suite, MCP Inspector, the TypeScript SDK, server-everything).
+//! `Client` through a list of operations), the agent examples of examples/agents/ against a
+//! scripted model (`e2e/peers/agents.py`); from `e2e/peers/node`, Node 22 and the npm peers
+//! (the conformance suite, MCP Inspector, the TypeScript SDK, server-everything, @google/genai).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -270,20 +271,22 @@ pub fn text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
 }
 
-/// Runs `script` (`{"input", "turns"}`, see agent.py) through an OpenAI Agents SDK agent whose
-/// tools come from the route at `url` and whose model is scripted; returns what agent.py
-/// printed: the final output and every tool result as the model received it, or what the SDK
-/// raised.
-pub async fn run_agent(url: &str, headers: &[String], script: Value) -> Value {
+/// Runs `script` (`{"input", "turns"}`) through the agent example `example` of
+/// examples/agents/ (`gemini_agent.py`, `gemini_agent.mjs`, ...), its tools the route at `url`
+/// (`headers`: at most `Authorization: Bearer <key or JWT>`), its model scripted; returns what
+/// e2e/peers/agents.py printed: the final answer or what the SDK raised, the tool names offered
+/// per model request, the tool results as the model received them, the request count and the
+/// requests the model refused.
+pub async fn run_agent(example: &str, url: &str, headers: &[String], script: Value) -> Value {
     let mut command = Command::new(python());
-    command.arg(repo_root().join("e2e/peers/agent.py")).args(["--url", url]);
+    command.arg(repo_root().join("e2e/peers/agents.py")).arg(example).args(["--url", url]);
     for header in headers {
         command.args(["--header", header]);
     }
-    let output = fed(command, &script, "agent.py").await;
+    let output = fed(command, &script, "agents.py").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("agent.py printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
+        panic!("agents.py {example} printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
     })
 }
 

@@ -1,6 +1,7 @@
 //! Discovery for local mode: the tools offered by the servers of routes that mount without a
-//! prefix, so compile can reject name collisions before a client sees them (in a cluster the
-//! operator's probe does this). Best effort, bounded in time: a server that does not answer
+//! prefix, so compile can reject name collisions before a client sees them, and of routes
+//! with a compatibility profile, so their status names the tools it shortens or leaves out
+//! (in a cluster the operator's probe does this). Best effort, bounded in time: a server that does not answer
 //! is simply not checked.
 
 use std::collections::BTreeMap;
@@ -16,12 +17,14 @@ use manifold_runtime::egress::Egress;
 /// How long discovery may hold up a reload.
 const DEADLINE: Duration = Duration::from_secs(5);
 
-/// Tool names by (namespace, server), for the servers of routes where names can collide:
-/// routes with more than one mount, one of them unprefixed.
+/// Tool names by (namespace, server), for the servers of routes where names can collide
+/// (routes with more than one mount, one of them unprefixed) and of routes with a
+/// compatibility profile.
 pub async fn discover(config: &GatewayConfig, egress: Egress) -> BTreeMap<ObjectKey, Vec<String>> {
     let mut servers = BTreeMap::new();
     for route in &config.routes {
-        if route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty()) {
+        let collide = route.mounts.len() > 1 && route.mounts.iter().any(|m| m.prefix.is_empty());
+        if collide || route.compatibility.is_some() {
             for mount in &route.mounts {
                 servers.insert(ObjectKey::new(&route.namespace, &mount.server), mount.upstream.clone());
             }

@@ -99,6 +99,7 @@ fn route(name: &str) -> RouteConfig {
         rate_limits: vec![],
         caching: Default::default(),
         resilience: Default::default(),
+        compatibility: None,
     }
 }
 

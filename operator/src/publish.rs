@@ -140,6 +140,7 @@ mod tests {
                 rate_limits: vec![],
                 caching: Default::default(),
                 resilience: Default::default(),
+                compatibility: None,
             })
             .collect();
         GatewayConfig::new(routes, None)

@@ -12,13 +12,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use regex::Regex;
 
 use super::{Inputs, ServerState, name_of, namespace_of, secrets};
+use crate::compat::{self, Provider};
 use crate::config::{
-    CachingConfig, GatewayConfig, MountConfig, OutboundAuth, RateLimitConfig, ResultCacheConfig, RouteConfig,
-    ToolPolicy, prefixed, wildcard_covers,
+    CachingConfig, CompatibilityConfig, GatewayConfig, MountConfig, OutboundAuth, RateLimitConfig, ResultCacheConfig,
+    RouteConfig, ToolPolicy, prefixed, wildcard_covers,
 };
 use crate::key::ObjectKey;
-use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, condition, reason, verdict};
-use crate::resources::{CacheScope, Caching, McpRoute, PREFIX_PATTERN, RateLimit, TOOL_NAME_PATTERN};
+use crate::outcome::{Kind, ObjectRef, Outcome, Problem, Serving, Verdict, condition, reason, verdict};
+use crate::resources::{
+    CacheScope, Caching, IncompatibleToolNames, McpRoute, McpRouteSpec, PREFIX_PATTERN, RateLimit, TOOL_NAME_PATTERN,
+};
 
 const MAX_MOUNTS: usize = 64;
 const MAX_PATH: usize = 256;
@@ -48,6 +51,8 @@ struct Checked {
     degraded: Vec<Problem>,
     /// False when the spec could not be read, so its references are unknown.
     refs_checked: bool,
+    /// What the compatibility profile does to the route's tools, for its status.
+    compatible: Vec<Verdict>,
 }
 
 struct Candidate {
@@ -91,6 +96,7 @@ pub(super) fn compile_all(
             refs_reason: reason::REF_NOT_FOUND,
             degraded: vec![],
             refs_checked: false,
+            compatible: vec![],
         },
     }));
     // Who wins a contested (host, path), in order: a route at its own default path (nobody
@@ -179,6 +185,9 @@ pub(super) fn compile_all(
                 Some((reason, &unresolved)),
                 "all mounted McpServers are usable",
             ));
+        }
+        if serving == Serving::Current {
+            conditions.extend(checked.compatible.iter().cloned());
         }
         if serving == Serving::LastValid {
             for c in conditions.iter_mut().filter(|c| !c.status) {
@@ -376,8 +385,16 @@ fn check(
     if refs.len() > refs_before {
         refs_reason = reason::REF_NOT_FOUND;
     }
-    let collisions =
-        if invalid.is_empty() && refs.is_empty() { collisions(&namespace, &mounts, discovered) } else { Vec::new() };
+    let compatibility = compatibility(spec, &mut invalid);
+    let (mut collisions, mut compatible) = (Vec::new(), Vec::new());
+    if invalid.is_empty() && refs.is_empty() {
+        collisions = self::collisions(&namespace, &mounts, discovered);
+        if let Some(profile) = &compatibility {
+            let found = profile_names(&namespace, &mounts, discovered, profile);
+            compatible = found.verdicts(profile);
+            collisions.extend(found.collisions);
+        }
+    }
     let config = (invalid.is_empty() && refs.is_empty() && collisions.is_empty()).then(|| RouteConfig {
         namespace,
         name,
@@ -391,8 +408,19 @@ fn check(
         rate_limits,
         caching,
         resilience,
+        compatibility,
     });
-    Checked { config, path: Some(path), invalid, collisions, refs, refs_reason, degraded, refs_checked: true }
+    Checked {
+        config,
+        path: Some(path),
+        invalid,
+        collisions,
+        refs,
+        refs_reason,
+        degraded,
+        refs_checked: true,
+        compatible,
+    }
 }
 
 fn check_path(path: &str) -> Result<(), String> {
@@ -547,4 +575,150 @@ fn collisions(namespace: &str, mounts: &[MountConfig], discovered: &BTreeMap<Obj
         }
     }
     problems
+}
+
+/// The route's compatibility profile, if it names providers.
+fn compatibility(spec: &McpRouteSpec, invalid: &mut Vec<Problem>) -> Option<CompatibilityConfig> {
+    let mut providers: Vec<Provider> = Vec::with_capacity(spec.compatibility.len());
+    for provider in &spec.compatibility {
+        if providers.contains(provider) {
+            invalid.push(Problem::new("spec.compatibility", format!("`{provider}` is named twice")));
+        } else {
+            providers.push(*provider);
+        }
+    }
+    let mode = spec.incompatible_tool_names;
+    if providers.is_empty() {
+        if mode.is_some() {
+            invalid.push(Problem::new(
+                "spec.incompatibleToolNames",
+                "incompatibleToolNames is only meaningful with compatibility: list the providers (openai, anthropic, \
+                 gemini) or remove it",
+            ));
+        }
+        return None;
+    }
+    Some(CompatibilityConfig { providers, report: mode == Some(IncompatibleToolNames::Report) })
+}
+
+/// Entries a `Compatible` message lists before it only counts the rest.
+const LISTED: usize = 20;
+
+/// What a compatibility profile does to the tools the mounted servers are known to offer.
+#[derive(Default)]
+struct ProfileNames {
+    /// Whether any mount's tools are known.
+    known: bool,
+    /// (client-visible name, its short form), in mount and listing order.
+    shortened: Vec<(String, String)>,
+    /// (client-visible name, why a provider refuses it): left out under `Report`.
+    left_out: Vec<(String, String)>,
+    /// Short forms that are another tool's client-visible name.
+    collisions: Vec<Problem>,
+}
+
+fn profile_names(
+    namespace: &str,
+    mounts: &[MountConfig],
+    discovered: &BTreeMap<ObjectKey, Vec<String>>,
+    profile: &CompatibilityConfig,
+) -> ProfileNames {
+    let mut found = ProfileNames::default();
+    // Every name clients would see, by the mount that shows it first.
+    let mut shown: HashMap<String, (usize, String)> = HashMap::new();
+    let mut served = Vec::new();
+    for (i, mount) in mounts.iter().enumerate() {
+        let (Some(tools), Ok(matcher)) =
+            (discovered.get(&ObjectKey::new(namespace, &mount.server)), mount.tools.matcher())
+        else {
+            continue;
+        };
+        found.known = true;
+        for tool in tools {
+            let Some(visible) = matcher.visible(tool) else { continue };
+            let visible = prefixed(&mount.prefix, visible);
+            match compat::name_problem(&visible, &profile.providers) {
+                None => served.push((i, visible.clone(), visible)),
+                Some(why) if profile.report => found.left_out.push((visible, why)),
+                Some(_) => {
+                    let short = compat::short_name(&visible);
+                    found.shortened.push((visible.clone(), short.clone()));
+                    served.push((i, short, visible));
+                }
+            }
+        }
+    }
+    for (i, name, visible) in served {
+        match shown.get(&name) {
+            // Two unshortened names alike are `collisions`' to report (and the same tool
+            // listed twice is none); a short form that meets another tool's name is ours.
+            Some((first_mount, first)) if *first != visible => found.collisions.push(Problem::new(
+                format!("spec.mounts[{i}]"),
+                format!(
+                    "tool `{visible}` is served as `{name}`, which is also how tool `{first}` \
+                     (spec.mounts[{first_mount}]) is served; rename or exclude one of them"
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                shown.insert(name, (i, visible));
+            }
+        }
+    }
+    found
+}
+
+impl ProfileNames {
+    /// The route's `Compatible` condition, and `PartiallyInvalid` when tools are left out.
+    fn verdicts(&self, profile: &CompatibilityConfig) -> Vec<Verdict> {
+        let providers = profile.providers.iter().copied().map(Provider::as_str).collect::<Vec<_>>().join(", ");
+        let compatible = |reason: &str, message: String| Verdict {
+            type_: condition::COMPATIBLE.into(),
+            status: true,
+            reason: reason.into(),
+            message,
+        };
+        if !self.left_out.is_empty() {
+            let message = format!(
+                "{} tool(s) left out for this route's clients: {}",
+                self.left_out.len(),
+                bounded(self.left_out.iter().map(|(_, why)| why.clone()))
+            );
+            return vec![
+                compatible(reason::TOOLS_LEFT_OUT, message.clone()),
+                Verdict {
+                    type_: condition::PARTIALLY_INVALID.into(),
+                    status: true,
+                    reason: reason::TOOLS_LEFT_OUT.into(),
+                    message,
+                },
+            ];
+        }
+        if !self.shortened.is_empty() {
+            let pairs = self.shortened.iter().map(|(visible, short)| format!("`{visible}` → `{short}`"));
+            let message = format!(
+                "{} tool name(s) break a rule of {providers} and are served shortened: {}",
+                self.shortened.len(),
+                bounded(pairs)
+            );
+            return vec![compatible(reason::NAMES_SHORTENED, message)];
+        }
+        let message = match self.known {
+            true => format!("every client-visible tool name meets the rules of {providers}"),
+            false => format!(
+                "the mounted servers' tools are not known yet: the gateways apply the rules of {providers} as they list"
+            ),
+        };
+        vec![compatible(reason::COMPATIBLE, message)]
+    }
+}
+
+/// Up to `LISTED` entries joined, and how many more there are.
+fn bounded(entries: impl ExactSizeIterator<Item = String>) -> String {
+    let total = entries.len();
+    let mut text = entries.take(LISTED).collect::<Vec<_>>().join("; ");
+    if total > LISTED {
+        text.push_str(&format!("; and {} more", total - LISTED));
+    }
+    text
 }

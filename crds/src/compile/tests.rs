@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
+use crate::compat::Provider;
 use crate::config::{ToolPolicy, prefixed};
-use crate::outcome::{Serving, reason};
-use crate::resources::{Authentication, McpRouteSpec, McpServerSpec, Mount, RemoteSource, ToolFilter};
+use crate::outcome::{Serving, condition, reason};
+use crate::resources::{
+    Authentication, IncompatibleToolNames, McpRouteSpec, McpServerSpec, Mount, RemoteSource, ToolFilter,
+};
 
 fn meta(name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.into()), namespace: Some("acme".into()), ..Default::default() }
@@ -48,6 +51,8 @@ fn mk_route(name: &str, mounts: Vec<Mount>) -> McpRoute {
             rate_limits: vec![],
             caching: None,
             resilience: None,
+            compatibility: vec![],
+            incompatible_tool_names: None,
         },
         status: None,
     }
@@ -236,4 +241,107 @@ fn a_mount_that_needs_the_callers_jwt_is_left_out_of_a_route_that_takes_none() {
     assert!(
         route_outcome(&dropped, "r").conditions[1].message.ends_with("(the route's other mounts go on without it)")
     );
+}
+
+fn compat_route(report: bool, mounts: Vec<Mount>) -> McpRoute {
+    let mut route = mk_route("r", mounts);
+    route.spec.compatibility = vec![Provider::OpenAi, Provider::Anthropic, Provider::Gemini];
+    route.spec.incompatible_tool_names = report.then_some(IncompatibleToolNames::Report);
+    route
+}
+
+fn condition<'a>(outcome: &'a Outcome, type_: &str) -> Option<&'a crate::outcome::Verdict> {
+    outcome.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[test]
+fn a_profile_lists_each_shortened_name_and_is_carried_into_the_config() {
+    let long = format!("{}_tool", "x".repeat(70));
+    let inputs = Inputs {
+        servers: vec![mk_server("a")],
+        routes: vec![compat_route(false, vec![mk_mount("a", None)])],
+        discovered: discovered(&[("a", &["search", "repo.list", &long])]),
+        ..Default::default()
+    };
+    let compiled = compile(&inputs, None);
+    let outcome = route_outcome(&compiled, "r");
+    let compatible = condition(outcome, condition::COMPATIBLE).expect("a Compatible condition");
+    assert_eq!((compatible.status, compatible.reason.as_str()), (true, reason::NAMES_SHORTENED));
+    let dotted = crate::compat::short_name("a_repo.list");
+    assert!(
+        compatible.message.starts_with("2 tool name(s) break a rule of openai, anthropic, gemini"),
+        "{compatible:?}"
+    );
+    assert!(compatible.message.contains(&format!("`a_repo.list` → `{dotted}`")), "{compatible:?}");
+    assert!(!compatible.message.contains("`a_search`"), "valid names are not listed: {compatible:?}");
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let profile = compiled.config.routes[0].compatibility.as_ref().expect("the profile is in the config");
+    assert_eq!(profile.providers, [Provider::OpenAi, Provider::Anthropic, Provider::Gemini]);
+    assert!(!profile.report);
+}
+
+#[test]
+fn under_report_the_status_names_each_tool_left_out_and_why() {
+    let inputs = Inputs {
+        servers: vec![mk_server("a")],
+        routes: vec![compat_route(true, vec![mk_mount("a", None)])],
+        discovered: discovered(&[("a", &["search", "repo.list"])]),
+        ..Default::default()
+    };
+    let compiled = compile(&inputs, None);
+    let outcome = route_outcome(&compiled, "r");
+    let partial = condition(outcome, condition::PARTIALLY_INVALID).expect("PartiallyInvalid");
+    assert_eq!((partial.status, partial.reason.as_str()), (true, reason::TOOLS_LEFT_OUT));
+    assert!(partial.message.contains("1 tool(s) left out"), "{partial:?}");
+    assert!(
+        partial.message.contains("tool name `a_repo.list`") && partial.message.contains("openai requires"),
+        "{partial:?}"
+    );
+    assert!(!outcome.is_ok(), "a left-out tool is never silent");
+    assert_eq!(outcome.serving, Serving::Current, "the route's other tools go on");
+    assert!(compiled.config.routes[0].compatibility.as_ref().is_some_and(|p| p.report));
+}
+
+#[test]
+fn a_short_form_that_is_another_tools_name_is_a_collision() {
+    let short = crate::compat::short_name("a_repo.list");
+    let unprefixed = short.strip_prefix("a_").expect("the short form keeps the prefix").to_owned();
+    let inputs = Inputs {
+        servers: vec![mk_server("a")],
+        routes: vec![compat_route(false, vec![mk_mount("a", None)])],
+        discovered: discovered(&[("a", &["repo.list", &unprefixed])]),
+        ..Default::default()
+    };
+    let compiled = compile(&inputs, None);
+    let outcome = route_outcome(&compiled, "r");
+    assert_eq!(outcome.conditions[0].reason, reason::NAME_COLLISION, "{outcome:?}");
+    let expected = format!("tool `{short}` is served as `{short}`, which is also how tool `a_repo.list`");
+    assert!(outcome.conditions[0].message.contains(&expected), "{outcome:?}");
+    assert!(compiled.config.routes.is_empty());
+}
+
+#[test]
+fn a_profile_without_known_tools_says_the_gateways_apply_it_and_a_mode_without_one_is_invalid() {
+    let inputs = Inputs {
+        servers: vec![mk_server("a")],
+        routes: vec![compat_route(false, vec![mk_mount("a", None)])],
+        ..Default::default()
+    };
+    let compiled = compile(&inputs, None);
+    let compatible = condition(route_outcome(&compiled, "r"), condition::COMPATIBLE).expect("Compatible").clone();
+    assert_eq!(compatible.reason, reason::COMPATIBLE);
+    assert!(compatible.message.contains("not known yet"), "{compatible:?}");
+
+    let mut route = mk_route("r", vec![mk_mount("a", None)]);
+    route.spec.incompatible_tool_names = Some(IncompatibleToolNames::Report);
+    let inputs = Inputs { servers: vec![mk_server("a")], routes: vec![route], ..Default::default() };
+    let outcome = route_outcome(&compile(&inputs, None), "r").clone();
+    assert_eq!(outcome.conditions[0].reason, reason::INVALID);
+    assert!(
+        outcome.conditions[0]
+            .message
+            .contains("spec.incompatibleToolNames: incompatibleToolNames is only meaningful with compatibility"),
+        "{outcome:?}"
+    );
+    assert!(condition(&outcome, condition::COMPATIBLE).is_none());
 }

@@ -72,6 +72,21 @@ pub struct RouteConfig {
     /// Tool results and merged lists kept by the gateway.
     #[serde(default, skip_serializing_if = "CachingConfig::is_empty")]
     pub caching: CachingConfig,
+    /// The providers whose rules the route's tool names and schemas meet; none: served as
+    /// the upstreams give them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<CompatibilityConfig>,
+}
+
+/// A route's compatibility profile (`spec.compatibility`, `spec.incompatibleToolNames`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatibilityConfig {
+    /// The named providers, each once, at least one.
+    pub providers: Vec<crate::compat::Provider>,
+    /// Tools whose names a provider refuses are left out (rather than shortened).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report: bool,
 }
 
 /// What a route's gateways keep, defaults filled in.

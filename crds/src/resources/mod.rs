@@ -20,7 +20,7 @@ pub use caching::{CacheScope, Caching, ListCache, ResultCache};
 pub use limits::{LimitScope, RateLimit};
 pub use openapi::{ComponentType, ConfigMapKeyRef, HttpMethod, OpenApiSource, OperationOverride, RouteMap};
 pub use resilience::{CircuitBreaker, Concurrency, Resilience, Retries, RouteResilience};
-pub use route::{McpRoute, McpRouteSpec, Mount, ToolFilter};
+pub use route::{IncompatibleToolNames, McpRoute, McpRouteSpec, Mount, ToolFilter};
 pub use server::{HeaderSource, HeaderValueSource, McpServer, McpServerSpec, RemoteSource, SecretKeyRef, Transport};
 pub use status::{McpRouteStatus, McpServerStatus};
 pub use upstream_auth::{

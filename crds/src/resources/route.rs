@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::{Audit, Authentication, Authorization};
@@ -30,6 +31,7 @@ use super::status::McpRouteStatus;
 )]
 #[x_kube(validation = Rule::new("size(self.mounts) >= 1").message("mounts must list at least one McpServer"))]
 #[x_kube(validation = Rule::new("self.mounts.all(m, (has(m.prefix) && m.prefix == '') || self.mounts.exists_one(n, (has(n.prefix) ? n.prefix : n.server) == (has(m.prefix) ? m.prefix : m.server)))").message("mount prefixes must be unique within a route (a missing prefix defaults to the server name)"))]
+#[x_kube(validation = Rule::new("!has(self.incompatibleToolNames) || (has(self.compatibility) && size(self.compatibility) > 0)").message("incompatibleToolNames is only meaningful with compatibility: list the providers (openai, anthropic, gemini) or remove it"))]
 #[x_kube(validation = Rule::new("has(self.authentication)").message("authentication is required: list jwt providers or apiKeys, or set authentication.allowAnonymous: true"))]
 #[serde(rename_all = "camelCase")]
 pub struct McpRouteSpec {
@@ -85,6 +87,43 @@ pub struct McpRouteSpec {
     /// `idempotentHint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resilience: Option<super::RouteResilience>,
+
+    /// LLM providers (`openai`, `anthropic`, `gemini`) whose function-calling rules this
+    /// route's clients can rely on. For this route only: every tool name breaking a named
+    /// provider's rule is shortened or left out (see `incompatibleToolNames`); input schemas
+    /// are rewritten only where a named provider would refuse them, with what was lost noted
+    /// in the tool's description; `tools/list` answers in one page of up to 1000 tools,
+    /// whatever the gateway's page size (some SDKs read only the first page). Each provider
+    /// at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q == p))").message("compatibility must not name a provider twice"))]
+    pub compatibility: Vec<crate::compat::Provider>,
+
+    /// What happens to a tool whose client-visible name breaks a rule of a provider listed in
+    /// `compatibility` (only meaningful with it). `Shorten` (the default): clients see its
+    /// short form (characters outside `[A-Za-z0-9_-]` become `_`, a leading digit or `-` gets
+    /// a `_` first, cut to 55 characters, then `_` and the first 8 hex digits of the SHA-256 of
+    /// the name), and the route's status lists each short form. `Report`: the tool is left out
+    /// for this route's clients and the status names it and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incompatible_tool_names: Option<IncompatibleToolNames>,
+}
+
+/// What happens to a tool whose client-visible name breaks a rule of a provider listed in
+/// `compatibility` (only meaningful with it). `Shorten` (the default): clients see its short
+/// form (characters outside `[A-Za-z0-9_-]` become `_`, a leading digit or `-` gets a `_`
+/// first, cut to 55 characters, then `_` and the first 8 hex digits of the SHA-256 of the
+/// name), calls of it reach the tool, and the route's `Compatible` condition lists each short
+/// form. `Report`: the tool is left out for this route's clients, and the route's
+/// `PartiallyInvalid` condition names it and why.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IncompatibleToolNames {
+    /// Clients see the name's documented short form; calls of it reach the tool.
+    #[default]
+    Shorten,
+    /// The tool is left out for this route's clients; the route's status names it.
+    Report,
 }
 
 /// One sub-server mounted into a route.

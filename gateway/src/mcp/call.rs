@@ -446,6 +446,7 @@ pub mod testing {
             rate_limits: vec![],
             caching: Default::default(),
             resilience: Default::default(),
+            compatibility: None,
         }
     }
 

@@ -30,7 +30,13 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
     };
     let route = &call.route;
     let keys = route.mounts.iter().map(|mount| mount.key.to_string()).collect();
-    let mut pager = match Pager::start(kind, cursor.as_deref(), keys, call.gateway.list_page_size) {
+    // A route with a compatibility profile lists its tools in one page, up to a bound.
+    let profile = route.config.compatibility.as_ref().filter(|_| kind == Kind::Tool);
+    let page_size = match profile {
+        Some(_) => call.gateway.list_page_size.max(super::compat::ONE_PAGE_TOOLS),
+        None => call.gateway.list_page_size,
+    };
+    let mut pager = match Pager::start(kind, cursor.as_deref(), keys, page_size) {
         Ok(pager) => pager,
         Err(error) => return Answer::Error(error),
     };
@@ -91,7 +97,16 @@ pub async fn page(call: &Call, kind: Kind, params: Option<&RawValue>) -> Answer 
         }
         // Only what the caller may use is shown.
         let shown = shown(call, kind, &listed).await;
-        for ((visible, item), shown) in listed.into_iter().zip(shown) {
+        for ((visible, mut item), shown) in listed.into_iter().zip(shown) {
+            // Authorization saw the client-visible name; the profile then names the tool as
+            // its clients see it, or leaves it out.
+            let visible = match profile {
+                Some(profile) if shown => match super::compat::client_tool(profile, &visible, &mut item) {
+                    Some(name) => name,
+                    None => continue,
+                },
+                _ => visible,
+            };
             if shown && !pager.push(visible.clone(), item) {
                 tracing::warn!(route = %route.id(), mount = %mount.config.server, name = %visible, "already listed by an earlier mount; this one is hidden");
             }
@@ -179,6 +194,9 @@ async fn list_page(
                 list.into_iter().filter_map(|item| if let Value::Object(o) = item { Some(o) } else { None }).collect();
             if kind == Kind::Tool {
                 known.learn_tools(&items);
+                if call.route.config.compatibility.is_some() {
+                    known.learn_schemas(&items);
+                }
             }
             let next_cursor = match page.remove("nextCursor") {
                 Some(Value::String(next)) if !next.is_empty() && cursor != Some(next.as_str()) => Some(next),

@@ -80,6 +80,16 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
     if visible.len() > super::names::MAX_TARGET_BYTES {
         return Answer::Error(RpcError::new(INVALID_PARAMS, "a name must be at most 2048 bytes"));
     }
+    // A route with a compatibility profile may be sent a tool's short form: from here on the
+    // tool goes by its client-visible name (see `compat`).
+    let profile = call.route.config.compatibility.as_ref().filter(|_| kind == Kind::Tool);
+    let visible = match profile {
+        Some(profile) => match super::compat::resolve(call, profile, visible).await {
+            Some(visible) => visible,
+            None => return unknown(kind, &sent_name(&fields, field)),
+        },
+        None => visible,
+    };
     let started = Instant::now();
     let action = if kind == Kind::Resource { Action::Read } else { access::use_action(kind) };
     let decision = call.route.access.decide(&call.principal, action, kind, &visible).await;
@@ -100,6 +110,9 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
                     Method::ToolsCall => call.route.caching.result_rule(&visible),
                     _ => None,
                 };
+                if let Some(profile) = profile {
+                    super::compat::trim_arguments(call, profile, mount, &upstream, &mut fields).await;
+                }
                 fields.insert(field.into(), raw(&upstream));
                 let sent = raw(&fields);
                 let ask = forward(call, kind, mount, method, &sent, &visible, Some(&upstream));
@@ -293,6 +306,11 @@ async fn set_level(call: &Call, params: Option<&RawValue>) -> Answer {
         }
     }
     Answer::Result(raw(&json!({})))
+}
+
+/// The name a client sent in `params.<field>`, as it sent it.
+fn sent_name(fields: &BTreeMap<String, Box<RawValue>>, field: &str) -> String {
+    fields.get(field).and_then(|name| serde_json::from_str(name.get()).ok()).unwrap_or_default()
 }
 
 fn unknown(kind: Kind, visible: &str) -> Answer {

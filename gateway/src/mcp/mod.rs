@@ -12,6 +12,7 @@
 
 mod cached;
 mod call;
+pub mod compat;
 pub mod consent;
 mod elicit;
 pub mod endpoint;

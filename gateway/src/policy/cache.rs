@@ -376,6 +376,7 @@ mod tests {
                     .collect(),
                 lists_ttl_ms,
             },
+            compatibility: None,
         };
         Rules::build(&route).expect("valid rules")
     }

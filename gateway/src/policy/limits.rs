@@ -303,6 +303,7 @@ mod tests {
             rate_limits: vec![],
             caching: Default::default(),
             resilience: Default::default(),
+            compatibility: None,
         }
     }
 

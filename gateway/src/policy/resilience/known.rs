@@ -1,16 +1,21 @@
 //! What the gateway last knew of an upstream's lists: the pages it last served (so a mount
 //! whose breaker is open stays listed), and which of its tools declare `idempotentHint` (so a
-//! route may retry them). Learned from the lists that pass through; read only when a list
-//! meets an open breaker or a tool call has failed, so the hot path never takes these locks.
+//! route may retry them), and, where a route with a compatibility profile lists them, its
+//! tools' input schemas (so that route resolves short names and trims arguments). Learned
+//! from the lists that pass through; read only when a list meets an open breaker, a tool call
+//! has failed, or on a route with a profile, so the hot path never takes these locks.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Pages kept per upstream (lists of every kind, first pages and later ones).
 const MAX_PAGES: usize = 256;
+
+/// Tool schemas kept per upstream: an upstream offering more is known only in part.
+const MAX_TOOLS: usize = 10_000;
 
 /// A list page's method and cursor (none for the first page).
 type PageKey = (&'static str, Option<String>);
@@ -19,6 +24,8 @@ type PageKey = (&'static str, Option<String>);
 pub struct Known {
     pages: Mutex<HashMap<PageKey, Box<RawValue>>>,
     idempotent: Mutex<HashSet<String>>,
+    /// Input schemas by upstream tool name; none until a route with a profile listed tools.
+    schemas: Mutex<Option<HashMap<String, Arc<Value>>>>,
 }
 
 impl Known {
@@ -54,6 +61,32 @@ impl Known {
         }
     }
 
+    /// Learns a page of `tools/list`'s names and input schemas (for routes with a
+    /// compatibility profile only: nobody else reads them).
+    pub fn learn_schemas(&self, tools: &[Map<String, Value>]) {
+        let mut schemas = self.schemas.lock().expect("tool schemas lock");
+        let schemas = schemas.get_or_insert_with(HashMap::new);
+        for tool in tools {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
+            if schemas.len() < MAX_TOOLS || schemas.contains_key(name) {
+                let schema = tool.get("inputSchema").cloned().unwrap_or(Value::Null);
+                schemas.insert(name.to_owned(), Arc::new(schema));
+            }
+        }
+    }
+
+    /// The upstream tool names learned so far; none before a route with a profile listed them.
+    pub fn tool_names(&self) -> Option<Vec<String>> {
+        let schemas = self.schemas.lock().expect("tool schemas lock");
+        schemas.as_ref().map(|schemas| schemas.keys().cloned().collect())
+    }
+
+    /// The input schema the upstream's tool `name` was last listed with.
+    pub fn input_schema(&self, name: &str) -> Option<Arc<Value>> {
+        let schemas = self.schemas.lock().expect("tool schemas lock");
+        schemas.as_ref()?.get(name).cloned()
+    }
+
     /// Whether the upstream's tool `name` declared `idempotentHint: true` when last listed.
     pub fn idempotent(&self, name: &str) -> bool {
         self.idempotent.lock().expect("idempotent tools lock").contains(name)
@@ -83,6 +116,21 @@ mod tests {
         assert!(!known.idempotent("post") && !known.idempotent("plain") && !known.idempotent("stringly"));
         known.learn_tools(&tools(json!([{ "name": "get" }])));
         assert!(!known.idempotent("get"), "the hint was withdrawn");
+    }
+
+    #[test]
+    fn schemas_are_known_only_once_learned_and_follow_the_last_listing() {
+        let known = Known::default();
+        assert_eq!(known.tool_names(), None, "nothing listed yet");
+        known.learn_schemas(&tools(json!([{ "name": "a", "inputSchema": { "type": "object" } }, { "name": "b" }])));
+        let mut names = known.tool_names().expect("learned");
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(known.input_schema("a").as_deref(), Some(&json!({ "type": "object" })));
+        assert_eq!(known.input_schema("b").as_deref(), Some(&Value::Null));
+        known.learn_schemas(&tools(json!([{ "name": "a", "inputSchema": { "type": "object", "properties": {} } }])));
+        assert_eq!(known.input_schema("a").as_deref(), Some(&json!({ "type": "object", "properties": {} })));
+        assert_eq!(known.input_schema("c"), None);
     }
 
     #[test]
