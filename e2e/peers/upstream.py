@@ -303,14 +303,22 @@ class EchoingTool(Tool):
         return ToolResult(content=f"{self.name}:{json.dumps(arguments, sort_keys=True, separators=(',', ':'))}")
 
 
+class FailingTool(Tool):
+    """A tool whose every call fails upstream (a tool error: `isError` with this text)."""
+
+    async def run(self, arguments: dict) -> ToolResult:
+        raise ToolError("the warehouse is unreachable")
+
+
 def build_agents() -> FastMCP:
-    """300 tools: the schema cases of AGENT_SCHEMAS (plus a long dotted name), then `f000`..
-    filler tools, for the agent SDK tests."""
+    """300 tools: the schema cases of AGENT_SCHEMAS (plus a long dotted name), `fail` (an
+    upstream failure), then `f000`.. filler tools, for the agent SDK tests."""
     mcp = FastMCP("upstream-agents")
     for name, schema in AGENT_SCHEMAS.items():
         mcp.add_tool(EchoingTool(name=name, description=f"The {name} case.", parameters=schema))
     plain = {"type": "object", "properties": {"n": {"type": "integer"}}}
-    for i in range(AGENTS_TOOL_COUNT - len(AGENT_SCHEMAS)):
+    mcp.add_tool(FailingTool(name="fail", description="Always fails upstream.", parameters=plain))
+    for i in range(AGENTS_TOOL_COUNT - len(AGENT_SCHEMAS) - 1):
         mcp.add_tool(EchoingTool(name=f"f{i:03}", description=f"Filler tool {i}.", parameters=plain))
     return mcp
 

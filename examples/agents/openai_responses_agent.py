@@ -46,15 +46,16 @@ async def list_all_tools(session: ClientSession) -> list:
 
 async def call_tool(session: ClientSession, name: str, arguments: str) -> str:
     """What the model reads of a tool call: the result's text parts (or its structured content),
-    or why the route refused the call (a denied tool, a rate limit), so the model can go on."""
+    marked when the tool failed, or why the route refused the call (a denied tool), so the
+    model can go on."""
     try:
         result = await session.call_tool(name, json.loads(arguments or "{}"))
     except MCPError as refused:
         return f"error: {refused}"
     texts = [block.text for block in result.content if block.type == "text"]
-    if texts:
-        return "\n".join(texts)
-    return json.dumps(result.structured_content)
+    text = "\n".join(texts) if texts else json.dumps(result.structured_content)
+    # A failed tool says so, or the model may take the error text for the answer.
+    return f"error: {text}" if result.is_error else text
 
 
 async def run(prompt: str) -> str:
