@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use manifold_e2e::peers::{Upstream, python};
+use manifold_e2e::peers::{Upstream, python, validate_tools};
 use manifold_e2e::{LocalStack, eventually, repo_root, yaml};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -61,22 +61,15 @@ async fn called(stack: &LocalStack, body: &Value) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.expect("a JSON body"))
 }
 
-/// The scripted model's verdict on exported tools: why the provider would refuse them.
+/// The scripted model's verdict on exported tools: why the provider would refuse them, as
+/// requests of at most 100 tools (OpenAI takes at most 128 in one request, whatever the route;
+/// Gemini's export is one tool holding every declaration).
 async fn validate(format: &str, tools: &Value) -> Vec<String> {
-    let mut child = Command::new(python())
-        .arg(repo_root().join("e2e/peers/scripted_model.py"))
-        .args(["validate", format])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the validator starts");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(tools.to_string().as_bytes()).await.expect("the tools are written");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("the validator ends");
-    let verdict: Value = serde_json::from_slice(&output.stdout).expect("the validator prints JSON");
-    serde_json::from_value(verdict["errors"].clone()).expect("errors are strings")
+    let mut refused = Vec::new();
+    for chunk in tools.as_array().expect("exported tools are a list").chunks(100) {
+        refused.extend(validate_tools(format, &Value::Array(chunk.to_vec())).await);
+    }
+    refused
 }
 
 /// The names a format declares, in order.
