@@ -30,7 +30,7 @@ impl Provider {
     pub fn name_rule(self) -> &'static str {
         match self {
             Provider::OpenAi | Provider::Anthropic => r"^[a-zA-Z0-9_-]{1,64}$",
-            Provider::Gemini => r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}$",
+            Provider::Gemini => r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$",
         }
     }
 
@@ -139,6 +139,9 @@ pub fn normalize(schema: &Value, providers: &[Provider]) -> Option<Normalized> {
     }
     root.insert("type".into(), Value::String("object".into()));
     root.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+    if providers.iter().any(|provider| matches!(provider, Provider::OpenAi | Provider::Anthropic)) {
+        flatten_root(&mut root, &Definitions::of(schema), &mut lost);
+    }
     let mut normalized = Value::Object(root);
     if providers.contains(&Provider::Gemini) {
         let definitions = Definitions::of(&normalized);
@@ -148,6 +151,76 @@ pub fn normalize(schema: &Value, providers: &[Provider]) -> Option<Normalized> {
         return None;
     }
     Some(Normalized { schema: normalized, lost })
+}
+
+/// Combinators OpenAI and Anthropic refuse at the root of a tool's parameters, even outside
+/// strict mode; OpenAI refuses [`ROOT_REFUSED`] there too.
+const ROOT_COMBINATORS: &[&str] = &["oneOf", "anyOf", "allOf"];
+const ROOT_REFUSED: &[&str] = &["enum", "const", "not"];
+
+/// The root's `oneOf`/`anyOf`/`allOf` folded into the one object OpenAI and Anthropic take:
+/// every option's properties are offered, and a property is required when every option of a
+/// `oneOf`/`anyOf` (or any part of an `allOf`) requires it. The root's own `enum`, `const`
+/// and `not` are dropped. Each is noted.
+fn flatten_root(root: &mut Map<String, Value>, definitions: &Definitions, lost: &mut Vec<String>) {
+    for keyword in ROOT_COMBINATORS {
+        let Some(removed) = root.remove(*keyword) else { continue };
+        let Value::Array(options) = removed else {
+            lost.push(format!("`$`: {keyword} that is not a list dropped"));
+            continue;
+        };
+        let every_part = *keyword == "allOf";
+        let mut required: Option<BTreeSet<String>> = None;
+        let mut offered = Map::new();
+        for option in &options {
+            let option = match option.get("$ref").and_then(Value::as_str).and_then(|r| definitions.resolve(r)) {
+                Some(target) => target,
+                None => option,
+            };
+            for (name, property) in option.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                offered.entry(name.clone()).or_insert_with(|| property.clone());
+            }
+            let names: BTreeSet<String> = option
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect();
+            required = Some(match required {
+                None => names,
+                Some(so_far) if every_part => so_far.union(&names).cloned().collect(),
+                Some(so_far) => so_far.intersection(&names).cloned().collect(),
+            });
+        }
+        if let Some(Value::Object(properties)) = root.get_mut("properties") {
+            for (name, property) in offered {
+                properties.entry(name).or_insert(property);
+            }
+        }
+        let mut all_required: Vec<Value> = root.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        for name in required.unwrap_or_default() {
+            if !all_required.iter().any(|n| n == name.as_str()) {
+                all_required.push(Value::String(name));
+            }
+        }
+        if !all_required.is_empty() {
+            root.insert("required".into(), Value::Array(all_required));
+        }
+        let note = match every_part {
+            true => format!("`$`: allOf of {} schemas merged into one object", options.len()),
+            false => format!(
+                "`$`: {keyword} of {} schemas made one object offering every property (send one shape's)",
+                options.len()
+            ),
+        };
+        lost.push(note);
+    }
+    for keyword in ROOT_REFUSED {
+        if root.remove(*keyword).is_some() {
+            lost.push(format!("`$`: {keyword} dropped from the root"));
+        }
+    }
 }
 
 /// `description` with a short note of what the schema lost; `description` itself when nothing was.
@@ -163,31 +236,49 @@ pub fn describe_losses(description: &str, lost: &[String]) -> String {
     if description.trim().is_empty() { note } else { format!("{}\n\n{note}", description.trim_end()) }
 }
 
-/// Removes from `arguments` the properties `schema` (the upstream's original input schema)
-/// does not declare where it says `additionalProperties: false`, at the root and in nested
-/// declared objects, following local `$ref`s. A Gemini-normalised schema no longer forbids
-/// them, so a model may send them; the upstream still refuses them. Returns the paths removed.
-pub fn strip_undeclared(schema: &Value, arguments: &mut Value) -> Vec<String> {
+/// Makes a call's `arguments`, written against a Gemini-normalised schema, fit `schema` (the
+/// upstream's original input schema) again, at the root and in nested declared objects and
+/// array items, following local `$ref`s:
+/// - properties it does not declare are removed where it says `additionalProperties: false`
+///   (the normalised schema no longer forbids them, so a model may send them);
+/// - a string standing for a non-string `enum` value (Gemini takes string enums only) becomes
+///   that value again.
+///
+/// Returns the paths changed, each with what was done.
+pub fn fit_arguments(schema: &Value, arguments: &mut Value) -> Vec<String> {
     let definitions = Definitions::of(schema);
-    let mut removed = Vec::new();
-    strip_node(schema, arguments, &definitions, "$", 0, &mut removed);
-    removed
+    let mut changed = Vec::new();
+    fit_node(schema, arguments, &definitions, "$", 0, &mut changed);
+    changed
 }
 
-fn strip_node(
+fn fit_node(
     schema: &Value,
     arguments: &mut Value,
     defs: &Definitions,
     path: &str,
     depth: usize,
-    removed: &mut Vec<String>,
+    changed: &mut Vec<String>,
 ) {
     if depth > MAX_REF_DEPTH {
         return;
     }
     let Some(schema) = schema.as_object() else { return };
     if let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| defs.resolve(r)) {
-        strip_node(target, arguments, defs, path, depth + 1, removed);
+        fit_node(target, arguments, defs, path, depth + 1, changed);
+    }
+    if let (Value::String(sent), Some(Value::Array(values))) = (&*arguments, schema.get("enum"))
+        && let Some(value) = values.iter().find(|value| !value.is_string() && enum_text(value) == *sent)
+    {
+        *arguments = value.clone();
+        changed.push(format!("{path}: enum value restored"));
+        return;
+    }
+    if let (Value::Array(items), Some(item_schema)) = (&mut *arguments, schema.get("items")) {
+        for (index, item) in items.iter_mut().enumerate() {
+            fit_node(item_schema, item, defs, &format!("{path}[{index}]"), depth, changed);
+        }
+        return;
     }
     let Value::Object(values) = arguments else { return };
     let declared = schema.get("properties").and_then(Value::as_object);
@@ -196,12 +287,12 @@ fn strip_node(
         let extra: Vec<String> = values.keys().filter(|key| !keep(key)).cloned().collect();
         for key in extra {
             values.remove(&key);
-            removed.push(format!("{path}.{key}"));
+            changed.push(format!("{path}.{key}: undeclared, removed"));
         }
     }
     for (key, property) in declared.into_iter().flatten() {
         if let Some(value) = values.get_mut(key) {
-            strip_node(property, value, defs, &format!("{path}.{key}"), depth, removed);
+            fit_node(property, value, defs, &format!("{path}.{key}"), depth, changed);
         }
     }
 }
@@ -362,7 +453,51 @@ impl Gemini<'_> {
                 other => self.lost.push(format!("`{path}`: {other} dropped")),
             }
         }
+        self.fit_to_type(&mut out, path);
         Value::Object(out)
+    }
+
+    /// What Gemini refuses about a node's type: `properties`/`required` off objects, `items`
+    /// off arrays, an array without `items`, a `format` it does not know for the type, and a
+    /// `required` name that is not a property.
+    fn fit_to_type(&mut self, out: &mut Map<String, Value>, path: &str) {
+        if let Some(kind) = out.get("type").and_then(Value::as_str).map(str::to_ascii_lowercase) {
+            let misplaced: &[&str] = match kind.as_str() {
+                "object" => &["items"],
+                "array" => &["properties", "required"],
+                _ => &["properties", "required", "items"],
+            };
+            for key in misplaced {
+                if out.remove(*key).is_some() {
+                    self.lost.push(format!("`{path}`: {key} dropped (not allowed for type {kind})"));
+                }
+            }
+            if kind == "array" {
+                // Gemini wants an item schema; an empty one says what the original did.
+                out.entry("items").or_insert_with(|| Value::Object(Map::new()));
+            }
+            let formats: &[&str] = match kind.as_str() {
+                "string" => &["enum", "date-time"],
+                "number" => &["float", "double"],
+                "integer" => &["int32", "int64"],
+                _ => &[],
+            };
+            if let Some(format) = out.get("format").and_then(Value::as_str).map(str::to_owned)
+                && !formats.contains(&format.as_str())
+            {
+                out.remove("format");
+                self.lost.push(format!("`{path}`: format {format} dropped"));
+            }
+        }
+        let declared: BTreeSet<String> =
+            out.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        if let Some(Value::Array(required)) = out.get_mut("required") {
+            let before = required.len();
+            required.retain(|name| name.as_str().is_some_and(|name| declared.contains(name)));
+            if required.len() < before {
+                self.lost.push(format!("`{path}`: required names of undeclared properties dropped"));
+            }
+        }
     }
 
     /// `allOf` folded into its parent: properties and `required` united, other keywords taken

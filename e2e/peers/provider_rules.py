@@ -343,8 +343,9 @@ def _resolves(schema: Any, ref: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Gemini: the `Schema` proto (OpenAPI subset) parsed as the API parses JSON into it.
 
-# The shared contract's rule: 128 characters. The API's own message says 64 (seen since late 2025).
-GEMINI_NAME_MAX = 128
+# Gemini API's FunctionDeclaration.name: at most 64 characters (its reference and its own
+# error message; Vertex AI's v1 reference once said 128).
+GEMINI_NAME_MAX = 64
 GEMINI_NAME = re.compile(rf"^[a-zA-Z_][a-zA-Z0-9_.:-]{{0,{GEMINI_NAME_MAX - 1}}}$")
 GEMINI_PROPERTY = re.compile(r"^[a-zA-Z0-9_]+$")
 GEMINI_TYPES = {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}

@@ -279,11 +279,11 @@ async fn the_gemini_validator_accepts_what_gemini_accepts_and_refuses_each_rule_
     // What the proto's field rules refuse: names, and how many declarations one tool holds.
     let misnamed = declarations(json!([
         declaration("1abc", json!({"type": "object", "properties": {}})),
-        {"name": "a".repeat(129)},
+        {"name": "a".repeat(65)},
         {"name": "twice"},
         {"name": "twice"},
     ]));
-    let name_rule = "Invalid function name. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128.";
+    let name_rule = "Invalid function name. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.";
     let invalid = "The GenerateContentRequest proto is invalid:\n  * tools";
     assert_eq!(
         validate_tools("gemini", &misnamed).await,

@@ -18,11 +18,11 @@ fn openai_and_anthropic_refuse_dots_and_more_than_64_characters() {
 }
 
 #[test]
-fn gemini_allows_dots_and_colons_up_to_128_but_wants_a_letter_or_underscore_first() {
+fn gemini_allows_dots_and_colons_up_to_64_but_wants_a_letter_or_underscore_first() {
     let gemini = &[Provider::Gemini];
     assert_eq!(name_problem("github.create:issue-2", gemini), None);
-    assert_eq!(name_problem(&format!("a{}", "b".repeat(127)), gemini), None);
-    assert!(name_problem(&format!("a{}", "b".repeat(128)), gemini).is_some());
+    assert_eq!(name_problem(&format!("a{}", "b".repeat(63)), gemini), None);
+    assert!(name_problem(&format!("a{}", "b".repeat(64)), gemini).is_some());
     let digit = name_problem("9lives", gemini).expect("a leading digit breaks Gemini's rule");
     assert!(digit.contains("gemini") && !digit.contains("openai"), "{digit}");
     assert!(name_problem("-tool", gemini).is_some());
@@ -292,10 +292,87 @@ fn undeclared_arguments_are_stripped_only_where_additional_properties_was_false(
         "$defs": {"Inner": {"type": "object", "properties": {"k": {"type": "string"}}, "additionalProperties": false}}
     });
     let mut arguments = json!({"inner": {"k": "v", "junk": 1}, "open": {"anything": true}, "extra": 2});
-    let removed = strip_undeclared(&schema, &mut arguments);
+    let removed = fit_arguments(&schema, &mut arguments);
     assert_eq!(arguments, json!({"inner": {"k": "v"}, "open": {"anything": true}}));
-    assert_eq!(removed, vec!["$.extra".to_owned(), "$.inner.junk".to_owned()]);
+    assert_eq!(
+        removed,
+        vec!["$.extra: undeclared, removed".to_owned(), "$.inner.junk: undeclared, removed".to_owned()]
+    );
     let mut untouched = json!({"a": 1, "b": [1, 2]});
-    assert!(strip_undeclared(&json!({"type": "object", "properties": {"a": {}}}), &mut untouched).is_empty());
+    assert!(fit_arguments(&json!({"type": "object", "properties": {"a": {}}}), &mut untouched).is_empty());
     assert_eq!(untouched, json!({"a": 1, "b": [1, 2]}));
+}
+
+#[test]
+fn enum_values_gemini_got_as_strings_reach_the_upstream_as_they_were() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "level": {"enum": [1, 2, 3]},
+            "flags": {"type": "array", "items": {"enum": [true, "auto"]}},
+            "name": {"enum": ["1", "2"]}
+        }
+    });
+    let gemini = normalize(&schema, &[Provider::Gemini]).expect("non-string enums change for Gemini").schema;
+    assert_eq!(gemini["properties"]["level"], json!({"type": "string", "enum": ["1", "2", "3"]}));
+    let mut arguments = json!({"level": "2", "flags": ["true", "auto"], "name": "1"});
+    let changed = fit_arguments(&schema, &mut arguments);
+    assert_eq!(arguments, json!({"level": 2, "flags": [true, "auto"], "name": "1"}));
+    assert_eq!(changed, ["$.flags[0]: enum value restored", "$.level: enum value restored"]);
+}
+
+#[test]
+fn a_root_combinator_becomes_one_object_for_openai_and_anthropic() {
+    let schema = json!({
+        "oneOf": [
+            {"type": "object", "properties": {"id": {"type": "string"}, "kind": {"const": "id"}}, "required": ["id", "kind"]},
+            {"$ref": "#/$defs/ByName"}
+        ],
+        "$defs": {"ByName": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"const": "name"}}, "required": ["name", "kind"]}}
+    });
+    for providers in [&[Provider::OpenAi][..], &[Provider::Anthropic]] {
+        let normalized = normalize(&schema, providers).expect("a root oneOf is refused");
+        assert_eq!(normalized.schema["type"], "object");
+        assert!(normalized.schema.get("oneOf").is_none(), "{}", normalized.schema);
+        let properties = normalized.schema["properties"].as_object().expect("properties");
+        assert_eq!(properties.keys().collect::<Vec<_>>(), ["id", "kind", "name"]);
+        assert_eq!(normalized.schema["required"], json!(["kind"]), "required only where every option requires it");
+        assert_eq!(
+            normalized.lost,
+            ["`$`: oneOf of 2 schemas made one object offering every property (send one shape's)"]
+        );
+    }
+    let all_of = json!({"allOf": [{"properties": {"a": {}}, "required": ["a"]}, {"properties": {"b": {}}, "required": ["b"]}], "enum": [{}]});
+    let normalized = normalize(&all_of, &[Provider::OpenAi]).expect("a root allOf and enum are refused");
+    assert_eq!(normalized.schema["required"], json!(["a", "b"]));
+    assert_eq!(normalized.lost, ["`$`: allOf of 2 schemas merged into one object", "`$`: enum dropped from the root"]);
+}
+
+#[test]
+fn gemini_gets_keywords_fitted_to_each_type() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "when": {"type": "string", "format": "date"},
+            "ratio": {"type": "number", "format": "float"},
+            "tags": {"type": "array"},
+            "odd": {"type": "string", "properties": {"x": {}}, "items": {}}
+        },
+        "required": ["when", "ghost"]
+    });
+    let normalized = normalize(&schema, &[Provider::Gemini]).expect("Gemini refuses these");
+    let properties = &normalized.schema["properties"];
+    assert_eq!(properties["when"], json!({"type": "string"}));
+    assert_eq!(properties["ratio"], json!({"type": "number", "format": "float"}));
+    assert_eq!(properties["tags"], json!({"type": "array", "items": {}}));
+    assert_eq!(properties["odd"], json!({"type": "string"}));
+    assert_eq!(normalized.schema["required"], json!(["when"]));
+    for note in [
+        "`$.properties.when`: format date dropped",
+        "`$.properties.odd`: properties dropped (not allowed for type string)",
+        "`$.properties.odd`: items dropped (not allowed for type string)",
+        "`$`: required names of undeclared properties dropped",
+    ] {
+        assert!(normalized.lost.iter().any(|lost| lost == note), "{note} in {:?}", normalized.lost);
+    }
 }

@@ -81,10 +81,10 @@ pub async fn resolve(call: &Call, profile: &CompatibilityConfig, sent: String) -
     Some(shortened_to(route, profile, &sent).unwrap_or(sent))
 }
 
-/// Removes from the call's `arguments` what the upstream's schema does not declare where it
-/// says `additionalProperties: false`: the route's clients were shown a schema without it
-/// (Gemini takes none), so a model may send more than the upstream accepts. Nothing else
-/// about the arguments changes, and nothing at all unless Gemini is named.
+/// Makes the call's `arguments` fit the upstream's own schema again where the Gemini
+/// normalisation loosened it (`compat::fit_arguments`): undeclared properties removed where it
+/// said `additionalProperties: false`, non-string enum values restored from the strings Gemini
+/// sent. Nothing else about the arguments changes, and nothing at all unless Gemini is named.
 pub async fn trim_arguments(
     call: &Call,
     profile: &CompatibilityConfig,
@@ -102,9 +102,9 @@ pub async fn trim_arguments(
     }
     let Some(schema) = known.input_schema(upstream) else { return };
     let Ok(mut arguments) = serde_json::from_str::<Value>(arguments.get()) else { return };
-    let removed = compat::strip_undeclared(&schema, &mut arguments);
-    if !removed.is_empty() {
-        tracing::debug!(route = %call.route.id(), tool = %upstream, ?removed, "undeclared arguments removed before the call");
+    let changed = compat::fit_arguments(&schema, &mut arguments);
+    if !changed.is_empty() {
+        tracing::debug!(route = %call.route.id(), tool = %upstream, ?changed, "arguments fitted to the upstream's schema before the call");
         fields.insert("arguments".into(), raw(&arguments));
     }
 }
