@@ -126,6 +126,17 @@ fn sorted(names: &Value) -> Vec<String> {
     names
 }
 
+/// The text of a successful tool result as `example` handed it to the model (the Gemini SDKs
+/// hand over the whole MCP result as JSON).
+fn result_text(example: &str, result: &Value) -> String {
+    let text = match example {
+        "gemini_agent.py" => parsed(result)["result"]["content"][0]["text"].clone(),
+        "gemini_agent.mjs" => parsed(result)["content"][0]["text"].clone(),
+        _ => result.clone(),
+    };
+    text.as_str().unwrap_or_else(|| panic!("{example}: no text in {result}")).to_owned()
+}
+
 /// What `example` hands its model for the revoked call, the upstream failure and `agents_echo`:
 /// text as the model read it, or JSON (an object) the text parses as.
 fn told(example: &str) -> [Value; 3] {
@@ -232,33 +243,92 @@ async fn every_sdk_round_trips_a_tool_and_tells_its_model_of_a_denied_call_and_a
 
 /// A route with 300 tools, among them the schema cases (`$ref`, draft-07 `definitions`,
 /// `additionalProperties: false`, an open map, enums, nullable, nested objects) and a 70-character
-/// dotted name, without `spec.compatibility`: each SDK offers all 300 tools, and what fails is
-/// the SDK's own doing or its provider's refusal.
+/// dotted name (`agents_billing.invoices.…`), on one upstream and one gateway, with and without
+/// `spec.compatibility: [openai, anthropic, gemini]`. Without it, each SDK offers all 300 tools
+/// and fails its own way (or its provider refuses the request); with it, every SDK offers the
+/// route's 300 tools as listed (the long name in its short form) and calls the schema cases
+/// through it, the upstream receiving the arguments as the model sent them.
 #[tokio::test(flavor = "multi_thread")]
-async fn without_compatibility_a_300_tool_route_fails_each_sdk_its_own_way() {
+async fn a_300_tool_route_works_in_every_sdk_with_compatibility_and_fails_each_its_own_way_without() {
     let upstream = Upstream::start("agents").await;
-    let route = yaml::route("wide", "mounts: [{server: agents}]");
-    let stack = LocalStack::start(&(yaml::server("agents", &upstream.mcp_url(), "") + &route)).await;
-    let url = stack.url("/acme/wide/mcp");
-    let listed = run_client_with(&url, Sdk::Mcp, &[], json!([{"op": "list", "kind": "tools"}])).await;
-    let tools = tool_names(&json!({"tools": listed[0]["items"]}));
-    assert_eq!(tools.len(), 300);
+    let routes = yaml::route("bare", "mounts: [{server: agents}]")
+        + &yaml::route("compatible", "mounts: [{server: agents}], compatibility: [openai, anthropic, gemini]");
+    let stack = LocalStack::start(&(yaml::server("agents", &upstream.mcp_url(), "") + &routes)).await;
+    let listed = |route: &str| {
+        let url = stack.url(&format!("/acme/{route}/mcp"));
+        async move {
+            let listed = run_client_with(&url, Sdk::Mcp, &[], json!([{"op": "list", "kind": "tools"}])).await;
+            tool_names(&json!({"tools": listed[0]["items"]}))
+        }
+    };
+    let (tools, compatible_tools) = tokio::join!(listed("bare"), listed("compatible"));
+    assert_eq!((tools.len(), compatible_tools.len()), (300, 300));
+    let run_all = |route: &str, script: Value| {
+        let url = stack.url(&format!("/acme/{route}/mcp"));
+        join_all(EXAMPLES.map(|example| {
+            let (url, script) = (url.clone(), script.clone());
+            async move { (example, run_agent(example, &url, &[], script).await) }
+        }))
+    };
 
+    // With the profile: each schema case called, its arguments as the upstream received them.
+    let calls = [
+        ("agents_ship_order", json!({"address": {"city": "Oslo", "zip": "0150"}})),
+        ("agents_legacy_lookup", json!({"key": "k1"})),
+        ("agents_closed_note", json!({"text": "t"})),
+        ("agents_tag_resource", json!({"resource": "r1", "labels": {"team": "ops"}})),
+        ("agents_set_unit", json!({"unit": "celsius"})),
+        ("agents_update_note", json!({"title": null, "body": "b"})),
+        (
+            "agents_create_shipment",
+            json!({"sender": {"name": "n", "address": {"city": "Oslo"}}, "parcels": [{"kg": 2.5}]}),
+        ),
+        ("agents_billing_invoices", json!({"customer": "c1"})),
+    ];
+    let mut turns: Vec<Value> =
+        calls.iter().map(|(name, arguments)| json!({"tool_like": name, "arguments": arguments})).collect();
+    turns.push(json!({"text": "done"}));
+    let expected: Vec<String> = calls
+        .iter()
+        .map(|(name, arguments)| {
+            let upstream_name = name.trim_start_matches("agents_");
+            let upstream_name = if upstream_name == "billing_invoices" {
+                "billing.invoices.reconcile_outstanding_balances_for_customer_id"
+            } else {
+                upstream_name
+            };
+            format!("{upstream_name}:{arguments}")
+        })
+        .collect();
+    for (example, run) in run_all("compatible", json!({"input": "Use every case.", "turns": turns})).await {
+        assert_eq!(run["final"], "done", "{example}: {run}");
+        assert_eq!(run["requests"], calls.len() + 1, "{example}: {run}");
+        for offered in run["offered"].as_array().expect("offered per request") {
+            assert_eq!(sorted(offered), compatible_tools, "{example} offers the route's tools: {run}");
+        }
+        let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
+        assert_eq!(results.len(), calls.len(), "{example}: {run}");
+        for (result, expected) in results.iter().zip(&expected) {
+            let result = result.as_str().expect("a tool result as text");
+            assert!(
+                result.contains(expected.as_str()) || result.contains(&json!(expected).to_string()[1..expected.len()]),
+                "{example} handed back `{result}`, not `{expected}`"
+            );
+        }
+    }
+
+    // Without it.
     let script = json!({
         "input": "Echo hi.",
         "turns": [{"tool": "agents_echo", "arguments": {"text": "hi"}}, {"text": "{result}"}],
     });
-    let runs = join_all(EXAMPLES.map(|example| {
-        let (url, script) = (url.clone(), script.clone());
-        async move { (example, run_agent(example, &url, &[], script).await) }
-    }))
-    .await;
+    let bare = run_all("bare", script).await;
     let too_long = |field: &str| {
         format!(
             "Invalid '{field}': string too long. Expected a string with maximum length 64, but got a string with length 70 instead."
         )
     };
-    for (example, run) in runs {
+    for (example, run) in bare {
         // What the SDK raised, and the provider's refusal (if the request got that far).
         let (raised, refused) = match example {
             // google-genai converts every schema before sending anything, and fails on a boolean
