@@ -244,10 +244,10 @@ async fn every_sdk_round_trips_a_tool_and_tells_its_model_of_a_denied_call_and_a
 /// A route with 300 tools, among them the schema cases (`$ref`, draft-07 `definitions`,
 /// `additionalProperties: false`, an open map, enums, nullable, nested objects) and a 70-character
 /// dotted name (`agents_billing.invoices.…`), on one upstream and one gateway, with and without
-/// `spec.compatibility: [openai, anthropic, gemini]`. Without it, each SDK offers all 300 tools
-/// and fails its own way (or its provider refuses the request); with it, every SDK offers the
-/// route's 300 tools as listed (the long name in its short form) and calls the schema cases
-/// through it, the upstream receiving the arguments as the model sent them.
+/// `spec.compatibility: [openai, anthropic, gemini]`, the gateway listing in pages of 100.
+/// Without it, each SDK fails its own way (or its provider refuses the request); with it, every
+/// SDK offers the route's 300 tools, listed in one page (the long name in its short form), and
+/// calls the schema cases through it, the upstream receiving the arguments as the model sent them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_300_tool_route_works_in_every_sdk_with_compatibility_and_fails_each_its_own_way_without() {
     let upstream = Upstream::start("agents").await;
@@ -330,10 +330,6 @@ async fn a_300_tool_route_works_in_every_sdk_with_compatibility_and_fails_each_i
         )
     };
     for (example, run) in bare {
-        println!(
-            "BARE {example}: {}",
-            json!({"raised": run["raised"], "offered": run["offered"].as_array().map(|o| o.iter().map(|x| x.as_array().map(Vec::len)).collect::<Vec<_>>()), "final": run["final"]})
-        );
         // What the SDK raised, and the provider's refusal (if the request got that far).
         let (raised, refused) = match example {
             // google-genai converts every schema before sending anything, and fails on a boolean
