@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -288,6 +288,79 @@ pub async fn run_agent(example: &str, url: &str, headers: &[String], script: Val
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("agents.py {example} printed `{stdout}` ({e})\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
     })
+}
+
+/// The scripted model server (`e2e/peers/scripted_model.py serve`): one loopback port speaking
+/// Gemini `generateContent`, OpenAI Chat Completions and Responses, and Anthropic Messages,
+/// playing `turns` one per request and validating each request as its provider does. It stops
+/// when dropped (its stdin closes).
+pub struct ScriptedModel {
+    _child: Child,
+    _stdin: tokio::process::ChildStdin,
+    /// `http://127.0.0.1:P`.
+    pub url: String,
+}
+
+impl ScriptedModel {
+    /// Starts it with `turns` (see scripted_model.py) and waits until it listens.
+    pub async fn start(turns: Value) -> Self {
+        let mut child = Command::new(python())
+            .arg(repo_root().join("e2e/peers/scripted_model.py"))
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start scripted_model.py serve");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(json!({ "turns": turns }).to_string().as_bytes()).await.expect("write the turns");
+        stdin.flush().await.expect("flush the turns");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the scripted model prints its URL within 60s")
+            .expect("read the scripted model's stdout")
+            .expect("the scripted model exited before printing its URL");
+        let printed: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("scripted model printed `{line}` ({e})"));
+        let url = printed["url"].as_str().unwrap_or_else(|| panic!("no url in {printed}")).to_owned();
+        ScriptedModel { _child: child, _stdin: stdin, url }
+    }
+
+    /// The base URL an SDK of `provider` is given: `…/v1` for openai, the root otherwise.
+    pub fn base_url(&self, provider: &str) -> String {
+        if provider == "openai" { format!("{}/v1", self.url) } else { self.url.clone() }
+    }
+
+    /// `{"requests": [{api, path, body}], "refusals": [{api, status, error}]}` so far.
+    pub async fn seen(&self) -> Value {
+        reqwest::get(format!("{}/_scripted", self.url))
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /_scripted")
+            .json()
+            .await
+            .expect("GET /_scripted answers JSON")
+    }
+}
+
+/// Why the scripted model would refuse a request carrying `tools`, exported in `format`
+/// (`openai`, `openai-strict`, `openai-responses`, `anthropic`, `gemini`): the same validators
+/// as its request path. Empty when the provider would accept them.
+pub async fn validate_tools(format: &str, tools: &Value) -> Vec<String> {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("e2e/peers/scripted_model.py")).args(["validate", format]);
+    let output = fed(command, tools, "scripted_model.py validate").await;
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("scripted_model.py validate printed no JSON ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    });
+    printed["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors list in {printed}"))
+        .iter()
+        .map(|e| e.as_str().expect("each error is a string").to_owned())
+        .collect()
 }
 
 /// `text` parsed as OpenMetrics by prometheus_client's parser (`e2e/peers/openmetrics.py`):

@@ -1,7 +1,8 @@
 //! Manifold's data plane. A config source (`source`: local files, or `kube_source`: the
 //! Secrets the operator publishes) compiles or loads a `GatewayConfig` into a `Snapshot`; the
 //! MCP endpoint (`mcp`) serves every route of the snapshot, reaching mounted servers through
-//! `upstream` clients; `admin` serves health, readiness and metrics.
+//! `upstream` clients; `export` serves each route's tools for LLM APIs beside it, through
+//! the same endpoint; `admin` serves health, readiness and metrics.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -9,6 +10,7 @@ pub mod admin;
 mod apply;
 pub mod cli;
 mod discover;
+mod export;
 mod globs;
 pub mod jsonrpc;
 pub mod kube_source;
@@ -358,7 +360,7 @@ async fn serve_mcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: Cance
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
         let link = traces::Link { local, peer };
-        let service = service_fn(move |request| mcp::endpoint::handle(Arc::clone(&gateway), request, link));
+        let service = service_fn(move |request| export::serve(Arc::clone(&gateway), request, link));
         // A client has 30 s to send its headers: slow clients cannot hold connections forever.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

@@ -63,25 +63,9 @@ pub async fn handle(
     let Some(route) = snapshot.route(host.as_deref(), parts.uri.path()) else {
         return Ok(plain(StatusCode::NOT_FOUND, format!("no MCP route is served at {}", parts.uri.path())));
     };
-    if let Err(refusal) =
-        check_host(&gateway, route, host.as_deref()).and_then(|()| check_origin(route, &parts.headers, host.as_deref()))
-    {
-        return Ok(rpc_failure(StatusCode::FORBIDDEN, None, RpcError::new(INVALID_REQUEST, refusal)));
-    }
-    // Before the body is read: an unauthenticated caller costs no more than its headers.
-    // Spans need the body's `_meta` for their parent: authentication's is made once it is read.
-    let authenticate = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown);
-    let authenticated = match arrival.as_mut() {
-        Some(arrival) => traces::authenticating(arrival, authenticate).await,
-        None => authenticate.await,
-    };
-    let principal = match authenticated {
+    let principal = match admit(&gateway, route, host.as_deref(), &parts, arrival.as_mut()).await {
         Ok(principal) => principal,
-        Err(refusal) => {
-            let method = parts.headers.get(crate::protocol::header::METHOD).and_then(|v| v.to_str().ok());
-            let context = arrival.as_ref().map(|arrival| (arrival, method, &parts.method));
-            return Ok(refused(&gateway, route, &parts.headers, &refusal, context));
-        }
+        Err(refusal) => return Ok(refusal),
     };
     Ok(match parts.method {
         Method::POST => {
@@ -115,6 +99,32 @@ pub async fn handle(
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             response
         }
+    })
+}
+
+/// What every request to a route passes before its body is read: its Host and Origin, then
+/// its caller's credential, so that an unauthenticated caller costs no more than its headers.
+/// The MCP endpoint and the route's tool exports (`crate::export`) admit callers alike.
+pub(crate) async fn admit(
+    gateway: &Gateway,
+    route: &Route,
+    host: Option<&str>,
+    parts: &http::request::Parts,
+    mut arrival: Option<&mut traces::Arrival>,
+) -> Result<Arc<Principal>, Response> {
+    if let Err(refusal) = check_host(gateway, route, host).and_then(|()| check_origin(route, &parts.headers, host)) {
+        return Err(rpc_failure(StatusCode::FORBIDDEN, None, RpcError::new(INVALID_REQUEST, refusal)));
+    }
+    // Spans need the body's `_meta` for their parent: authentication's is made once it is read.
+    let authenticate = route.access.authn.authenticate(&parts.headers, gateway.jwks_refetch_cooldown);
+    let authenticated = match arrival.as_deref_mut() {
+        Some(arrival) => traces::authenticating(arrival, authenticate).await,
+        None => authenticate.await,
+    };
+    authenticated.map_err(|refusal| {
+        let method = parts.headers.get(crate::protocol::header::METHOD).and_then(|v| v.to_str().ok());
+        let context = arrival.as_deref().map(|arrival| (arrival, method, &parts.method));
+        refused(gateway, route, &parts.headers, &refusal, context)
     })
 }
 
@@ -156,7 +166,11 @@ fn origin_is_host(origin: &str, host: Option<&str>) -> bool {
 /// The request body, refused with 413 past the configured size. An oversized body is still
 /// read (and dropped, up to [`DRAIN_LIMIT`] more) so that the client, still writing it,
 /// receives the 413 instead of a broken connection.
-async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    mut body: RequestBody,
+) -> Result<Bytes, Response> {
     let limit = gateway.max_body_bytes;
     let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes"));
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
@@ -192,7 +206,7 @@ async fn read_body(gateway: &Gateway, headers: &HeaderMap, mut body: RequestBody
     }
 }
 
-async fn post(
+pub(crate) async fn post(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
     headers: &HeaderMap,
@@ -522,7 +536,7 @@ fn session(
 /// 429 for a request the route's cap on requests in flight refused before reading it: the
 /// wait in `Retry-After` and in a JSON-RPC error's `data.retryAfterSeconds` (its id unknown,
 /// so null), never an empty body.
-fn busy(gateway: &Gateway, route: &Route, max_in_flight: u32, seconds: u64) -> Response {
+pub(crate) fn busy(gateway: &Gateway, route: &Route, max_in_flight: u32, seconds: u64) -> Response {
     let (namespace, route_name) = (&*route.config.namespace, &*route.config.name);
     gateway.metrics.concurrency_refusals.inc(&CapLabels { namespace, route: route_name, cap: CapScope::Route });
     let message = format!(
@@ -605,7 +619,12 @@ fn protected_resource(
     response
 }
 
-fn host_name(host: &str) -> String {
+/// A JSON body with `status`, for the answers of the routes' tool exports.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    json(status, Bytes::from(body.to_string()))
+}
+
+pub(crate) fn host_name(host: &str) -> String {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
