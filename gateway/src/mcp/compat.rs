@@ -9,9 +9,12 @@
 //! to offer (learned from the lists that pass through; a mount this replica has not listed
 //! yet is listed first), the one whose client-visible name shortens to it. Everything after
 //! that sees the client-visible name, not the short one: authorization globs, rate limits,
-//! result caching, the audit log's target and the traces. An operator writes policy against
-//! the names the route's tools have (`github_*`), the same whether or not a profile is
-//! turned on, and one policy then covers a tool under either spelling.
+//! result caching and the audit log's target. An operator writes policy against the names
+//! the route's tools have (`github_*`), the same whether or not a profile is turned on, and
+//! one policy then covers a tool under either spelling; a short form, a hash, could not be
+//! matched by a glob anyway. Traces record each name as its sender wrote it (the conventions'
+//! rule): the server span the short form the client sent, the upstream span the upstream's
+//! own name.
 //!
 //! Routes without a profile never reach this module: their lists and calls pay one `Option`
 //! check.

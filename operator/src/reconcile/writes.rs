@@ -169,7 +169,14 @@ fn visible_tools(served: &Served, namespace: &str, name: &str) -> Option<u32> {
     for mount in &route.mounts {
         let names = served.tool_names.get(&ObjectKey::new(namespace, &mount.server))?;
         let matcher = mount.tools.matcher().ok()?;
-        count += names.iter().filter(|n| matcher.visible(n).is_some()).count();
+        // A route that reports names its providers refuse leaves those tools out.
+        let left_out = |visible: &str| {
+            let prefixed = manifold_api::config::prefixed(&mount.prefix, visible);
+            route.compatibility.as_ref().is_some_and(|profile| {
+                profile.report && manifold_api::compat::name_problem(&prefixed, &profile.providers).is_some()
+            })
+        };
+        count += names.iter().filter(|n| matcher.visible(n).is_some_and(|visible| !left_out(visible))).count();
     }
     u32::try_from(count).ok()
 }
