@@ -112,7 +112,7 @@ pub async fn trim_arguments(
 /// Whether `name` has a short form's shape: `_` and 8 lowercase hex digits at its end.
 fn looks_short(name: &str) -> bool {
     let bytes = name.as_bytes();
-    bytes.len() > 9
+    bytes.len() >= 9
         && bytes[bytes.len() - 9] == b'_'
         && bytes[bytes.len() - 8..].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
