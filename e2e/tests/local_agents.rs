@@ -13,6 +13,9 @@ use manifold_e2e::tokens::{Signer, claims, jwks};
 use manifold_e2e::{LocalStack, yaml};
 use serde_json::{Value, json};
 
+/// The SDK paths on OpenAI's Chat Completions API, which takes at most 128 tools a request.
+const CHAT_COMPLETIONS: [&str; 3] = ["openai_chat_agent.py", "openai_agents_agent.py", "pydantic_ai_agent.py"];
+
 /// Every SDK path of examples/agents/.
 const EXAMPLES: [&str; 7] = [
     "gemini_agent.py",
@@ -133,11 +136,7 @@ fn told(example: &str) -> [Value; 3] {
     let mcp_result = |text: &str, error: bool| json!({"content": [{"type": "text", "text": text}], "is_error": error, "result_type": "complete"});
     match example {
         // The session's error, and each result whole: a failed one as `error`.
-        "gemini_agent.py" => [
-            json!({"error": DENIED}),
-            json!({"error": mcp_result(FAILED, true)}),
-            json!({"result": mcp_result(echoed, false)}),
-        ],
+        "gemini_agent.py" => [json!({"error": DENIED}), json!({"error": mcp_result(FAILED, true)}), json!(echoed)],
         // The examples' own loop: the refusal and the failure marked.
         "openai_chat_agent.py" | "openai_responses_agent.py" => {
             [json!(format!("error: {DENIED}")), json!(format!("error: {FAILED}")), json!(echoed)]
@@ -218,10 +217,7 @@ async fn every_sdk_round_trips_a_tool_and_tells_its_model_of_a_denied_call_and_a
     assert_told(
         "gemini_agent.mjs",
         &run,
-        &[
-            json!({"error": {"content": [{"type": "text", "text": FAILED}], "isError": true}}),
-            json!({"content": [{"type": "text", "text": echoed}], "isError": false}),
-        ],
+        &[json!({"error": {"content": [{"type": "text", "text": FAILED}], "isError": true}}), json!(echoed)],
     );
     let echoed = run["tool_results"][1].as_str().expect("the echo as text");
     assert_eq!(run["final"], format!("The tool said: {echoed}"), "{run}");
@@ -232,52 +228,139 @@ async fn every_sdk_round_trips_a_tool_and_tells_its_model_of_a_denied_call_and_a
 
 /// A route with 300 tools, among them the schema cases (`$ref`, draft-07 `definitions`,
 /// `additionalProperties: false`, an open map, enums, nullable, nested objects) and a 70-character
-/// dotted name, without `spec.compatibility`: each SDK offers all 300 tools, and what fails is
-/// the SDK's own doing or its provider's refusal.
+/// dotted name (`agents_billing.invoices.…`), on one upstream and one gateway, with and without
+/// `spec.compatibility: [openai, anthropic, gemini]`, the gateway listing in pages of 100.
+/// Without it, each SDK fails its own way (or its provider refuses the request); with it, every
+/// SDK offers the route's 300 tools, listed in one page (the long name in its short form), and
+/// calls the schema cases through it, the upstream receiving the arguments as the model sent them.
+/// Chat Completions takes at most 128 tools a request, profile or not: its three SDK paths run on
+/// the same mount narrowed to 110 tools (and one shows the refusal of 300).
 #[tokio::test(flavor = "multi_thread")]
-async fn without_compatibility_a_300_tool_route_fails_each_sdk_its_own_way() {
+async fn a_300_tool_route_works_in_every_sdk_with_compatibility_and_fails_each_its_own_way_without() {
     let upstream = Upstream::start("agents").await;
-    let route = yaml::route("wide", "mounts: [{server: agents}]");
-    let stack = LocalStack::start(&(yaml::server("agents", &upstream.mcp_url(), "") + &route)).await;
-    let url = stack.url("/acme/wide/mcp");
-    let listed = run_client_with(&url, Sdk::Mcp, &[], json!([{"op": "list", "kind": "tools"}])).await;
-    let tools = tool_names(&json!({"tools": listed[0]["items"]}));
-    assert_eq!(tools.len(), 300);
+    let routes = yaml::route("bare", "mounts: [{server: agents}]")
+        + &yaml::route("compatible", "mounts: [{server: agents}], compatibility: [openai, anthropic, gemini]")
+        // The schema cases and 100 fillers: within Chat Completions' 128 tools per request.
+        + &yaml::route("bare-110", "mounts: [{server: agents, tools: {exclude: ['f1*', 'f2*']}}]")
+        + &yaml::route(
+            "compatible-110",
+            "mounts: [{server: agents, tools: {exclude: ['f1*', 'f2*']}}], compatibility: [openai, anthropic, gemini]",
+        );
+    // Lists in pages of 100 (a profiled route still lists its 300 tools in one page).
+    let stack = LocalStack::start_with(&(yaml::server("agents", &upstream.mcp_url(), "") + &routes), |s| {
+        s.list_page_size = 100
+    })
+    .await;
+    let listed = |route: &str| {
+        let url = stack.url(&format!("/acme/{route}/mcp"));
+        async move {
+            let listed = run_client_with(&url, Sdk::Mcp, &[], json!([{"op": "list", "kind": "tools"}])).await;
+            listed.into_iter().next().expect("the list's answer")
+        }
+    };
+    let (bare_list, compatible_list, narrow_list, bare_narrow_list) =
+        tokio::join!(listed("bare"), listed("compatible"), listed("compatible-110"), listed("bare-110"));
+    assert_eq!((&bare_list["pages"], &compatible_list["pages"]), (&json!(3), &json!(1)), "pages of 100, or one");
+    let tools = tool_names(&json!({"tools": bare_list["items"]}));
+    let compatible_tools = tool_names(&json!({"tools": compatible_list["items"]}));
+    let narrow_tools = tool_names(&json!({"tools": narrow_list["items"]}));
+    let bare_narrow_tools = tool_names(&json!({"tools": bare_narrow_list["items"]}));
+    assert_eq!(
+        (tools.len(), compatible_tools.len(), narrow_tools.len(), bare_narrow_tools.len()),
+        (300, 300, 110, 110)
+    );
+    let first_page: Vec<Value> =
+        bare_list["items"].as_array().expect("items")[..100].iter().map(|t| t["name"].clone()).collect();
+    // Runs `script` through every example at once, each on the route `route(example)` names.
+    let run_all = |route: fn(&str) -> &'static str, script: Value| {
+        join_all(EXAMPLES.map(|example| {
+            let (url, script) = (stack.url(&format!("/acme/{}/mcp", route(example))), script.clone());
+            async move { (example, run_agent(example, &url, &[], script).await) }
+        }))
+    };
 
+    // The profile changes one name: the dotted 70-character one, to its short form.
+    const LONG: &str = "agents_billing.invoices.reconcile_outstanding_balances_for_customer_id";
+    const SHORT: &str = "agents_billing_invoices_reconcile_outstanding_balances__25174f6b";
+    let renamed: Vec<String> = tools.iter().map(|t| if t == LONG { SHORT.to_owned() } else { t.clone() }).collect();
+    assert_eq!(sorted(&json!(renamed)), compatible_tools);
+
+    // With the profile: each schema case called (by the name the model was offered), its
+    // arguments as the upstream received them.
+    let calls = [
+        ("agents_ship_order", "ship_order", json!({"address": {"city": "Oslo", "zip": "0150"}})),
+        ("agents_legacy_lookup", "legacy_lookup", json!({"key": "k1"})),
+        ("agents_closed_note", "closed_note", json!({"text": "t"})),
+        ("agents_tag_resource", "tag_resource", json!({"resource": "r1", "labels": {"team": "ops"}})),
+        ("agents_set_unit", "set_unit", json!({"unit": "celsius"})),
+        ("agents_update_note", "update_note", json!({"title": null, "body": "b"})),
+        (
+            "agents_create_shipment",
+            "create_shipment",
+            json!({"sender": {"name": "n", "address": {"city": "Oslo"}}, "parcels": [{"kg": 2.5}]}),
+        ),
+        (SHORT, "billing.invoices.reconcile_outstanding_balances_for_customer_id", json!({"customer": "c1"})),
+    ];
+    let mut turns: Vec<Value> =
+        calls.iter().map(|(name, _, arguments)| json!({"tool": name, "arguments": arguments})).collect();
+    turns.push(json!({"text": "done"}));
+    // Chat Completions takes 128 tools a request: its SDK paths use the route of 110.
+    let profiled = |example: &str| if CHAT_COMPLETIONS.contains(&example) { "compatible-110" } else { "compatible" };
+    let script = json!({"input": "Use every case.", "turns": turns});
+    for (example, run) in run_all(profiled, script.clone()).await {
+        assert_eq!(run["final"], "done", "{example}: {run}");
+        assert_eq!(run["requests"], calls.len() + 1, "{example}: {run}");
+        let route_tools = if profiled(example) == "compatible" { &compatible_tools } else { &narrow_tools };
+        for offered in run["offered"].as_array().expect("offered per request") {
+            assert_eq!(&sorted(offered), route_tools, "{example} offers the route's tools: {run}");
+        }
+        let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
+        assert_eq!(results.len(), calls.len(), "{example}: {run}");
+        for (result, (_, upstream_name, arguments)) in results.iter().zip(&calls) {
+            assert_eq!(result.as_str().unwrap_or_default(), format!("{upstream_name}:{arguments}"), "{example}: {run}");
+        }
+    }
+
+    // All 300 in one Chat Completions request: the provider's own bound, profile or not.
+    let run = run_agent("openai_chat_agent.py", &stack.url("/acme/compatible/mcp"), &[], script).await;
+    let refused = "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length 300 instead.";
+    assert_eq!(run["raised"], format!("BadRequestError: Error code: 400 - {refused}"), "{run}");
+    assert_eq!(run["refusals"][0]["error"]["error"]["message"], refused, "{run}");
+
+    // Without it.
     let script = json!({
         "input": "Echo hi.",
         "turns": [{"tool": "agents_echo", "arguments": {"text": "hi"}}, {"text": "{result}"}],
     });
-    let runs = join_all(EXAMPLES.map(|example| {
-        let (url, script) = (url.clone(), script.clone());
-        async move { (example, run_agent(example, &url, &[], script).await) }
-    }))
-    .await;
+    let unprofiled = |example: &str| if CHAT_COMPLETIONS.contains(&example) { "bare-110" } else { "bare" };
+    let bare = run_all(unprofiled, script).await;
     let too_long = |field: &str| {
         format!(
             "Invalid '{field}': string too long. Expected a string with maximum length 64, but got a string with length 70 instead."
         )
     };
-    for (example, run) in runs {
+    for (example, run) in bare {
         // What the SDK raised, and the provider's refusal (if the request got that far).
         let (raised, refused) = match example {
             // google-genai converts every schema before sending anything, and fails on a boolean
             // `additionalProperties` (`closed_note`; FastMCP and zod emit one on every tool).
             "gemini_agent.py" => ("AttributeError: 'bool' object has no attribute 'items'".to_owned(), None),
-            // The TypeScript SDK sends each schema as is (`parametersJsonSchema`): Gemini takes
-            // all 300 tools and the dotted 70-character name.
+            // The TypeScript SDK sends each schema as is (`parametersJsonSchema`), which Gemini
+            // takes, the dotted 70-character name too; but it stops reading pages once it holds
+            // 100 tools: its model is offered the first page only.
             "gemini_agent.mjs" => {
                 let results = run["tool_results"].as_array().unwrap_or_else(|| panic!("{example}: {run}"));
                 assert_eq!(results.len(), 1, "{run}");
                 assert_eq!(run["final"], results[0], "{run}");
-                assert!(results[0].as_str().is_some_and(|r| r.contains(r#"echo:{\"text\":\"hi\"}"#)), "{run}");
+                assert_eq!(results[0], r#"echo:{"text":"hi"}"#, "{run}");
                 assert_eq!(run["offered"].as_array().map(Vec::len), Some(2), "{run}");
                 for offered in run["offered"].as_array().expect("offered per request") {
-                    assert_eq!(sorted(offered), tools, "{run}");
+                    assert_eq!(offered, &json!(first_page), "{run}");
                 }
                 continue;
             }
-            // OpenAI and Anthropic refuse the whole request over `agents_billing.invoices.…`.
+            // OpenAI and Anthropic refuse the whole request over `agents_billing.invoices.…` (the
+            // Chat Completions paths on the route of 110).
             "openai_chat_agent.py" | "openai_agents_agent.py" => {
                 let refused = too_long("tools[8].function.name");
                 (format!("BadRequestError: Error code: 400 - {refused}"), Some(refused))
@@ -311,7 +394,8 @@ async fn without_compatibility_a_300_tool_route_fails_each_sdk_its_own_way() {
             Some(refused) => {
                 assert_eq!(run["refusals"][0]["error"]["error"]["message"], refused, "{example}: {run}");
                 assert_eq!(run["requests"], 1, "{example}: {run}");
-                assert_eq!(sorted(&run["offered"][0]), tools, "{example} offered all 300 tools: {run}");
+                let route_tools = if unprofiled(example) == "bare" { &tools } else { &bare_narrow_tools };
+                assert_eq!(&sorted(&run["offered"][0]), route_tools, "{example} offered the route's tools: {run}");
             }
             None => assert_eq!(run["requests"], 0, "{example} sent nothing: {run}"),
         }

@@ -8,8 +8,9 @@
 //   GEMINI_API_KEY=<key> node gemini_agent.mjs "What is the weather in Oslo?"
 //
 // GEMINI_BASE_URL points it at another endpoint, GEMINI_MODEL picks the model.
-// Watch for: this SDK sends each tool's raw JSON Schema (`parametersJsonSchema`) and reads up
-// to 100 tools of the route.
+// Watch for: this SDK sends each tool's raw JSON Schema (`parametersJsonSchema`), and stops
+// reading `tools/list` pages once it holds 100 tools (a route with `spec.compatibility` lists
+// up to 1000 tools in one page, all of which it then reads).
 
 import { GoogleGenAI, mcpToTool } from "@google/genai";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";

@@ -8,7 +8,8 @@ Run it against OpenAI:
 
 OPENAI_BASE_URL points it at another endpoint (Chat Completions), OPENAI_MODEL picks the model.
 Watch for: the SDK's strict-schema conversion is off by default and falls back to non-strict
-silently; OpenAI's tool-name rule applies (set `spec.compatibility: [openai]` on the route).
+silently; OpenAI's tool-name rule applies (set `spec.compatibility: [openai]` on the route);
+Chat Completions takes at most 128 tools a request.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Run it against OpenAI:
 
 OPENAI_BASE_URL points it at another endpoint, OPENAI_MODEL picks the model.
 Watch for: OpenAI takes tool names matching `^[a-zA-Z0-9_-]{1,64}$`, and a route's prefixed
-names can break it (set `spec.compatibility: [openai]` on the route).
+names can break it (set `spec.compatibility: [openai]` on the route). Chat Completions takes at
+most 128 tools a request: narrow the route (a mount's `tools`) or use the Responses API
+(openai_responses_agent.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Run it against OpenAI:
     OPENAI_API_KEY=<key> python pydantic_ai_agent.py "What is the weather in Oslo?"
 
 OPENAI_BASE_URL points it at another endpoint, OPENAI_MODEL picks the model.
+Watch for: OpenAI's tool-name rule (set `spec.compatibility: [openai]` on the route), and Chat
+Completions takes at most 128 tools a request.
 """
 
 from __future__ import annotations
