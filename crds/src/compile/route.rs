@@ -615,7 +615,13 @@ struct ProfileNames {
     left_out: Vec<(String, String)>,
     /// Short forms that are another tool's client-visible name.
     collisions: Vec<Problem>,
+    /// How many tools the route serves to its clients, once every mount's tools are known.
+    served: usize,
 }
+
+/// The most tools OpenAI's Chat Completions takes in one request (`array_above_max_length`);
+/// its Responses API states no bound. No gateway can lift it: the status says so.
+const OPENAI_CHAT_MAX_TOOLS: usize = 128;
 
 fn profile_names(
     namespace: &str,
@@ -648,6 +654,7 @@ fn profile_names(
             }
         }
     }
+    found.served = served.len();
     for (i, name, visible) in served {
         match shown.get(&name) {
             // Two unshortened names alike are `collisions`' to report (and the same tool
@@ -672,11 +679,20 @@ impl ProfileNames {
     /// The route's `Compatible` condition, and `PartiallyInvalid` when tools are left out.
     fn verdicts(&self, profile: &CompatibilityConfig) -> Vec<Verdict> {
         let providers = profile.providers.iter().copied().map(Provider::as_str).collect::<Vec<_>>().join(", ");
+        let too_many = profile.providers.contains(&Provider::OpenAi) && self.served > OPENAI_CHAT_MAX_TOOLS;
         let compatible = |reason: &str, message: String| Verdict {
             type_: condition::COMPATIBLE.into(),
             status: true,
             reason: reason.into(),
-            message,
+            message: match too_many {
+                true => format!(
+                    "{message}. OpenAI's Chat Completions takes at most {OPENAI_CHAT_MAX_TOOLS} tools in one request \
+                     and this route serves {}: its agents need the Responses API, or a part of the tools \
+                     (authorization or a mount's `tools` filter)",
+                    self.served
+                ),
+                false => message,
+            },
         };
         if !self.left_out.is_empty() {
             let message = format!(

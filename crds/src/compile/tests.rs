@@ -281,6 +281,35 @@ fn a_profile_lists_each_shortened_name_and_is_carried_into_the_config() {
 }
 
 #[test]
+fn a_profile_naming_openai_says_when_chat_completions_cannot_take_every_tool() {
+    let names: Vec<String> = (0..129).map(|i| format!("t{i}")).collect();
+    let compatible = |count: usize, providers: Vec<Provider>| {
+        let tools: Vec<&str> = names[..count].iter().map(String::as_str).collect();
+        let mut route = compat_route(false, vec![mk_mount("a", None)]);
+        route.spec.compatibility = providers;
+        let inputs = Inputs {
+            servers: vec![mk_server("a")],
+            routes: vec![route],
+            discovered: discovered(&[("a", &tools)]),
+            ..Default::default()
+        };
+        let compiled = compile(&inputs, None);
+        condition(route_outcome(&compiled, "r"), condition::COMPATIBLE).expect("a Compatible condition").message.clone()
+    };
+    assert_eq!(
+        compatible(129, vec![Provider::OpenAi]),
+        "every client-visible tool name meets the rules of openai. OpenAI's Chat Completions takes at most 128 \
+         tools in one request and this route serves 129: its agents need the Responses API, or a part of the tools \
+         (authorization or a mount's `tools` filter)"
+    );
+    assert_eq!(compatible(128, vec![Provider::OpenAi]), "every client-visible tool name meets the rules of openai");
+    assert_eq!(
+        compatible(129, vec![Provider::Anthropic, Provider::Gemini]),
+        "every client-visible tool name meets the rules of anthropic, gemini"
+    );
+}
+
+#[test]
 fn under_report_the_status_names_each_tool_left_out_and_why() {
     let inputs = Inputs {
         servers: vec![mk_server("a")],
