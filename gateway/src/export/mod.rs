@@ -66,7 +66,9 @@ pub async fn serve(
         Ok(principal) => principal,
         Err(refusal) => return Ok(refusal),
     };
-    Ok(handle(&gateway, &route, export, &parts, body, principal, arrival.as_ref()).await)
+    // Boxed: the export's future is large, and inline it would grow every MCP request's
+    // future (this function's) by its size, on the workers' stacks.
+    Ok(Box::pin(handle(&gateway, &route, export, &parts, body, principal, arrival.as_ref())).await)
 }
 
 /// Answers an export request of an admitted caller.
