@@ -308,6 +308,9 @@ fn token_store(settings: &Settings, ring: &Arc<KeyRing>) -> Result<upstream::ide
     Ok(tokens)
 }
 
+/// The stack of each MCP worker thread: Linux's default for a main thread.
+const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 /// A thread with its own single-threaded runtime, accepting MCP connections on a shared
 /// listener; the receiver resolves once it has drained and stopped.
 fn spawn_worker(
@@ -318,18 +321,23 @@ fn spawn_worker(
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (done, stopped) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new().name(format!("mcp-worker-{index}")).spawn(move || {
-        runtime.block_on(async move {
-            match TcpListener::from_std(listener) {
-                Ok(listener) => serve_mcp(listener, gateway, shutdown).await,
-                Err(error) => {
-                    tracing::error!(%error, "worker could not listen");
-                    shutdown.cancel();
+    // A request's whole path (endpoint, exchange, policy, upstream) is polled on this stack.
+    // Unoptimised builds keep every await point's locals apart and overflowed the default
+    // 2 MiB; the stack is reserved, not touched, so a larger one costs no memory unless used.
+    std::thread::Builder::new().name(format!("mcp-worker-{index}")).stack_size(WORKER_STACK_BYTES).spawn(
+        move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve_mcp(listener, gateway, shutdown).await,
+                    Err(error) => {
+                        tracing::error!(%error, "worker could not listen");
+                        shutdown.cancel();
+                    }
                 }
-            }
-        });
-        let _ = done.send(());
-    })?;
+            });
+            let _ = done.send(());
+        },
+    )?;
     Ok(stopped)
 }
 
