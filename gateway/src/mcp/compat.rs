@@ -85,7 +85,7 @@ pub async fn resolve(call: &Call, profile: &CompatibilityConfig, sent: String) -
 /// normalisation loosened it (`compat::fit_arguments`): undeclared properties removed where it
 /// said `additionalProperties: false`, non-string enum values restored from the strings Gemini
 /// sent. Nothing else about the arguments changes, and nothing at all unless Gemini is named.
-pub async fn trim_arguments(
+pub async fn fit_arguments(
     call: &Call,
     profile: &CompatibilityConfig,
     mount: &Mount,

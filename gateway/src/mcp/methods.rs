@@ -111,7 +111,7 @@ async fn routed(call: &Call, kind: Kind, method: Method, params: Option<&RawValu
                     _ => None,
                 };
                 if let Some(profile) = profile {
-                    super::compat::trim_arguments(call, profile, mount, &upstream, &mut fields).await;
+                    super::compat::fit_arguments(call, profile, mount, &upstream, &mut fields).await;
                 }
                 fields.insert(field.into(), raw(&upstream));
                 let sent = raw(&fields);
